@@ -1,0 +1,299 @@
+"""Code nodes: a Python snippet or function as a workflow step.
+
+``PythonCodeNode(code="result = x + 1")`` runs the snippet with its inputs as
+variables and returns ``{"result": ...}``. The inputs it needs are read off the code
+(names it uses but never assigns), so a missing one fails before the run starts.
+The snippet is compiled once, when the node is built.
+
+Code nodes run trusted code with the full Python builtins: they are for the
+workflow author's own code, never for definitions submitted by untrusted callers.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import importlib
+import inspect
+import types
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from kailash_nb.nodes._code_analysis import analyze
+from kailash_nb.nodes.base import Node, NodeParameter
+from kailash_nb.nodes.base_async import AsyncNode
+from kailash_nb.nodes.registry import register_node
+from kailash_nb.sdk_exceptions import NodeConfigurationError
+
+__all__ = ["AsyncPythonCodeNode", "PythonCodeNode"]
+
+# Standard modules a snippet may use without importing them, as in Kailash.
+_PRELOADED_MODULES = frozenset(
+    {
+        "base64",
+        "collections",
+        "copy",
+        "csv",
+        "datetime",
+        "functools",
+        "hashlib",
+        "itertools",
+        "json",
+        "math",
+        "random",
+        "re",
+        "statistics",
+        "string",
+        "time",
+        "uuid",
+    }
+)
+# Kailash constructor options that kailash_nb does not implement; accepting them
+# silently would promise a sandbox or schema check that does not happen.
+_UNSUPPORTED_OPTIONS = frozenset(
+    {
+        "class_type",
+        "process_method",
+        "input_schema",
+        "output_schema",
+        "max_code_lines",
+        "validate_security",
+        "sandbox_mode",
+    }
+)
+_TYPE_NAMES: dict[str, Any] = {
+    "int": int,
+    "float": float,
+    "str": str,
+    "bool": bool,
+    "list": list,
+    "dict": dict,
+    "Any": Any,
+}
+
+
+class _CodeRunner:
+    """Shared machinery of the sync and async code nodes."""
+
+    _compile_flags: ClassVar[int] = 0
+    _extra_modules: ClassVar[frozenset[str]] = frozenset()
+
+    def _prepare(self) -> None:
+        config = self.config
+        for option in _UNSUPPORTED_OPTIONS & config.keys():
+            raise NodeConfigurationError(
+                f"node {self.id!r}: option {option!r} is not supported; kailash_nb code nodes "
+                "run trusted code without a sandbox and check inputs against the code itself"
+            )
+        code, function = config.get("code"), config.get("function")
+        if (code is None) == (function is None):
+            raise NodeConfigurationError(
+                f"node {self.id!r} ({self.type_name()}): give exactly one of 'code' (a string) "
+                "or 'function' (a callable)"
+            )
+        self._input_types = self._read_input_types(config.get("input_types"))
+        if code is not None:
+            self._prepare_code(code)
+        else:
+            self._prepare_function(function)
+
+    def _read_input_types(self, input_types: Any) -> dict[str, Any]:
+        if input_types is None:
+            return {}
+        if not isinstance(input_types, dict):
+            raise NodeConfigurationError(
+                f"node {self.id!r}: 'input_types' must map input names to types"
+            )
+        resolved = {}
+        for name, declared in input_types.items():
+            if isinstance(declared, str):
+                if declared not in _TYPE_NAMES:
+                    raise NodeConfigurationError(
+                        f"node {self.id!r}: input_types[{name!r}] = {declared!r} is not one of "
+                        f"{sorted(_TYPE_NAMES)}"
+                    )
+                declared = _TYPE_NAMES[declared]
+            resolved[name] = declared
+        return resolved
+
+    def _prepare_code(self, code: Any) -> None:
+        if not isinstance(code, str) or not code.strip():
+            raise NodeConfigurationError(
+                f"node {self.id!r}: 'code' must be a non-empty string of Python"
+            )
+        try:
+            analysis = analyze(code, self._compile_flags)
+        except SyntaxError as exc:
+            raise NodeConfigurationError(
+                f"node {self.id!r}: invalid Python in 'code' at line {exc.lineno}: {exc.msg}"
+            ) from None
+        self._code = analysis.code
+        self._bound_names = analysis.bound_names
+        names = analysis.free_names
+        modules = self._PRELOADED | self._extra_modules
+        self._globals = {
+            "__builtins__": builtins,
+            "__name__": f"kailash_nb.node.{self.id}",
+        }
+        self._input_names = []
+        for name in names:
+            if name in modules:
+                self._globals[name] = importlib.import_module(name)
+            else:
+                self._input_names.append(name)
+        self._function = None
+
+    _PRELOADED: ClassVar[frozenset[str]] = _PRELOADED_MODULES
+
+    def _prepare_function(self, function: Any) -> None:
+        if not callable(function):
+            raise NodeConfigurationError(f"node {self.id!r}: 'function' must be callable")
+        self._function = function
+        self._code = None
+        self._signature = inspect.signature(function)
+        if any(p.kind is p.VAR_POSITIONAL for p in self._signature.parameters.values()):
+            raise NodeConfigurationError(
+                f"node {self.id!r}: function {function.__name__!r} takes *args; node inputs are "
+                "passed by name, so declare named parameters"
+            )
+        self.accepts_extra_inputs = any(
+            p.kind is p.VAR_KEYWORD for p in self._signature.parameters.values()
+        )
+
+    def get_parameters(self) -> dict[str, NodeParameter]:
+        """Inputs read off the code's free names, or off the function's signature."""
+        if self._function is None:
+            return {
+                name: NodeParameter(
+                    name=name,
+                    type=self._input_types.get(name, Any),
+                    required=True,
+                    description="read by the code",
+                )
+                for name in self._input_names
+            }
+        parameters = {}
+        for name, parameter in self._signature.parameters.items():
+            if parameter.kind is parameter.VAR_KEYWORD:
+                continue
+            annotation = self._input_types.get(name, parameter.annotation)
+            if annotation is inspect.Parameter.empty or isinstance(annotation, str):
+                annotation = Any
+            has_default = parameter.default is not inspect.Parameter.empty
+            parameters[name] = NodeParameter(
+                name=name,
+                type=annotation,
+                required=not has_default,
+                default=parameter.default if has_default else None,
+            )
+        return parameters
+
+    def _config_only_keys(self) -> frozenset[str]:
+        return frozenset({"code", "function", "input_types"})
+
+    def _namespace(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        namespace = dict(self._globals)
+        namespace.update(kwargs)
+        return namespace
+
+    def _outputs_from(self, namespace: dict[str, Any]) -> dict[str, Any]:
+        if "result" in namespace:
+            return {"result": namespace["result"]}
+        return {
+            name: namespace[name]
+            for name in sorted(self._bound_names)
+            if name in namespace
+            and not name.startswith("_")
+            and not isinstance(namespace[name], (types.ModuleType, types.FunctionType, type))
+        }
+
+    @staticmethod
+    def _wrap_return(value: Any) -> dict[str, Any]:
+        if isinstance(value, dict) and "result" in value:
+            return value
+        return {"result": value}
+
+
+@register_node()
+class PythonCodeNode(_CodeRunner, Node):
+    """Run a Python snippet (``code``) or a function (``function``) as a node.
+
+    Code mode: inputs become variables; if the snippet assigns ``result`` the output
+    is ``{"result": result}``, otherwise it is every public variable the snippet
+    assigned (modules, functions and classes left out). Standard modules such as
+    ``math``, ``json``, ``datetime`` and ``re`` are available without an import.
+
+    Function mode (``PythonCodeNode.from_function(fn)``): inputs come from the
+    signature, annotated ones are coerced, and the return value becomes
+    ``{"result": value}``, except a dict that already has a ``"result"`` key, which
+    is returned as is (so a function can produce several outputs).
+
+    Config keys other than ``code``, ``function`` and ``input_types`` are default
+    values for the snippet's inputs.
+
+    Raises:
+        NodeConfigurationError: neither or both of code/function, a syntax error
+            (with its line), or an option kailash_nb does not implement.
+    """
+
+    accepts_extra_inputs: ClassVar[bool] = True
+
+    def __init__(self, name: str | None = None, **config: Any) -> None:
+        if name is not None:
+            config["name"] = name
+        super().__init__(**config)
+
+    @classmethod
+    def from_function(
+        cls, func: Callable[..., Any], name: str | None = None, **config: Any
+    ) -> PythonCodeNode:
+        """Wrap ``func`` as a node whose inputs are the function's parameters."""
+        if inspect.iscoroutinefunction(func) and cls is PythonCodeNode:
+            return AsyncPythonCodeNode.from_function(func, name=name, **config)
+        return cls(name=name or getattr(func, "__name__", None), function=func, **config)
+
+    def run(self, **kwargs: Any) -> dict[str, Any]:
+        """Execute the snippet or call the function with ``kwargs``."""
+        if self._function is not None:
+            return self._wrap_return(self._function(**kwargs))
+        namespace = self._namespace(kwargs)
+        exec(self._code, namespace)  # noqa: S102 - running trusted node code is the point
+        return self._outputs_from(namespace)
+
+
+@register_node()
+class AsyncPythonCodeNode(_CodeRunner, AsyncNode):
+    """Like ``PythonCodeNode`` but the snippet may ``await`` at top level.
+
+    ``asyncio`` is available without an import. With ``function``, the function may
+    be ``async def`` (awaited) or plain (called).
+    """
+
+    accepts_extra_inputs: ClassVar[bool] = True
+    _compile_flags: ClassVar[int] = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+    _extra_modules: ClassVar[frozenset[str]] = frozenset({"asyncio"})
+
+    def __init__(self, name: str | None = None, **config: Any) -> None:
+        if name is not None:
+            config["name"] = name
+        super().__init__(**config)
+
+    @classmethod
+    def from_function(
+        cls, func: Callable[..., Any], name: str | None = None, **config: Any
+    ) -> AsyncPythonCodeNode:
+        """Wrap ``func`` (usually ``async def``) as a node."""
+        return cls(name=name or getattr(func, "__name__", None), function=func, **config)
+
+    async def async_run(self, **kwargs: Any) -> dict[str, Any]:
+        """Execute the snippet or call the function with ``kwargs``, awaiting as needed."""
+        if self._function is not None:
+            value = self._function(**kwargs)
+            if inspect.isawaitable(value):
+                value = await value
+            return self._wrap_return(value)
+        namespace = self._namespace(kwargs)
+        pending = eval(self._code, namespace)  # noqa: S307 - compiled node code, may await
+        if pending is not None:
+            await pending
+        return self._outputs_from(namespace)

@@ -1,0 +1,578 @@
+"""The one workflow engine every runtime front end drives.
+
+Data flow contract (identical for every runtime):
+
+- A node's output is a dict; a connection carries one output key (a dotted path
+  walks nested dicts) to one input.
+- Several connections into one input: a later ``None`` never overwrites an earlier
+  non-``None`` value; otherwise the later connection wins.
+- Precedence, lowest first: node config < workflow-level parameters (keys that are
+  not node ids, delivered to every node declaring that input) < connected inputs <
+  node-keyed parameters ``{node_id: {...}}`` (which reach only that node). Inside a
+  cycle, values fed back by the cycle's edges win from the second iteration on.
+- Required inputs that nothing provides fail before any node runs.
+- A node whose connected inputs are all ``None`` and all come from a branching node
+  (``SwitchNode``) or from skipped nodes is skipped, and so on downstream. Skipped
+  nodes are absent from the results.
+- A node that fails with dependents stops the run with ``WorkflowExecutionError``
+  (``results``/``run_id`` hold the partial run; ``__cause__`` is the node's error,
+  chained to what the node raised). A failing node without dependents is recorded as
+  ``{"error": message, "error_type": exception class name, "failed": True}`` and the
+  run goes on.
+
+Scheduling: a workflow that is a single file of synchronous nodes runs inline in the
+caller's thread with no event loop. Anything else runs on an anyio event loop:
+independent branches run concurrently, async nodes on the loop, synchronous nodes
+inline when nothing else is in flight and in a bounded worker-thread pool when
+something is (or when a timeout must be able to interrupt them).
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from kailash_nb import sdk_exceptions as errors
+from kailash_nb.runtime.events import EventBus, NodeEvent, RunEvent
+from kailash_nb.sdk_exceptions import NodeExecutionError, WorkflowExecutionError
+from kailash_nb.workflow.connection import MISSING, read_output
+from kailash_nb.workflow.expressions import evaluate_condition
+from kailash_nb.workflow.graph import Workflow
+from kailash_nb.workflow.plan import DEFAULT_CYCLE_ITERATION_CAP, CycleUnit, ExecutionPlan
+
+__all__ = ["EngineSettings", "WorkflowRun"]
+
+_SKIP = object()
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Execution limits shared by every run of one runtime.
+
+    Attributes:
+        max_concurrent_nodes: nodes of one run executing at once (``None``: no limit
+            beyond the graph's own parallelism).
+        workflow_timeout: seconds a run may take before it is cancelled.
+        node_timeout: default per-attempt timeout for nodes without their own.
+        node_retries: default retries for nodes without their own.
+        max_worker_threads: threads running synchronous nodes concurrently.
+    """
+
+    max_concurrent_nodes: int | None = None
+    workflow_timeout: float | None = None
+    node_timeout: float | None = None
+    node_retries: int = 0
+    max_worker_threads: int = 16
+
+    def __post_init__(self) -> None:
+        for name in ("max_concurrent_nodes",):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a positive int or None, got {value!r}")
+        for name in ("workflow_timeout", "node_timeout"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, (int, float)) and value > 0):
+                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+        if not isinstance(self.node_retries, int) or self.node_retries < 0:
+            raise ValueError(f"node_retries must be a non-negative int, got {self.node_retries!r}")
+        if not isinstance(self.max_worker_threads, int) or self.max_worker_threads < 1:
+            raise ValueError(
+                f"max_worker_threads must be a positive int, got {self.max_worker_threads!r}"
+            )
+
+    @property
+    def needs_loop_always(self) -> bool:
+        """True when these settings alone require the event-loop scheduler."""
+        return bool(self.workflow_timeout or self.node_timeout or self.node_retries)
+
+
+class WorkflowRun:
+    """One execution of a workflow: inputs resolved, nodes run, events emitted.
+
+    Create it, then call ``run_inline()`` (only when ``inline`` is true) or
+    ``await run_async()``; both return the results dict.
+
+    Raises (at construction):
+        WorkflowValidationError: bad parameters or missing required inputs.
+    """
+
+    def __init__(
+        self,
+        workflow: Workflow,
+        parameters: dict[str, Any] | None,
+        *,
+        run_id: str,
+        bus: EventBus,
+        settings: EngineSettings,
+        thread_limiter: anyio.CapacityLimiter | None = None,
+    ) -> None:
+        if not isinstance(workflow, Workflow):
+            raise TypeError(
+                f"expected a built Workflow, got {type(workflow).__name__}; call "
+                "WorkflowBuilder.build() first"
+            )
+        plan: ExecutionPlan = workflow.plan
+        self.workflow = workflow
+        self.plan = plan
+        self.run_id = run_id
+        self.settings = settings
+        self.by_node, self.flat_by_node = plan.split_parameters(parameters)
+        plan.check_required(self.by_node, self.flat_by_node)
+        self.results: dict[str, dict[str, Any]] = {}
+        self.skipped: set[str] = set()
+        self.fed_back: dict[str, dict[str, Any]] = {}
+        self.failure: tuple[str, BaseException] | None = None
+        self.bus = bus
+        self.emitting = bus.active
+        self.inline = plan.sequential and not settings.needs_loop_always
+        self._thread_limiter = thread_limiter
+        self._node_limiter: anyio.CapacityLimiter | None = None
+        self._task_group: Any = None
+        self._in_flight = 0
+
+    # -- drivers ----------------------------------------------------------------------
+    def run_inline(self) -> dict[str, dict[str, Any]]:
+        """Run a sequential workflow in the calling thread; no event loop needed."""
+        if not self.inline:
+            raise errors.RuntimeExecutionError(
+                "internal: run_inline() called for a workflow that needs the event loop"
+            )
+        started = self._run_started()
+        for unit in self.plan.units:
+            if isinstance(unit, CycleUnit):
+                self._run_cycle_inline(unit)
+            else:
+                self._run_node_inline(unit)
+            if self.failure is not None:
+                break
+        return self._run_finished(started)
+
+    async def run_async(self) -> dict[str, dict[str, Any]]:
+        """Run the workflow on the current event loop, concurrently where possible."""
+        started = self._run_started()
+        if self.inline:
+            for unit in self.plan.units:
+                if isinstance(unit, CycleUnit):
+                    self._run_cycle_inline(unit)
+                else:
+                    self._run_node_inline(unit)
+                if self.failure is not None:
+                    break
+            return self._run_finished(started)
+        if self.settings.max_concurrent_nodes:
+            self._node_limiter = anyio.CapacityLimiter(self.settings.max_concurrent_nodes)
+        timeout = self.settings.workflow_timeout
+        try:
+            with anyio.fail_after(timeout):
+                async with anyio.create_task_group() as task_group:
+                    self._task_group = task_group
+                    for index in self.plan.roots:
+                        self._start_unit(index)
+        except TimeoutError:
+            error = errors.WorkflowTimeoutError(
+                f"workflow {self.workflow.name!r} exceeded workflow_timeout={timeout}s and was "
+                "cancelled",
+                results=dict(self.results),
+                run_id=self.run_id,
+            )
+            self._emit_run("failed", started, error)
+            raise error from None
+        return self._run_finished(started)
+
+    # -- concurrent scheduling ----------------------------------------------------------
+    def _start_unit(self, index: int) -> None:
+        self._in_flight += 1
+        self._queued(index)
+        self._task_group.start_soon(self._unit_worker, index)
+
+    async def _unit_worker(self, index: int | None) -> None:
+        try:
+            while index is not None:
+                if self._node_limiter is not None:
+                    async with self._node_limiter:
+                        await self._run_unit(index)
+                else:
+                    await self._run_unit(index)
+                if self.failure is not None:
+                    self._task_group.cancel_scope.cancel()
+                    return
+                ready = self._unit_done(index)
+                index = None
+                if ready:
+                    for other in ready[1:]:
+                        self._start_unit(other)
+                    index = ready[0]
+                    self._queued(index)
+        finally:
+            self._in_flight -= 1
+
+    def _unit_done(self, index: int) -> list[int]:
+        ready = []
+        counts = self._remaining
+        for successor in self.plan.successors[index]:
+            counts[successor] -= 1
+            if counts[successor] == 0:
+                ready.append(successor)
+        return ready
+
+    @functools.cached_property
+    def _remaining(self) -> list[int]:
+        return list(self.plan.predecessor_counts)
+
+    async def _run_unit(self, index: int) -> None:
+        unit = self.plan.units[index]
+        if isinstance(unit, CycleUnit):
+            await self._run_cycle(unit)
+        else:
+            await self._run_node(unit)
+
+    # -- one node ---------------------------------------------------------------------
+    def _run_node_inline(self, node_id: str, iteration: int | None = None) -> None:
+        kwargs = self._inputs_or_stop(node_id, iteration)
+        if kwargs is None:
+            return
+        if kwargs is _SKIP:
+            self._skip(node_id, iteration)
+            return
+        node = self.plan.nodes[node_id]
+        emitting = self.emitting
+        if emitting:
+            self._emit_node(node_id, "queued", iteration=iteration)
+            self._emit_node(node_id, "started", iteration=iteration)
+        started = time.perf_counter() if emitting else 0.0
+        try:
+            outputs = node.run_with(node.merge_inputs(kwargs))
+        except Exception as exc:
+            self._node_failed(node_id, exc, started, iteration)
+            return
+        self.results[node_id] = outputs
+        if emitting:
+            self._emit_node(
+                node_id, "completed", time.perf_counter() - started, iteration=iteration
+            )
+
+    async def _run_node(self, node_id: str, iteration: int | None = None) -> None:
+        kwargs = self._inputs_or_stop(node_id, iteration)
+        if kwargs is None:
+            return
+        if kwargs is _SKIP:
+            self._skip(node_id, iteration)
+            return
+        node = self.plan.nodes[node_id]
+        options = self.plan.options.get(node_id)
+        timeout = options.timeout if options and options.timeout else self.settings.node_timeout
+        retries = options.retries if options and options.retries is not None else None
+        retries = self.settings.node_retries if retries is None else retries
+        delay = options.retry_delay if options else 0.1
+        attempt = 0
+        while True:
+            if self.emitting:
+                self._emit_node(node_id, "started", iteration=iteration)
+            started = time.perf_counter()
+            try:
+                outputs = await self._attempt(node, kwargs, timeout)
+            except Exception as exc:
+                if attempt < retries:
+                    attempt += 1
+                    if self.emitting:
+                        self._emit_node(node_id, "retrying", error=exc, iteration=iteration)
+                    await anyio.sleep(delay * 2 ** (attempt - 1))
+                    continue
+                self._node_failed(node_id, exc, started, iteration)
+                return
+            self.results[node_id] = outputs
+            if self.emitting:
+                self._emit_node(
+                    node_id, "completed", time.perf_counter() - started, iteration=iteration
+                )
+            return
+
+    async def _attempt(self, node: Any, kwargs: dict[str, Any], timeout: float | None) -> dict:
+        if node.is_async:
+            if timeout is None:
+                return await node.run_with_async(node.merge_inputs(kwargs))
+            try:
+                with anyio.fail_after(timeout):
+                    return await node.run_with_async(node.merge_inputs(kwargs))
+            except TimeoutError:
+                raise _timed_out(node, timeout) from None
+        offload = (
+            timeout is not None or self.settings.workflow_timeout is not None or self._in_flight > 1
+        )
+        if not offload:
+            return node.run_with(node.merge_inputs(kwargs))
+        call = functools.partial(_run_sync_node, node, kwargs)
+        try:
+            with anyio.fail_after(timeout):
+                # abandon_on_cancel: a timed-out thread cannot be interrupted; the run
+                # moves on and the thread's eventual result is discarded.
+                return await anyio.to_thread.run_sync(
+                    call, limiter=self._threads(), abandon_on_cancel=True
+                )
+        except TimeoutError:
+            if timeout is None:
+                raise
+            raise _timed_out(node, timeout) from None
+
+    def _threads(self) -> anyio.CapacityLimiter:
+        if self._thread_limiter is None:
+            self._thread_limiter = anyio.CapacityLimiter(self.settings.max_worker_threads)
+        return self._thread_limiter
+
+    def _inputs_or_stop(self, node_id: str, iteration: int | None) -> Any:
+        """The node's inputs, ``_SKIP``, or ``None`` after stopping the run on a wiring
+        error (an output the source did not produce)."""
+        try:
+            return self._inputs_for(node_id, iteration)
+        except errors.ConnectionError as exc:
+            self._stop(node_id, exc)
+            return None
+
+    def _stop(self, node_id: str, exc: BaseException) -> None:
+        if self.failure is None:
+            self.failure = (node_id, exc)
+
+    def _inputs_for(self, node_id: str, iteration: int | None) -> Any:
+        flat = self.flat_by_node.get(node_id)
+        kwargs = dict(flat) if flat else {}
+        sources = self.plan.inputs[node_id]
+        if sources:
+            results = self.results
+            skipped = self.skipped
+            branching = self.plan.is_branching
+            only_branch_nones = True
+            for name, connections in sources:
+                value = MISSING
+                for connection in connections:
+                    source = connection.source_node
+                    outputs = results.get(source)
+                    if outputs is None:
+                        item = None
+                    else:
+                        item = read_output(outputs, connection)
+                        if item is MISSING:
+                            raise errors.ConnectionError(
+                                f"connection {connection}: node {source!r} produced no output "
+                                f"{connection.source_output!r}; its outputs are {sorted(outputs)}"
+                            )
+                    if item is not None:
+                        only_branch_nones = False
+                        value = item
+                    else:
+                        if not (branching[source] or source in skipped):
+                            only_branch_nones = False
+                        if value is MISSING:
+                            value = None
+                kwargs[name] = value
+            if only_branch_nones:
+                return _SKIP
+        own = self.by_node.get(node_id)
+        if own:
+            kwargs.update(own)
+        if iteration is not None and iteration > 1:
+            fed = self.fed_back.get(node_id)
+            if fed:
+                kwargs.update(fed)
+        return kwargs
+
+    def _skip(self, node_id: str, iteration: int | None) -> None:
+        self.skipped.add(node_id)
+        self.results.pop(node_id, None)
+        if self.emitting:
+            self._emit_node(node_id, "skipped", iteration=iteration)
+
+    def _node_failed(
+        self, node_id: str, exc: Exception, started: float, iteration: int | None
+    ) -> None:
+        duration = time.perf_counter() - started if started else None
+        if self.emitting:
+            self._emit_node(node_id, "failed", duration, error=exc, iteration=iteration)
+        if self.plan.has_dependents[node_id]:
+            self._stop(node_id, exc)
+            return
+        self.results[node_id] = {
+            "error": str(exc),
+            "error_type": type(exc.__cause__ or exc).__name__
+            if isinstance(exc, NodeExecutionError)
+            else type(exc).__name__,
+            "failed": True,
+        }
+
+    # -- cycles -----------------------------------------------------------------------
+    def _run_cycle_inline(self, unit: CycleUnit) -> None:
+        started = time.monotonic()
+        iteration = 0
+        while True:
+            iteration += 1
+            for node_id in unit.members:
+                self._run_node_inline(node_id, iteration)
+                if self.failure is not None:
+                    return
+            if self._cycle_finished(unit, iteration, started):
+                return
+
+    async def _run_cycle(self, unit: CycleUnit) -> None:
+        started = time.monotonic()
+        iteration = 0
+        while True:
+            iteration += 1
+            for node_id in unit.members:
+                await self._run_node(node_id, iteration)
+                if self.failure is not None:
+                    return
+            if self._cycle_finished(unit, iteration, started):
+                return
+
+    def _cycle_finished(self, unit: CycleUnit, iteration: int, started: float) -> bool:
+        try:
+            return self._cycle_should_stop(unit, iteration, started)
+        except (errors.ConnectionError, WorkflowExecutionError) as exc:
+            self._stop(unit.source_node, exc)
+            return True
+
+    def _cycle_should_stop(self, unit: CycleUnit, iteration: int, started: float) -> bool:
+        spec = unit.spec
+        for connection in self.plan.cycle_edges[spec.cycle_id]:
+            outputs = self.results.get(connection.source_node)
+            value = None if outputs is None else read_output(outputs, connection)
+            if value is MISSING:
+                raise errors.ConnectionError(
+                    f"cycle {spec.cycle_id!r} edge {connection}: node "
+                    f"{connection.source_node!r} produced no output "
+                    f"{connection.source_output!r}; its outputs are {sorted(outputs or {})}"
+                )
+            self.fed_back.setdefault(connection.target_node, {})[connection.target_input] = value
+        elapsed = time.monotonic() - started
+        if unit.condition is not None and evaluate_condition(
+            unit.condition, self._convergence_names(unit, iteration, elapsed)
+        ):
+            return True
+        if spec.max_iterations is not None and iteration >= spec.max_iterations:
+            return True
+        if spec.timeout is not None and elapsed >= spec.timeout:
+            return True
+        if (
+            spec.max_iterations is None
+            and spec.timeout is None
+            and (iteration >= DEFAULT_CYCLE_ITERATION_CAP)
+        ):
+            raise WorkflowExecutionError(
+                f"cycle {spec.cycle_id!r} did not converge within {DEFAULT_CYCLE_ITERATION_CAP} "
+                "iterations; set max_iterations(n) or timeout(seconds) to bound it",
+                results=dict(self.results),
+                run_id=self.run_id,
+            )
+        return False
+
+    def _convergence_names(self, unit: CycleUnit, iteration: int, elapsed: float) -> dict[str, Any]:
+        members = {node_id: self.results.get(node_id) for node_id in unit.members}
+        names: dict[str, Any] = {}
+        source_outputs = members.get(unit.source_node) or {}
+        fields = source_outputs.get("result")
+        if not isinstance(fields, dict):
+            fields = source_outputs
+        names.update(
+            (key, value)
+            for key, value in fields.items()
+            if isinstance(key, str) and isinstance(value, (int, float, str, bool))
+        )
+        names.update(
+            (node_id, outputs) for node_id, outputs in members.items() if node_id.isidentifier()
+        )
+        names.update(results=members, iteration=iteration, elapsed_time=elapsed)
+        return names
+
+    # -- run bookkeeping and events --------------------------------------------------------
+    def _run_started(self) -> float:
+        started = time.perf_counter()
+        if self.emitting:
+            self.bus.emit(RunEvent(self.run_id, self.workflow.name, "started", time.time()))
+        return started
+
+    def _run_finished(self, started: float) -> dict[str, dict[str, Any]]:
+        if self.failure is None:
+            if self.emitting:
+                self._emit_run("completed", started)
+            return self.results
+        node_id, exc = self.failure
+        if isinstance(exc, errors.WorkflowException):
+            message = f"the run stopped at node {node_id!r}: {exc}"
+        else:
+            dependents = sorted(
+                {c.target_node for c in self.workflow.connections if c.source_node == node_id}
+            )
+            message = (
+                f"node {node_id!r} failed and {', '.join(map(repr, dependents))} depend"
+                f"{'s' * (len(dependents) == 1)} on it, so the run stopped: {exc}"
+            )
+        error = WorkflowExecutionError(
+            message,
+            results=dict(self.results),
+            run_id=self.run_id,
+            node_id=node_id,
+        )
+        self._emit_run("failed", started, error)
+        raise error from exc
+
+    def _emit_run(self, state: str, started: float, error: BaseException | None = None) -> None:
+        if self.emitting:
+            self.bus.emit(
+                RunEvent(
+                    self.run_id,
+                    self.workflow.name,
+                    state,  # type: ignore[arg-type]
+                    time.time(),
+                    time.perf_counter() - started,
+                    _describe(error),
+                )
+            )
+
+    def _queued(self, index: int) -> None:
+        if not self.emitting:
+            return
+        unit = self.plan.units[index]
+        if not isinstance(unit, CycleUnit):
+            self._emit_node(unit, "queued")
+
+    def _emit_node(
+        self,
+        node_id: str,
+        state: str,
+        duration: float | None = None,
+        *,
+        error: BaseException | None = None,
+        iteration: int | None = None,
+    ) -> None:
+        self.bus.emit(
+            NodeEvent(
+                self.run_id,
+                node_id,
+                state,  # type: ignore[arg-type]
+                time.time(),
+                duration,
+                _describe(error),
+                iteration,
+            )
+        )
+
+
+def _run_sync_node(node: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    return node.run_with(node.merge_inputs(kwargs))
+
+
+def _timed_out(node: Any, timeout: float) -> NodeExecutionError:
+    return NodeExecutionError(
+        f"node {node.id!r} ({node.type_name()}) timed out after {timeout}s; raise its timeout "
+        "with set_node_options or the runtime's node_timeout"
+    )
+
+
+def _describe(error: BaseException | None) -> str | None:
+    if error is None:
+        return None
+    return f"{type(error).__name__}: {error}"

@@ -1,0 +1,149 @@
+"""``LocalRuntime``: run workflows from ordinary (synchronous) code.
+
+A thin front end over the engine: it validates options, assigns run ids, caps
+concurrent runs and hands events to its bus. ``execute`` works in plain scripts and
+inside a running event loop (a Jupyter kernel): workflows that need a loop run on a
+shared background loop, sequential ones run right in the calling thread.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import anyio
+
+from kailash_nb.runtime._admission import RunSlots
+from kailash_nb.runtime._loop_thread import run_blocking
+from kailash_nb.runtime.engine import EngineSettings, WorkflowRun
+from kailash_nb.runtime.events import EventBus
+from kailash_nb.sdk_exceptions import RuntimeExecutionError
+from kailash_nb.workflow.graph import Workflow
+
+__all__ = ["LocalRuntime"]
+
+
+class LocalRuntime:
+    """Execute workflows and return ``(results, run_id)``.
+
+    Args:
+        max_concurrent_workflows: runs executing at once through this runtime;
+            further calls wait for a slot (``None``: no cap).
+        max_concurrent_nodes: nodes of one run executing at once (``None``: no cap).
+        workflow_timeout: seconds a run may take; then it is cancelled with
+            ``WorkflowTimeoutError`` carrying the partial results.
+        node_timeout: default seconds per node attempt (a node's own
+            ``set_node_options(timeout=...)`` wins). A synchronous node that times
+            out keeps its worker thread until it returns; its result is discarded.
+        node_retries: default retries after a node failure, with exponential backoff
+            starting at the node's ``retry_delay``.
+        max_worker_threads: threads for synchronous nodes running concurrently.
+        event_bus: bus to publish node and run events on (a new one by default);
+            share one bus between runtimes to observe them together.
+        debug: accepted for Kailash compatibility; logging is configured through
+            the standard ``logging`` module (logger ``kailash_nb``).
+
+    Other keyword arguments raise ``TypeError`` rather than being ignored.
+
+    Usage::
+
+        with LocalRuntime() as runtime:
+            results, run_id = runtime.execute(workflow, parameters={"load": {"path": p}})
+    """
+
+    def __init__(
+        self,
+        *,
+        max_concurrent_workflows: int | None = None,
+        max_concurrent_nodes: int | None = None,
+        workflow_timeout: float | None = None,
+        node_timeout: float | None = None,
+        node_retries: int = 0,
+        max_worker_threads: int = 16,
+        event_bus: EventBus | None = None,
+        debug: bool = False,
+    ) -> None:
+        try:
+            self.settings = EngineSettings(
+                max_concurrent_nodes=max_concurrent_nodes,
+                workflow_timeout=workflow_timeout,
+                node_timeout=node_timeout,
+                node_retries=node_retries,
+                max_worker_threads=max_worker_threads,
+            )
+            self._slots = RunSlots(max_concurrent_workflows) if max_concurrent_workflows else None
+        except ValueError as exc:
+            raise RuntimeExecutionError(f"invalid runtime option: {exc}") from None
+        self.events = event_bus if event_bus is not None else EventBus()
+        self.debug = debug
+        self._thread_limiter: anyio.CapacityLimiter | None = None
+        self._closed = False
+
+    @property
+    def max_concurrent_workflows(self) -> int | None:
+        """The cap on concurrent runs, or ``None``."""
+        return self._slots.limit if self._slots else None
+
+    def execute(
+        self, workflow: Workflow, parameters: dict[str, Any] | None = None
+    ) -> tuple[dict[str, dict[str, Any]], str]:
+        """Run ``workflow`` to completion and return ``(results, run_id)``.
+
+        ``results`` maps every node that ran to its outputs; ``run_id`` is a uuid4.
+
+        Raises:
+            WorkflowValidationError: bad parameters or missing required inputs
+                (before any node runs).
+            WorkflowExecutionError: a node with dependents failed (partial results
+                in ``err.results``); ``WorkflowTimeoutError`` past ``workflow_timeout``.
+        """
+        run = self._new_run(workflow, parameters)
+        if self._slots is not None:
+            self._slots.acquire()
+        try:
+            results = run.run_inline() if run.inline else run_blocking(run.run_async())
+        finally:
+            if self._slots is not None:
+                self._slots.release()
+        return results, run.run_id
+
+    async def execute_async(
+        self, workflow: Workflow, parameters: dict[str, Any] | None = None
+    ) -> tuple[dict[str, dict[str, Any]], str]:
+        """Run ``workflow`` on the current event loop; same contract as ``execute``."""
+        run = self._new_run(workflow, parameters)
+        if self._slots is not None:
+            await self._slots.acquire_async()
+        try:
+            results = await run.run_async()
+        finally:
+            if self._slots is not None:
+                self._slots.release()
+        return results, run.run_id
+
+    def close(self) -> None:
+        """Refuse further runs. Runs already started finish normally."""
+        self._closed = True
+
+    def __enter__(self) -> LocalRuntime:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> LocalRuntime:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _new_run(self, workflow: Workflow, parameters: dict[str, Any] | None) -> WorkflowRun:
+        if self._closed:
+            raise RuntimeExecutionError("this runtime is closed; create a new one")
+        return WorkflowRun(
+            workflow,
+            parameters,
+            run_id=str(uuid.uuid4()),
+            bus=self.events,
+            settings=self.settings,
+        )

@@ -1,0 +1,127 @@
+"""Typed errors raised by kailash_nb.
+
+Every error names what was wrong (node id, port, parameter, path) and says what
+to do about it. The hierarchy mirrors ``kailash.sdk_exceptions`` so code that
+catches Kailash errors ports by renaming the import::
+
+    KailashException
+    ├── NodeException
+    │   ├── NodeValidationError
+    │   ├── NodeExecutionError
+    │   └── NodeConfigurationError
+    ├── WorkflowException
+    │   ├── WorkflowValidationError
+    │   │   └── CycleConfigurationError
+    │   ├── WorkflowExecutionError
+    │   │   └── WorkflowTimeoutError
+    │   └── ConnectionError
+    └── RuntimeException
+        └── RuntimeExecutionError
+"""
+
+from __future__ import annotations
+
+import builtins
+import difflib
+from collections.abc import Iterable
+from typing import Any
+
+__all__ = [
+    "ConnectionError",
+    "CycleConfigurationError",
+    "KailashException",
+    "NodeConfigurationError",
+    "NodeException",
+    "NodeExecutionError",
+    "NodeValidationError",
+    "RuntimeException",
+    "RuntimeExecutionError",
+    "WorkflowException",
+    "WorkflowExecutionError",
+    "WorkflowTimeoutError",
+    "WorkflowValidationError",
+    "close_matches",
+]
+
+
+class KailashException(Exception):
+    """Root of every error kailash_nb raises on purpose."""
+
+
+class NodeException(KailashException):
+    """A problem with one node: its configuration, its inputs or its run."""
+
+
+class NodeValidationError(NodeException):
+    """A node received inputs that do not match its declared parameters."""
+
+
+class NodeExecutionError(NodeException):
+    """A node's ``run`` raised or returned something other than a dict."""
+
+
+class NodeConfigurationError(NodeException):
+    """A node's configuration is invalid (unknown key, wrong type, bad code)."""
+
+
+class WorkflowException(KailashException):
+    """A problem with a workflow as a whole."""
+
+
+class WorkflowValidationError(WorkflowException):
+    """The workflow cannot run as defined: unknown node type, missing input, cycle."""
+
+
+class CycleConfigurationError(WorkflowValidationError):
+    """A cycle declared with ``create_cycle`` is incomplete or inconsistent."""
+
+
+class ConnectionError(WorkflowException):  # noqa: A001 - the Kailash name
+    """A connection between two nodes is invalid.
+
+    Shadows the builtin ``ConnectionError`` inside this module only, as in Kailash;
+    import it by name from ``kailash_nb.sdk_exceptions``.
+    """
+
+
+class WorkflowExecutionError(WorkflowException):
+    """A workflow run stopped because a node with dependents failed.
+
+    Attributes:
+        results: outputs of the nodes that finished before the run stopped.
+        run_id: id of the stopped run.
+        node_id: the node whose failure stopped the run, when there is one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        results: dict[str, Any] | None = None,
+        run_id: str | None = None,
+        node_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.results = results if results is not None else {}
+        self.run_id = run_id
+        self.node_id = node_id
+
+
+class WorkflowTimeoutError(WorkflowExecutionError, builtins.TimeoutError):
+    """A workflow run exceeded the runtime's ``workflow_timeout``."""
+
+
+class RuntimeException(KailashException):
+    """A problem with the runtime itself rather than with one workflow."""
+
+
+class RuntimeExecutionError(RuntimeException):
+    """The runtime could not execute the request (bad arguments, shut down, ...)."""
+
+
+def close_matches(name: str, candidates: Iterable[str], limit: int = 3) -> str:
+    """Return a ``"did you mean ..."`` hint for ``name`` among ``candidates``, or ``""``."""
+    matches = difflib.get_close_matches(name, list(candidates), n=limit, cutoff=0.6)
+    if not matches:
+        return ""
+    return " (did you mean " + ", ".join(repr(m) for m in matches) + "?)"

@@ -1,0 +1,203 @@
+"""``Workflow``: a validated graph of node instances, ready to run.
+
+A workflow is made by ``WorkflowBuilder.build()`` or ``Workflow.from_dict()`` and
+does not change afterwards, except that ``create_cycle`` may add a cycle (the
+Kailash way of declaring one on a built workflow). ``graph`` is a networkx
+``DiGraph`` with one vertex per node and one edge per connected pair.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from kailash_nb import sdk_exceptions as errors
+from kailash_nb.nodes.base import Node
+from kailash_nb.sdk_exceptions import close_matches
+from kailash_nb.workflow.connection import Connection, NodeOptions
+from kailash_nb.workflow.cycles import CycleBuilder, CycleSpec
+from kailash_nb.workflow.validation import check_connections, check_cycles, cycle_members
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+    from kailash_nb.workflow.plan import ExecutionPlan
+
+__all__ = ["Workflow"]
+
+
+class Workflow:
+    """An immutable, validated workflow.
+
+    Attributes:
+        workflow_id: unique id (a uuid4 string unless given).
+        name: human name, shown in runs, events and the widget.
+        nodes: read-only mapping of node id to node instance.
+        connections: every connection, cycle edges included.
+        cycles: the declared cycles.
+        graph: networkx ``DiGraph`` of the nodes; edge attribute ``connections``
+            lists the connections between the two nodes.
+
+    Raises:
+        ConnectionError: a connection to a missing node or input.
+        WorkflowValidationError: an unmarked cycle.
+        CycleConfigurationError: a declared cycle that is not a loop, or overlaps another.
+    """
+
+    def __init__(
+        self,
+        *,
+        workflow_id: str,
+        name: str,
+        nodes: Mapping[str, Node],
+        connections: list[Connection] | tuple[Connection, ...] = (),
+        cycles: list[CycleSpec] | tuple[CycleSpec, ...] = (),
+        node_options: Mapping[str, NodeOptions] | None = None,
+        description: str = "",
+        version: str = "1.0.0",
+        author: str = "",
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self.workflow_id = workflow_id
+        self.name = name
+        self.description = description
+        self.version = version
+        self.author = author
+        self.metadata = dict(metadata or {})
+        self.nodes: Mapping[str, Node] = MappingProxyType(dict(nodes))
+        self.node_options: Mapping[str, NodeOptions] = MappingProxyType(dict(node_options or {}))
+        for node_id in self.node_options:
+            if node_id not in self.nodes:
+                raise errors.WorkflowValidationError(
+                    f"node options given for unknown node {node_id!r}"
+                    f"{close_matches(node_id, self.nodes)}"
+                )
+        self._dag_connections = tuple(connections)
+        self.cycles: tuple[CycleSpec, ...] = ()
+        check_connections(self.nodes, self._dag_connections)
+        self.graph = self._build_graph()
+        check_cycles(self.graph, ())
+        for cycle in cycles:
+            self._add_cycle(cycle)
+        self._plan: ExecutionPlan | None = None
+
+    # -- structure ----------------------------------------------------------------
+    @property
+    def connections(self) -> tuple[Connection, ...]:
+        """Every connection, cycle edges last."""
+        return self._dag_connections + tuple(c for cycle in self.cycles for c in cycle.connections)
+
+    def get_node(self, node_id: str) -> Node:
+        """The node instance with id ``node_id``.
+
+        Raises:
+            WorkflowValidationError: no such node (close matches listed).
+        """
+        try:
+            return self.nodes[node_id]
+        except KeyError:
+            raise errors.WorkflowValidationError(
+                f"workflow {self.name!r} has no node {node_id!r}"
+                f"{close_matches(node_id, self.nodes)}"
+            ) from None
+
+    def cycle_members(self, cycle: CycleSpec) -> list[str]:
+        """The node ids inside ``cycle``, in execution order."""
+        return cycle_members(self.graph, cycle)
+
+    def execution_order(self) -> list[str]:
+        """Node ids in the order a sequential run visits them (ties broken by id)."""
+        import networkx as nx
+
+        return list(nx.lexicographical_topological_sort(self.graph))
+
+    def create_cycle(self, cycle_id: str) -> CycleBuilder:
+        """Declare a cycle on this workflow; see ``kailash_nb.workflow.cycles``."""
+        return CycleBuilder(cycle_id, self._add_cycle)
+
+    @property
+    def plan(self) -> ExecutionPlan:
+        """The precomputed schedule the engine follows (built on first use)."""
+        if self._plan is None:
+            from kailash_nb.workflow.plan import ExecutionPlan
+
+            self._plan = ExecutionPlan(self)
+        return self._plan
+
+    # -- serialization ------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """The workflow as a JSON-ready dict in Kailash's layout.
+
+        Raises:
+            WorkflowValidationError: a node's config holds a value JSON cannot carry
+                (a function from ``from_function``, an object).
+        """
+        from kailash_nb.workflow.serialization import workflow_to_dict
+
+        return workflow_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Workflow:
+        """Rebuild a workflow from ``to_dict()`` output (or a hand-written definition)."""
+        from kailash_nb.workflow.serialization import workflow_from_dict
+
+        return workflow_from_dict(data)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """``to_dict()`` as JSON text."""
+        from kailash_nb.workflow.serialization import dump_json
+
+        return dump_json(self.to_dict(), indent)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Workflow:
+        """Rebuild a workflow from ``to_json()`` text."""
+        from kailash_nb.workflow.serialization import load_json
+
+        return cls.from_dict(load_json(text))
+
+    def to_yaml(self) -> str:
+        """``to_dict()`` as YAML text."""
+        from kailash_nb.workflow.serialization import dump_yaml
+
+        return dump_yaml(self.to_dict())
+
+    @classmethod
+    def from_yaml(cls, text: str | bytes) -> Workflow:
+        """Rebuild a workflow from YAML text (safe loader only)."""
+        from kailash_nb.workflow.serialization import load_yaml
+
+        return cls.from_dict(load_yaml(text))
+
+    def __repr__(self) -> str:
+        edges = len(self.connections)
+        return (
+            f"<Workflow {self.name}: {len(self.nodes)} node{'s' * (len(self.nodes) != 1)}, "
+            f"{edges} edge{'s' * (edges != 1)}>"
+        )
+
+    # -- internals ----------------------------------------------------------------
+    def _build_graph(self) -> nx.DiGraph:
+        import networkx as nx  # imported on first build: it is slow to import
+
+        graph = nx.DiGraph()
+        for node_id, node in self.nodes.items():
+            graph.add_node(node_id, node=node, type=node.type_name())
+        for connection in self._dag_connections:
+            edge = (connection.source_node, connection.target_node)
+            if graph.has_edge(*edge):
+                graph.edges[edge]["connections"].append(connection)
+            else:
+                graph.add_edge(*edge, connections=[connection])
+        return graph
+
+    def _add_cycle(self, cycle: CycleSpec) -> None:
+        if any(existing.cycle_id == cycle.cycle_id for existing in self.cycles):
+            raise errors.CycleConfigurationError(
+                f"workflow {self.name!r} already has a cycle {cycle.cycle_id!r}"
+            )
+        check_connections(self.nodes, cycle.connections)
+        check_cycles(self.graph, (*self.cycles, cycle))
+        self.cycles = (*self.cycles, cycle)
+        self._plan = None

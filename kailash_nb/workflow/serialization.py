@@ -1,0 +1,279 @@
+"""Workflow definitions as dicts, JSON and YAML, in Kailash's layout.
+
+Definitions may come from outside, so loading is defensive: node types are
+looked up in the registry only (never imported by dotted path), YAML is read with
+the safe loader, and sizes are capped before anything is built.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from kailash_nb.sdk_exceptions import WorkflowValidationError
+
+if TYPE_CHECKING:
+    from kailash_nb.workflow.graph import Workflow
+
+__all__ = [
+    "MAX_CONNECTIONS",
+    "MAX_DEFINITION_BYTES",
+    "MAX_NODES",
+    "dump_json",
+    "dump_yaml",
+    "load_json",
+    "load_yaml",
+    "workflow_from_dict",
+    "workflow_to_dict",
+]
+
+MAX_NODES = 5_000
+MAX_CONNECTIONS = 20_000
+MAX_DEFINITION_BYTES = 4 * 1024 * 1024
+_CYCLE_FIELDS = ("cycle", "cycle_id", "max_iterations", "convergence_check", "timeout")
+
+
+def workflow_to_dict(workflow: Workflow) -> dict[str, Any]:
+    """See ``Workflow.to_dict``."""
+    nodes: dict[str, Any] = {}
+    for node_id, node in workflow.nodes.items():
+        for key, value in node.config.items():
+            _check_portable(value, f"node {node_id!r} config {key!r}")
+        entry: dict[str, Any] = {
+            "node_id": node_id,
+            "node_type": node.type_name(),
+            "config": dict(node.config),
+        }
+        options = workflow.node_options.get(node_id)
+        if options is not None and options.to_dict():
+            entry["options"] = options.to_dict()
+        nodes[node_id] = entry
+    connections = [connection.to_dict() for connection in workflow._dag_connections]
+    for cycle in workflow.cycles:
+        connections.extend({**c.to_dict(), **cycle.to_dict()} for c in cycle.connections)
+    return {
+        "workflow_id": workflow.workflow_id,
+        "name": workflow.name,
+        "description": workflow.description,
+        "version": workflow.version,
+        "author": workflow.author,
+        "metadata": dict(workflow.metadata),
+        "nodes": nodes,
+        "connections": connections,
+    }
+
+
+def workflow_from_dict(data: Mapping[str, Any]) -> Workflow:
+    """See ``Workflow.from_dict``.
+
+    Accepts ``nodes`` as a dict keyed by id or a list of entries, each with
+    ``node_type`` (or ``type``) and ``config``; connections with
+    ``source_node``/``source_output``/``target_node``/``target_input`` (or
+    ``from_node``/``from_output``/``to_node``/``to_input``).
+
+    Raises:
+        WorkflowValidationError: malformed definition, unknown node type, caps exceeded.
+    """
+    from kailash_nb.workflow.builder import WorkflowBuilder
+
+    if not isinstance(data, Mapping):
+        raise WorkflowValidationError(
+            f"a workflow definition must be a mapping, got {type(data).__name__}"
+        )
+    node_entries = _node_entries(data.get("nodes"))
+    raw_connections = data.get("connections") or []
+    if not isinstance(raw_connections, list):
+        raise WorkflowValidationError("'connections' must be a list")
+    if len(raw_connections) > MAX_CONNECTIONS:
+        raise WorkflowValidationError(
+            f"definition has {len(raw_connections)} connections; the limit is {MAX_CONNECTIONS}"
+        )
+    builder = WorkflowBuilder()
+    for node_id, entry in node_entries:
+        node_type = entry.get("node_type", entry.get("type"))
+        if not isinstance(node_type, str):
+            raise WorkflowValidationError(
+                f"node {node_id!r}: 'node_type' must be a registered type name, got {node_type!r}"
+            )
+        config = entry.get("config") or {}
+        if not isinstance(config, dict):
+            raise WorkflowValidationError(f"node {node_id!r}: 'config' must be a mapping")
+        builder.add_node(node_type, node_id, config)
+        options = entry.get("options")
+        if options:
+            if not isinstance(options, dict):
+                raise WorkflowValidationError(f"node {node_id!r}: 'options' must be a mapping")
+            builder.set_node_options(node_id, **options)
+    cycles: dict[str, dict[str, Any]] = {}
+    for position, raw in enumerate(raw_connections):
+        connection = _connection_from(raw, position)
+        if raw.get("cycle"):
+            cycle_id = str(raw.get("cycle_id") or f"cycle_{len(cycles) + 1}")
+            spec = cycles.setdefault(
+                cycle_id, {"edges": [], **{key: raw.get(key) for key in _CYCLE_FIELDS}}
+            )
+            spec["edges"].append(connection)
+        else:
+            builder.add_connection(*connection)
+    for cycle_id, spec in cycles.items():
+        cycle = builder.create_cycle(cycle_id)
+        for source, output, target, target_input in spec["edges"]:
+            cycle.connect(source, target, {output: target_input})
+        if spec.get("max_iterations") is not None:
+            cycle.max_iterations(spec["max_iterations"])
+        if spec.get("convergence_check"):
+            cycle.converge_when(spec["convergence_check"])
+        if spec.get("timeout") is not None:
+            cycle.timeout(spec["timeout"])
+        cycle.build()
+    metadata = data.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise WorkflowValidationError("'metadata' must be a mapping")
+    return builder.build(
+        workflow_id=str(data.get("workflow_id") or uuid.uuid4()),
+        name=data.get("name"),
+        description=str(data.get("description") or ""),
+        version=str(data.get("version") or "1.0.0"),
+        author=str(data.get("author") or ""),
+        **metadata,
+    )
+
+
+def _node_entries(raw: Any) -> list[tuple[str, dict[str, Any]]]:
+    if isinstance(raw, Mapping):
+        items = [(node_id, entry) for node_id, entry in raw.items()]
+    elif isinstance(raw, list):
+        items = []
+        for position, entry in enumerate(raw):
+            if not isinstance(entry, Mapping):
+                raise WorkflowValidationError(f"nodes[{position}] must be a mapping")
+            items.append((entry.get("node_id", entry.get("id")), entry))
+    else:
+        raise WorkflowValidationError("'nodes' must be a mapping of node id to entry, or a list")
+    if len(items) > MAX_NODES:
+        raise WorkflowValidationError(
+            f"definition has {len(items)} nodes; the limit is {MAX_NODES}"
+        )
+    for node_id, entry in items:
+        if not isinstance(node_id, str) or not node_id:
+            raise WorkflowValidationError(f"node id {node_id!r} must be a non-empty string")
+        if not isinstance(entry, Mapping):
+            raise WorkflowValidationError(f"node {node_id!r}: entry must be a mapping")
+    return items
+
+
+def _connection_from(raw: Any, position: int) -> tuple[str, str, str, str]:
+    if not isinstance(raw, Mapping):
+        raise WorkflowValidationError(f"connections[{position}] must be a mapping")
+    fields = (
+        raw.get("source_node", raw.get("from_node")),
+        raw.get("source_output", raw.get("from_output")),
+        raw.get("target_node", raw.get("to_node")),
+        raw.get("target_input", raw.get("to_input")),
+    )
+    if not all(isinstance(value, str) and value for value in fields):
+        raise WorkflowValidationError(
+            f"connections[{position}] needs source_node, source_output, target_node and "
+            f"target_input as strings, got {dict(raw)!r}"
+        )
+    return fields  # type: ignore[return-value]
+
+
+def _check_portable(value: Any, where: str, depth: int = 0) -> None:
+    if depth > 64:
+        raise WorkflowValidationError(f"{where} is nested more than 64 levels deep")
+    if value is None or isinstance(value, (str, bool, int)):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise WorkflowValidationError(f"{where} is {value!r}, which JSON cannot carry")
+        return
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            _check_portable(item, where, depth + 1)
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise WorkflowValidationError(f"{where} has a non-string key {key!r}")
+            _check_portable(item, where, depth + 1)
+        return
+    raise WorkflowValidationError(
+        f"{where} holds a {type(value).__name__}, which a definition cannot carry; use a "
+        "code string instead of a function, or plain data"
+    )
+
+
+def dump_json(data: dict[str, Any], indent: int | None = 2) -> str:
+    """JSON text of a definition."""
+    return json.dumps(data, indent=indent, allow_nan=False)
+
+
+def load_json(text: str | bytes) -> Any:
+    """Parse definition JSON, capped in size, rejecting NaN/Infinity and duplicate keys.
+
+    Raises:
+        WorkflowValidationError: too large or malformed (with line and column).
+    """
+    _check_size(text)
+
+    def reject_constant(name: str) -> Any:
+        raise WorkflowValidationError(f"definition JSON contains {name}, which is not allowed")
+
+    def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in result:
+                raise WorkflowValidationError(f"definition JSON repeats the key {key!r}")
+            result[key] = value
+        return result
+
+    try:
+        return json.loads(text, parse_constant=reject_constant, object_pairs_hook=unique_keys)
+    except json.JSONDecodeError as exc:
+        raise WorkflowValidationError(
+            f"definition is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+        ) from None
+    except RecursionError:
+        raise WorkflowValidationError("definition JSON is nested too deeply") from None
+
+
+def dump_yaml(data: dict[str, Any]) -> str:
+    """YAML text of a definition (block style, keys in insertion order)."""
+    import yaml
+
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+def load_yaml(text: str | bytes) -> Any:
+    """Parse definition YAML with the safe loader, capped in size.
+
+    Raises:
+        WorkflowValidationError: too large or malformed (with line and column), or
+            a tag such as ``!!python/object`` that the safe loader refuses.
+    """
+    import yaml
+
+    _check_size(text)
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise WorkflowValidationError(
+            f"definition is not valid YAML{where}: {exc.problem or exc}"
+        ) from None
+    except yaml.YAMLError as exc:
+        raise WorkflowValidationError(f"definition is not valid YAML: {exc}") from None
+    except RecursionError:
+        raise WorkflowValidationError("definition YAML is nested too deeply") from None
+
+
+def _check_size(text: str | bytes) -> None:
+    if len(text) > MAX_DEFINITION_BYTES:
+        raise WorkflowValidationError(
+            f"definition is {len(text)} bytes; the limit is {MAX_DEFINITION_BYTES}"
+        )

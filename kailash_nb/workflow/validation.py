@@ -1,0 +1,111 @@
+"""Checks a workflow must pass before it exists: ports, cycles, and size caps."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
+from kailash_nb import sdk_exceptions as errors
+from kailash_nb.nodes.base import Node
+from kailash_nb.sdk_exceptions import close_matches
+from kailash_nb.workflow.connection import Connection
+from kailash_nb.workflow.cycles import CycleSpec
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+__all__ = ["check_connections", "check_cycles", "cycle_members"]
+
+
+def check_connections(nodes: Mapping[str, Node], connections: Iterable[Connection]) -> None:
+    """Every connection joins existing nodes and ends on an input its target accepts.
+
+    Raises:
+        sdk_exceptions.ConnectionError: unknown node, unknown or dunder input.
+    """
+    for connection in connections:
+        for role, node_id in (
+            ("source", connection.source_node),
+            ("target", connection.target_node),
+        ):
+            if node_id not in nodes:
+                raise errors.ConnectionError(
+                    f"connection {connection}: {role} node {node_id!r} does not exist"
+                    f"{close_matches(node_id, nodes)}"
+                )
+        if not connection.source_output or not all(connection._path):
+            raise errors.ConnectionError(
+                f"connection {connection}: the source output path is empty or has an empty part"
+            )
+        target = nodes[connection.target_node]
+        name = connection.target_input
+        if not isinstance(name, str) or not name.isidentifier() or name.startswith("__"):
+            raise errors.ConnectionError(
+                f"connection {connection}: target input {name!r} is not a valid input name"
+            )
+        if not target.accepts_extra_inputs and name not in target.parameters:
+            raise errors.ConnectionError(
+                f"connection {connection}: node {target.id!r} ({target.type_name()}) has no "
+                f"input {name!r}{close_matches(name, target.parameters)}; its inputs are "
+                f"{sorted(target.parameters)}"
+            )
+
+
+def check_cycles(graph: nx.DiGraph, cycles: Iterable[CycleSpec]) -> None:
+    """Only declared cycles exist, each closes a real loop, and none overlap.
+
+    ``graph`` holds every node and every non-cycle connection.
+
+    Raises:
+        WorkflowValidationError: a loop made of ordinary connections (unmarked cycle).
+        CycleConfigurationError: a cycle edge that closes no loop, or two cycles
+            sharing nodes.
+    """
+    import networkx as nx
+
+    try:
+        loop = nx.find_cycle(graph)
+    except nx.NetworkXNoCycle:
+        loop = None
+    if loop:
+        path = " -> ".join([edge[0] for edge in loop] + [loop[0][0]])
+        raise errors.WorkflowValidationError(
+            f"workflow has an unmarked cycle: {path}; declare it with "
+            "create_cycle(id).connect(source, target, mapping).max_iterations(n).build()"
+        )
+    owner: dict[str, str] = {}
+    for cycle in cycles:
+        members = cycle_members(graph, cycle)
+        for node_id in members:
+            other = owner.setdefault(node_id, cycle.cycle_id)
+            if other != cycle.cycle_id:
+                raise errors.CycleConfigurationError(
+                    f"cycles {other!r} and {cycle.cycle_id!r} both contain node {node_id!r}; "
+                    "overlapping or nested cycles are not supported"
+                )
+
+
+def cycle_members(graph: nx.DiGraph, cycle: CycleSpec) -> list[str]:
+    """Nodes of ``cycle`` in execution order: every node on a path from a cycle
+    target to a cycle source.
+
+    Raises:
+        CycleConfigurationError: an edge whose target is not upstream of its source.
+    """
+    import networkx as nx
+
+    members: set[str] = set()
+    for connection in cycle.connections:
+        source, target = connection.source_node, connection.target_node
+        if source == target:
+            members.add(source)
+            continue
+        if not nx.has_path(graph, target, source):
+            raise errors.CycleConfigurationError(
+                f"cycle {cycle.cycle_id!r}: edge {connection} closes no loop; node {target!r} "
+                f"must be upstream of {source!r} through ordinary connections"
+            )
+        downstream = nx.descendants(graph, target) | {target}
+        upstream = nx.ancestors(graph, source) | {source}
+        members |= downstream & upstream
+    return list(nx.lexicographical_topological_sort(graph.subgraph(members)))
