@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
 import importlib
 import inspect
 import types
@@ -72,6 +73,30 @@ _TYPE_NAMES: dict[str, Any] = {
 }
 
 
+@functools.lru_cache(maxsize=2048)
+def _snippet_scope(
+    free: tuple[str, ...], modules: frozenset[str]
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The globals template of a snippet (builtins plus the preloaded modules it
+    uses) and its input names; shared by every node running the same snippet."""
+    scope: dict[str, Any] = {"__builtins__": builtins, "__name__": "kailash_nb.node"}
+    inputs = []
+    for name in free:
+        if name in modules:
+            scope[name] = importlib.import_module(name)
+        else:
+            inputs.append(name)
+    return scope, tuple(inputs)
+
+
+@functools.lru_cache(maxsize=2048)
+def _untyped_parameters(names: tuple[str, ...]) -> dict[str, NodeParameter]:
+    return {
+        name: NodeParameter(name=name, required=True, description="read by the code")
+        for name in names
+    }
+
+
 class _CodeRunner:
     """Shared machinery of the sync and async code nodes."""
 
@@ -129,18 +154,9 @@ class _CodeRunner:
             ) from None
         self._code = analysis.code
         self._bound_names = analysis.bound_names
-        names = analysis.free_names
-        modules = self._PRELOADED | self._extra_modules
-        self._globals = {
-            "__builtins__": builtins,
-            "__name__": f"kailash_nb.node.{self.id}",
-        }
-        self._input_names = []
-        for name in names:
-            if name in modules:
-                self._globals[name] = importlib.import_module(name)
-            else:
-                self._input_names.append(name)
+        self._globals, self._input_names = _snippet_scope(
+            analysis.free_names, self._PRELOADED | self._extra_modules
+        )
         self._function = None
 
     _PRELOADED: ClassVar[frozenset[str]] = _PRELOADED_MODULES
@@ -163,6 +179,8 @@ class _CodeRunner:
     def get_parameters(self) -> dict[str, NodeParameter]:
         """Inputs read off the code's free names, or off the function's signature."""
         if self._function is None:
+            if not self._input_types:
+                return dict(_untyped_parameters(self._input_names))
             return {
                 name: NodeParameter(
                     name=name,

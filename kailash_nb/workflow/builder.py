@@ -52,6 +52,7 @@ class WorkflowBuilder:
     def __init__(self) -> None:
         self._nodes: dict[str, _NodeSpec] = {}
         self._connections: list[Connection] = []
+        self._connection_set: set[Connection] = set()
         self._cycles: list[CycleSpec] = []
         self._auto_ids: dict[str, int] = {}
 
@@ -121,6 +122,7 @@ class WorkflowBuilder:
         self._connections = [
             c for c in self._connections if node_id not in (c.source_node, c.target_node)
         ]
+        self._connection_set = set(self._connections)
         self._cycles = [
             cycle
             for cycle in self._cycles
@@ -180,9 +182,10 @@ class WorkflowBuilder:
                 f"connection {connection}: a node cannot feed itself; use "
                 "create_cycle(id).connect(node, node, mapping) for a loop"
             )
-        if connection in self._connections:
+        if connection in self._connection_set:
             raise errors.ConnectionError(f"connection {connection} was already added")
         self._connections.append(connection)
+        self._connection_set.add(connection)
         return self
 
     def connect(
@@ -215,9 +218,10 @@ class WorkflowBuilder:
             ConnectionError: there is no such connection.
         """
         connection = Connection(from_node, from_output, to_node, to_input)
-        if connection not in self._connections:
+        if connection not in self._connection_set:
             raise errors.ConnectionError(f"there is no connection {connection}")
         self._connections.remove(connection)
+        self._connection_set.discard(connection)
         return self
 
     @property

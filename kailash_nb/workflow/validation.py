@@ -63,10 +63,9 @@ def check_cycles(graph: nx.DiGraph, cycles: Iterable[CycleSpec]) -> None:
     """
     import networkx as nx
 
-    try:
+    loop = None
+    if not nx.is_directed_acyclic_graph(graph):
         loop = nx.find_cycle(graph)
-    except nx.NetworkXNoCycle:
-        loop = None
     if loop:
         path = " -> ".join([edge[0] for edge in loop] + [loop[0][0]])
         raise errors.WorkflowValidationError(
