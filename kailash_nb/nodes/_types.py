@@ -23,8 +23,10 @@ def type_name(declared: Any) -> str:
     return str(declared).replace("typing.", "")
 
 
-def coerce(declared: Any, value: Any) -> Any:
+def coerce(declared: Any, value: Any, *, reveal: bool = True) -> Any:
     """Return ``value`` converted to ``declared``; raise ``ValueError`` if impossible.
+
+    With ``reveal=False`` the error message leaves the value out (for secrets).
 
     Values that already have the declared plain class pass through untouched (this is
     the hot path); everything else goes through pydantic's lax validation, which turns
@@ -38,10 +40,23 @@ def coerce(declared: Any, value: Any) -> Any:
     try:
         return adapter.validate_python(value)
     except ValidationError as exc:
+        if not reveal:
+            raise ValueError(
+                f"expected {type_name(declared)}, got {type(value).__name__} (value hidden)"
+            ) from None
         reasons = "; ".join(error["msg"] for error in exc.errors())
         raise ValueError(
             f"expected {type_name(declared)}, got {type(value).__name__} {_short(value)}: {reasons}"
         ) from None
+
+
+_SECRET_WORDS = ("password", "passwd", "secret", "token", "api_key", "apikey", "credential")
+
+
+def looks_secret(name: str) -> bool:
+    """True for parameter names whose values must never appear in messages."""
+    lowered = name.lower()
+    return any(word in lowered for word in _SECRET_WORDS) or lowered.endswith("_key")
 
 
 def _short(value: Any, limit: int = 60) -> str:

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from kailash_nb.nodes._types import coerce, is_any_type
+from kailash_nb.nodes._types import coerce, is_any_type, looks_secret
 from kailash_nb.nodes.registry import NodeRegistry, register_node
 from kailash_nb.sdk_exceptions import (
     KailashException,
@@ -164,7 +164,7 @@ class Node:
                 value = runtime_inputs[name]
                 if value is not None:
                     try:
-                        kwargs[name] = coerce(declared, value)
+                        kwargs[name] = coerce(declared, value, reveal=not looks_secret(name))
                     except ValueError as exc:
                         raise NodeValidationError(
                             f"node {self.id!r} ({self.type_name()}): input {name!r} {exc}"
@@ -238,7 +238,7 @@ class Node:
                 validated[key] = value
                 continue
             try:
-                validated[key] = coerce(parameter.type, value)
+                validated[key] = coerce(parameter.type, value, reveal=not looks_secret(key))
             except ValueError as exc:
                 raise NodeConfigurationError(
                     f"node {self.id!r} ({self.type_name()}): config {key!r} {exc}"

@@ -166,7 +166,11 @@ class _CodeRunner:
             raise NodeConfigurationError(f"node {self.id!r}: 'function' must be callable")
         self._function = function
         self._code = None
-        self._signature = inspect.signature(function)
+        try:
+            # Resolve postponed (string) annotations so they can be coerced.
+            self._signature = inspect.signature(function, eval_str=True)
+        except (NameError, SyntaxError, TypeError):
+            self._signature = inspect.signature(function)
         if any(p.kind is p.VAR_POSITIONAL for p in self._signature.parameters.values()):
             raise NodeConfigurationError(
                 f"node {self.id!r}: function {function.__name__!r} takes *args; node inputs are "
@@ -215,8 +219,8 @@ class _CodeRunner:
         return namespace
 
     def _outputs_from(self, namespace: dict[str, Any]) -> dict[str, Any]:
-        if "result" in namespace:
-            return {"result": namespace["result"]}
+        if "result" in self._bound_names:
+            return {"result": namespace.get("result")}
         return {
             name: namespace[name]
             for name in sorted(self._bound_names)

@@ -100,6 +100,15 @@ class SwitchNode(Node):
         }
 
     def _prepare(self) -> None:
+        cases = self.config.get("cases") or []
+        keys = [_case_key(case) for case in cases] if isinstance(cases, list) else []
+        duplicates = sorted({key for key in keys if keys.count(key) > 1})
+        if duplicates:
+            raise NodeConfigurationError(
+                f"node {self.id!r} (SwitchNode): cases {cases!r} give the same output name "
+                f"for {', '.join('case_' + key for key in duplicates)}; make the case values "
+                "differ in more than spaces, '-', '.', ':' or '/'"
+            )
         operator = self.config.get("operator", "==")
         if operator not in _OPERATORS:
             raise NodeConfigurationError(

@@ -56,6 +56,14 @@ class NodeRegistry:
             raise NodeConfigurationError(
                 f"cannot register node type {name!r}: a type name must be a Python identifier"
             )
+        builtin_module = _BUILTIN_MODULES.get(name)
+        if builtin_module is not None and node_class.__module__ != builtin_module:
+            raise NodeConfigurationError(
+                f"node type {name!r} is already registered by the built-in {builtin_module}; "
+                "register "
+                f"{node_class.__module__}.{node_class.__qualname__} under another name with "
+                "@register_node(alias=...)"
+            )
         with cls._lock:
             existing = cls._nodes.get(name)
             if (
