@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections import deque
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["RunSlots"]
 
@@ -42,6 +45,8 @@ class RunSlots:
 
     async def acquire_async(self) -> None:
         """Take a slot, waiting without blocking the event loop."""
+        import asyncio
+
         loop = asyncio.get_running_loop()
         with self._lock:
             if self._active < self.limit:

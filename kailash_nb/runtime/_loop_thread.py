@@ -9,11 +9,13 @@ a short-lived loop on a fresh thread, so it cannot deadlock.
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import threading
 from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    import asyncio
 
 T = TypeVar("T")
 
@@ -23,12 +25,16 @@ _thread: threading.Thread | None = None
 
 
 def _loop_forever(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
+    import asyncio
+
     asyncio.set_event_loop(loop)
     ready.set()
     loop.run_forever()
 
 
 def _shared_loop() -> asyncio.AbstractEventLoop:
+    import asyncio  # imported on first use: sequential runs never need it
+
     global _loop, _thread
     with _lock:
         if _loop is None or _thread is None or not _thread.is_alive():
@@ -51,6 +57,8 @@ def run_blocking(coro: Coroutine[Any, Any, T]) -> T:
 
     A ``KeyboardInterrupt`` while waiting (a notebook interrupt) cancels the coroutine.
     """
+    import asyncio
+
     if threading.current_thread() is _thread:
         with concurrent.futures.ThreadPoolExecutor(
             1, thread_name_prefix="kailash-nb-nested"

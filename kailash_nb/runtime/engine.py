@@ -448,10 +448,20 @@ class WorkflowRun:
                 )
             self.fed_back.setdefault(connection.target_node, {})[connection.target_input] = value
         elapsed = time.monotonic() - started
-        if unit.condition is not None and evaluate_condition(
-            unit.condition, self._convergence_names(unit, iteration, elapsed)
-        ):
-            return True
+        if unit.condition is not None:
+            names = self._convergence_names(unit, iteration, elapsed)
+            try:
+                converged = evaluate_condition(unit.condition, names)
+            except Exception as exc:
+                raise WorkflowExecutionError(
+                    f"cycle {spec.cycle_id!r}: converge_when {spec.converge_when!r} failed after "
+                    f"iteration {iteration}: {type(exc).__name__}: {exc}; available names: "
+                    f"{sorted(names)}",
+                    results=dict(self.results),
+                    run_id=self.run_id,
+                ) from exc
+            if converged:
+                return True
         if spec.max_iterations is not None and iteration >= spec.max_iterations:
             return True
         if spec.timeout is not None and elapsed >= spec.timeout:
