@@ -11,12 +11,12 @@ import pytest
 from kailash_nb.nodes.base import Node, NodeParameter
 from kailash_nb.runtime.events import EventBus
 from kailash_nb.runtime.local import LocalRuntime
+from kailash_nb.sdk_exceptions import ConnectionError as KailashConnectionError
 from kailash_nb.sdk_exceptions import (
     NodeConfigurationError,
     NodeValidationError,
     WorkflowValidationError,
 )
-from kailash_nb.sdk_exceptions import ConnectionError as KailashConnectionError
 from kailash_nb.workflow.builder import WorkflowBuilder
 from kailash_nb.workflow.graph import Workflow
 
