@@ -60,7 +60,8 @@ class EngineSettings:
         workflow_timeout: seconds a run may take before it is cancelled.
         node_timeout: default per-attempt timeout for nodes without their own.
         node_retries: default retries for nodes without their own.
-        max_worker_threads: threads running synchronous nodes concurrently.
+        max_worker_threads: threads one run uses for synchronous nodes running
+            concurrently with other nodes.
     """
 
     max_concurrent_nodes: int | None = None
@@ -233,6 +234,9 @@ class WorkflowRun:
 
     # -- one node ---------------------------------------------------------------------
     def _run_node_inline(self, node_id: str, iteration: int | None = None) -> None:
+        emitting = self.emitting
+        if emitting:
+            self._emit_node(node_id, "queued", iteration=iteration)
         kwargs = self._inputs_or_stop(node_id, iteration)
         if kwargs is None:
             return
@@ -240,9 +244,7 @@ class WorkflowRun:
             self._skip(node_id, iteration)
             return
         node = self.plan.nodes[node_id]
-        emitting = self.emitting
         if emitting:
-            self._emit_node(node_id, "queued", iteration=iteration)
             self._emit_node(node_id, "started", iteration=iteration)
         started = time.perf_counter() if emitting else 0.0
         try:
@@ -257,6 +259,9 @@ class WorkflowRun:
             )
 
     async def _run_node(self, node_id: str, iteration: int | None = None) -> None:
+        if self.emitting and iteration is not None:
+            # Cycle members are queued per iteration; other nodes when their unit is.
+            self._emit_node(node_id, "queued", iteration=iteration)
         kwargs = self._inputs_or_stop(node_id, iteration)
         if kwargs is None:
             return

@@ -8,6 +8,7 @@ shared background loop, sequential ones run right in the calling thread.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any
 
@@ -37,11 +38,11 @@ class LocalRuntime:
             out keeps its worker thread until it returns; its result is discarded.
         node_retries: default retries after a node failure, with exponential backoff
             starting at the node's ``retry_delay``.
-        max_worker_threads: threads for synchronous nodes running concurrently.
+        max_worker_threads: threads one run may use for synchronous nodes that run
+            concurrently with other nodes.
         event_bus: bus to publish node and run events on (a new one by default);
             share one bus between runtimes to observe them together.
-        debug: accepted for Kailash compatibility; logging is configured through
-            the standard ``logging`` module (logger ``kailash_nb``).
+        debug: set the ``kailash_nb`` logger to DEBUG (as Kailash's ``debug`` does).
 
     Other keyword arguments raise ``TypeError`` rather than being ignored.
 
@@ -71,11 +72,15 @@ class LocalRuntime:
                 node_retries=node_retries,
                 max_worker_threads=max_worker_threads,
             )
-            self._slots = RunSlots(max_concurrent_workflows) if max_concurrent_workflows else None
+            self._slots = (
+                None if max_concurrent_workflows is None else RunSlots(max_concurrent_workflows)
+            )
         except ValueError as exc:
             raise RuntimeExecutionError(f"invalid runtime option: {exc}") from None
         self.events = event_bus if event_bus is not None else EventBus()
         self.debug = debug
+        if debug:
+            logging.getLogger("kailash_nb").setLevel(logging.DEBUG)
         self._thread_limiter: anyio.CapacityLimiter | None = None
         self._closed = False
 
