@@ -175,7 +175,6 @@ def scenario_startup(runs: int) -> dict[str, float]:
         "import kailash_nb.workflow.builder, kailash_nb.runtime.local, kailash_nb.nodes.code"
     )
     rss_script = (
-        "import resource\n"
         "from kailash_nb.workflow.builder import WorkflowBuilder\n"
         "from kailash_nb.runtime.local import LocalRuntime\n"
         "b = WorkflowBuilder()\n"
@@ -183,7 +182,9 @@ def scenario_startup(runs: int) -> dict[str, float]:
         f"    b.add_node('PythonCodeNode', f'n{{i}}', {{'code': {CHAIN_CODE!r}}})\n"
         "    if i: b.add_connection(f'n{i - 1}', 'result', f'n{i}', 'x')\n"
         "LocalRuntime().execute(b.build(), parameters={'n0': {'x': 0}})\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+        # VmHWM is this process's own peak; ru_maxrss can carry the parent's across exec.
+        "print(next(line.split()[1] for line in open('/proc/self/status')\n"
+        "           if line.startswith('VmHWM')))\n"
     )
     peak_kib = int(
         subprocess.run(

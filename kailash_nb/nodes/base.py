@@ -178,10 +178,14 @@ class Node:
         except KailashException:
             raise
         except Exception as exc:
-            raise NodeExecutionError(
-                f"node {self.id!r} ({self.type_name()}) failed: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise self.execution_error(exc) from exc
         return self.check_outputs(outputs)
+
+    def execution_error(self, exc: Exception) -> NodeExecutionError:
+        """The ``NodeExecutionError`` reporting that this node's work raised ``exc``."""
+        return NodeExecutionError(
+            f"node {self.id!r} ({self.type_name()}) failed: {type(exc).__name__}: {exc}"
+        )
 
     def check_outputs(self, outputs: Any) -> dict[str, Any]:
         """Return ``outputs`` if it is a dict, else raise ``NodeExecutionError``."""

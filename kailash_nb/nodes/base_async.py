@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from kailash_nb.nodes.base import Node
-from kailash_nb.sdk_exceptions import KailashException, NodeExecutionError
+from kailash_nb.sdk_exceptions import KailashException
 
 __all__ = ["AsyncNode"]
 
@@ -48,7 +48,5 @@ class AsyncNode(Node):
         except KailashException:
             raise
         except Exception as exc:
-            raise NodeExecutionError(
-                f"node {self.id!r} ({self.type_name()}) failed: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise self.execution_error(exc) from exc
         return self.check_outputs(outputs)

@@ -144,26 +144,14 @@ class WorkflowRun:
                 "internal: run_inline() called for a workflow that needs the event loop"
             )
         started = self._run_started()
-        for unit in self.plan.units:
-            if isinstance(unit, CycleUnit):
-                self._run_cycle_inline(unit)
-            else:
-                self._run_node_inline(unit)
-            if self.failure is not None:
-                break
+        self._run_sequentially()
         return self._run_finished(started)
 
     async def run_async(self) -> dict[str, dict[str, Any]]:
         """Run the workflow on the current event loop, concurrently where possible."""
         started = self._run_started()
         if self.inline:
-            for unit in self.plan.units:
-                if isinstance(unit, CycleUnit):
-                    self._run_cycle_inline(unit)
-                else:
-                    self._run_node_inline(unit)
-                if self.failure is not None:
-                    break
+            self._run_sequentially()
             return self._run_finished(started)
         if self.settings.max_concurrent_nodes:
             self._node_limiter = anyio.CapacityLimiter(self.settings.max_concurrent_nodes)
@@ -184,6 +172,15 @@ class WorkflowRun:
             self._emit_run("failed", started, error)
             raise error from None
         return self._run_finished(started)
+
+    def _run_sequentially(self) -> None:
+        for unit in self.plan.units:
+            if isinstance(unit, CycleUnit):
+                self._run_cycle_inline(unit)
+            else:
+                self._run_node_inline(unit)
+            if self.failure is not None:
+                return
 
     # -- concurrent scheduling ----------------------------------------------------------
     def _start_unit(self, index: int) -> None:
