@@ -8,7 +8,10 @@ Each scenario is the median of 5 runs after a warm-up:
   LocalRuntime and AsyncLocalRuntime (floor: ``asyncio.gather`` of the sleeps);
 - a 5-node chain executed 500 times: executions per second;
 - ``python -c "import kailash_nb"`` above bare interpreter start, and peak RSS of a
-  process that built and ran the 1,000-node chain.
+  process that built and ran the 1,000-node chain;
+- with ``--history``: the 5-node chain's executions per second with run history off
+  and on (an SQLite store in a temporary directory; the time to write the history
+  is included), as a ratio.
 
 Run: ``python benchmarks/bench_engine.py`` (``--quick`` for fewer repetitions).
 """
@@ -163,6 +166,31 @@ def scenario_throughput(module: str, runs: int) -> dict[str, float]:
     return {"per_second": executions / seconds, "floor_per_second": executions / floor}
 
 
+def scenario_history(runs: int) -> dict[str, float]:
+    """Executions per second of the 5-node chain with history off and on."""
+    import tempfile
+
+    from kailash_nb.runtime.local import LocalRuntime
+
+    executions = 500
+    workflow = chain_builder("kailash_nb", 5).build()
+    parameters = {"n0": {"x": 0}}
+    rates = {}
+    with tempfile.TemporaryDirectory() as directory:
+        url = f"sqlite:///{directory}/history.db"
+        for label, history in (("off", False), ("on", True)):
+            runtime = LocalRuntime(history=history, database_url=url)
+
+            def batch(runtime=runtime) -> None:
+                for _ in range(executions):
+                    runtime.execute(workflow, parameters=parameters)
+                runtime.flush_history()
+
+            rates[label] = executions / median_time(batch, runs)
+            runtime.close()
+    return {"off_per_second": rates["off"], "on_per_second": rates["on"]}
+
+
 def scenario_startup(runs: int) -> dict[str, float]:
     def timed(statement: str) -> float:
         return median_time(
@@ -265,6 +293,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 runs per scenario instead of 5")
     parser.add_argument("--no-kailash", action="store_true", help="skip the Kailash reference")
+    parser.add_argument(
+        "--history", action="store_true", help="also compare executions/s with history on and off"
+    )
     args = parser.parse_args()
     runs = 3 if args.quick else 5
     ours = {
@@ -288,6 +319,16 @@ def main() -> None:
     else:
         print("kailash is not installed: reporting kailash_nb and the floor only\n")
     print_report(ours, theirs)
+    if args.history:
+        history = scenario_history(runs)
+        print()
+        print(f"{'5-node chain with run history':<42} {'executions/s':>12}")
+        print(f"{'  history off':<42} {history['off_per_second']:>12,.0f}")
+        print(f"{'  history on (SQLite, writes included)':<42} {history['on_per_second']:>12,.0f}")
+        print(
+            f"history on / off: {history['on_per_second'] / history['off_per_second']:.2f} "
+            "(target >= 0.50)"
+        )
 
 
 if __name__ == "__main__":

@@ -320,18 +320,18 @@ def test_failing_subscriber_does_not_break_the_run(
 def _counting_event_classes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Count event objects the engine builds (the classes stay the real ones)."""
     built: list[str] = []
-    real_node_event, real_run_event = engine.NodeEvent, engine.RunEvent
+    real_node_event, real_run_event = engine.NodeEvent, engine._run_event
 
     def node_event(*args: Any, **kwargs: Any) -> NodeEvent:
         built.append("node")
         return real_node_event(*args, **kwargs)
 
-    def run_event(*args: Any, **kwargs: Any) -> RunEvent:
+    def run_event(fields: tuple) -> RunEvent:
         built.append("run")
-        return real_run_event(*args, **kwargs)
+        return real_run_event(fields)
 
     monkeypatch.setattr(engine, "NodeEvent", node_event)
-    monkeypatch.setattr(engine, "RunEvent", run_event)
+    monkeypatch.setattr(engine, "_run_event", run_event)
     return built
 
 

@@ -50,7 +50,17 @@ def coerce(declared: Any, value: Any, *, reveal: bool = True) -> Any:
         ) from None
 
 
-_SECRET_WORDS = ("password", "passwd", "secret", "token", "api_key", "apikey", "credential")
+_SECRET_WORDS = (
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "credential",
+    "connection_string",
+    "dsn",
+)
 
 
 def looks_secret(name: str) -> bool:

@@ -27,6 +27,14 @@ _BUILTIN_MODULES: dict[str, str] = {
     "AsyncPythonCodeNode": "kailash_nb.nodes.code",
     "SwitchNode": "kailash_nb.nodes.logic",
     "MergeNode": "kailash_nb.nodes.logic",
+    "CSVReaderNode": "kailash_nb.nodes.data",
+    "CSVWriterNode": "kailash_nb.nodes.data",
+    "JSONReaderNode": "kailash_nb.nodes.data",
+    "JSONWriterNode": "kailash_nb.nodes.data",
+    "SQLDatabaseNode": "kailash_nb.nodes.data",
+    "AsyncSQLDatabaseNode": "kailash_nb.nodes.data",
+    "HTTPRequestNode": "kailash_nb.nodes.api",
+    "AsyncHTTPRequestNode": "kailash_nb.nodes.api",
 }
 
 

@@ -38,7 +38,7 @@ import anyio
 import anyio.to_thread
 
 from kailash_nb import sdk_exceptions as errors
-from kailash_nb.runtime.events import EventBus, NodeEvent, RunEvent
+from kailash_nb.runtime.events import EventBus, NodeEvent, NodeTiming, RunEvent
 from kailash_nb.sdk_exceptions import NodeExecutionError, WorkflowExecutionError
 from kailash_nb.workflow.connection import MISSING, read_output
 from kailash_nb.workflow.expressions import evaluate_condition
@@ -48,6 +48,10 @@ from kailash_nb.workflow.plan import DEFAULT_CYCLE_ITERATION_CAP, CycleUnit, Exe
 __all__ = ["EngineSettings", "WorkflowRun"]
 
 _SKIP = object()
+# Event tuples without their Python-level __new__ (keyword handling): built per run
+# and per node, so they are on the hot path. Field order is the class's.
+_timing = functools.partial(tuple.__new__, NodeTiming)
+_run_event = functools.partial(tuple.__new__, RunEvent)
 
 
 @dataclass(frozen=True)
@@ -129,7 +133,12 @@ class WorkflowRun:
         self.fed_back: dict[str, dict[str, Any]] = {}
         self.failure: tuple[str, BaseException] | None = None
         self.bus = bus
-        self.emitting = bus.active
+        self.parameters = parameters
+        self.emitting = bus.wants_node_events
+        self.run_events = bus.wants_run_events
+        self.timeline: list[NodeTiming] | None = [] if bus.wants_timeline else None
+        # Converts perf_counter readings to wall-clock time without a clock call per node.
+        self._wall_offset = time.time() - time.perf_counter()
         self.inline = plan.sequential and not settings.needs_loop_always
         self._thread_limiter = thread_limiter
         self._node_limiter: anyio.CapacityLimiter | None = None
@@ -243,17 +252,34 @@ class WorkflowRun:
         node = self.plan.nodes[node_id]
         if emitting:
             self._emit_node(node_id, "started", iteration=iteration)
-        started = time.perf_counter() if emitting else 0.0
+        timing = emitting or self.timeline is not None
+        started = time.perf_counter() if timing else 0.0
         try:
             outputs = node.run_with(node.merge_inputs(kwargs))
         except Exception as exc:
             self._node_failed(node_id, exc, started, iteration)
             return
         self.results[node_id] = outputs
-        if emitting:
-            self._emit_node(
-                node_id, "completed", time.perf_counter() - started, iteration=iteration
-            )
+        if timing:
+            finished = time.perf_counter()
+            if emitting:
+                self._emit_node(node_id, "completed", finished - started, iteration=iteration)
+            timeline = self.timeline
+            if timeline is not None:
+                wall = finished + self._wall_offset
+                timeline.append(
+                    _timing(
+                        (
+                            node_id,
+                            "completed",
+                            wall - finished + started,
+                            wall,
+                            finished - started,
+                            None,
+                            iteration,
+                        )
+                    )
+                )
 
     async def _run_node(self, node_id: str, iteration: int | None = None) -> None:
         if self.emitting and iteration is not None:
@@ -288,10 +314,7 @@ class WorkflowRun:
                 self._node_failed(node_id, exc, started, iteration)
                 return
             self.results[node_id] = outputs
-            if self.emitting:
-                self._emit_node(
-                    node_id, "completed", time.perf_counter() - started, iteration=iteration
-                )
+            self._node_completed(node_id, time.perf_counter() - started, iteration)
             return
 
     async def _attempt(self, node: Any, kwargs: dict[str, Any], timeout: float | None) -> dict:
@@ -387,6 +410,30 @@ class WorkflowRun:
         self.results.pop(node_id, None)
         if self.emitting:
             self._emit_node(node_id, "skipped", iteration=iteration)
+        if self.timeline is not None:
+            self._record(node_id, "skipped", 0.0, None, iteration)
+
+    def _node_completed(self, node_id: str, duration: float, iteration: int | None) -> None:
+        if self.emitting:
+            self._emit_node(node_id, "completed", duration, iteration=iteration)
+        if self.timeline is not None:
+            now = time.time()
+            self.timeline.append(
+                _timing((node_id, "completed", now - duration, now, duration, None, iteration))
+            )
+
+    def _record(
+        self,
+        node_id: str,
+        state: str,
+        duration: float,
+        error: BaseException | None,
+        iteration: int | None,
+    ) -> None:
+        now = time.time()
+        self.timeline.append(  # type: ignore[union-attr]
+            _timing((node_id, state, now - duration, now, duration, _describe(error), iteration))
+        )
 
     def _node_failed(
         self, node_id: str, exc: Exception, started: float, iteration: int | None
@@ -394,6 +441,8 @@ class WorkflowRun:
         duration = time.perf_counter() - started if started else None
         if self.emitting:
             self._emit_node(node_id, "failed", duration, error=exc, iteration=iteration)
+        if self.timeline is not None:
+            self._record(node_id, "failed", duration or 0.0, exc, iteration)
         if self.plan.has_dependents[node_id]:
             self._stop(node_id, exc)
             return
@@ -502,14 +551,27 @@ class WorkflowRun:
     # -- run bookkeeping and events --------------------------------------------------------
     def _run_started(self) -> float:
         started = time.perf_counter()
-        if self.emitting:
-            self.bus.emit(RunEvent(self.run_id, self.workflow.name, "started", time.time()))
+        if self.run_events:
+            self.bus.emit(
+                _run_event(
+                    (
+                        self.run_id,
+                        self.workflow.name,
+                        "started",
+                        time.time(),
+                        None,
+                        None,
+                        self.workflow.workflow_id,
+                        self.parameters,
+                        None,
+                    )
+                )
+            )
         return started
 
     def _run_finished(self, started: float) -> dict[str, dict[str, Any]]:
         if self.failure is None:
-            if self.emitting:
-                self._emit_run("completed", started)
+            self._emit_run("completed", started)
             return self.results
         node_id, exc = self.failure
         if isinstance(exc, errors.WorkflowException):
@@ -532,17 +594,24 @@ class WorkflowRun:
         raise error from exc
 
     def _emit_run(self, state: str, started: float, error: BaseException | None = None) -> None:
-        if self.emitting:
-            self.bus.emit(
-                RunEvent(
+        if not self.run_events:
+            return
+        timeline = None if self.timeline is None else tuple(self.timeline)
+        self.bus.emit(
+            _run_event(
+                (
                     self.run_id,
                     self.workflow.name,
-                    state,  # type: ignore[arg-type]
+                    state,
                     time.time(),
                     time.perf_counter() - started,
                     _describe(error),
+                    self.workflow.workflow_id,
+                    None,
+                    timeline,
                 )
             )
+        )
 
     def _queued(self, index: int) -> None:
         if not self.emitting:

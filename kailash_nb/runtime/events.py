@@ -9,6 +9,7 @@ run store subscribe here instead of being called from inside the engine::
     with bus.subscribe(print):
         LocalRuntime(event_bus=bus).execute(workflow)
 
+Events are immutable named tuples (cheap to build on the engine's hot path).
 Subscribers are called synchronously, in the thread that emits (the caller's
 thread, the runtime's loop thread or a worker thread), so they must be quick and
 thread-safe. An exception in a subscriber is logged and does not stop the run:
@@ -21,9 +22,17 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, Union
+from typing import Literal, NamedTuple, Union
 
-__all__ = ["EventBus", "NodeEvent", "NodeState", "RunEvent", "RunState", "Subscription"]
+__all__ = [
+    "EventBus",
+    "NodeEvent",
+    "NodeState",
+    "NodeTiming",
+    "RunEvent",
+    "RunState",
+    "Subscription",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +40,7 @@ NodeState = Literal["queued", "started", "completed", "failed", "skipped", "retr
 RunState = Literal["started", "completed", "failed"]
 
 
-@dataclass(frozen=True, slots=True)
-class NodeEvent:
+class NodeEvent(NamedTuple):
     """A node changed state in a run.
 
     Attributes:
@@ -54,8 +62,29 @@ class NodeEvent:
     iteration: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class RunEvent:
+class NodeTiming(NamedTuple):
+    """How one node ended in a run, as carried by a finished ``RunEvent``'s timeline.
+
+    Attributes:
+        node_id: the node.
+        state: ``completed``, ``failed`` or ``skipped``.
+        started_at: wall-clock start (seconds since the epoch).
+        finished_at: wall-clock end.
+        duration: seconds the node ran (0 for skipped nodes).
+        error: ``"ErrorType: message"`` for failed nodes.
+        iteration: the cycle iteration for nodes inside a cycle.
+    """
+
+    node_id: str
+    state: NodeState
+    started_at: float
+    finished_at: float
+    duration: float
+    error: str | None = None
+    iteration: int | None = None
+
+
+class RunEvent(NamedTuple):
     """A run started or ended.
 
     Attributes:
@@ -65,6 +94,10 @@ class RunEvent:
         timestamp: wall-clock time of the change (seconds since the epoch).
         duration: seconds the run took, once it ended.
         error: ``"ErrorType: message"`` when the run failed.
+        workflow_id: id of the workflow being run.
+        parameters: the run's parameters, on ``started`` (do not mutate).
+        timeline: how each node ended, on ``completed``/``failed``, when a
+            subscriber asked for timelines (``subscribe(..., timeline=True)``).
     """
 
     run_id: str
@@ -73,6 +106,9 @@ class RunEvent:
     timestamp: float
     duration: float | None = None
     error: str | None = None
+    workflow_id: str | None = None
+    parameters: dict | None = None
+    timeline: tuple[NodeTiming, ...] | None = None
 
 
 Event = Union[NodeEvent, RunEvent]  # noqa: UP007 - a runtime alias on Python 3.10
@@ -82,13 +118,13 @@ Subscriber = Callable[[Event], object]
 class Subscription:
     """Handle returned by ``EventBus.subscribe``; call ``close()`` or use ``with``."""
 
-    def __init__(self, bus: EventBus, subscriber: Subscriber) -> None:
+    def __init__(self, bus: EventBus, entry: _Entry) -> None:
         self._bus = bus
-        self._subscriber = subscriber
+        self._entry = entry
 
     def close(self) -> None:
         """Stop delivering events to this subscriber (idempotent)."""
-        self._bus._remove(self._subscriber)
+        self._bus._remove(self._entry)
 
     def __enter__(self) -> Subscription:
         return self
@@ -97,40 +133,86 @@ class Subscription:
         self.close()
 
 
+@dataclass(frozen=True)
+class _Entry:
+    subscriber: Subscriber
+    nodes: bool
+    runs: bool
+    timeline: bool
+
+
 class EventBus:
     """Fan-out of runtime events to subscribers.
 
-    ``active`` is cheap to test, so the engine builds events only when someone listens.
+    A subscriber chooses what it receives: node events, run events, or both; a run
+    subscriber may also ask for the per-node ``timeline`` on finished runs, which
+    is much cheaper than receiving every node event (the run store records runs
+    this way). The engine builds only the events someone asked for.
     """
 
     def __init__(self) -> None:
-        self._subscribers: tuple[Subscriber, ...] = ()
+        self._entries: tuple[_Entry, ...] = ()
+        self._node_subscribers: tuple[Subscriber, ...] = ()
+        self._run_subscribers: tuple[Subscriber, ...] = ()
+        self.wants_timeline = False
         self._lock = threading.Lock()
 
     @property
     def active(self) -> bool:
         """True when at least one subscriber is registered."""
-        return bool(self._subscribers)
+        return bool(self._entries)
 
-    def subscribe(self, subscriber: Subscriber) -> Subscription:
-        """Call ``subscriber(event)`` for every event from now on."""
+    @property
+    def wants_node_events(self) -> bool:
+        """True when someone subscribed to node events."""
+        return bool(self._node_subscribers)
+
+    @property
+    def wants_run_events(self) -> bool:
+        """True when someone subscribed to run events."""
+        return bool(self._run_subscribers)
+
+    def subscribe(
+        self,
+        subscriber: Subscriber,
+        *,
+        nodes: bool = True,
+        runs: bool = True,
+        timeline: bool = False,
+    ) -> Subscription:
+        """Call ``subscriber(event)`` for every event of the chosen kinds from now on.
+
+        Args:
+            nodes: deliver ``NodeEvent``s.
+            runs: deliver ``RunEvent``s.
+            timeline: fill ``RunEvent.timeline`` on finished runs (needs ``runs``).
+        """
         if not callable(subscriber):
             raise TypeError(f"subscriber must be callable, got {type(subscriber).__name__}")
+        if timeline and not runs:
+            raise ValueError("timeline=True needs runs=True: timelines travel on run events")
+        entry = _Entry(subscriber, nodes, runs, timeline)
         with self._lock:
-            self._subscribers = (*self._subscribers, subscriber)
-        return Subscription(self, subscriber)
+            self._set((*self._entries, entry))
+        return Subscription(self, entry)
 
     def emit(self, event: Event) -> None:
-        """Deliver ``event`` to every subscriber; a failing subscriber is logged."""
-        for subscriber in self._subscribers:
+        """Deliver ``event`` to the subscribers of its kind; a failing one is logged."""
+        subscribers = (
+            self._node_subscribers if isinstance(event, NodeEvent) else self._run_subscribers
+        )
+        for subscriber in subscribers:
             try:
                 subscriber(event)
             except Exception:
                 logger.exception("event subscriber %r failed on %r", subscriber, event)
 
-    def _remove(self, subscriber: Subscriber) -> None:
+    def _remove(self, entry: _Entry) -> None:
         with self._lock:
-            remaining = list(self._subscribers)
-            if subscriber in remaining:
-                remaining.remove(subscriber)
-            self._subscribers = tuple(remaining)
+            self._set(tuple(e for e in self._entries if e is not entry))
+
+    def _set(self, entries: tuple[_Entry, ...]) -> None:
+        self._entries = entries
+        self._node_subscribers = tuple(e.subscriber for e in entries if e.nodes)
+        self._run_subscribers = tuple(e.subscriber for e in entries if e.runs)
+        self.wants_timeline = any(e.timeline for e in entries)

@@ -9,6 +9,7 @@ shared background loop, sequential ones run right in the calling thread.
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from typing import Any
 
@@ -21,7 +22,10 @@ from kailash_nb.runtime.events import EventBus
 from kailash_nb.sdk_exceptions import RuntimeExecutionError
 from kailash_nb.workflow.graph import Workflow
 
-__all__ = ["LocalRuntime"]
+__all__ = ["HISTORY_ENV", "LocalRuntime"]
+
+#: Environment variable that turns run history on by default.
+HISTORY_ENV = "KAILASH_NB_HISTORY"
 
 
 class LocalRuntime:
@@ -42,6 +46,10 @@ class LocalRuntime:
             concurrently with other nodes.
         event_bus: bus to publish node and run events on (a new one by default);
             share one bus between runtimes to observe them together.
+        history: record every run and its node timeline in the run store (default:
+            the ``KAILASH_NB_HISTORY`` environment variable, ``1``/``true`` to enable).
+        database_url: the store's URL for ``history`` (default:
+            ``KAILASH_NB_DATABASE_URL`` or an SQLite file in the user's data directory).
         debug: set the ``kailash_nb`` logger to DEBUG (as Kailash's ``debug`` does).
 
     Other keyword arguments raise ``TypeError`` rather than being ignored.
@@ -62,6 +70,8 @@ class LocalRuntime:
         node_retries: int = 0,
         max_worker_threads: int = 16,
         event_bus: EventBus | None = None,
+        history: bool | None = None,
+        database_url: str | None = None,
         debug: bool = False,
     ) -> None:
         try:
@@ -83,6 +93,40 @@ class LocalRuntime:
             logging.getLogger("kailash_nb").setLevel(logging.DEBUG)
         self._thread_limiter: anyio.CapacityLimiter | None = None
         self._closed = False
+        if history is None:
+            history = os.environ.get(HISTORY_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+        self._recorder = None
+        if history:
+            from kailash_nb.store.recorder import RunRecorder
+            from kailash_nb.store.runs import RunStore
+
+            self._recorder = RunRecorder(RunStore(database_url), self.events)
+
+    @property
+    def history_enabled(self) -> bool:
+        """True when this runtime records its runs in the store."""
+        return self._recorder is not None
+
+    def history(self, limit: int = 20, status: str | None = None) -> list:
+        """This store's most recent runs (``RunRecord``s), newest first.
+
+        Waits for pending writes first, so a run that just returned is listed.
+
+        Raises:
+            RuntimeExecutionError: history is off for this runtime.
+        """
+        if self._recorder is None:
+            raise RuntimeExecutionError(
+                "run history is off for this runtime; create it with LocalRuntime(history=True) "
+                f"or set {HISTORY_ENV}=1"
+            )
+        self._recorder.flush()
+        return self._recorder.store.list_runs(limit=limit, status=status)
+
+    def flush_history(self) -> None:
+        """Wait until every finished run is written to the store (no-op without history)."""
+        if self._recorder is not None:
+            self._recorder.flush()
 
     @property
     def max_concurrent_workflows(self) -> int | None:
@@ -127,8 +171,10 @@ class LocalRuntime:
         return results, run.run_id
 
     def close(self) -> None:
-        """Refuse further runs. Runs already started finish normally."""
+        """Refuse further runs and write pending history. Started runs finish normally."""
         self._closed = True
+        if self._recorder is not None:
+            self._recorder.close()
 
     def __enter__(self) -> LocalRuntime:
         return self

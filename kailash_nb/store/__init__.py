@@ -1,0 +1,1 @@
+"""Persistence: one SQLAlchemy store (SQLite by default, PostgreSQL by URL)."""

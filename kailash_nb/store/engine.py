@@ -1,0 +1,145 @@
+"""SQLAlchemy engines from one URL, created once per URL and shared.
+
+``KAILASH_NB_DATABASE_URL`` (or an explicit URL) picks the database; without one,
+an SQLite file in the user's data directory is used. SQLite connections run in
+WAL mode with a busy timeout so several processes can write; ``sqlite:///:memory:``
+shares one connection so every user sees the same database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import weakref
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.pool import StaticPool
+
+from kailash_nb.store.urls import async_url, parse_url, sync_url, url_from_environment
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL, Engine
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+__all__ = [
+    "SQLITE_BUSY_TIMEOUT_MS",
+    "create_engine",
+    "default_database_path",
+    "default_url",
+    "dispose_engines",
+    "get_async_engine",
+    "get_engine",
+]
+
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+_lock = threading.Lock()
+_engines: dict[str, Engine] = {}
+# Per event loop (weakly: a finished loop takes its engines with it), then per URL.
+_async_engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, AsyncEngine]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def default_database_path() -> Path:
+    """The default store file: ``kailash_nb.db`` in the user's data directory."""
+    import platformdirs
+
+    return platformdirs.user_data_path("kailash_nb") / "kailash_nb.db"
+
+
+def default_url() -> str:
+    """``KAILASH_NB_DATABASE_URL`` if set, else the default SQLite file (created lazily)."""
+    configured = url_from_environment()
+    if configured:
+        return configured
+    path = default_database_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+def _is_memory(url: URL) -> bool:
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+
+
+def _engine_options(url: URL) -> dict[str, Any]:
+    if url.get_backend_name() != "sqlite":
+        return {"pool_pre_ping": True}
+    options: dict[str, Any] = {"connect_args": {"check_same_thread": False}}
+    if _is_memory(url):
+        options["poolclass"] = StaticPool
+    return options
+
+
+def _tune_sqlite(engine: Any, url: URL) -> None:
+    memory = _is_memory(url)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        if not memory:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+
+def create_engine(url: str | URL | None = None, **options: Any) -> Engine:
+    """A new synchronous engine for ``url`` (default: ``default_url()``)."""
+    parsed = sync_url(url if url is not None else default_url())
+    engine = sa.create_engine(parsed, **{**_engine_options(parsed), **options})
+    if parsed.get_backend_name() == "sqlite":
+        _tune_sqlite(engine, parsed)
+    return engine
+
+
+def get_engine(url: str | URL | None = None) -> Engine:
+    """The shared synchronous engine for ``url``; created on first use."""
+    key = sync_url(url if url is not None else default_url()).render_as_string(hide_password=False)
+    with _lock:
+        engine = _engines.get(key)
+        if engine is None:
+            engine = _engines[key] = create_engine(key)
+        return engine
+
+
+def get_async_engine(url: str | URL) -> AsyncEngine:
+    """The shared async engine for ``url`` on the running event loop.
+
+    Async connections belong to the loop that opened them, so each loop gets its own
+    engine (and pool); runs on the same loop reuse it.
+    """
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    parsed = async_url(parse_url(url))
+    key = parsed.render_as_string(hide_password=False)
+    loop = asyncio.get_running_loop()
+    with _lock:
+        engines = _async_engines.setdefault(loop, {})
+        engine = engines.get(key)
+        if engine is None:
+            engine = create_async_engine(parsed, **_engine_options(parsed))
+            if parsed.get_backend_name() == "sqlite":
+                _tune_sqlite(engine.sync_engine, parsed)
+            engines[key] = engine
+        return engine
+
+
+def dispose_engines() -> None:
+    """Close every shared engine's pool (tests, shutdown)."""
+    with _lock:
+        engines = list(_engines.values())
+        _engines.clear()
+        async_engines = [
+            engine for per_loop in _async_engines.values() for engine in per_loop.values()
+        ]
+        _async_engines.clear()
+    for engine in engines:
+        engine.dispose()
+    for async_engine in async_engines:
+        # Connections of a finished loop cannot be closed from here; drop the pool.
+        async_engine.sync_engine.dispose(close=False)

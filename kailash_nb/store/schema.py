@@ -1,0 +1,104 @@
+"""The store's tables and the migrations that create and upgrade them.
+
+The schema is versioned in the ``kailash_nb_schema`` table. Opening a store applies
+the migrations it is missing, in one transaction, under a lock so two processes
+never migrate at once; a database written by a newer kailash_nb is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from kailash_nb.store.urls import StoreConfigurationError
+
+__all__ = ["NODE_EVENT_FIELDS", "SCHEMA_VERSION", "metadata", "migrate", "runs"]
+
+metadata = sa.MetaData()
+
+schema_table = sa.Table(
+    "kailash_nb_schema",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+)
+
+runs = sa.Table(
+    "kailash_nb_runs",
+    metadata,
+    sa.Column("run_id", sa.String(36), primary_key=True),
+    # Start time in microseconds: a time-ordered key for listing recent runs.
+    sa.Column("run_seq", sa.BigInteger, nullable=False),
+    sa.Column("workflow_name", sa.String(256), nullable=False),
+    sa.Column("workflow_id", sa.String(64)),
+    sa.Column("parameters", sa.JSON),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float),
+    sa.Column("duration", sa.Float),
+    sa.Column("error", sa.Text),
+    # The node events of the run, in execution order: a JSON list of
+    # [node_id, state, started_us, finished_us, error, iteration] (times in integer
+    # microseconds since the epoch).
+    # One row per run (rather than one per node event) is what keeps recording
+    # cheap enough to leave on: see benchmarks/bench_engine.py --history.
+    sa.Column("node_events", sa.JSON),
+    sa.Column("owner_host", sa.String(256)),
+    sa.Column("owner_process", sa.String(64)),
+    sa.Index("ix_kailash_nb_runs_seq", "run_seq"),
+)
+
+#: Fields of one entry of ``runs.node_events``.
+NODE_EVENT_FIELDS = ("node_id", "state", "started_us", "finished_us", "error", "iteration")
+
+
+def _create_v1(connection: Connection) -> None:
+    metadata.create_all(connection, tables=[runs])
+
+
+#: Ordered migrations: each brings the schema from ``version - 1`` to ``version``.
+MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = ((1, _create_v1),)
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+
+def migrate(engine: Engine) -> int:
+    """Bring the database at ``engine`` to ``SCHEMA_VERSION``; return the version.
+
+    Raises:
+        StoreConfigurationError: the database holds a newer schema than this code knows.
+    """
+    try:
+        return _migrate_once(engine)
+    except sa.exc.IntegrityError:
+        # Another process created the schema row first (SQLite has no advisory
+        # lock); its migration is complete, so check again.
+        return _migrate_once(engine)
+
+
+def _migrate_once(engine: Engine) -> int:
+    with engine.begin() as connection:
+        _lock(connection)
+        schema_table.create(connection, checkfirst=True)
+        current = connection.execute(sa.select(schema_table.c.version)).scalar()
+        current = current or 0
+        if current > SCHEMA_VERSION:
+            raise StoreConfigurationError(
+                f"the store's schema is version {current} but this kailash_nb knows versions up "
+                f"to {SCHEMA_VERSION}; upgrade kailash_nb (migration {current} is missing)"
+            )
+        for version, apply in MIGRATIONS:
+            if version > current:
+                apply(connection)
+        if current == 0:
+            connection.execute(schema_table.insert().values(id=1, version=SCHEMA_VERSION))
+        elif current < SCHEMA_VERSION:
+            connection.execute(schema_table.update().values(version=SCHEMA_VERSION))
+    return SCHEMA_VERSION
+
+
+def _lock(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        # Held until the transaction ends, so concurrent openers migrate one at a time.
+        connection.exec_driver_sql("SELECT pg_advisory_xact_lock(4242604242)")

@@ -1,0 +1,50 @@
+"""Shared fixtures: database URLs for SQLite (always) and PostgreSQL (when configured).
+
+``KAILASH_NB_TEST_PG_URL`` names a PostgreSQL server (``.ci/run`` sets it). Each test
+session gets its own fresh database on that server, dropped at the end. Under CI
+(``CI`` set) a missing PostgreSQL URL is an error, not a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+PG_ENV = "KAILASH_NB_TEST_PG_URL"
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    """URL of a fresh PostgreSQL database for this session (skips without a server)."""
+    base = os.environ.get(PG_ENV)
+    if not base:
+        if os.environ.get("CI"):
+            pytest.fail(f"{PG_ENV} must be set in CI: the PostgreSQL suite may not be skipped")
+        pytest.skip(f"PostgreSQL suite skipped: set {PG_ENV}=postgresql://user@host:port/db")
+    import sqlalchemy as sa
+
+    from kailash_nb.store.urls import sync_url
+
+    admin_url = sync_url(base)
+    name = f"kailash_nb_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = admin_url.set(database=name).render_as_string(hide_password=False)
+    yield url.replace("postgresql+psycopg://", "postgresql://", 1)
+    from kailash_nb.store.engine import dispose_engines
+
+    dispose_engines()
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request, tmp_path):
+    """A database URL per backend: a SQLite file in tmp_path, and the session's PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.db'}"
+    return request.getfixturevalue("pg_url")

@@ -1,0 +1,222 @@
+"""The run store: schema migrations, recorded history, recovery after a killed process.
+
+Every test runs against SQLite and, when configured, PostgreSQL (``database_url``).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from kailash_nb.runtime.local import LocalRuntime
+from kailash_nb.sdk_exceptions import RuntimeExecutionError, WorkflowExecutionError
+from kailash_nb.store.engine import get_engine
+from kailash_nb.store.runs import RunNotFoundError, RunStore, process_token
+from kailash_nb.store.schema import SCHEMA_VERSION, runs, schema_table
+from kailash_nb.store.urls import StoreConfigurationError
+from kailash_nb.workflow.builder import WorkflowBuilder
+
+
+def _chain(fail: bool = False):
+    builder = WorkflowBuilder()
+    builder.add_node("PythonCodeNode", "a", {"code": "result = x + 1"})
+    builder.add_node(
+        "PythonCodeNode", "b", {"code": "result = 1 / 0" if fail else "result = x * 2"}
+    )
+    builder.add_node("PythonCodeNode", "c", {"code": "result = x - 1"})
+    builder.add_connection("a", "result", "b", "x")
+    builder.add_connection("b", "result", "c", "x")
+    return builder.build(name="chain")
+
+
+def test_store_creates_and_versions_its_schema(database_url):
+    RunStore(database_url)
+    RunStore(database_url)  # reopening is a no-op
+    with get_engine(database_url).connect() as connection:
+        assert connection.execute(sa.select(schema_table.c.version)).scalar_one() == SCHEMA_VERSION
+
+
+def test_newer_schema_is_refused_with_the_missing_migration(database_url):
+    RunStore(database_url)
+    engine = get_engine(database_url)
+    with engine.begin() as connection:
+        connection.execute(schema_table.update().values(version=SCHEMA_VERSION + 1))
+    try:
+        with pytest.raises(StoreConfigurationError, match=f"migration {SCHEMA_VERSION + 1}"):
+            RunStore(database_url)
+    finally:
+        with engine.begin() as connection:
+            connection.execute(schema_table.update().values(version=SCHEMA_VERSION))
+
+
+def test_history_records_completed_runs_with_their_timeline(database_url):
+    with LocalRuntime(history=True, database_url=database_url) as runtime:
+        results, run_id = runtime.execute(_chain(), parameters={"a": {"x": 1, "api_token": "t0p"}})
+        listed = runtime.history(limit=5)
+    assert results["c"] == {"result": 3}
+    assert run_id in [run.run_id for run in listed]
+    run = RunStore(database_url).get_run(run_id)
+    assert run.status == "completed"
+    assert run.workflow_name == "chain"
+    assert run.duration > 0 and run.finished_at >= run.started_at
+    assert run.parameters == {"a": {"x": 1, "api_token": "***"}}
+    assert [(node.node_id, node.state) for node in run.nodes] == [
+        ("a", "completed"),
+        ("b", "completed"),
+        ("c", "completed"),
+    ]
+    assert all(node.duration >= 0 for node in run.nodes)
+
+
+def test_history_records_failed_runs_and_filters_by_status(database_url):
+    with LocalRuntime(history=True, database_url=database_url) as runtime:
+        with pytest.raises(WorkflowExecutionError) as failure:
+            runtime.execute(_chain(fail=True), parameters={"a": {"x": 1}})
+        _, ok_id = runtime.execute(_chain(), parameters={"a": {"x": 1}})
+        failed = runtime.history(limit=50, status="failed")
+        completed = runtime.history(limit=50, status="completed")
+    failed_id = failure.value.run_id
+    assert failed_id in [run.run_id for run in failed]
+    assert ok_id not in [run.run_id for run in failed]
+    assert ok_id in [run.run_id for run in completed]
+    run = RunStore(database_url).get_run(failed_id)
+    assert run.status == "failed"
+    assert "ZeroDivisionError" in run.error
+    states = {node.node_id: node.state for node in run.nodes}
+    assert states == {"a": "completed", "b": "failed"}
+
+
+def test_history_lists_newest_first_and_honours_limit(database_url):
+    with LocalRuntime(history=True, database_url=database_url) as runtime:
+        ids = [runtime.execute(_chain(), parameters={"a": {"x": i}})[1] for i in range(3)]
+        listed = runtime.history(limit=2)
+    assert [run.run_id for run in listed] == ids[:0:-1]
+
+
+def test_history_off_says_how_to_turn_it_on():
+    with pytest.raises(RuntimeExecutionError, match="history=True"):
+        LocalRuntime().history()
+
+
+def test_history_follows_the_environment(monkeypatch, tmp_path):
+    url = f"sqlite:///{tmp_path / 'env.db'}"
+    monkeypatch.setenv("KAILASH_NB_HISTORY", "1")
+    monkeypatch.setenv("KAILASH_NB_DATABASE_URL", url)
+    with LocalRuntime() as runtime:
+        _, run_id = runtime.execute(_chain(), parameters={"a": {"x": 1}})
+    assert RunStore(url).get_run(run_id).status == "completed"
+
+
+def test_in_memory_sqlite_store():
+    with LocalRuntime(history=True, database_url="sqlite:///:memory:") as runtime:
+        _, run_id = runtime.execute(_chain(), parameters={"a": {"x": 1}})
+        assert [run.run_id for run in runtime.history()] == [run_id]
+
+
+def test_unknown_run_is_a_typed_error(database_url):
+    with pytest.raises(RunNotFoundError, match="no run 'nope'"):
+        RunStore(database_url).get_run("nope")
+
+
+def test_list_runs_validates_its_arguments(database_url):
+    store = RunStore(database_url)
+    with pytest.raises(ValueError, match="limit"):
+        store.list_runs(limit=0)
+    with pytest.raises(ValueError, match="status"):
+        store.list_runs(status="sleeping")
+
+
+def test_recovery_marks_only_runs_of_dead_processes(database_url):
+    store = RunStore(database_url)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    dead_token = f"{dead.stdout.strip()}:0"
+    rows = []
+    for owner in (dead_token, process_token()):
+        rows.append(
+            {
+                "run_id": str(uuid.uuid4()),
+                "run_seq": int(time.time() * 1e6),
+                "workflow_name": "w",
+                "status": "running",
+                "started_at": time.time(),
+                "owner_host": socket.gethostname(),
+                "owner_process": owner,
+            }
+        )
+    with store.engine.begin() as connection:
+        connection.execute(runs.insert(), rows)
+    assert store.recover_interrupted() >= 1
+    assert store.get_run(rows[0]["run_id"]).status == "interrupted"
+    assert store.get_run(rows[1]["run_id"]).status == "running"
+
+
+def test_failed_history_write_is_reported_by_flush(tmp_path):
+    url = f"sqlite:///{tmp_path / 'broken.db'}"
+    runtime = LocalRuntime(history=True, database_url=url)
+    with get_engine(url).begin() as connection:
+        connection.execute(sa.text("DROP TABLE kailash_nb_runs"))
+    runtime.execute(_chain(), parameters={"a": {"x": 1}})
+    with pytest.raises(RuntimeExecutionError, match="could not be written"):
+        runtime.flush_history()
+    runtime.close()
+
+
+_KILLED_RUN = textwrap.dedent(
+    """
+    import sys
+    from kailash_nb.runtime.local import LocalRuntime
+    from kailash_nb.workflow.builder import WorkflowBuilder
+
+    builder = WorkflowBuilder()
+    builder.add_node("PythonCodeNode", "fast", {"code": "result = 1"})
+    builder.add_node("PythonCodeNode", "slow", {"code": "time.sleep(120)\\nresult = x"})
+    builder.add_connection("fast", "result", "slow", "x")
+    runtime = LocalRuntime(history=True, database_url=sys.argv[1])
+    print("starting", flush=True)
+    runtime.execute(builder.build(name="killed"))
+    """
+)
+
+
+def test_killed_process_leaves_an_interrupted_run_and_no_partial_rows(database_url):
+    process = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_RUN, database_url],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout.readline().strip() == "starting"
+        store = RunStore(database_url)
+        deadline = time.monotonic() + 30
+        running = []
+        while time.monotonic() < deadline and not running:
+            running = [run for run in store.list_runs(limit=50) if run.workflow_name == "killed"]
+            if not running:
+                time.sleep(0.05)
+        assert running and running[0].status == "running"
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.stdout.close()
+
+    reopened = RunStore(database_url)
+    run = reopened.get_run(running[0].run_id)
+    assert run.status == "interrupted"
+    assert "ended before the run finished" in run.error
+    assert run.nodes == ()  # the timeline is written with the run's end, never in part
