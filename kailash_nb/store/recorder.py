@@ -35,6 +35,7 @@ __all__ = ["RunRecorder"]
 logger = logging.getLogger(__name__)
 
 _MAX_PARAMETER_CHARS = 10_000
+_UNCOMPARABLE = object()
 # Plain JSON that mentions none of these needs no masking walk (the common case).
 _SECRET_HINT = re.compile(
     r"passw|secret|token|api_?key|credential|_key|connection_string|dsn", re.IGNORECASE
@@ -62,6 +63,7 @@ class RunRecorder:
         self._pending: collections.deque[RunEvent] = collections.deque()
         self._write_lock = threading.Lock()
         self._error: Exception | None = None
+        self._last_parameters: tuple[Any, Any, str | None] | None = None
         self._host = socket.gethostname()
         self._owner = process_token()
         self._subscription: Subscription | None = bus.subscribe(
@@ -148,6 +150,19 @@ class RunRecorder:
             if ended_runs:
                 _execute_many(connection, bulk["end"], ended_runs, _END_COLUMNS)
 
+    def _parameters_text(self, parameters: Any) -> str | None:
+        # A loop usually passes the same parameters object run after run: while it
+        # still equals the snapshot taken when it was encoded, reuse the text.
+        last = self._last_parameters
+        if last is not None and last[0] is parameters and parameters == last[1]:
+            return last[2]
+        text = _portable(parameters)
+        if text is not None and last is not None and last[0] is parameters:
+            self._last_parameters = (parameters, json.loads(text), text)
+        else:
+            self._last_parameters = (parameters, _UNCOMPARABLE, text)
+        return text
+
     def _run_row(
         self, start: RunEvent, status: str, end: RunEvent | None, timeline: str | None
     ) -> tuple:
@@ -156,7 +171,7 @@ class RunRecorder:
             int(start.timestamp * 1_000_000),
             start.workflow_name[:256],
             start.workflow_id,
-            _portable(start.parameters),
+            self._parameters_text(start.parameters),
             status,
             start.timestamp,
             end.timestamp if end else None,
