@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,6 +103,10 @@ class WorkflowRun:
     Create it, then call ``run_inline()`` (only when ``inline`` is true) or
     ``await run_async()``; both return the results dict.
 
+    ``cached_outputs`` maps node ids to outputs of an earlier run that the caller
+    knows are still valid (the notebook's cache): those nodes do not execute, their
+    outputs are reused and a ``cached`` event is emitted for them.
+
     Raises (at construction):
         WorkflowValidationError: bad parameters or missing required inputs.
     """
@@ -114,7 +119,7 @@ class WorkflowRun:
         run_id: str,
         bus: EventBus,
         settings: EngineSettings,
-        thread_limiter: anyio.CapacityLimiter | None = None,
+        cached_outputs: Mapping[str, dict[str, Any]] | None = None,
     ) -> None:
         if not isinstance(workflow, Workflow):
             raise TypeError(
@@ -140,7 +145,8 @@ class WorkflowRun:
         # Converts perf_counter readings to wall-clock time without a clock call per node.
         self._wall_offset = time.time() - time.perf_counter()
         self.inline = plan.sequential and not settings.needs_loop_always
-        self._thread_limiter = thread_limiter
+        self._thread_limiter: anyio.CapacityLimiter | None = None
+        self.cached = self._check_cached(cached_outputs)
         self._node_limiter: anyio.CapacityLimiter | None = None
         self._task_group: Any = None
         self._in_flight = 0
@@ -243,6 +249,9 @@ class WorkflowRun:
         emitting = self.emitting
         if emitting:
             self._emit_node(node_id, "queued", iteration=iteration)
+        if self.cached and node_id in self.cached:
+            self._use_cached(node_id)
+            return
         kwargs = self._inputs_or_stop(node_id, iteration)
         if kwargs is None:
             return
@@ -285,6 +294,9 @@ class WorkflowRun:
         if self.emitting and iteration is not None:
             # Cycle members are queued per iteration; other nodes when their unit is.
             self._emit_node(node_id, "queued", iteration=iteration)
+        if self.cached and node_id in self.cached:
+            self._use_cached(node_id)
+            return
         kwargs = self._inputs_or_stop(node_id, iteration)
         if kwargs is None:
             return
@@ -404,6 +416,41 @@ class WorkflowRun:
             if fed:
                 kwargs.update(fed)
         return kwargs
+
+    def _check_cached(
+        self, cached_outputs: Mapping[str, dict[str, Any]] | None
+    ) -> dict[str, dict[str, Any]]:
+        if not cached_outputs:
+            return {}
+        in_cycles = {
+            member
+            for unit in self.plan.units
+            if isinstance(unit, CycleUnit)
+            for member in unit.members
+        }
+        for node_id, outputs in cached_outputs.items():
+            if node_id not in self.plan.nodes:
+                raise errors.WorkflowValidationError(
+                    f"cached output given for unknown node {node_id!r}"
+                )
+            if node_id in in_cycles:
+                raise errors.WorkflowValidationError(
+                    f"node {node_id!r} is inside a cycle, whose nodes always execute; do not "
+                    "pass a cached output for it"
+                )
+            if not isinstance(outputs, dict):
+                raise errors.WorkflowValidationError(
+                    f"cached output of node {node_id!r} must be a dict, got "
+                    f"{type(outputs).__name__}"
+                )
+        return dict(cached_outputs)
+
+    def _use_cached(self, node_id: str) -> None:
+        self.results[node_id] = self.cached[node_id]
+        if self.emitting:
+            self._emit_node(node_id, "cached", 0.0)
+        if self.timeline is not None:
+            self._record(node_id, "cached", 0.0, None, None)
 
     def _skip(self, node_id: str, iteration: int | None) -> None:
         self.skipped.add(node_id)

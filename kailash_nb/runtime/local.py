@@ -134,11 +134,17 @@ class LocalRuntime:
         return self._slots.limit if self._slots else None
 
     def execute(
-        self, workflow: Workflow, parameters: dict[str, Any] | None = None
+        self,
+        workflow: Workflow,
+        parameters: dict[str, Any] | None = None,
+        *,
+        cached_outputs: dict[str, dict[str, Any]] | None = None,
     ) -> tuple[dict[str, dict[str, Any]], str]:
         """Run ``workflow`` to completion and return ``(results, run_id)``.
 
         ``results`` maps every node that ran to its outputs; ``run_id`` is a uuid4.
+        ``cached_outputs`` (``{node_id: outputs}``) are reused instead of executing
+        those nodes (``cached`` events); the notebook layer decides what is fresh.
 
         Raises:
             WorkflowValidationError: bad parameters or missing required inputs
@@ -146,7 +152,7 @@ class LocalRuntime:
             WorkflowExecutionError: a node with dependents failed (partial results
                 in ``err.results``); ``WorkflowTimeoutError`` past ``workflow_timeout``.
         """
-        run = self._new_run(workflow, parameters)
+        run = self._new_run(workflow, parameters, cached_outputs)
         if self._slots is not None:
             self._slots.acquire()
         try:
@@ -157,10 +163,14 @@ class LocalRuntime:
         return results, run.run_id
 
     async def execute_async(
-        self, workflow: Workflow, parameters: dict[str, Any] | None = None
+        self,
+        workflow: Workflow,
+        parameters: dict[str, Any] | None = None,
+        *,
+        cached_outputs: dict[str, dict[str, Any]] | None = None,
     ) -> tuple[dict[str, dict[str, Any]], str]:
         """Run ``workflow`` on the current event loop; same contract as ``execute``."""
-        run = self._new_run(workflow, parameters)
+        run = self._new_run(workflow, parameters, cached_outputs)
         if self._slots is not None:
             await self._slots.acquire_async()
         try:
@@ -188,7 +198,12 @@ class LocalRuntime:
     async def __aexit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _new_run(self, workflow: Workflow, parameters: dict[str, Any] | None) -> WorkflowRun:
+    def _new_run(
+        self,
+        workflow: Workflow,
+        parameters: dict[str, Any] | None,
+        cached_outputs: dict[str, dict[str, Any]] | None = None,
+    ) -> WorkflowRun:
         if self._closed:
             raise RuntimeExecutionError("this runtime is closed; create a new one")
         return WorkflowRun(
@@ -197,4 +212,5 @@ class LocalRuntime:
             run_id=str(uuid.uuid4()),
             bus=self.events,
             settings=self.settings,
+            cached_outputs=cached_outputs,
         )
