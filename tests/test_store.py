@@ -220,3 +220,37 @@ def test_killed_process_leaves_an_interrupted_run_and_no_partial_rows(database_u
     assert run.status == "interrupted"
     assert "ended before the run finished" in run.error
     assert run.nodes == ()  # the timeline is written with the run's end, never in part
+
+
+_WRITER = textwrap.dedent(
+    """
+    import sys
+    from kailash_nb.runtime.local import LocalRuntime
+    from kailash_nb.workflow.builder import WorkflowBuilder
+
+    builder = WorkflowBuilder()
+    builder.add_node("PythonCodeNode", "a", {"code": "result = x + 1"})
+    workflow = builder.build(name=sys.argv[2])
+    with LocalRuntime(history=True, database_url=sys.argv[1]) as runtime:
+        for index in range(int(sys.argv[3])):
+            runtime.execute(workflow, parameters={"a": {"x": index}})
+            if index % 10 == 0:
+                runtime.flush_history()
+    """
+)
+
+
+def test_concurrent_writer_processes_lose_no_runs(tmp_path):
+    """STOR-03: several processes recording into one SQLite file (WAL + busy timeout)."""
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    RunStore(url)
+    writers = [
+        subprocess.Popen([sys.executable, "-c", _WRITER, url, f"writer-{n}", "60"])
+        for n in range(4)
+    ]
+    for writer in writers:
+        assert writer.wait(timeout=120) == 0
+    recorded = RunStore(url).list_runs(limit=1000)
+    assert len(recorded) == 240
+    assert {run.status for run in recorded} == {"completed"}
+    assert sorted({run.workflow_name for run in recorded}) == [f"writer-{n}" for n in range(4)]
