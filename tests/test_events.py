@@ -20,7 +20,7 @@ from kailash_nb import (
     WorkflowBuilder,
 )
 from kailash_nb.nodes.code import PythonCodeNode
-from kailash_nb.runtime import engine
+from kailash_nb.runtime import _run_events as run_events
 from kailash_nb.sdk_exceptions import WorkflowExecutionError
 
 # "inline": LocalRuntime on a sequential workflow (no event loop);
@@ -320,7 +320,7 @@ def test_failing_subscriber_does_not_break_the_run(
 def _counting_event_classes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Count event objects the engine builds (the classes stay the real ones)."""
     built: list[str] = []
-    real_node_event, real_run_event = engine.NodeEvent, engine._run_event
+    real_node_event, real_run_event = run_events.NodeEvent, run_events.make_run_event
 
     def node_event(*args: Any, **kwargs: Any) -> NodeEvent:
         built.append("node")
@@ -330,8 +330,8 @@ def _counting_event_classes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         built.append("run")
         return real_run_event(fields)
 
-    monkeypatch.setattr(engine, "NodeEvent", node_event)
-    monkeypatch.setattr(engine, "_run_event", run_event)
+    monkeypatch.setattr(run_events, "NodeEvent", node_event)
+    monkeypatch.setattr(run_events, "make_run_event", run_event)
     return built
 
 

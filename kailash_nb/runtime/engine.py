@@ -39,20 +39,17 @@ import anyio
 import anyio.to_thread
 
 from kailash_nb import sdk_exceptions as errors
-from kailash_nb.runtime.events import EventBus, NodeEvent, NodeTiming, RunEvent
-from kailash_nb.sdk_exceptions import NodeExecutionError, WorkflowExecutionError
+from kailash_nb.runtime._cycles import CycleExecution
+from kailash_nb.runtime._run_events import RunEvents, describe, make_timing
+from kailash_nb.runtime.events import EventBus, NodeTiming
+from kailash_nb.sdk_exceptions import NodeExecutionError
 from kailash_nb.workflow.connection import MISSING, read_output
-from kailash_nb.workflow.expressions import evaluate_condition
 from kailash_nb.workflow.graph import Workflow
-from kailash_nb.workflow.plan import DEFAULT_CYCLE_ITERATION_CAP, CycleUnit, ExecutionPlan
+from kailash_nb.workflow.plan import CycleUnit, ExecutionPlan
 
 __all__ = ["EngineSettings", "WorkflowRun"]
 
 _SKIP = object()
-# Event tuples without their Python-level __new__ (keyword handling): built per run
-# and per node, so they are on the hot path. Field order is the class's.
-_timing = functools.partial(tuple.__new__, NodeTiming)
-_run_event = functools.partial(tuple.__new__, RunEvent)
 
 
 @dataclass(frozen=True)
@@ -97,7 +94,7 @@ class EngineSettings:
         return bool(self.workflow_timeout or self.node_timeout or self.node_retries)
 
 
-class WorkflowRun:
+class WorkflowRun(CycleExecution, RunEvents):
     """One execution of a workflow: inputs resolved, nodes run, events emitted.
 
     Create it, then call ``run_inline()`` (only when ``inline`` is true) or
@@ -277,7 +274,7 @@ class WorkflowRun:
             if timeline is not None:
                 wall = finished + self._wall_offset
                 timeline.append(
-                    _timing(
+                    make_timing(
                         (
                             node_id,
                             "completed",
@@ -466,7 +463,7 @@ class WorkflowRun:
         if self.timeline is not None:
             now = time.time()
             self.timeline.append(
-                _timing((node_id, "completed", now - duration, now, duration, None, iteration))
+                make_timing((node_id, "completed", now - duration, now, duration, None, iteration))
             )
 
     def _record(
@@ -479,7 +476,7 @@ class WorkflowRun:
     ) -> None:
         now = time.time()
         self.timeline.append(  # type: ignore[union-attr]
-            _timing((node_id, state, now - duration, now, duration, _describe(error), iteration))
+            make_timing((node_id, state, now - duration, now, duration, describe(error), iteration))
         )
 
     def _node_failed(
@@ -501,193 +498,6 @@ class WorkflowRun:
             "failed": True,
         }
 
-    # -- cycles -----------------------------------------------------------------------
-    def _run_cycle_inline(self, unit: CycleUnit) -> None:
-        started = time.monotonic()
-        iteration = 0
-        while True:
-            iteration += 1
-            for node_id in unit.members:
-                self._run_node_inline(node_id, iteration)
-                if self.failure is not None:
-                    return
-            if self._cycle_finished(unit, iteration, started):
-                return
-
-    async def _run_cycle(self, unit: CycleUnit) -> None:
-        started = time.monotonic()
-        iteration = 0
-        while True:
-            iteration += 1
-            for node_id in unit.members:
-                await self._run_node(node_id, iteration)
-                if self.failure is not None:
-                    return
-            if self._cycle_finished(unit, iteration, started):
-                return
-
-    def _cycle_finished(self, unit: CycleUnit, iteration: int, started: float) -> bool:
-        try:
-            return self._cycle_should_stop(unit, iteration, started)
-        except (errors.ConnectionError, WorkflowExecutionError) as exc:
-            self._stop(unit.source_node, exc)
-            return True
-
-    def _cycle_should_stop(self, unit: CycleUnit, iteration: int, started: float) -> bool:
-        spec = unit.spec
-        for connection in self.plan.cycle_edges[spec.cycle_id]:
-            outputs = self.results.get(connection.source_node)
-            value = None if outputs is None else read_output(outputs, connection)
-            if value is MISSING:
-                raise errors.ConnectionError(
-                    f"cycle {spec.cycle_id!r} edge {connection}: node "
-                    f"{connection.source_node!r} produced no output "
-                    f"{connection.source_output!r}; its outputs are {sorted(outputs or {})}"
-                )
-            self.fed_back.setdefault(connection.target_node, {})[connection.target_input] = value
-        elapsed = time.monotonic() - started
-        if unit.condition is not None:
-            names = self._convergence_names(unit, iteration, elapsed)
-            try:
-                converged = evaluate_condition(unit.condition, names)
-            except Exception as exc:
-                raise WorkflowExecutionError(
-                    f"cycle {spec.cycle_id!r}: converge_when {spec.converge_when!r} failed after "
-                    f"iteration {iteration}: {type(exc).__name__}: {exc}; available names: "
-                    f"{sorted(names)}",
-                    results=dict(self.results),
-                    run_id=self.run_id,
-                ) from exc
-            if converged:
-                return True
-        if spec.max_iterations is not None and iteration >= spec.max_iterations:
-            return True
-        if spec.timeout is not None and elapsed >= spec.timeout:
-            return True
-        if (
-            spec.max_iterations is None
-            and spec.timeout is None
-            and (iteration >= DEFAULT_CYCLE_ITERATION_CAP)
-        ):
-            raise WorkflowExecutionError(
-                f"cycle {spec.cycle_id!r} did not converge within {DEFAULT_CYCLE_ITERATION_CAP} "
-                "iterations; set max_iterations(n) or timeout(seconds) to bound it",
-                results=dict(self.results),
-                run_id=self.run_id,
-            )
-        return False
-
-    def _convergence_names(self, unit: CycleUnit, iteration: int, elapsed: float) -> dict[str, Any]:
-        members = {node_id: self.results.get(node_id) for node_id in unit.members}
-        names: dict[str, Any] = {}
-        source_outputs = members.get(unit.source_node) or {}
-        fields = source_outputs.get("result")
-        if not isinstance(fields, dict):
-            fields = source_outputs
-        names.update(
-            (key, value)
-            for key, value in fields.items()
-            if isinstance(key, str) and isinstance(value, (int, float, str, bool))
-        )
-        names.update(
-            (node_id, outputs) for node_id, outputs in members.items() if node_id.isidentifier()
-        )
-        names.update(results=members, iteration=iteration, elapsed_time=elapsed)
-        return names
-
-    # -- run bookkeeping and events --------------------------------------------------------
-    def _run_started(self) -> float:
-        started = time.perf_counter()
-        if self.run_events:
-            self.bus.emit(
-                _run_event(
-                    (
-                        self.run_id,
-                        self.workflow.name,
-                        "started",
-                        time.time(),
-                        None,
-                        None,
-                        self.workflow.workflow_id,
-                        self.parameters,
-                        None,
-                    )
-                )
-            )
-        return started
-
-    def _run_finished(self, started: float) -> dict[str, dict[str, Any]]:
-        if self.failure is None:
-            self._emit_run("completed", started)
-            return self.results
-        node_id, exc = self.failure
-        if isinstance(exc, errors.WorkflowException):
-            message = f"the run stopped at node {node_id!r}: {exc}"
-        else:
-            dependents = sorted(
-                {c.target_node for c in self.workflow.connections if c.source_node == node_id}
-            )
-            message = (
-                f"node {node_id!r} failed and {', '.join(map(repr, dependents))} depend"
-                f"{'s' * (len(dependents) == 1)} on it, so the run stopped: {exc}"
-            )
-        error = WorkflowExecutionError(
-            message,
-            results=dict(self.results),
-            run_id=self.run_id,
-            node_id=node_id,
-        )
-        self._emit_run("failed", started, error)
-        raise error from exc
-
-    def _emit_run(self, state: str, started: float, error: BaseException | None = None) -> None:
-        if not self.run_events:
-            return
-        timeline = None if self.timeline is None else tuple(self.timeline)
-        self.bus.emit(
-            _run_event(
-                (
-                    self.run_id,
-                    self.workflow.name,
-                    state,
-                    time.time(),
-                    time.perf_counter() - started,
-                    _describe(error),
-                    self.workflow.workflow_id,
-                    None,
-                    timeline,
-                )
-            )
-        )
-
-    def _queued(self, index: int) -> None:
-        if not self.emitting:
-            return
-        unit = self.plan.units[index]
-        if not isinstance(unit, CycleUnit):
-            self._emit_node(unit, "queued")
-
-    def _emit_node(
-        self,
-        node_id: str,
-        state: str,
-        duration: float | None = None,
-        *,
-        error: BaseException | None = None,
-        iteration: int | None = None,
-    ) -> None:
-        self.bus.emit(
-            NodeEvent(
-                self.run_id,
-                node_id,
-                state,  # type: ignore[arg-type]
-                time.time(),
-                duration,
-                _describe(error),
-                iteration,
-            )
-        )
-
 
 def _run_sync_node(node: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
     return node.run_with(node.merge_inputs(kwargs))
@@ -698,9 +508,3 @@ def _timed_out(node: Any, timeout: float) -> NodeExecutionError:
         f"node {node.id!r} ({node.type_name()}) timed out after {timeout}s; raise its timeout "
         "with set_node_options or the runtime's node_timeout"
     )
-
-
-def _describe(error: BaseException | None) -> str | None:
-    if error is None:
-        return None
-    return f"{type(error).__name__}: {error}"

@@ -1,0 +1,125 @@
+"""Run bookkeeping and event publishing, one part of ``WorkflowRun``.
+
+Events are built only when the bus has subscribers of that kind; run and timing
+tuples are made without their Python-level ``__new__`` because they are built per
+node and per run.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from typing import Any
+
+from kailash_nb import sdk_exceptions as errors
+from kailash_nb.runtime.events import NodeEvent, NodeTiming, RunEvent
+from kailash_nb.sdk_exceptions import WorkflowExecutionError
+from kailash_nb.workflow.plan import CycleUnit
+
+__all__ = ["RunEvents", "describe", "make_run_event", "make_timing"]
+
+# Field order is the classes'.
+make_timing = functools.partial(tuple.__new__, NodeTiming)
+make_run_event = functools.partial(tuple.__new__, RunEvent)
+
+
+class RunEvents:
+    """Mixin of ``WorkflowRun``: run start/finish and node/run event emission."""
+
+    def _run_started(self) -> float:
+        started = time.perf_counter()
+        if self.run_events:
+            self.bus.emit(
+                make_run_event(
+                    (
+                        self.run_id,
+                        self.workflow.name,
+                        "started",
+                        time.time(),
+                        None,
+                        None,
+                        self.workflow.workflow_id,
+                        self.parameters,
+                        None,
+                    )
+                )
+            )
+        return started
+
+    def _run_finished(self, started: float) -> dict[str, dict[str, Any]]:
+        if self.failure is None:
+            self._emit_run("completed", started)
+            return self.results
+        node_id, exc = self.failure
+        if isinstance(exc, errors.WorkflowException):
+            message = f"the run stopped at node {node_id!r}: {exc}"
+        else:
+            dependents = sorted(
+                {c.target_node for c in self.workflow.connections if c.source_node == node_id}
+            )
+            message = (
+                f"node {node_id!r} failed and {', '.join(map(repr, dependents))} depend"
+                f"{'s' * (len(dependents) == 1)} on it, so the run stopped: {exc}"
+            )
+        error = WorkflowExecutionError(
+            message,
+            results=dict(self.results),
+            run_id=self.run_id,
+            node_id=node_id,
+        )
+        self._emit_run("failed", started, error)
+        raise error from exc
+
+    def _emit_run(self, state: str, started: float, error: BaseException | None = None) -> None:
+        if not self.run_events:
+            return
+        timeline = None if self.timeline is None else tuple(self.timeline)
+        self.bus.emit(
+            make_run_event(
+                (
+                    self.run_id,
+                    self.workflow.name,
+                    state,
+                    time.time(),
+                    time.perf_counter() - started,
+                    describe(error),
+                    self.workflow.workflow_id,
+                    None,
+                    timeline,
+                )
+            )
+        )
+
+    def _queued(self, index: int) -> None:
+        if not self.emitting:
+            return
+        unit = self.plan.units[index]
+        if not isinstance(unit, CycleUnit):
+            self._emit_node(unit, "queued")
+
+    def _emit_node(
+        self,
+        node_id: str,
+        state: str,
+        duration: float | None = None,
+        *,
+        error: BaseException | None = None,
+        iteration: int | None = None,
+    ) -> None:
+        self.bus.emit(
+            NodeEvent(
+                self.run_id,
+                node_id,
+                state,  # type: ignore[arg-type]
+                time.time(),
+                duration,
+                describe(error),
+                iteration,
+            )
+        )
+
+
+def describe(error: BaseException | None) -> str | None:
+    if error is None:
+        return None
+    return f"{type(error).__name__}: {error}"
