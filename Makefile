@@ -1,15 +1,36 @@
 PYTHON ?= python3
 
-.PHONY: install test lint bench
+# The notebooks in notebooks/ run as tests too: every cell's output must match the saved
+# one after the substitutions in notebooks/sanitize.cfg (tracebacks are not compared).
+# IPYKERNEL_CELL_NAME is deliberately not set: it gives every cell the same file name, so
+# inspect.getsource reads the wrong cell and kailash_nb's cache sees unchanged nodes as
+# changed.
+NBVAL = --nbval --nbval-kernel-name python3 --nbval-sanitize-with notebooks/sanitize.cfg
+
+.PHONY: install test test-notebooks update-notebooks lint bench
 
 install:
 	$(PYTHON) -m pip install -e ".[dev]"
 
-# Runs the whole suite. The storage and SQL tests also run against PostgreSQL when
-# one answers on 127.0.0.1:5432 (a local Debian cluster is started if it is down).
+# Runs the whole suite and the notebooks in one pytest run. The storage and SQL tests
+# also run against PostgreSQL when one answers on 127.0.0.1:5432 (a local Debian cluster
+# is started if it is down). The notebooks and the browser test need a python3 kernelspec
+# (installed when missing); the browser test needs Debian's chromium (installed when root).
 test: install
+	bash tools/ensure_browser.sh
+	bash tools/ensure_kernel.sh $(PYTHON)
 	KAILASH_NB_TEST_PG_URL="$${KAILASH_NB_TEST_PG_URL:-$$(bash tools/ensure_postgres.sh)}" \
-		$(PYTHON) -m pytest
+		$(PYTHON) -m pytest tests notebooks $(NBVAL)
+
+# Only the notebooks, without reinstalling.
+test-notebooks:
+	bash tools/ensure_kernel.sh $(PYTHON)
+	$(PYTHON) -m pytest notebooks $(NBVAL)
+
+# Re-executes the notebooks and saves their outputs (after an intended change of output).
+update-notebooks:
+	bash tools/ensure_kernel.sh $(PYTHON)
+	$(PYTHON) tools/update_notebooks.py
 
 lint:
 	ruff check . && ruff format --check .

@@ -8,12 +8,26 @@ Build a workflow, run it, read the results::
     builder.add_node("PythonCodeNode", "double", {"code": "result = x * 2"})
     results, run_id = LocalRuntime().execute(builder.build(), {"double": {"x": 21}})
 
+Or cell by cell in a notebook (``%load_ext kailash_nb`` adds the ``%kailash`` magics)::
+
+    import kailash_nb as kn
+
+    @kn.node
+    def load(path="orders.csv"):
+        ...
+
+    kn.run()
+
 Public names are loaded on first use, so ``import kailash_nb`` stays fast.
+``kn.workflow`` is both the ``kailash_nb.workflow`` subpackage and, when called,
+``kailash_nb.notebook.workflow`` (``kn.workflow("etl")`` selects a notebook workflow).
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 from kailash_nb._version import __version__
@@ -28,6 +42,7 @@ if TYPE_CHECKING:
     from kailash_nb.workflow.builder import WorkflowBuilder
     from kailash_nb.workflow.graph import Workflow
 
+_NOTEBOOK = "kailash_nb.notebook"
 _EXPORTS = {
     "AsyncLocalRuntime": "kailash_nb.runtime.async_local",
     "AsyncNode": "kailash_nb.nodes.base_async",
@@ -41,6 +56,23 @@ _EXPORTS = {
     "Workflow": "kailash_nb.workflow.graph",
     "WorkflowBuilder": "kailash_nb.workflow.builder",
     "register_node": "kailash_nb.nodes.registry",
+    # The notebook API (``kn.workflow`` is handled by ``_Package``).
+    "NodeRunError": _NOTEBOOK,
+    "NotebookError": _NOTEBOOK,
+    "add_node": _NOTEBOOK,
+    "connect": _NOTEBOOK,
+    "current": _NOTEBOOK,
+    "deterministic": _NOTEBOOK,
+    "disconnect": _NOTEBOOK,
+    "export": _NOTEBOOK,
+    "invalidate": _NOTEBOOK,
+    "node": _NOTEBOOK,
+    "remove": _NOTEBOOK,
+    "reset": _NOTEBOOK,
+    "run": _NOTEBOOK,
+    "run_async": _NOTEBOOK,
+    "show": _NOTEBOOK,
+    "status": _NOTEBOOK,
 }
 
 __all__ = [
@@ -52,15 +84,36 @@ __all__ = [
     "NodeEvent",
     "NodeParameter",
     "NodeRegistry",
+    "NodeRunError",
+    "NotebookError",
     "RunEvent",
     "Workflow",
     "WorkflowBuilder",
     "__version__",
+    "add_node",
+    "connect",
+    "current",
+    "deterministic",
+    "disconnect",
+    "export",
+    "invalidate",
+    "load_ipython_extension",
+    "node",
     "register_node",
+    "remove",
+    "reset",
+    "run",
+    "run_async",
+    "show",
+    "status",
+    "unload_ipython_extension",
+    "workflow",
 ]
 
 
 def __getattr__(name: str) -> Any:
+    if name == "workflow":
+        return importlib.import_module("kailash_nb.workflow")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'kailash_nb' has no attribute {name!r}")
@@ -71,3 +124,42 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_EXPORTS))
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext kailash_nb``: register the ``%kailash`` / ``%%kailash`` magics."""
+    from kailash_nb.notebook.magics import load_magics
+
+    load_magics(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext kailash_nb``: remove the ``%kailash`` magics."""
+    from kailash_nb.notebook.magics import unload_magics
+
+    unload_magics(ipython)
+
+
+class _CallableWorkflowModule(types.ModuleType):
+    """The ``kailash_nb.workflow`` subpackage, callable as ``kn.workflow("name")``."""
+
+    def __call__(self, name: str) -> Any:
+        from kailash_nb.notebook import workflow
+
+        return workflow(name)
+
+
+class _Package(types.ModuleType):
+    """kailash_nb's module type: when the import system binds the ``workflow``
+    subpackage here, the subpackage becomes callable, so ``kn.workflow("etl")`` and
+    ``kn.workflow.WorkflowBuilder`` both keep working."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "workflow" and type(value) is types.ModuleType:
+            value.__class__ = _CallableWorkflowModule
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+if "kailash_nb.workflow" in sys.modules:  # a reload: bind the subpackage through _Package
+    sys.modules[__name__].workflow = sys.modules["kailash_nb.workflow"]

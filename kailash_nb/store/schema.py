@@ -58,8 +58,74 @@ def _create_v1(connection: Connection) -> None:
     metadata.create_all(connection, tables=[runs])
 
 
+# Version 2: the security layer's state (kailash_nb.security). Shared by every process
+# that opens the store, so a used refresh token or a revoked session holds everywhere.
+
+_AUTO_ID = sa.BigInteger().with_variant(sa.Integer, "sqlite")
+
+auth_users = sa.Table(
+    "kailash_nb_auth_users",
+    metadata,
+    sa.Column("user_id", sa.String(36), primary_key=True),
+    sa.Column("username", sa.String(256), nullable=False),
+    # NFKC + casefold of the username: "Alice" and "alice" are one account.
+    sa.Column("username_key", sa.String(256), nullable=False, unique=True),
+    sa.Column("tenant_id", sa.String(256), nullable=False),
+    sa.Column("roles", sa.JSON, nullable=False),
+    sa.Column("password_hash", sa.String(512), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+# One row per refresh token that has been exchanged: inserting it is the atomic
+# "first use wins" step of rotation; a second insert of the same jti is a reuse.
+auth_used_refresh_tokens = sa.Table(
+    "kailash_nb_auth_used_refresh_tokens",
+    metadata,
+    sa.Column("jti", sa.String(128), primary_key=True),
+    sa.Column("family", sa.String(128), nullable=False),
+    sa.Column("used_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Index("ix_kailash_nb_auth_used_refresh_tokens_expires", "expires_at"),
+)
+
+# A revoked session (refresh-token family): every token of the family is refused.
+auth_revoked_sessions = sa.Table(
+    "kailash_nb_auth_revoked_sessions",
+    metadata,
+    sa.Column("family", sa.String(128), primary_key=True),
+    sa.Column("reason", sa.String(64), nullable=False),
+    sa.Column("revoked_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Index("ix_kailash_nb_auth_revoked_sessions_expires", "expires_at"),
+)
+
+auth_events = sa.Table(
+    "kailash_nb_auth_events",
+    metadata,
+    sa.Column("seq", _AUTO_ID, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("event", sa.String(64), nullable=False),
+    sa.Column("subject", sa.String(256)),
+    sa.Column("tenant_id", sa.String(256)),
+    sa.Column("family", sa.String(128)),
+    sa.Column("detail", sa.JSON),
+    sa.Index("ix_kailash_nb_auth_events_event", "event", "seq"),
+)
+
+
+def _create_v2(connection: Connection) -> None:
+    metadata.create_all(
+        connection,
+        tables=[auth_users, auth_used_refresh_tokens, auth_revoked_sessions, auth_events],
+    )
+
+
 #: Ordered migrations: each brings the schema from ``version - 1`` to ``version``.
-MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = ((1, _create_v1),)
+MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
+    (1, _create_v1),
+    (2, _create_v2),
+)
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 

@@ -1,0 +1,239 @@
+"""``KailashJWTAuth``: the Kailash authentication facade over ``TokenService`` and
+``UserStore``.
+
+Every keyword does something; an unknown keyword is a ``TypeError``::
+
+    auth = KailashJWTAuth(
+        secret_key=os.environ["KAILASH_NB_JWT_SECRET"],   # >= 32 bytes
+        token_expiry_hours=8,          # a session lasts a work day
+        refresh_token_enabled=True,
+        session_management=True,
+        audit_logging=True,
+        issuer="https://auth.example.com",               # any SecurityConfig field
+    )
+    auth.add_user("alice", password, tenant_id="acme", roles=["analyst"])
+    pair = auth.login("alice", password)
+    claims = auth.verify_token(pair.access_token)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from kailash_nb.security.claims import Claims, TokenPair
+from kailash_nb.security.config import SecurityConfig
+from kailash_nb.security.errors import AuthenticationError
+from kailash_nb.security.passwords import User, UserStore
+from kailash_nb.security.tokens import TokenService
+
+if TYPE_CHECKING:
+    from argon2 import PasswordHasher
+
+    from kailash_nb.security._state import AuthEvent
+
+__all__ = ["KailashJWTAuth"]
+
+_MAX_LOGGED_USERNAME = 128
+
+
+class KailashJWTAuth:
+    """Login, token verification, refresh and logout for one deployment.
+
+    Args:
+        secret_key: the HS256 secret (``SecurityConfig.jwt_secret``), at least 32 bytes.
+            ``None`` is refused unless ``development_mode=True`` or an RS256/ES256 key is
+            given among the security options.
+        token_expiry_hours: how long a session lasts (``refresh_token_ttl``): access
+            tokens stay short (``access_token_ttl``, 15 min) and are renewed with the
+            refresh token until the session ends. ``None``: the config's default (8 h).
+            Requires ``refresh_token_enabled``.
+        refresh_token_enabled: issue single-use rotating refresh tokens; when ``False``
+            a session is one access token and ``refresh_tokens`` is refused.
+        session_management: check every access token against revoked sessions, so
+            ``logout`` ends access at once (one store lookup per call); when ``False``
+            access tokens are checked statelessly and a logout ends them at expiry.
+        audit_logging: record logins, issues, refreshes, logouts and refresh-token reuse
+            in the store's audit trail.
+        config: a ready ``SecurityConfig`` instead of ``secret_key`` and the options.
+        store_url: database for users and session state (default: the store's default).
+        password_hasher: the argon2 ``PasswordHasher`` for ``UserStore``.
+        **security_options: further ``SecurityConfig`` fields (``jwt_algorithm``,
+            ``jwt_private_key``, ``issuer``, ``audience``, ``access_token_ttl``,
+            ``enable_rate_limiting``, ``max_requests_per_minute``, ...).
+
+    Raises:
+        TypeError: an unknown keyword, a non-bool flag, or an option given twice.
+        ValueError: an invalid configuration (``pydantic.ValidationError``), or
+            ``token_expiry_hours`` without refresh tokens.
+    """
+
+    def __init__(
+        self,
+        secret_key: str | None = None,
+        token_expiry_hours: float | None = None,
+        refresh_token_enabled: bool = True,
+        session_management: bool = True,
+        audit_logging: bool = True,
+        *,
+        config: SecurityConfig | None = None,
+        store_url: str | None = None,
+        password_hasher: PasswordHasher | None = None,
+        **security_options: Any,
+    ) -> None:
+        for name, flag in (
+            ("refresh_token_enabled", refresh_token_enabled),
+            ("session_management", session_management),
+            ("audit_logging", audit_logging),
+        ):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} must be True or False, got {flag!r}")
+        self.token_expiry_hours = token_expiry_hours
+        self.refresh_token_enabled = refresh_token_enabled
+        self.session_management = session_management
+        self.audit_logging = audit_logging
+        self.config = _build_config(
+            config, secret_key, token_expiry_hours, refresh_token_enabled, security_options
+        )
+        self.tokens = TokenService(
+            self.config,
+            store_url,
+            refresh_tokens=refresh_token_enabled,
+            check_sessions=session_management,
+            audit=audit_logging,
+        )
+        self.users = UserStore(store_url, hasher=password_hasher)
+
+    def add_user(
+        self, username: str, password: str, *, tenant_id: str, roles: Iterable[str]
+    ) -> User:
+        """Create a user who can ``login``; see ``UserStore.add_user``."""
+        return self.users.add_user(username, password, tenant_id=tenant_id, roles=roles)
+
+    def login(self, username: str, password: str) -> TokenPair:
+        """Check a username and password and start a session.
+
+        The tokens' subject is the user id; they carry ``preferred_username`` and
+        ``amr: ["pwd"]``, which makes ``refresh_tokens`` re-read the user's roles.
+
+        Raises:
+            AuthenticationError: ``invalid_credentials`` (unknown user and wrong password
+                alike).
+        """
+        try:
+            user = self.users.authenticate(username, password)
+        except AuthenticationError:
+            shown = username[:_MAX_LOGGED_USERNAME] if isinstance(username, str) else None
+            self.tokens.record_event("login_failed", detail={"username": shown})
+            raise
+        pair = self.tokens.issue(
+            user.user_id,
+            tenant_id=user.tenant_id,
+            roles=user.roles,
+            extra={"amr": ["pwd"], "preferred_username": user.username},
+        )
+        self.tokens.record_event(
+            "login_succeeded",
+            subject=user.user_id,
+            tenant_id=user.tenant_id,
+            session_id=pair.session_id,
+        )
+        return pair
+
+    def issue_tokens(
+        self,
+        subject: str,
+        *,
+        tenant_id: str,
+        roles: Iterable[str],
+        extra: Mapping[str, Any] | None = None,
+    ) -> TokenPair:
+        """Start a session for a subject authenticated elsewhere (a service account);
+        see ``TokenService.issue``."""
+        return self.tokens.issue(subject, tenant_id=tenant_id, roles=roles, extra=extra)
+
+    def verify_token(self, token: object) -> Claims:
+        """The claims of a valid access token; see ``TokenService.verify_access``.
+
+        Raises:
+            AuthenticationError: the token is missing, malformed, invalid, expired, revoked
+                or a refresh token.
+        """
+        return self.tokens.verify_access(token)
+
+    def refresh_tokens(self, refresh_token: object) -> TokenPair:
+        """Rotate a refresh token into a new pair; see ``TokenService.refresh``.
+
+        For a password login the user's current roles go into the new tokens, and a
+        removed user's session is revoked, so a role change reaches clients within one
+        access-token lifetime.
+
+        Raises:
+            AuthenticationError: ``refresh_disabled``, ``token_revoked`` (reuse, logout,
+                user removed), or any token error.
+        """
+        claims = self.tokens.verify_refresh(refresh_token)
+        methods = claims.extra.get("amr")
+        if not (isinstance(methods, list) and "pwd" in methods):
+            return self.tokens.refresh(refresh_token)
+        user = self.users.get_user_by_id(claims.sub)
+        if user is None or user.tenant_id != claims.tenant_id:
+            self.tokens.revoke_session(claims.family, reason="user_removed")
+            raise AuthenticationError(
+                "token_revoked", "the user of this session no longer exists; sign in again"
+            )
+        return self.tokens.refresh(refresh_token, roles=user.roles)
+
+    def logout(self, token: object) -> bool:
+        """Revoke the session of an access or refresh token; ``False`` if it already was.
+
+        Raises:
+            AuthenticationError: the token itself is not valid.
+        """
+        return self.tokens.revoke(token)
+
+    def audit_events(
+        self, *, event: str | None = None, session_id: str | None = None, limit: int = 100
+    ) -> list[AuthEvent]:
+        """Recorded authentication events, newest first."""
+        return self.tokens.audit_events(event=event, session_id=session_id, limit=limit)
+
+
+def _build_config(
+    config: SecurityConfig | None,
+    secret_key: str | None,
+    token_expiry_hours: float | None,
+    refresh_token_enabled: bool,
+    options: dict[str, Any],
+) -> SecurityConfig:
+    unknown = sorted(set(options) - set(SecurityConfig.model_fields))
+    if unknown:
+        raise TypeError(
+            f"KailashJWTAuth() got unexpected keyword arguments {', '.join(unknown)}; the "
+            f"security options are the SecurityConfig fields: "
+            f"{', '.join(sorted(SecurityConfig.model_fields))}"
+        )
+    if config is not None:
+        if secret_key is not None or token_expiry_hours is not None or options:
+            raise TypeError(
+                "pass either config=SecurityConfig(...) or secret_key/token_expiry_hours/"
+                "security options, not both"
+            )
+        return config
+    if secret_key is not None and "jwt_secret" in options:
+        raise TypeError("give the secret once: secret_key or jwt_secret, not both")
+    if secret_key is not None:
+        options["jwt_secret"] = secret_key
+    if token_expiry_hours is not None:
+        if "refresh_token_ttl" in options:
+            raise TypeError("give the session length once: token_expiry_hours or refresh_token_ttl")
+        if not refresh_token_enabled:
+            raise ValueError(
+                "token_expiry_hours sets how long a refresh session lasts, which needs "
+                "refresh_token_enabled=True; without refresh tokens set access_token_ttl"
+            )
+        if isinstance(token_expiry_hours, bool) or not isinstance(token_expiry_hours, (int, float)):
+            raise TypeError(f"token_expiry_hours must be a number, got {token_expiry_hours!r}")
+        options["refresh_token_ttl"] = timedelta(hours=token_expiry_hours)
+    return SecurityConfig(**options)

@@ -1,0 +1,96 @@
+"""The notebook's output cache: reuse a node's outputs while nothing it depends on changed.
+
+A node's cache key chains three things: the fingerprint of its own definition, the
+runtime parameters it receives, and the keys of the nodes feeding it (with the
+output and input names of each connection). Editing a node therefore changes its
+key and the keys of everything downstream, and nothing else::
+
+    keys = chain_keys(own={"load": "a1", "total": "b2"},
+                      incoming={"total": [("rows", "load", "result")]})
+    cache.store("load", keys["load"], {"result": [1, 2]})
+    cache.lookup("load", keys["load"])     # {"result": [1, 2]}
+
+Keys do not cover output values: a node that reads a changing file or a random
+source looks unchanged; ``invalidate`` it (the session also drops its downstream).
+Outputs are kept by reference, so a node that mutates its inputs in place mutates
+the cached outputs of the node that produced them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from graphlib import TopologicalSorter
+from typing import Any
+
+from kailash_nb.notebook.fingerprint import combine
+
+__all__ = ["CacheEntry", "OutputCache", "chain_keys"]
+
+#: ``(input name, source node, source output)`` for one connection into a node.
+Incoming = tuple[str, str, str]
+
+
+def chain_keys(
+    own: Mapping[str, str], incoming: Mapping[str, Sequence[Incoming]]
+) -> dict[str, str]:
+    """Each node's key: its ``own`` digest chained with the keys of its sources.
+
+    ``incoming`` lists the connections into each node; sources missing from ``own``
+    are ignored. The connections must not form a cycle.
+    """
+    graph = {
+        node_id: {source for _, source, _ in incoming.get(node_id, ()) if source in own}
+        for node_id in own
+    }
+    keys: dict[str, str] = {}
+    for node_id in TopologicalSorter(graph).static_order():
+        feeds = sorted(
+            (name, source, output, keys[source])
+            for name, source, output in incoming.get(node_id, ())
+            if source in keys
+        )
+        keys[node_id] = combine(own[node_id], *("|".join(feed) for feed in feeds))
+    return keys
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """The outputs a node produced, and the key it had when it produced them."""
+
+    key: str
+    outputs: dict[str, Any]
+
+
+class OutputCache:
+    """The latest successful outputs of each node, keyed by node id (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, CacheEntry] = {}
+        self._lock = threading.Lock()
+
+    def lookup(self, node_id: str, key: str) -> dict[str, Any] | None:
+        """The outputs stored for ``node_id`` if they were produced under ``key``."""
+        entry = self._entries.get(node_id)
+        return entry.outputs if entry is not None and entry.key == key else None
+
+    def store(self, node_id: str, key: str, outputs: dict[str, Any]) -> None:
+        """Remember ``outputs`` of ``node_id`` under ``key``, replacing older ones."""
+        with self._lock:
+            self._entries[node_id] = CacheEntry(key, outputs)
+
+    def invalidate(self, node_ids: Iterable[str] | None = None) -> None:
+        """Forget the given nodes' outputs, or every node's with ``None``."""
+        with self._lock:
+            if node_ids is None:
+                self._entries.clear()
+                return
+            for node_id in node_ids:
+                self._entries.pop(node_id, None)
+
+    def __contains__(self, node_id: object) -> bool:
+        return node_id in self._entries
+
+    def __len__(self) -> int:
+        return len(self._entries)

@@ -1,0 +1,254 @@
+"""Fingerprints: short digests that change when a node's definition changes.
+
+A function's fingerprint covers its source text, its bytecode, its default values,
+the values in its closure cells and the values of the globals it reads (a helper
+function it calls is fingerprinted the same way, recursively). Values are digested
+through pickle; a value that cannot be pickled falls back to its ``id`` and type,
+so it counts as changed whenever it is replaced by another object (but not when it
+is mutated in place)::
+
+    fingerprint_function(clean) == fingerprint_function(clean)   # stable
+    fingerprint_value({"rows": [1, 2]})                           # content digest
+
+Digests are only compared within one Python process (the notebook's cache lives in
+memory), so ``id``-based fallbacks are safe.
+"""
+
+from __future__ import annotations
+
+import dis
+import functools
+import hashlib
+import inspect
+import io
+import os
+import pickle
+import sys
+import sysconfig
+import types
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "combine",
+    "fingerprint_function",
+    "fingerprint_value",
+    "global_names",
+]
+
+_GLOBAL_OPS = frozenset({"LOAD_GLOBAL", "LOAD_NAME"})
+
+
+def combine(*parts: str) -> str:
+    """One digest of several digests or strings, order-sensitive."""
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode("utf-8", "surrogatepass"))
+        digest.update(b"\x00")
+    return digest.hexdigest()[:32]
+
+
+def fingerprint_value(value: Any, memo: dict[int, str] | None = None) -> str:
+    """Digest of ``value``'s content, or of its identity when it cannot be pickled.
+
+    Functions inside the value are digested with ``fingerprint_function``; classes
+    and modules by identity and name. ``memo`` shares work between calls.
+    """
+    memo = {} if memo is None else memo
+    sink = _DigestSink()
+    try:
+        _Pickler(sink, memo).dump(value)
+    except Exception:
+        return _identity(value)
+    return sink.hexdigest()
+
+
+def fingerprint_function(function: Callable[..., Any], memo: dict[int, str] | None = None) -> str:
+    """Digest of a function's definition and of everything it reads when it runs.
+
+    Covers the source text, the bytecode (without file names or line numbers, so
+    re-running an unchanged notebook cell keeps the digest), defaults, closure cell
+    values and the current values of the globals the code loads. Bound methods,
+    ``functools.partial`` objects and other callables are unwrapped or digested as
+    values.
+    """
+    memo = {} if memo is None else memo
+    key = id(function)
+    if key in memo:
+        return memo[key]
+    if isinstance(function, types.MethodType):
+        digest = combine(
+            "method",
+            fingerprint_function(function.__func__, memo),
+            fingerprint_value(function.__self__, memo),
+        )
+    elif isinstance(function, functools.partial):
+        digest = combine(
+            "partial",
+            fingerprint_function(function.func, memo),
+            fingerprint_value((function.args, function.keywords), memo),
+        )
+    elif isinstance(function, types.FunctionType) and _is_library(function.__module__):
+        digest = combine("library", function.__module__, function.__qualname__)
+    elif isinstance(function, types.FunctionType):
+        # A placeholder first: a function that reads itself (recursion) terminates.
+        memo[key] = combine("recursive", function.__qualname__)
+        digest = _function_digest(function, memo)
+    else:
+        digest = fingerprint_value(function, memo)
+    memo[key] = digest
+    return digest
+
+
+def global_names(code: types.CodeType) -> list[str]:
+    """Names ``code`` (and the code nested in it) loads as globals, first use first."""
+    found: dict[str, None] = {}
+    for nested in _code_objects(code):
+        for instruction in dis.get_instructions(nested):
+            if instruction.opname in _GLOBAL_OPS and isinstance(instruction.argval, str):
+                found[instruction.argval] = None
+    return list(found)
+
+
+# -- internals ----------------------------------------------------------------------------
+def _function_digest(function: types.FunctionType, memo: dict[int, str]) -> str:
+    code = function.__code__
+    try:
+        source = inspect.getsource(function)
+    except (OSError, TypeError):
+        source = ""
+    closure = {
+        name: _cell_value(cell)
+        for name, cell in zip(code.co_freevars, function.__closure__ or (), strict=False)
+    }
+    namespace = function.__globals__
+    used_globals = {name: namespace[name] for name in global_names(code) if name in namespace}
+    return combine(
+        "function",
+        function.__qualname__,
+        source,
+        _code_digest(code),
+        fingerprint_value(function.__defaults__, memo),
+        fingerprint_value(function.__kwdefaults__, memo),
+        *(combine(name, _digest_any(value, memo)) for name, value in closure.items()),
+        *(combine(name, _digest_any(value, memo)) for name, value in used_globals.items()),
+    )
+
+
+def _digest_any(value: Any, memo: dict[int, str]) -> str:
+    if isinstance(value, (types.FunctionType, types.MethodType, functools.partial)):
+        return fingerprint_function(value, memo)
+    return fingerprint_value(value, memo)
+
+
+def _cell_value(cell: types.CellType) -> Any:
+    try:
+        return cell.cell_contents
+    except ValueError:  # an empty cell: the variable is not assigned yet
+        return _EMPTY_CELL
+
+
+_EMPTY_CELL = "<empty cell>"
+
+
+def _code_digest(code: types.CodeType) -> str:
+    digest = hashlib.sha256()
+    for nested in _code_objects(code):
+        digest.update(nested.co_code)
+        digest.update(repr((nested.co_names, nested.co_varnames, nested.co_freevars)).encode())
+        for constant in nested.co_consts:
+            if not isinstance(constant, types.CodeType):
+                digest.update(repr(constant).encode())
+    return digest.hexdigest()
+
+
+def _code_objects(code: types.CodeType) -> Iterator[types.CodeType]:
+    yield code
+    for constant in code.co_consts:
+        if isinstance(constant, types.CodeType):
+            yield from _code_objects(constant)
+
+
+@functools.lru_cache(maxsize=1024)
+def _is_library(module_name: str | None) -> bool:
+    """True for modules installed with Python or in site-packages: their code does not
+    change while a notebook runs, so it is named rather than digested."""
+    module = sys.modules.get(module_name or "")
+    path = getattr(module, "__file__", None)
+    if not path:
+        return False
+    resolved = str(Path(path).resolve())
+    return any(resolved.startswith(root) for root in _library_roots())
+
+
+@functools.lru_cache(maxsize=1)
+def _library_roots() -> tuple[str, ...]:
+    paths = sysconfig.get_paths()
+    return tuple(
+        str(Path(paths[key]).resolve()) + os.sep
+        for key in ("stdlib", "platstdlib", "purelib", "platlib")
+        if key in paths
+    )
+
+
+def _identity(value: Any) -> str:
+    kind = type(value)
+    return combine("id", str(id(value)), kind.__module__, kind.__qualname__)
+
+
+class _DigestSink(io.RawIOBase):
+    """A write-only file that hashes what pickle writes instead of storing it."""
+
+    def __init__(self) -> None:
+        self._digest = hashlib.sha256()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self._digest.update(data)
+        return len(data)
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()[:32]
+
+
+class _Pickler(pickle.Pickler):
+    """Pickles for digesting: code by content, classes and modules by identity,
+    pandas objects through their fast row hashes."""
+
+    def __init__(self, file: io.RawIOBase, memo: dict[int, str]) -> None:
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self._digests = memo
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, (types.FunctionType, functools.partial, types.MethodType)):
+            return str, (fingerprint_function(obj, self._digests),)
+        if isinstance(obj, type):
+            if obj.__module__ == "builtins":
+                return NotImplemented
+            return str, (_identity(obj),)
+        if isinstance(obj, types.ModuleType):
+            return str, ("module:" + obj.__name__,)
+        if type(obj).__module__.startswith("pandas."):
+            digest = _pandas_digest(obj)
+            if digest is not None:
+                return str, (digest,)
+        return NotImplemented
+
+
+def _pandas_digest(obj: Any) -> str | None:
+    import pandas as pd
+
+    if not isinstance(obj, (pd.DataFrame, pd.Series, pd.Index)):
+        return None
+    try:
+        rows = pd.util.hash_pandas_object(obj, index=not isinstance(obj, pd.Index))
+    except TypeError:  # unhashable cells (lists, dicts): let pickle digest them
+        return None
+    layout = repr(
+        (type(obj).__name__, getattr(obj, "shape", None), str(getattr(obj, "dtypes", "")))
+    )
+    names = repr(list(obj.columns) if isinstance(obj, pd.DataFrame) else getattr(obj, "name", ""))
+    return combine("pandas", layout, names, hashlib.sha256(rows.to_numpy().tobytes()).hexdigest())

@@ -1,0 +1,48 @@
+"""Security primitives: configuration, JWT tokens, password hashing and users.
+
+Framework-free; the gateway builds on them::
+
+    from kailash_nb.security import SecurityConfig, TokenService, UserStore
+
+    config = SecurityConfig(jwt_secret=secret)          # >= 32 bytes
+    tokens = TokenService(config, "sqlite:///auth.db")
+    users = UserStore("sqlite:///auth.db")
+"""
+
+from __future__ import annotations
+
+from kailash_nb.security._state import AuthEvent
+from kailash_nb.security.claims import RESERVED_CLAIMS, Claims, TokenPair
+from kailash_nb.security.config import JWTAlgorithm, RetiredKey, SecurityConfig
+from kailash_nb.security.errors import (
+    AUTH_ERROR_CODES,
+    AuthenticationError,
+    ClaimsError,
+    PasswordPolicyError,
+    SecurityConfigurationError,
+    UserExistsError,
+)
+from kailash_nb.security.passwords import User, UserStore, hash_password, verify_password
+from kailash_nb.security.tokens import MAX_TOKEN_BYTES, TokenService
+
+__all__ = [
+    "AUTH_ERROR_CODES",
+    "MAX_TOKEN_BYTES",
+    "RESERVED_CLAIMS",
+    "AuthEvent",
+    "AuthenticationError",
+    "Claims",
+    "ClaimsError",
+    "JWTAlgorithm",
+    "PasswordPolicyError",
+    "RetiredKey",
+    "SecurityConfig",
+    "SecurityConfigurationError",
+    "TokenPair",
+    "TokenService",
+    "User",
+    "UserExistsError",
+    "UserStore",
+    "hash_password",
+    "verify_password",
+]
