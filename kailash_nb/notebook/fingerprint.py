@@ -19,7 +19,6 @@ from __future__ import annotations
 import dis
 import functools
 import hashlib
-import inspect
 import io
 import os
 import pickle
@@ -113,11 +112,10 @@ def global_names(code: types.CodeType) -> list[str]:
 
 # -- internals ----------------------------------------------------------------------------
 def _function_digest(function: types.FunctionType, memo: dict[int, str]) -> str:
+    # The compiled code stands for the source: reading the source text back through
+    # ``inspect`` is unreliable in notebooks (kernels may give every cell the same file
+    # name), while the bytecode, constants and names change exactly when behavior can.
     code = function.__code__
-    try:
-        source = inspect.getsource(function)
-    except (OSError, TypeError):
-        source = ""
     closure = {
         name: _cell_value(cell)
         for name, cell in zip(code.co_freevars, function.__closure__ or (), strict=False)
@@ -127,7 +125,6 @@ def _function_digest(function: types.FunctionType, memo: dict[int, str]) -> str:
     return combine(
         "function",
         function.__qualname__,
-        source,
         _code_digest(code),
         fingerprint_value(function.__defaults__, memo),
         fingerprint_value(function.__kwdefaults__, memo),
