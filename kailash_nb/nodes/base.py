@@ -82,6 +82,8 @@ class Node:
     #: True for nodes that route data to one of several outputs (``SwitchNode``);
     #: the engine skips nodes fed only by ``None`` from such nodes.
     is_branching: ClassVar[bool] = False
+    #: Config keys a node accepts that are not inputs (e.g. a code node's ``code``).
+    config_only_keys: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, **config: Any) -> None:
         self.config: dict[str, Any] = dict(config)
@@ -89,29 +91,29 @@ class Node:
         self.id: str = str(node_id or type(self).type_name())
         self._prepare()
         parameters = self.parameters
-        self.metadata: dict[str, Any] = {
-            key: self.config.pop(key)
-            for key in sorted(_METADATA_KEYS - parameters.keys())
-            if key in self.config
-        }
+        self.metadata: dict[str, Any] = {}
+        if not _METADATA_KEYS.isdisjoint(self.config):
+            for key in sorted(_METADATA_KEYS - parameters.keys()):
+                if key in self.config:
+                    self.metadata[key] = self.config.pop(key)
         self.config = self._validated_config(self.config, parameters)
-        self._base_kwargs = {
-            name: parameter.default
-            for name, parameter in parameters.items()
-            if not parameter.required
-        }
-        config_only = self._config_only_keys()
-        self._base_kwargs.update(
-            (key, value) for key, value in self.config.items() if key not in config_only
-        )
-        self._required_names = tuple(
-            name for name, parameter in parameters.items() if parameter.required
-        )
-        self._typed_parameters = tuple(
-            (name, parameter.type)
-            for name, parameter in parameters.items()
-            if not is_any_type(parameter.type)
-        )
+        base: dict[str, Any] = {}
+        required: list[str] = []
+        typed: list[tuple[str, Any]] = []
+        for name, parameter in parameters.items():
+            if parameter.required:
+                required.append(name)
+            else:
+                base[name] = parameter.default
+            if not is_any_type(parameter.type):
+                typed.append((name, parameter.type))
+        config_only = self.config_only_keys
+        for key, value in self.config.items():
+            if key not in config_only:
+                base[key] = value
+        self._base_kwargs = base
+        self._required_names = tuple(required)
+        self._typed_parameters = tuple(typed)
 
     # -- what subclasses implement ------------------------------------------------
     def get_parameters(self) -> dict[str, NodeParameter]:
@@ -228,7 +230,7 @@ class Node:
                 raise NodeConfigurationError(f"node {self.id!r}: config key {key!r} is not allowed")
             parameter = parameters.get(key)
             if parameter is None:
-                if key in self._config_only_keys():
+                if key in self.config_only_keys:
                     validated[key] = value
                     continue
                 if self.accepts_extra_inputs:
@@ -248,7 +250,3 @@ class Node:
                     f"node {self.id!r} ({self.type_name()}): config {key!r} {exc}"
                 ) from None
         return validated
-
-    def _config_only_keys(self) -> frozenset[str]:
-        """Config keys a node accepts that are not inputs (e.g. ``code``)."""
-        return frozenset()

@@ -100,6 +100,7 @@ def _untyped_parameters(names: tuple[str, ...]) -> dict[str, NodeParameter]:
 class _CodeRunner:
     """Shared machinery of the sync and async code nodes."""
 
+    config_only_keys: ClassVar[frozenset[str]] = frozenset({"code", "function", "input_types"})
     _compile_flags: ClassVar[int] = 0
     _extra_modules: ClassVar[frozenset[str]] = frozenset()
 
@@ -209,9 +210,6 @@ class _CodeRunner:
                 default=parameter.default if has_default else None,
             )
         return parameters
-
-    def _config_only_keys(self) -> frozenset[str]:
-        return frozenset({"code", "function", "input_types"})
 
     def _namespace(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         namespace = dict(self._globals)

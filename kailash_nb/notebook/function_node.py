@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from kailash_nb.nodes.code import AsyncPythonCodeNode, PythonCodeNode
 from kailash_nb.sdk_exceptions import NodeConfigurationError
@@ -32,9 +32,7 @@ class _NamedOutput:
     """Publishes the function's return value under ``config["_output"]``."""
 
     config: dict[str, Any]
-
-    def _config_only_keys(self) -> frozenset[str]:
-        return super()._config_only_keys() | {_OUTPUT_KEY}  # type: ignore[misc]
+    config_only_keys: ClassVar[frozenset[str]] = PythonCodeNode.config_only_keys | {_OUTPUT_KEY}
 
     def _wrap_return(self, value: Any) -> dict[str, Any]:
         return {self.config[_OUTPUT_KEY]: value}
