@@ -26,8 +26,6 @@ Public names are loaded on first use, so ``import kailash_nb`` stays fast.
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 from kailash_nb._version import __version__
@@ -138,28 +136,3 @@ def unload_ipython_extension(ipython: Any) -> None:
     from kailash_nb.notebook.magics import unload_magics
 
     unload_magics(ipython)
-
-
-class _CallableWorkflowModule(types.ModuleType):
-    """The ``kailash_nb.workflow`` subpackage, callable as ``kn.workflow("name")``."""
-
-    def __call__(self, name: str) -> Any:
-        from kailash_nb.notebook import workflow
-
-        return workflow(name)
-
-
-class _Package(types.ModuleType):
-    """kailash_nb's module type: when the import system binds the ``workflow``
-    subpackage here, the subpackage becomes callable, so ``kn.workflow("etl")`` and
-    ``kn.workflow.WorkflowBuilder`` both keep working."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name == "workflow" and type(value) is types.ModuleType:
-            value.__class__ = _CallableWorkflowModule
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
-if "kailash_nb.workflow" in sys.modules:  # a reload: bind the subpackage through _Package
-    sys.modules[__name__].workflow = sys.modules["kailash_nb.workflow"]
