@@ -54,7 +54,7 @@ _EXPORTS = {
     "Workflow": "kailash_nb.workflow.graph",
     "WorkflowBuilder": "kailash_nb.workflow.builder",
     "register_node": "kailash_nb.nodes.registry",
-    # The notebook API (``kn.workflow`` is handled by ``_Package``).
+    # The notebook API (``kn.workflow`` is the callable ``kailash_nb.workflow`` package).
     "NodeRunError": _NOTEBOOK,
     "NotebookError": _NOTEBOOK,
     "add_node": _NOTEBOOK,
