@@ -45,6 +45,12 @@ def test_import_is_lazy():
         ("kailash_nb.nodes.logic", "MergeNode"),
         ("kailash_nb.nodes", "PythonCodeNode"),
         ("kailash_nb.sdk_exceptions", "WorkflowExecutionError"),
+        ("kailash_nb.store", "RunStore"),
+        ("kailash_nb.nodes.data", "CSVReaderNode"),
+        ("kailash_nb.nodes.data", "AsyncSQLDatabaseNode"),
+        ("kailash_nb.nodes.api", "HTTPRequestNode"),
+        ("kailash_nb.middleware.auth", "KailashJWTAuth"),
+        ("kailash_nb.security", "SecurityConfig"),
     ],
 )
 def test_kailash_module_paths_exist(module, name):
