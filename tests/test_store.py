@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from kailash_nb.runtime.local import LocalRuntime
 from kailash_nb.sdk_exceptions import RuntimeExecutionError, WorkflowExecutionError
 from kailash_nb.store.engine import get_engine
-from kailash_nb.store.runs import RunNotFoundError, RunStore, process_token
+from kailash_nb.store.runs import RunNotFoundError, RunRecordCorruptError, RunStore, process_token
 from kailash_nb.store.schema import SCHEMA_VERSION, runs, schema_table
 from kailash_nb.store.urls import StoreConfigurationError
 from kailash_nb.workflow.builder import WorkflowBuilder
@@ -254,3 +254,20 @@ def test_concurrent_writer_processes_lose_no_runs(tmp_path):
     assert len(recorded) == 240
     assert {run.status for run in recorded} == {"completed"}
     assert sorted({run.workflow_name for run in recorded}) == [f"writer-{n}" for n in range(4)]
+
+
+def test_damaged_run_record_is_reported_and_spares_the_rest(tmp_path):
+    url = f"sqlite:///{tmp_path / 'damaged.db'}"
+    with LocalRuntime(history=True, database_url=url) as runtime:
+        _, good_id = runtime.execute(_chain(), parameters={"a": {"x": 1}})
+        _, bad_id = runtime.execute(_chain(), parameters={"a": {"x": 2}})
+    with get_engine(url).begin() as connection:
+        connection.execute(
+            sa.text("UPDATE kailash_nb_runs SET node_events = '[[1, 2' WHERE run_id = :id"),
+            {"id": bad_id},
+        )
+    store = RunStore(url)
+    with pytest.raises(RunRecordCorruptError, match=bad_id):
+        store.get_run(bad_id)
+    assert store.get_run(good_id).status == "completed"
+    assert {run.run_id for run in store.list_runs()} == {good_id, bad_id}

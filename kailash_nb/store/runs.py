@@ -23,13 +23,24 @@ from kailash_nb.sdk_exceptions import KailashException
 from kailash_nb.store.engine import get_engine
 from kailash_nb.store.schema import NODE_EVENT_FIELDS, migrate, runs
 
-__all__ = ["NodeRecord", "RunNotFoundError", "RunRecord", "RunStore", "process_token"]
+__all__ = [
+    "NodeRecord",
+    "RunNotFoundError",
+    "RunRecord",
+    "RunRecordCorruptError",
+    "RunStore",
+    "process_token",
+]
 
 RUN_STATUSES = ("running", "completed", "failed", "interrupted")
 
 
 class RunNotFoundError(KailashException):
     """No run with the given id is in the store."""
+
+
+class RunRecordCorruptError(KailashException):
+    """A run's stored record cannot be read (edited or damaged outside kailash_nb)."""
 
 
 @dataclass(frozen=True)
@@ -83,11 +94,19 @@ class RunStore:
         Raises:
             RunNotFoundError: no such run.
         """
-        with self.engine.connect() as connection:
-            row = connection.execute(sa.select(runs).where(runs.c.run_id == run_id)).first()
-        if row is None:
-            raise RunNotFoundError(f"no run {run_id!r} in the store")
-        nodes = tuple(_node_record(entry) for entry in row.node_events or ())
+        try:
+            with self.engine.connect() as connection:
+                row = connection.execute(sa.select(runs).where(runs.c.run_id == run_id)).first()
+            if row is None:
+                raise RunNotFoundError(f"no run {run_id!r} in the store")
+            nodes = tuple(_node_record(entry) for entry in row.node_events or ())
+        except (ValueError, TypeError, KeyError) as exc:
+            # A damaged row must not take the rest of the history down with it: listing
+            # still works (it skips timelines); this run is reported, not guessed at.
+            raise RunRecordCorruptError(
+                f"run {run_id!r} is stored but its record is damaged ({type(exc).__name__}: "
+                f"{exc}); the rest of the history is unaffected"
+            ) from exc
         return _run_record(row, nodes)
 
     def list_runs(self, limit: int = 20, status: str | None = None) -> list[RunRecord]:
