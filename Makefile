@@ -3,8 +3,7 @@ PYTHON ?= python3
 # The notebooks in notebooks/ run as tests too: every cell's output must match the saved
 # one after the substitutions in notebooks/sanitize.cfg (tracebacks are not compared).
 # IPYKERNEL_CELL_NAME is deliberately not set: it gives every cell the same file name, so
-# inspect.getsource reads the wrong cell and kailash_nb's cache sees unchanged nodes as
-# changed.
+# reading a function's source back (kn.export) would find the wrong cell.
 NBVAL = --nbval --nbval-kernel-name python3 --nbval-sanitize-with notebooks/sanitize.cfg
 
 .PHONY: install test test-notebooks update-notebooks lint bench
