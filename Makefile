@@ -13,12 +13,14 @@ install:
 
 # Runs the whole suite and the notebooks in one pytest run. The storage and SQL tests
 # also run against PostgreSQL when one answers on 127.0.0.1:5432 (a local Debian cluster
-# is started if it is down). The notebooks and the browser test need a python3 kernelspec
+# is started if it is down), the shared rate-limiter tests against Redis on
+# 127.0.0.1:6379 (started if it is installed but down). The notebooks and the browser test need a python3 kernelspec
 # (installed when missing); the browser test needs Debian's chromium (installed when root).
 test: install
 	bash tools/ensure_browser.sh
 	bash tools/ensure_kernel.sh $(PYTHON)
 	KAILASH_NB_TEST_PG_URL="$${KAILASH_NB_TEST_PG_URL:-$$(bash tools/ensure_postgres.sh)}" \
+	KAILASH_NB_TEST_REDIS_URL="$${KAILASH_NB_TEST_REDIS_URL:-$$(bash tools/ensure_redis.sh)}" \
 		$(PYTHON) -m pytest tests notebooks $(NBVAL)
 
 # Only the notebooks, without reinstalling.

@@ -1,0 +1,374 @@
+"""Building blocks of the gateway's OpenAPI document: fixed paths, shared schemas and
+the per-workflow path items. ``openapi.py`` assembles them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "TAGS",
+    "execute_path",
+    "problem_responses",
+    "run_and_auth_paths",
+    "service_paths",
+    "shared_schemas",
+    "workflow_info_path",
+]
+
+PUBLIC: list[dict[str, list[str]]] = []  # ``security: []`` - no token needed
+TAGS = [
+    {"name": "workflows", "description": "served workflows and their execution"},
+    {"name": "runs", "description": "status and events of runs"},
+    {"name": "auth", "description": "tokens"},
+    {"name": "service", "description": "health, readiness, metrics and this document"},
+]
+
+_SCHEMAS = "#/components/schemas/"
+_PROBLEM_JSON = "application/problem+json"
+_PROBLEMS = {
+    "BadRequest": (400, "the request is malformed or names inputs callers may not set"),
+    "Unauthorized": (401, "missing, invalid or expired bearer token"),
+    "Forbidden": (403, "the token does not allow this operation"),
+    "NotFound": (404, "no such workflow or run"),
+    "PayloadTooLarge": (413, "the request body is above the size limit"),
+    "UnsupportedMediaType": (415, "the body must be application/json"),
+    "TooManyRequests": (429, "rate limit reached; retry after the Retry-After delay"),
+    "InternalError": (500, "unexpected failure; quote error_id to the operator"),
+    "ServiceUnavailable": (503, "not ready to serve"),
+    "GatewayTimeout": (504, "the run did not finish within its deadline"),
+}
+
+
+def shared_schemas() -> dict[str, Any]:
+    """Component schemas every gateway document has (``Problem``, ``TokenPair`` ...)."""
+    return {
+        "Problem": {
+            "type": "object",
+            "description": "RFC 9457 problem details",
+            "properties": {
+                "type": {"type": "string", "format": "uri-reference"},
+                "title": {"type": "string"},
+                "status": {"type": "integer", "minimum": 100, "maximum": 599},
+                "detail": {"type": "string"},
+                "instance": {"type": "string", "format": "uri-reference"},
+                "code": {"type": "string", "description": "stable machine-readable error code"},
+                "error_id": {"type": "string", "description": "id to find the server log"},
+            },
+            "required": ["title", "status"],
+        },
+        "Health": {
+            "type": "object",
+            "properties": {"status": {"type": "string", "examples": ["ok"]}},
+            "required": ["status"],
+        },
+        "WorkflowSummary": {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+                "description": {"type": "string"},
+                "url": {"type": "string", "format": "uri-reference"},
+            },
+            "required": ["name"],
+        },
+        "WorkflowList": {
+            "type": "object",
+            "properties": {
+                "workflows": {"type": "array", "items": {"$ref": _SCHEMAS + "WorkflowSummary"}}
+            },
+            "required": ["workflows"],
+        },
+        "RunAccepted": {
+            "type": "object",
+            "properties": {
+                "run_id": {"type": "string", "format": "uuid"},
+                "status": {"type": "string", "examples": ["running"]},
+                "run_url": {"type": "string", "format": "uri-reference"},
+            },
+            "required": ["run_id", "status", "run_url"],
+        },
+        "Run": {
+            "type": "object",
+            "properties": {
+                "run_id": {"type": "string", "format": "uuid"},
+                "workflow": {"type": "string"},
+                "status": {
+                    "type": "string",
+                    "description": "running, completed, failed, interrupted or timeout",
+                },
+                "results": {"type": "object"},
+            },
+            "required": ["run_id", "status"],
+        },
+        "TokenRequest": {
+            "type": "object",
+            "properties": {
+                "username": {"type": "string", "minLength": 1, "maxLength": 256},
+                "password": {"type": "string", "writeOnly": True, "maxLength": 1024},
+            },
+            "required": ["username", "password"],
+            "additionalProperties": False,
+        },
+        "RefreshRequest": {
+            "type": "object",
+            "properties": {"refresh_token": {"type": "string", "writeOnly": True}},
+            "required": ["refresh_token"],
+            "additionalProperties": False,
+        },
+        "TokenPair": {
+            "type": "object",
+            "properties": {
+                "access_token": {"type": "string"},
+                "refresh_token": {"type": ["string", "null"]},
+                "session_id": {"type": "string"},
+                "expires_in": {"type": "integer"},
+                "refresh_expires_in": {"type": ["integer", "null"]},
+                "token_type": {"const": "Bearer"},
+            },
+            "required": ["access_token", "token_type", "expires_in"],
+        },
+    }
+
+
+def problem_responses() -> dict[str, Any]:
+    """``components.responses``: one ``application/problem+json`` response per error."""
+    return {
+        name: {
+            "description": text,
+            "content": {_PROBLEM_JSON: {"schema": {"$ref": _SCHEMAS + "Problem"}}},
+        }
+        for name, (_, text) in _PROBLEMS.items()
+    }
+
+
+def service_paths() -> dict[str, Any]:
+    """``/health``, ``/ready``, ``/openapi.json``, ``/docs``, ``/metrics``, ``/workflows``."""
+    return {
+        "/health": {"get": _public("health", "the process is up", "Health")},
+        "/ready": {
+            "get": {
+                **_public("ready", "the gateway can serve requests", "Health"),
+                "responses": {
+                    "200": _json("ready", "Health"),
+                    "503": _error("ServiceUnavailable"),
+                },
+            }
+        },
+        "/openapi.json": {"get": _public("openapi", "this document", None)},
+        "/docs": {
+            "get": {
+                **_public("docs", "the interactive documentation page", None),
+                "responses": {
+                    "200": {
+                        "description": "HTML page",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+        "/metrics": {
+            "get": _operation(
+                "metrics",
+                "service",
+                "Prometheus metrics",
+                {
+                    "200": {
+                        "description": "metrics in the Prometheus text format",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+                errors=("Unauthorized", "Forbidden"),
+            )
+        },
+        "/workflows": {
+            "get": _operation(
+                "listWorkflows",
+                "workflows",
+                "the workflows this gateway serves",
+                {"200": _json("served workflows", "WorkflowList")},
+                errors=("Unauthorized", "Forbidden", "TooManyRequests"),
+            )
+        },
+    }
+
+
+def workflow_info_path(name: str, description: str) -> dict[str, Any]:
+    """The ``GET /workflows/<name>`` path item: the workflow and its schemas."""
+    info = {
+        "type": "object",
+        "properties": {
+            "name": {"const": name},
+            "description": {"type": "string"},
+            "input_schema": {"type": "object"},
+            "output_schema": {"type": "object"},
+        },
+        "required": ["name"],
+    }
+    return {
+        "get": _operation(
+            f"getWorkflow_{name}",
+            "workflows",
+            f"describe workflow {name}",
+            {"200": {"description": "the workflow", "content": _content(info)}},
+            description=description,
+            errors=("Unauthorized", "Forbidden", "NotFound", "TooManyRequests"),
+        )
+    }
+
+
+def execute_path(name: str, description: str, *, parameters_required: bool) -> dict[str, Any]:
+    """The ``POST /workflows/<name>/execute`` path item, typed by the workflow's schemas."""
+    request: dict[str, Any] = {
+        "type": "object",
+        "properties": {"parameters": {"$ref": f"{_SCHEMAS}{name}.parameters"}},
+        "additionalProperties": False,
+    }
+    if parameters_required:
+        request["required"] = ["parameters"]
+    finished = {
+        "type": "object",
+        "properties": {
+            "run_id": {"type": "string", "format": "uuid"},
+            "results": {"$ref": f"{_SCHEMAS}{name}.results"},
+        },
+        "required": ["run_id", "results"],
+    }
+    operation = _operation(
+        f"executeWorkflow_{name}",
+        "workflows",
+        f"run workflow {name}",
+        {
+            "200": {"description": "the run finished", "content": _content(finished)},
+            "202": _json("the run started (wait=false); poll run_url", "RunAccepted"),
+        },
+        description=description,
+        errors=(
+            "BadRequest",
+            "Unauthorized",
+            "Forbidden",
+            "NotFound",
+            "PayloadTooLarge",
+            "UnsupportedMediaType",
+            "TooManyRequests",
+            "GatewayTimeout",
+        ),
+    )
+    operation["parameters"] = [
+        {
+            "name": "wait",
+            "in": "query",
+            "required": False,
+            "description": "false: answer 202 at once and run in the background",
+            "schema": {"type": "boolean", "default": True},
+        }
+    ]
+    operation["requestBody"] = {
+        "required": parameters_required,
+        "content": {"application/json": {"schema": request}},
+    }
+    return {"post": operation}
+
+
+def run_and_auth_paths() -> dict[str, Any]:
+    """``/runs/{run_id}``, ``/runs/{run_id}/events``, ``/auth/token``, ``/auth/refresh``."""
+    run_id = {
+        "name": "run_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "format": "uuid"},
+    }
+    events = _operation(
+        "streamRunEvents",
+        "runs",
+        "the run's events as Server-Sent Events, until it ends",
+        {
+            "200": {
+                "description": "event stream",
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            }
+        },
+        errors=("Unauthorized", "Forbidden", "NotFound", "TooManyRequests"),
+    )
+    token_errors = ("BadRequest", "Unauthorized", "UnsupportedMediaType", "TooManyRequests")
+    return {
+        "/runs/{run_id}": {
+            "parameters": [run_id],
+            "get": _operation(
+                "getRun",
+                "runs",
+                "a run's status and, once finished, its results",
+                {"200": _json("the run", "Run")},
+                errors=("Unauthorized", "Forbidden", "NotFound", "TooManyRequests"),
+            ),
+        },
+        "/runs/{run_id}/events": {"parameters": [run_id], "get": events},
+        "/auth/token": {
+            "post": {
+                **_operation(
+                    "issueToken",
+                    "auth",
+                    "log in with a username and password",
+                    {"200": _json("a new session's tokens", "TokenPair")},
+                    errors=token_errors,
+                ),
+                "security": PUBLIC,
+                "requestBody": _body("TokenRequest"),
+            }
+        },
+        "/auth/refresh": {
+            "post": {
+                **_operation(
+                    "refreshToken",
+                    "auth",
+                    "exchange a refresh token for a new pair (single use)",
+                    {"200": _json("rotated tokens", "TokenPair")},
+                    errors=token_errors,
+                ),
+                "security": PUBLIC,
+                "requestBody": _body("RefreshRequest"),
+            }
+        },
+    }
+
+
+def _operation(
+    operation_id: str,
+    tag: str,
+    summary: str,
+    responses: dict[str, Any],
+    *,
+    description: str = "",
+    errors: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    operation: dict[str, Any] = {"operationId": operation_id, "tags": [tag], "summary": summary}
+    if description:
+        operation["description"] = description
+    every = {**responses, **{str(_PROBLEMS[name][0]): _error(name) for name in errors}}
+    every["500"] = _error("InternalError")
+    operation["responses"] = {code: every[code] for code in sorted(every)}
+    return operation
+
+
+def _public(operation_id: str, summary: str, schema: str | None) -> dict[str, Any]:
+    ok = _json(summary, schema) if schema else {"description": summary}
+    if schema is None and operation_id == "openapi":
+        ok["content"] = {"application/json": {"schema": {"type": "object"}}}
+    return {
+        **_operation(operation_id, "service", summary, {"200": ok}),
+        "security": PUBLIC,
+    }
+
+
+def _json(description: str, schema: str) -> dict[str, Any]:
+    return {"description": description, "content": _content({"$ref": _SCHEMAS + schema})}
+
+
+def _content(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def _body(schema: str) -> dict[str, Any]:
+    return {"required": True, "content": _content({"$ref": _SCHEMAS + schema})}
+
+
+def _error(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/responses/{name}"}
