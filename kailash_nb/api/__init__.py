@@ -1,0 +1,1 @@
+"""Kailash-compatible import paths (``kailash.api.*``) as aliases of kailash_nb modules."""

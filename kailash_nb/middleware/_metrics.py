@@ -1,0 +1,72 @@
+"""Prometheus metrics of one gateway, in their own registry.
+
+Each gateway owns a ``CollectorRegistry`` so two gateways in one process (tests, a
+notebook) never share counters::
+
+    metrics = GatewayMetrics()
+    metrics.observe_request("GET", "/health", 200, 0.002)
+    text, content_type = metrics.render()
+"""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from kailash_nb.runtime.events import RunEvent
+
+__all__ = ["GatewayMetrics"]
+
+
+class GatewayMetrics:
+    """Requests, latency, runs by status and runs in flight."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "kailash_nb_http_requests",
+            "HTTP requests answered, by method, route and status.",
+            ("method", "route", "status"),
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "kailash_nb_http_request_duration_seconds",
+            "Time to answer an HTTP request, by route.",
+            ("route",),
+            registry=self.registry,
+        )
+        self.runs = Counter(
+            "kailash_nb_workflow_runs",
+            "Workflow runs started through the gateway, by workflow and final status.",
+            ("workflow", "status"),
+            registry=self.registry,
+        )
+        self.runs_in_flight = Gauge(
+            "kailash_nb_workflow_runs_in_flight",
+            "Workflow runs executing now.",
+            registry=self.registry,
+        )
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one answered request. ``route`` is the route pattern, never the raw path
+        (bounded label cardinality)."""
+        self.requests.labels(method, route, str(status)).inc()
+        self.latency.labels(route).observe(seconds)
+
+    def observe_run_event(self, event: RunEvent) -> None:
+        """Count a run event (subscribe this to the gateway's event bus)."""
+        if event.state == "started":
+            self.runs_in_flight.inc()
+        else:
+            self.runs_in_flight.dec()
+            self.runs.labels(event.workflow_name, event.state).inc()
+
+    def render(self) -> tuple[bytes, str]:
+        """The text exposition and its content type."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

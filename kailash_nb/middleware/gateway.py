@@ -1,0 +1,347 @@
+"""``create_gateway``: serve registered workflows over HTTP with Tornado.
+
+Every keyword is honored, or refused with ``GatewayFeatureNotImplementedError`` when set
+to a value this release cannot honor yet; an unknown keyword is a ``TypeError``::
+
+    gateway = create_gateway(
+        title="Enterprise Application",
+        security_config=SecurityConfig(jwt_secret=os.environ["KAILASH_NB_JWT_SECRET"]),
+    )
+    gateway.register_workflow("etl", workflow, description="nightly load")
+    gateway.run(host="0.0.0.0", port=8000)      # blocks; SIGTERM/SIGINT stop gracefully
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import signal
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import tornado.httpserver
+import tornado.netutil
+import tornado.web
+
+from kailash_nb.middleware._executor import RunExecutor
+from kailash_nb.middleware._limits import (
+    BODY_TIMEOUT,
+    DRAIN_TIMEOUT,
+    HEADER_TIMEOUT,
+    MAX_BODY_BYTES,
+    MAX_HEADER_BYTES,
+)
+from kailash_nb.middleware._metrics import GatewayMetrics
+from kailash_nb.middleware._runs import RunIndex
+from kailash_nb.middleware._server import CappedHTTPServer, address_family, is_loopback
+from kailash_nb.middleware.auth import KailashJWTAuth
+from kailash_nb.middleware.gateway_errors import (
+    GatewayConfigurationError,
+    GatewayFeatureNotImplementedError,
+)
+from kailash_nb.runtime.events import EventBus
+from kailash_nb.security.config import SecurityConfig
+from kailash_nb.workflow.graph import Workflow
+
+__all__ = ["MAX_BODY_BYTES", "Gateway", "create_gateway"]
+
+logger = logging.getLogger(__name__)
+
+_WORKFLOW_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    """The ``create_gateway`` options the running gateway reads."""
+
+    title: str = "kailash_nb gateway"
+    description: str = ""
+    version: str = "1.0.0"
+    cors_origins: tuple[str, ...] = ()
+    enable_docs: bool = True
+    tenant_isolation: bool = False
+    max_connections: int = 1000
+    enable_compression: bool = False
+    database_url: str | None = None
+
+
+class Gateway:
+    """Registered workflows served over HTTP; build it with :func:`create_gateway`.
+
+    Args:
+        settings: the options from ``create_gateway``.
+        auth: login/refresh/verification; ``None`` serves without authentication,
+            which ``start`` allows on loopback addresses only.
+        rate_limiter: an object with ``await acquire(key) -> RateDecision``; ``None``
+            disables rate limiting.
+
+    Attributes:
+        auth: the ``KailashJWTAuth`` (``auth.add_user(...)`` creates users), or ``None``.
+        metrics: the gateway's Prometheus metrics.
+        events: the bus every run's events reach (the run recorder subscribes here).
+    """
+
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        *,
+        auth: KailashJWTAuth | None = None,
+        rate_limiter: Any = None,
+    ) -> None:
+        self.settings = settings
+        self.auth = auth
+        self.rate_limiter = rate_limiter
+        self.cors = _cors_policy(settings.cors_origins)
+        self.metrics = GatewayMetrics()
+        self.events = EventBus()
+        self.events.subscribe(self.metrics.observe_run_event, nodes=False, runs=True)
+        self.runs = RunExecutor(self.events, RunIndex())
+        self.workflows: dict[str, tuple[Workflow, str]] = {}
+        self.run_store: Any = None
+        self.stopping = False
+        self._recorder: Any = None
+        self._server: tornado.httpserver.HTTPServer | None = None
+
+    # -- workflows ---------------------------------------------------------------
+
+    def register_workflow(self, name: str, workflow: Workflow, description: str = "") -> None:
+        """Serve ``workflow`` at ``/workflows/{name}``.
+
+        Raises:
+            GatewayConfigurationError: a name not matching ``^[A-Za-z0-9_-]{1,64}$``,
+                a name already registered, or not a built ``Workflow``.
+        """
+        if not isinstance(name, str) or not _WORKFLOW_NAME.fullmatch(name):
+            raise GatewayConfigurationError(
+                f"workflow name {name!r:.80} must match ^[A-Za-z0-9_-]{{1,64}}$ "
+                "(ASCII letters, digits, '_' and '-')"
+            )
+        if not isinstance(workflow, Workflow):
+            raise GatewayConfigurationError(
+                f"register_workflow({name!r}) needs a built Workflow (WorkflowBuilder.build()), "
+                f"got {type(workflow).__name__}"
+            )
+        if name in self.workflows:
+            raise GatewayConfigurationError(f"a workflow named {name!r} is already registered")
+        self.workflows[name] = (workflow, str(description))
+
+    # -- application -------------------------------------------------------------
+
+    def make_app(self) -> tornado.web.Application:
+        """The Tornado application with every route (assembled in ``handlers.routes``)."""
+        from kailash_nb.middleware.handlers import routes
+        from kailash_nb.middleware.handlers.base import NotFoundHandler
+
+        return tornado.web.Application(
+            routes(self),
+            default_handler_class=NotFoundHandler,
+            default_handler_args={"gateway": self},
+            compress_response=self.settings.enable_compression,
+            log_function=_no_tornado_log,
+            xheaders=False,
+        )
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        """Bind ``host:port`` (0: a free port) and serve; return the bound port.
+
+        Raises:
+            GatewayConfigurationError: no signing key configured and ``host`` is not a
+                loopback address, or the gateway is already started.
+            StoreConfigurationError: the database URL is invalid.
+        """
+        if self._server is not None:
+            raise GatewayConfigurationError("this gateway is already started; stop() it first")
+        self._check_open_mode(host)
+        self._open_store()
+        app = self.make_app()
+        server = CappedHTTPServer(
+            app,
+            max_body_size=MAX_BODY_BYTES,
+            max_header_size=MAX_HEADER_BYTES,
+            idle_connection_timeout=HEADER_TIMEOUT,
+            body_timeout=BODY_TIMEOUT,
+            decompress_request=False,
+            xheaders=False,
+        )
+        server.max_connections = self.settings.max_connections
+        sockets = tornado.netutil.bind_sockets(port, address=host, family=address_family(host))
+        server.add_sockets(sockets)
+        self._server = server
+        self.stopping = False
+        bound = sockets[0].getsockname()[1]
+        logger.info("gateway %r serving on %s:%d", self.settings.title, host, bound)
+        return int(bound)
+
+    async def stop(self, timeout: float = DRAIN_TIMEOUT) -> None:
+        """Stop accepting connections, let in-flight runs finish (up to ``timeout``
+        seconds), then close connections and the run recorder."""
+        if self._server is None:
+            return
+        self.stopping = True
+        server, self._server = self._server, None
+        server.stop()
+        await self.runs.drain(timeout)
+        await server.close_all_connections()
+        if self._recorder is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self._recorder.close)
+            self._recorder = None
+        if self.rate_limiter is not None and hasattr(self.rate_limiter, "aclose"):
+            await self.rate_limiter.aclose()
+
+    def run(self, host: str = "127.0.0.1", port: int = 8000) -> None:
+        """Serve until SIGTERM or SIGINT, then stop gracefully (blocking)."""
+        asyncio.run(self._serve(host, port))
+
+    async def _serve(self, host: str, port: int) -> None:
+        stop_requested = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop_requested.set)
+        try:
+            await self.start(host, port)
+            await stop_requested.wait()
+            logger.info("gateway stopping: draining in-flight runs")
+        finally:
+            await self.stop()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
+
+    # -- helpers -----------------------------------------------------------------
+
+    def _check_open_mode(self, host: str) -> None:
+        if self.auth is not None:
+            return
+        if not is_loopback(host):
+            raise GatewayConfigurationError(
+                f"refusing to serve {host!r} without authentication: pass "
+                "security_config=SecurityConfig(jwt_secret=...) (at least 32 random bytes, "
+                "e.g. from KAILASH_NB_JWT_SECRET) or an RS256/ES256 key to create_gateway, "
+                "or bind 127.0.0.1 for local development"
+            )
+        logger.warning(
+            "gateway on %s runs WITHOUT authentication (no security_config); every caller "
+            "is anonymous. Configure security_config before exposing it.",
+            host,
+        )
+
+    def _open_store(self) -> None:
+        from kailash_nb.store.recorder import RunRecorder
+        from kailash_nb.store.runs import RunStore
+
+        if self.run_store is None:
+            self.run_store = RunStore(self.settings.database_url)
+        if self._recorder is None:
+            self._recorder = RunRecorder(self.run_store, self.events)
+
+
+def _no_tornado_log(handler: tornado.web.RequestHandler) -> None:
+    # Handlers log their own one-line JSON record (GW-14); Tornado's line would double it.
+    return None
+
+
+def _cors_policy(origins: tuple[str, ...]) -> Any:
+    if not origins:
+        return None
+    from kailash_nb.middleware.cors import CorsPolicy
+
+    return CorsPolicy(origins)
+
+
+def _rate_limiter(config: SecurityConfig | None) -> Any:
+    if config is None or not config.enable_rate_limiting:
+        return None
+    from kailash_nb.middleware.ratelimit import InProcessRateLimiter
+
+    return InProcessRateLimiter(config.max_requests_per_minute)
+
+
+def _refuse(name: str, value: object, default: object, why: str) -> None:
+    if value != default:
+        raise GatewayFeatureNotImplementedError(
+            f"create_gateway({name}={value!r}) is not supported yet: {why}; "
+            f"leave {name} at its default ({default!r})"
+        )
+
+
+def create_gateway(
+    *,
+    title: str = "kailash_nb gateway",
+    description: str = "",
+    version: str = "1.0.0",
+    cors_origins: Iterable[str] = (),
+    enable_docs: bool = True,
+    security_config: SecurityConfig | None = None,
+    tenant_isolation: bool = False,
+    database_per_tenant: bool = False,
+    monitoring: Any = None,
+    worker_processes: int = 1,
+    max_connections: int = 1000,
+    enable_compression: bool = False,
+    cache_enabled: bool = False,
+    cache_ttl: int = 300,
+    connection_pool_size: int = 10,
+    database_url: str | None = None,
+) -> Gateway:
+    """Create a gateway; register workflows on it, then ``run()`` or ``await start()``.
+
+    Args:
+        title, description, version: shown in the OpenAPI document and docs page.
+        cors_origins: exact browser origins allowed to call the gateway (``CorsPolicy``).
+        enable_docs: serve ``/openapi.json`` and ``/docs``.
+        security_config: token keys and rate limits. ``None`` serves without
+            authentication, on loopback addresses only (``start`` refuses others).
+        tenant_isolation: require authentication and refuse an ``X-Tenant-ID`` header
+            naming another tenant than the token's (runs are always tenant-scoped).
+        max_connections: open connections accepted; further ones are closed at once.
+        enable_compression: gzip responses for clients that accept it.
+        database_url: store for run history, users and sessions (default:
+            ``KAILASH_NB_DATABASE_URL`` or the default SQLite file).
+        database_per_tenant, monitoring, worker_processes, cache_enabled, cache_ttl,
+        connection_pool_size: not supported yet; only their defaults are accepted.
+
+    Raises:
+        TypeError: an unknown keyword.
+        GatewayFeatureNotImplementedError: an unsupported option set to a non-default value.
+        GatewayConfigurationError: ``tenant_isolation`` without ``security_config``, or a
+            bad ``max_connections``.
+        ValueError: an invalid CORS origin.
+    """
+    _refuse("database_per_tenant", database_per_tenant, False, "tenants share one store")
+    _refuse("monitoring", monitoring, None, "metrics are served at /metrics (prometheus)")
+    _refuse("worker_processes", worker_processes, 1, "the gateway runs in one process")
+    _refuse("cache_enabled", cache_enabled, False, "results are not cached")
+    _refuse("cache_ttl", cache_ttl, 300, "results are not cached")
+    _refuse(
+        "connection_pool_size", connection_pool_size, 10, "the store uses its default pool size"
+    )
+    if isinstance(max_connections, bool) or not isinstance(max_connections, int):
+        raise GatewayConfigurationError(f"max_connections must be an int, got {max_connections!r}")
+    if max_connections < 1:
+        raise GatewayConfigurationError(f"max_connections must be >= 1, got {max_connections}")
+    if security_config is not None and not isinstance(security_config, SecurityConfig):
+        raise TypeError(
+            f"security_config must be a SecurityConfig, got {type(security_config).__name__}"
+        )
+    if tenant_isolation and security_config is None:
+        raise GatewayConfigurationError(
+            "tenant_isolation=True needs security_config: tenants come from verified tokens"
+        )
+    if isinstance(cors_origins, str):
+        cors_origins = (cors_origins,)
+    settings = GatewaySettings(
+        title=str(title),
+        description=str(description),
+        version=str(version),
+        cors_origins=tuple(cors_origins),
+        enable_docs=bool(enable_docs),
+        tenant_isolation=bool(tenant_isolation),
+        max_connections=max_connections,
+        enable_compression=bool(enable_compression),
+        database_url=database_url,
+    )
+    auth = None
+    if security_config is not None:
+        auth = KailashJWTAuth(config=security_config, store_url=database_url)
+    return Gateway(settings, auth=auth, rate_limiter=_rate_limiter(security_config))

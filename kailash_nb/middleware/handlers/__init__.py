@@ -1,0 +1,48 @@
+"""The gateway's routes, assembled in one place (:func:`routes`)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from kailash_nb.middleware.handlers.auth import RefreshHandler, TokenHandler
+from kailash_nb.middleware.handlers.runs import RunHandler
+from kailash_nb.middleware.handlers.service import HealthHandler, MetricsHandler, ReadyHandler
+from kailash_nb.middleware.handlers.workflows import (
+    ExecuteHandler,
+    WorkflowHandler,
+    WorkflowListHandler,
+)
+
+if TYPE_CHECKING:
+    from kailash_nb.middleware.gateway import Gateway
+
+__all__ = ["routes"]
+
+_NAME = r"([A-Za-z0-9_-]{1,64})"
+_RUN_ID = r"([A-Za-z0-9-]{1,64})"
+
+
+def routes(gateway: Gateway) -> list[tuple[str, type, dict[str, Any]]]:
+    """Every ``(pattern, handler, kwargs)`` of the gateway's application."""
+    args = {"gateway": gateway}
+    table: list[tuple[str, type, dict[str, Any]]] = [
+        (r"/health", HealthHandler, args),
+        (r"/ready", ReadyHandler, args),
+        (r"/metrics", MetricsHandler, args),
+        (r"/workflows", WorkflowListHandler, args),
+        (rf"/workflows/{_NAME}", WorkflowHandler, args),
+        (rf"/workflows/{_NAME}/execute", ExecuteHandler, args),
+        (rf"/runs/{_RUN_ID}", RunHandler, args),
+        (r"/auth/token", TokenHandler, args),
+        (r"/auth/refresh", RefreshHandler, args),
+    ]
+    if gateway.settings.enable_docs:
+        from kailash_nb.middleware.handlers.docs import (
+            DocsPageHandler,
+            OpenAPIHandler,
+            docs_available,
+        )
+
+        if docs_available():
+            table += [(r"/openapi.json", OpenAPIHandler, args), (r"/docs", DocsPageHandler, args)]
+    return table

@@ -1,0 +1,372 @@
+"""``GatewayHandler``: what every route shares.
+
+Method check (405 with ``Allow``), authentication (bearer tokens, 401 with
+``WWW-Authenticate: Bearer``), rate limiting (429 with ``Retry-After``), body limits
+(413 before the body is read, 415, strict JSON), CORS, problem+json errors with an
+``error_id`` and no stack trace (GW-30), metrics and one JSON log line per request.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import tornado.web
+
+from kailash_nb.middleware._json_body import parse_json_body
+from kailash_nb.middleware._limits import MAX_BODY_BYTES
+from kailash_nb.middleware._problems import (
+    PROBLEM_CONTENT_TYPE,
+    ProblemError,
+    new_error_id,
+    problem_body,
+)
+from kailash_nb.security.errors import AuthenticationError
+
+if TYPE_CHECKING:
+    from kailash_nb.middleware.gateway import Gateway
+
+__all__ = ["GatewayHandler", "Identity", "NotFoundHandler", "jsonable"]
+
+logger = logging.getLogger("kailash_nb.middleware.access")
+
+_VERBS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+_JSON_TYPES = ("application/json",)
+_MAX_JSON_DEPTH = 64
+_HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    500: "internal_error",
+    503: "unavailable",
+}
+_UNAUTHORIZED_DETAIL = "a valid bearer access token is required (POST /auth/token to get one)"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who is calling: from a verified access token, or anonymous in open mode."""
+
+    subject: str
+    tenant_id: str
+    roles: tuple[str, ...]
+    anonymous: bool = False
+
+    @property
+    def is_admin(self) -> bool:
+        """True when the caller holds the ``admin`` role."""
+        return "admin" in self.roles
+
+
+ANONYMOUS = Identity("anonymous", "default", (), anonymous=True)
+
+
+class GatewayHandler(tornado.web.RequestHandler):
+    """Base of every gateway route; subclasses implement one verb.
+
+    Routes that take a body are decorated with ``tornado.web.stream_request_body`` so
+    the checks in ``prepare`` (413 above all) run before the body is read; a refusal
+    there also closes the connection (``Connection: close``), since the unread body
+    cannot be skipped safely.
+
+    Class attributes:
+        route: the route pattern, used as the metrics label.
+        requires_auth: verify a bearer token before the verb runs.
+        rate_limited: count the request against the caller's rate budget.
+    """
+
+    route = "unknown"
+    requires_auth = True
+    rate_limited = True
+
+    def initialize(self, gateway: Gateway) -> None:
+        """Receive the gateway the route belongs to."""
+        self.gateway = gateway
+        self._cors_headers()
+        self.identity: Identity = ANONYMOUS
+        self._chunks: list[bytes] = []
+        self._preparing = False
+        self._received = 0
+        self._started = time.monotonic()
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def prepare(self) -> None:
+        """Run the shared checks in order: method, CORS preflight, body size, auth,
+        rate limit, content type."""
+        method = self.request.method or ""
+        self._preparing = True
+        if method == "OPTIONS" and self.gateway.cors is not None:
+            self._preparing = False
+            return
+        if method not in self.allowed_methods():
+            raise ProblemError(
+                405,
+                "method_not_allowed",
+                f"{method} is not served here; use {', '.join(self.allowed_methods())}",
+                headers={"Allow": ", ".join(self.allowed_methods())},
+            )
+        self._check_body_size()
+        if self.requires_auth:
+            self.identity = self._authenticate()
+        if self.rate_limited:
+            await self._rate_limit()
+        if method in ("POST", "PUT", "PATCH"):
+            self._check_content_type()
+        self._preparing = False
+
+    def data_received(self, chunk: bytes) -> None:
+        """Collect the body; a chunked body that grows past the limit is a 413 (GW-02)."""
+        self._received += len(chunk)
+        if self._received > MAX_BODY_BYTES:
+            raise ProblemError(413, "payload_too_large", "the body is above 1 MiB")
+        self._chunks.append(chunk)
+
+    def options(self, *args: str) -> None:
+        """Answer a CORS preflight (only when ``cors_origins`` are configured)."""
+        cors = self.gateway.cors
+        if cors is None:
+            raise ProblemError(405, "method_not_allowed", "OPTIONS is not served here")
+        headers = cors.preflight(
+            self.request.headers.get("Origin"),
+            self.request.headers.get("Access-Control-Request-Method"),
+            self.request.headers.get("Access-Control-Request-Headers"),
+        )
+        self.set_status(204 if headers is not None else 403)
+        self.set_header("Vary", "Origin")
+        for name, value in (headers or {}).items():
+            self.set_header(name, value)
+        self.finish()
+
+    def set_default_headers(self) -> None:
+        """No server banner; CORS headers for simple requests from listed origins."""
+        self.clear_header("Server")
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Cache-Control", "no-store")
+        if hasattr(self, "gateway"):
+            self._cors_headers()
+
+    def _cors_headers(self) -> None:
+        cors = self.gateway.cors
+        if cors is not None:
+            for name, value in cors.simple(self.request.headers.get("Origin")).items():
+                self.set_header(name, value)
+
+    def on_finish(self) -> None:
+        """Count the request and write one JSON log record (GW-14)."""
+        seconds = time.monotonic() - self._started
+        status = self.get_status()
+        self.gateway.metrics.observe_request(self.request.method or "", self.route, status, seconds)
+        record = {
+            "method": self.request.method,
+            "path": self.request.path[:256],
+            "route": self.route,
+            "status": status,
+            "ms": round(seconds * 1000, 2),
+            "subject": None if self.identity.anonymous else self.identity.subject,
+        }
+        logger.info(json.dumps(record, ensure_ascii=True))
+
+    # -- helpers for verbs -------------------------------------------------------
+
+    @classmethod
+    def allowed_methods(cls) -> list[str]:
+        """The verbs this route implements (the ``Allow`` header)."""
+        base = tornado.web.RequestHandler
+        return [
+            verb for verb in _VERBS if getattr(cls, verb.lower()) is not getattr(base, verb.lower())
+        ]
+
+    def json_body(self) -> Any:
+        """The request body parsed as strict JSON (``ProblemError`` 400 otherwise)."""
+        body = b"".join(self._chunks) if self._chunks else self.request.body or b""
+        return parse_json_body(body)
+
+    def json_object(self, allowed: set[str], required: set[str] = frozenset()) -> dict[str, Any]:
+        """The body as a JSON object with only ``allowed`` keys and all ``required`` ones."""
+        body = self.json_body()
+        if not isinstance(body, dict):
+            raise ProblemError(400, "body_not_object", "the body must be a JSON object")
+        unknown = sorted(set(body) - allowed)
+        if unknown:
+            raise ProblemError(
+                400,
+                "unknown_field",
+                f"unknown field(s) {', '.join(repr(k[:64]) for k in unknown[:10])}; "
+                f"allowed: {', '.join(sorted(allowed))}",
+            )
+        missing = sorted(required - set(body))
+        if missing:
+            raise ProblemError(400, "missing_field", f"missing field(s) {', '.join(missing)}")
+        return body
+
+    def write_json(self, payload: Any, status: int = 200) -> None:
+        """Answer ``payload`` as JSON (non-JSON values become strings)."""
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(jsonable(payload), allow_nan=False))
+
+    # -- errors ------------------------------------------------------------------
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """Answer problem+json; an unexpected error becomes a 500 with only an error id."""
+        error_id = getattr(self, "_error_id", None) or new_error_id()
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, ProblemError):
+            status, code, detail, extra = exc.status, exc.code, exc.detail, exc.extra
+            for name, value in exc.headers.items():
+                self.set_header(name, value)
+        elif isinstance(exc, tornado.web.HTTPError) and exc.status_code < 500:
+            status = exc.status_code
+            code = _HTTP_CODES.get(status, "http_error")
+            detail, extra = exc.reason or code.replace("_", " "), {}
+            if status == 405:
+                self.set_header("Allow", ", ".join(self.allowed_methods()))
+        else:
+            status, code, extra = 500, "internal_error", {}
+            detail = f"unexpected error; quote error_id {error_id} to the operator"
+        self.set_status(status)
+        self.set_header("Content-Type", PROBLEM_CONTENT_TYPE)
+        if self._preparing and getattr(self, "_stream_request_body", False):
+            self.set_header("Connection", "close")
+        body = problem_body(
+            status, code, detail, error_id=error_id, instance=self.request.path[:256], extra=extra
+        )
+        self.finish(json.dumps(jsonable(body), allow_nan=False))
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        """Problems are expected (one debug line); anything else is logged with its trace
+        and the error id the client sees."""
+        if isinstance(value, ProblemError):
+            logger.debug("problem %s on %s: %s", value.code, self.request.path[:256], value.detail)
+            return
+        if isinstance(value, tornado.web.HTTPError) and value.status_code < 500:
+            return
+        self._error_id = new_error_id()
+        logger.error(
+            "unhandled error %s on %s %s",
+            self._error_id,
+            self.request.method,
+            self.request.path[:256],
+            exc_info=(typ, value, tb),
+        )
+
+    # -- checks ------------------------------------------------------------------
+
+    def _check_body_size(self) -> None:
+        length = self.request.headers.get("Content-Length")
+        if length is None:
+            return
+        if not length.isdigit():
+            raise ProblemError(400, "bad_content_length", "Content-Length must be a number")
+        if int(length) > MAX_BODY_BYTES:
+            raise ProblemError(
+                413, "payload_too_large", f"the body is {length} bytes; the limit is 1 MiB"
+            )
+
+    def _check_content_type(self) -> None:
+        if not self.request.headers.get("Content-Length", "0").strip("0") and (
+            "Transfer-Encoding" not in self.request.headers
+        ):
+            return
+        value = self.request.headers.get("Content-Type", "")
+        media_type = value.split(";", 1)[0].strip().lower()
+        if media_type not in _JSON_TYPES:
+            raise ProblemError(
+                415, "unsupported_media_type", "the body must be sent as application/json"
+            )
+
+    def _authenticate(self) -> Identity:
+        values = self.request.headers.get_list("Authorization")
+        if len(values) > 1:
+            raise ProblemError(
+                400, "duplicate_authorization", "send exactly one Authorization header"
+            )
+        auth = self.gateway.auth
+        if auth is None:
+            return ANONYMOUS
+        if not values:
+            raise _unauthorized(None)
+        scheme, _, token = values[0].strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise _unauthorized("invalid_request")
+        try:
+            claims = auth.verify_token(token)
+        except AuthenticationError as exc:
+            logger.debug("token refused: %s", exc.code)
+            raise _unauthorized("invalid_token") from None
+        identity = Identity(claims.sub, claims.tenant_id, tuple(claims.roles))
+        claimed_tenant = self.request.headers.get("X-Tenant-ID")
+        if (
+            self.gateway.settings.tenant_isolation
+            and claimed_tenant is not None
+            and claimed_tenant != identity.tenant_id
+        ):
+            raise ProblemError(
+                403, "tenant_mismatch", "the tenant comes from the token; drop X-Tenant-ID"
+            )
+        return identity
+
+    async def _rate_limit(self) -> None:
+        limiter = self.gateway.rate_limiter
+        if limiter is None:
+            return
+        if self.identity.anonymous:
+            key = f"ip:{self.request.remote_ip}"
+        else:
+            key = f"sub:{self.identity.tenant_id}:{self.identity.subject}"
+        decision = await limiter.acquire(key)
+        if not decision.allowed:
+            raise ProblemError(
+                429,
+                "rate_limited",
+                f"rate limit of {decision.limit} requests reached; retry after "
+                f"{decision.retry_after_seconds} s",
+                headers=decision.headers(),
+            )
+        for name, value in decision.headers().items():
+            self.set_header(name, value)
+
+
+class NotFoundHandler(GatewayHandler):
+    """Any path no route matches: 404 problem, before auth (no route oracle needed)."""
+
+    route = "unmatched"
+    requires_auth = False
+    rate_limited = False
+
+    async def prepare(self) -> None:
+        """Refuse every request with 404."""
+        raise ProblemError(404, "not_found", "no such resource; see /openapi.json")
+
+
+def _unauthorized(error: str | None) -> ProblemError:
+    challenge = 'Bearer realm="kailash_nb"'
+    if error is not None:
+        challenge += f', error="{error}"'
+    return ProblemError(
+        401, "unauthorized", _UNAUTHORIZED_DETAIL, headers={"WWW-Authenticate": challenge}
+    )
+
+
+def jsonable(value: Any, depth: int = 0) -> Any:
+    """``value`` as plain JSON: non-finite floats become ``None``, unknown objects their
+    ``str``, nesting beyond 64 levels a marker string."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if depth >= _MAX_JSON_DEPTH:
+        return "<nested too deep>"
+    if isinstance(value, dict):
+        return {str(key): jsonable(item, depth + 1) for key, item in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [jsonable(item, depth + 1) for item in value]
+    return str(value)

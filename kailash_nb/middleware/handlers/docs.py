@@ -1,0 +1,53 @@
+"""``GET /openapi.json`` and ``GET /docs`` (when ``enable_docs`` and the OpenAPI module
+are available)."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from kailash_nb.middleware.handlers.base import GatewayHandler
+
+__all__ = ["DocsPageHandler", "OpenAPIHandler", "docs_available"]
+
+
+def docs_available() -> bool:
+    """True when the OpenAPI builder and the docs page ship with this install."""
+    try:
+        import kailash_nb.middleware.openapi  # noqa: F401
+    except ImportError:
+        return False
+    return resources.files("kailash_nb.middleware").joinpath("static/docs.html").is_file()
+
+
+class OpenAPIHandler(GatewayHandler):
+    """The OpenAPI 3.1 document of the served workflows."""
+
+    route = "/openapi.json"
+    requires_auth = False
+
+    def get(self) -> None:
+        """Build the document from the registered workflows."""
+        from kailash_nb.middleware.openapi import openapi_document
+
+        gateway = self.gateway
+        document = openapi_document(
+            {name: workflow for name, (workflow, _) in gateway.workflows.items()},
+            title=gateway.settings.title,
+            version=gateway.settings.version,
+            description=gateway.settings.description,
+            descriptions={name: text for name, (_, text) in gateway.workflows.items()},
+        )
+        self.write_json(document)
+
+
+class DocsPageHandler(GatewayHandler):
+    """The interactive docs page (static HTML reading ``/openapi.json``)."""
+
+    route = "/docs"
+    requires_auth = False
+
+    def get(self) -> None:
+        """Serve ``static/docs.html``."""
+        page = resources.files("kailash_nb.middleware").joinpath("static/docs.html").read_bytes()
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.finish(page)

@@ -1,0 +1,68 @@
+"""Service routes: liveness, readiness and Prometheus metrics (no authentication)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import sqlalchemy as sa
+
+from kailash_nb.middleware._problems import ProblemError
+from kailash_nb.middleware.handlers.base import GatewayHandler
+
+__all__ = ["HealthHandler", "MetricsHandler", "ReadyHandler"]
+
+
+class HealthHandler(GatewayHandler):
+    """``GET /health``: the process is up (200 ``{"status": "ok"}``)."""
+
+    route = "/health"
+    requires_auth = False
+    rate_limited = False
+
+    def get(self) -> None:
+        """Answer that the process is alive."""
+        self.write_json({"status": "ok"})
+
+
+class ReadyHandler(GatewayHandler):
+    """``GET /ready``: 200 when the store answers and the gateway is not stopping, else 503."""
+
+    route = "/ready"
+    requires_auth = False
+    rate_limited = False
+
+    async def get(self) -> None:
+        """Check the store with ``SELECT 1``."""
+        gateway = self.gateway
+        if gateway.stopping or gateway.run_store is None:
+            raise ProblemError(503, "not_ready", "the gateway is stopping or not started")
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(None, _ping, gateway.run_store.engine)
+        except Exception as exc:
+            raise ProblemError(
+                503,
+                "store_unreachable",
+                f"the run store does not answer ({type(exc).__name__})",
+                headers={"Retry-After": "5"},
+            ) from None
+        self.write_json({"status": "ready"})
+
+
+class MetricsHandler(GatewayHandler):
+    """``GET /metrics``: Prometheus text exposition of the gateway's metrics."""
+
+    route = "/metrics"
+    requires_auth = False
+    rate_limited = False
+
+    def get(self) -> None:
+        """Render the metrics registry."""
+        text, content_type = self.gateway.metrics.render()
+        self.set_header("Content-Type", content_type)
+        self.finish(text)
+
+
+def _ping(engine: sa.Engine) -> None:
+    with engine.connect() as connection:
+        connection.execute(sa.text("SELECT 1"))

@@ -1,0 +1,186 @@
+"""Workflow routes: list, describe and execute registered workflows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tornado.web
+
+from kailash_nb.middleware._problems import ProblemError
+from kailash_nb.middleware.handlers.base import GatewayHandler, Identity
+from kailash_nb.sdk_exceptions import WorkflowValidationError
+from kailash_nb.workflow.graph import Workflow
+
+__all__ = ["CODE_CARRYING_KEYS", "ExecuteHandler", "WorkflowHandler", "WorkflowListHandler"]
+
+#: Inputs that carry code, queries or addresses: only ``admin`` callers may override them.
+CODE_CARRYING_KEYS = frozenset(
+    {"code", "function", "connection_string", "url", "endpoint", "file_path", "query"}
+)
+
+
+class _WorkflowRoute(GatewayHandler):
+    def _workflow(self, name: str) -> tuple[Workflow, str]:
+        found = self.gateway.workflows.get(name)
+        if found is None:
+            raise ProblemError(404, "workflow_not_found", "no workflow with that name is served")
+        return found
+
+
+class WorkflowListHandler(GatewayHandler):
+    """``GET /workflows``: the served workflows, by name."""
+
+    route = "/workflows"
+
+    def get(self) -> None:
+        """List names, descriptions and URLs."""
+        self.write_json(
+            {
+                "workflows": [
+                    {"name": name, "description": description, "url": f"/workflows/{name}"}
+                    for name, (_, description) in sorted(self.gateway.workflows.items())
+                ]
+            }
+        )
+
+
+class WorkflowHandler(_WorkflowRoute):
+    """``GET /workflows/{name}``: a workflow's nodes and, when available, its schemas."""
+
+    route = "/workflows/{name}"
+
+    def get(self, name: str) -> None:
+        """Describe the workflow."""
+        workflow, description = self._workflow(name)
+        info: dict[str, Any] = {
+            "name": name,
+            "description": description or workflow.description,
+            "workflow_id": workflow.workflow_id,
+            "version": workflow.version,
+            "nodes": [
+                {"id": node_id, "type": type(node).__name__}
+                for node_id, node in workflow.nodes.items()
+            ],
+            "execute_url": f"/workflows/{name}/execute",
+        }
+        info.update(_schemas(workflow))
+        self.write_json(info)
+
+
+@tornado.web.stream_request_body
+class ExecuteHandler(_WorkflowRoute):
+    """``POST /workflows/{name}/execute`` with ``{"parameters": {...}}``.
+
+    Waits for the run and answers ``{"run_id", "status", "results"}``; with
+    ``?wait=false`` answers 202 ``{"run_id", "status", "run_url"}`` once the run started.
+    """
+
+    route = "/workflows/{name}/execute"
+
+    async def post(self, name: str) -> None:
+        """Validate the parameters and run the workflow on a fresh engine run."""
+        workflow, _ = self._workflow(name)
+        if self.gateway.stopping:
+            raise ProblemError(
+                503,
+                "shutting_down",
+                "the gateway is shutting down and accepts no new runs; retry on another instance",
+                headers={"Retry-After": "5"},
+            )
+        wait = self._wait_flag()
+        body = self.json_object({"parameters"}) if self._has_body() else {}
+        parameters = body.get("parameters") or {}
+        if not isinstance(parameters, dict):
+            raise ProblemError(400, "invalid_parameters", "parameters must be a JSON object")
+        _check_overrides(parameters, self.identity)
+        if not self.identity.is_admin:
+            _check_settable(workflow, parameters)
+        started = self.gateway.runs.start(
+            name,
+            workflow,
+            parameters,
+            tenant_id=self.identity.tenant_id,
+            subject=self.identity.subject,
+        )
+        try:
+            entry = await started.wait_started()
+        except WorkflowValidationError as exc:
+            raise ProblemError(400, "invalid_parameters", str(exc)) from None
+        run_url = f"/runs/{entry.run_id}"
+        if not wait:
+            self.set_header("Location", run_url)
+            self.write_json(
+                {"run_id": entry.run_id, "status": "running", "run_url": run_url}, status=202
+            )
+            return
+        entry = await started.task
+        if entry.status == "completed":
+            self.write_json(
+                {"run_id": entry.run_id, "status": "completed", "results": entry.results}
+            )
+            return
+        status, code = (504, "run_timeout") if entry.status == "timeout" else (422, "run_failed")
+        raise ProblemError(
+            status,
+            code,
+            (entry.error or {}).get("message", "the run failed"),
+            extra={
+                "run_id": entry.run_id,
+                "run_url": run_url,
+                "node_id": (entry.error or {}).get("node_id"),
+            },
+        )
+
+    def _wait_flag(self) -> bool:
+        value = self.get_query_argument("wait", "true").lower()
+        if value not in ("true", "false", "1", "0"):
+            raise ProblemError(400, "invalid_query", "wait must be true or false")
+        return value in ("true", "1")
+
+    def _has_body(self) -> bool:
+        return bool(self._received or self.request.body)
+
+
+def _check_overrides(parameters: dict[str, Any], identity: Identity) -> None:
+    """403 when a non-admin overrides a code-carrying input, at workflow or node level."""
+    if identity.is_admin:
+        return
+    found = sorted(
+        {key for key in parameters if key in CODE_CARRYING_KEYS}
+        | {
+            f"{node_id}.{key}"
+            for node_id, inputs in parameters.items()
+            if isinstance(inputs, dict)
+            for key in inputs
+            if key in CODE_CARRYING_KEYS
+        }
+    )
+    if found:
+        raise ProblemError(
+            403,
+            "override_forbidden",
+            f"only admin callers may override code, query or address inputs: "
+            f"{', '.join(name[:80] for name in found[:10])}",
+        )
+
+
+def _check_settable(workflow: Workflow, parameters: dict[str, Any]) -> None:
+    try:
+        from kailash_nb.middleware.schemas import check_caller_parameters
+    except ImportError:  # the schema module is optional for the gateway core
+        return
+    try:
+        check_caller_parameters(workflow, parameters)
+    except WorkflowValidationError as exc:
+        raise ProblemError(400, "parameter_not_settable", str(exc)) from None
+
+
+def _schemas(workflow: Workflow) -> dict[str, Any]:
+    try:
+        from kailash_nb.middleware.schemas import workflow_input_schema, workflow_output_schema
+    except ImportError:
+        return {}
+    return {
+        "input_schema": workflow_input_schema(workflow),
+        "output_schema": workflow_output_schema(workflow),
+    }
