@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 from _gateway_server import ServedGateway
@@ -169,6 +170,14 @@ def test_compression_and_one_json_access_record_per_request(tmp_path, caplog):
         assert response.headers["Content-Encoding"] == "gzip"
         assert response.json()["openapi"].startswith("3.1")
         server.client.get("/workflows/bad%0D%0Aname%1b[31m")
-    records = [json.loads(r.getMessage()) for r in caplog.records if r.name.endswith("access")]
+
+        def access_records() -> list:
+            return [r for r in caplog.records if r.name.endswith("access")]
+
+        # The server thread writes the access record after the response has gone out.
+        deadline = time.monotonic() + 10
+        while len(access_records()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    records = [json.loads(r.getMessage()) for r in access_records()]
     assert [r["route"] for r in records] == ["/openapi.json", "unmatched"]
     assert all("\n" not in r.getMessage() for r in caplog.records if r.name.endswith("access"))

@@ -374,57 +374,42 @@ def test_redis_limiter_reconnects_after_its_connection_is_dropped(redis_url, red
 
 
 WORKER = """
-import asyncio, sys, time
+import asyncio, sys
 from kailash_nb.middleware.ratelimit import RedisRateLimiter
 
-url, prefix, start, end = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+url, prefix, requests = sys.argv[1], sys.argv[2], int(sys.argv[3])
 
 async def main():
-    limiter = RedisRateLimiter(url, 12_000, burst=50, prefix=prefix)
-    on_time = time.time() < start
-    while time.time() < start:
-        await asyncio.sleep(0.001)
-    admitted = sent = 0
-    while time.time() < end:
-        decision = await limiter.acquire("global")
-        sent += 1
-        admitted += decision.allowed
+    # One token a minute: during the test the bucket only drains, so the number of
+    # admitted requests across all processes must be exactly the burst, however the
+    # processes interleave and however loaded the machine is.
+    limiter = RedisRateLimiter(url, 1, burst=300, prefix=prefix)
+    admitted = 0
+    for _ in range(requests):
+        admitted += (await limiter.acquire("global")).allowed
     await limiter.aclose()
-    print(admitted, sent, int(on_time))
+    print(admitted)
 
 asyncio.run(main())
 """
 
 
 def test_four_worker_processes_hold_the_global_limit(redis_url, redis_prefix):
-    """LOAD-04: 4 processes hammer one key; the Redis clock refills 200 tokens/s."""
-    start = time.time() + 1.5
-    window = 1.5
+    """LOAD-04: 4 processes draw from one shared bucket; together they get exactly its
+    tokens, never a bucket each."""
     processes = [
         subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                WORKER,
-                redis_url,
-                redis_prefix,
-                str(start),
-                str(start + window),
-            ],
+            [sys.executable, "-c", WORKER, redis_url, redis_prefix, "200"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
         for _ in range(4)
     ]
-    results = []
+    admitted = []
     for process in processes:
         out, err = process.communicate(timeout=60)
         assert process.returncode == 0, err
-        results.append([int(field) for field in out.split()])
-    admitted = sum(r[0] for r in results)
-    sent = sum(r[1] for r in results)
-    assert any(r[2] for r in results), "no worker started before the window opened"
-    expected = 50 + 200 * window
-    assert sent > 2 * expected, "the workers did not saturate the limit"
-    assert abs(admitted - expected) <= 0.05 * expected, (admitted, expected, results)
+        admitted.append(int(out))
+    assert sum(admitted) == 300, admitted
+    assert max(admitted) < 300 or sum(1 for count in admitted if count) == 1

@@ -72,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     nodes.add_argument("--json", action="store_true", help="print the catalog as JSON")
     nodes.set_defaults(handler=commands.list_nodes)
+
+    from kailash_nb.cli import serve
+
+    serve.add_parser(commands_parser)
     return parser
 
 

@@ -100,6 +100,10 @@ class Gateway:
         self.runs = RunExecutor(self.events, RunIndex())
         self.workflows: dict[str, tuple[Workflow, str]] = {}
         self.run_store: Any = None
+        from kailash_nb.middleware.agent_ui import AgentUIMiddleware
+
+        #: Sessions (``create_session``/``get_session``/...), stored in ``database_url``.
+        self.agent_ui = AgentUIMiddleware(settings.database_url)
         self.stopping = False
         self._recorder: Any = None
         self._server: tornado.httpserver.HTTPServer | None = None

@@ -49,16 +49,19 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from kailash_nb.notebook import export as _export
+from kailash_nb.notebook import publish as _publish
 from kailash_nb.notebook import session as _session
 from kailash_nb.notebook.definitions import NodeDefinition
 from kailash_nb.notebook.display import RunResult, WorkflowStatus, set_deterministic
 from kailash_nb.notebook.errors import ExportError, NodeRunError, NotebookError
+from kailash_nb.notebook.publish import Publication, publish
 from kailash_nb.notebook.session import WorkflowSession
 
 __all__ = [
     "ExportError",
     "NodeRunError",
     "NotebookError",
+    "Publication",
     "RunResult",
     "WorkflowSession",
     "WorkflowStatus",
@@ -70,6 +73,7 @@ __all__ = [
     "export",
     "invalidate",
     "node",
+    "publish",
     "remove",
     "reset",
     "run",
@@ -236,6 +240,8 @@ def deterministic(enabled: bool = True) -> None:
 
 
 def reset() -> None:
-    """Forget every workflow and cache, and return display settings to their defaults."""
+    """Forget every workflow, cache and publish mark (stopping the preview server), and
+    return display settings to their defaults."""
     _session.reset()
+    _publish.reset()
     set_deterministic(None)

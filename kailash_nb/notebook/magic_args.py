@@ -30,6 +30,7 @@ __all__ = [
     "InvalidateCommand",
     "MagicArgumentError",
     "NodeCommand",
+    "PublishCommand",
     "RemoveCommand",
     "RunCommand",
     "ShowCommand",
@@ -122,6 +123,15 @@ class ExportCommand:
     path: str
 
 
+@dataclass(frozen=True)
+class PublishCommand:
+    """``%kailash publish [NAME] [--route /path] [--preview]``."""
+
+    name: str | None = None
+    route: str | None = None
+    preview: bool = False
+
+
 Command = (
     WorkflowCommand
     | NodeCommand
@@ -133,6 +143,7 @@ Command = (
     | RemoveCommand
     | InvalidateCommand
     | ExportCommand
+    | PublishCommand
 )
 
 #: Subcommand -> one-line description (the order of the usage message).
@@ -147,6 +158,7 @@ COMMANDS = {
     "rm": "remove a node: rm NODE",
     "invalidate": "forget cached outputs: invalidate [NODE]",
     "export": "write the workflow to a file: export FILE (.yaml, .json or .py)",
+    "publish": "serve a workflow with kailash-nb serve: publish [NAME] [--route /path] [--preview]",
 }
 
 
@@ -275,6 +287,14 @@ def _export_parser() -> _Parser:
     return parser
 
 
+def _publish_parser() -> _Parser:
+    parser = _parser("publish")
+    parser.add_argument("name", nargs="?", metavar="NAME")
+    parser.add_argument("--route", metavar="/PATH")
+    parser.add_argument("--preview", action="store_true")
+    return parser
+
+
 def _node_command(arguments: argparse.Namespace) -> NodeCommand:
     inputs = dict(parse_assignment(text, "--in") for text in arguments.inputs)
     return NodeCommand(arguments.node_id, arguments.node_type, inputs, arguments.output)
@@ -305,6 +325,7 @@ _PARSERS = {
     "rm": _node_argument_parser("rm"),
     "invalidate": _node_argument_parser("invalidate", optional=True),
     "export": _export_parser,
+    "publish": _publish_parser,
 }
 _BUILDERS = {
     "workflow": lambda arguments: WorkflowCommand(arguments.name),
@@ -315,4 +336,5 @@ _BUILDERS = {
     "rm": lambda arguments: RemoveCommand(arguments.node),
     "invalidate": lambda arguments: InvalidateCommand(arguments.node),
     "export": lambda arguments: ExportCommand(arguments.path),
+    "publish": lambda arguments: PublishCommand(arguments.name, arguments.route, arguments.preview),
 }

@@ -16,6 +16,7 @@ shown as one ``UsageError`` line, with close matches, instead of a traceback::
 
     %kailash run clean --param threshold=10
     %kailash status
+    %kailash publish etl --route /nightly --preview
 
 The body of ``%%kailash node`` (without ``--type``) is ordinary Python that runs in
 the notebook's namespace, so the function stays callable and linters see it; the
@@ -40,6 +41,7 @@ from kailash_nb.notebook.magic_args import (
     InvalidateCommand,
     MagicArgumentError,
     NodeCommand,
+    PublishCommand,
     RemoveCommand,
     RunCommand,
     ShowCommand,
@@ -91,6 +93,8 @@ class KailashMagics(Magics):
         elif isinstance(command, ExportCommand):
             path = notebook.export(command.path)
             print(f"Exported workflow {notebook.current().name!r} to {path}")
+        elif isinstance(command, PublishCommand):
+            return notebook.publish(command.name, route=command.route, preview=command.preview)
         return None
 
     def _define_node(self, command: NodeCommand, body: str) -> None:

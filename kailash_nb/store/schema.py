@@ -121,10 +121,32 @@ def _create_v2(connection: Connection) -> None:
     )
 
 
+# Version 3: agent-UI sessions (kailash_nb.middleware.agent_ui). A session belongs to
+# one (tenant_id, subject); closed sessions keep their row with ``closed_at`` set.
+sessions = sa.Table(
+    "kailash_nb_sessions",
+    metadata,
+    sa.Column("session_id", sa.String(36), primary_key=True),
+    sa.Column("tenant_id", sa.String(256), nullable=False),
+    sa.Column("subject", sa.String(256), nullable=False),
+    sa.Column("metadata", sa.JSON, nullable=False),
+    sa.Column("max_concurrent_workflows", sa.Integer),
+    sa.Column("max_memory_mb", sa.Integer),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("closed_at", sa.Float),
+    sa.Index("ix_kailash_nb_sessions_owner", "tenant_id", "subject", "created_at"),
+)
+
+
+def _create_v3(connection: Connection) -> None:
+    metadata.create_all(connection, tables=[sessions])
+
+
 #: Ordered migrations: each brings the schema from ``version - 1`` to ``version``.
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _create_v1),
     (2, _create_v2),
+    (3, _create_v3),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

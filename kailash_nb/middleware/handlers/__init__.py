@@ -36,6 +36,18 @@ def routes(gateway: Gateway) -> list[tuple[str, type, dict[str, Any]]]:
         (r"/auth/token", TokenHandler, args),
         (r"/auth/refresh", RefreshHandler, args),
     ]
+    from kailash_nb.middleware.handlers.sessions import SessionHandler, SessionListHandler
+
+    table += [
+        (r"/sessions", SessionListHandler, args),
+        (rf"/sessions/{_RUN_ID}", SessionHandler, args),
+    ]
+    from kailash_nb.middleware._realtime import realtime_hub
+    from kailash_nb.middleware.handlers.events import RunEventsHandler
+    from kailash_nb.middleware.handlers.realtime import RealtimeHandler
+
+    live = {"gateway": gateway, "hub": realtime_hub(gateway)}
+    table += [(rf"/runs/{_RUN_ID}/events", RunEventsHandler, live), (r"/ws", RealtimeHandler, live)]
     if gateway.settings.enable_docs:
         from kailash_nb.middleware.handlers.docs import (
             DocsPageHandler,

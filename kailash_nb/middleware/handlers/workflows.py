@@ -8,6 +8,7 @@ import tornado.web
 
 from kailash_nb.middleware._problems import ProblemError
 from kailash_nb.middleware.handlers.base import GatewayHandler, Identity
+from kailash_nb.middleware.handlers.sessions import start_in_session
 from kailash_nb.sdk_exceptions import WorkflowValidationError
 from kailash_nb.workflow.graph import Workflow
 
@@ -71,6 +72,10 @@ class WorkflowHandler(_WorkflowRoute):
 class ExecuteHandler(_WorkflowRoute):
     """``POST /workflows/{name}/execute`` with ``{"parameters": {...}}``.
 
+    An optional ``"session_id"`` in the body runs the workflow in that session of the
+    caller: 404 if it is not the caller's, 429 (``Retry-After``) when the session
+    already runs its ``max_concurrent_workflows``; the slot is held until the run ends.
+
     Waits for the run and answers ``{"run_id", "status", "results"}``; with
     ``?wait=false`` answers 202 ``{"run_id", "status", "run_url"}`` once the run started.
     """
@@ -88,19 +93,24 @@ class ExecuteHandler(_WorkflowRoute):
                 headers={"Retry-After": "5"},
             )
         wait = self._wait_flag()
-        body = self.json_object({"parameters"}) if self._has_body() else {}
+        body = self.json_object({"parameters", "session_id"}) if self._has_body() else {}
         parameters = body.get("parameters") or {}
         if not isinstance(parameters, dict):
             raise ProblemError(400, "invalid_parameters", "parameters must be a JSON object")
         _check_overrides(parameters, self.identity)
         if not self.identity.is_admin:
             _check_settable(workflow, parameters)
-        started = self.gateway.runs.start(
-            name,
-            workflow,
-            parameters,
-            tenant_id=self.identity.tenant_id,
-            subject=self.identity.subject,
+        started = await start_in_session(
+            self.gateway,
+            self.identity,
+            body.get("session_id"),
+            lambda: self.gateway.runs.start(
+                name,
+                workflow,
+                parameters,
+                tenant_id=self.identity.tenant_id,
+                subject=self.identity.subject,
+            ),
         )
         try:
             entry = await started.wait_started()

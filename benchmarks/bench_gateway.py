@@ -1,0 +1,550 @@
+"""Gateway benchmark: kailash_nb's gateway against a bare Tornado handler, one run.
+
+Two servers, each in its own process on a free 127.0.0.1 port, measured one after the
+other with the same load:
+
+- **bare**: a Tornado application with one handler answering ``{"ok": true}``;
+- **gateway**: ``create_gateway`` serving a 1-node ``PythonCodeNode`` workflow at
+  ``POST /workflows/ping/execute`` with JWT verification (HS256, a 48-byte secret, a
+  token minted by the gateway's ``KailashJWTAuth``) and rate limiting on, the limit set
+  far above the load (``max_requests_per_minute=60_000_000``, one key for the run).
+
+Both get the same request: ``POST`` with a small JSON body and the bearer token. The
+load comes from a second process on 127.0.0.1 holding 32 keep-alive connections: ``wrk``
+when installed (one thread, a Lua hook counting non-2xx statuses), otherwise a raw-socket
+asyncio HTTP/1.1 client (``--client python``) bounded in seconds and in requests. Both
+servers run at once; after a one-second warm-up each, the measured seconds are split into
+alternating rounds (bare, gateway, bare, ...) so background work on the machine falls on
+both alike. With at least two CPUs the servers are pinned to CPU 0 and the load process
+to CPU 1, so the client never takes the server's core (``--no-pin`` to let the OS place
+them).
+
+Printed: requests/s of both (and per round), the ratio gateway/bare (target >= 0.50),
+p50 (median over rounds) and p99 (worst round) latency at 32 connections, and error
+counts (non-2xx statuses, socket errors, timeouts). Exits 1 on any error, 2 when the
+ratio is below the target, 0 otherwise.
+
+Run: ``python benchmarks/bench_gateway.py [--seconds N] [--rounds R]`` (default 10 s
+per server in 5 rounds, about 25 s in all). ``--profile`` prints a cProfile of the
+gateway process's event-loop thread to stderr at exit (it slows the gateway down; the
+workflow threads are not profiled).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+CONNECTIONS = 32
+WARMUP_SECONDS = 1
+TARGET_RATIO = 0.50
+#: Far above any load this machine can produce, so no request is ever refused.
+RATE_LIMIT_PER_MINUTE = 60_000_000
+#: The python client stops after this many requests even if time remains.
+MAX_REQUESTS = 2_000_000
+REQUEST_BODY = b'{"parameters": {}}'
+WORKFLOW = "ping"
+WORKFLOW_CODE = "result = {'pong': True}"
+SERVER_CPU = 0
+#: Below this the bare figure is likely limited by the client, not by Tornado.
+MIN_BARE_PER_SECOND = 3000
+LOAD_CPU = 1
+#: Set (by ``--no-pin``) to let the OS place the server and load processes.
+NO_PIN_ENV = "KAILASH_NB_BENCH_NO_PIN"
+
+
+# -- servers (run with --serve KIND in a child process) ---------------------------------
+def _pin(cpu: int) -> None:
+    """Pin this process to ``cpu`` when the machine has a second one."""
+    if _can_pin():
+        os.sched_setaffinity(0, {cpu})
+
+
+def _can_pin() -> bool:
+    """Whether to pin: two CPUs or more, and ``--no-pin`` (``NO_PIN_ENV``) not given."""
+    return (
+        hasattr(os, "sched_setaffinity")
+        and len(os.sched_getaffinity(0)) >= 2
+        and not os.environ.get(NO_PIN_ENV)
+    )
+
+
+def _announce(port: int, token: str = "") -> None:
+    """Tell the parent the server is listening (one JSON line on stdout)."""
+    sys.stdout.write(json.dumps({"port": port, "token": token}) + "\n")
+    sys.stdout.flush()
+
+
+async def _until_terminated() -> None:
+    """Wait for SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+
+
+async def serve_bare() -> None:
+    """A Tornado app with one handler returning a small JSON body, until SIGTERM."""
+    import tornado.httpserver
+    import tornado.netutil
+    import tornado.web
+
+    class Handler(tornado.web.RequestHandler):
+        """Answers ``{"ok": true}`` to GET and POST."""
+
+        def get(self) -> None:
+            """Write the JSON body."""
+            self.write({"ok": True})
+
+        post = get
+
+    app = tornado.web.Application([(r"/.*", Handler)], log_function=lambda handler: None)
+    sockets = tornado.netutil.bind_sockets(0, address="127.0.0.1")
+    server = tornado.httpserver.HTTPServer(app)
+    server.add_sockets(sockets)
+    _announce(sockets[0].getsockname()[1])
+    await _until_terminated()
+    server.stop()
+    await server.close_all_connections()
+
+
+async def serve_gateway(database_url: str) -> None:
+    """The gateway serving the 1-node workflow with JWT auth and rate limiting on."""
+    from kailash_nb import WorkflowBuilder
+    from kailash_nb.middleware.gateway import create_gateway
+    from kailash_nb.security import SecurityConfig
+
+    config = SecurityConfig(
+        jwt_secret=secrets.token_urlsafe(48),
+        enable_rate_limiting=True,
+        max_requests_per_minute=RATE_LIMIT_PER_MINUTE,
+    )
+    gateway = create_gateway(
+        title="bench", security_config=config, database_url=database_url, enable_docs=False
+    )
+    assert gateway.auth is not None and gateway.rate_limiter is not None
+    builder = WorkflowBuilder()
+    builder.add_node("PythonCodeNode", "ping", {"code": WORKFLOW_CODE})
+    gateway.register_workflow(WORKFLOW, builder.build(), description="benchmark")
+    port = await gateway.start("127.0.0.1", 0)
+    pair = gateway.auth.issue_tokens("bench-client", tenant_id="bench", roles=["analyst"])
+    _announce(port, pair.access_token)
+    await _until_terminated()
+    await gateway.stop(timeout=10)
+
+
+def serve(kind: str, database_url: str, profile: bool) -> None:
+    """Entry point of a server process: pin, optionally profile, serve until SIGTERM."""
+    _pin(SERVER_CPU)
+    coroutine = serve_bare() if kind == "bare" else serve_gateway(database_url)
+    if not profile:
+        asyncio.run(coroutine)
+        return
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        asyncio.run(coroutine)
+    finally:
+        profiler.disable()
+        stats = pstats.Stats(profiler, stream=sys.stderr).strip_dirs()
+        sys.stderr.write(f"\n=== cProfile of the {kind} server: top by own time ===\n")
+        stats.sort_stats("tottime").print_stats(25)
+        sys.stderr.write(f"=== cProfile of the {kind} server: top by cumulative time ===\n")
+        stats.sort_stats("cumulative").print_stats(40)
+
+
+class Server:
+    """A server child process; ``with Server(...) as s`` gives ``s.port`` and ``s.token``."""
+
+    def __init__(self, kind: str, database_url: str, profile: bool = False) -> None:
+        self.kind = kind
+        self.command = [
+            sys.executable,
+            __file__,
+            "--serve",
+            kind,
+            "--database-url",
+            database_url,
+        ] + (["--profile"] if profile else [])
+        self.process: subprocess.Popen[str] | None = None
+        self.port = 0
+        self.token = ""
+
+    def __enter__(self) -> Server:
+        self.process = subprocess.Popen(self.command, stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the {self.kind} server exited before listening")
+        ready = json.loads(line)
+        self.port, self.token = int(ready["port"]), ready["token"]
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+# -- load: wrk ---------------------------------------------------------------------------
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.body = '%(body)s'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer %(token)s"
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) non2xx = 0; last_bad = 0 end
+function response(status, headers, body)
+  if status < 200 or status > 299 then non2xx = non2xx + 1; last_bad = status end
+end
+function done(summary, latency, requests)
+  local bad, last = 0, 0
+  for _, t in ipairs(threads) do
+    bad = bad + t:get("non2xx")
+    if t:get("last_bad") ~= 0 then last = t:get("last_bad") end
+  end
+  local e = summary.errors
+  io.write(string.format(
+    'RESULT {"requests": %%d, "seconds": %%f, "non2xx": %%d, "last_bad_status": %%d, ' ..
+    '"socket_errors": %%d, "timeouts": %%d, "p50_ms": %%f, "p99_ms": %%f, "max_ms": %%f}\\n',
+    summary.requests, summary.duration / 1e6, bad, last,
+    e.connect + e.read + e.write, e.timeout,
+    latency:percentile(50) / 1e3, latency:percentile(99) / 1e3, latency.max / 1e3))
+end
+"""
+
+
+def _load_preexec() -> None:
+    """Run in the load process before exec: pin it to the load CPU."""
+    _pin(LOAD_CPU)
+
+
+def run_wrk(url: str, token: str, seconds: int, connections: int) -> dict[str, Any]:
+    """Drive ``url`` with wrk (one thread, ``connections`` connections, ``seconds`` s)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_SCRIPT % {"body": REQUEST_BODY.decode(), "token": token})
+    try:
+        command = [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--timeout",
+            "5s",
+            "-s",
+            script.name,
+            url,
+        ]
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=seconds + 30,
+            preexec_fn=_load_preexec,
+        )
+    finally:
+        os.unlink(script.name)
+    for line in done.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT ") :])
+    raise RuntimeError(f"wrk failed ({done.returncode}): {done.stdout}{done.stderr}")
+
+
+# -- load: python client (run with --load in a child process) ---------------------------
+async def _python_load(
+    host: str, port: int, path: str, token: str, seconds: float, connections: int
+) -> dict[str, Any]:
+    """``connections`` keep-alive HTTP/1.1 connections sending the benchmark POST until
+    ``seconds`` elapsed or ``MAX_REQUESTS`` were answered."""
+    request = (
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        f"Content-Type: application/json\r\nAuthorization: Bearer {token}\r\n"
+        f"Content-Length: {len(REQUEST_BODY)}\r\n\r\n"
+    ).encode() + REQUEST_BODY
+    latencies: list[float] = []
+    counts = {"non2xx": 0, "last_bad_status": 0, "socket_errors": 0, "timeouts": 0}
+    started = time.perf_counter()
+    deadline = started + seconds
+
+    async def connection() -> None:
+        try:
+            reader, writer = await asyncio.open_connection(host, port)
+        except OSError:
+            counts["socket_errors"] += 1
+            return
+        try:
+            while time.perf_counter() < deadline and len(latencies) < MAX_REQUESTS:
+                sent = time.perf_counter()
+                writer.write(request)
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+                status = int(head[9:12])
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                if length:
+                    await asyncio.wait_for(reader.readexactly(length), 5)
+                latencies.append(time.perf_counter() - sent)
+                if not 200 <= status <= 299:
+                    counts["non2xx"] += 1
+                    counts["last_bad_status"] = status
+        except TimeoutError:
+            counts["timeouts"] += 1
+        except (OSError, asyncio.IncompleteReadError, ValueError):
+            counts["socket_errors"] += 1
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(connection() for _ in range(connections)))
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+
+    def percentile(fraction: float) -> float:
+        if not latencies:
+            return 0.0
+        return latencies[min(len(latencies) - 1, int(fraction * len(latencies)))] * 1e3
+
+    return {
+        "requests": len(latencies),
+        "seconds": elapsed,
+        **counts,
+        "p50_ms": percentile(0.50),
+        "p99_ms": percentile(0.99),
+        "max_ms": latencies[-1] * 1e3 if latencies else 0.0,
+    }
+
+
+def run_python_client(url: str, token: str, seconds: int, connections: int) -> dict[str, Any]:
+    """Drive ``url`` from a child process running the asyncio raw-socket client."""
+    command = [
+        sys.executable,
+        __file__,
+        "--load",
+        url,
+        "--token",
+        token,
+        "--seconds",
+        str(seconds),
+        "--connections",
+        str(connections),
+    ]
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=seconds + 30, preexec_fn=_load_preexec
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"load process failed ({done.returncode}): {done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def load_main(url: str, token: str, seconds: int, connections: int) -> None:
+    """Entry point of the python load process: print one JSON line of results."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.hostname != "127.0.0.1":
+        raise SystemExit("the load targets 127.0.0.1 only")
+    result = asyncio.run(
+        _python_load(parts.hostname, parts.port or 80, parts.path, token, seconds, connections)
+    )
+    print(json.dumps(result))
+
+
+# -- the benchmark -----------------------------------------------------------------------
+def smoke_check(url: str, token: str) -> dict[str, str]:
+    """One request before the load: it must answer 2xx; returns its headers."""
+    import httpx
+
+    response = httpx.post(
+        url,
+        content=REQUEST_BODY,
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+        timeout=15,
+    )
+    if not response.is_success:
+        raise RuntimeError(
+            f"smoke request to {url} answered {response.status_code}: {response.text}"
+        )
+    return dict(response.headers)
+
+
+class Target:
+    """A started server of one ``kind``, its request URL and bearer token."""
+
+    def __init__(self, kind: str, server: Server) -> None:
+        self.kind = kind
+        path = f"/workflows/{WORKFLOW}/execute" if kind == "gateway" else "/"
+        self.url = f"http://127.0.0.1:{server.port}{path}"
+        self.token = server.token or "unused"
+
+
+def check(target: Target) -> None:
+    """One request each: 2xx, and the gateway's answer carries rate-limit headers."""
+    headers = smoke_check(target.url, target.token)
+    if target.kind == "gateway" and "x-ratelimit-limit" not in {k.lower() for k in headers}:
+        raise RuntimeError("the gateway answered without rate-limit headers")
+
+
+def measure(
+    targets: list[Target], seconds: int, rounds: int, client: str
+) -> dict[str, dict[str, Any]]:
+    """Warm every target up, then load them in turn for ``rounds`` rounds of
+    ``seconds / rounds`` seconds each (alternating, so background load on the machine
+    falls on both alike); sum the rounds per target."""
+    drive = run_wrk if client == "wrk" else run_python_client
+    per_round = max(1, round(seconds / rounds))
+    totals: dict[str, dict[str, Any]] = {}
+    for target in targets:
+        warmup = drive(target.url, target.token, WARMUP_SECONDS, CONNECTIONS)
+        totals[target.kind] = {
+            "requests": 0,
+            "seconds": 0.0,
+            "non2xx": 0,
+            "socket_errors": 0,
+            "timeouts": 0,
+            "last_bad_status": warmup["last_bad_status"],
+            "warmup_errors": errors(warmup),
+            "p50s": [],
+            "p99s": [],
+            "max_ms": 0.0,
+            "round_rates": [],
+        }
+    for _ in range(rounds):
+        for target in targets:
+            result = drive(target.url, target.token, per_round, CONNECTIONS)
+            total = totals[target.kind]
+            for key in ("requests", "seconds", "non2xx", "socket_errors", "timeouts"):
+                total[key] += result[key]
+            total["last_bad_status"] = result["last_bad_status"] or total["last_bad_status"]
+            total["p50s"].append(result["p50_ms"])
+            total["p99s"].append(result["p99_ms"])
+            total["max_ms"] = max(total["max_ms"], result["max_ms"])
+            total["round_rates"].append(result["requests"] / result["seconds"])
+    for total in totals.values():
+        total["per_second"] = total["requests"] / total["seconds"]
+        total["p50_ms"] = statistics.median(total["p50s"])
+        total["p99_ms"] = max(total["p99s"])
+    return totals
+
+
+def errors(result: dict[str, Any]) -> int:
+    """Non-2xx responses, socket errors and timeouts of one load run."""
+    return int(result["non2xx"] + result["socket_errors"] + result["timeouts"])
+
+
+def main() -> int:
+    """Parse arguments; serve, load, or run the whole benchmark and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10, help="measured seconds per server")
+    parser.add_argument(
+        "--client",
+        choices=("auto", "wrk", "python"),
+        default="auto",
+        help="load generator (auto: wrk when installed)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="alternating rounds the seconds are split into"
+    )
+    parser.add_argument("--profile", action="store_true", help="cProfile the gateway process")
+    parser.add_argument(
+        "--no-pin", action="store_true", help="do not pin the server and load to separate CPUs"
+    )
+    parser.add_argument("--serve", choices=("bare", "gateway"), help=argparse.SUPPRESS)
+    parser.add_argument("--database-url", help=argparse.SUPPRESS)
+    parser.add_argument("--load", help=argparse.SUPPRESS)
+    parser.add_argument("--token", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--connections", type=int, default=CONNECTIONS, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if not 1 <= args.seconds <= 120:
+        parser.error("--seconds must be between 1 and 120")
+    if args.serve:
+        serve(args.serve, args.database_url, args.profile)
+        return 0
+    if args.load:
+        load_main(args.load, args.token, args.seconds, args.connections)
+        return 0
+    if not 1 <= args.rounds <= args.seconds:
+        parser.error("--rounds must be between 1 and --seconds")
+
+    client = args.client
+    if client == "auto":
+        client = "wrk" if shutil.which("wrk") else "python"
+    if args.no_pin:
+        os.environ[NO_PIN_ENV] = "1"
+    pinned = _can_pin()
+    print(
+        f"gateway benchmark: {CONNECTIONS} connections, {args.seconds} s per server in "
+        f"{args.rounds} alternating rounds after a {WARMUP_SECONDS} s warm-up, client={client}, "
+        + (f"server on CPU {SERVER_CPU}, load on CPU {LOAD_CPU}" if pinned else "not pinned")
+    )
+    with tempfile.TemporaryDirectory() as directory:
+        database_url = f"sqlite:///{Path(directory) / 'bench.db'}"
+        with (
+            Server("bare", database_url) as bare_server,
+            Server("gateway", database_url, profile=args.profile) as gateway_server,
+        ):
+            targets = [Target("bare", bare_server), Target("gateway", gateway_server)]
+            for target in targets:
+                check(target)
+            totals = measure(targets, args.seconds, args.rounds, client)
+    bare, gateway = totals["bare"], totals["gateway"]
+
+    ratio = gateway["per_second"] / bare["per_second"]
+    header = f"{'server':<10}{'requests':>10}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
+    header += f"{'max ms':>9}{'non-2xx':>9}{'sock err':>9}{'timeouts':>9}"
+    print(header)
+    for label, row in (("bare", bare), ("gateway", gateway)):
+        print(
+            f"{label:<10}{row['requests']:>10}{row['per_second']:>10.0f}{row['p50_ms']:>9.2f}"
+            f"{row['p99_ms']:>9.2f}{row['max_ms']:>9.2f}{row['non2xx']:>9}"
+            f"{row['socket_errors']:>9}{row['timeouts']:>9}"
+        )
+    for label, row in (("bare", bare), ("gateway", gateway)):
+        rates = ", ".join(f"{rate:.0f}" for rate in row["round_rates"])
+        print(f"  {label} req/s per round: {rates}")
+    print("  (p50: median over rounds; p99 and max: worst round)")
+    print(
+        f"ratio gateway/bare requests/s: {ratio:.2f} (target >= {TARGET_RATIO:.2f}); "
+        f"p99 at {CONNECTIONS} connections: gateway {gateway['p99_ms']:.2f} ms, "
+        f"bare {bare['p99_ms']:.2f} ms"
+    )
+    if bare["per_second"] < MIN_BARE_PER_SECOND:
+        print(
+            f"warning: bare Tornado below {MIN_BARE_PER_SECOND} requests/s: the load client or "
+            "other work on the machine limits the figures; the ratio is not meaningful"
+        )
+    total_errors = sum(errors(row) + row["warmup_errors"] for row in (bare, gateway))
+    print(f"errors (warm-up included): {total_errors}")
+    for label, row in (("bare", bare), ("gateway", gateway)):
+        if row["last_bad_status"]:
+            print(f"  {label}: last non-2xx status {row['last_bad_status']}")
+    if total_errors:
+        return 1
+    if ratio < TARGET_RATIO:
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

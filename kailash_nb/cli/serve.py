@@ -1,0 +1,90 @@
+"""``kailash-nb serve NOTEBOOK.ipynb``: serve a notebook's published workflows.
+
+The notebook file is the source of truth: its code cells run in order in a fresh
+IPython shell in this process (from the notebook's directory, which is also put on
+``sys.path``, as Jupyter does), display-only statements skipped (see
+``kailash_nb.notebook.serve_cells``); every workflow a cell published with
+``%kailash publish`` / ``kn.publish`` is then registered on ``create_gateway`` and
+served until SIGTERM/SIGINT. Each request runs on a fresh runtime.
+
+Authentication: with ``KAILASH_NB_JWT_SECRET`` set (at least 32 random bytes), the
+gateway gets ``SecurityConfig(jwt_secret=...)`` and every workflow call needs a bearer
+token; without it the gateway serves without authentication and only on a loopback
+host (a non-loopback ``--host`` is refused before any cell runs). Users and sessions
+live in the store (``KAILASH_NB_DATABASE_URL``): create users there with
+``KailashJWTAuth(config=SecurityConfig(jwt_secret=...), store_url=...).add_user(...)``;
+callers get tokens from ``POST /auth/token`` with ``{"username", "password"}``::
+
+    KAILASH_NB_JWT_SECRET=$(python -c "import secrets; print(secrets.token_urlsafe(48))") \
+        kailash-nb serve pricing.ipynb --host 0.0.0.0 --port 8000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+__all__ = ["JWT_SECRET_ENV", "add_parser", "serve"]
+
+#: Environment variable holding the gateway's HS256 signing secret.
+JWT_SECRET_ENV = "KAILASH_NB_JWT_SECRET"  # noqa: S105 - a variable name, not a secret
+
+
+def add_parser(commands_parser: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the ``serve`` subcommand to ``kailash-nb``."""
+    serve_parser = commands_parser.add_parser(
+        "serve",
+        help="serve the workflows a notebook publishes",
+        description="Run NOTEBOOK's code cells in a fresh IPython shell (skipping "
+        "%kailash show/run/status, kn.show()/kn.run()/kn.status() and what only uses their "
+        "results), then serve every workflow published with %kailash publish over HTTP. "
+        f"Set {JWT_SECRET_ENV} to require tokens; without it the gateway serves "
+        "without authentication on loopback only.",
+    )
+    serve_parser.add_argument("notebook", metavar="NOTEBOOK", help="path of the .ipynb file")
+    serve_parser.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
+    serve_parser.add_argument("--port", type=int, default=8000, help="default 8000")
+    serve_parser.add_argument(
+        "--workers", type=int, default=1, help="worker processes (only 1 is supported yet)"
+    )
+    serve_parser.set_defaults(handler=serve)
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Build the notebook's published workflows and serve them (blocking)."""
+    from kailash_nb.middleware._server import is_loopback
+    from kailash_nb.middleware.gateway import create_gateway
+    from kailash_nb.notebook.serving import NotebookServeError, load_notebook
+    from kailash_nb.security.config import SecurityConfig
+
+    path = Path(args.notebook).resolve()
+    if not path.is_file():
+        raise NotebookServeError(f"no notebook file {args.notebook!r}")
+    secret = os.environ.get(JWT_SECRET_ENV)
+    security = SecurityConfig(jwt_secret=secret) if secret else None
+    if security is None and not is_loopback(args.host):
+        raise NotebookServeError(
+            f"refusing to serve on {args.host!r} without authentication: set {JWT_SECRET_ENV} "
+            "(at least 32 random bytes), or serve on 127.0.0.1"
+        )
+    # Refuses --workers > 1 (GatewayFeatureNotImplementedError) before running any cell.
+    gateway = create_gateway(
+        title=f"{path.stem} (kailash-nb serve)",
+        security_config=security,
+        worker_processes=args.workers,
+    )
+    os.chdir(path.parent)
+    sys.path.insert(0, str(path.parent))
+    loaded = load_notebook(path)
+    for line in loaded.skipped:
+        print(f"skipped {line}", file=sys.stderr)
+    for route, workflow in loaded.workflows.items():
+        gateway.register_workflow(
+            route, workflow, description=f"notebook workflow {loaded.sources[route]!r}"
+        )
+        print(f"serving POST /workflows/{route}/execute", file=sys.stderr)
+    print(f"{path.name} on http://{args.host}:{args.port}", file=sys.stderr, flush=True)
+    gateway.run(args.host, args.port)
+    return 0

@@ -1,0 +1,292 @@
+"""Run events for live clients: a bounded replay buffer per run, and per-client outboxes.
+
+The :class:`RunEventHub` subscribes to the gateway's ``EventBus`` when the routes are
+built (so every run started afterwards emits node events too). It keeps the last
+events of recent runs in memory, so a client that connects after a run started gets
+the events it missed, and forwards new events to the clients watching that run.
+
+Events arrive from worker threads; each client's :class:`Outbox` hands them to the
+client's event loop with ``call_soon_threadsafe`` and holds at most ``capacity`` of
+them. A client that stops reading fills its outbox and is dropped (GW-26): memory per
+client stays bounded and other clients are unaffected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from kailash_nb.runtime.events import Event, EventBus, NodeEvent, RunEvent, Subscription
+
+if TYPE_CHECKING:
+    from kailash_nb.middleware._runs import RunEntry, RunIndex
+    from kailash_nb.middleware.gateway import Gateway
+    from kailash_nb.middleware.handlers.base import Identity
+
+__all__ = [
+    "Outbox",
+    "OutboxClosed",
+    "RunEventHub",
+    "event_frame",
+    "is_final",
+    "owned_run",
+    "realtime_hub",
+]
+
+MAX_RUNS = 256
+"""Runs whose events are kept for replay (oldest forgotten first)."""
+MAX_EVENTS_PER_RUN = 512
+"""Events kept per run (a run with more replays only its latest ones); with
+``MAX_RUNS`` this bounds the replay memory to about 130 000 small events."""
+OUTBOX_CAPACITY = 2_048
+"""Items waiting for one client before it is dropped as a slow reader (a healthy
+client drains its outbox on every loop turn; a replay is queued as one item)."""
+
+_FINAL_RUN_STATES = frozenset({"completed", "failed"})
+_HUBS_LOCK = threading.Lock()
+
+Watcher = Callable[[Event], None]
+
+
+def is_final(event: Event) -> bool:
+    """True for the ``RunEvent`` that ends its run."""
+    return isinstance(event, RunEvent) and event.state in _FINAL_RUN_STATES
+
+
+def event_frame(event: Event) -> tuple[str, dict[str, Any]]:
+    """``("node" | "run", data)``: the event's kind and its JSON-ready fields.
+
+    Parameters and timelines are never included (they may carry caller data).
+    """
+    if isinstance(event, NodeEvent):
+        data: dict[str, Any] = {
+            "run_id": event.run_id,
+            "node_id": event.node_id,
+            "state": event.state,
+            "timestamp": event.timestamp,
+            "duration": event.duration,
+            "error": event.error,
+        }
+        if event.iteration is not None:
+            data["iteration"] = event.iteration
+        return "node", data
+    return "run", {
+        "run_id": event.run_id,
+        "node_id": None,
+        "state": event.state,
+        "timestamp": event.timestamp,
+        "duration": event.duration,
+        "error": event.error,
+    }
+
+
+def owned_run(index: RunIndex, run_id: str, identity: Identity) -> RunEntry | None:
+    """The run if it belongs to the caller's tenant *and* subject; else ``None`` (a 404)."""
+    entry = index.get(run_id, identity.tenant_id)
+    if entry is None or entry.subject != identity.subject:
+        return None
+    return entry
+
+
+def final_event_of(entry: RunEntry) -> RunEvent | None:
+    """A closing ``RunEvent`` rebuilt from a finished index entry (``None`` if running).
+
+    Used when a finished run's events were already evicted from the replay buffer.
+    """
+    if entry.status == "running":
+        return None
+    finished = entry.finished_at or entry.created_at
+    error = (entry.error or {}).get("message")
+    return RunEvent(
+        entry.run_id,
+        entry.workflow,
+        "completed" if entry.status == "completed" else "failed",
+        finished,
+        duration=max(0.0, finished - entry.created_at),
+        error=error,
+    )
+
+
+class _RunBuffer:
+    __slots__ = ("events", "finished")
+
+    def __init__(self, capacity: int) -> None:
+        self.events: deque[Event] = deque(maxlen=capacity)
+        self.finished = False
+
+
+class RunEventHub:
+    """Replay buffers and live watchers of the gateway's runs (thread-safe).
+
+    Args:
+        max_runs: runs whose events are remembered.
+        max_events_per_run: events remembered per run.
+    """
+
+    def __init__(self, max_runs: int = MAX_RUNS, max_events_per_run: int = MAX_EVENTS_PER_RUN):
+        self.max_runs = max_runs
+        self.max_events_per_run = max_events_per_run
+        self._buffers: OrderedDict[str, _RunBuffer] = OrderedDict()
+        self._watchers: dict[str, set[Watcher]] = {}
+        self._lock = threading.Lock()
+        self._subscription: Subscription | None = None
+
+    def attach(self, bus: EventBus) -> None:
+        """Receive node and run events from ``bus`` (idempotent)."""
+        if self._subscription is None:
+            self._subscription = bus.subscribe(self.on_event, nodes=True, runs=True)
+
+    def on_event(self, event: Event) -> None:
+        """Buffer ``event`` and pass it to the run's watchers (called from any thread)."""
+        if isinstance(event, RunEvent) and (event.parameters or event.timeline):
+            event = event._replace(parameters=None, timeline=None)  # hold no caller data
+        with self._lock:
+            buffer = self._buffers.get(event.run_id)
+            if buffer is None:
+                buffer = self._buffers[event.run_id] = _RunBuffer(self.max_events_per_run)
+                while len(self._buffers) > self.max_runs:
+                    self._buffers.popitem(last=False)
+            buffer.events.append(event)
+            if is_final(event):
+                buffer.finished = True
+            # Inside the lock, so watchers see events in buffer order (they only enqueue).
+            for watcher in self._watchers.get(event.run_id, ()):
+                watcher(event)
+
+    def watch(self, run_id: str, watcher: Watcher) -> tuple[list[Event], bool]:
+        """Register ``watcher`` for ``run_id``; return ``(replay, finished)``.
+
+        ``replay`` holds the buffered events; ``watcher`` receives every later one, with
+        no gap or duplicate between the two. When ``finished`` the run already ended and
+        the watcher is not registered.
+        """
+        with self._lock:
+            buffer = self._buffers.get(run_id)
+            replay = list(buffer.events) if buffer is not None else []
+            finished = buffer is not None and buffer.finished
+            if not finished:
+                self._watchers.setdefault(run_id, set()).add(watcher)
+        return replay, finished
+
+    def unwatch(self, run_id: str, watcher: Watcher) -> None:
+        """Stop passing ``run_id``'s events to ``watcher`` (idempotent)."""
+        with self._lock:
+            watchers = self._watchers.get(run_id)
+            if watchers is not None:
+                watchers.discard(watcher)
+                if not watchers:
+                    del self._watchers[run_id]
+
+    def watcher_count(self, run_id: str) -> int:
+        """Watchers registered for ``run_id`` (for tests and metrics)."""
+        with self._lock:
+            return len(self._watchers.get(run_id, ()))
+
+
+def realtime_hub(gateway: Gateway) -> RunEventHub:
+    """The gateway's hub, created and attached to ``gateway.events`` on first use."""
+    with _HUBS_LOCK:
+        hub = getattr(gateway, "_realtime_hub", None)
+        if hub is None:
+            hub = RunEventHub()
+            hub.attach(gateway.events)
+            gateway._realtime_hub = hub  # type: ignore[attr-defined]
+    return hub
+
+
+class OutboxClosed(Exception):
+    """The outbox was closed, or overflowed because its client stopped reading."""
+
+
+class Outbox:
+    """One client's bounded queue, filled from any thread, drained on ``loop``.
+
+    Args:
+        loop: the client's event loop.
+        capacity: items held; one more closes the outbox and calls ``on_overflow``.
+        on_overflow: drops the client (runs on ``loop``).
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        capacity: int = OUTBOX_CAPACITY,
+        on_overflow: Callable[[], None] | None = None,
+    ) -> None:
+        self.loop = loop
+        self.capacity = capacity
+        self.on_overflow = on_overflow
+        self.overflowed = False
+        self.closed = False
+        self._items: deque[Any] = deque()
+        self._wake = asyncio.Event()
+        self._closed: asyncio.Future[None] = loop.create_future()
+
+    def push(self, item: Any) -> None:
+        """Queue ``item`` from any thread."""
+        with contextlib.suppress(RuntimeError):  # a closed loop: the client is gone
+            self.loop.call_soon_threadsafe(self.put, item)
+
+    def put(self, item: Any) -> None:
+        """Queue ``item`` (on the loop); overflow closes the outbox and drops the client."""
+        if self.closed:
+            return
+        if len(self._items) >= self.capacity:
+            self.overflowed = True
+            self.close()
+            if self.on_overflow is not None:
+                self.on_overflow()
+            return
+        self._items.append(item)
+        self._wake.set()
+
+    def close(self) -> None:
+        """Discard queued items and wake the reader with ``OutboxClosed``."""
+        self.closed = True
+        self._items.clear()
+        self._wake.set()
+        if not self._closed.done():
+            self._closed.set_result(None)
+
+    async def guard(self, awaitable: Awaitable[Any]) -> Any:
+        """Await ``awaitable`` (a write to the client) unless the outbox closes first.
+
+        A write to a client that stopped reading may never complete, and Tornado does
+        not always fail it when the connection is closed; this keeps the sender from
+        waiting forever.
+
+        Raises:
+            OutboxClosed: the outbox closed (overflow or disconnect) before the write ended.
+        """
+        write = asyncio.ensure_future(awaitable)
+        await asyncio.wait({write, self._closed}, return_when=asyncio.FIRST_COMPLETED)
+        if not write.done():
+            write.add_done_callback(_consume)
+            raise OutboxClosed
+        return write.result()
+
+    async def get(self, timeout: float | None = None) -> Any:
+        """The next item, or ``None`` after ``timeout`` seconds without one.
+
+        Raises:
+            OutboxClosed: the outbox was closed or overflowed.
+        """
+        while not self._items:
+            if self.closed:
+                raise OutboxClosed
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            except TimeoutError:
+                return None
+        return self._items.popleft()
+
+
+def _consume(future: asyncio.Future[Any]) -> None:
+    """Retrieve an abandoned write's outcome so asyncio does not log it."""
+    if not future.cancelled():
+        future.exception()

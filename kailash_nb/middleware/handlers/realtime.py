@@ -1,0 +1,353 @@
+"""``WS /ws``: live run events over a WebSocket (the seed's ``RealtimeMiddleware``).
+
+Handshake: the access token comes in the ``Authorization: Bearer`` header or the
+``token`` query parameter; without a valid one the handshake answers 401 before any
+upgrade (GW-22). A browser ``Origin`` the gateway's CORS policy does not list (or, with
+no CORS policy, any cross-site origin) answers 403 (GW-23, cross-site WebSocket hijacking).
+
+Client messages (JSON text frames)::
+
+    {"subscribe": "<run_id>"}      -> {"subscribed": "<run_id>"}, then the run's events
+    {"unsubscribe": "<run_id>"}    -> {"unsubscribed": "<run_id>"}
+
+Events are pushed as ``{"event": "node" | "run", "data": {...}}`` (the fields of the SSE
+stream), replaying what the run already emitted. Only runs of the caller's tenant and
+subject are served; any other id gets ``{"error": "not_found", "run_id": ...}``
+(AUTHZ-15). Limits: frames above 64 KiB close with 1009 (GW-24); more than
+``max_messages_per_second`` messages close with 1008 (GW-25); a client that stops
+reading is dropped when its send queue overflows (GW-26); pings detect dead clients
+(GW-27); the socket closes with 1008 at the token's ``exp`` (GW-28).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import tornado.web
+import tornado.websocket
+
+from kailash_nb.middleware._json_body import parse_json_body
+from kailash_nb.middleware._problems import (
+    PROBLEM_CONTENT_TYPE,
+    ProblemError,
+    new_error_id,
+    problem_body,
+)
+from kailash_nb.middleware._realtime import (
+    Outbox,
+    OutboxClosed,
+    RunEventHub,
+    event_frame,
+    is_final,
+    owned_run,
+)
+from kailash_nb.middleware.handlers.base import ANONYMOUS, Identity, jsonable
+from kailash_nb.security.errors import AuthenticationError
+
+if TYPE_CHECKING:
+    from kailash_nb.middleware.gateway import Gateway
+    from kailash_nb.runtime.events import Event
+
+__all__ = ["RealtimeHandler"]
+
+logger = logging.getLogger("kailash_nb.middleware.access")
+
+MAX_MESSAGE_BYTES = 64 * 1024
+_RUN_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
+_UNAUTHORIZED_DETAIL = (
+    "a valid bearer access token is required (Authorization header or token query parameter)"
+)
+
+
+class RealtimeHandler(tornado.websocket.WebSocketHandler):
+    """One authenticated client's WebSocket of run events.
+
+    Class attributes (tests may lower them on a subclass or instance):
+        max_messages_per_second: client messages allowed per one-second window.
+        max_subscriptions: runs one connection may watch at once.
+        ping_every, pong_within: seconds between pings and to answer one (GW-27).
+    """
+
+    max_messages_per_second = 20
+    max_subscriptions = 32
+    ping_every = 20.0
+    pong_within = 10.0
+
+    def initialize(self, gateway: Gateway, hub: RunEventHub) -> None:
+        """Receive the gateway and its run-event hub."""
+        self.gateway = gateway
+        self.hub = hub
+        self.identity: Identity = ANONYMOUS
+        self.expires_at: float | None = None
+        self._watches: dict[str, Any] = {}
+        self._outbox: Outbox | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._expiry: asyncio.TimerHandle | None = None
+        self._window_start = 0.0
+        self._window_count = 0
+        self._opened = time.monotonic()
+
+    # -- limits read by tornado -------------------------------------------------------
+
+    @property
+    def max_message_size(self) -> int:
+        """Frames above 64 KiB close the connection with 1009 (GW-24)."""
+        return MAX_MESSAGE_BYTES
+
+    @property
+    def ping_interval(self) -> float | None:
+        """Seconds between server pings."""
+        return self.ping_every
+
+    @property
+    def ping_timeout(self) -> float | None:
+        """Seconds a client has to answer a ping before it is closed."""
+        return self.pong_within
+
+    # -- handshake --------------------------------------------------------------------
+
+    async def prepare(self) -> None:
+        """Refuse a bad ``Origin`` (403), then a missing or invalid token (401), before
+        the upgrade."""
+        if not self._origin_allowed(self.request.headers.get("Origin")):
+            raise ProblemError(403, "origin_not_allowed", "this Origin may not open a WebSocket")
+        self.identity = self._authenticate()
+        limiter = self.gateway.rate_limiter
+        if limiter is not None:
+            decision = await limiter.acquire(
+                f"sub:{self.identity.tenant_id}:{self.identity.subject}"
+                if not self.identity.anonymous
+                else f"ip:{self.request.remote_ip}"
+            )
+            if not decision.allowed:
+                raise ProblemError(
+                    429, "rate_limited", "rate limit reached", headers=decision.headers()
+                )
+
+    def check_origin(self, origin: str) -> bool:
+        """Tornado's own check, kept consistent with ``prepare``."""
+        return self._origin_allowed(origin)
+
+    def _origin_allowed(self, origin: str | None) -> bool:
+        if origin is None:
+            return True  # not a browser: no ambient credentials to hijack
+        cors = self.gateway.cors
+        if cors is not None and cors.is_allowed(origin):
+            return True
+        host = self.request.headers.get("Host", "").lower()
+        parts = urlsplit(origin)
+        return bool(parts.scheme in ("http", "https") and parts.netloc.lower() == host and host)
+
+    def _authenticate(self) -> Identity:
+        values = self.request.headers.get_list("Authorization")
+        if len(values) > 1:
+            raise ProblemError(400, "duplicate_authorization", "send one Authorization header")
+        auth = self.gateway.auth
+        if auth is None:
+            return ANONYMOUS
+        if values:
+            scheme, _, token = values[0].strip().partition(" ")
+            if scheme.lower() != "bearer":
+                raise _unauthorized("invalid_request")
+        else:
+            tokens = self.get_query_arguments("token")
+            if len(tokens) > 1:
+                raise ProblemError(400, "duplicate_token", "send one token query parameter")
+            token = tokens[0] if tokens else ""
+        token = token.strip()
+        if not token:
+            raise _unauthorized(None)
+        try:
+            claims = auth.verify_token(token)
+        except AuthenticationError as exc:
+            logger.debug("websocket token refused: %s", exc.code)
+            raise _unauthorized("invalid_token") from None
+        claimed_tenant = self.request.headers.get("X-Tenant-ID")
+        if (
+            self.gateway.settings.tenant_isolation
+            and claimed_tenant is not None
+            and claimed_tenant != claims.tenant_id
+        ):
+            raise ProblemError(403, "tenant_mismatch", "the tenant comes from the token")
+        self.expires_at = float(claims.exp)
+        return Identity(claims.sub, claims.tenant_id, tuple(claims.roles))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """Refusals before the upgrade are problem+json, as on every other route."""
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, ProblemError):
+            status, code, detail, extra = exc.status, exc.code, exc.detail, exc.extra
+            for name, value in exc.headers.items():
+                self.set_header(name, value)
+        elif isinstance(exc, tornado.web.HTTPError) and exc.status_code < 500:
+            status, code, detail, extra = exc.status_code, "bad_request", "bad request", {}
+        else:
+            status, code, detail, extra = 500, "internal_error", "unexpected error", {}
+        self.set_status(status)
+        self.set_header("Content-Type", PROBLEM_CONTENT_TYPE)
+        body = problem_body(
+            status, code, detail, error_id=new_error_id(), instance="/ws", extra=extra
+        )
+        self.finish(json.dumps(jsonable(body), allow_nan=False))
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        """Refusals are expected; anything else is logged with its trace."""
+        if isinstance(value, (ProblemError, tornado.web.HTTPError)):
+            return
+        logger.error("unhandled error on /ws", exc_info=(typ, value, tb))
+
+    def on_finish(self) -> None:
+        """One JSON log record for a handshake refused before the upgrade (GW-14)."""
+        record = {
+            "method": self.request.method,
+            "path": "/ws",
+            "route": "/ws",
+            "status": self.get_status(),
+            "subject": None if self.identity.anonymous else self.identity.subject,
+        }
+        logger.info(json.dumps(record, ensure_ascii=True))
+
+    # -- connection -------------------------------------------------------------------
+
+    def open(self, *args: str, **kwargs: str) -> None:
+        """Start the writer and the close-at-expiry timer (GW-28)."""
+        loop = asyncio.get_running_loop()
+        self._outbox = Outbox(loop, on_overflow=self._drop_slow_reader)
+        self._writer = loop.create_task(self._write_loop(self._outbox))
+        if self.expires_at is not None:
+            delay = max(0.0, self.expires_at - time.time())
+            self._expiry = loop.call_later(delay, self._expire)
+
+    def on_message(self, message: str | bytes) -> None:
+        """Count the message against the flood limit, then handle one command."""
+        now = time.monotonic()
+        if now - self._window_start >= 1.0:
+            self._window_start, self._window_count = now, 0
+        self._window_count += 1
+        if self._window_count > self.max_messages_per_second:
+            self.close(1008, "too many messages")
+            return
+        command = _parse(message)
+        if command is None:
+            self._send({"error": "bad_request", "detail": 'send {"subscribe": "<run_id>"}'})
+            return
+        action, run_id = command
+        if action == "subscribe":
+            self._subscribe(run_id)
+        else:
+            self._unsubscribe(run_id)
+            self._send({"unsubscribed": run_id})
+
+    def on_close(self) -> None:
+        """Release subscriptions, the writer and the expiry timer; log one record."""
+        for run_id in list(self._watches):
+            self._unsubscribe(run_id)
+        if self._outbox is not None:
+            self._outbox.close()
+        if self._expiry is not None:
+            self._expiry.cancel()
+        record = {
+            "method": "WS",
+            "path": "/ws",
+            "route": "/ws",
+            "client_close_code": self.close_code,
+            "seconds": round(time.monotonic() - self._opened, 3),
+            "subject": None if self.identity.anonymous else self.identity.subject,
+        }
+        logger.info(json.dumps(record, ensure_ascii=True))
+
+    # -- subscriptions ----------------------------------------------------------------
+
+    def _subscribe(self, run_id: str) -> None:
+        if owned_run(self.gateway.runs.index, run_id, self.identity) is None:
+            self._send({"error": "not_found", "run_id": run_id})
+            return
+        if run_id in self._watches:
+            self._send({"subscribed": run_id})
+            return
+        if len(self._watches) >= self.max_subscriptions:
+            self._send({"error": "too_many_subscriptions", "run_id": run_id})
+            return
+        outbox = self._outbox
+        assert outbox is not None
+        watcher = outbox.push
+        replay, finished = self.hub.watch(run_id, watcher)
+        if not finished:
+            self._watches[run_id] = watcher
+        self._send({"subscribed": run_id})
+        if replay:
+            outbox.put(replay)  # one item: a long replay does not fill the outbox
+
+    def _unsubscribe(self, run_id: str) -> None:
+        watcher = self._watches.pop(run_id, None)
+        if watcher is not None:
+            self.hub.unwatch(run_id, watcher)
+
+    def _send(self, frame: dict[str, Any]) -> None:
+        if self._outbox is not None:
+            self._outbox.put(frame)
+
+    async def _write_loop(self, outbox: Outbox) -> None:
+        try:
+            while True:
+                item = await outbox.get()
+                if isinstance(item, dict):
+                    frames = [item]
+                else:
+                    frames = [self._event_frame(event) for event in _as_list(item)]
+                for frame in frames:
+                    message = json.dumps(jsonable(frame), allow_nan=False)
+                    await outbox.guard(self.write_message(message))
+        except (OutboxClosed, tornado.websocket.WebSocketClosedError):
+            return
+
+    def _event_frame(self, event: Event) -> dict[str, Any]:
+        kind, data = event_frame(event)
+        if is_final(event):
+            self._unsubscribe(event.run_id)
+        return {"event": kind, "data": data}
+
+    def _drop_slow_reader(self) -> None:
+        logger.warning("websocket client %s dropped: send queue full", self.identity.subject)
+        for run_id in list(self._watches):
+            self._unsubscribe(run_id)
+        self.close(1008, "send queue overflow")
+
+    def _expire(self) -> None:
+        self.close(1008, "token expired")
+
+
+def _as_list(item: Event | list[Event]) -> list[Event]:
+    return item if isinstance(item, list) else [item]
+
+
+def _parse(message: str | bytes) -> tuple[str, str] | None:
+    """``(action, run_id)`` of a well-formed command; ``None`` otherwise."""
+    if not isinstance(message, str):
+        return None
+    try:
+        body = parse_json_body(message.encode("utf-8", "surrogatepass"))
+    except ProblemError:
+        return None
+    if not isinstance(body, dict) or len(body) != 1:
+        return None
+    action, run_id = next(iter(body.items()))
+    if action not in ("subscribe", "unsubscribe") or not isinstance(run_id, str):
+        return None
+    if not 1 <= len(run_id) <= 64 or not set(run_id) <= _RUN_ID_CHARS:
+        return None
+    return action, run_id
+
+
+def _unauthorized(error: str | None) -> ProblemError:
+    challenge = 'Bearer realm="kailash_nb"'
+    if error is not None:
+        challenge += f', error="{error}"'
+    return ProblemError(
+        401, "unauthorized", _UNAUTHORIZED_DETAIL, headers={"WWW-Authenticate": challenge}
+    )

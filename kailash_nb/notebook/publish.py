@@ -1,0 +1,274 @@
+"""Promoting a notebook workflow to a served gateway: ``kn.publish`` and its preview.
+
+``publish`` marks a notebook workflow as served under a route name; the mark is
+what ``kailash-nb serve NOTEBOOK.ipynb`` reads after re-executing the notebook.
+``preview=True`` also starts the gateway ``serve`` would build (every published
+workflow, built now) inside the kernel's running event loop, so a later cell can
+call it::
+
+    preview = kn.publish("pricing", preview=True)      # or %kailash publish pricing --preview
+    # next cell
+    async with httpx.AsyncClient() as client:
+        response = await client.post(preview.url, json={"parameters": {"qty": 3}})
+
+Semantics:
+
+- ``name`` is a notebook workflow (``None``: the current one); it must have nodes and
+  build. ``route`` is its served name (default: the workflow's name); a leading ``/``
+  is stripped and the rest must match ``^[A-Za-z0-9_-]{1,64}$``. A workflow has one
+  route: publishing it again moves it; a route held by another workflow is refused.
+- The preview serves the workflows as they are at publish time; publish again (with
+  ``preview=True``) after changing nodes. Each preview replaces the previous one (the
+  old server stops, then the new one starts on the same loop). It binds ``host``
+  (loopback only: there is no authentication) on ``port`` (``0``: a free port chosen
+  at once, so ``url`` is known before the server starts).
+- Inside ``kailash-nb serve`` (``serving()``), ``preview`` is ignored: only the mark counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from kailash_nb.notebook import session as _session
+from kailash_nb.notebook.display import is_deterministic
+from kailash_nb.notebook.errors import NotebookError
+from kailash_nb.sdk_exceptions import close_matches
+
+__all__ = [
+    "Publication",
+    "build_published",
+    "publish",
+    "published",
+    "reset",
+    "route_name",
+    "serving",
+]
+
+logger = logging.getLogger(__name__)
+
+_ROUTE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+#: workflow name -> route, in publish order.
+_published: dict[str, str] = {}
+_serving: list[bool] = []
+
+
+@dataclass
+class _Preview:
+    gateway: Any
+    loop: asyncio.AbstractEventLoop
+    task: asyncio.Task[Any]
+
+
+_preview: list[_Preview] = []
+
+
+@dataclass(eq=False)
+class Publication:
+    """What ``publish`` returns: the route, and the preview's address when one runs.
+
+    Attributes:
+        workflow: the notebook workflow's name.
+        route: the served name (``POST /workflows/{route}/execute``).
+        url: the preview's execute URL (``http://127.0.0.1:PORT/workflows/ROUTE/execute``),
+            or ``None`` without a preview.
+        base_url: the preview gateway's root URL, or ``None``.
+    """
+
+    workflow: str
+    route: str
+    url: str | None = None
+    base_url: str | None = None
+    _task: asyncio.Task[Any] | None = field(default=None, repr=False)
+    _gateway: Any = field(default=None, repr=False)
+
+    async def ready(self) -> Publication:
+        """Wait until the preview server listens (raises what kept it from starting)."""
+        if self._task is not None:
+            await asyncio.shield(self._task)
+        return self
+
+    async def stop(self) -> None:
+        """Stop the preview server (nothing happens without one)."""
+        if self._gateway is None:
+            return
+        if self._task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._task)
+        await self._gateway.stop()
+        if _preview and _preview[0].gateway is self._gateway:
+            _preview.clear()
+
+    def __repr__(self) -> str:
+        text = f"Published workflow {self.workflow!r} as POST /workflows/{self.route}/execute"
+        if self.url is None:
+            return text
+        url = self.url
+        if is_deterministic():
+            url = re.sub(r"^(http://[^/]+):\d+", r"\1:<port>", url)
+        return f"{text}\npreview (no authentication, this machine only): POST {url}"
+
+
+@contextlib.contextmanager
+def serving() -> Iterator[None]:
+    """While active, ``publish`` only records marks: previews are not started."""
+    _serving.append(True)
+    try:
+        yield
+    finally:
+        _serving.pop()
+
+
+def published() -> dict[str, str]:
+    """The published workflows: ``{workflow name: route}`` in publish order (a copy)."""
+    return dict(_published)
+
+
+def reset() -> None:
+    """Forget every mark and stop the preview server (scheduled on its loop if running)."""
+    _published.clear()
+    if _preview:
+        old = _preview.pop()
+        if old.loop.is_running():
+            old.loop.call_soon_threadsafe(lambda: old.loop.create_task(old.gateway.stop()))
+
+
+def route_name(route: str) -> str:
+    """``route`` without a leading ``/``, checked against ``^[A-Za-z0-9_-]{1,64}$``.
+
+    Raises:
+        NotebookError: the route is not a valid served name.
+    """
+    name = route[1:] if isinstance(route, str) and route.startswith("/") else route
+    if not isinstance(name, str) or not _ROUTE.fullmatch(name):
+        raise NotebookError(
+            f"route {route!r:.80} must be 1-64 ASCII letters, digits, '_' or '-' (an optional "
+            "leading '/' is ignored), as in --route /pricing"
+        )
+    return name
+
+
+def publish(
+    name: str | None = None,
+    *,
+    route: str | None = None,
+    preview: bool = False,
+    host: str = "127.0.0.1",
+    port: int = 0,
+) -> Publication:
+    """Mark the notebook workflow ``name`` (default: the current one) as served at
+    ``route`` and, with ``preview=True``, serve it now inside the running event loop.
+
+    See the module docstring for the exact semantics.
+
+    Raises:
+        NotebookError: unknown workflow, no nodes, bad route, a route taken by another
+            workflow, or a preview requested without a running event loop.
+        KailashException: the workflow does not build (the gateway's errors too).
+    """
+    session = _find(name)
+    served = route_name(route if route is not None else session.name)
+    for other, taken in _published.items():
+        if taken == served and other != session.name:
+            raise NotebookError(
+                f"route {served!r} already serves workflow {other!r}; choose another route"
+            )
+    if not session.definitions:
+        raise NotebookError(f"workflow {session.name!r} has no nodes to publish")
+    session.build()
+    _published.pop(session.name, None)
+    _published[session.name] = served
+    if not preview or _serving:
+        return Publication(session.name, served)
+    return _start_preview(session.name, served, host, port)
+
+
+def build_published() -> dict[str, Any]:
+    """``{route: built Workflow}`` for every published workflow, as it is now.
+
+    Raises:
+        NotebookError: a published workflow no longer exists or has no nodes.
+    """
+    workflows = {}
+    for name, served in _published.items():
+        session = _find(name)
+        workflows[served] = session.build()
+    return workflows
+
+
+def _find(name: str | None) -> _session.WorkflowSession:
+    if name is None:
+        return _session.current()
+    known = _session._sessions
+    if name not in known:
+        raise NotebookError(
+            f"no notebook workflow named {name!r}{close_matches(str(name), known)}; "
+            f"workflows: {list(known) or 'none yet'}"
+        )
+    return known[name]
+
+
+def _start_preview(name: str, served: str, host: str, port: int) -> Publication:
+    from kailash_nb.middleware._server import is_loopback
+    from kailash_nb.middleware.gateway import create_gateway
+
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        raise NotebookError(
+            "preview=True needs a running event loop (a Jupyter kernel, or a coroutine); "
+            "without one, publish without a preview and run `kailash-nb serve NOTEBOOK.ipynb`"
+        ) from None
+    gateway = create_gateway(title=f"kailash_nb preview: {served}")
+    for workflow_name, route in _published.items():
+        gateway.register_workflow(
+            route, _find(workflow_name).build(), description=f"notebook workflow {workflow_name!r}"
+        )
+    if not is_loopback(host):
+        raise NotebookError(
+            f"a preview serves without authentication, so only on loopback, not {host!r}; "
+            "to serve others run `kailash-nb serve` with KAILASH_NB_JWT_SECRET set"
+        )
+    if port == 0:
+        port = _free_port(host)
+    old = _preview.pop().gateway if _preview else None
+    task = loop.create_task(_replace(old, gateway, host, port))
+    task.add_done_callback(_report_failure)
+    _preview.append(_Preview(gateway, loop, task))
+    base = f"http://{host}:{port}"
+    return Publication(name, served, f"{base}/workflows/{served}/execute", base, task, gateway)
+
+
+async def _replace(old: Any, new: Any, host: str, port: int) -> int:
+    if old is not None:
+        try:
+            await old.stop()
+        except Exception:  # the old loop may be gone; its server must not block the new one
+            logger.warning("could not stop the previous preview cleanly", exc_info=True)
+    # The gateway warns that it serves without authentication: the preview's repr says
+    # so, and a warning logged between two cells would land in a random cell's output.
+    gateway_logger = logging.getLogger("kailash_nb.middleware.gateway")
+    level = gateway_logger.level
+    gateway_logger.setLevel(logging.ERROR)
+    try:
+        return int(await new.start(host, port))
+    finally:
+        gateway_logger.setLevel(level)
+
+
+def _report_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("the publish preview did not start: %s", task.exception())
+
+
+def _free_port(host: str) -> int:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])

@@ -1,0 +1,443 @@
+"""Live run events against a real gateway on a free 127.0.0.1 port: the SSE stream
+``GET /runs/{id}/events`` and the WebSocket ``/ws`` (GW-22..26, GW-28, AUTHZ-09, AUTHZ-15).
+
+Runs that must still be in flight wait on a ``threading.Event`` the test releases, so
+nothing depends on timing; WebSocket clients run on the server's loop (``served.call``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+import uuid
+
+import httpx
+import pytest
+from _gateway_server import ServedGateway
+from argon2 import PasswordHasher
+from tornado.httpclient import HTTPClientError, HTTPRequest
+from tornado.websocket import WebSocketClientConnection, websocket_connect
+
+from kailash_nb import WorkflowBuilder
+from kailash_nb.middleware._realtime import Outbox, OutboxClosed, RunEventHub, realtime_hub
+from kailash_nb.middleware.auth import KailashJWTAuth
+from kailash_nb.middleware.gateway import create_gateway
+from kailash_nb.nodes.code import PythonCodeNode
+from kailash_nb.runtime.events import NodeEvent, RunEvent
+from kailash_nb.security import SecurityConfig, TokenService
+
+SECRET = "kailash-nb-realtime-tests-0123456789-abcdefghij"
+ORIGIN = "https://app.example.com"
+GATES: dict[str, threading.Event] = {}
+UPGRADE = {
+    "Connection": "Upgrade",
+    "Upgrade": "websocket",
+    "Sec-WebSocket-Version": "13",
+    "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+}
+
+
+def double(x: int) -> int:
+    """Twice x."""
+    return x * 2
+
+
+def hold(key: str) -> str:
+    """Wait until the test opens the gate named ``key``."""
+    GATES[key].wait(10)
+    return key
+
+
+def _workflow(function, node_id):
+    builder = WorkflowBuilder()
+    builder.add_node(PythonCodeNode.from_function(function), node_id)
+    return builder.build()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    url = f"sqlite:///{tmp_path_factory.mktemp('rt') / 'gateway.db'}"
+    cfg = SecurityConfig(jwt_secret=SECRET, max_requests_per_minute=100_000)
+    gateway = create_gateway(security_config=cfg, database_url=url, cors_origins=[ORIGIN])
+    hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    gateway.auth = KailashJWTAuth(config=cfg, store_url=url, password_hasher=hasher)
+    gateway.register_workflow("dbl", _workflow(double, "double"))
+    gateway.register_workflow("hold", _workflow(hold, "hold"))
+    with ServedGateway(gateway) as server:
+        server.config, server.db_url = cfg, url
+        yield server
+    for gate in GATES.values():
+        gate.set()
+
+
+def token(served, *, tenant="acme", subject=None) -> str:
+    subject = subject or f"user-{uuid.uuid4().hex[:8]}"
+    return served.gateway.auth.issue_tokens(
+        subject, tenant_id=tenant, roles=["analyst"]
+    ).access_token
+
+
+def auth(access: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {access}"}
+
+
+def start_held_run(served, headers) -> tuple[str, threading.Event]:
+    key = uuid.uuid4().hex
+    gate = GATES[key] = threading.Event()
+    response = served.client.post(
+        "/workflows/hold/execute?wait=false",
+        json={"parameters": {"hold": {"key": key}}},
+        headers=headers,
+    )
+    assert response.status_code == 202, response.text
+    return response.json()["run_id"], gate
+
+
+def finished_run(served, headers) -> str:
+    response = served.client.post(
+        "/workflows/dbl/execute", json={"parameters": {"double": {"x": 2}}}, headers=headers
+    )
+    assert response.status_code == 200, response.text
+    return response.json()["run_id"]
+
+
+def sse_messages(lines) -> list[tuple[str, dict]]:
+    """Parse SSE lines into ``(event, data)``; every message must be well formed."""
+    messages, fields = [], {}
+    for line in lines:
+        if line == "":
+            if fields:
+                assert set(fields) == {"event", "data"}, fields
+                messages.append((fields["event"], json.loads(fields["data"])))
+            fields = {}
+        elif not line.startswith(":"):
+            name, _, value = line.partition(": ")
+            assert name in ("event", "data") and name not in fields, line
+            fields[name] = value
+    assert not fields, "stream ended inside a message"
+    return messages
+
+
+def assert_run_stream(messages, run_id, node_id):
+    assert all(
+        set(data) >= {"run_id", "node_id", "state", "timestamp", "duration", "error"}
+        for _, data in messages
+    )
+    assert all(data["run_id"] == run_id for _, data in messages)
+    assert messages[0] == ("run", messages[0][1]) and messages[0][1]["state"] == "started"
+    assert messages[-1][0] == "run" and messages[-1][1]["state"] == "completed"
+    node_states = [data["state"] for kind, data in messages if kind == "node"]
+    assert "started" in node_states and node_states[-1] == "completed"
+    assert {data["node_id"] for kind, data in messages if kind == "node"} == {node_id}
+    completed = messages[-1][1]
+    assert completed["duration"] >= 0 and completed["error"] is None
+
+
+# -- SSE -----------------------------------------------------------------------------
+
+
+def test_sse_streams_a_live_run_until_its_final_event(served):
+    headers = auth(token(served))
+    run_id, gate = start_held_run(served, headers)
+    lines: list[str] = []
+    with served.client.stream("GET", f"/runs/{run_id}/events", headers=headers) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for line in response.iter_lines():
+            lines.append(line)
+            if (
+                line.startswith("data:")
+                and '"state":"started"' in line
+                and '"node_id":"hold"' in line
+            ):
+                gate.set()  # the node is running: release it while we listen
+    messages = sse_messages(lines)
+    assert_run_stream(messages, run_id, "hold")
+
+
+def test_sse_replays_a_finished_run_and_ends(served):
+    headers = auth(token(served))
+    run_id = finished_run(served, headers)
+    response = served.client.get(f"/runs/{run_id}/events", headers=headers)
+    assert response.status_code == 200
+    assert_run_stream(sse_messages(response.text.split("\n")), run_id, "double")
+
+
+def test_sse_of_a_run_whose_events_were_evicted_sends_its_outcome(served):
+    headers = auth(token(served))
+    run_id = finished_run(served, headers)
+    hub = realtime_hub(served.gateway)
+    with hub._lock:
+        del hub._buffers[run_id]  # as if 256 newer runs had pushed it out
+    response = served.client.get(f"/runs/{run_id}/events", headers=headers)
+    [(kind, data)] = sse_messages(response.text.split("\n"))
+    assert kind == "run" and data["state"] == "completed" and data["run_id"] == run_id
+
+
+def wait_until(condition, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.01)
+
+
+def test_sse_client_that_stops_reading_is_dropped_others_unaffected(served):
+    access = token(served)
+    run_id, gate = start_held_run(served, auth(access))
+    hub = realtime_hub(served.gateway)
+    received, ended = [0], threading.Event()
+
+    def healthy_reader() -> None:
+        with (
+            httpx.Client(base_url=served.url, timeout=15) as client,
+            client.stream("GET", f"/runs/{run_id}/events", headers=auth(access)) as response,
+        ):
+            for line in response.iter_lines():
+                received[0] += '"state":"retrying"' in line
+            ended.set()
+
+    reader = threading.Thread(target=healthy_reader, daemon=True)
+    reader.start()
+    with socket.socket() as raw:
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        raw.connect(("127.0.0.1", served.port))
+        raw.sendall(
+            f"GET /runs/{run_id}/events HTTP/1.1\r\nHost: x\r\n"
+            f"Authorization: Bearer {access}\r\n\r\n".encode()
+        )
+        wait_until(lambda: hub.watcher_count(run_id) == 2)
+        sent = 0
+        while hub.watcher_count(run_id) == 2 and sent < 20_000:  # at most ~20 MB
+            for _ in range(200):  # batches the healthy reader keeps up with
+                hub.on_event(NodeEvent(run_id, "hold", "retrying", time.time(), error="x" * 999))
+            sent += 200
+            wait_until(lambda: received[0] >= sent)  # noqa: B023 - read at once
+        assert hub.watcher_count(run_id) == 1  # the stalled client alone was dropped
+    gate.set()
+    assert ended.wait(5) and received[0] == sent
+    reader.join(5)
+
+
+def test_sse_of_another_tenant_or_user_is_404(served):
+    run_id = finished_run(served, auth(token(served, tenant="acme", subject="alice")))
+    for other in (token(served, tenant="globex", subject="alice"), token(served, subject="bob")):
+        response = served.client.get(f"/runs/{run_id}/events", headers=auth(other))
+        assert response.status_code == 404
+        assert response.json()["code"] == "run_not_found"
+    unknown = served.client.get(f"/runs/{uuid.uuid4()}/events", headers=auth(token(served)))
+    assert unknown.status_code == 404
+    anonymous = served.client.get(f"/runs/{run_id}/events")
+    assert anonymous.status_code == 401 and "Bearer" in anonymous.headers["www-authenticate"]
+
+
+# -- WebSocket handshake -------------------------------------------------------------
+
+
+def test_ws_handshake_without_a_valid_token_is_401(served):
+    for query, headers in (
+        ("", {}),
+        ("?token=not-a-token", {}),
+        ("", {"Authorization": "Bearer not-a-token"}),
+    ):
+        response = served.client.get(f"/ws{query}", headers={**UPGRADE, **headers})
+        assert response.status_code == 401, response.text
+        assert response.headers["www-authenticate"].startswith("Bearer")
+        assert "upgrade" not in response.headers.get("connection", "").lower()
+
+
+def test_ws_handshake_from_a_foreign_origin_is_403(served):
+    access = token(served)
+    for origin in ("https://evil.example", "null", f"{ORIGIN}.evil.io"):
+        response = served.client.get("/ws", headers={**UPGRADE, **auth(access), "Origin": origin})
+        assert response.status_code == 403, origin
+
+    async def allowed() -> None:
+        conn = await connect(served, access, headers={"Origin": ORIGIN})
+        conn.close()
+
+    served.call(allowed())
+
+
+# -- WebSocket session -----------------------------------------------------------------
+
+
+async def connect(served, access: str, *, query: bool = False, headers=None):
+    url = f"ws://127.0.0.1:{served.port}/ws"
+    headers = dict(headers or {})
+    if query:
+        url += f"?token={access}"
+    else:
+        headers.update(auth(access))
+    return await websocket_connect(HTTPRequest(url, headers=headers, connect_timeout=5))
+
+
+async def receive(conn: WebSocketClientConnection, timeout: float = 5) -> dict | None:
+    message = await asyncio.wait_for(conn.read_message(), timeout)
+    return None if message is None else json.loads(message)
+
+
+def test_ws_subscribe_to_own_run_receives_its_events(served):
+    access = token(served)
+    run_id, gate = start_held_run(served, auth(access))
+
+    async def session() -> list[dict]:
+        conn = await connect(served, access, query=True)
+        conn.write_message(json.dumps({"subscribe": run_id}))
+        frames = [await receive(conn)]
+        while (
+            frames[-1].get("data", {}).get("state") != "completed" or frames[-1]["event"] != "run"
+        ):
+            frame = await receive(conn)
+            frames.append(frame)
+            if frame.get("event") == "node" and frame["data"]["state"] == "started":
+                gate.set()
+        conn.close()
+        return frames
+
+    frames = served.call(session())
+    assert frames[0] == {"subscribed": run_id}
+    assert_run_stream([(f["event"], f["data"]) for f in frames[1:]], run_id, "hold")
+
+
+def test_ws_subscribe_to_another_tenants_run_is_an_error_frame(served):
+    foreign = finished_run(served, auth(token(served, tenant="globex", subject="eve")))
+    same_tenant_other_user = finished_run(served, auth(token(served, subject="mallory")))
+    access = token(served, subject="eve")
+
+    async def session() -> list[dict]:
+        conn = await connect(served, access)
+        frames = []
+        for run_id in (foreign, same_tenant_other_user, str(uuid.uuid4())):
+            conn.write_message(json.dumps({"subscribe": run_id}))
+            frames.append(await receive(conn))
+        conn.write_message("not json")
+        frames.append(await receive(conn))
+        conn.close()
+        return frames
+
+    frames = served.call(session())
+    assert frames[0] == {"error": "not_found", "run_id": foreign}
+    assert frames[1] == {"error": "not_found", "run_id": same_tenant_other_user}
+    assert frames[2]["error"] == "not_found"
+    assert frames[3]["error"] == "bad_request"
+    assert realtime_hub(served.gateway).watcher_count(foreign) == 0
+
+
+def test_ws_oversized_frame_closes_1009(served):
+    async def session() -> tuple[int | None, dict | None]:
+        conn = await connect(served, token(served))
+        conn.write_message("x" * (64 * 1024 + 1))
+        return await receive(conn), conn.close_code
+
+    last, code = served.call(session())
+    assert last is None and code == 1009
+
+
+def test_ws_message_flood_closes_1008(served):
+    async def session() -> tuple[int | None, str | None]:
+        conn = await connect(served, token(served))
+        for _ in range(200):
+            conn.write_message(json.dumps({"unsubscribe": "x"}))
+        while await receive(conn) is not None:
+            pass
+        return conn.close_code, conn.close_reason
+
+    assert served.call(session()) == (1008, "too many messages")
+
+
+def test_ws_closes_when_the_token_expires(served):
+    lifetime = served.config.access_token_ttl.total_seconds()
+    # A service whose clock runs lifetime - 2 s behind mints a token with 1..2 s left.
+    early = TokenService(served.config, served.db_url, clock=lambda: time.time() - lifetime + 2)
+    access = early.issue("short-lived", tenant_id="acme", roles=["analyst"]).access_token
+
+    async def session() -> tuple[float, int | None, str | None]:
+        conn = await connect(served, access)
+        started = time.monotonic()
+        while await receive(conn, timeout=6) is not None:
+            pass
+        return time.monotonic() - started, conn.close_code, conn.close_reason
+
+    waited, code, reason = served.call(session())
+    assert (code, reason) == (1008, "token expired") and waited < 4
+
+
+def test_ws_connect_error_is_raised_for_a_refused_handshake(served):
+    async def refused() -> int:
+        try:
+            await websocket_connect(f"ws://127.0.0.1:{served.port}/ws", connect_timeout=5)
+        except HTTPClientError as exc:
+            return exc.code
+        return 101
+
+    assert served.call(refused()) == 401
+
+
+def test_ws_client_that_stops_answering_pings_is_closed(served, monkeypatch):
+    from kailash_nb.middleware.handlers.realtime import RealtimeHandler
+
+    monkeypatch.setattr(RealtimeHandler, "ping_every", 0.2)
+    monkeypatch.setattr(RealtimeHandler, "pong_within", 0.2)
+    with socket.create_connection(("127.0.0.1", served.port), timeout=5) as raw:
+        head = "".join(f"{name}: {value}\r\n" for name, value in UPGRADE.items())
+        raw.sendall(
+            f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{served.port}\r\n{head}"
+            f"Authorization: Bearer {token(served)}\r\n\r\n".encode()
+        )
+        buffered = b""
+        while b"\r\n\r\n" not in buffered:
+            buffered += raw.recv(4096)
+        status, _, buffered = buffered.partition(b"\r\n\r\n")
+        assert status.startswith(b"HTTP/1.1 101")
+        started, opcodes = time.monotonic(), []
+        while True:  # read frames, never answer a ping
+            while len(buffered) < 2 or len(buffered) < 2 + (buffered[1] & 0x7F):
+                chunk = raw.recv(4096)
+                assert chunk, "closed without a close frame"
+                buffered += chunk
+            length = buffered[1] & 0x7F
+            opcode, payload = buffered[0] & 0x0F, buffered[2 : 2 + length]
+            buffered = buffered[2 + length :]
+            opcodes.append(opcode)
+            if opcode == 0x8:
+                break
+    assert 0x9 in opcodes  # pinged first
+    assert payload[2:] == b"ping timed out" and time.monotonic() - started < 3
+
+
+# -- bounded queues (GW-26) ----------------------------------------------------------------
+
+
+def test_outbox_overflow_drops_the_client_and_hub_replays_without_gaps():
+    async def scenario() -> None:
+        dropped: list[bool] = []
+        outbox = Outbox(
+            asyncio.get_running_loop(), capacity=3, on_overflow=lambda: dropped.append(True)
+        )
+        for item in range(3):
+            outbox.put(item)
+        assert not dropped and await outbox.get() == 0
+        outbox.put(3)
+        outbox.put(4)  # 4 waiting: one over capacity
+        assert dropped == [True] and outbox.overflowed
+        with pytest.raises(OutboxClosed):
+            await outbox.get()
+
+    asyncio.run(scenario())
+    hub = RunEventHub(max_runs=2, max_events_per_run=3)
+    seen: list = []
+    hub.on_event(RunEvent("r1", "wf", "started", 1.0))
+    replay, finished = hub.watch("r1", seen.append)
+    for n in range(4):
+        hub.on_event(NodeEvent("r1", f"n{n}", "completed", 2.0 + n))
+    hub.on_event(RunEvent("r1", "wf", "completed", 9.0))
+    assert [e.state for e in replay] == ["started"] and not finished
+    assert len(seen) == 5 and seen[-1].state == "completed"
+    late_replay, late_finished = hub.watch("r1", seen.append)
+    assert late_finished and len(late_replay) == 3  # bounded: the latest three events
+    for run in ("r2", "r3"):
+        hub.on_event(RunEvent(run, "wf", "started", 1.0))
+    assert hub.watch("r1", seen.append) == ([], False)  # oldest run forgotten
