@@ -63,6 +63,8 @@ MIN_BARE_PER_SECOND = 3000
 LOAD_CPU = 1
 #: Set (by ``--no-pin``) to let the OS place the server and load processes.
 NO_PIN_ENV = "KAILASH_NB_BENCH_NO_PIN"
+#: Set (by ``--run-inline``) to register the workflow with ``run_inline=True``.
+RUN_INLINE_ENV = "KAILASH_NB_BENCH_RUN_INLINE"
 
 
 # -- servers (run with --serve KIND in a child process) ---------------------------------
@@ -138,7 +140,12 @@ async def serve_gateway(database_url: str) -> None:
     assert gateway.auth is not None and gateway.rate_limiter is not None
     builder = WorkflowBuilder()
     builder.add_node("PythonCodeNode", "ping", {"code": WORKFLOW_CODE})
-    gateway.register_workflow(WORKFLOW, builder.build(), description="benchmark")
+    gateway.register_workflow(
+        WORKFLOW,
+        builder.build(),
+        description="benchmark",
+        run_inline=os.environ.get(RUN_INLINE_ENV) == "1",
+    )
     port = await gateway.start("127.0.0.1", 0)
     pair = gateway.auth.issue_tokens("bench-client", tenant_id="bench", roles=["analyst"])
     _announce(port, pair.access_token)
@@ -470,6 +477,11 @@ def main() -> int:
     parser.add_argument(
         "--no-pin", action="store_true", help="do not pin the server and load to separate CPUs"
     )
+    parser.add_argument(
+        "--run-inline",
+        action="store_true",
+        help="register the workflow with run_inline=True (runs on the gateway's loop)",
+    )
     parser.add_argument("--serve", choices=("bare", "gateway"), help=argparse.SUPPRESS)
     parser.add_argument("--database-url", help=argparse.SUPPRESS)
     parser.add_argument("--load", help=argparse.SUPPRESS)
@@ -492,6 +504,8 @@ def main() -> int:
         client = "wrk" if shutil.which("wrk") else "python"
     if args.no_pin:
         os.environ[NO_PIN_ENV] = "1"
+    if args.run_inline:
+        os.environ[RUN_INLINE_ENV] = "1"
     pinned = _can_pin()
     print(
         f"gateway benchmark: {CONNECTIONS} connections, {args.seconds} s per server in "

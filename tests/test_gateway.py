@@ -574,3 +574,64 @@ def test_stop_drains_in_flight_runs(tmp_path):
     finally:
         release.set()
         server.loop.call_soon_threadsafe(server.loop.stop)
+
+
+# -- run_inline ---------------------------------------------------------------------
+
+
+THREADS: list[str] = []
+
+
+def where(x: int) -> int:
+    """``x``, noting the thread the node ran in."""
+    import threading
+
+    THREADS.append(threading.current_thread().name)
+    return x
+
+
+def fail(x: int) -> int:
+    """Always fails."""
+    raise ValueError("no")
+
+
+def test_run_inline_runs_on_the_loop_with_the_same_contract(tmp_path):
+    gateway = create_gateway(database_url=f"sqlite:///{tmp_path / 'inline.db'}")
+    for name, function, inline in (
+        ("pooled", where, False),
+        ("inline", where, True),
+        ("failing", fail, True),
+    ):
+        builder = WorkflowBuilder()
+        builder.add_node(PythonCodeNode.from_function(function), "node")
+        builder.add_node(PythonCodeNode.from_function(double), "after")
+        builder.add_connection("node", "result", "after", "x")
+        gateway.register_workflow(name, builder.build(), run_inline=inline)
+    assert gateway.inline_workflows == {"inline", "failing"}
+    with ServedGateway(gateway) as server:
+        loop_thread = server._thread.name
+        body = {"parameters": {"node": {"x": 4}}}
+        THREADS.clear()
+        pooled = server.client.post("/workflows/pooled/execute", json=body).json()
+        inline = server.client.post("/workflows/inline/execute", json=body).json()
+        assert pooled["status"] == inline["status"] == "completed", (pooled, inline)
+        assert inline["results"] == pooled["results"]
+        assert inline["results"]["after"] == {"result": 8}
+        assert THREADS[0] != loop_thread and THREADS[1] == loop_thread
+        assert_problem(server.client.post("/workflows/inline/execute"), 400, "invalid_parameters")
+        failed = server.client.post("/workflows/failing/execute", json=body)
+        assert_problem(failed, 422, "run_failed")
+        accepted = server.client.post("/workflows/inline/execute?wait=false", json=body)
+        assert accepted.status_code == 202
+
+
+def test_run_inline_refused_for_workflows_that_are_not_sequential_code_nodes():
+    gateway = create_gateway()
+    timed = WorkflowBuilder()
+    timed.add_node(PythonCodeNode.from_function(double), "double")
+    timed.set_node_options("double", timeout=5)
+    with pytest.raises(GatewayConfigurationError, match="run_inline"):
+        gateway.register_workflow("timed", timed.build(), run_inline=True)
+    with pytest.raises(GatewayConfigurationError, match="run_inline"):
+        gateway.register_workflow("flag", double_workflow(), run_inline="yes")
+    assert gateway.workflows == {} and gateway.inline_workflows == set()

@@ -14,9 +14,13 @@ from typing import Any
 
 import jsonschema
 import pytest
+import tornado.web
+from _gateway_server import ServedGateway
 from openapi_spec_validator import validate
 from pydantic import BaseModel
 
+from kailash_nb.middleware.gateway import create_gateway
+from kailash_nb.middleware.handlers import routes
 from kailash_nb.middleware.openapi import (
     check_workflow_name,
     docs_content_security_policy,
@@ -35,6 +39,7 @@ from kailash_nb.nodes.code import PythonCodeNode
 from kailash_nb.notebook.function_node import function_node
 from kailash_nb.runtime.local import LocalRuntime
 from kailash_nb.sdk_exceptions import WorkflowValidationError
+from kailash_nb.security import SecurityConfig
 from kailash_nb.workflow.builder import WorkflowBuilder
 from kailash_nb.workflow.graph import Workflow
 
@@ -311,3 +316,121 @@ def test_docs_page_ships_in_the_wheel():
         pytest.skip("no wheel built in /tmp/kailash_nb_wheel (python -m build --wheel)")
     names = zipfile.ZipFile(wheels[-1]).namelist()
     assert "kailash_nb/middleware/static/docs.html" in names
+
+
+# -- routes added with the gateway's sessions and realtime channel ---------------------
+
+_METHODS = ("get", "post", "put", "patch", "delete")
+_SAMPLE = "0123abcd-4567-89ef-0123-456789abcdef"  # fits every path parameter's pattern
+
+
+def _schema_validator(document: dict[str, Any], name: str) -> jsonschema.Validator:
+    """A validator for component schema ``name`` that resolves the document's refs."""
+    schema = {"$ref": f"#/components/schemas/{name}", **document}
+    return jsonschema.Draft202012Validator(schema)
+
+
+def _handler_methods(handler: type) -> set[str]:
+    """The HTTP methods ``handler`` implements (tornado's defaults answer 405)."""
+    return {
+        method
+        for method in _METHODS
+        if getattr(handler, method) is not getattr(tornado.web.RequestHandler, method)
+    }
+
+
+def test_sessions_realtime_and_execute_session_id_are_documented():
+    document = openapi_document({"code": code_workflow()}, title="T", version="1")
+    validate(document)
+    paths = document["paths"]
+    assert set(paths["/sessions"]) == {"get", "post"}
+    assert paths["/sessions"]["post"]["responses"]["201"]["headers"]["Location"]
+    assert {"get", "delete"} <= paths["/sessions/{session_id}"].keys()
+    assert "204" in paths["/sessions/{session_id}"]["delete"]["responses"]
+    assert "404" in paths["/sessions/{session_id}"]["get"]["responses"]
+    limit = paths["/sessions"]["get"]["parameters"][0]
+    assert limit["name"] == "limit" and limit["schema"]["maximum"] == 1000
+
+    ws = paths["/ws"]["get"]
+    assert "101" in ws["responses"] and "401" in ws["responses"] and "403" in ws["responses"]
+    assert "Upgrade: websocket" in ws["description"] and "subscribe" in ws["description"]
+    assert "token" in {parameter["name"] for parameter in ws["parameters"]}
+
+    body = paths["/workflows/code/execute"]["post"]["requestBody"]["content"]
+    properties = body["application/json"]["schema"]["properties"]
+    assert set(properties) == {"parameters", "session_id"}
+    schemas = document["components"]["schemas"]
+    assert {"Session", "SessionList", "SessionCreate", "SessionMetadata", "ResourceLimits"} <= (
+        schemas.keys()
+    )
+    limits = schemas["ResourceLimits"]["properties"]
+    assert set(limits) == {"max_concurrent_workflows", "max_memory_mb"}
+    create = _schema_validator(document, "SessionCreate")
+    create.validate({"metadata": {"resource_limits": {"max_concurrent_workflows": 2}}})
+    assert not create.is_valid({"metadata": {"resource_limits": {"max_concurrent_workflows": 0}}})
+    assert not create.is_valid({"metadata": {"isolation_level": "shared"}})
+    assert not create.is_valid({"tenant_id": "acme"})
+
+
+@pytest.fixture(scope="module")
+def served_docs(tmp_path_factory):
+    url = f"sqlite:///{tmp_path_factory.mktemp('openapi') / 'gateway.db'}"
+    config = SecurityConfig(
+        jwt_secret="kailash-nb-openapi-tests-0123456789-abcdefghij",
+        max_requests_per_minute=100_000,
+    )
+    gateway = create_gateway(title="Docs", security_config=config, database_url=url)
+    gateway.register_workflow("routing", routing_workflow(), description="routes n")
+    with ServedGateway(gateway) as server:
+        yield server
+
+
+def test_every_route_of_the_gateway_is_documented(served_docs):
+    """Fails when a route is added to ``handlers.routes`` without a documented path."""
+    gateway = served_docs.gateway
+    response = served_docs.client.get("/openapi.json")
+    assert response.status_code == 200
+    document = response.json()
+    validate(document)
+    table = routes(gateway)
+    assert {pattern for pattern, _, _ in table} >= {r"/ws", r"/sessions"}
+    concrete = {re.sub(r"\{[^}/]+\}", _SAMPLE, path): path for path in document["paths"]}
+    undocumented = []
+    for pattern, handler, _ in table:
+        matches = [path for sample, path in concrete.items() if re.fullmatch(pattern, sample)]
+        if not matches:
+            undocumented.append(pattern)
+            continue
+        documented = set().union(*(document["paths"][path].keys() for path in matches))
+        missing = _handler_methods(handler) - documented
+        assert not missing, f"{pattern}: methods {sorted(missing)} are not documented"
+    assert not undocumented, f"routes without a path in the OpenAPI document: {undocumented}"
+
+
+def test_served_sessions_match_their_schemas(served_docs):
+    document = served_docs.client.get("/openapi.json").json()
+    pair = served_docs.gateway.auth.issue_tokens("ada", tenant_id="acme", roles=["analyst"])
+    auth = {"Authorization": f"Bearer {pair.access_token}"}
+    metadata = {"resource_limits": {"max_concurrent_workflows": 2}, "team": "data"}
+    _schema_validator(document, "SessionCreate").validate({"metadata": metadata})
+    created = served_docs.client.post("/sessions", json={"metadata": metadata}, headers=auth)
+    assert created.status_code == 201, created.text
+    _schema_validator(document, "Session").validate(created.json())
+    listed = served_docs.client.get("/sessions", headers=auth)
+    _schema_validator(document, "SessionList").validate(listed.json())
+    session_id = created.json()["session_id"]
+    one = served_docs.client.get(f"/sessions/{session_id}", headers=auth)
+    _schema_validator(document, "Session").validate(one.json())
+
+    execute = document["paths"]["/workflows/routing/execute"]["post"]
+    body_schema = execute["requestBody"]["content"]["application/json"]["schema"]
+    body = {"parameters": {"route": {"input_data": {"n": 5}}}, "session_id": session_id}
+    jsonschema.Draft202012Validator({**body_schema, **document}).validate(body)
+    ran = served_docs.client.post("/workflows/routing/execute", json=body, headers=auth)
+    assert ran.status_code == 200, ran.text
+    _schema_validator(document, "routing.results").validate(ran.json()["results"])
+    without = served_docs.client.post(
+        "/workflows/routing/execute", json={**body, "session_id": None}, headers=auth
+    )
+    assert without.status_code == 200, without.text
+    assert served_docs.client.delete(f"/sessions/{session_id}", headers=auth).status_code == 204

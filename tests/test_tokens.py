@@ -107,7 +107,13 @@ def sqlite_url(tmp_path):
     return f"sqlite:///{tmp_path / 'auth.db'}"
 
 
-_SERVICE_OPTIONS = ("refresh_tokens", "check_sessions", "audit", "jwks_fetcher")
+_SERVICE_OPTIONS = (
+    "refresh_tokens",
+    "check_sessions",
+    "audit",
+    "jwks_fetcher",
+    "revocation_cache_seconds",
+)
 
 
 @pytest.fixture
@@ -994,3 +1000,55 @@ def test_jwks_download_is_bounded_and_follows_no_redirect(rsa_key):
         server.server_close()
     with pytest.raises(ValueError, match="keys"):
         parse_jwks(b'["not", "a", "jwks"]', "RS256")
+
+
+def test_auth_15_revocation_cache_bound_across_services_and_immediate_locally(
+    make_service, database_url
+):
+    """AUTH-15: "not revoked" answers of ``verify_access`` are cached for at most 1 s
+    (the stated propagation bound). Another TokenService on the same store (standing in
+    for another process) revokes: honoured once the bound has passed. A revocation
+    through the caching service itself: honoured at once. The clock is pinned, no sleeps.
+    """
+    from kailash_nb.security._state import REVOCATION_CACHE_SECONDS
+
+    assert REVOCATION_CACHE_SECONDS <= 1.0
+    local = make_service(database_url)
+    other = make_service(database_url)
+    monotonic = Clock(1000.0)
+    local._state._cache_clock = monotonic
+
+    remote_pair = local.issue("user-1", tenant_id="acme", roles=[])
+    assert local.verify_access(remote_pair.access_token).sub == "user-1"  # cached: not revoked
+    assert other.revoke_session(remote_pair.session_id) is True
+    monotonic.now += REVOCATION_CACHE_SECONDS  # the bound has passed
+    refused(local.verify_access, remote_pair.access_token, "token_revoked")
+    refused(local.verify_refresh, remote_pair.refresh_token, "token_revoked")
+
+    local_pair = local.issue("user-2", tenant_id="acme", roles=[])
+    assert local.verify_access(local_pair.access_token).sub == "user-2"  # cached
+    assert local.revoke(local_pair.access_token) is True
+    refused(local.verify_access, local_pair.access_token, "token_revoked")  # same instant
+
+    reused = local.issue("user-3", tenant_id="acme", roles=[])
+    local.verify_access(reused.access_token)  # cached
+    local.refresh(reused.refresh_token)
+    refused(local.refresh, reused.refresh_token, "token_revoked")  # reuse revokes
+    refused(local.verify_access, reused.access_token, "token_revoked")  # at once
+
+
+def test_revocation_cache_is_bounded_and_can_be_turned_off(make_service, database_url):
+    from kailash_nb.security._state import AuthState
+
+    state = AuthState(database_url, revocation_cache_size=2)
+    for family in ("a", "b", "c"):
+        assert state.is_revoked(family, cached=True) is False
+    assert list(state._not_revoked) == ["b", "c"]
+    uncached = make_service(database_url, revocation_cache_seconds=0)
+    other = make_service(database_url)
+    pair = uncached.issue("user-1", tenant_id="acme", roles=[])
+    uncached.verify_access(pair.access_token)
+    other.revoke_session(pair.session_id)
+    refused(uncached.verify_access, pair.access_token, "token_revoked")
+    with pytest.raises(ValueError):
+        AuthState(database_url, revocation_cache_seconds=5)

@@ -76,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     from kailash_nb.cli import serve
 
     serve.add_parser(commands_parser)
+
+    from kailash_nb.cli import users
+
+    users.add_parser(commands_parser)
     return parser
 
 

@@ -12,7 +12,8 @@ gateway gets ``SecurityConfig(jwt_secret=...)`` and every workflow call needs a 
 token; without it the gateway serves without authentication and only on a loopback
 host (a non-loopback ``--host`` is refused before any cell runs). Users and sessions
 live in the store (``KAILASH_NB_DATABASE_URL``): create users there with
-``KailashJWTAuth(config=SecurityConfig(jwt_secret=...), store_url=...).add_user(...)``;
+``kailash-nb users add USERNAME --tenant TENANT [--role ROLE ...]`` (or
+``KailashJWTAuth(config=SecurityConfig(jwt_secret=...), store_url=...).add_user(...)``);
 callers get tokens from ``POST /auth/token`` with ``{"username", "password"}``::
 
     KAILASH_NB_JWT_SECRET=$(python -c "import secrets; print(secrets.token_urlsafe(48))") \

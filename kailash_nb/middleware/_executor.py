@@ -78,8 +78,14 @@ class RunExecutor:
         *,
         tenant_id: str,
         subject: str,
+        inline: bool = False,
     ) -> StartedRun:
-        """Start ``workflow`` as a background task on the running loop."""
+        """Start ``workflow`` as a background task on the running loop.
+
+        With ``inline`` (workflows registered with ``run_inline=True``: sequential,
+        ``PythonCodeNode`` only) the task runs the workflow on the loop itself instead
+        of in the thread pool.
+        """
         loop = asyncio.get_running_loop()
         started: asyncio.Future[RunEntry] = loop.create_future()
         holder: list[RunEntry] = []
@@ -99,7 +105,7 @@ class RunExecutor:
             runs=True,
             timeline=self.events.wants_timeline,
         )
-        task = loop.create_task(self._run(workflow, parameters, bus, holder))
+        task = loop.create_task(self._run(workflow, parameters, bus, holder, inline))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return StartedRun(task, started)
@@ -110,6 +116,7 @@ class RunExecutor:
         parameters: dict[str, Any],
         bus: EventBus,
         holder: list[RunEntry],
+        inline: bool = False,
     ) -> RunEntry:
         runtime = LocalRuntime(event_bus=bus, history=False)
         if self._pool is None:
@@ -118,9 +125,14 @@ class RunExecutor:
             )
         loop = asyncio.get_running_loop()
         try:
-            results, _ = await loop.run_in_executor(
-                self._pool, runtime.execute, workflow, parameters
-            )
+            if inline:
+                # Sequential and synchronous (checked at registration), no timeouts:
+                # LocalRuntime runs it in this thread without an event loop.
+                results, _ = runtime.execute(workflow, parameters)
+            else:
+                results, _ = await loop.run_in_executor(
+                    self._pool, runtime.execute, workflow, parameters
+                )
         except WorkflowExecutionError as exc:
             if not holder:
                 raise

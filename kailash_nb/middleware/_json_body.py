@@ -10,6 +10,7 @@ stable code::
 
 from __future__ import annotations
 
+import contextvars
 import json
 from typing import Any
 
@@ -86,6 +87,23 @@ def _number(kind: type) -> Any:
     return parse
 
 
+# One decoder for every body (building one per call costs a scanner each time); the
+# per-body key count lives in a context variable.
+_LIMITS: contextvars.ContextVar[_Limits] = contextvars.ContextVar("kailash_nb_json_limits")
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    return _LIMITS.get().pairs(pairs)
+
+
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_pairs,
+    parse_constant=_constant,
+    parse_int=_number(int),
+    parse_float=_number(float),
+)
+
+
 def parse_json_body(body: bytes) -> Any:
     """Decode and parse a JSON body under the limits above.
 
@@ -99,19 +117,17 @@ def parse_json_body(body: bytes) -> Any:
     except UnicodeDecodeError:
         raise _bad("json_invalid_utf8", "the body is not valid UTF-8") from None
     _check_depth(text)
-    limits = _Limits()
+    limits = _LIMITS.set(_Limits())
     try:
-        value = json.loads(
-            text,
-            object_pairs_hook=limits.pairs,
-            parse_constant=_constant,
-            parse_int=_number(int),
-            parse_float=_number(float),
-        )
+        if text.startswith("\ufeff"):  # as json.loads does
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        value = _DECODER.decode(text)
     except ProblemError:
         raise
     except (ValueError, RecursionError) as exc:
         raise _bad("json_invalid", f"the body is not valid JSON ({_position(exc)})") from None
+    finally:
+        _LIMITS.reset(limits)
     _check_strings(value, 0)
     return value
 

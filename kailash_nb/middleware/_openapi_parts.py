@@ -9,8 +9,10 @@ __all__ = [
     "TAGS",
     "execute_path",
     "problem_responses",
+    "realtime_paths",
     "run_and_auth_paths",
     "service_paths",
+    "session_paths",
     "shared_schemas",
     "workflow_info_path",
 ]
@@ -19,6 +21,8 @@ PUBLIC: list[dict[str, list[str]]] = []  # ``security: []`` - no token needed
 TAGS = [
     {"name": "workflows", "description": "served workflows and their execution"},
     {"name": "runs", "description": "status and events of runs"},
+    {"name": "sessions", "description": "the caller's sessions, which can limit their runs"},
+    {"name": "realtime", "description": "live run events over a WebSocket"},
     {"name": "auth", "description": "tokens"},
     {"name": "service", "description": "health, readiness, metrics and this document"},
 ]
@@ -29,10 +33,10 @@ _PROBLEMS = {
     "BadRequest": (400, "the request is malformed or names inputs callers may not set"),
     "Unauthorized": (401, "missing, invalid or expired bearer token"),
     "Forbidden": (403, "the token does not allow this operation"),
-    "NotFound": (404, "no such workflow or run"),
+    "NotFound": (404, "no such workflow, run or session"),
     "PayloadTooLarge": (413, "the request body is above the size limit"),
     "UnsupportedMediaType": (415, "the body must be application/json"),
-    "TooManyRequests": (429, "rate limit reached; retry after the Retry-After delay"),
+    "TooManyRequests": (429, "rate or session run limit reached; retry after Retry-After"),
     "InternalError": (500, "unexpected failure; quote error_id to the operator"),
     "ServiceUnavailable": (503, "not ready to serve"),
     "GatewayTimeout": (504, "the run did not finish within its deadline"),
@@ -99,6 +103,7 @@ def shared_schemas() -> dict[str, Any]:
             },
             "required": ["run_id", "status"],
         },
+        **_session_schemas(),
         "TokenRequest": {
             "type": "object",
             "properties": {
@@ -219,7 +224,17 @@ def execute_path(name: str, description: str, *, parameters_required: bool) -> d
     """The ``POST /workflows/<name>/execute`` path item, typed by the workflow's schemas."""
     request: dict[str, Any] = {
         "type": "object",
-        "properties": {"parameters": {"$ref": f"{_SCHEMAS}{name}.parameters"}},
+        "properties": {
+            "parameters": {"$ref": f"{_SCHEMAS}{name}.parameters"},
+            "session_id": {
+                "type": ["string", "null"],
+                "default": None,
+                "description": "run in this session of the caller: the run holds one of the "
+                "session's max_concurrent_workflows slots until it ends (429 with "
+                "Retry-After when they are all taken; 404 for a session that is not the "
+                "caller's); null or absent: no session",
+            },
+        },
         "additionalProperties": False,
     }
     if parameters_required:
@@ -328,6 +343,219 @@ def run_and_auth_paths() -> dict[str, Any]:
             }
         },
     }
+
+
+def _session_schemas() -> dict[str, Any]:
+    """``ResourceLimits``, ``SessionMetadata``, ``SessionCreate``, ``Session``, ``SessionList``
+    (see ``_session_metadata`` and ``agent_ui.Session.to_dict``)."""
+    positive = {"type": ["integer", "null"], "minimum": 1, "maximum": 1_000_000}
+    return {
+        "ResourceLimits": {
+            "type": "object",
+            "description": "per-session limits",
+            "properties": {
+                "max_concurrent_workflows": {
+                    **positive,
+                    "description": "runs of the session executing at once; a further run "
+                    "is refused with 429 until one ends",
+                },
+                "max_memory_mb": {
+                    **positive,
+                    "description": "recorded with the session, not enforced in-process",
+                },
+            },
+            "additionalProperties": False,
+        },
+        "SessionMetadata": {
+            "type": "object",
+            "description": "a session's metadata (at most 16 KiB as compact JSON); keys "
+            "other than these are stored as given",
+            "properties": {
+                "tenant_id": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 256,
+                    "description": "must be the token's tenant (403 otherwise)",
+                },
+                "isolation_level": {"const": "strict", "default": "strict"},
+                "resource_limits": {"$ref": _SCHEMAS + "ResourceLimits"},
+            },
+            "additionalProperties": True,
+        },
+        "SessionCreate": {
+            "type": "object",
+            "properties": {"metadata": {"$ref": _SCHEMAS + "SessionMetadata"}},
+            "additionalProperties": False,
+        },
+        "Session": {
+            "type": "object",
+            "description": "an open session of the caller (tenant and subject from the token)",
+            "properties": {
+                "session_id": {"type": "string", "format": "uuid"},
+                "tenant_id": {"type": "string"},
+                "subject": {"type": "string"},
+                "metadata": {"$ref": _SCHEMAS + "SessionMetadata"},
+                "resource_limits": {
+                    "type": "object",
+                    "properties": {
+                        "max_concurrent_workflows": {"type": ["integer", "null"]},
+                        "max_memory_mb": {"type": ["integer", "null"]},
+                    },
+                    "required": ["max_concurrent_workflows", "max_memory_mb"],
+                },
+                "active_runs": {"type": "integer", "minimum": 0},
+                "created_at": {"type": "number", "description": "seconds since the epoch"},
+                "url": {"type": "string", "format": "uri-reference"},
+            },
+            "required": [
+                "session_id",
+                "tenant_id",
+                "subject",
+                "metadata",
+                "resource_limits",
+                "active_runs",
+                "created_at",
+                "url",
+            ],
+        },
+        "SessionList": {
+            "type": "object",
+            "properties": {"sessions": {"type": "array", "items": {"$ref": _SCHEMAS + "Session"}}},
+            "required": ["sessions"],
+        },
+    }
+
+
+def session_paths() -> dict[str, Any]:
+    """``/sessions`` (``GET``, ``POST``) and ``/sessions/{session_id}`` (``GET``, ``DELETE``).
+
+    A session that is not the caller's is the same 404 as one that does not exist; an
+    ``X-Tenant-ID`` header naming another tenant than the token's is 403.
+    """
+    session_id = {
+        "name": "session_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^[A-Za-z0-9-]{1,64}$"},
+    }
+    limit = {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "description": "at most this many sessions",
+        "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+    }
+    read_errors = ("Unauthorized", "Forbidden", "NotFound", "TooManyRequests")
+    create = _operation(
+        "createSession",
+        "sessions",
+        "open a session owned by the caller",
+        {
+            "201": {
+                **_json("the new session", "Session"),
+                "headers": {
+                    "Location": {
+                        "description": "the session's URL",
+                        "schema": {"type": "string", "format": "uri-reference"},
+                    }
+                },
+            }
+        },
+        errors=(
+            "BadRequest",
+            "Unauthorized",
+            "Forbidden",
+            "PayloadTooLarge",
+            "UnsupportedMediaType",
+            "TooManyRequests",
+        ),
+    )
+    create["requestBody"] = {
+        "required": False,
+        "content": _content({"$ref": _SCHEMAS + "SessionCreate"}),
+    }
+    listing = _operation(
+        "listSessions",
+        "sessions",
+        "the caller's open sessions, newest first",
+        {"200": _json("open sessions", "SessionList")},
+        errors=("BadRequest", "Unauthorized", "Forbidden", "TooManyRequests"),
+    )
+    listing["parameters"] = [limit]
+    return {
+        "/sessions": {"get": listing, "post": create},
+        "/sessions/{session_id}": {
+            "parameters": [session_id],
+            "get": _operation(
+                "getSession",
+                "sessions",
+                "one of the caller's sessions",
+                {"200": _json("the session", "Session")},
+                errors=read_errors,
+            ),
+            "delete": _operation(
+                "closeSession",
+                "sessions",
+                "close one of the caller's sessions; its running workflows finish normally",
+                {"204": {"description": "closed"}},
+                errors=read_errors,
+            ),
+        },
+    }
+
+
+def realtime_paths() -> dict[str, Any]:
+    """``/ws``: the WebSocket of live run events, as a ``GET`` with an upgrade (OpenAPI
+    3.1 has no WebSocket object)."""
+    operation = _operation(
+        "realtimeWebSocket",
+        "realtime",
+        "open a WebSocket of live run events (GET with Upgrade: websocket)",
+        {
+            "101": {
+                "description": "Switching Protocols: the connection is now a WebSocket (RFC 6455)",
+                "headers": {
+                    "Upgrade": {"schema": {"const": "websocket"}},
+                    "Connection": {"schema": {"type": "string", "examples": ["Upgrade"]}},
+                    "Sec-WebSocket-Accept": {"schema": {"type": "string"}},
+                },
+            }
+        },
+        description=(
+            "A WebSocket handshake (RFC 6455): send `GET /ws` with `Upgrade: websocket`, "
+            "`Connection: Upgrade`, `Sec-WebSocket-Key` and `Sec-WebSocket-Version: 13`. "
+            "The access token comes in the `Authorization: Bearer` header or the `token` "
+            "query parameter; without a valid one the handshake answers 401 before any "
+            "upgrade. A browser `Origin` the CORS policy does not allow answers 403.\n\n"
+            'Client messages are JSON text frames: `{"subscribe": "<run_id>"}` '
+            '(answered `{"subscribed": "<run_id>"}`, then the run\'s events, those '
+            'already emitted first) and `{"unsubscribe": "<run_id>"}` (answered '
+            '`{"unsubscribed": "<run_id>"}`). Events are pushed as '
+            '`{"event": "node" | "run", "data": {...}}` with the fields of the SSE stream '
+            "of `GET /runs/{run_id}/events`. A run that is not the caller's gets "
+            '`{"error": "not_found", "run_id": ...}`. Frames above 64 KiB close the '
+            "socket with 1009, too many messages per second with 1008, and it closes "
+            "with 1008 when the token expires."
+        ),
+        errors=("BadRequest", "Unauthorized", "Forbidden", "TooManyRequests"),
+    )
+    operation["parameters"] = [
+        {
+            "name": "token",
+            "in": "query",
+            "required": False,
+            "description": "the access token, for clients that cannot set headers "
+            "(browsers); instead of the Authorization header",
+            "schema": {"type": "string"},
+        },
+        {
+            "name": "Upgrade",
+            "in": "header",
+            "required": True,
+            "schema": {"const": "websocket"},
+        },
+    ]
+    return {"/ws": {"get": operation}}
 
 
 def _operation(

@@ -99,6 +99,8 @@ class Gateway:
         self.events.subscribe(self.metrics.observe_run_event, nodes=False, runs=True)
         self.runs = RunExecutor(self.events, RunIndex())
         self.workflows: dict[str, tuple[Workflow, str]] = {}
+        #: Names of workflows registered with ``run_inline=True``.
+        self.inline_workflows: set[str] = set()
         self.run_store: Any = None
         from kailash_nb.middleware.agent_ui import AgentUIMiddleware
 
@@ -110,12 +112,26 @@ class Gateway:
 
     # -- workflows ---------------------------------------------------------------
 
-    def register_workflow(self, name: str, workflow: Workflow, description: str = "") -> None:
+    def register_workflow(
+        self, name: str, workflow: Workflow, description: str = "", *, run_inline: bool = False
+    ) -> None:
         """Serve ``workflow`` at ``/workflows/{name}``.
+
+        Args:
+            name: the workflow's name in the URL.
+            workflow: a built workflow.
+            description: shown in the listing and the OpenAPI document.
+            run_inline: opt-in: run the workflow on the gateway's event loop instead of
+                handing it to the run thread pool (saves the hand-off per request).
+                Only for workflows whose plan is sequential and made only of
+                ``PythonCodeNode`` nodes. While such a run executes, the gateway serves
+                nothing else, so use it only for code that finishes quickly and never
+                blocks (no I/O, no sleeps); a run cannot be interrupted by timeouts.
 
         Raises:
             GatewayConfigurationError: a name not matching ``^[A-Za-z0-9_-]{1,64}$``,
-                a name already registered, or not a built ``Workflow``.
+                a name already registered, not a built ``Workflow``, or ``run_inline``
+                for a workflow that is not sequential ``PythonCodeNode`` nodes only.
         """
         if not isinstance(name, str) or not _WORKFLOW_NAME.fullmatch(name):
             raise GatewayConfigurationError(
@@ -129,7 +145,16 @@ class Gateway:
             )
         if name in self.workflows:
             raise GatewayConfigurationError(f"a workflow named {name!r} is already registered")
+        if not isinstance(run_inline, bool):
+            raise GatewayConfigurationError(f"run_inline must be True or False, got {run_inline!r}")
+        if run_inline and not _inline_eligible(workflow):
+            raise GatewayConfigurationError(
+                f"register_workflow({name!r}, run_inline=True) needs a sequential workflow "
+                "made only of PythonCodeNode nodes"
+            )
         self.workflows[name] = (workflow, str(description))
+        if run_inline:
+            self.inline_workflows.add(name)
 
     # -- application -------------------------------------------------------------
 
@@ -349,3 +374,12 @@ def create_gateway(
     if security_config is not None:
         auth = KailashJWTAuth(config=security_config, store_url=database_url)
     return Gateway(settings, auth=auth, rate_limiter=_rate_limiter(security_config))
+
+
+def _inline_eligible(workflow: Workflow) -> bool:
+    from kailash_nb.nodes.code import PythonCodeNode
+
+    plan = workflow.plan
+    return bool(plan.sequential) and all(
+        type(node) is PythonCodeNode for node in plan.nodes.values()
+    )

@@ -74,7 +74,8 @@ def openapi_document(
         descriptions: per-workflow descriptions overriding ``Workflow.description``.
 
     Every operation needs a bearer JWT (``bearerAuth``) except ``/health``,
-    ``/ready``, ``/openapi.json``, ``/docs`` and ``/auth/*``. Errors are
+    ``/ready``, ``/openapi.json``, ``/docs`` and ``/auth/*``; ``/ws`` also takes the
+    token as a ``token`` query parameter. Errors are
     ``application/problem+json`` bodies of the ``Problem`` schema. The same inputs
     give the same document, key order included.
 
@@ -100,6 +101,8 @@ def openapi_document(
             name, text, parameters_required=_requires_something(input_schema)
         )
     paths.update(parts.run_and_auth_paths())
+    paths.update(parts.session_paths())
+    paths.update(parts.realtime_paths())
     return {
         "openapi": OPENAPI_VERSION,
         "info": {"title": title, "version": version, "description": description},

@@ -7,7 +7,9 @@ for all of them, and a session revoked anywhere is revoked everywhere.
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,19 +40,65 @@ class AuthEvent:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
+#: Longest time a cached "not revoked" answer is trusted (the revocation propagation
+#: bound for revocations made by another process or another ``AuthState``).
+REVOCATION_CACHE_SECONDS = 1.0
+
+#: Most session families whose "not revoked" answer is cached (least recently used go).
+REVOCATION_CACHE_SIZE = 4096
+
+
 class AuthState:
     """Revocation state and audit trail in the store at ``url``.
+
+    ``is_revoked(family, cached=True)`` may answer "not revoked" from a small in-process
+    LRU cache (at most ``revocation_cache_size`` families) for at most
+    ``revocation_cache_seconds`` (default 1 s) after the store said so. Revocations made
+    through this ``AuthState`` drop the family from the cache at once, so they take
+    effect immediately; a revocation made by another process (or another ``AuthState``
+    on the same store) is honoured within that bound. Only negative answers are cached;
+    ``cached=False`` always reads the store.
 
     Args:
         url: database URL; ``None`` uses ``KAILASH_NB_DATABASE_URL`` or the default
             SQLite file.
         clock: seconds since the epoch.
+        revocation_cache_seconds: how long a "not revoked" answer is reused; ``0``
+            turns the cache off.
+        revocation_cache_size: how many families the cache holds at most.
+        cache_clock: monotonic seconds for the cache's expiry (tests pin it).
     """
 
-    def __init__(self, url: str | None = None, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        revocation_cache_seconds: float = REVOCATION_CACHE_SECONDS,
+        revocation_cache_size: int = REVOCATION_CACHE_SIZE,
+        cache_clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not 0 <= revocation_cache_seconds <= REVOCATION_CACHE_SECONDS:
+            raise ValueError(
+                "revocation_cache_seconds must be between 0 and "
+                f"{REVOCATION_CACHE_SECONDS}, got {revocation_cache_seconds!r}"
+            )
+        if revocation_cache_size < 1:
+            raise ValueError(
+                f"revocation_cache_size must be at least 1, got {revocation_cache_size!r}"
+            )
         self.engine = get_engine(url)
         migrate(self.engine)
         self._clock = clock
+        self._cache_seconds = revocation_cache_seconds
+        self._cache_size = revocation_cache_size
+        self._cache_clock = cache_clock
+        self._not_revoked: OrderedDict[str, float] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._generation = 0
+        self._revoked_query = sa.select(auth_revoked_sessions.c.family).where(
+            auth_revoked_sessions.c.family == sa.bindparam("family")
+        )
 
     def mark_refresh_used(self, jti: str, family: str, expires_at: float) -> bool:
         """Record the refresh token ``jti`` as used; ``False`` if it already was.
@@ -69,7 +117,11 @@ class AuthState:
         return True
 
     def revoke_session(self, family: str, *, reason: str, expires_at: float) -> bool:
-        """Revoke every token of session ``family``; ``False`` if it already was revoked."""
+        """Revoke every token of session ``family``; ``False`` if it already was revoked.
+
+        The family leaves the "not revoked" cache at once.
+        """
+        self._forget(family)
         try:
             with self.engine.begin() as connection:
                 connection.execute(
@@ -82,15 +134,47 @@ class AuthState:
                 )
         except sa.exc.IntegrityError:
             return False
+        finally:
+            self._forget(family)
         return True
 
-    def is_revoked(self, family: str) -> bool:
-        """Whether session ``family`` has been revoked."""
-        query = sa.select(auth_revoked_sessions.c.family).where(
-            auth_revoked_sessions.c.family == family
-        )
+    def is_revoked(self, family: str, *, cached: bool = False) -> bool:
+        """Whether session ``family`` has been revoked.
+
+        Args:
+            family: the session id.
+            cached: accept a "not revoked" answer cached within the revocation
+                propagation bound (see the class docstring) instead of reading the store.
+        """
+        use_cache = cached and self._cache_seconds > 0
+        if use_cache:
+            with self._cache_lock:
+                until = self._not_revoked.get(family)
+                if until is not None:
+                    if self._cache_clock() < until:
+                        self._not_revoked.move_to_end(family)
+                        return False
+                    del self._not_revoked[family]
+                generation = self._generation
+            started = self._cache_clock()
         with self.engine.connect() as connection:
-            return connection.execute(query).first() is not None
+            revoked = (
+                connection.execute(self._revoked_query, {"family": family}).first() is not None
+            )
+        if use_cache and not revoked:
+            with self._cache_lock:
+                # A revocation by this process since the read began wins over the read.
+                if generation == self._generation:
+                    self._not_revoked[family] = started + self._cache_seconds
+                    self._not_revoked.move_to_end(family)
+                    if len(self._not_revoked) > self._cache_size:
+                        self._not_revoked.popitem(last=False)
+        return revoked
+
+    def _forget(self, family: str) -> None:
+        with self._cache_lock:
+            self._generation += 1
+            self._not_revoked.pop(family, None)
 
     def record(
         self,

@@ -4,6 +4,7 @@ times. Each refusal is an ``AuthenticationError`` whose message never holds the 
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -51,6 +52,18 @@ def check_header(token: object, algorithm: str) -> str:
         raise refuse("token_malformed", f"the token is larger than {MAX_TOKEN_BYTES} bytes")
     if not token.isascii() or token.count(".") != 2:
         raise refuse("token_malformed", "a token is three base64url segments joined by dots")
+    return _header_kid(token, algorithm)
+
+
+@functools.lru_cache(maxsize=256)
+def _header_kid(token: str, algorithm: str) -> str:
+    """The checked ``kid`` of a well-shaped token's header.
+
+    The result depends on the token and the algorithm only, and clients present one
+    access token many times, so accepted headers are cached (at most 256 tokens of at
+    most 8 KiB); refusals raise and are never cached. The signature and claims are
+    still verified on every call by the caller.
+    """
     try:
         header = jwt.get_unverified_header(token)
     except jwt_errors.DecodeError:

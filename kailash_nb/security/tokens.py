@@ -26,7 +26,7 @@ import jwt
 import jwt.exceptions as jwt_errors
 
 from kailash_nb.security._keys import KeySet
-from kailash_nb.security._state import AuthEvent, AuthState
+from kailash_nb.security._state import REVOCATION_CACHE_SECONDS, AuthEvent, AuthState
 from kailash_nb.security._verify import (
     MAX_TOKEN_BYTES,
     check_claims,
@@ -57,13 +57,19 @@ class TokenService:
         store_url: database for used refresh tokens, revoked sessions and audit events;
             ``None`` uses ``KAILASH_NB_DATABASE_URL`` or the default SQLite file.
         refresh_tokens: issue refresh tokens and accept them at ``refresh``.
-        check_sessions: ``verify_access`` also refuses tokens of revoked sessions (one
-            indexed lookup per call): logout takes effect at once instead of at the
-            access token's expiry.
+        check_sessions: ``verify_access`` also refuses tokens of revoked sessions:
+            logout takes effect at once instead of at the access token's expiry. A
+            "not revoked" answer is reused for at most ``revocation_cache_seconds``
+            (an in-process LRU cache): revocations through this service take effect
+            at once, revocations by another process or another ``TokenService`` on the
+            same store within that bound. ``verify_refresh`` and ``refresh`` always
+            read the store.
         audit: record ``tokens_issued``, ``tokens_refreshed``, ``session_revoked`` and
             ``refresh_reuse_detected`` events in the store.
         clock: seconds since the epoch; tests pin it.
         jwks_fetcher: downloads ``config.jwks_url`` (default: httpx, 5 s, 64 KiB cap).
+        revocation_cache_seconds: the revocation propagation bound across processes,
+            at most 1 s (the default); ``0`` reads the store on every ``verify_access``.
 
     Raises:
         StoreConfigurationError: bad store URL or a newer schema.
@@ -79,6 +85,7 @@ class TokenService:
         audit: bool = True,
         clock: Callable[[], float] = time.time,
         jwks_fetcher: Callable[[str], bytes] | None = None,
+        revocation_cache_seconds: float = REVOCATION_CACHE_SECONDS,
     ) -> None:
         if not isinstance(config, SecurityConfig):
             raise TypeError(f"config must be a SecurityConfig, got {type(config).__name__}")
@@ -88,7 +95,9 @@ class TokenService:
         self.audit = audit
         self._clock = clock
         self._keys = KeySet(config, clock=clock, fetch=jwks_fetcher)
-        self._state = AuthState(store_url, clock=clock)
+        self._state = AuthState(
+            store_url, clock=clock, revocation_cache_seconds=revocation_cache_seconds
+        )
         self._jwt = jwt.PyJWT({"enforce_minimum_key_length": not config.development_mode})
         self._required = [*_REQUIRED_CLAIMS]
         if config.issuer is not None:
@@ -183,7 +192,7 @@ class TokenService:
                 ``token_revoked`` (session revoked, with ``check_sessions``).
         """
         claims = self._verify(token, "access")
-        if self.check_sessions and self._state.is_revoked(claims.family):
+        if self.check_sessions and self._state.is_revoked(claims.family, cached=True):
             raise refuse("token_revoked", "this session was revoked; sign in again")
         return claims
 

@@ -110,6 +110,7 @@ class ExecuteHandler(_WorkflowRoute):
                 parameters,
                 tenant_id=self.identity.tenant_id,
                 subject=self.identity.subject,
+                inline=name in self.gateway.inline_workflows,
             ),
         )
         try:

@@ -1,0 +1,189 @@
+"""``kailash-nb users``: add, list and remove the gateway's password users.
+
+Users live in the store given by ``--database-url`` (default: ``KAILASH_NB_DATABASE_URL``
+or the default SQLite file), the same store a gateway's ``POST /auth/token`` reads
+through :class:`kailash_nb.security.passwords.UserStore`. A password is never taken as
+an argument: it is prompted for twice with :func:`getpass.getpass`, or read as the
+first line of standard input with ``--password-stdin``::
+
+    kailash-nb users add alice --tenant acme --role analyst
+    printf '%s\\n' "$PASSWORD" | kailash-nb users add bob --tenant acme --password-stdin
+    kailash-nb users list --tenant acme
+    kailash-nb users remove alice --tenant acme
+
+Errors (a taken username, a password outside the store's policy, an unknown user) are
+one line on stderr and exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from typing import Any
+
+from kailash_nb.cli.tables import format_table, format_time
+from kailash_nb.sdk_exceptions import KailashException
+
+__all__ = ["UserCommandError", "add_parser", "add_user", "list_users", "remove_user"]
+
+
+class UserCommandError(KailashException):
+    """A ``kailash-nb users`` command cannot do what was asked."""
+
+
+def add_parser(commands_parser: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the ``users`` subcommand (``add``, ``list``, ``remove``) to ``kailash-nb``."""
+    users = commands_parser.add_parser(
+        "users",
+        help="manage the gateway's password users",
+        description="Add, list and remove the users that get tokens from a gateway's "
+        "POST /auth/token.",
+    )
+    users.set_defaults(handler=_usage(users))
+    users_commands = users.add_subparsers(dest="users_command", metavar="COMMAND")
+
+    add = users_commands.add_parser(
+        "add",
+        help="create a user",
+        description="Create USERNAME in TENANT. The password is prompted for twice, or read "
+        "from the first line of stdin with --password-stdin; it is never an argument.",
+    )
+    add.add_argument("username", metavar="USERNAME")
+    add.add_argument("--tenant", required=True, metavar="TENANT", help="the user's tenant")
+    add.add_argument(
+        "--role",
+        action="append",
+        default=[],
+        dest="roles",
+        metavar="ROLE",
+        help="a role carried by the user's tokens (repeatable)",
+    )
+    add.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of stdin instead of prompting",
+    )
+    _database_option(add)
+    add.set_defaults(handler=add_user)
+
+    listing = users_commands.add_parser(
+        "list", help="list users", description="List users, by tenant and username."
+    )
+    listing.add_argument("--tenant", metavar="TENANT", help="only this tenant's users")
+    _database_option(listing)
+    listing.set_defaults(handler=list_users)
+
+    remove = users_commands.add_parser(
+        "remove", help="delete a user", description="Delete USERNAME of TENANT."
+    )
+    remove.add_argument("username", metavar="USERNAME")
+    remove.add_argument("--tenant", required=True, metavar="TENANT", help="the user's tenant")
+    _database_option(remove)
+    remove.set_defaults(handler=remove_user)
+
+
+def add_user(args: argparse.Namespace) -> int:
+    """Create a user from ``args`` with a password read from stdin or prompted for."""
+    password = _read_password(args.password_stdin)
+    user = _store(args).add_user(
+        args.username, password, tenant_id=args.tenant, roles=list(args.roles)
+    )
+    roles = ", ".join(user.roles) or "no roles"
+    print(f"added user {user.username!r} to tenant {user.tenant_id!r} ({roles}): {user.user_id}")
+    return 0
+
+
+def list_users(args: argparse.Namespace) -> int:
+    """Print the users of the store (one tenant's with ``--tenant``)."""
+    import sqlalchemy as sa
+
+    from kailash_nb.store.schema import auth_users
+
+    store = _store(args)
+    query = sa.select(
+        auth_users.c.username,
+        auth_users.c.tenant_id,
+        auth_users.c.roles,
+        auth_users.c.user_id,
+        auth_users.c.created_at,
+    ).order_by(auth_users.c.tenant_id, auth_users.c.username_key)
+    if args.tenant is not None:
+        query = query.where(auth_users.c.tenant_id == args.tenant)
+    with store.engine.connect() as connection:
+        rows: list[dict[str, Any]] = [
+            {
+                "username": row.username,
+                "tenant": row.tenant_id,
+                "roles": ",".join(row.roles or ()),
+                "user_id": row.user_id,
+                "created": format_time(row.created_at),
+            }
+            for row in connection.execute(query)
+        ]
+    if not rows:
+        print("no users" + (f" in tenant {args.tenant!r}" if args.tenant is not None else ""))
+        return 0
+    print(format_table(rows, ["username", "tenant", "roles", "user_id", "created"]))
+    return 0
+
+
+def remove_user(args: argparse.Namespace) -> int:
+    """Delete the user ``args.username`` of tenant ``args.tenant``.
+
+    Raises:
+        UserCommandError: no such user in that tenant.
+    """
+    store = _store(args)
+    user = store.get_user(args.username)
+    if user is None or user.tenant_id != args.tenant:
+        raise UserCommandError(f"no user named {args.username!r} in tenant {args.tenant!r}")
+    if not store.remove_user(user.username):
+        raise UserCommandError(f"no user named {args.username!r} in tenant {args.tenant!r}")
+    print(f"removed user {user.username!r} from tenant {user.tenant_id!r}")
+    return 0
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        line = sys.stdin.readline()
+        password = line[:-1] if line.endswith("\n") else line
+        if password.endswith("\r"):
+            password = password[:-1]
+        if not password:
+            raise UserCommandError("--password-stdin: no password on stdin")
+        return password
+    try:
+        password = getpass.getpass("Password: ")
+        again = getpass.getpass("Repeat password: ")
+    except EOFError:
+        raise UserCommandError(
+            "no password entered (use --password-stdin to pipe one in)"
+        ) from None
+    except KeyboardInterrupt:
+        raise UserCommandError("cancelled; no user was added") from None
+    if password != again:
+        raise UserCommandError("the passwords do not match")
+    return password
+
+
+def _store(args: argparse.Namespace) -> Any:
+    from kailash_nb.security.passwords import UserStore
+
+    return UserStore(args.database_url)
+
+
+def _database_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--database-url",
+        metavar="URL",
+        help="the user store (default: $KAILASH_NB_DATABASE_URL or a file in the user data dir)",
+    )
+
+
+def _usage(parser: argparse.ArgumentParser) -> Any:
+    def handler(args: argparse.Namespace) -> int:
+        parser.print_help(sys.stderr)
+        return 2
+
+    return handler
