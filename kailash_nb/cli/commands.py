@@ -11,7 +11,11 @@ from typing import Any
 
 from kailash_nb.cli.progress import ProgressBar
 from kailash_nb.cli.tables import format_table, format_time, preview
-from kailash_nb.sdk_exceptions import KailashException, WorkflowExecutionError
+from kailash_nb.sdk_exceptions import (
+    KailashException,
+    NodeConfigurationError,
+    WorkflowExecutionError,
+)
 
 __all__ = ["demo", "list_nodes", "list_runs", "parse_params", "run", "show_run"]
 
@@ -223,9 +227,9 @@ def list_nodes(args: argparse.Namespace) -> int:
 
 def _parameter_schema(node_class: Any, type_name: Any) -> dict[str, Any] | None:
     try:
-        declared = node_class.get_parameters(node_class.__new__(node_class))
-    except Exception:
-        return None  # code nodes derive their inputs from the code they are given
+        declared = node_class().parameters
+    except NodeConfigurationError:
+        return None  # code nodes need their code: their inputs are read off it
     return {
         key: {
             "type": type_name(parameter.type) if parameter.type is not None else "Any",

@@ -267,25 +267,7 @@ class WorkflowRun(CycleExecution, RunEvents):
             return
         self.results[node_id] = outputs
         if timing:
-            finished = time.perf_counter()
-            if emitting:
-                self._emit_node(node_id, "completed", finished - started, iteration=iteration)
-            timeline = self.timeline
-            if timeline is not None:
-                wall = finished + self._wall_offset
-                timeline.append(
-                    make_timing(
-                        (
-                            node_id,
-                            "completed",
-                            wall - finished + started,
-                            wall,
-                            finished - started,
-                            None,
-                            iteration,
-                        )
-                    )
-                )
+            self._node_completed(node_id, time.perf_counter() - started, iteration)
 
     async def _run_node(self, node_id: str, iteration: int | None = None) -> None:
         if self.emitting and iteration is not None:
@@ -461,10 +443,7 @@ class WorkflowRun(CycleExecution, RunEvents):
         if self.emitting:
             self._emit_node(node_id, "completed", duration, iteration=iteration)
         if self.timeline is not None:
-            now = time.time()
-            self.timeline.append(
-                make_timing((node_id, "completed", now - duration, now, duration, None, iteration))
-            )
+            self._record(node_id, "completed", duration, None, iteration)
 
     def _record(
         self,
@@ -474,9 +453,19 @@ class WorkflowRun(CycleExecution, RunEvents):
         error: BaseException | None,
         iteration: int | None,
     ) -> None:
-        now = time.time()
+        now = time.perf_counter() + self._wall_offset
         self.timeline.append(  # type: ignore[union-attr]
-            make_timing((node_id, state, now - duration, now, duration, describe(error), iteration))
+            make_timing(
+                (
+                    node_id,
+                    state,
+                    now - duration,
+                    now,
+                    duration,
+                    None if error is None else describe(error),
+                    iteration,
+                )
+            )
         )
 
     def _node_failed(

@@ -49,6 +49,21 @@ _HTTP_CODES = {
 _UNAUTHORIZED_DETAIL = "a valid bearer access token is required (POST /auth/token to get one)"
 
 
+def problem_parts(
+    exc: BaseException | None, error_id: str
+) -> tuple[int, str, str, dict[str, Any], dict[str, str]]:
+    """``(status, code, detail, extra, headers)`` of the problem answering ``exc``:
+    a ``ProblemError`` as raised, a client-side ``HTTPError`` by its status, anything
+    else a 500 that reveals only ``error_id``."""
+    if isinstance(exc, ProblemError):
+        return exc.status, exc.code, exc.detail, exc.extra, dict(exc.headers)
+    if isinstance(exc, tornado.web.HTTPError) and exc.status_code < 500:
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        return exc.status_code, code, exc.reason or code.replace("_", " "), {}, {}
+    detail = f"unexpected error; quote error_id {error_id} to the operator"
+    return 500, "internal_error", detail, {}, {}
+
+
 @dataclass(frozen=True)
 class Identity:
     """Who is calling: from a verified access token, or anonymous in open mode."""
@@ -218,19 +233,11 @@ class GatewayHandler(tornado.web.RequestHandler):
         """Answer problem+json; an unexpected error becomes a 500 with only an error id."""
         error_id = getattr(self, "_error_id", None) or new_error_id()
         exc = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(exc, ProblemError):
-            status, code, detail, extra = exc.status, exc.code, exc.detail, exc.extra
-            for name, value in exc.headers.items():
-                self.set_header(name, value)
-        elif isinstance(exc, tornado.web.HTTPError) and exc.status_code < 500:
-            status = exc.status_code
-            code = _HTTP_CODES.get(status, "http_error")
-            detail, extra = exc.reason or code.replace("_", " "), {}
-            if status == 405:
-                self.set_header("Allow", ", ".join(self.allowed_methods()))
-        else:
-            status, code, extra = 500, "internal_error", {}
-            detail = f"unexpected error; quote error_id {error_id} to the operator"
+        status, code, detail, extra, headers = problem_parts(exc, error_id)
+        for name, value in headers.items():
+            self.set_header(name, value)
+        if status == 405:
+            self.set_header("Allow", ", ".join(self.allowed_methods()))
         self.set_status(status)
         self.set_header("Content-Type", PROBLEM_CONTENT_TYPE)
         if self._preparing and getattr(self, "_stream_request_body", False):

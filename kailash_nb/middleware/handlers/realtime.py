@@ -46,7 +46,7 @@ from kailash_nb.middleware._realtime import (
     is_final,
     owned_run,
 )
-from kailash_nb.middleware.handlers.base import ANONYMOUS, Identity, jsonable
+from kailash_nb.middleware.handlers.base import ANONYMOUS, Identity, jsonable, problem_parts
 from kailash_nb.security.errors import AuthenticationError
 
 if TYPE_CHECKING:
@@ -179,20 +179,14 @@ class RealtimeHandler(tornado.websocket.WebSocketHandler):
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         """Refusals before the upgrade are problem+json, as on every other route."""
+        error_id = new_error_id()
         exc = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(exc, ProblemError):
-            status, code, detail, extra = exc.status, exc.code, exc.detail, exc.extra
-            for name, value in exc.headers.items():
-                self.set_header(name, value)
-        elif isinstance(exc, tornado.web.HTTPError) and exc.status_code < 500:
-            status, code, detail, extra = exc.status_code, "bad_request", "bad request", {}
-        else:
-            status, code, detail, extra = 500, "internal_error", "unexpected error", {}
+        status, code, detail, extra, headers = problem_parts(exc, error_id)
+        for name, value in headers.items():
+            self.set_header(name, value)
         self.set_status(status)
         self.set_header("Content-Type", PROBLEM_CONTENT_TYPE)
-        body = problem_body(
-            status, code, detail, error_id=new_error_id(), instance="/ws", extra=extra
-        )
+        body = problem_body(status, code, detail, error_id=error_id, instance="/ws", extra=extra)
         self.finish(json.dumps(jsonable(body), allow_nan=False))
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
