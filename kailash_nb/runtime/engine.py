@@ -267,7 +267,19 @@ class WorkflowRun(CycleExecution, RunEvents):
             return
         self.results[node_id] = outputs
         if timing:
-            self._node_completed(node_id, time.perf_counter() - started, iteration)
+            duration = time.perf_counter() - started
+            if emitting:
+                self._emit_node(node_id, "completed", duration, iteration=iteration)
+            timeline = self.timeline
+            if timeline is not None:
+                # _node_completed/_record spelled out: this runs once per node per run,
+                # and run history's overhead budget is a few microseconds per run.
+                now = started + duration + self._wall_offset
+                timeline.append(
+                    make_timing(
+                        (node_id, "completed", now - duration, now, duration, None, iteration)
+                    )
+                )
 
     async def _run_node(self, node_id: str, iteration: int | None = None) -> None:
         if self.emitting and iteration is not None:
