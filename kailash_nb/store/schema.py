@@ -142,11 +142,59 @@ def _create_v3(connection: Connection) -> None:
     metadata.create_all(connection, tables=[sessions])
 
 
+# Version 4: login throttling and second factors (kailash_nb.security.lockout and
+# kailash_nb.security.totp). Counters live in the store, so every worker process sees
+# the same failures and a restart does not reset them.
+
+# One row per throttled key: ``scope`` is "account", "ip" or "totp"; ``key`` is a
+# SHA-256 hex digest of the username key or address (neither is stored raw).
+auth_login_throttle = sa.Table(
+    "kailash_nb_auth_login_throttle",
+    metadata,
+    sa.Column("scope", sa.String(16), primary_key=True),
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("window_started_at", sa.Float, nullable=False),
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("locked_until", sa.Float, nullable=False),
+    # Locks so far in a row: each one doubles the next lock's length.
+    sa.Column("lockouts", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Index("ix_kailash_nb_auth_login_throttle_updated", "updated_at"),
+)
+
+# A user's TOTP enrollment. The secret is stored as given (base32): whoever can read
+# this table can mint codes, so protect the database like the password hashes.
+auth_totp = sa.Table(
+    "kailash_nb_auth_totp",
+    metadata,
+    sa.Column("user_id", sa.String(36), primary_key=True),
+    sa.Column("secret", sa.String(128), nullable=False),
+    # The last 30 s time step whose code was accepted: a code is usable once.
+    sa.Column("last_step", sa.BigInteger),
+    sa.Column("enrolled_at", sa.Float, nullable=False),
+)
+
+# One-time backup codes, stored hashed; ``used_at`` is set on the single use.
+auth_backup_codes = sa.Table(
+    "kailash_nb_auth_backup_codes",
+    metadata,
+    sa.Column("user_id", sa.String(36), primary_key=True),
+    sa.Column("code_hash", sa.String(128), primary_key=True),
+    sa.Column("used_at", sa.Float),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+
+def _create_v4(connection: Connection) -> None:
+    metadata.create_all(connection, tables=[auth_login_throttle, auth_totp, auth_backup_codes])
+
+
 #: Ordered migrations: each brings the schema from ``version - 1`` to ``version``.
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _create_v1),
     (2, _create_v2),
     (3, _create_v3),
+    (4, _create_v4),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
