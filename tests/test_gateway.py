@@ -102,7 +102,6 @@ def test_unknown_keyword_is_a_type_error():
         {"worker_processes": 4},
         {"cache_enabled": True},
         {"cache_ttl": 60},
-        {"connection_pool_size": 50},
         {"monitoring": object()},
     ],
 )

@@ -65,6 +65,7 @@ class GatewaySettings:
     max_connections: int = 1000
     enable_compression: bool = False
     database_url: str | None = None
+    connection_pool_size: int = 10
 
 
 class Gateway:
@@ -102,10 +103,12 @@ class Gateway:
         #: Names of workflows registered with ``run_inline=True``.
         self.inline_workflows: set[str] = set()
         self.run_store: Any = None
+        #: ``database_url`` (or the default) with the ``connection_pool_size`` to use.
+        self.store_url = _pooled_url(settings.database_url, settings.connection_pool_size)
         from kailash_nb.middleware.agent_ui import AgentUIMiddleware
 
         #: Sessions (``create_session``/``get_session``/...), stored in ``database_url``.
-        self.agent_ui = AgentUIMiddleware(settings.database_url)
+        self.agent_ui = AgentUIMiddleware(self.store_url)
         self.stopping = False
         self._recorder: Any = None
         self._server: tornado.httpserver.HTTPServer | None = None
@@ -260,7 +263,7 @@ class Gateway:
         from kailash_nb.store.runs import RunStore
 
         if self.run_store is None:
-            self.run_store = RunStore(self.settings.database_url)
+            self.run_store = RunStore(self.store_url)
         if self._recorder is None:
             self._recorder = RunRecorder(self.run_store, self.events)
 
@@ -284,6 +287,12 @@ def _rate_limiter(config: SecurityConfig | None) -> Any:
     from kailash_nb.middleware.ratelimit import InProcessRateLimiter
 
     return InProcessRateLimiter(config.max_requests_per_minute)
+
+
+def _pooled_url(database_url: str | None, pool_size: int) -> str:
+    from kailash_nb.store.engine import default_url, with_pool_size
+
+    return with_pool_size(database_url or default_url(), pool_size)
 
 
 def _refuse(name: str, value: object, default: object, why: str) -> None:
@@ -327,14 +336,16 @@ def create_gateway(
         enable_compression: gzip responses for clients that accept it.
         database_url: store for run history, users and sessions (default:
             ``KAILASH_NB_DATABASE_URL`` or the default SQLite file).
-        database_per_tenant, monitoring, worker_processes, cache_enabled, cache_ttl,
-        connection_pool_size: not supported yet; only their defaults are accepted.
+        connection_pool_size: connections kept in the store engine's pool (SQLite
+            files and PostgreSQL; an in-memory SQLite database shares one connection).
+        database_per_tenant, monitoring, worker_processes, cache_enabled, cache_ttl:
+            not supported yet; only their defaults are accepted.
 
     Raises:
         TypeError: an unknown keyword.
         GatewayFeatureNotImplementedError: an unsupported option set to a non-default value.
         GatewayConfigurationError: ``tenant_isolation`` without ``security_config``, or a
-            bad ``max_connections``.
+            bad ``max_connections`` or ``connection_pool_size``.
         ValueError: an invalid CORS origin.
     """
     _refuse("database_per_tenant", database_per_tenant, False, "tenants share one store")
@@ -342,9 +353,6 @@ def create_gateway(
     _refuse("worker_processes", worker_processes, 1, "the gateway runs in one process")
     _refuse("cache_enabled", cache_enabled, False, "results are not cached")
     _refuse("cache_ttl", cache_ttl, 300, "results are not cached")
-    _refuse(
-        "connection_pool_size", connection_pool_size, 10, "the store uses its default pool size"
-    )
     if isinstance(max_connections, bool) or not isinstance(max_connections, int):
         raise GatewayConfigurationError(f"max_connections must be an int, got {max_connections!r}")
     if max_connections < 1:
@@ -352,6 +360,14 @@ def create_gateway(
     if security_config is not None and not isinstance(security_config, SecurityConfig):
         raise TypeError(
             f"security_config must be a SecurityConfig, got {type(security_config).__name__}"
+        )
+    if (
+        isinstance(connection_pool_size, bool)
+        or not isinstance(connection_pool_size, int)
+        or connection_pool_size < 1
+    ):
+        raise GatewayConfigurationError(
+            f"connection_pool_size must be an int >= 1, got {connection_pool_size!r}"
         )
     if tenant_isolation and security_config is None:
         raise GatewayConfigurationError(
@@ -369,10 +385,12 @@ def create_gateway(
         max_connections=max_connections,
         enable_compression=bool(enable_compression),
         database_url=database_url,
+        connection_pool_size=connection_pool_size,
     )
     auth = None
     if security_config is not None:
-        auth = KailashJWTAuth(config=security_config, store_url=database_url)
+        store_url = _pooled_url(database_url, connection_pool_size)
+        auth = KailashJWTAuth(config=security_config, store_url=store_url)
     return Gateway(settings, auth=auth, rate_limiter=_rate_limiter(security_config))
 
 

@@ -4,6 +4,12 @@
 an SQLite file in the user's data directory is used. SQLite connections run in
 WAL mode with a busy timeout so several processes can write; ``sqlite:///:memory:``
 shares one connection so every user sees the same database.
+
+A URL may carry the pool size as the query parameter ``kailash_nb_pool_size``
+(:func:`with_pool_size`); it is read here and never reaches the database driver::
+
+    engine = get_engine(with_pool_size("postgresql://app@db/app", 50))
+    engine.pool.size()  # 50
 """
 
 from __future__ import annotations
@@ -18,13 +24,21 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.pool import StaticPool
 
-from kailash_nb.store.urls import async_url, parse_url, sync_url, url_from_environment
+from kailash_nb.store.urls import (
+    StoreConfigurationError,
+    async_url,
+    parse_url,
+    redact_url,
+    sync_url,
+    url_from_environment,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Engine
     from sqlalchemy.ext.asyncio import AsyncEngine
 
 __all__ = [
+    "POOL_SIZE_PARAMETER",
     "SQLITE_BUSY_TIMEOUT_MS",
     "create_engine",
     "default_database_path",
@@ -32,9 +46,12 @@ __all__ = [
     "dispose_engines",
     "get_async_engine",
     "get_engine",
+    "with_pool_size",
 ]
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+#: URL query parameter naming the engine's connection pool size.
+POOL_SIZE_PARAMETER = "kailash_nb_pool_size"
 
 _lock = threading.Lock()
 _engines: dict[str, Engine] = {}
@@ -65,10 +82,50 @@ def _is_memory(url: URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
 
-def _engine_options(url: URL) -> dict[str, Any]:
+def with_pool_size(url: str | URL, pool_size: int) -> str:
+    """``url`` carrying ``pool_size`` as the size of its engine's connection pool.
+
+    An in-memory SQLite URL is returned unchanged: its engine shares one connection.
+
+    Raises:
+        ValueError: ``pool_size`` is not an int >= 1.
+        StoreConfigurationError: ``url`` is not a database URL.
+    """
+    _check_pool_size(pool_size, "pool_size")
+    parsed = parse_url(url)
+    if _is_memory(parsed):
+        return url if isinstance(url, str) else parsed.render_as_string(hide_password=False)
+    parsed = parsed.update_query_dict({POOL_SIZE_PARAMETER: str(pool_size)})
+    return parsed.render_as_string(hide_password=False)
+
+
+def _check_pool_size(value: object, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{where} must be an int >= 1, got {value!r}")
+    return value
+
+
+def _split_pool_size(url: URL) -> tuple[URL, int | None]:
+    """``url`` without the pool size parameter, and the size it carried."""
+    raw = url.query.get(POOL_SIZE_PARAMETER)
+    if raw is None:
+        return url, None
+    text = raw if isinstance(raw, str) else raw[-1]
+    if not text.isdigit() or int(text) < 1:
+        raise StoreConfigurationError(
+            f"{POOL_SIZE_PARAMETER}={text!r:.40} in {redact_url(url)!r} must be an int >= 1"
+        )
+    return url.difference_update_query([POOL_SIZE_PARAMETER]), int(text)
+
+
+def _engine_options(url: URL, pool_size: int | None = None) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if pool_size is not None and not _is_memory(url):
+        options["pool_size"] = pool_size
     if url.get_backend_name() != "sqlite":
-        return {"pool_pre_ping": True}
-    options: dict[str, Any] = {"connect_args": {"check_same_thread": False}}
+        options["pool_pre_ping"] = True
+        return options
+    options["connect_args"] = {"check_same_thread": False}
     if _is_memory(url):
         options["poolclass"] = StaticPool
     return options
@@ -89,9 +146,13 @@ def _tune_sqlite(engine: Any, url: URL) -> None:
 
 
 def create_engine(url: str | URL | None = None, **options: Any) -> Engine:
-    """A new synchronous engine for ``url`` (default: ``default_url()``)."""
-    parsed = sync_url(url if url is not None else default_url())
-    engine = sa.create_engine(parsed, **{**_engine_options(parsed), **options})
+    """A new synchronous engine for ``url`` (default: ``default_url()``).
+
+    Raises:
+        StoreConfigurationError: a bad URL or pool size parameter.
+    """
+    parsed, pool_size = _split_pool_size(sync_url(url if url is not None else default_url()))
+    engine = sa.create_engine(parsed, **{**_engine_options(parsed, pool_size), **options})
     if parsed.get_backend_name() == "sqlite":
         _tune_sqlite(engine, parsed)
     return engine
@@ -117,12 +178,13 @@ def get_async_engine(url: str | URL) -> AsyncEngine:
 
     parsed = async_url(parse_url(url))
     key = parsed.render_as_string(hide_password=False)
+    parsed, pool_size = _split_pool_size(parsed)
     loop = asyncio.get_running_loop()
     with _lock:
         engines = _async_engines.setdefault(loop, {})
         engine = engines.get(key)
         if engine is None:
-            engine = create_async_engine(parsed, **_engine_options(parsed))
+            engine = create_async_engine(parsed, **_engine_options(parsed, pool_size))
             if parsed.get_backend_name() == "sqlite":
                 _tune_sqlite(engine.sync_engine, parsed)
             engines[key] = engine
