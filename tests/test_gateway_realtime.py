@@ -441,3 +441,153 @@ def test_outbox_overflow_drops_the_client_and_hub_replays_without_gaps():
     for run in ("r2", "r3"):
         hub.on_event(RunEvent(run, "wf", "started", 1.0))
     assert hub.watch("r1", seen.append) == ([], False)  # oldest run forgotten
+
+
+# -- revocation of a live connection (AUTH-15 bound, GW-28) -------------------------------
+
+
+async def _closed(conn: WebSocketClientConnection, timeout: float = 5) -> tuple[float, int, str]:
+    """Read until the server closes; ``(monotonic time of the close, code, reason)``."""
+    while await receive(conn, timeout) is not None:
+        pass
+    return time.monotonic(), conn.close_code, conn.close_reason
+
+
+async def _close(conn: WebSocketClientConnection) -> None:
+    conn.close()
+
+
+async def _still_open(conn: WebSocketClientConnection) -> bool:
+    conn.write_message(json.dumps({"unsubscribe": "x"}))
+    return await receive(conn) == {"unsubscribed": "x"}
+
+
+@pytest.mark.slow
+def test_ws_closes_within_the_revocation_bound_when_its_session_is_revoked(served):
+    """AUTH-15 / GW-28: a `WS /ws` connection does not outlive its session. A logout in
+    this process, and one made by another worker on the same store (another
+    TokenService), close it with 1008 within the 1 s revocation bound, although the
+    access token itself runs for 15 more minutes; other sessions stay open."""
+    from kailash_nb.middleware._realtime import session_watch
+    from kailash_nb.security._state import REVOCATION_CACHE_SECONDS
+
+    other_worker = TokenService(served.config, served.db_url)
+    auth_ = served.gateway.auth
+    local = auth_.issue_tokens("ws-local", tenant_id="acme", roles=["analyst"])
+    remote = auth_.issue_tokens("ws-remote", tenant_id="acme", roles=["analyst"])
+    bystander = token(served, subject="ws-bystander")
+
+    async def connect_all():
+        return [
+            await connect(served, access)
+            for access in (local.access_token, remote.access_token, bystander)
+        ]
+
+    conns = served.call(connect_all())
+    assert served.call(_still_open(conns[0])) and session_watch(served.gateway).watched() >= 3
+
+    for conn, revoke in (
+        (conns[0], lambda: auth_.logout(local.access_token)),
+        (conns[1], lambda: other_worker.revoke_session(remote.session_id)),
+    ):
+        assert revoke() is True
+        revoked_at = time.monotonic()
+        closed_at, code, reason = served.call(_closed(conn))
+        assert (code, reason) == (1008, "session revoked")
+        assert closed_at - revoked_at < REVOCATION_CACHE_SECONDS
+    assert served.call(_still_open(conns[2]))
+    served.call(_close(conns[2]))
+    wait_until(lambda: session_watch(served.gateway).watched() == 0)
+
+
+@pytest.mark.slow
+def test_ws_closes_when_its_refresh_token_is_reused_not_when_rotated(served):
+    """AUTH-14 + AUTH-15: a normal refresh rotation keeps the session's WebSocket open;
+    replaying the used refresh token revokes the family, and the WebSocket opened with
+    the family's first access token closes with 1008 within the 1 s bound."""
+    username = f"ws-{uuid.uuid4().hex[:8]}"
+    password = "correct horse battery staple"
+    served.gateway.auth.add_user(username, password, tenant_id="acme", roles=["analyst"])
+    login = served.client.post("/auth/token", json={"username": username, "password": password})
+    pair = login.json()
+    conn = served.call(connect(served, pair["access_token"]))
+
+    rotated = served.client.post("/auth/refresh", json={"refresh_token": pair["refresh_token"]})
+    assert rotated.status_code == 200
+    time.sleep(1.2)  # more than one revocation check later
+    assert served.call(_still_open(conn))
+
+    reused = served.client.post("/auth/refresh", json={"refresh_token": pair["refresh_token"]})
+    assert reused.status_code == 401
+    revoked_at = time.monotonic()
+    closed_at, code, reason = served.call(_closed(conn))
+    assert (code, reason) == (1008, "session revoked")
+    assert closed_at - revoked_at < 1.0
+    newest = auth(rotated.json()["access_token"])
+    assert served.client.get("/workflows", headers=newest).status_code == 401
+
+
+def test_session_watch_fails_closed_when_the_store_cannot_answer():
+    """AUTH-15: when revocations cannot be read (store down, or a read that hangs),
+    watched connections close with 1011 once the bound has passed, rather than living
+    on unchecked; a hung read is not started again while it hangs."""
+    from kailash_nb.middleware._realtime import SessionWatch
+
+    calls: list[list[str]] = []
+    release = threading.Event()
+
+    def broken(sessions: list[str]) -> set[str]:
+        calls.append(sessions)
+        raise OSError("connection refused")
+
+    def hanging(sessions: list[str]) -> set[str]:
+        calls.append(sessions)
+        release.wait(5)
+        return set()
+
+    async def scenario(lookup) -> tuple[list[tuple[int, str]], float]:
+        ended: list[tuple[int, str]] = []
+        watch = SessionWatch(lambda: lookup, interval=0.05, bound=0.2)
+        started = time.monotonic()
+        watch.watch("s1", lambda code, reason: ended.append((code, reason)))
+        while not ended and time.monotonic() - started < 3:
+            await asyncio.sleep(0.01)
+        release.set()  # let a hung read end, so the loop's executor can shut down
+        await asyncio.sleep(0.2)
+        assert watch.watched() == 0
+        return ended, time.monotonic() - started
+
+    ended, _ = asyncio.run(scenario(broken))
+    assert ended == [(1011, "session check unavailable")] and len(calls) >= 2
+    calls.clear()
+    release.clear()
+    ended, _ = asyncio.run(scenario(hanging))
+    assert ended == [(1011, "session check unavailable")] and len(calls) == 1
+
+
+def test_session_watch_reads_all_sessions_at_once_and_ends_only_the_revoked():
+    """One lookup per poll for every watched session; only revoked ones are ended."""
+    from kailash_nb.middleware._realtime import SessionWatch
+
+    revoked: set[str] = set()
+    calls: list[list[str]] = []
+
+    def lookup(sessions: list[str]) -> set[str]:
+        calls.append(sorted(sessions))
+        return revoked & set(sessions)
+
+    async def scenario() -> list[tuple[str, int, str]]:
+        ended: list[tuple[str, int, str]] = []
+        watch = SessionWatch(lambda: lookup, interval=0.02, bound=0.5)
+        for session in ("a", "b", "c"):
+            watch.watch(session, lambda code, reason, s=session: ended.append((s, code, reason)))
+        await asyncio.sleep(0.1)
+        revoked.add("b")
+        while not ended:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        assert watch.watched() == 2
+        return ended
+
+    assert asyncio.run(scenario()) == [("b", 1008, "session revoked")]
+    assert calls[0] == ["a", "b", "c"] and calls[-1] == ["a", "c"]

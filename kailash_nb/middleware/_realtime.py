@@ -9,18 +9,23 @@ Events arrive from worker threads; each client's :class:`Outbox` hands them to t
 client's event loop with ``call_soon_threadsafe`` and holds at most ``capacity`` of
 them. A client that stops reading fills its outbox and is dropped (GW-26): memory per
 client stays bounded and other clients are unaffected.
+
+A :class:`SessionWatch` ends live connections whose session is revoked (logout,
+refresh-token reuse) within the revocation bound, however long their token still runs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from typing import TYPE_CHECKING, Any
 
 from kailash_nb.runtime.events import Event, EventBus, NodeEvent, RunEvent, Subscription
+from kailash_nb.security._state import REVOCATION_CACHE_SECONDS
 
 if TYPE_CHECKING:
     from kailash_nb.middleware._runs import RunEntry, RunIndex
@@ -31,11 +36,15 @@ __all__ = [
     "Outbox",
     "OutboxClosed",
     "RunEventHub",
+    "SessionWatch",
     "event_frame",
     "is_final",
     "owned_run",
     "realtime_hub",
+    "session_watch",
 ]
+
+logger = logging.getLogger("kailash_nb.middleware.access")
 
 MAX_RUNS = 256
 """Runs whose events are kept for replay (oldest forgotten first)."""
@@ -45,6 +54,10 @@ MAX_EVENTS_PER_RUN = 512
 OUTBOX_CAPACITY = 2_048
 """Items waiting for one client before it is dropped as a slow reader (a healthy
 client drains its outbox on every loop turn; a replay is queued as one item)."""
+
+REVOCATION_POLL_SECONDS = REVOCATION_CACHE_SECONDS / 2
+"""Seconds between two revocation checks of the live connections: half the revocation
+bound, so a revoked session's connections close within the bound (1 s)."""
 
 _FINAL_RUN_STATES = frozenset({"completed", "failed"})
 _HUBS_LOCK = threading.Lock()
@@ -290,3 +303,120 @@ def _consume(future: asyncio.Future[Any]) -> None:
     """Retrieve an abandoned write's outcome so asyncio does not log it."""
     if not future.cancelled():
         future.exception()
+
+
+SessionLookup = Callable[[list[str]], Collection[str]]
+"""Given session ids, those revoked now (``KailashJWTAuth.revoked_sessions``)."""
+Ender = Callable[[int, str], None]
+"""Closes one connection with a WebSocket close code and reason."""
+
+
+class SessionWatch:
+    """Ends live connections whose session has been revoked, within the bound.
+
+    While connections are watched, one task on their event loop asks ``lookup`` every
+    ``interval`` seconds (default 0.5 s) which of their sessions are revoked: one
+    uncached store read in a worker thread for all connections of the process, so a
+    logout or a refresh-token reuse in any process closes them within ``bound`` (1 s,
+    the revocation propagation bound of ``verify_access``) with 1008. When the lookup
+    fails for longer than ``bound`` (store down), revocations can no longer be seen, so
+    every watched connection is closed with 1011 (fail closed); clients reconnect
+    through a handshake that checks the token again. The task ends with its last
+    connection.
+
+    Watch and unwatch are called on the connections' event loop.
+
+    Args:
+        lookup: session ids -> those revoked now, or ``None`` (read at each poll, so a
+            gateway's ``auth`` may be replaced) when there is nothing to check.
+        interval: seconds between two lookups.
+        bound: longest time a revocation may go unnoticed.
+    """
+
+    def __init__(
+        self,
+        lookup: Callable[[], SessionLookup | None],
+        *,
+        interval: float = REVOCATION_POLL_SECONDS,
+        bound: float = REVOCATION_CACHE_SECONDS,
+    ) -> None:
+        self._lookup = lookup
+        self.interval = interval
+        self.bound = bound
+        self._enders: dict[str, set[Ender]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def watch(self, session_id: str, end: Ender) -> None:
+        """Call ``end(code, reason)`` once ``session_id`` is revoked (or unverifiable)."""
+        self._enders.setdefault(session_id, set()).add(end)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def unwatch(self, session_id: str, end: Ender) -> None:
+        """Stop watching for ``end`` (idempotent)."""
+        enders = self._enders.get(session_id)
+        if enders is not None:
+            enders.discard(end)
+            if not enders:
+                del self._enders[session_id]
+
+    def watched(self) -> int:
+        """Connections watched (for tests and metrics)."""
+        return sum(len(enders) for enders in self._enders.values())
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        last_checked = loop.time()
+        failing = False
+        pending: asyncio.Future[Collection[str]] | None = None
+        while self._enders:
+            await asyncio.sleep(self.interval)
+            sessions = list(self._enders)
+            lookup = self._lookup()
+            if not sessions or lookup is None:
+                last_checked = loop.time()
+                continue
+            if pending is None:  # a hung read is waited for, never piled up
+                pending = loop.run_in_executor(None, lookup, sessions)
+            done, _ = await asyncio.wait({pending}, timeout=self.bound)
+            error: BaseException | None = TimeoutError("the store did not answer")
+            if done:
+                finished, pending = pending, None
+                error = finished.exception()
+            if error is not None:  # revocations cannot be seen: fail closed after the bound
+                if not failing:
+                    logger.warning(
+                        "cannot check %d websocket session(s) for revocation (%s: %s)",
+                        len(sessions),
+                        type(error).__name__,
+                        error,
+                    )
+                failing = True
+                if loop.time() - last_checked > self.bound:
+                    self._end(list(self._enders), 1011, "session check unavailable")
+                continue
+            failing = False
+            last_checked = loop.time()
+            self._end(finished.result(), 1008, "session revoked")
+        if pending is not None:
+            pending.add_done_callback(_consume)
+
+    def _end(self, sessions: Iterable[str], code: int, reason: str) -> None:
+        for session_id in sessions:
+            for end in list(self._enders.pop(session_id, ())):
+                end(code, reason)
+
+
+def session_watch(gateway: Gateway) -> SessionWatch:
+    """The gateway's session watch, created on first use; it checks sessions through
+    ``gateway.auth.revoked_sessions`` (nothing to check without one)."""
+
+    def lookup() -> SessionLookup | None:
+        return getattr(gateway.auth, "revoked_sessions", None)
+
+    with _HUBS_LOCK:
+        watch = getattr(gateway, "_session_watch", None)
+        if watch is None:
+            watch = SessionWatch(lookup)
+            gateway._session_watch = watch  # type: ignore[attr-defined]
+    return watch

@@ -41,6 +41,17 @@ _MAX_LOGGED_USERNAME = 128
 class KailashJWTAuth:
     """Login, token verification, refresh and logout for one deployment.
 
+    Role changes (AUTH-25): roles are not re-read per request. An access token carries
+    the roles its subject had when it was minted, so a role removed server-side
+    (``users.set_roles``, ``users.remove_user``) keeps working until that token's
+    ``exp``: at most ``access_token_ttl`` (15 min by default). The next refresh of a
+    password session re-reads the user's roles (or revokes the session when the user
+    is gone), so the new tokens no longer carry the role. Sessions of a subject
+    authenticated elsewhere (``issue_tokens``) keep their roles until they end. To end
+    access at once, revoke the session (``logout``, ``tokens.revoke_session``): with
+    ``session_management`` that takes effect within 1 s in every process, open
+    ``WS /ws`` connections included.
+
     Args:
         secret_key: the HS256 secret (``SecurityConfig.jwt_secret``), at least 32 bytes.
             ``None`` is refused unless ``development_mode=True`` or an RS256/ES256 key is
@@ -192,6 +203,17 @@ class KailashJWTAuth:
             AuthenticationError: the token itself is not valid.
         """
         return self.tokens.revoke(token)
+
+    def is_revoked(self, claims: Claims) -> bool:
+        """Whether the session of already verified access-token claims has been revoked
+        (within the 1 s revocation bound); see ``TokenService.is_revoked``. Always
+        ``False`` without ``session_management``."""
+        return self.tokens.is_revoked(claims)
+
+    def revoked_sessions(self, session_ids: Iterable[str]) -> set[str]:
+        """Those of ``session_ids`` revoked now, in one uncached store read; see
+        ``TokenService.revoked_sessions``. Empty without ``session_management``."""
+        return self.tokens.revoked_sessions(session_ids)
 
     def audit_events(
         self, *, event: str | None = None, session_id: str | None = None, limit: int = 100

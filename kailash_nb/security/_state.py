@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +46,9 @@ REVOCATION_CACHE_SECONDS = 1.0
 
 #: Most session families whose "not revoked" answer is cached (least recently used go).
 REVOCATION_CACHE_SIZE = 4096
+
+#: Session ids per ``IN (...)`` query of ``revoked_among``.
+_REVOKED_BATCH = 500
 
 
 class AuthState:
@@ -169,6 +172,24 @@ class AuthState:
                     self._not_revoked.move_to_end(family)
                     if len(self._not_revoked) > self._cache_size:
                         self._not_revoked.popitem(last=False)
+        return revoked
+
+    def revoked_among(self, families: Iterable[str]) -> set[str]:
+        """Those of ``families`` that are revoked, read from the store (never cached).
+
+        One query per 500 session ids, so a process can re-check all its long-lived
+        connections at once.
+        """
+        wanted = sorted(set(families))
+        revoked: set[str] = set()
+        if not wanted:
+            return revoked
+        column = auth_revoked_sessions.c.family
+        with self.engine.connect() as connection:
+            for start in range(0, len(wanted), _REVOKED_BATCH):
+                batch = wanted[start : start + _REVOKED_BATCH]
+                query = sa.select(column).where(column.in_(batch))
+                revoked.update(connection.execute(query).scalars())
         return revoked
 
     def _forget(self, family: str) -> None:

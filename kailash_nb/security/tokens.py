@@ -196,6 +196,28 @@ class TokenService:
             raise refuse("token_revoked", "this session was revoked; sign in again")
         return claims
 
+    def is_revoked(self, claims: Claims) -> bool:
+        """Whether ``verify_access`` would now refuse these already verified claims
+        because their session was revoked (logout, refresh-token reuse).
+
+        The same check ``verify_access`` makes, and as cheap: a "not revoked" answer is
+        reused for at most ``revocation_cache_seconds`` (1 s), so a cache of verified
+        tokens can call it on every hit and keep the revocation bound. Always ``False``
+        without ``check_sessions`` (access tokens then end at their ``exp``).
+        """
+        return self.check_sessions and self._state.is_revoked(claims.family, cached=True)
+
+    def revoked_sessions(self, session_ids: Iterable[str]) -> set[str]:
+        """Those of ``session_ids`` whose session is revoked, read from the store now.
+
+        One uncached read (one query per 500 ids) for many sessions at once: a gateway
+        re-checks its long-lived connections with it. Empty without ``check_sessions``,
+        as ``is_revoked``.
+        """
+        if not self.check_sessions:
+            return set()
+        return self._state.revoked_among(session_ids)
+
     def verify_refresh(self, token: object) -> Claims:
         """The claims of a valid, unrevoked refresh token, without using it up.
 

@@ -16,7 +16,9 @@ subject are served; any other id gets ``{"error": "not_found", "run_id": ...}``
 (AUTHZ-15). Limits: frames above 64 KiB close with 1009 (GW-24); more than
 ``max_messages_per_second`` messages close with 1008 (GW-25); a client that stops
 reading is dropped when its send queue overflows (GW-26); pings detect dead clients
-(GW-27); the socket closes with 1008 at the token's ``exp`` (GW-28).
+(GW-27); the socket closes with 1008 at the token's ``exp`` (GW-28), and with 1008
+``session revoked`` within 1 s (the revocation bound, AUTH-15) when the token's session
+is revoked in any process: a logout or a refresh-token reuse (``SessionWatch``).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from kailash_nb.middleware._realtime import (
     event_frame,
     is_final,
     owned_run,
+    session_watch,
 )
 from kailash_nb.middleware.handlers.base import ANONYMOUS, Identity, jsonable, problem_parts
 from kailash_nb.security.errors import AuthenticationError
@@ -84,6 +87,7 @@ class RealtimeHandler(tornado.websocket.WebSocketHandler):
         self.hub = hub
         self.identity: Identity = ANONYMOUS
         self.expires_at: float | None = None
+        self.session_id: str | None = None
         self._watches: dict[str, Any] = {}
         self._outbox: Outbox | None = None
         self._writer: asyncio.Task[None] | None = None
@@ -175,6 +179,7 @@ class RealtimeHandler(tornado.websocket.WebSocketHandler):
         ):
             raise ProblemError(403, "tenant_mismatch", "the tenant comes from the token")
         self.expires_at = float(claims.exp)
+        self.session_id = claims.family
         return Identity(claims.sub, claims.tenant_id, tuple(claims.roles))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
@@ -209,13 +214,15 @@ class RealtimeHandler(tornado.websocket.WebSocketHandler):
     # -- connection -------------------------------------------------------------------
 
     def open(self, *args: str, **kwargs: str) -> None:
-        """Start the writer and the close-at-expiry timer (GW-28)."""
+        """Start the writer, the close-at-expiry timer (GW-28) and the revocation watch."""
         loop = asyncio.get_running_loop()
         self._outbox = Outbox(loop, on_overflow=self._drop_slow_reader)
         self._writer = loop.create_task(self._write_loop(self._outbox))
         if self.expires_at is not None:
             delay = max(0.0, self.expires_at - time.time())
             self._expiry = loop.call_later(delay, self._expire)
+        if self.session_id is not None:
+            session_watch(self.gateway).watch(self.session_id, self._session_ended)
 
     def on_message(self, message: str | bytes) -> None:
         """Count the message against the flood limit, then handle one command."""
@@ -238,13 +245,16 @@ class RealtimeHandler(tornado.websocket.WebSocketHandler):
             self._send({"unsubscribed": run_id})
 
     def on_close(self) -> None:
-        """Release subscriptions, the writer and the expiry timer; log one record."""
+        """Release subscriptions, the writer, the expiry timer and the revocation watch;
+        log one record."""
         for run_id in list(self._watches):
             self._unsubscribe(run_id)
         if self._outbox is not None:
             self._outbox.close()
         if self._expiry is not None:
             self._expiry.cancel()
+        if self.session_id is not None:
+            session_watch(self.gateway).unwatch(self.session_id, self._session_ended)
         record = {
             "method": "WS",
             "path": "/ws",
@@ -314,6 +324,9 @@ class RealtimeHandler(tornado.websocket.WebSocketHandler):
 
     def _expire(self) -> None:
         self.close(1008, "token expired")
+
+    def _session_ended(self, code: int, reason: str) -> None:
+        self.close(code, reason)
 
 
 def _as_list(item: Event | list[Event]) -> list[Event]:
