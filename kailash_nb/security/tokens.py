@@ -27,6 +27,7 @@ import jwt.exceptions as jwt_errors
 
 from kailash_nb.security._keys import KeySet
 from kailash_nb.security._state import REVOCATION_CACHE_SECONDS, AuthEvent, AuthState
+from kailash_nb.security._verified_cache import VerifiedTokenCache
 from kailash_nb.security._verify import (
     MAX_TOKEN_BYTES,
     check_claims,
@@ -98,6 +99,8 @@ class TokenService:
         self._state = AuthState(
             store_url, clock=clock, revocation_cache_seconds=revocation_cache_seconds
         )
+        #: Access tokens verified within the revocation bound (see ``_verified_cache``).
+        self._verified = VerifiedTokenCache(min(revocation_cache_seconds, 1.0), clock=clock)
         self._jwt = jwt.PyJWT({"enforce_minimum_key_length": not config.development_mode})
         self._required = [*_REQUIRED_CLAIMS]
         if config.issuer is not None:
@@ -186,12 +189,19 @@ class TokenService:
     def verify_access(self, token: object) -> Claims:
         """The claims of a valid access token.
 
+        A token verified within the last second (the revocation bound) and not yet
+        expired is not decoded again (``VerifiedTokenCache``); its session is still
+        checked for revocation on every call.
+
         Raises:
             AuthenticationError: ``token_missing``, ``token_malformed``, ``token_invalid``,
                 ``token_expired``, ``wrong_token_type`` (a refresh token), or
                 ``token_revoked`` (session revoked, with ``check_sessions``).
         """
-        claims = self._verify(token, "access")
+        claims = self._verified.get(token) if type(token) is str else None
+        if claims is None:
+            claims = self._verify(token, "access")
+            self._verified.put(token, claims)  # type: ignore[arg-type]  # verified: a str
         if self.check_sessions and self._state.is_revoked(claims.family, cached=True):
             raise refuse("token_revoked", "this session was revoked; sign in again")
         return claims

@@ -178,6 +178,8 @@ class GatewayHandler(tornado.web.RequestHandler):
         seconds = time.monotonic() - self._started
         status = self.get_status()
         self.gateway.metrics.observe_request(self.request.method or "", self.route, status, seconds)
+        if not logger.isEnabledFor(logging.INFO):
+            return
         record = {
             "method": self.request.method,
             "path": self.request.path[:256],

@@ -143,6 +143,8 @@ class ExecuteHandler(_WorkflowRoute):
         )
 
     def _wait_flag(self) -> bool:
+        if not self.request.query:
+            return True
         value = self.get_query_argument("wait", "true").lower()
         if value not in ("true", "false", "1", "0"):
             raise ProblemError(400, "invalid_query", "wait must be true or false")
