@@ -1,4 +1,5 @@
-"""``kailash-nb users``: add, list and remove the gateway's password users.
+"""``kailash-nb users``: add, list and remove the gateway's password users, and enroll
+them in TOTP.
 
 Users live in the store given by ``--database-url`` (default: ``KAILASH_NB_DATABASE_URL``
 or the default SQLite file), the same store a gateway's ``POST /auth/token`` reads
@@ -10,6 +11,13 @@ first line of standard input with ``--password-stdin``::
     printf '%s\\n' "$PASSWORD" | kailash-nb users add bob --tenant acme --password-stdin
     kailash-nb users list --tenant acme
     kailash-nb users remove alice --tenant acme
+    kailash-nb users add carol --tenant acme --totp      # password, then TOTP enrollment
+    kailash-nb users totp alice --tenant acme            # (re-)enroll an existing user
+    kailash-nb users totp alice --tenant acme --disable
+
+An enrollment prints the ``otpauth://`` URI for an authenticator app and ten one-time
+backup codes, once: the store keeps the TOTP secret (unencrypted) and only hashes of
+the backup codes. Re-enrolling replaces both.
 
 Errors (a taken username, a password outside the store's policy, an unknown user) are
 one line on stderr and exit status 1.
@@ -25,7 +33,14 @@ from typing import Any
 from kailash_nb.cli.tables import format_table, format_time
 from kailash_nb.sdk_exceptions import KailashException
 
-__all__ = ["UserCommandError", "add_parser", "add_user", "list_users", "remove_user"]
+__all__ = [
+    "UserCommandError",
+    "add_parser",
+    "add_user",
+    "enroll_totp",
+    "list_users",
+    "remove_user",
+]
 
 
 class UserCommandError(KailashException):
@@ -64,6 +79,12 @@ def add_parser(commands_parser: argparse._SubParsersAction) -> None:  # type: ig
         action="store_true",
         help="read the password from the first line of stdin instead of prompting",
     )
+    add.add_argument(
+        "--totp",
+        action="store_true",
+        help="also enroll the user in TOTP and print the enrollment once",
+    )
+    _issuer_option(add)
     _database_option(add)
     add.set_defaults(handler=add_user)
 
@@ -82,16 +103,65 @@ def add_parser(commands_parser: argparse._SubParsersAction) -> None:  # type: ig
     _database_option(remove)
     remove.set_defaults(handler=remove_user)
 
+    totp = users_commands.add_parser(
+        "totp",
+        help="enroll a user in TOTP (or --disable it)",
+        description="Give USERNAME of TENANT a new TOTP secret and new backup codes, "
+        "replacing any earlier ones, and print them once; its sign-ins then need a code. "
+        "With --disable, drop the enrollment instead.",
+    )
+    totp.add_argument("username", metavar="USERNAME")
+    totp.add_argument("--tenant", required=True, metavar="TENANT", help="the user's tenant")
+    totp.add_argument(
+        "--disable", action="store_true", help="remove the TOTP enrollment and backup codes"
+    )
+    _issuer_option(totp)
+    _database_option(totp)
+    totp.set_defaults(handler=enroll_totp)
+
 
 def add_user(args: argparse.Namespace) -> int:
-    """Create a user from ``args`` with a password read from stdin or prompted for."""
+    """Create a user from ``args`` with a password read from stdin or prompted for
+    (then, with ``--totp``, enroll it and print the enrollment once)."""
     password = _read_password(args.password_stdin)
-    user = _store(args).add_user(
-        args.username, password, tenant_id=args.tenant, roles=list(args.roles)
-    )
+    store = _store(args)
+    user = store.add_user(args.username, password, tenant_id=args.tenant, roles=list(args.roles))
     roles = ", ".join(user.roles) or "no roles"
     print(f"added user {user.username!r} to tenant {user.tenant_id!r} ({roles}): {user.user_id}")
+    if args.totp:
+        _print_enrollment(user.username, store.enroll_totp(user.username, issuer=args.issuer))
     return 0
+
+
+def enroll_totp(args: argparse.Namespace) -> int:
+    """Enroll ``args.username`` of tenant ``args.tenant`` in TOTP and print the URI and
+    backup codes once (or drop the enrollment with ``--disable``).
+
+    Raises:
+        UserCommandError: no such user in that tenant, or ``--disable`` without an
+            enrollment.
+    """
+    store = _store(args)
+    user = store.get_user(args.username)
+    if user is None or user.tenant_id != args.tenant:
+        raise UserCommandError(f"no user named {args.username!r} in tenant {args.tenant!r}")
+    if args.disable:
+        if not store.disable_totp(user.username):
+            raise UserCommandError(f"user {user.username!r} is not enrolled in TOTP")
+        print(f"removed the TOTP enrollment and backup codes of {user.username!r}")
+        return 0
+    _print_enrollment(user.username, store.enroll_totp(user.username, issuer=args.issuer))
+    return 0
+
+
+def _print_enrollment(username: str, enrollment: Any) -> None:
+    print(f"TOTP enrolled for {username!r}; this is shown once.")
+    print("Add it to an authenticator app (as a QR code or by hand):")
+    print(f"  {enrollment.provisioning_uri}")
+    print(f"  secret: {enrollment.secret}")
+    print("Backup codes (each works once, in place of a code; keep them offline):")
+    for code in enrollment.backup_codes:
+        print(f"  {code}")
 
 
 def list_users(args: argparse.Namespace) -> int:
@@ -171,6 +241,16 @@ def _store(args: argparse.Namespace) -> Any:
     from kailash_nb.security.passwords import UserStore
 
     return UserStore(args.database_url)
+
+
+def _issuer_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--issuer",
+        default="kailash_nb",
+        metavar="NAME",
+        help="issuer name the authenticator app shows (default: kailash_nb; use the "
+        "gateway's SecurityConfig.totp_issuer)",
+    )
 
 
 def _database_option(parser: argparse.ArgumentParser) -> None:

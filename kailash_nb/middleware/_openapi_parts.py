@@ -42,6 +42,13 @@ _PROBLEMS = {
     "GatewayTimeout": (504, "the run did not finish within its deadline"),
 }
 
+_LOGIN_LOCKED = {
+    "description": "login_locked (too many failed sign-ins) or rate_limited; retry after "
+    "Retry-After seconds, whatever the credentials",
+    "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}},
+    "content": {_PROBLEM_JSON: {"schema": {"$ref": _SCHEMAS + "Problem"}}},
+}
+
 
 def shared_schemas() -> dict[str, Any]:
     """Component schemas every gateway document has (``Problem``, ``TokenPair`` ...)."""
@@ -109,6 +116,19 @@ def shared_schemas() -> dict[str, Any]:
             "properties": {
                 "username": {"type": "string", "minLength": 1, "maxLength": 256},
                 "password": {"type": "string", "writeOnly": True, "maxLength": 1024},
+                "totp": {
+                    "type": "string",
+                    "writeOnly": True,
+                    "maxLength": 64,
+                    "description": "the authenticator app's 6-digit code; required (or "
+                    "backup_code) for TOTP-enrolled users, each code works once",
+                },
+                "backup_code": {
+                    "type": "string",
+                    "writeOnly": True,
+                    "maxLength": 64,
+                    "description": "an unused one-time backup code, instead of totp",
+                },
             },
             "required": ["username", "password"],
             "additionalProperties": False,
@@ -322,8 +342,12 @@ def run_and_auth_paths() -> dict[str, Any]:
                     "issueToken",
                     "auth",
                     "log in with a username and password",
-                    {"200": _json("a new session's tokens", "TokenPair")},
-                    errors=token_errors,
+                    {"200": _json("a new session's tokens", "TokenPair"), "429": _LOGIN_LOCKED},
+                    description="401 codes: invalid_credentials (unknown user and wrong "
+                    "password alike), second_factor_required and invalid_second_factor "
+                    "(TOTP-enrolled users). 429 login_locked: too many failed sign-ins for "
+                    "the account, the client address or the second factor.",
+                    errors=("BadRequest", "Unauthorized", "UnsupportedMediaType"),
                 ),
                 "security": PUBLIC,
                 "requestBody": _body("TokenRequest"),

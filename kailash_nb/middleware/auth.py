@@ -25,8 +25,10 @@ from typing import TYPE_CHECKING, Any
 from kailash_nb.security.claims import Claims, TokenPair
 from kailash_nb.security.config import SecurityConfig
 from kailash_nb.security.errors import AuthenticationError
-from kailash_nb.security.passwords import User, UserStore
+from kailash_nb.security.lockout import LoginThrottle, ThrottleKey, login_policies
+from kailash_nb.security.passwords import User, UserStore, throttle_key
 from kailash_nb.security.tokens import TokenService
+from kailash_nb.security.totp import SecondFactorError, TotpEnrollment
 
 if TYPE_CHECKING:
     from argon2 import PasswordHasher
@@ -122,27 +124,59 @@ class KailashJWTAuth:
         """Create a user who can ``login``; see ``UserStore.add_user``."""
         return self.users.add_user(username, password, tenant_id=tenant_id, roles=roles)
 
-    def login(self, username: str, password: str) -> TokenPair:
-        """Check a username and password and start a session.
+    def login(
+        self,
+        username: str,
+        password: str,
+        *,
+        totp: str | None = None,
+        backup_code: str | None = None,
+        client_ip: str | None = None,
+    ) -> TokenPair:
+        """Check a username, password and (for TOTP-enrolled users) second factor, and
+        start a session.
+
+        Failed sign-ins are counted in the store per account and per ``client_ip``
+        (AUTH-26), wrong second-factor codes per user (AUTH-30); a locked key refuses
+        every attempt, right password or not, until its lock ends. A locked unknown
+        username is refused exactly like a locked known one. A successful sign-in clears
+        the account's and the second factor's counts (not the address's).
 
         The tokens' subject is the user id; they carry ``preferred_username`` and
-        ``amr: ["pwd"]``, which makes ``refresh_tokens`` re-read the user's roles.
+        ``amr: ["pwd"]`` (``["pwd", "otp"]`` with a second factor), which makes
+        ``refresh_tokens`` re-read the user's roles.
 
         Raises:
+            LoginLockedError: too many recent failures; ``retry_after`` says how long.
+            SecondFactorError: ``second_factor_required`` (an enrolled user gave neither
+                ``totp`` nor ``backup_code``) or ``invalid_second_factor``.
             AuthenticationError: ``invalid_credentials`` (unknown user and wrong password
                 alike).
         """
+        throttle = LoginThrottle(self.users.engine, clock=self.users.clock)
+        policies = login_policies(self.config)
+        account = ThrottleKey("account", throttle_key(username))
+        address = [ThrottleKey("ip", client_ip)] if client_ip else []
+        throttle.check([*address, account])
         try:
             user = self.users.authenticate(username, password)
         except AuthenticationError:
             shown = username[:_MAX_LOGGED_USERNAME] if isinstance(username, str) else None
             self.tokens.record_event("login_failed", detail={"username": shown})
+            if throttle.record_failure([(key, policies[key.scope]) for key in [account, *address]]):
+                self.tokens.record_event("login_locked", detail={"username": shown})
             raise
+        methods = ["pwd"]
+        second = ThrottleKey("totp", user.user_id)
+        if self.users.totp_enrolled(user):
+            self._check_second_factor(user, totp, backup_code, throttle, second, address)
+            methods.append("otp")
+        throttle.reset([account, second])
         pair = self.tokens.issue(
             user.user_id,
             tenant_id=user.tenant_id,
             roles=user.roles,
-            extra={"amr": ["pwd"], "preferred_username": user.username},
+            extra={"amr": methods, "preferred_username": user.username},
         )
         self.tokens.record_event(
             "login_succeeded",
@@ -151,6 +185,50 @@ class KailashJWTAuth:
             session_id=pair.session_id,
         )
         return pair
+
+    def _check_second_factor(
+        self,
+        user: User,
+        totp: str | None,
+        backup_code: str | None,
+        throttle: LoginThrottle,
+        second: ThrottleKey,
+        address: list[ThrottleKey],
+    ) -> None:
+        # Checked after the password, so a lock here says nothing to whoever lacks it.
+        throttle.check([second])
+        if totp is None and backup_code is None:
+            raise SecondFactorError(
+                "second_factor_required",
+                "this account needs a second factor: send the authenticator app's code as "
+                "totp, or an unused backup code as backup_code",
+            )
+        factors = self.users.second_factors
+        if totp is not None:
+            accepted = factors.verify_totp(user.user_id, totp)
+        else:
+            accepted = factors.use_backup_code(user.user_id, backup_code)
+        if accepted:
+            return
+        self.tokens.record_event(
+            "second_factor_failed", subject=user.user_id, tenant_id=user.tenant_id
+        )
+        policies = login_policies(self.config)
+        if throttle.record_failure([(key, policies[key.scope]) for key in [second, *address]]):
+            self.tokens.record_event("login_locked", subject=user.user_id, tenant_id=user.tenant_id)
+        raise SecondFactorError(
+            "invalid_second_factor",
+            "the code is wrong, expired or already used; wait for the next code",
+        )
+
+    def enroll_totp(self, username: str) -> TotpEnrollment:
+        """Enroll ``username`` in TOTP (issuer ``config.totp_issuer``); see
+        ``UserStore.enroll_totp``. Its sign-ins then need a second factor.
+
+        Raises:
+            KeyError: no such user.
+        """
+        return self.users.enroll_totp(username, issuer=self.config.totp_issuer)
 
     def issue_tokens(
         self,

@@ -156,6 +156,51 @@ class SecurityConfig(BaseModel):
         ge=1,
         description="Per-client request budget per minute when rate limiting is on.",
     )
+    login_max_failures: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description="Failed sign-ins one account (username) may have within "
+        "login_failure_window; further attempts answer 429 until the lock ends (AUTH-26).",
+    )
+    login_max_failures_per_ip: int = Field(
+        default=100,
+        ge=1,
+        le=100_000,
+        description="Failed sign-ins one client address may have within "
+        "login_failure_window, whatever the usernames; then 429 the same way.",
+    )
+    login_failure_window: timedelta = Field(
+        default=timedelta(minutes=15),
+        description="Window in which failed sign-ins are counted (1 s to 24 h).",
+    )
+    login_lockout: timedelta = Field(
+        default=timedelta(minutes=5),
+        description="Length of the first lock; each further lock in a row doubles it, up "
+        "to login_max_lockout. A successful sign-in resets the account's count.",
+    )
+    login_max_lockout: timedelta = Field(
+        default=timedelta(hours=1),
+        description="Longest lock (at least login_lockout, at most 24 h).",
+    )
+    totp_max_failures: int = Field(
+        default=6,
+        ge=1,
+        le=100,
+        description="Wrong TOTP or backup codes one account may give within "
+        "totp_failure_window before its sign-ins answer 429 (AUTH-30).",
+    )
+    totp_failure_window: timedelta = Field(
+        default=timedelta(minutes=5),
+        description="Window in which wrong second-factor codes are counted (1 s to 24 h).",
+    )
+    totp_issuer: str = Field(
+        default="kailash_nb",
+        min_length=1,
+        max_length=64,
+        pattern=r"^[^:]+$",
+        description="Issuer name shown by authenticator apps for TOTP enrollments.",
+    )
     development_mode: bool = Field(
         default=False,
         description="Allow short HS256 secrets and http jwks_url, and generate a throwaway "
@@ -187,6 +232,7 @@ class SecurityConfig(BaseModel):
         self._check_previous_keys()
         self._check_jwks_url()
         self._check_lifetimes()
+        self._check_login_limits()
         return self
 
     @property
@@ -274,6 +320,15 @@ class SecurityConfig(BaseModel):
         if not access < refresh <= timedelta(days=90):
             raise ValueError(
                 "refresh_token_ttl must be longer than access_token_ttl and at most 90 days"
+            )
+
+    def _check_login_limits(self) -> None:
+        for name in ("login_failure_window", "totp_failure_window", "login_lockout"):
+            if not timedelta(seconds=1) <= getattr(self, name) <= timedelta(hours=24):
+                raise ValueError(f"{name} must be between 1 second and 24 hours")
+        if not self.login_lockout <= self.login_max_lockout <= timedelta(hours=24):
+            raise ValueError(
+                "login_max_lockout must be at least login_lockout and at most 24 hours"
             )
 
 

@@ -8,6 +8,10 @@ timing says whether the username exists::
     users = UserStore("sqlite:///auth.db")
     users.add_user("alice", "correct horse battery staple", tenant_id="acme", roles=["analyst"])
     user = users.authenticate("alice", "correct horse battery staple")
+
+A user can also be enrolled in TOTP (``enroll_totp``); the gateway then asks for a
+code after the password (see ``kailash_nb.security.totp``; the TOTP secret is stored
+in the database unencrypted).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import secrets
 import time
 import unicodedata
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,8 +31,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from kailash_nb.security.claims import check_identifier, check_roles
 from kailash_nb.security.errors import AuthenticationError, PasswordPolicyError, UserExistsError
+from kailash_nb.security.totp import SecondFactors, TotpEnrollment
 from kailash_nb.store.engine import get_engine
-from kailash_nb.store.schema import auth_users, migrate
+from kailash_nb.store.schema import auth_backup_codes, auth_totp, auth_users, migrate
 
 __all__ = [
     "MAX_PASSWORD_CHARS",
@@ -36,6 +41,7 @@ __all__ = [
     "User",
     "UserStore",
     "hash_password",
+    "throttle_key",
     "verify_password",
 ]
 
@@ -83,13 +89,24 @@ class UserStore:
             SQLite file.
         hasher: the argon2 ``PasswordHasher`` (default: argon2-cffi's defaults). Hashes
             made with other parameters still verify and are upgraded on the next login.
+        clock: seconds since the epoch, for TOTP steps and login throttling; injectable
+            for tests.
+
+    Attributes:
+        second_factors: the users' TOTP enrollments and backup codes.
     """
 
     def __init__(
-        self, store_url: str | None = None, *, hasher: PasswordHasher | None = None
+        self,
+        store_url: str | None = None,
+        *,
+        hasher: PasswordHasher | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.engine = get_engine(store_url)
         migrate(self.engine)
+        self.clock = clock
+        self.second_factors = SecondFactors(self.engine, clock=clock)
         self._hasher = hasher or _DEFAULT_HASHER
         # Made once, with this store's parameters, so an unknown user costs what a
         # known one does.
@@ -179,13 +196,44 @@ class UserStore:
         return _user(self._row(username))
 
     def remove_user(self, username: str) -> bool:
-        """Delete a user; ``False`` if there was none."""
+        """Delete a user (and its second factors); ``False`` if there was none."""
         row = self._row(username)
         if row is None:
             return False
         with self.engine.begin() as connection:
-            connection.execute(auth_users.delete().where(auth_users.c.user_id == row.user_id))
+            for table in (auth_backup_codes, auth_totp, auth_users):
+                connection.execute(table.delete().where(table.c.user_id == row.user_id))
         return True
+
+    def enroll_totp(self, username: str, *, issuer: str = "kailash_nb") -> TotpEnrollment:
+        """Enroll ``username`` in TOTP, replacing any earlier secret and backup codes.
+
+        Show the returned provisioning URI and backup codes to the user once: only the
+        secret (unencrypted) and the codes' hashes are kept. From now on the user's
+        sign-ins need a TOTP code or a backup code after the password.
+
+        Raises:
+            KeyError: no such user.
+        """
+        row = self._row(username)
+        if row is None:
+            raise KeyError(f"no user named {username!r}")
+        return self.second_factors.enroll(row.user_id, row.username, issuer=issuer)
+
+    def disable_totp(self, username: str) -> bool:
+        """Drop ``username``'s TOTP enrollment and backup codes; ``False`` if it had none.
+
+        Raises:
+            KeyError: no such user.
+        """
+        row = self._row(username)
+        if row is None:
+            raise KeyError(f"no user named {username!r}")
+        return self.second_factors.remove(row.user_id)
+
+    def totp_enrolled(self, user: User) -> bool:
+        """Whether ``user`` must give a second factor to sign in."""
+        return self.second_factors.is_enrolled(user.user_id)
 
     def _row(self, username: object) -> Any:
         try:
@@ -213,6 +261,15 @@ class UserStore:
                 .where(auth_users.c.user_id == user_id)
                 .values(**values, updated_at=time.time())
             )
+
+
+def throttle_key(username: object) -> str:
+    """The account key failed sign-ins of ``username`` are counted under: the same for
+    every spelling of one account, and for a username nobody has."""
+    try:
+        return _username(username)[1]
+    except PasswordPolicyError:
+        return f"invalid:{username!r}"[:512]
 
 
 def _username(username: object) -> tuple[str, str]:

@@ -1,21 +1,38 @@
-"""Token routes: ``POST /auth/token`` (password login) and ``POST /auth/refresh``."""
+"""Token routes: ``POST /auth/token`` (password login) and ``POST /auth/refresh``.
+
+``POST /auth/token`` answers 401 ``invalid_credentials`` for a wrong password or an
+unknown user alike, 401 ``second_factor_required`` / ``invalid_second_factor`` for a
+TOTP-enrolled user without an acceptable ``totp`` or ``backup_code``, and 429
+``login_locked`` with ``Retry-After`` while the account, the caller's address or the
+user's second factor is locked (see ``kailash_nb.security.lockout``). The address is
+the TCP peer: forwarding headers are not read.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any
 
 import tornado.web
 
 from kailash_nb.middleware._problems import ProblemError
+from kailash_nb.middleware.client_address import TrustedProxies, client_address
 from kailash_nb.middleware.handlers.base import GatewayHandler
 from kailash_nb.security.claims import TokenPair
 from kailash_nb.security.errors import AuthenticationError
+from kailash_nb.security.lockout import LoginLockedError
+from kailash_nb.security.totp import SecondFactorError
 
 __all__ = ["RefreshHandler", "TokenHandler"]
 
 _MAX_USERNAME = 256
 _MAX_PASSWORD = 1024
+_MAX_CODE = 64
+# The gateway trusts no proxy yet: the key is the TCP peer (normalized, so an
+# IPv4-mapped IPv6 peer and its IPv4 form are one key); forwarding headers never count.
+_NO_PROXIES = TrustedProxies()
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="kailash_nb"'}
 
 
 class _AuthRoute(GatewayHandler):
@@ -45,14 +62,17 @@ class _AuthRoute(GatewayHandler):
 
 @tornado.web.stream_request_body
 class TokenHandler(_AuthRoute):
-    """``POST /auth/token`` with ``{"username", "password"}``: a new token pair, or 401."""
+    """``POST /auth/token`` with ``{"username", "password"}`` (plus ``"totp"`` or
+    ``"backup_code"`` for TOTP-enrolled users): a new token pair, 401 or 429."""
 
     route = "/auth/token"
 
     async def post(self) -> None:
-        """Check the password (in a worker thread: hashing is slow) and issue tokens."""
+        """Check the credentials (in a worker thread: hashing is slow) and issue tokens."""
         auth = self._auth()
-        body = self.json_object({"username", "password"}, {"username", "password"})
+        body = self.json_object(
+            {"username", "password", "totp", "backup_code"}, {"username", "password"}
+        )
         username, password = body["username"], body["password"]
         if not (
             isinstance(username, str)
@@ -61,16 +81,37 @@ class TokenHandler(_AuthRoute):
             and len(password) <= _MAX_PASSWORD
         ):
             raise ProblemError(400, "invalid_field", "username and password must be strings")
+        totp, backup_code = body.get("totp"), body.get("backup_code")
+        for name, value in (("totp", totp), ("backup_code", backup_code)):
+            if value is not None and not (isinstance(value, str) and len(value) <= _MAX_CODE):
+                raise ProblemError(400, "invalid_field", f"{name} must be a string")
+        if totp is not None and backup_code is not None:
+            raise ProblemError(400, "invalid_field", "send either totp or backup_code, not both")
+        login = functools.partial(
+            auth.login,
+            username,
+            password,
+            totp=totp,
+            backup_code=backup_code,
+            client_ip=client_address(self.request.remote_ip or "", (), _NO_PROXIES),
+        )
         try:
-            pair = await asyncio.get_running_loop().run_in_executor(
-                None, auth.login, username, password
-            )
+            pair = await asyncio.get_running_loop().run_in_executor(None, login)
+        except LoginLockedError as locked:
+            raise ProblemError(
+                429,
+                "login_locked",
+                "too many failed sign-ins; try again after the Retry-After delay",
+                headers={"Retry-After": str(locked.retry_after)},
+            ) from None
+        except SecondFactorError as refused:
+            raise ProblemError(401, refused.code, str(refused), headers=_CHALLENGE) from None
         except AuthenticationError:
             raise ProblemError(
                 401,
                 "invalid_credentials",
                 "the username or the password is wrong",
-                headers={"WWW-Authenticate": 'Bearer realm="kailash_nb"'},
+                headers=_CHALLENGE,
             ) from None
         self._write_pair(pair)
 
