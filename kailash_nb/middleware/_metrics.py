@@ -21,7 +21,31 @@ from prometheus_client import (
 
 from kailash_nb.runtime.events import RunEvent
 
-__all__ = ["GatewayMetrics"]
+__all__ = ["LATENCY_BUCKETS", "GatewayMetrics"]
+
+#: Upper bounds (seconds) of the latency histogram; fine around 1-3 s, where latency
+#: alerts (``response_time_p95``) are usually set.
+LATENCY_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    1.5,
+    2.0,
+    2.5,
+    3.0,
+    5.0,
+    10.0,
+    30.0,
+    float("inf"),
+)
 
 
 class GatewayMetrics:
@@ -40,6 +64,7 @@ class GatewayMetrics:
             "Time to answer an HTTP request, by route.",
             ("route",),
             registry=self.registry,
+            buckets=LATENCY_BUCKETS,
         )
         self.runs = Counter(
             "kailash_nb_workflow_runs",

@@ -105,6 +105,8 @@ class Gateway:
         self.run_store: Any = None
         #: ``database_url`` (or the default) with the ``connection_pool_size`` to use.
         self.store_url = _pooled_url(settings.database_url, settings.connection_pool_size)
+        #: The ``ProductionMonitor`` from ``create_gateway(monitoring=...)``, or ``None``.
+        self.monitor: Any = None
         from kailash_nb.middleware.agent_ui import AgentUIMiddleware
 
         #: Sessions (``create_session``/``get_session``/...), stored in ``database_url``.
@@ -202,6 +204,8 @@ class Gateway:
         server.add_sockets(sockets)
         self._server = server
         self.stopping = False
+        if self.monitor is not None:
+            self.monitor.start()
         bound = sockets[0].getsockname()[1]
         logger.info("gateway %r serving on %s:%d", self.settings.title, host, bound)
         return int(bound)
@@ -216,6 +220,8 @@ class Gateway:
         server.stop()
         await self.runs.drain(timeout)
         await server.close_all_connections()
+        if self.monitor is not None:
+            await self.monitor.stop()
         if self._recorder is not None:
             await asyncio.get_running_loop().run_in_executor(None, self._recorder.close)
             self._recorder = None
@@ -295,6 +301,19 @@ def _pooled_url(database_url: str | None, pool_size: int) -> str:
     return with_pool_size(database_url or default_url(), pool_size)
 
 
+def _monitor(monitoring: Any) -> Any:
+    from kailash_nb.monitoring import ProductionMonitor
+
+    if monitoring is None or isinstance(monitoring, ProductionMonitor):
+        return monitoring
+    if monitoring is True:
+        return ProductionMonitor()
+    raise TypeError(
+        f"monitoring must be a kailash_nb.monitoring.ProductionMonitor, True (one with the "
+        f"default rules) or None, got {type(monitoring).__name__}"
+    )
+
+
 def _refuse(name: str, value: object, default: object, why: str) -> None:
     if value != default:
         raise GatewayFeatureNotImplementedError(
@@ -338,18 +357,21 @@ def create_gateway(
             ``KAILASH_NB_DATABASE_URL`` or the default SQLite file).
         connection_pool_size: connections kept in the store engine's pool (SQLite
             files and PostgreSQL; an in-memory SQLite database shares one connection).
-        database_per_tenant, monitoring, worker_processes, cache_enabled, cache_ttl:
+        monitoring: a ``kailash_nb.monitoring.ProductionMonitor`` (alert rules on
+            ``/metrics`` and ``GET /health``), ``True`` for one with the default rules,
+            or ``None`` (none).
+        database_per_tenant, worker_processes, cache_enabled, cache_ttl:
             not supported yet; only their defaults are accepted.
 
     Raises:
-        TypeError: an unknown keyword.
+        TypeError: an unknown keyword, or ``monitoring`` of another type.
         GatewayFeatureNotImplementedError: an unsupported option set to a non-default value.
         GatewayConfigurationError: ``tenant_isolation`` without ``security_config``, or a
             bad ``max_connections`` or ``connection_pool_size``.
         ValueError: an invalid CORS origin.
     """
     _refuse("database_per_tenant", database_per_tenant, False, "tenants share one store")
-    _refuse("monitoring", monitoring, None, "metrics are served at /metrics (prometheus)")
+    monitor = _monitor(monitoring)
     _refuse("worker_processes", worker_processes, 1, "the gateway runs in one process")
     _refuse("cache_enabled", cache_enabled, False, "results are not cached")
     _refuse("cache_ttl", cache_ttl, 300, "results are not cached")
@@ -391,7 +413,10 @@ def create_gateway(
     if security_config is not None:
         store_url = _pooled_url(database_url, connection_pool_size)
         auth = KailashJWTAuth(config=security_config, store_url=store_url)
-    return Gateway(settings, auth=auth, rate_limiter=_rate_limiter(security_config))
+    gateway = Gateway(settings, auth=auth, rate_limiter=_rate_limiter(security_config))
+    if monitor is not None:
+        monitor.attach(gateway)
+    return gateway
 
 
 def _inline_eligible(workflow: Workflow) -> bool:

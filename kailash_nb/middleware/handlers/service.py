@@ -13,15 +13,24 @@ __all__ = ["HealthHandler", "MetricsHandler", "ReadyHandler"]
 
 
 class HealthHandler(GatewayHandler):
-    """``GET /health``: the process is up (200 ``{"status": "ok"}``)."""
+    """``GET /health``: the process is up (200 ``{"status": "ok"}``).
+
+    With a monitor whose ``health_checks`` are on, the body also carries the alert
+    states of its last evaluation, and ``"status"`` is ``"degraded"`` while an alert
+    fires; the answer stays 200 (the process is alive) and costs no evaluation.
+    """
 
     route = "/health"
     requires_auth = False
     rate_limited = False
 
     def get(self) -> None:
-        """Answer that the process is alive."""
-        self.write_json({"status": "ok"})
+        """Answer that the process is alive (with the monitor's alert states)."""
+        monitor = self.gateway.monitor
+        if monitor is None or not monitor.health_checks:
+            self.write_json({"status": "ok"})
+            return
+        self.write_json(monitor.health())
 
 
 class ReadyHandler(GatewayHandler):

@@ -1,0 +1,27 @@
+"""Production monitoring: alert rules over a gateway's metrics, health and memory.
+
+``ProductionMonitor`` evaluates rules such as ``{"metric": "workflow_failure_rate",
+"threshold": 0.05}`` over the gateway's Prometheus metrics and publishes alert states on
+``/metrics`` and ``GET /health``::
+
+    from kailash_nb.monitoring import ProductionMonitor
+
+    gateway = create_gateway(monitoring=ProductionMonitor(alert_rules=[...]))
+"""
+
+from kailash_nb.monitoring.memory import memory_limit_bytes, memory_usage, process_rss_bytes
+from kailash_nb.monitoring.monitor import UNTRACKED_ROUTES, AlertStatus, ProductionMonitor
+from kailash_nb.monitoring.rules import DEFAULT_ALERT_RULES, METRICS, AlertRule, parse_rules
+
+__all__ = [
+    "DEFAULT_ALERT_RULES",
+    "METRICS",
+    "UNTRACKED_ROUTES",
+    "AlertRule",
+    "AlertStatus",
+    "ProductionMonitor",
+    "memory_limit_bytes",
+    "memory_usage",
+    "parse_rules",
+    "process_rss_bytes",
+]
