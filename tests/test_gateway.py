@@ -99,8 +99,6 @@ def test_unknown_keyword_is_a_type_error():
     "option",
     [
         {"database_per_tenant": True},
-        {"cache_enabled": True},
-        {"cache_ttl": 60},
     ],
 )
 def test_unsupported_options_are_refused_not_dropped(option):

@@ -66,6 +66,8 @@ class GatewaySettings:
     enable_compression: bool = False
     database_url: str | None = None
     connection_pool_size: int = 10
+    cache_enabled: bool = False
+    cache_ttl: float = 300.0
 
 
 class Gateway:
@@ -107,6 +109,10 @@ class Gateway:
         self.store_url = _pooled_url(settings.database_url, settings.connection_pool_size)
         #: The ``ProductionMonitor`` from ``create_gateway(monitoring=...)``, or ``None``.
         self.monitor: Any = None
+        #: Results of synchronous runs (``cache_enabled``), or ``None``.
+        self.result_cache: Any = _result_cache(settings)
+        #: Names of workflows registered with ``cache=False``.
+        self.uncached_workflows: set[str] = set()
         from kailash_nb.middleware.agent_ui import AgentUIMiddleware
 
         #: Sessions (``create_session``/``get_session``/...), stored in ``database_url``.
@@ -118,7 +124,13 @@ class Gateway:
     # -- workflows ---------------------------------------------------------------
 
     def register_workflow(
-        self, name: str, workflow: Workflow, description: str = "", *, run_inline: bool = False
+        self,
+        name: str,
+        workflow: Workflow,
+        description: str = "",
+        *,
+        run_inline: bool = False,
+        cache: bool = True,
     ) -> None:
         """Serve ``workflow`` at ``/workflows/{name}``.
 
@@ -132,6 +144,8 @@ class Gateway:
                 ``PythonCodeNode`` nodes. While such a run executes, the gateway serves
                 nothing else, so use it only for code that finishes quickly and never
                 blocks (no I/O, no sleeps); a run cannot be interrupted by timeouts.
+            cache: with ``cache_enabled``, serve repeated identical requests from the
+                result cache; ``False`` for workflows whose results must be fresh.
 
         Raises:
             GatewayConfigurationError: a name not matching ``^[A-Za-z0-9_-]{1,64}$``,
@@ -150,6 +164,8 @@ class Gateway:
             )
         if name in self.workflows:
             raise GatewayConfigurationError(f"a workflow named {name!r} is already registered")
+        if not isinstance(cache, bool):
+            raise GatewayConfigurationError(f"cache must be True or False, got {cache!r}")
         if not isinstance(run_inline, bool):
             raise GatewayConfigurationError(f"run_inline must be True or False, got {run_inline!r}")
         if run_inline and not _inline_eligible(workflow):
@@ -160,6 +176,8 @@ class Gateway:
         self.workflows[name] = (workflow, str(description))
         if run_inline:
             self.inline_workflows.add(name)
+        if not cache:
+            self.uncached_workflows.add(name)
 
     # -- application -------------------------------------------------------------
 
@@ -301,6 +319,14 @@ def _pooled_url(database_url: str | None, pool_size: int) -> str:
     return with_pool_size(database_url or default_url(), pool_size)
 
 
+def _result_cache(settings: GatewaySettings) -> Any:
+    if not settings.cache_enabled:
+        return None
+    from kailash_nb.middleware._result_cache import ResultCache
+
+    return ResultCache(settings.cache_ttl)
+
+
 def _monitor(monitoring: Any) -> Any:
     from kailash_nb.monitoring import ProductionMonitor
 
@@ -337,7 +363,7 @@ def create_gateway(
     max_connections: int = 1000,
     enable_compression: bool = False,
     cache_enabled: bool = False,
-    cache_ttl: int = 300,
+    cache_ttl: float = 300,
     connection_pool_size: int = 10,
     database_url: str | None = None,
 ) -> Gateway:
@@ -360,21 +386,33 @@ def create_gateway(
         monitoring: a ``kailash_nb.monitoring.ProductionMonitor`` (alert rules on
             ``/metrics`` and ``GET /health``), ``True`` for one with the default rules,
             or ``None`` (none).
-        database_per_tenant, worker_processes, cache_enabled, cache_ttl:
-            not supported yet; only their defaults are accepted.
+        cache_enabled, cache_ttl: keep results of successful synchronous runs for
+            ``cache_ttl`` seconds (> 0) per tenant, workflow and parameters, and answer
+            identical requests from them (``X-Cache: hit``); see ``_result_cache``.
+        database_per_tenant, worker_processes: not supported yet; only their defaults
+            are accepted.
 
     Raises:
         TypeError: an unknown keyword, or ``monitoring`` of another type.
         GatewayFeatureNotImplementedError: an unsupported option set to a non-default value.
         GatewayConfigurationError: ``tenant_isolation`` without ``security_config``, or a
-            bad ``max_connections`` or ``connection_pool_size``.
+            bad ``max_connections``, ``connection_pool_size``, ``cache_enabled`` or
+            ``cache_ttl``.
         ValueError: an invalid CORS origin.
     """
     _refuse("database_per_tenant", database_per_tenant, False, "tenants share one store")
     monitor = _monitor(monitoring)
     _refuse("worker_processes", worker_processes, 1, "the gateway runs in one process")
-    _refuse("cache_enabled", cache_enabled, False, "results are not cached")
-    _refuse("cache_ttl", cache_ttl, 300, "results are not cached")
+    if not isinstance(cache_enabled, bool):
+        raise GatewayConfigurationError(
+            f"cache_enabled must be True or False, got {cache_enabled!r}"
+        )
+    from kailash_nb.middleware._result_cache import check_ttl
+
+    try:
+        cache_seconds = check_ttl(cache_ttl)
+    except ValueError as exc:
+        raise GatewayConfigurationError(str(exc)) from None
     if isinstance(max_connections, bool) or not isinstance(max_connections, int):
         raise GatewayConfigurationError(f"max_connections must be an int, got {max_connections!r}")
     if max_connections < 1:
@@ -408,6 +446,8 @@ def create_gateway(
         enable_compression=bool(enable_compression),
         database_url=database_url,
         connection_pool_size=connection_pool_size,
+        cache_enabled=cache_enabled,
+        cache_ttl=cache_seconds,
     )
     auth = None
     if security_config is not None:

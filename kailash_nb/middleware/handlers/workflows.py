@@ -7,6 +7,7 @@ from typing import Any
 import tornado.web
 
 from kailash_nb.middleware._problems import ProblemError
+from kailash_nb.middleware._result_cache import lookup as cache_lookup
 from kailash_nb.middleware.handlers.base import GatewayHandler, Identity
 from kailash_nb.middleware.handlers.sessions import start_in_session
 from kailash_nb.sdk_exceptions import WorkflowValidationError
@@ -100,6 +101,9 @@ class ExecuteHandler(_WorkflowRoute):
         _check_overrides(parameters, self.identity)
         if not self.identity.is_admin:
             _check_settable(workflow, parameters)
+        cached = cache_lookup(self, name, parameters, wait, body)
+        if cached.answered:
+            return
         started = await start_in_session(
             self.gateway,
             self.identity,
@@ -126,6 +130,7 @@ class ExecuteHandler(_WorkflowRoute):
             return
         entry = await started.task
         if entry.status == "completed":
+            cached.store(entry)
             self.write_json(
                 {"run_id": entry.run_id, "status": "completed", "results": entry.results}
             )
