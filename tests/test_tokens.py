@@ -267,6 +267,7 @@ def _header(service, **fields):
 @pytest.mark.parametrize("alg", ["none", "None", "NONE", "nOnE"])
 @pytest.mark.parametrize("signature", [b"", b"forged-signature"])
 def test_auth_03_alg_none_variants_rejected(make_service, rsa_key, clock, alg, signature):
+    """AUTH-03: alg "none" variants rejected."""
     hs = make_service()
     rs = make_service(jwt_algorithm="RS256", jwt_private_key=private_pem(rsa_key))
     for service in (hs, rs):
@@ -285,6 +286,7 @@ def test_auth_03_alg_none_variants_rejected(make_service, rsa_key, clock, alg, s
     "fmt", [serialization.PublicFormat.SubjectPublicKeyInfo, serialization.PublicFormat.PKCS1]
 )
 def test_auth_04_hs256_signed_with_the_rsa_public_pem_rejected(make_service, rsa_key, clock, fmt):
+    """AUTH-04: HS256 signed with the RSA public PEM rejected."""
     service = make_service(jwt_algorithm="RS256", jwt_private_key=private_pem(rsa_key))
     pem = public_pem(rsa_key, fmt)
     for key in (pem, pem.strip()):
@@ -301,6 +303,7 @@ def test_auth_04_hs256_signed_with_the_rsa_public_pem_rejected(make_service, rsa
 def test_auth_05_rs256_and_es256_tokens_rejected_by_an_hs256_service(
     service, attacker_rsa, ec_key, clock
 ):
+    """AUTH-05: RS256 and ES256 tokens rejected by an HS256 service."""
     for key, algorithm in ((attacker_rsa, "RS256"), (ec_key, "ES256")):
         token = forge(service, claims(clock.now), key=key, algorithm=algorithm)
         assert "algorithm" in str(refused(service.verify_access, token, "token_invalid"))
@@ -310,6 +313,7 @@ def test_auth_05_rs256_and_es256_tokens_rejected_by_an_hs256_service(
     "claim", ["exp", "iat", "nbf", "sub", "jti", "token_type", "tenant_id", "roles", "family"]
 )
 def test_auth_06_token_without_a_required_claim_rejected(service, clock, claim):
+    """AUTH-06: token without a required claim rejected."""
     for value in (DELETE, None):
         token = forge(service, claims(clock.now, **{claim: value}))
         error = refused(service.verify_access, token, "token_invalid")
@@ -317,6 +321,7 @@ def test_auth_06_token_without_a_required_claim_rejected(service, clock, claim):
 
 
 def test_auth_07_exp_enforced_at_the_second_without_leeway(make_service, clock):
+    """AUTH-07: exp enforced at the second without leeway."""
     service = make_service(leeway=10)
     now = int(clock.now)
     for exp in (now, now - 10 - 1):
@@ -329,6 +334,7 @@ def test_auth_07_exp_enforced_at_the_second_without_leeway(make_service, clock):
 
 
 def test_auth_08_nbf_or_iat_beyond_leeway_in_the_future_rejected(make_service, clock):
+    """AUTH-08: nbf or iat beyond leeway in the future rejected."""
     service = make_service(leeway=10)
     now = int(clock.now)
     for overrides in ({"nbf": now + 11}, {"iat": now + 11}, {"iat": now + 11, "nbf": now + 11}):
@@ -353,6 +359,7 @@ def test_auth_08_nbf_or_iat_beyond_leeway_in_the_future_rejected(make_service, c
     ],
 )
 def test_auth_09_exp_type_confusion_rejected(service, clock, exp):
+    """AUTH-09: exp type confusion rejected."""
     token = forge(service, claims(clock.now, exp=exp))
     refused(service.verify_access, token, "token_invalid")
 
@@ -374,6 +381,7 @@ def test_auth_09_exp_type_confusion_rejected(service, clock, exp):
     ],
 )
 def test_auth_10_issuer_must_match_exactly(make_service, clock, iss):
+    """AUTH-10: issuer must match exactly."""
     service = make_service(issuer=ISSUER)
     assert service.verify_access(forge(service, claims(clock.now, issuer=ISSUER))).iss == ISSUER
     token = sign_hs(_header(service), claims(clock.now, iss=iss))  # pyjwt refuses non-str iss
@@ -384,6 +392,7 @@ def test_auth_10_issuer_must_match_exactly(make_service, clock, iss):
     "aud", [DELETE, None, "other-api", "kailash", "kailash-api-2", [], ["other", "x"], 7]
 )
 def test_auth_11_audience_must_name_this_service(make_service, clock, aud):
+    """AUTH-11: audience must name this service."""
     service = make_service(audience=AUDIENCE)
     token = forge(service, claims(clock.now, aud=aud))
     refused(service.verify_access, token, "token_invalid")
@@ -392,6 +401,7 @@ def test_auth_11_audience_must_name_this_service(make_service, clock, aud):
 
 
 def test_auth_11_token_with_an_audience_refused_by_a_service_without_one(service, clock):
+    """AUTH-11: token with an audience refused by a service without one."""
     token = forge(service, claims(clock.now, aud=AUDIENCE))
     assert "audience" in str(refused(service.verify_access, token, "token_invalid"))
 
@@ -400,6 +410,7 @@ def test_auth_11_token_with_an_audience_refused_by_a_service_without_one(service
 
 
 def test_auth_12_refresh_token_rejected_as_access(make_service, database_url):
+    """AUTH-12: refresh token rejected as access."""
     service = make_service(database_url)
     pair = service.issue("user-1", tenant_id="acme", roles=["analyst"])
     error = refused(service.verify_access, pair.refresh_token, "wrong_token_type")
@@ -407,6 +418,7 @@ def test_auth_12_refresh_token_rejected_as_access(make_service, database_url):
 
 
 def test_auth_13_access_token_rejected_by_refresh(make_service, database_url):
+    """AUTH-13: access token rejected by refresh."""
     service = make_service(database_url)
     pair = service.issue("user-1", tenant_id="acme", roles=["analyst"])
     refused(service.refresh, pair.access_token, "wrong_token_type")
@@ -421,6 +433,7 @@ def test_auth_13_access_token_rejected_by_refresh(make_service, database_url):
 
 
 def test_auth_14_refresh_reuse_revokes_the_whole_family(make_service, database_url, clock):
+    """AUTH-14: refresh reuse revokes the whole family."""
     service = make_service(database_url)
     first = service.issue("user-1", tenant_id="acme", roles=["analyst"])
     other = service.issue("user-2", tenant_id="acme", roles=[])
@@ -447,6 +460,7 @@ def test_auth_14_refresh_reuse_revokes_the_whole_family(make_service, database_u
 
 
 def test_auth_14_reuse_is_detected_across_processes(make_service, database_url):
+    """AUTH-14: reuse is detected across processes."""
     service = make_service(database_url, check_sessions=True)
     first = service.issue("user-1", tenant_id="acme", roles=[])
     second = service.refresh(first.refresh_token)
@@ -584,6 +598,7 @@ def test_purge_drops_only_rows_whose_tokens_expired(make_service, clock):
 def test_auth_16_previous_key_accepted_in_grace_window_then_rejected(
     make_service, clock, rsa_key, old_rsa_key, algorithm
 ):
+    """AUTH-16: previous key accepted in grace window then rejected."""
     grace_end = datetime.fromtimestamp(clock.now + 60, UTC)
     if algorithm == "HS256":
         old_key, signing_key = "previous-secret-0123456789-abcdefghij", None
@@ -620,6 +635,7 @@ def test_auth_16_previous_key_accepted_in_grace_window_then_rejected(
 
 
 def test_auth_17_unknown_kids_cost_no_network_and_no_reload(service, clock, no_network):
+    """AUTH-17: unknown kids cost no network and no reload."""
     for index in range(1000):
         token = forge(service, claims(clock.now), kid=f"unknown-{index}")
         refused(service.verify_access, token, "token_invalid")
@@ -629,6 +645,7 @@ def test_auth_17_unknown_kids_cost_no_network_and_no_reload(service, clock, no_n
 def test_auth_17_jwks_loaded_at_most_once_per_cooldown(
     make_service, clock, rsa_key, attacker_rsa, no_network
 ):
+    """AUTH-17: JWKS loaded at most once per cooldown."""
     url = "https://idp.example.com/.well-known/jwks.json"
     published = {"idp-1": rsa_key}
     fetches: list[str] = []
@@ -667,6 +684,7 @@ def test_auth_17_jwks_loaded_at_most_once_per_cooldown(
 
 
 def test_auth_17_failing_jwks_download_is_not_retried_per_token(make_service, clock, rsa_key):
+    """AUTH-17: failing JWKS download is not retried per token."""
     attempts = []
 
     def fetch(url: str) -> bytes:
@@ -704,6 +722,7 @@ def test_auth_17_failing_jwks_download_is_not_retried_per_token(make_service, cl
 def test_auth_18_hostile_kid_rejected_without_io(
     service, clock, sqlite_url, monkeypatch, caplog, kid
 ):
+    """AUTH-18: hostile kid rejected without I/O."""
     token = sign_hs({"alg": "HS256", "typ": "JWT", "kid": kid}, claims(clock.now))
     statements = []
     engine = get_engine(sqlite_url)
@@ -723,6 +742,7 @@ def test_auth_18_hostile_kid_rejected_without_io(
 
 
 def test_auth_18_ten_kilobyte_kid_rejected_before_decoding(service, clock):
+    """AUTH-18: ten kilobyte kid rejected before decoding."""
     token = sign_hs({"alg": "HS256", "kid": "A" * 10240}, claims(clock.now))
     refused(service.verify_access, token, "token_malformed")
 
@@ -734,6 +754,7 @@ def _no_io(*args, **kwargs):
 def test_auth_19_jku_x5u_jwk_headers_ignored(
     make_service, clock, rsa_key, attacker_rsa, no_network
 ):
+    """AUTH-19: jku/x5u/jwk headers ignored."""
     service = make_service(jwt_algorithm="RS256", jwt_private_key=private_pem(rsa_key))
     attacker_jwk = jwt.algorithms.RSAAlgorithm.to_jwk(attacker_rsa.public_key(), as_dict=True)
     ours = service.config.key_id
@@ -773,6 +794,7 @@ def test_auth_19_jku_x5u_jwk_headers_ignored(
     ],
 )
 def test_auth_20_crit_extensions_rejected(service, clock, extension):
+    """AUTH-20: crit extensions rejected."""
     header = _header(service, **extension)
     if extension.get("b64") is False:
         # RFC 7797 detached form: empty payload segment, signature over the raw payload.
@@ -787,6 +809,7 @@ def test_auth_20_crit_extensions_rejected(service, clock, extension):
 
 
 def test_auth_21_malformed_tokens_rejected(service, clock, monkeypatch):
+    """AUTH-21: malformed tokens rejected."""
     good = forge(service, claims(clock.now))
     head, body, signature = good.split(".")
     malformed = [
@@ -828,6 +851,7 @@ def test_auth_21_malformed_tokens_rejected(service, clock, monkeypatch):
 
 
 def test_auth_21_signed_garbage_payload_rejected(service):
+    """AUTH-21: signed garbage payload rejected."""
     signing_input = f"{segment(_header(service))}.{b64(b'not json at all')}"
     signature = hmac.new(SECRET.encode(), signing_input.encode(), hashlib.sha256).digest()
     refused(service.verify_access, f"{signing_input}.{b64(signature)}", "token_invalid")
@@ -858,6 +882,7 @@ def test_auth_21_signed_garbage_payload_rejected(service):
     ],
 )
 def test_auth_22_claim_type_confusion_rejected(service, clock, overrides):
+    """AUTH-22: claim type confusion rejected."""
     token = forge(service, claims(clock.now, **overrides))
     refused(service.verify_access, token, "token_invalid")
 
@@ -867,11 +892,13 @@ def test_auth_22_claim_type_confusion_rejected(service, clock, overrides):
 
 @pytest.mark.parametrize("claim", sorted(RESERVED_CLAIMS))
 def test_auth_23_minting_refuses_reserved_claims(service, claim):
+    """AUTH-23: minting refuses reserved claims."""
     with pytest.raises(ClaimsError, match=f"reserved claims {claim}"):
         service.issue("user-1", tenant_id="acme", roles=["analyst"], extra={claim: "admin"})
 
 
 def test_auth_23_minting_refuses_bad_arguments(service):
+    """AUTH-23: minting refuses bad arguments."""
     bad_calls = [
         ({"subject": 42}, "subject"),
         ({"subject": ""}, "subject"),
@@ -892,6 +919,7 @@ def test_auth_23_minting_refuses_bad_arguments(service):
 
 
 def test_auth_23_extra_claims_never_change_identity(service):
+    """AUTH-23: extra claims never change identity."""
     pair = service.issue(
         "user-1", tenant_id="acme", roles=["viewer"], extra={"is_admin": True, "Roles": ["admin"]}
     )
