@@ -1,10 +1,12 @@
-"""``kailash-nb users add|list|remove``: in-process ``main([...])`` on a SQLite store; a
-user the CLI creates logs in at a real gateway's ``POST /auth/token``."""
+"""``kailash-nb users add|list|remove|totp``: in-process ``main([...])`` on a SQLite
+store; a user the CLI creates (and enrolls in TOTP) logs in at a real gateway's
+``POST /auth/token``."""
 
 from __future__ import annotations
 
 import io
 
+import pyotp
 import pytest
 from _gateway_server import ServedGateway
 
@@ -169,3 +171,74 @@ def test_interrupted_prompt_adds_nobody(url, capsys, monkeypatch):
     assert main(["users", "add", "lee", "--tenant", "acme", "--database-url", url]) == 1
     assert "cancelled" in one_error_line(capsys)
     assert UserStore(url).get_user("lee") is None
+
+
+def enrollment_from(out: str) -> tuple[str, list[str]]:
+    """The TOTP secret and the backup codes a ``--totp`` / ``users totp`` run printed."""
+    lines = [line.strip() for line in out.splitlines()]
+    uri = next(line for line in lines if line.startswith("otpauth://totp/"))
+    secret = pyotp.parse_uri(uri).secret
+    assert f"secret: {secret}" in lines
+    codes = lines[lines.index(next(x for x in lines if x.startswith("Backup codes"))) + 1 :]
+    return secret, codes
+
+
+def test_auth28_add_with_totp_prints_the_enrollment_once_and_gates_login(url, capsys, monkeypatch):
+    assert add(url, "max", "--tenant", "acme", "--totp", monkeypatch=monkeypatch) == 0
+    out = capsys.readouterr().out
+    assert "added user 'max'" in out and "shown once" in out
+    secret, codes = enrollment_from(out)
+    assert len(codes) == 10 and all(len(code) == 19 for code in codes)
+    config = SecurityConfig(jwt_secret=SECRET, max_requests_per_minute=10_000)
+    gateway = create_gateway(title="CLI totp", security_config=config, database_url=url)
+    with ServedGateway(gateway) as served:
+        login = {"username": "max", "password": PASSWORD}
+        missing = served.client.post("/auth/token", json=login)
+        assert missing.status_code == 401 and missing.json()["code"] == "second_factor_required"
+        with_code = served.client.post(
+            "/auth/token", json={**login, "totp": pyotp.TOTP(secret).now()}
+        )
+        assert with_code.status_code == 200, with_code.text
+        backup = served.client.post("/auth/token", json={**login, "backup_code": codes[0]})
+        assert backup.status_code == 200, backup.text
+        again = served.client.post("/auth/token", json={**login, "backup_code": codes[0]})
+        assert again.status_code == 401
+
+
+def test_auth31_users_totp_reenrolls_and_disables(url, capsys, monkeypatch):
+    assert add(url, "nia", "--tenant", "acme", monkeypatch=monkeypatch) == 0
+    capsys.readouterr()
+    store = UserStore(url)
+    assert not store.totp_enrolled(store.get_user("nia"))
+    totp = ["users", "totp", "nia", "--tenant", "acme", "--database-url", url]
+    assert main([*totp, "--issuer", "Acme"]) == 0
+    first_secret, first_codes = enrollment_from(capsys.readouterr().out)
+    assert main(totp) == 0
+    second_secret, second_codes = enrollment_from(capsys.readouterr().out)
+    assert first_secret != second_secret and not set(first_codes) & set(second_codes)
+    user = store.get_user("nia")
+    assert store.totp_enrolled(user)
+    # Only hashes of the codes are kept; the old ones are gone.
+    assert store.second_factors.use_backup_code(user.user_id, first_codes[0]) is False
+    assert store.second_factors.use_backup_code(user.user_id, second_codes[0]) is True
+    assert store.second_factors.use_backup_code(user.user_id, second_codes[0]) is False
+
+    assert main([*totp, "--disable"]) == 0
+    assert "removed the TOTP enrollment" in capsys.readouterr().out
+    assert not store.totp_enrolled(user)
+    assert main([*totp, "--disable"]) == 1
+    assert "not enrolled in TOTP" in one_error_line(capsys)
+
+
+def test_users_totp_refuses_unknown_users_and_bad_issuers(url, capsys, monkeypatch):
+    args = ["users", "totp", "ghost", "--tenant", "acme", "--database-url", url]
+    assert main(args) == 1
+    assert "no user named 'ghost' in tenant 'acme'" in one_error_line(capsys)
+    assert add(url, "olga", "--tenant", "acme", monkeypatch=monkeypatch) == 0
+    capsys.readouterr()
+    wrong_tenant = ["users", "totp", "olga", "--tenant", "globex", "--database-url", url]
+    assert main(wrong_tenant) == 1
+    assert "no user named 'olga' in tenant 'globex'" in one_error_line(capsys)
+    bad_issuer = ["users", "totp", "olga", "--tenant", "acme", "--issuer", "a:b"]
+    assert main([*bad_issuer, "--database-url", url]) == 1
+    assert "issuer" in one_error_line(capsys)
