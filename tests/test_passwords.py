@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 
+from kailash_nb.middleware.auth import KailashJWTAuth
 from kailash_nb.security import (
     AuthenticationError,
     ClaimsError,
@@ -18,6 +19,8 @@ from kailash_nb.security import (
     hash_password,
     verify_password,
 )
+from kailash_nb.security.lockout import LoginLockedError
+from kailash_nb.security.passwords import throttle_key
 from kailash_nb.store.engine import get_engine
 from kailash_nb.store.schema import auth_users
 
@@ -154,3 +157,40 @@ def test_set_roles_and_remove_user(users, username):
     assert users.remove_user(username) is True and users.remove_user(username) is False
     with pytest.raises(AuthenticationError):
         users.authenticate(username, PASSWORD)
+
+
+def test_throttle_key_is_one_per_account():
+    assert throttle_key("Alice") == throttle_key("alice") == throttle_key("ＡＬＩＣＥ")
+    assert throttle_key("alice") != throttle_key("bob")
+    # Names no account can have still get a key of their own.
+    assert throttle_key(" padded") != throttle_key("padded") and throttle_key(None)
+
+
+def test_auth_27_holds_with_lockout_and_totp(database_url, username):
+    """AUTH-27 with AUTH-26/28 on: an enrolled user's wrong password looks like an unknown
+    user's (one hash check each, no hint of the second factor), and once locked both are
+    refused before any hash check."""
+    hasher = CountingHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    auth = KailashJWTAuth(
+        jwt_secret="kailash-nb-password-tests-0123456789-abcdefgh",
+        store_url=database_url,
+        login_max_failures=2,
+    )
+    auth.users = UserStore(database_url, hasher=hasher)
+    auth.add_user(username, PASSWORD, tenant_id="acme", roles=[])
+    auth.enroll_totp(username)
+    outcomes = []
+    for name in (username, "nobody-" + username):
+        for _ in range(2):
+            before = hasher.verifications
+            with pytest.raises(AuthenticationError) as caught:
+                auth.login(name, "wrong password", totp="123456")
+            assert hasher.verifications == before + 1
+            outcomes.append((type(caught.value), caught.value.code, str(caught.value)))
+        before = hasher.verifications
+        with pytest.raises(LoginLockedError) as locked:
+            auth.login(name, PASSWORD, totp="123456")
+        assert hasher.verifications == before
+        outcomes.append((type(locked.value), locked.value.retry_after, str(locked.value)))
+    assert outcomes[:3] == outcomes[3:]
+    assert outcomes[0][:2] == (AuthenticationError, "invalid_credentials")
