@@ -591,3 +591,22 @@ def test_session_watch_reads_all_sessions_at_once_and_ends_only_the_revoked():
 
     assert asyncio.run(scenario()) == [("b", 1008, "session revoked")]
     assert calls[0] == ["a", "b", "c"] and calls[-1] == ["a", "c"]
+
+
+def test_session_watch_end_all_closes_every_open_websocket(tmp_path):
+    """Open WebSockets (with or without a token) are all watched, so a stopping gateway
+    can close them with 1001 through ``session_watch(gateway).end_all()``."""
+    from kailash_nb.middleware._realtime import session_watch
+
+    gateway = create_gateway(database_url=f"sqlite:///{tmp_path / 'open.db'}")
+    with ServedGateway(gateway) as server:
+
+        async def scenario() -> list[tuple[int | None, str | None]]:
+            url = f"ws://127.0.0.1:{server.port}/ws"
+            conns = [await websocket_connect(url) for _ in range(2)]
+            assert await _still_open(conns[0])
+            assert session_watch(gateway).end_all() == 2
+            return [(await _closed(conn))[1:] for conn in conns]
+
+        assert server.call(scenario()) == [(1001, "server shutting down")] * 2
+        wait_until(lambda: session_watch(gateway).watched() == 0)

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from kailash_nb.middleware.handlers.base import Identity
 
 __all__ = [
+    "ANONYMOUS_SESSION",
     "Outbox",
     "OutboxClosed",
     "RunEventHub",
@@ -305,6 +306,9 @@ def _consume(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
+ANONYMOUS_SESSION = ""
+"""The session key of connections made without a token (never a real session id)."""
+
 SessionLookup = Callable[[list[str]], Collection[str]]
 """Given session ids, those revoked now (``KailashJWTAuth.revoked_sessions``)."""
 Ender = Callable[[int, str], None]
@@ -324,6 +328,8 @@ class SessionWatch:
     through a handshake that checks the token again. The task ends with its last
     connection.
 
+    Connections without a session (a gateway without authentication) are watched under
+    ``ANONYMOUS_SESSION``: never looked up, but ended by ``end_all`` like the others.
     Watch and unwatch are called on the connections' event loop.
 
     Args:
@@ -360,6 +366,12 @@ class SessionWatch:
             if not enders:
                 del self._enders[session_id]
 
+    def end_all(self, code: int = 1001, reason: str = "server shutting down") -> int:
+        """End every watched connection (a gateway stopping); return how many."""
+        count = self.watched()
+        self._end(list(self._enders), code, reason)
+        return count
+
     def watched(self) -> int:
         """Connections watched (for tests and metrics)."""
         return sum(len(enders) for enders in self._enders.values())
@@ -371,7 +383,7 @@ class SessionWatch:
         pending: asyncio.Future[Collection[str]] | None = None
         while self._enders:
             await asyncio.sleep(self.interval)
-            sessions = list(self._enders)
+            sessions = [session for session in self._enders if session != ANONYMOUS_SESSION]
             lookup = self._lookup()
             if not sessions or lookup is None:
                 last_checked = loop.time()
@@ -409,7 +421,8 @@ class SessionWatch:
 
 def session_watch(gateway: Gateway) -> SessionWatch:
     """The gateway's session watch, created on first use; it checks sessions through
-    ``gateway.auth.revoked_sessions`` (nothing to check without one)."""
+    ``gateway.auth.revoked_sessions`` (nothing to check without one). ``Gateway.stop``
+    may call ``session_watch(gateway).end_all()`` to close open WebSockets (1001)."""
 
     def lookup() -> SessionLookup | None:
         return getattr(gateway.auth, "revoked_sessions", None)

@@ -41,6 +41,7 @@ from kailash_nb.middleware._problems import (
     problem_body,
 )
 from kailash_nb.middleware._realtime import (
+    ANONYMOUS_SESSION,
     Outbox,
     OutboxClosed,
     RunEventHub,
@@ -221,8 +222,7 @@ class RealtimeHandler(tornado.websocket.WebSocketHandler):
         if self.expires_at is not None:
             delay = max(0.0, self.expires_at - time.time())
             self._expiry = loop.call_later(delay, self._expire)
-        if self.session_id is not None:
-            session_watch(self.gateway).watch(self.session_id, self._session_ended)
+        session_watch(self.gateway).watch(self.session_id or ANONYMOUS_SESSION, self._session_ended)
 
     def on_message(self, message: str | bytes) -> None:
         """Count the message against the flood limit, then handle one command."""
@@ -253,8 +253,9 @@ class RealtimeHandler(tornado.websocket.WebSocketHandler):
             self._outbox.close()
         if self._expiry is not None:
             self._expiry.cancel()
-        if self.session_id is not None:
-            session_watch(self.gateway).unwatch(self.session_id, self._session_ended)
+        session_watch(self.gateway).unwatch(
+            self.session_id or ANONYMOUS_SESSION, self._session_ended
+        )
         record = {
             "method": "WS",
             "path": "/ws",
