@@ -69,7 +69,16 @@ def shared_schemas() -> dict[str, Any]:
         },
         "Health": {
             "type": "object",
-            "properties": {"status": {"type": "string", "examples": ["ok"]}},
+            "properties": {
+                "status": {"type": "string", "examples": ["ok", "degraded"]},
+                "alerts": {
+                    "type": "array",
+                    "items": {"type": "object"},
+                    "description": "with a monitor's health_checks: each alert rule's state "
+                    "at the last evaluation (status is degraded while one fires)",
+                },
+                "evaluated_at": {"type": ["number", "null"]},
+            },
             "required": ["status"],
         },
         "WorkflowSummary": {
@@ -264,6 +273,11 @@ def execute_path(name: str, description: str, *, parameters_required: bool) -> d
         "properties": {
             "run_id": {"type": "string", "format": "uuid"},
             "results": {"$ref": f"{_SCHEMAS}{name}.results"},
+            "cached": {
+                "type": "boolean",
+                "description": "true when answered from the result cache (cache_enabled): "
+                "run_id and results are those of the earlier run",
+            },
         },
         "required": ["run_id", "results"],
     }
@@ -272,7 +286,16 @@ def execute_path(name: str, description: str, *, parameters_required: bool) -> d
         "workflows",
         f"run workflow {name}",
         {
-            "200": {"description": "the run finished", "content": _content(finished)},
+            "200": {
+                "description": "the run finished",
+                "content": _content(finished),
+                "headers": {
+                    "X-Cache": {
+                        "description": "hit or miss, when the result cache applies",
+                        "schema": {"type": "string", "enum": ["hit", "miss"]},
+                    }
+                },
+            },
             "202": _json("the run started (wait=false); poll run_url", "RunAccepted"),
         },
         description=description,
