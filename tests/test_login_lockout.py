@@ -342,3 +342,16 @@ def test_auth26_openapi_documents_the_429(url, clock):
     responses = document["paths"]["/auth/token"]["post"]["responses"]
     assert "login_locked" in responses["429"]["description"]
     assert "Retry-After" in responses["429"]["headers"]
+
+
+def test_auth26_prune_drops_only_rows_that_no_longer_matter(url, clock):
+    throttle = LoginThrottle(get_engine(url), clock=clock)
+    quick = ThrottlePolicy(max_failures=5, window=900, lockout=300, max_lockout=3600)
+    locking = ThrottlePolicy(max_failures=1, window=900, lockout=7200, max_lockout=7200)
+    old, locked = ThrottleKey("account", new_name()), ThrottleKey("account", new_name())
+    throttle.record_failure([(old, quick), (locked, locking)])
+    clock.advance(3600)
+    assert throttle.prune(1800) == 1  # the locked one stays until its lock ends
+    with pytest.raises(LoginLockedError):
+        throttle.check([old, locked])
+    throttle.check([old])

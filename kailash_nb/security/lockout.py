@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -41,6 +42,10 @@ __all__ = [
 ThrottleScope = Literal["account", "ip", "totp"]
 
 _ATTEMPTS = 3  # inserting a fresh row can race another worker; the retry finds its row
+_PRUNE_ONE_IN = 200
+# Windows and locks are at most 24 h (SecurityConfig), so a row untouched this long is
+# past its window, its lock and its doubling memory: it means what no row means.
+_DEAD_AFTER = 3 * 24 * 3600.0
 
 
 class LoginLockedError(KailashException):
@@ -137,9 +142,13 @@ class LoginThrottle:
     def record_failure(self, keys: Iterable[tuple[ThrottleKey, ThrottlePolicy]]) -> float:
         """Count one failure against each key; lock those that reach their limit.
 
+        Now and then (one call in ``_PRUNE_ONE_IN``) also deletes rows that no longer
+        change any decision, so failures for made-up usernames do not pile up.
+
         Returns:
             The longest lock now in force among ``keys`` in seconds (0 if none is locked).
         """
+        keys = list(keys)
         longest = 0.0
         for key, policy in keys:
             for attempt in range(_ATTEMPTS):
@@ -149,6 +158,8 @@ class LoginThrottle:
                 except sa.exc.IntegrityError:
                     if attempt == _ATTEMPTS - 1:
                         raise
+        if keys and secrets.randbelow(_PRUNE_ONE_IN) == 0:
+            self.prune(_DEAD_AFTER)
         return longest
 
     def reset(self, keys: Iterable[ThrottleKey]) -> None:
