@@ -22,8 +22,10 @@ from kailash_nb.security.errors import (
     SecurityConfigurationError,
     UserExistsError,
 )
+from kailash_nb.security.lockout import LoginLockedError
 from kailash_nb.security.passwords import User, UserStore, hash_password, verify_password
 from kailash_nb.security.tokens import MAX_TOKEN_BYTES, TokenService
+from kailash_nb.security.totp import SecondFactorError, TotpEnrollment
 
 __all__ = [
     "AUTH_ERROR_CODES",
@@ -34,12 +36,15 @@ __all__ = [
     "Claims",
     "ClaimsError",
     "JWTAlgorithm",
+    "LoginLockedError",
     "PasswordPolicyError",
     "RetiredKey",
+    "SecondFactorError",
     "SecurityConfig",
     "SecurityConfigurationError",
     "TokenPair",
     "TokenService",
+    "TotpEnrollment",
     "User",
     "UserExistsError",
     "UserStore",

@@ -33,6 +33,9 @@ AUTH_ERROR_CODES: dict[str, str] = {
     "wrong_token_type": "a refresh token where an access token belongs, or the reverse",
     "refresh_disabled": "this service does not issue or accept refresh tokens",
     "invalid_credentials": "the username or the password is wrong (never says which)",
+    "second_factor_required": "the password is right but this account also needs a TOTP "
+    "code or a backup code",
+    "invalid_second_factor": "the TOTP code or backup code is wrong, expired or already used",
 }
 
 

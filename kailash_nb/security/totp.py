@@ -35,7 +35,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from kailash_nb.sdk_exceptions import KailashException
-from kailash_nb.security.errors import AuthenticationError, SecurityConfigurationError
+from kailash_nb.security.errors import (
+    AUTH_ERROR_CODES,
+    AuthenticationError,
+    SecurityConfigurationError,
+)
 from kailash_nb.store.schema import auth_backup_codes, auth_totp
 
 __all__ = [
@@ -59,9 +63,7 @@ _BACKUP_DOMAIN = b"kailash_nb backup code v1\x00"
 
 #: ``SecondFactorError.code`` values, with what they mean.
 SECOND_FACTOR_CODES: dict[str, str] = {
-    "second_factor_required": "the password is right but this account also needs a TOTP "
-    "code or a backup code",
-    "invalid_second_factor": "the TOTP code or backup code is wrong, expired or already used",
+    code: AUTH_ERROR_CODES[code] for code in ("second_factor_required", "invalid_second_factor")
 }
 
 
