@@ -132,10 +132,20 @@ class AgentUIMiddleware:
         database_url: the store (default: ``KAILASH_NB_DATABASE_URL`` or the default
             SQLite file); opened, and migrated, on first use.
         store: an already opened :class:`SessionStore` (overrides ``database_url``).
+        tenant_databases: a ``kailash_nb.store.tenant_databases.TenantDatabases``:
+            each tenant's sessions live in that tenant's own database
+            (``create_gateway(database_per_tenant=True)``); overrides both.
     """
 
-    def __init__(self, database_url: str | None = None, store: SessionStore | None = None) -> None:
+    def __init__(
+        self,
+        database_url: str | None = None,
+        store: SessionStore | None = None,
+        *,
+        tenant_databases: Any = None,
+    ) -> None:
         self.database_url = database_url
+        self.tenant_databases = tenant_databases
         self._store = store
         self._store_lock = threading.Lock()
         self._active: dict[str, int] = {}
@@ -183,7 +193,7 @@ class AgentUIMiddleware:
         """
         if not _is_session_id(session_id):
             raise SessionNotFoundError("no session with that id")
-        store = await self._open()
+        store = await self._open(tenant_id)
         row = await anyio.to_thread.run_sync(
             lambda: store.get(session_id, tenant_id=tenant_id, subject=subject)
         )
@@ -199,7 +209,7 @@ class AgentUIMiddleware:
         """
         if not _is_session_id(session_id):
             raise SessionNotFoundError("no session with that id")
-        store = await self._open()
+        store = await self._open(tenant_id)
         closed = await anyio.to_thread.run_sync(
             lambda: store.close(session_id, tenant_id=tenant_id, subject=subject)
         )
@@ -216,7 +226,7 @@ class AgentUIMiddleware:
         """
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
             raise ValueError(f"limit must be an int from 1 to 1000, got {limit!r}")
-        store = await self._open()
+        store = await self._open(tenant_id)
         rows = await anyio.to_thread.run_sync(
             lambda: store.list(tenant_id=tenant_id, subject=subject, limit=limit)
         )
@@ -284,14 +294,20 @@ class AgentUIMiddleware:
             max_memory_mb=limits.max_memory_mb,
             created_at=time.time(),
         )
-        store = await self._open()
+        store = await self._open(tenant_id)
         await anyio.to_thread.run_sync(store.insert, row)
         return _session(row)
 
-    async def _open(self) -> SessionStore:
+    async def _open(self, tenant_id: str) -> SessionStore:
+        if self.tenant_databases is not None:
+            return await anyio.to_thread.run_sync(self._tenant_store, tenant_id)
         if self._store is not None:
             return self._store
         return await anyio.to_thread.run_sync(self._open_sync)
+
+    def _tenant_store(self, tenant_id: str) -> SessionStore:
+        database = self.tenant_databases.get(tenant_id)
+        return database.resource("sessions", lambda engine: SessionStore(engine=engine))
 
     def _open_sync(self) -> SessionStore:
         with self._store_lock:

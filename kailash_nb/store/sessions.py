@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 
 from kailash_nb.store.engine import get_engine
 from kailash_nb.store.schema import migrate, sessions
@@ -44,14 +45,18 @@ class SessionStore:
     Args:
         url: database URL; ``None`` uses ``KAILASH_NB_DATABASE_URL`` or the default
             SQLite file. Opening migrates the schema.
+        engine: an engine whose database is already migrated (a tenant's database);
+            overrides ``url``.
 
     Raises:
         StoreConfigurationError: bad URL or a schema newer than this code.
     """
 
-    def __init__(self, url: str | None = None) -> None:
-        self.engine = get_engine(url)
-        migrate(self.engine)
+    def __init__(self, url: str | None = None, *, engine: Engine | None = None) -> None:
+        if engine is None:
+            engine = get_engine(url)
+            migrate(engine)
+        self.engine = engine
 
     def insert(self, row: SessionRow) -> SessionRow:
         """Store a new open session and return it."""

@@ -1,0 +1,159 @@
+"""``create_gateway(database_per_tenant=True)``: each tenant's sessions and run history
+in a database of its own (SQLite files and PostgreSQL), tenant ids never reaching a path
+or an SQL identifier unescaped, a bounded set of open tenant databases, cross-tenant
+reads 404 (AUTHZ-09)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from kailash_nb.middleware.agent_ui import AgentUIMiddleware, SessionNotFoundError
+from kailash_nb.store.engine import with_pool_size
+from kailash_nb.store.tenant_databases import (
+    TenantDatabases,
+    safe_tenant_id,
+    tenant_database_url,
+)
+from kailash_nb.store.urls import StoreConfigurationError, sync_url
+
+HOSTILE_TENANTS = ["../../etc/passwd", "a/b\\c", "x\x00y", "caf\u00e9", "ACME", "acme", " ", "%2e"]
+
+
+def drop_tenant_databases(url: str, databases: list[str]) -> None:
+    """Drop the PostgreSQL databases a test created next to ``url``'s."""
+    admin = sa.create_engine(sync_url(url), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            for name in databases:
+                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        admin.dispose()
+
+
+@pytest.fixture
+def tenant_url(database_url):
+    """The main database URL; tenant databases created next to it are removed after."""
+    created: list[str] = []
+    yield database_url, created
+    if database_url.startswith("postgresql"):
+        drop_tenant_databases(database_url, created)
+
+
+def database_of(url: str, tenant: str, created: list[str]) -> str:
+    derived = tenant_database_url(url, tenant)
+    created.append(sa.engine.make_url(derived).database)
+    return derived
+
+
+# -- names ---------------------------------------------------------------------------------
+
+
+def test_safe_tenant_id_is_readable_and_unique():
+    assert re.fullmatch(r"acme-[0-9a-f]{20}", safe_tenant_id("acme"))
+    assert safe_tenant_id("ACME") != safe_tenant_id("acme")
+    assert re.fullmatch(r"[0-9a-f]{20}", safe_tenant_id("\u00e9\u00e9"))
+    ids = {safe_tenant_id(tenant) for tenant in HOSTILE_TENANTS}
+    assert len(ids) == len(HOSTILE_TENANTS)
+    for bad in ["", "x" * 257, None, 7]:
+        with pytest.raises(ValueError, match="tenant_id"):
+            safe_tenant_id(bad)
+
+
+@pytest.mark.parametrize("tenant", HOSTILE_TENANTS)
+def test_sqlite_tenant_file_stays_next_to_the_main_file(tmp_path, tenant):
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    path = Path(sa.engine.make_url(tenant_database_url(url, tenant)).database)
+    assert path.parent == tmp_path
+    assert re.fullmatch(r"app\.tenant-([a-z0-9]{1,16}-)?[0-9a-f]{20}\.db", path.name)
+
+
+def test_sqlite_tenant_url_keeps_the_pool_size(tmp_path):
+    url = with_pool_size(f"sqlite:///{tmp_path / 'app.db'}", 4)
+    assert "kailash_nb_pool_size=4" in tenant_database_url(url, "acme")
+
+
+@pytest.mark.parametrize("tenant", HOSTILE_TENANTS)
+def test_postgresql_tenant_database_name_is_a_plain_identifier(tenant):
+    url = "postgresql://app@db.example:5432/" + "a" * 60
+    name = sa.engine.make_url(tenant_database_url(url, tenant)).database
+    assert re.fullmatch(r"[a-z0-9_]{1,63}", name) and "_t_" in name
+
+
+@pytest.mark.parametrize("url", ["sqlite:///:memory:", "sqlite://", "mysql://u@h/db"])
+def test_urls_that_cannot_hold_tenant_databases_are_refused(url):
+    with pytest.raises(StoreConfigurationError, match="database_per_tenant"):
+        TenantDatabases(url)
+
+
+# -- the LRU of open tenant databases ------------------------------------------------------
+
+
+class Closeable:
+    """A tenant resource that remembers being closed."""
+
+    def __init__(self, engine) -> None:
+        self.engine = engine
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def probe(databases, tenant):
+    return databases.get(tenant).resource("probe", Closeable, close=Closeable.close)
+
+
+def test_open_tenant_databases_are_bounded_and_evicted_ones_closed(tmp_path):
+    databases = TenantDatabases(f"sqlite:///{tmp_path / 'app.db'}", capacity=2)
+    opened = {tenant: probe(databases, tenant) for tenant in ("a", "b", "c")}
+    assert len(databases) == 2
+    assert opened["a"].closed and not opened["b"].closed and not opened["c"].closed
+    databases.get("b")  # b is now more recent than c
+    databases.get("d")
+    assert opened["c"].closed and not opened["b"].closed
+    databases.close()
+    assert opened["b"].closed and len(databases) == 0
+    assert len(list(tmp_path.glob("app.tenant-*.db"))) == 4
+
+
+# -- sessions -------------------------------------------------------------------------------
+
+
+def test_sessions_live_in_their_tenants_database(tenant_url):
+    url, created = tenant_url
+    databases = TenantDatabases(url)
+    agent_ui = AgentUIMiddleware(url, tenant_databases=databases)
+
+    async def scenario():
+        acme = await agent_ui.create_session("acme:alice")
+        globex = await agent_ui.create_session("globex:bob")
+        mine = await agent_ui.get_session(acme.session_id, tenant_id="acme", subject="alice")
+        assert mine.session_id == acme.session_id
+        with pytest.raises(SessionNotFoundError):
+            await agent_ui.get_session(acme.session_id, tenant_id="globex", subject="alice")
+        return acme, globex
+
+    try:
+        acme, globex = asyncio.run(scenario())
+    finally:
+        databases.close()
+    rows = {}
+    for tenant in ("acme", "globex"):
+        engine = sa.create_engine(sync_url(database_of(url, tenant, created)))
+        with engine.connect() as connection:
+            rows[tenant] = set(
+                connection.exec_driver_sql("SELECT session_id FROM kailash_nb_sessions").scalars()
+            )
+        engine.dispose()
+    assert rows == {"acme": {acme.session_id}, "globex": {globex.session_id}}
+    main = sa.create_engine(sync_url(url))
+    with main.connect() as connection:
+        assert not sa.inspect(connection).has_table("kailash_nb_sessions") or not (
+            connection.exec_driver_sql("SELECT count(*) FROM kailash_nb_sessions").scalar()
+        )
+    main.dispose()
