@@ -630,3 +630,68 @@ def test_run_inline_refused_for_workflows_that_are_not_sequential_code_nodes():
     with pytest.raises(GatewayConfigurationError, match="run_inline"):
         gateway.register_workflow("flag", double_workflow(), run_inline="yes")
     assert gateway.workflows == {} and gateway.inline_workflows == set()
+
+
+# -- run ownership and stored runs --------------------------------------------------
+
+
+def test_runs_and_their_events_share_one_ownership_rule(served):
+    """Owner or an admin of the owner's tenant; another subject or tenant is 404."""
+    owner = bearer(served, subject="owner-1")
+    run_id = served.client.post(
+        "/workflows/dbl/execute", json={"parameters": {"double": {"x": 3}}}, headers=owner
+    ).json()["run_id"]
+    callers = {
+        "owner": (owner, 200),
+        "same tenant, other subject": (bearer(served, subject="owner-2"), 404),
+        "tenant admin": (bearer(served, subject="boss", roles=("admin",)), 200),
+        "admin of another tenant": (bearer(served, tenant="globex", roles=("admin",)), 404),
+    }
+    for who, (headers, status) in callers.items():
+        for path in (f"/runs/{run_id}", f"/runs/{run_id}/events"):
+            response = served.client.get(path, headers=headers)
+            assert response.status_code == status, (who, path, response.text)
+            if status == 404:
+                assert_problem(response, 404, "run_not_found")
+
+
+def big(n: int) -> str:
+    """A string of n characters."""
+    return "x" * n
+
+
+def test_runs_survive_a_restart_with_large_results_marked(tmp_path):
+    url = f"sqlite:///{tmp_path / 'restart.db'}"
+    gateway = secured_gateway(url)
+    builder = WorkflowBuilder()
+    builder.add_node(PythonCodeNode.from_function(big), "big")
+    gateway.register_workflow("big", builder.build())
+    with ServedGateway(gateway) as server:
+        headers = bearer(server, subject="keeper")
+        small = server.client.post(
+            "/workflows/dbl/execute", json={"parameters": {"double": {"x": 5}}}, headers=headers
+        ).json()["run_id"]
+        large = server.client.post(
+            "/workflows/big/execute", json={"parameters": {"big": {"n": 300_000}}}, headers=headers
+        ).json()["run_id"]
+        assert (
+            len(
+                server.client.get(f"/runs/{large}", headers=headers).json()["results"]["big"][
+                    "result"
+                ]
+            )
+            == 300_000
+        )
+    with ServedGateway(secured_gateway(url)) as server:
+        assert not server.gateway.runs.index.get(small, "acme")  # read from the store
+        headers = bearer(server, subject="keeper")
+        run = server.client.get(f"/runs/{small}", headers=headers).json()
+        assert run["status"] == "completed" and run["results"] == {"double": {"result": 10}}
+        assert run["nodes"][0]["node_id"] == "double" and run["duration"] > 0
+        stored = server.client.get(f"/runs/{large}", headers=headers).json()
+        assert stored["status"] == "completed" and stored["results"] is None
+        assert stored["results_truncated"] is True and stored["results_size"] > 256 * 1024
+        events = server.client.get(f"/runs/{small}/events", headers=headers).text
+        assert events.count("event: node") == 1 and events.count("event: run") == 1
+        other = bearer(server, subject="someone-else")
+        assert_problem(server.client.get(f"/runs/{small}", headers=other), 404, "run_not_found")

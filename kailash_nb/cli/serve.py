@@ -5,7 +5,9 @@ IPython shell in this process (from the notebook's directory, which is also put 
 ``sys.path``, as Jupyter does), display-only statements skipped (see
 ``kailash_nb.notebook.serve_cells``); every workflow a cell published with
 ``%kailash publish`` / ``kn.publish`` is then registered on ``create_gateway`` and
-served until SIGTERM/SIGINT. Each request runs on a fresh runtime.
+served until SIGTERM/SIGINT. Each request runs on a fresh runtime. ``--workers N``
+serves from N forked worker processes sharing the port (``create_gateway``'s
+``worker_processes``).
 
 Authentication: with ``KAILASH_NB_JWT_SECRET`` set (at least 32 random bytes), the
 gateway gets ``SecurityConfig(jwt_secret=...)`` and every workflow call needs a bearer
@@ -48,7 +50,11 @@ def add_parser(commands_parser: argparse._SubParsersAction) -> None:  # type: ig
     serve_parser.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
     serve_parser.add_argument("--port", type=int, default=8000, help="default 8000")
     serve_parser.add_argument(
-        "--workers", type=int, default=1, help="worker processes (only 1 is supported yet)"
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes sharing the port (default 1); with several, set "
+        "KAILASH_NB_REDIS_URL for one global rate limit (else it is split over the workers)",
     )
     serve_parser.set_defaults(handler=serve)
 
@@ -70,7 +76,8 @@ def serve(args: argparse.Namespace) -> int:
             f"refusing to serve on {args.host!r} without authentication: set {JWT_SECRET_ENV} "
             "(at least 32 random bytes), or serve on 127.0.0.1"
         )
-    # Refuses --workers > 1 (GatewayFeatureNotImplementedError) before running any cell.
+    # A bad --workers is refused (GatewayConfigurationError) before any cell runs; the
+    # workers are forked by run() after the cells ran, so each serves the same workflows.
     gateway = create_gateway(
         title=f"{path.stem} (kailash-nb serve)",
         security_config=security,
@@ -87,5 +94,20 @@ def serve(args: argparse.Namespace) -> int:
         )
         print(f"serving POST /workflows/{route}/execute", file=sys.stderr)
     print(f"{path.name} on http://{args.host}:{args.port}", file=sys.stderr, flush=True)
+    if args.workers > 1:
+        _stop_shell_threads()
     gateway.run(args.host, args.port)
     return 0
+
+
+def _stop_shell_threads() -> None:
+    """Stop the notebook shell's history thread before the workers fork: the cells have
+    run, and a thread does not survive ``fork`` (the gateway warns about any left)."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    if not InteractiveShell.initialized():
+        return
+    history = InteractiveShell.instance().history_manager
+    save_thread = getattr(history, "save_thread", None)
+    if save_thread is not None:
+        save_thread.stop()

@@ -108,6 +108,7 @@ class RunExecutor:
         task = loop.create_task(self._run(workflow, parameters, bus, holder, inline))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._report_finished)
         return StartedRun(task, started)
 
     async def _run(
@@ -158,6 +159,11 @@ class RunExecutor:
         entry.results = results
         entry.finished_at = time.time()
         return entry
+
+    def _report_finished(self, task: asyncio.Task[RunEntry]) -> None:
+        # A task that failed before its run started has no entry (nothing to record).
+        if not task.cancelled() and task.exception() is None:
+            self.index.run_finished(task.result())
 
     async def drain(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for in-flight runs; ``True`` if all finished."""

@@ -78,6 +78,10 @@ def shared_schemas() -> dict[str, Any]:
                     "at the last evaluation (status is degraded while one fires)",
                 },
                 "evaluated_at": {"type": ["number", "null"]},
+                "worker_pid": {
+                    "type": "integer",
+                    "description": "the answering worker process (worker_processes > 1)",
+                },
             },
             "required": ["status"],
         },
@@ -115,7 +119,22 @@ def shared_schemas() -> dict[str, Any]:
                     "type": "string",
                     "description": "running, completed, failed, interrupted or timeout",
                 },
-                "results": {"type": "object"},
+                "results": {
+                    "type": ["object", "null"],
+                    "description": "a completed run's results; null when results_truncated",
+                },
+                "results_truncated": {
+                    "type": "boolean",
+                    "description": "the results' JSON (results_size bytes) was above 256 KiB "
+                    "and was not stored; only the worker that ran it, until it restarts or "
+                    "forgets the run, answers them",
+                },
+                "results_size": {"type": "integer"},
+                "error": {"type": "object"},
+                "created_at": {"type": "number"},
+                "finished_at": {"type": ["number", "null"]},
+                "duration": {"type": "number"},
+                "nodes": {"type": "array", "items": {"type": "object"}},
             },
             "required": ["run_id", "status"],
         },

@@ -68,6 +68,7 @@ class GatewaySettings:
     connection_pool_size: int = 10
     cache_enabled: bool = False
     cache_ttl: float = 300.0
+    worker_processes: int = 1
 
 
 class Gateway:
@@ -101,6 +102,7 @@ class Gateway:
         self.events = EventBus()
         self.events.subscribe(self.metrics.observe_run_event, nodes=False, runs=True)
         self.runs = RunExecutor(self.events, RunIndex())
+        self.runs.index.on_change = self._record_run
         self.workflows: dict[str, tuple[Workflow, str]] = {}
         #: Names of workflows registered with ``run_inline=True``.
         self.inline_workflows: set[str] = set()
@@ -202,11 +204,26 @@ class Gateway:
             GatewayConfigurationError: no signing key configured and ``host`` is not a
                 loopback address, or the gateway is already started.
             StoreConfigurationError: the database URL is invalid.
+            GatewayConfigurationError: ``worker_processes > 1``: workers are forked by
+                ``run()``, before any event loop exists; call ``run(host, port)``.
         """
+        workers = self.settings.worker_processes
+        if workers > 1:
+            raise GatewayConfigurationError(
+                f"await gateway.start() serves from this process's running event loop, but "
+                f"worker_processes={workers} needs worker processes forked before any event "
+                "loop runs: call gateway.run(host, port) (blocking) from a plain script, or "
+                "use worker_processes=1"
+            )
         if self._server is not None:
             raise GatewayConfigurationError("this gateway is already started; stop() it first")
         self._check_open_mode(host)
         self._open_store()
+        sockets = tornado.netutil.bind_sockets(port, address=host, family=address_family(host))
+        return self._serve_sockets(sockets, host)
+
+    def _serve_sockets(self, sockets: list[Any], host: str) -> int:
+        """Serve the application on already bound ``sockets``; return the port."""
         app = self.make_app()
         server = CappedHTTPServer(
             app,
@@ -218,7 +235,6 @@ class Gateway:
             xheaders=False,
         )
         server.max_connections = self.settings.max_connections
-        sockets = tornado.netutil.bind_sockets(port, address=host, family=address_family(host))
         server.add_sockets(sockets)
         self._server = server
         self.stopping = False
@@ -247,22 +263,53 @@ class Gateway:
             await self.rate_limiter.aclose()
 
     def run(self, host: str = "127.0.0.1", port: int = 8000) -> None:
-        """Serve until SIGTERM or SIGINT, then stop gracefully (blocking)."""
+        """Serve until SIGTERM or SIGINT, then stop gracefully (blocking).
+
+        With ``worker_processes > 1`` this process binds ``host:port``, forks the
+        workers and supervises them (``kailash_nb.middleware._workers``): SIGTERM or
+        SIGINT drains and stops every worker, a worker that dies is restarted.
+
+        Raises:
+            GatewayConfigurationError: see ``start``; also called inside a running
+                event loop with ``worker_processes > 1``.
+            WorkerCrashLoopError: workers kept dying (more than 5 restarts within
+                60 s) or a worker failed while stopping.
+        """
+        if self.settings.worker_processes > 1:
+            from kailash_nb.middleware._workers import serve_workers
+
+            serve_workers(self, host, port)
+            return
         asyncio.run(self._serve(host, port))
 
-    async def _serve(self, host: str, port: int) -> None:
-        stop_requested = asyncio.Event()
+    async def _serve(
+        self,
+        host: str,
+        port: int,
+        sockets: list[Any] | None = None,
+        stop_requested: asyncio.Event | None = None,
+    ) -> None:
+        """Serve until SIGTERM/SIGINT, or until ``stop_requested`` is set by a worker
+        process, which passes the sockets its parent bound and handles signals itself."""
+        handle_signals = stop_requested is None
+        stop_requested = stop_requested or asyncio.Event()
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop_requested.set)
+        if handle_signals:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, stop_requested.set)
         try:
-            await self.start(host, port)
+            if sockets is None:
+                await self.start(host, port)
+            else:  # a worker: its parent checked the open mode before forking
+                self._open_store()
+                self._serve_sockets(sockets, host)
             await stop_requested.wait()
             logger.info("gateway stopping: draining in-flight runs")
         finally:
             await self.stop()
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(signum)
+            if handle_signals:
+                for signum in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(signum)
 
     # -- helpers -----------------------------------------------------------------
 
@@ -281,6 +328,19 @@ class Gateway:
             "is anonymous. Configure security_config before exposing it.",
             host,
         )
+
+    def run_records_for(self, tenant_id: str) -> Any:
+        """The ``RunRecorder`` that keeps ``tenant_id``'s gateway runs (its ``store`` reads
+        them back with ``get_gateway_run``), or ``None`` before ``start()``.
+
+        The one place that maps a tenant to where its run records live.
+        """
+        return self._recorder
+
+    def _record_run(self, note: Any) -> None:
+        recorder = self.run_records_for(note.tenant_id)
+        if recorder is not None:
+            recorder.record_gateway_run(note)
 
     def _open_store(self) -> None:
         from kailash_nb.store.recorder import RunRecorder
@@ -305,12 +365,10 @@ def _cors_policy(origins: tuple[str, ...]) -> Any:
     return CorsPolicy(origins)
 
 
-def _rate_limiter(config: SecurityConfig | None) -> Any:
-    if config is None or not config.enable_rate_limiting:
-        return None
-    from kailash_nb.middleware.ratelimit import InProcessRateLimiter
+def _rate_limiter(config: SecurityConfig | None, workers: int) -> Any:
+    from kailash_nb.middleware._worker_limits import gateway_rate_limiter
 
-    return InProcessRateLimiter(config.max_requests_per_minute)
+    return gateway_rate_limiter(config, workers)
 
 
 def _pooled_url(database_url: str | None, pool_size: int) -> str:
@@ -386,23 +444,35 @@ def create_gateway(
         monitoring: a ``kailash_nb.monitoring.ProductionMonitor`` (alert rules on
             ``/metrics`` and ``GET /health``), ``True`` for one with the default rules,
             or ``None`` (none).
+        worker_processes: processes serving the gateway from one port (``run()`` forks
+            and supervises them; ``start()`` needs 1). Each worker has its own store
+            connections and run pool; runs are readable from every worker through the
+            store. Rate limits: global through Redis with ``KAILASH_NB_REDIS_URL``,
+            else split evenly over the workers (``_worker_limits``).
         cache_enabled, cache_ttl: keep results of successful synchronous runs for
             ``cache_ttl`` seconds (> 0) per tenant, workflow and parameters, and answer
             identical requests from them (``X-Cache: hit``); see ``_result_cache``.
-        database_per_tenant, worker_processes: not supported yet; only their defaults
-            are accepted.
+        database_per_tenant: not supported yet; only its default is accepted.
 
     Raises:
         TypeError: an unknown keyword, or ``monitoring`` of another type.
         GatewayFeatureNotImplementedError: an unsupported option set to a non-default value.
         GatewayConfigurationError: ``tenant_isolation`` without ``security_config``, or a
-            bad ``max_connections``, ``connection_pool_size``, ``cache_enabled`` or
-            ``cache_ttl``.
+            bad ``max_connections``, ``connection_pool_size``, ``cache_enabled``,
+            ``cache_ttl`` or ``worker_processes`` (or a rate limit too small to split over
+            the workers without Redis).
         ValueError: an invalid CORS origin.
     """
     _refuse("database_per_tenant", database_per_tenant, False, "tenants share one store")
     monitor = _monitor(monitoring)
-    _refuse("worker_processes", worker_processes, 1, "the gateway runs in one process")
+    if (
+        isinstance(worker_processes, bool)
+        or not isinstance(worker_processes, int)
+        or worker_processes < 1
+    ):
+        raise GatewayConfigurationError(
+            f"worker_processes must be an int >= 1, got {worker_processes!r}"
+        )
     if not isinstance(cache_enabled, bool):
         raise GatewayConfigurationError(
             f"cache_enabled must be True or False, got {cache_enabled!r}"
@@ -448,12 +518,14 @@ def create_gateway(
         connection_pool_size=connection_pool_size,
         cache_enabled=cache_enabled,
         cache_ttl=cache_seconds,
+        worker_processes=worker_processes,
     )
     auth = None
     if security_config is not None:
         store_url = _pooled_url(database_url, connection_pool_size)
         auth = KailashJWTAuth(config=security_config, store_url=store_url)
-    gateway = Gateway(settings, auth=auth, rate_limiter=_rate_limiter(security_config))
+    limiter = _rate_limiter(security_config, worker_processes)
+    gateway = Gateway(settings, auth=auth, rate_limiter=limiter)
     if monitor is not None:
         monitor.attach(gateway)
     return gateway

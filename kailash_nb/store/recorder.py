@@ -6,6 +6,11 @@ run costs the engine a few microseconds rather than a database round trip. A
 batch is atomic: after a crash the store holds whole batches only, and a run whose
 start was written but not its end is marked ``interrupted`` when the store is next
 opened.
+
+The gateway also hands it :class:`GatewayRunNote` copies of its runs (owner, status,
+results, error) through :meth:`RunRecorder.record_gateway_run`; they are written to
+``kailash_nb_gateway_runs`` in the same batches, so another worker process reads a run
+at most ``interval`` (0.1 s) after it started or ended here.
 """
 
 from __future__ import annotations
@@ -27,8 +32,8 @@ import sqlalchemy as sa
 from kailash_nb.nodes._types import looks_secret
 from kailash_nb.runtime.events import EventBus, RunEvent, Subscription
 from kailash_nb.sdk_exceptions import RuntimeExecutionError
-from kailash_nb.store.runs import RunStore, process_token
-from kailash_nb.store.schema import runs
+from kailash_nb.store.runs import GatewayRunNote, RunStore, process_token, results_json
+from kailash_nb.store.schema import gateway_runs, runs
 
 __all__ = ["RunRecorder"]
 
@@ -61,6 +66,7 @@ class RunRecorder:
         self._batch_size = batch_size
         self._interval = interval
         self._pending: collections.deque[RunEvent] = collections.deque()
+        self._notes: collections.deque[GatewayRunNote] = collections.deque()
         self._write_lock = threading.Lock()
         self._error: Exception | None = None
         self._last_parameters: tuple[Any, Any, str | None] | None = None
@@ -99,6 +105,17 @@ class RunRecorder:
         self._write_pending()
         atexit.unregister(self.close)
 
+    def record_gateway_run(self, note: GatewayRunNote) -> None:
+        """Queue a gateway run's owner and state for the next batch (never blocks).
+
+        The first note of a run (status ``running``, no ``finished_at``) inserts its
+        row; later notes update it.
+        """
+        notes = self._notes
+        notes.append(note)
+        if len(notes) >= self._batch_size:
+            self._write_pending()
+
     def _collect(self, event: RunEvent) -> None:
         pending = self._pending
         pending.append(event)
@@ -107,7 +124,7 @@ class RunRecorder:
 
     def _tick(self) -> None:
         while not self._stopping.wait(self._interval):
-            if self._pending:
+            if self._pending or self._notes:
                 self._write_pending()
 
     def _write_pending(self) -> None:
@@ -115,17 +132,21 @@ class RunRecorder:
             pending = self._pending
             # deque appends and pops are atomic: producers never wait for a writer.
             batch = [pending.popleft() for _ in range(len(pending))]
-            if not batch:
+            queued = self._notes
+            notes = [queued.popleft() for _ in range(len(queued))]
+            if not batch and not notes:
                 return
             try:
-                self._write(batch)
+                self._write(batch, notes)
             except Exception as exc:
                 # The runs already returned to their callers; the loss is logged and
                 # reported by the next flush().
-                logger.exception("could not record %d run events", len(batch))
+                logger.exception(
+                    "could not record %d run events and %d gateway runs", len(batch), len(notes)
+                )
                 self._error = exc
 
-    def _write(self, batch: list[RunEvent]) -> None:
+    def _write(self, batch: list[RunEvent], notes: list[GatewayRunNote]) -> None:
         started: dict[str, RunEvent] = {}
         finished: dict[str, RunEvent] = {}
         for event in batch:
@@ -149,6 +170,8 @@ class RunRecorder:
                 _execute_many(connection, bulk["runs"], new_runs, _RUN_COLUMNS)
             if ended_runs:
                 _execute_many(connection, bulk["end"], ended_runs, _END_COLUMNS)
+            if notes:
+                _write_gateway_runs(connection, notes)
 
     def _parameters_text(self, parameters: Any) -> str | None:
         # A loop usually passes the same parameters object run after run: while it
@@ -204,6 +227,65 @@ _END_COLUMNS = ("status", "finished_at", "duration", "error", "node_events", "ta
 _STATEMENTS: dict[str, dict[str, str]] = {}
 
 
+def _write_gateway_runs(connection: Any, notes: list[GatewayRunNote]) -> None:
+    """Insert the runs whose first note is in ``notes``, update the others, each with
+    its latest note (notes of one run arrive in order)."""
+    latest: dict[str, GatewayRunNote] = {}
+    new: set[str] = set()
+    for note in notes:
+        latest[note.run_id] = note
+        if note.finished_at is None and note.status == "running":
+            new.add(note.run_id)
+    inserts, updates = [], []
+    for run_id, note in latest.items():
+        text, size = results_json(note.results)
+        error = None if note.error is None else json.dumps(note.error, default=str)
+        if run_id in new:
+            inserts.append(
+                (
+                    run_id,
+                    note.tenant_id[:256],
+                    note.subject[:256],
+                    note.workflow_name[:256],
+                    note.status[:16],
+                    text,
+                    size,
+                    error,
+                    note.created_at,
+                    note.finished_at,
+                )
+            )
+        else:
+            updates.append((note.status[:16], text, size, error, note.finished_at, run_id))
+    bulk = _bulk_statements(connection.dialect)
+    if inserts:
+        _execute_many(connection, bulk["gateway_runs"], inserts, _GATEWAY_RUN_COLUMNS)
+    if updates:
+        _execute_many(connection, bulk["gateway_end"], updates, _GATEWAY_END_COLUMNS)
+
+
+_GATEWAY_RUN_COLUMNS = (
+    "run_id",
+    "tenant_id",
+    "subject",
+    "workflow_name",
+    "status",
+    "results",
+    "results_size",
+    "error",
+    "created_at",
+    "finished_at",
+)
+_GATEWAY_END_COLUMNS = (
+    "status",
+    "results",
+    "results_size",
+    "error",
+    "finished_at",
+    "target_run_id",
+)
+
+
 def _bulk_statements(dialect: Any) -> dict[str, str]:
     statements = _STATEMENTS.get(dialect.name)
     if statements is None:
@@ -218,9 +300,22 @@ def _bulk_statements(dialect: Any) -> dict[str, str]:
                 node_events=sa.bindparam("node_events"),
             )
         )
+        gateway_end = (
+            gateway_runs.update()
+            .where(gateway_runs.c.run_id == sa.bindparam("target_run_id"))
+            .values(
+                status=sa.bindparam("status"),
+                results=sa.bindparam("results"),
+                results_size=sa.bindparam("results_size"),
+                error=sa.bindparam("error"),
+                finished_at=sa.bindparam("finished_at"),
+            )
+        )
         statements = _STATEMENTS[dialect.name] = {
             "runs": _compiled(runs.insert(), dialect, _RUN_COLUMNS),
             "end": _compiled(end, dialect, _END_COLUMNS),
+            "gateway_runs": _compiled(gateway_runs.insert(), dialect, _GATEWAY_RUN_COLUMNS),
+            "gateway_end": _compiled(gateway_end, dialect, _GATEWAY_END_COLUMNS),
         }
     return statements
 

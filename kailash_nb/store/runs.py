@@ -8,31 +8,45 @@ the history never claims a dead run is still going::
     run = store.get_run(run_id)
     for node in run.nodes:
         print(node.node_id, node.state, node.duration)
+
+Runs started through the gateway also have a :class:`GatewayRunRecord` (owner, status,
+results, error; ``get_gateway_run``), written by the run recorder from
+:class:`GatewayRunNote` copies the gateway hands it.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import socket
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
 from kailash_nb.sdk_exceptions import KailashException
 from kailash_nb.store.engine import get_engine
-from kailash_nb.store.schema import NODE_EVENT_FIELDS, migrate, runs
+from kailash_nb.store.schema import NODE_EVENT_FIELDS, gateway_runs, migrate, runs
 
 __all__ = [
+    "MAX_STORED_RESULTS_BYTES",
+    "GatewayRunNote",
+    "GatewayRunRecord",
     "NodeRecord",
     "RunNotFoundError",
     "RunRecord",
     "RunRecordCorruptError",
     "RunStore",
     "process_token",
+    "results_json",
 ]
 
 RUN_STATUSES = ("running", "completed", "failed", "interrupted")
+
+MAX_STORED_RESULTS_BYTES = 256 * 1024
+"""Largest JSON text of a gateway run's results that is stored; larger results are
+kept in the answering process only and stored as ``results_truncated`` with their size."""
 
 
 class RunNotFoundError(KailashException):
@@ -72,6 +86,44 @@ class RunRecord:
     nodes: tuple[NodeRecord, ...] = field(default_factory=tuple)
 
 
+class GatewayRunNote(NamedTuple):
+    """A gateway run's owner and state at one moment, as handed to the run recorder."""
+
+    run_id: str
+    tenant_id: str
+    subject: str
+    workflow_name: str
+    status: str
+    results: Any
+    error: dict[str, Any] | None
+    created_at: float
+    finished_at: float | None
+
+
+@dataclass(frozen=True)
+class GatewayRunRecord:
+    """A stored gateway run: its owner, state, results and node timeline.
+
+    ``results`` is ``None`` with ``results_truncated`` set when their JSON text was
+    above :data:`MAX_STORED_RESULTS_BYTES` (``results_size`` bytes). ``status`` is
+    ``interrupted`` when the process running it ended before it finished.
+    """
+
+    run_id: str
+    tenant_id: str
+    subject: str
+    workflow_name: str
+    status: str
+    results: Any
+    results_size: int | None
+    results_truncated: bool
+    error: dict[str, Any] | None
+    created_at: float
+    finished_at: float | None
+    duration: float | None
+    nodes: tuple[NodeRecord, ...] = field(default_factory=tuple)
+
+
 class RunStore:
     """Read access to the run history, plus the recovery done on open.
 
@@ -108,6 +160,56 @@ class RunStore:
                 f"{exc}); the rest of the history is unaffected"
             ) from exc
         return _run_record(row, nodes)
+
+    def get_gateway_run(self, run_id: str) -> GatewayRunRecord | None:
+        """The gateway run ``run_id`` with its timeline, or ``None`` if none is stored.
+
+        One query: the owner row joined with the run's history row (when written).
+
+        Raises:
+            RunRecordCorruptError: the stored row cannot be read.
+        """
+        query = (
+            sa.select(
+                gateway_runs,
+                runs.c.status.label("history_status"),
+                runs.c.duration,
+                runs.c.node_events,
+            )
+            .select_from(gateway_runs.outerjoin(runs, runs.c.run_id == gateway_runs.c.run_id))
+            .where(gateway_runs.c.run_id == run_id)
+        )
+        with self.engine.connect() as connection:
+            row = connection.execute(query).first()
+        if row is None:
+            return None
+        try:
+            nodes = tuple(_node_record(entry) for entry in row.node_events or ())
+            results = json.loads(row.results) if row.results is not None else None
+        except (ValueError, TypeError, KeyError) as exc:
+            raise RunRecordCorruptError(
+                f"gateway run {run_id!r} is stored but its record is damaged "
+                f"({type(exc).__name__}: {exc})"
+            ) from exc
+        status = row.status
+        if status == "running" and row.history_status == "interrupted":
+            status = "interrupted"
+        truncated = row.results is None and (row.results_size or 0) > MAX_STORED_RESULTS_BYTES
+        return GatewayRunRecord(
+            run_id=row.run_id,
+            tenant_id=row.tenant_id,
+            subject=row.subject,
+            workflow_name=row.workflow_name,
+            status=status,
+            results=results,
+            results_size=row.results_size,
+            results_truncated=truncated,
+            error=row.error,
+            created_at=row.created_at,
+            finished_at=row.finished_at,
+            duration=row.duration,
+            nodes=nodes,
+        )
 
     def list_runs(self, limit: int = 20, status: str | None = None) -> list[RunRecord]:
         """The most recent runs first, optionally only those with ``status``.
@@ -176,6 +278,33 @@ def _run_record(row: Any, nodes: tuple[NodeRecord, ...]) -> RunRecord:
         parameters=row.parameters,
         nodes=nodes,
     )
+
+
+def results_json(results: Any) -> tuple[str | None, int]:
+    """``(JSON text or None, size in bytes)`` of a run's results for the store.
+
+    Values JSON cannot hold become their ``str`` (non-finite floats ``null``), as the
+    gateway answers them; text above :data:`MAX_STORED_RESULTS_BYTES` is ``None``.
+    """
+    if results is None:
+        return None, 0
+    text = json.dumps(_plain(results, 0), allow_nan=False, separators=(",", ":"))
+    size = len(text.encode("utf-8"))
+    return (text if size <= MAX_STORED_RESULTS_BYTES else None), size
+
+
+def _plain(value: Any, depth: int) -> Any:
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if depth >= 64:
+        return "<nested too deep>"
+    if isinstance(value, dict):
+        return {str(key): _plain(item, depth + 1) for key, item in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_plain(item, depth + 1) for item in value]
+    return str(value)
 
 
 def process_token(pid: int | None = None) -> str:

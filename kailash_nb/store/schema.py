@@ -189,12 +189,40 @@ def _create_v4(connection: Connection) -> None:
     metadata.create_all(connection, tables=[auth_login_throttle, auth_totp, auth_backup_codes])
 
 
+# Version 5: who started each gateway run and what it returned (kailash_nb.middleware),
+# written by the run recorder in its batches, so any worker process, and the gateway
+# after a restart, answers GET /runs/{id}. The node timeline stays in kailash_nb_runs.
+gateway_runs = sa.Table(
+    "kailash_nb_gateway_runs",
+    metadata,
+    sa.Column("run_id", sa.String(36), primary_key=True),
+    sa.Column("tenant_id", sa.String(256), nullable=False),
+    sa.Column("subject", sa.String(256), nullable=False),
+    sa.Column("workflow_name", sa.String(256), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    # JSON text of the results; NULL when above the recorder's cap, which
+    # ``results_size`` (bytes of the JSON text) then shows.
+    sa.Column("results", sa.Text),
+    sa.Column("results_size", sa.Integer),
+    # {"message", "node_id"} of a failed or timed-out run.
+    sa.Column("error", sa.JSON),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float),
+    sa.Index("ix_kailash_nb_gateway_runs_owner", "tenant_id", "subject", "created_at"),
+)
+
+
+def _create_v5(connection: Connection) -> None:
+    metadata.create_all(connection, tables=[gateway_runs])
+
+
 #: Ordered migrations: each brings the schema from ``version - 1`` to ``version``.
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _create_v1),
     (2, _create_v2),
     (3, _create_v3),
     (4, _create_v4),
+    (5, _create_v5),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

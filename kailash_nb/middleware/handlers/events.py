@@ -3,9 +3,14 @@
 Each event is one SSE message, ``event: node`` or ``event: run``, whose ``data:`` is
 JSON ``{"run_id", "node_id", "state", "timestamp", "duration", "error"}``. The events
 already seen for the run are replayed first; the stream ends after the run's final
-event. Only the caller's own runs (tenant and subject) are served, anything else is the
-same 404 as ``GET /runs/{id}``. A client that stops reading is dropped once its bounded
-queue overflows (GW-26).
+event. Only runs the caller may read (``_runs.may_read``: same tenant and subject, or a
+tenant admin) are served, anything else is the same 404 as ``GET /runs/{id}``. A client
+that stops reading is dropped once its bounded queue overflows (GW-26).
+
+A run this process does not hold (started on another worker process, or before a
+restart) is streamed from the store: its recorded node timeline (one event per node,
+as it ended) and its final run event, then the stream ends. While it is still running
+elsewhere the store is polled every ``STORE_POLL_SECONDS`` until it ends.
 """
 
 from __future__ import annotations
@@ -25,18 +30,29 @@ from kailash_nb.middleware._realtime import (
     event_frame,
     final_event_of,
     is_final,
-    owned_run,
 )
+from kailash_nb.middleware._runs import may_read
 from kailash_nb.middleware.handlers.base import GatewayHandler, jsonable
+from kailash_nb.middleware.handlers.runs import stored_gateway_run
+from kailash_nb.runtime.events import NodeEvent, RunEvent
 
 if TYPE_CHECKING:
     from kailash_nb.middleware.gateway import Gateway
     from kailash_nb.runtime.events import Event
+    from kailash_nb.store.runs import GatewayRunRecord
 
-__all__ = ["RunEventsHandler", "sse_message"]
+__all__ = ["RunEventsHandler", "sse_message", "stored_events"]
 
 KEEPALIVE_SECONDS = 15.0
 """A comment line is sent after this long without events (detects gone clients)."""
+STORE_POLL_SECONDS = 0.5
+"""How often a run still running on another worker is looked up again in the store."""
+
+_ENDED = {
+    "interrupted": "the process running this workflow ended before the run finished",
+    "timeout": "the run timed out",
+    "failed": "the run failed",
+}
 
 
 def sse_message(event: Event) -> bytes:
@@ -60,8 +76,12 @@ class RunEventsHandler(GatewayHandler):
 
     async def get(self, run_id: str) -> None:
         """Replay the buffered events, then stream new ones until the final event."""
-        entry = owned_run(self.gateway.runs.index, run_id, self.identity)
+        identity = self.identity
+        entry = self.gateway.runs.index.get(run_id, identity.tenant_id)
         if entry is None:
+            await self._stream_stored(run_id)
+            return
+        if not may_read(identity, entry.tenant_id, entry.subject):
             raise ProblemError(404, "run_not_found", "no run with that id")
         outbox = Outbox(asyncio.get_running_loop(), on_overflow=self._drop)
         self._outbox = outbox
@@ -88,6 +108,42 @@ class RunEventsHandler(GatewayHandler):
                 with contextlib.suppress(tornado.iostream.StreamClosedError):
                     self.finish()
 
+    async def _stream_stored(self, run_id: str) -> None:
+        """Stream a run this process does not hold from the store (see the module)."""
+        loop = asyncio.get_running_loop()
+        tenant_id = self.identity.tenant_id
+        stored = await loop.run_in_executor(
+            None, stored_gateway_run, self.gateway, tenant_id, run_id
+        )
+        if stored is None or not may_read(self.identity, stored.tenant_id, stored.subject):
+            raise ProblemError(404, "run_not_found", "no run with that id")
+        self.set_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.set_header("X-Accel-Buffering", "no")
+        try:
+            if stored.status == "running":
+                self.write(b": stream open\n\n")
+                await self.flush()
+                quiet = 0.0
+                while stored is not None and stored.status == "running":
+                    await asyncio.sleep(STORE_POLL_SECONDS)
+                    if self._client_gone:
+                        return
+                    quiet += STORE_POLL_SECONDS
+                    if quiet >= KEEPALIVE_SECONDS:
+                        quiet = 0.0
+                        self.write(b": keepalive\n\n")
+                        await self.flush()
+                    stored = await loop.run_in_executor(
+                        None, stored_gateway_run, self.gateway, tenant_id, run_id
+                    )
+                if stored is None:
+                    return
+            for event in stored_events(stored):
+                self.write(sse_message(event))
+            self.finish()
+        except tornado.iostream.StreamClosedError:
+            return
+
     async def _stream(self, outbox: Outbox) -> None:
         while True:
             event = await outbox.get(timeout=KEEPALIVE_SECONDS)
@@ -109,3 +165,39 @@ class RunEventsHandler(GatewayHandler):
         self._client_gone = True
         if self._outbox is not None:
             self._outbox.close()
+
+
+def stored_events(stored: GatewayRunRecord) -> list[Event]:
+    """The events of a finished stored run: one ``NodeEvent`` per recorded node (as it
+    ended), then the closing ``RunEvent`` (``completed``, else ``failed`` with the error;
+    an interrupted or timed-out run is ``failed``)."""
+    events: list[Event] = [
+        NodeEvent(
+            stored.run_id,
+            node.node_id,
+            node.state,  # type: ignore[arg-type]
+            node.finished_at,
+            node.duration,
+            node.error,
+            node.iteration,
+        )
+        for node in stored.nodes
+    ]
+    finished = stored.finished_at or stored.created_at
+    completed = stored.status == "completed"
+    error = None
+    if not completed:
+        error = (stored.error or {}).get("message") or _ENDED.get(stored.status, "the run failed")
+    events.append(
+        RunEvent(
+            stored.run_id,
+            stored.workflow_name,
+            "completed" if completed else "failed",
+            finished,
+            duration=stored.duration
+            if stored.duration is not None
+            else max(0.0, finished - stored.created_at),
+            error=error,
+        )
+    )
+    return events

@@ -1,29 +1,51 @@
-"""``GET /runs/{run_id}``: a run started through this gateway, for its own tenant only."""
+"""``GET /runs/{run_id}``: a run started through the gateway, for its owner only.
+
+A run is answered from this process's run index while it holds it, else from the
+store, where the run recorder writes every gateway run (owner, status, results, error)
+at most 0.1 s after it starts or ends: a run started on one worker process is readable
+from the others, and after a restart. Results whose JSON is above 256 KiB are stored
+only as their size (``"results_truncated": true``, ``"results_size"``).
+
+Who may read a run: :func:`kailash_nb.middleware._runs.may_read` (the same tenant and
+subject, or an admin of the tenant). Anything else, an unknown id and a malformed id
+all answer the same 404.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from kailash_nb.middleware._problems import ProblemError
+from kailash_nb.middleware._runs import may_read
 from kailash_nb.middleware.handlers.base import GatewayHandler
 
-__all__ = ["RunHandler"]
+__all__ = ["RunHandler", "stored_gateway_run"]
+
+logger = logging.getLogger(__name__)
 
 
 class RunHandler(GatewayHandler):
-    """Status, results and (once recorded) the node timeline of one run.
-
-    A run of another tenant, an unknown id and a malformed id all answer the same 404.
-    """
+    """Status, results and (once recorded) the node timeline of one run."""
 
     route = "/runs/{run_id}"
 
     async def get(self, run_id: str) -> None:
-        """Look the run up in the gateway's index, then its timeline in the store."""
-        entry = self.gateway.runs.index.get(run_id, self.identity.tenant_id)
+        """Look the run up in the gateway's index, else in the store."""
+        identity = self.identity
+        loop = asyncio.get_running_loop()
+        entry = self.gateway.runs.index.get(run_id, identity.tenant_id)
         if entry is None:
-            raise ProblemError(404, "run_not_found", "no run with that id")
+            stored = await loop.run_in_executor(
+                None, stored_gateway_run, self.gateway, identity.tenant_id, run_id
+            )
+            if stored is None or not may_read(identity, stored.tenant_id, stored.subject):
+                raise _not_found()
+            self.write_json(_stored_payload(stored))
+            return
+        if not may_read(identity, entry.tenant_id, entry.subject):
+            raise _not_found()
         payload: dict[str, Any] = {
             "run_id": entry.run_id,
             "workflow": entry.workflow,
@@ -35,27 +57,79 @@ class RunHandler(GatewayHandler):
             payload["results"] = entry.results
         if entry.error is not None:
             payload["error"] = entry.error
-        record = await asyncio.get_running_loop().run_in_executor(None, self._stored, run_id)
+        record = await loop.run_in_executor(None, self._history, identity.tenant_id, run_id)
         if record is not None:
             payload["duration"] = record.duration
-            payload["nodes"] = [
-                {
-                    "node_id": node.node_id,
-                    "state": node.state,
-                    "duration": node.duration,
-                    "error": node.error,
-                }
-                for node in record.nodes
-            ]
+            payload["nodes"] = _nodes(record.nodes)
         self.write_json(payload)
 
-    def _stored(self, run_id: str) -> Any:
+    def _history(self, tenant_id: str, run_id: str) -> Any:
         from kailash_nb.store.runs import RunNotFoundError, RunRecordCorruptError
 
-        store = self.gateway.run_store
-        if store is None:
+        records = self.gateway.run_records_for(tenant_id)
+        if records is None:
             return None
         try:
-            return store.get_run(run_id)
+            return records.store.get_run(run_id)
         except (RunNotFoundError, RunRecordCorruptError):
             return None
+
+
+def stored_gateway_run(gateway: Any, tenant_id: str, run_id: str) -> Any:
+    """The stored ``GatewayRunRecord`` of ``run_id`` in ``tenant_id``'s run records, or
+    ``None`` (not stored, no store yet, or a damaged row, which is logged).
+
+    Blocking: call it in a worker thread. The caller still checks ownership.
+    """
+    from kailash_nb.store.runs import RunRecordCorruptError
+
+    records = gateway.run_records_for(tenant_id)
+    if records is None:
+        return None
+    try:
+        return records.store.get_gateway_run(run_id)
+    except RunRecordCorruptError as exc:
+        logger.warning("%s", exc)
+        return None
+
+
+def _stored_payload(stored: Any) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "run_id": stored.run_id,
+        "workflow": stored.workflow_name,
+        "status": stored.status,
+        "created_at": stored.created_at,
+        "finished_at": stored.finished_at,
+    }
+    if stored.status == "completed":
+        payload["results"] = stored.results
+        if stored.results_truncated:
+            payload["results_truncated"] = True
+            payload["results_size"] = stored.results_size
+    if stored.error is not None:
+        payload["error"] = stored.error
+    elif stored.status == "interrupted":
+        payload["error"] = {
+            "message": "the process running this workflow ended before the run finished"
+        }
+    if stored.duration is not None:
+        payload["duration"] = stored.duration
+    if stored.nodes:
+        payload["nodes"] = _nodes(stored.nodes)
+    return payload
+
+
+def _nodes(nodes: Any) -> list[dict[str, Any]]:
+    return [
+        {
+            "node_id": node.node_id,
+            "state": node.state,
+            "duration": node.duration,
+            "error": node.error,
+        }
+        for node in nodes
+    ]
+
+
+def _not_found() -> ProblemError:
+    return ProblemError(404, "run_not_found", "no run with that id")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 import sqlalchemy as sa
 
@@ -18,6 +19,7 @@ class HealthHandler(GatewayHandler):
     With a monitor whose ``health_checks`` are on, the body also carries the alert
     states of its last evaluation, and ``"status"`` is ``"degraded"`` while an alert
     fires; the answer stays 200 (the process is alive) and costs no evaluation.
+    With ``worker_processes > 1`` it also names the answering worker (``"worker_pid"``).
     """
 
     route = "/health"
@@ -28,9 +30,12 @@ class HealthHandler(GatewayHandler):
         """Answer that the process is alive (with the monitor's alert states)."""
         monitor = self.gateway.monitor
         if monitor is None or not monitor.health_checks:
-            self.write_json({"status": "ok"})
-            return
-        self.write_json(monitor.health())
+            body = {"status": "ok"}
+        else:
+            body = dict(monitor.health())
+        if self.gateway.settings.worker_processes > 1:
+            body["worker_pid"] = os.getpid()
+        self.write_json(body)
 
 
 class ReadyHandler(GatewayHandler):
