@@ -229,6 +229,16 @@ def test_start_refuses_several_workers(tmp_path):
         asyncio.run(gateway.start("127.0.0.1", 0))
 
 
+def test_run_with_workers_refuses_a_running_event_loop(tmp_path):
+    gateway = create_gateway(worker_processes=2, database_url=f"sqlite:///{tmp_path / 'loop.db'}")
+
+    async def inside_a_loop() -> None:
+        gateway.run("127.0.0.1", 0)
+
+    with pytest.raises(GatewayConfigurationError, match="running event loop"):
+        asyncio.run(inside_a_loop())
+
+
 def test_load04_split_limit_too_small_is_refused(monkeypatch):
     monkeypatch.delenv("KAILASH_NB_REDIS_URL", raising=False)
     config = SecurityConfig(jwt_secret=SECRET, max_requests_per_minute=3)

@@ -74,8 +74,11 @@ def serve_workers(gateway: Gateway, host: str, port: int) -> None:
         StoreConfigurationError: the database URL is invalid.
         WorkerCrashLoopError: workers kept dying, or one exited non-zero while stopping.
     """
-    with contextlib.suppress(RuntimeError):
+    try:
         asyncio.get_running_loop()
+    except RuntimeError:
+        pass  # no loop in this thread: forking is safe
+    else:
         raise GatewayConfigurationError(
             "gateway.run() with worker_processes > 1 forks worker processes and cannot be "
             "called inside a running event loop (a notebook kernel, an async app); run it "
@@ -131,41 +134,45 @@ class _Supervisor:
                     name = signal.Signals(self.signal_received).name
                     logger.info("gateway stopping (%s): draining the workers", name)
                     self._stop()
-                try:
-                    pid, status = os.waitpid(-1, os.WNOHANG)
-                except ChildProcessError:  # reaped elsewhere (SIGCHLD ignored)
-                    logger.error("gateway workers %s were reaped elsewhere", list(self.children))
-                    failure = failure or "the workers' exit status was lost"
-                    break
-                if pid == 0:
+                exited = self._reap()
+                if not exited:
                     self._kill_stragglers()
                     time.sleep(_POLL_SECONDS)
                     continue
-                slot = self.children.pop(pid, None)
-                if slot is None:
-                    continue
-                code = os.waitstatus_to_exitcode(status)
-                if self.stopping:
-                    if code != 0:
-                        failure = failure or f"worker {pid} exited with {_describe(code)} on stop"
-                        logger.error(
-                            "worker %d exited with %s while stopping", pid, _describe(code)
+                for pid, slot, code in exited:
+                    if self.stopping:
+                        if code != 0:
+                            failure = failure or f"worker {pid} stopped with {_describe(code)}"
+                            logger.error("worker %d stopped with %s", pid, _describe(code))
+                        continue
+                    logger.error("worker %d exited unexpectedly with %s", pid, _describe(code))
+                    if self._crash_loop():
+                        failure = (
+                            f"workers exited {MAX_RESTARTS + 1} times within "
+                            f"{RESTART_WINDOW:.0f} s (last: {_describe(code)}); see the log "
+                            "for their errors"
                         )
-                    continue
-                logger.error("worker %d exited unexpectedly with %s", pid, _describe(code))
-                if self._crash_loop():
-                    failure = (
-                        f"workers exited {MAX_RESTARTS + 1} times within {RESTART_WINDOW:.0f} s "
-                        f"(last: {_describe(code)}); see the log for their errors"
-                    )
-                    logger.error("gateway workers keep dying: stopping the others")
-                    self._stop()
-                    continue
-                self._spawn(slot)
+                        logger.error("gateway workers keep dying: stopping the others")
+                        self._stop()
+                        continue
+                    self._spawn(slot)
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
         return failure
+
+    def _reap(self) -> list[tuple[int, int, int]]:
+        """``(pid, slot, exit code)`` of the workers that exited; only our own children
+        are waited for, so other child processes of the caller are left alone."""
+        exited = []
+        for pid in list(self.children):
+            try:
+                done, status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:  # reaped elsewhere (SIGCHLD ignored): status lost
+                done, status = pid, 255 << 8
+            if done == pid:
+                exited.append((pid, self.children.pop(pid), os.waitstatus_to_exitcode(status)))
+        return exited
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         # Only a flag: the supervising loop notices it within _POLL_SECONDS.
