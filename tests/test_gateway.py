@@ -218,6 +218,7 @@ def test_list_and_describe(served):
     "path", ["/workflows/nope", "/workflows/..%2F..%2Fetc%2Fpasswd", "/workflows/%2e%2e"]
 )
 def test_unknown_or_hostile_workflow_names_are_404(served, path):
+    """GW-10: traversal-looking or unknown workflow names answer 404."""
     response = served.client.get(path, headers=bearer(served))
     assert response.status_code == 404
     assert response.headers["content-type"].startswith("application/problem+json")
@@ -447,6 +448,7 @@ def test_password_login_and_refresh_rotation(served):
 
 
 def test_content_length_over_limit_is_413_before_the_body(served):
+    """GW-01: a Content-Length above 1 MiB answers 413 before the body is read."""
     token = bearer(served)["Authorization"]
     answer = raw_request(
         served.port,
@@ -459,6 +461,7 @@ def test_content_length_over_limit_is_413_before_the_body(served):
 
 
 def test_wrong_content_type_is_415(served):
+    """GW-11: a body that is not application/json answers 415."""
     response = served.client.post(
         "/workflows/dbl/execute",
         content=b'{"parameters": {}}',
@@ -468,6 +471,7 @@ def test_wrong_content_type_is_415(served):
 
 
 def test_unserved_method_is_405_with_allow(served):
+    """GW-12: an unserved method answers 405 with ``Allow``."""
     response = served.client.put("/workflows/dbl/execute", headers=bearer(served))
     assert_problem(response, 405, "method_not_allowed")
     assert response.headers["Allow"] == "POST"
@@ -494,6 +498,7 @@ def test_unserved_method_is_405_with_allow(served):
     ],
 )
 def test_hostile_json_is_400_with_stable_codes(served, body, code):
+    """GW-04..GW-09: hostile JSON bodies answer 400 with stable codes."""
     response = served.client.post(
         "/workflows/dbl/execute",
         content=body,
@@ -503,6 +508,8 @@ def test_hostile_json_is_400_with_stable_codes(served, body, code):
 
 
 def test_internal_errors_are_500_without_trace_or_secret(served, monkeypatch, caplog):
+    """GW-30: an unhandled error is a 500 with an error id; the secret only in the log."""
+
     def explode(run_id, tenant_id):
         raise RuntimeError("secret-connection-string-xyz")
 

@@ -185,6 +185,7 @@ def wait_until(condition, timeout: float = 5.0) -> None:
 
 
 def test_sse_client_that_stops_reading_is_dropped_others_unaffected(served):
+    """GW-26: a client that never reads is dropped; others are unaffected."""
     access = token(served)
     run_id, gate = start_held_run(served, auth(access))
     hub = realtime_hub(served.gateway)
@@ -237,6 +238,7 @@ def test_sse_of_another_tenant_or_user_is_404(served):
 
 
 def test_ws_handshake_without_a_valid_token_is_401(served):
+    """GW-22: a handshake without a valid token is refused with 401 before the upgrade."""
     for query, headers in (
         ("", {}),
         ("?token=not-a-token", {}),
@@ -249,6 +251,7 @@ def test_ws_handshake_without_a_valid_token_is_401(served):
 
 
 def test_ws_handshake_from_a_foreign_origin_is_403(served):
+    """GW-23: a handshake from an unlisted origin is refused with 403."""
     access = token(served)
     for origin in ("https://evil.example", "null", f"{ORIGIN}.evil.io"):
         response = served.client.get("/ws", headers={**UPGRADE, **auth(access), "Origin": origin})
@@ -327,6 +330,8 @@ def test_ws_subscribe_to_another_tenants_run_is_an_error_frame(served):
 
 
 def test_ws_oversized_frame_closes_1009(served):
+    """GW-24: a frame above 64 KiB closes the socket with 1009."""
+
     async def session() -> tuple[int | None, dict | None]:
         conn = await connect(served, token(served))
         conn.write_message("x" * (64 * 1024 + 1))
@@ -337,6 +342,8 @@ def test_ws_oversized_frame_closes_1009(served):
 
 
 def test_ws_message_flood_closes_1008(served):
+    """GW-25: a message flood closes the socket with 1008."""
+
     async def session() -> tuple[int | None, str | None]:
         conn = await connect(served, token(served))
         for _ in range(200):
@@ -349,6 +356,7 @@ def test_ws_message_flood_closes_1008(served):
 
 
 def test_ws_closes_when_the_token_expires(served):
+    """GW-28: the socket closes when the access token expires."""
     lifetime = served.config.access_token_ttl.total_seconds()
     # A service whose clock runs lifetime - 2 s behind mints a token with 1..2 s left.
     early = TokenService(served.config, served.db_url, clock=lambda: time.time() - lifetime + 2)
@@ -377,6 +385,7 @@ def test_ws_connect_error_is_raised_for_a_refused_handshake(served):
 
 
 def test_ws_client_that_stops_answering_pings_is_closed(served, monkeypatch):
+    """GW-27: a client that stops answering pings is closed."""
     from kailash_nb.middleware.handlers.realtime import RealtimeHandler
 
     monkeypatch.setattr(RealtimeHandler, "ping_every", 0.2)
@@ -412,6 +421,8 @@ def test_ws_client_that_stops_answering_pings_is_closed(served, monkeypatch):
 
 
 def test_outbox_overflow_drops_the_client_and_hub_replays_without_gaps():
+    """GW-26: a full send queue drops its client."""
+
     async def scenario() -> None:
         dropped: list[bool] = []
         outbox = Outbox(

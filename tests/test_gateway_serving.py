@@ -43,6 +43,7 @@ def open_gateway(tmp_path):
 
 
 def test_cors_preflight_echoes_listed_origins_only(open_gateway):
+    """GW-20, GW-21: only listed origins are echoed; look-alikes and ``null`` get none."""
     client = open_gateway.client
     ok = client.options(
         "/workflows/failing/execute",
@@ -127,6 +128,7 @@ def _raw(port: int, head: bytes) -> bytes:
 
 
 def test_connections_beyond_max_connections_are_closed(tmp_path):
+    """GW-19: connections beyond ``max_connections`` are closed at once."""
     gateway = create_gateway(max_connections=1, database_url=f"sqlite:///{tmp_path / 'c.db'}")
     with ServedGateway(gateway) as server:
         first = socket.create_connection(("127.0.0.1", server.port), timeout=10)
@@ -140,6 +142,7 @@ def test_connections_beyond_max_connections_are_closed(tmp_path):
 
 
 def test_content_length_with_transfer_encoding_is_400(open_gateway):
+    """GW-03: Content-Length with Transfer-Encoding answers 400."""
     answer = _raw(
         open_gateway.port,
         b"POST /workflows/failing/execute HTTP/1.1\r\nHost: t\r\nContent-Type: application/json"
@@ -162,6 +165,7 @@ def test_new_runs_are_refused_while_stopping(open_gateway):
 
 
 def test_compression_and_one_json_access_record_per_request(tmp_path, caplog):
+    """GW-14: one JSON access record per request, control characters escaped."""
     import json
 
     gateway = create_gateway(enable_compression=True, database_url=f"sqlite:///{tmp_path / 'z.db'}")

@@ -33,6 +33,8 @@ def _bad(code: str, detail: str) -> ProblemError:
 def _check_depth(text: str) -> None:
     # Counted on the text before parsing, so a 100 000-deep array never reaches the
     # recursive parser (no RecursionError path at all).
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return  # cannot nest deeper than that (brackets in strings only over-count)
     depth = 0
     in_string = escaped = False
     for char in text:

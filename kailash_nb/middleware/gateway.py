@@ -26,16 +26,10 @@ import tornado.netutil
 import tornado.web
 
 from kailash_nb.middleware._executor import RunExecutor
-from kailash_nb.middleware._limits import (
-    BODY_TIMEOUT,
-    DRAIN_TIMEOUT,
-    HEADER_TIMEOUT,
-    MAX_BODY_BYTES,
-    MAX_HEADER_BYTES,
-)
+from kailash_nb.middleware._limits import DRAIN_TIMEOUT, MAX_BODY_BYTES, ServerLimits
 from kailash_nb.middleware._metrics import GatewayMetrics
 from kailash_nb.middleware._runs import RunIndex
-from kailash_nb.middleware._server import CappedHTTPServer, address_family, is_loopback
+from kailash_nb.middleware._server import address_family, build_server, is_loopback
 from kailash_nb.middleware.auth import KailashJWTAuth
 from kailash_nb.middleware.gateway_errors import (
     GatewayConfigurationError,
@@ -45,7 +39,7 @@ from kailash_nb.runtime.events import EventBus
 from kailash_nb.security.config import SecurityConfig
 from kailash_nb.workflow.graph import Workflow
 
-__all__ = ["MAX_BODY_BYTES", "Gateway", "create_gateway"]
+__all__ = ["MAX_BODY_BYTES", "Gateway", "ServerLimits", "create_gateway"]
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +114,9 @@ class Gateway:
         #: Sessions (``create_session``/``get_session``/...), stored in ``database_url``.
         self.agent_ui = AgentUIMiddleware(self.store_url)
         self.stopping = False
+        #: Timeouts, per-IP connection cap and header limits of the server; replace it
+        #: (``ServerLimits(header_timeout=10, ...)``) before ``start()``/``run()``.
+        self.limits = ServerLimits()
         self._recorder: Any = None
         self._server: tornado.httpserver.HTTPServer | None = None
 
@@ -225,16 +222,7 @@ class Gateway:
     def _serve_sockets(self, sockets: list[Any], host: str) -> int:
         """Serve the application on already bound ``sockets``; return the port."""
         app = self.make_app()
-        server = CappedHTTPServer(
-            app,
-            max_body_size=MAX_BODY_BYTES,
-            max_header_size=MAX_HEADER_BYTES,
-            idle_connection_timeout=HEADER_TIMEOUT,
-            body_timeout=BODY_TIMEOUT,
-            decompress_request=False,
-            xheaders=False,
-        )
-        server.max_connections = self.settings.max_connections
+        server = build_server(app, self.limits, self.settings.max_connections)
         server.add_sockets(sockets)
         self._server = server
         self.stopping = False

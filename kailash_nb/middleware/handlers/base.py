@@ -8,6 +8,7 @@ Method check (405 with ``Allow``), authentication (bearer tokens, 401 with
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import tornado.web
 
+from kailash_nb.middleware import _request_id
 from kailash_nb.middleware._json_body import parse_json_body
 from kailash_nb.middleware._limits import MAX_BODY_BYTES
 from kailash_nb.middleware._problems import (
@@ -46,6 +48,7 @@ _HTTP_CODES = {
     500: "internal_error",
     503: "unavailable",
 }
+_CLOSE = {"Connection": "close"}
 _UNAUTHORIZED_DETAIL = "a valid bearer access token is required (POST /auth/token to get one)"
 
 
@@ -140,7 +143,13 @@ class GatewayHandler(tornado.web.RequestHandler):
         """Collect the body; a chunked body that grows past the limit is a 413 (GW-02)."""
         self._received += len(chunk)
         if self._received > MAX_BODY_BYTES:
-            raise ProblemError(413, "payload_too_large", "the body is above 1 MiB")
+            # Answered here: raising would only log an error and drop the connection.
+            if not self._finished:
+                too_large = ProblemError(
+                    413, "payload_too_large", "the body is above 1 MiB", headers=_CLOSE
+                )
+                self.send_error(413, exc_info=(ProblemError, too_large, None))
+            return
         self._chunks.append(chunk)
 
     def options(self, *args: str) -> None:
@@ -164,8 +173,14 @@ class GatewayHandler(tornado.web.RequestHandler):
         self.clear_header("Server")
         self.set_header("X-Content-Type-Options", "nosniff")
         self.set_header("Cache-Control", "no-store")
+        self.set_header(_request_id.REQUEST_ID_HEADER, self.request_id)
         if hasattr(self, "gateway"):
             self._cors_headers()
+
+    @functools.cached_property
+    def request_id(self) -> str:
+        """The client's ``X-Request-ID`` if sane, else a fresh id; echoed (GW-13)."""
+        return _request_id.request_id(self.request.headers)
 
     def _cors_headers(self) -> None:
         cors = self.gateway.cors
@@ -187,6 +202,7 @@ class GatewayHandler(tornado.web.RequestHandler):
             "status": status,
             "ms": round(seconds * 1000, 2),
             "subject": None if self.identity.anonymous else self.identity.subject,
+            "request_id": self.request_id,
         }
         logger.info(json.dumps(record, ensure_ascii=True))
 
