@@ -95,17 +95,6 @@ def test_unknown_keyword_is_a_type_error():
         create_gateway(enable_magic=True)
 
 
-@pytest.mark.parametrize(
-    "option",
-    [
-        {"database_per_tenant": True},
-    ],
-)
-def test_unsupported_options_are_refused_not_dropped(option):
-    with pytest.raises(NotImplementedError, match=next(iter(option))):
-        create_gateway(**option)
-
-
 def test_tenant_isolation_needs_security():
     with pytest.raises(GatewayConfigurationError, match="security_config"):
         create_gateway(tenant_isolation=True)

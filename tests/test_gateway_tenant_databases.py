@@ -159,3 +159,105 @@ def test_sessions_live_in_their_tenants_database(tenant_url):
             )
             assert not in_main & {acme.session_id, globex.session_id}
     main.dispose()
+
+
+# -- the gateway ----------------------------------------------------------------------------
+
+SECRET = "kailash-nb-tenant-databases-0123456789-abcdefgh"
+
+
+def plus_one(x: int) -> int:
+    """Returns x + 1."""
+    return x + 1
+
+
+def tenant_gateway(url: str):
+    from kailash_nb import WorkflowBuilder
+    from kailash_nb.middleware.gateway import create_gateway
+    from kailash_nb.nodes.code import PythonCodeNode
+    from kailash_nb.security import SecurityConfig
+
+    gateway = create_gateway(
+        title="Multi-Tenant Platform",
+        security_config=SecurityConfig(jwt_secret=SECRET, max_requests_per_minute=10_000),
+        tenant_isolation=True,
+        database_per_tenant=True,
+        database_url=url,
+    )
+    builder = WorkflowBuilder()
+    builder.add_node(PythonCodeNode.from_function(plus_one), "step")
+    gateway.register_workflow("plus", builder.build())
+    return gateway
+
+
+def bearer(gateway, tenant: str, subject: str = "alice") -> dict[str, str]:
+    pair = gateway.auth.issue_tokens(subject, tenant_id=tenant, roles=["analyst"])
+    return {"Authorization": f"Bearer {pair.access_token}"}
+
+
+def rows(url: str, table: str, column: str) -> set[str]:
+    engine = sa.create_engine(sync_url(url))
+    try:
+        with engine.connect() as connection:
+            if not sa.inspect(connection).has_table(table):
+                return set()
+            return set(connection.exec_driver_sql(f"SELECT {column} FROM {table}").scalars())
+    finally:
+        engine.dispose()
+
+
+def test_database_per_tenant_needs_tenant_isolation(tmp_path):
+    from kailash_nb.middleware.gateway import create_gateway
+    from kailash_nb.middleware.gateway_errors import GatewayConfigurationError
+
+    with pytest.raises(GatewayConfigurationError, match="tenant_isolation=True"):
+        create_gateway(database_per_tenant=True, database_url=f"sqlite:///{tmp_path / 'a.db'}")
+    with pytest.raises(GatewayConfigurationError, match="True or False"):
+        create_gateway(database_per_tenant="yes")
+
+
+def test_database_per_tenant_refuses_an_in_memory_database():
+    with pytest.raises(StoreConfigurationError, match="database file"):
+        tenant_gateway("sqlite:///:memory:")
+
+
+def test_authz09_tenant_runs_and_sessions_live_in_their_own_databases(tenant_url):
+    from _gateway_server import ServedGateway
+
+    url, created = tenant_url
+    gateway = tenant_gateway(url)
+    acme, globex = bearer(gateway, "acme"), bearer(gateway, "globex")
+    execute = {"parameters": {"step": {"x": 1}}}
+    with ServedGateway(gateway) as server:
+        client = server.client
+        run_a = client.post("/workflows/plus/execute", json=execute, headers=acme).json()
+        run_b = client.post("/workflows/plus/execute", json=execute, headers=globex).json()
+        assert run_a["results"] == run_b["results"] == {"step": {"result": 2}}
+        session_a = client.post("/sessions", headers=acme).json()["session_id"]
+        session_b = client.post("/sessions", headers=globex).json()["session_id"]
+        # Cross-tenant reads are 404, own reads 200.
+        assert client.get(f"/runs/{run_a['run_id']}", headers=globex).status_code == 404
+        assert client.get(f"/sessions/{session_a}", headers=globex).status_code == 404
+        assert client.get(f"/sessions/{session_b}", headers=globex).status_code == 200
+        own = client.get(f"/runs/{run_a['run_id']}", headers=acme)
+        assert own.status_code == 200 and own.json()["status"] == "completed"
+    acme_url = database_of(url, "acme", created)
+    globex_url = database_of(url, "globex", created)
+    runs_a, runs_b = run_a["run_id"], run_b["run_id"]
+    assert rows(acme_url, "kailash_nb_gateway_runs", "run_id") == {runs_a}
+    assert rows(globex_url, "kailash_nb_gateway_runs", "run_id") == {runs_b}
+    assert rows(acme_url, "kailash_nb_runs", "run_id") == {runs_a}
+    assert rows(globex_url, "kailash_nb_runs", "run_id") == {runs_b}
+    assert rows(acme_url, "kailash_nb_sessions", "session_id") == {session_a}
+    assert rows(globex_url, "kailash_nb_sessions", "session_id") == {session_b}
+    for table in ("kailash_nb_gateway_runs", "kailash_nb_runs"):
+        assert not rows(url, table, "run_id") & {runs_a, runs_b}
+    assert not rows(url, "kailash_nb_sessions", "session_id") & {session_a, session_b}
+
+    # After a restart the run is read back from the tenant's database, still per tenant.
+    again = tenant_gateway(url)
+    with ServedGateway(again) as server:
+        stored = server.client.get(f"/runs/{runs_a}", headers=bearer(again, "acme"))
+        assert stored.status_code == 200 and stored.json()["results"] == {"step": {"result": 2}}
+        foreign = server.client.get(f"/runs/{runs_a}", headers=bearer(again, "globex"))
+        assert foreign.status_code == 404

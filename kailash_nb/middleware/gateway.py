@@ -1,7 +1,6 @@
 """``create_gateway``: serve registered workflows over HTTP with Tornado.
 
-Every keyword is honored, or refused with ``GatewayFeatureNotImplementedError`` when set
-to a value this release cannot honor yet; an unknown keyword is a ``TypeError``::
+Every keyword of the seed is honored; an unknown keyword is a ``TypeError``::
 
     gateway = create_gateway(
         title="Enterprise Application",
@@ -31,10 +30,7 @@ from kailash_nb.middleware._metrics import GatewayMetrics
 from kailash_nb.middleware._runs import RunIndex
 from kailash_nb.middleware._server import address_family, build_server, is_loopback
 from kailash_nb.middleware.auth import KailashJWTAuth
-from kailash_nb.middleware.gateway_errors import (
-    GatewayConfigurationError,
-    GatewayFeatureNotImplementedError,
-)
+from kailash_nb.middleware.gateway_errors import GatewayConfigurationError
 from kailash_nb.runtime.events import EventBus
 from kailash_nb.security.config import SecurityConfig
 from kailash_nb.workflow.graph import Workflow
@@ -56,6 +52,7 @@ class GatewaySettings:
     cors_origins: tuple[str, ...] = ()
     enable_docs: bool = True
     tenant_isolation: bool = False
+    database_per_tenant: bool = False
     max_connections: int = 1000
     enable_compression: bool = False
     database_url: str | None = None
@@ -109,10 +106,13 @@ class Gateway:
         self.result_cache: Any = _result_cache(settings)
         #: Names of workflows registered with ``cache=False``.
         self.uncached_workflows: set[str] = set()
+        #: Each tenant's own database (``database_per_tenant``), or ``None``.
+        self.tenant_databases: Any = _tenant_databases(settings, self.store_url)
+        self._tenant_runs: Any = None
         from kailash_nb.middleware.agent_ui import AgentUIMiddleware
 
         #: Sessions (``create_session``/``get_session``/...), stored in ``database_url``.
-        self.agent_ui = AgentUIMiddleware(self.store_url)
+        self.agent_ui = AgentUIMiddleware(self.store_url, tenant_databases=self.tenant_databases)
         self.stopping = False
         #: Timeouts, per-IP connection cap and header limits of the server; replace it
         #: (``ServerLimits(header_timeout=10, ...)``) before ``start()``/``run()``.
@@ -247,6 +247,11 @@ class Gateway:
         if self._recorder is not None:
             await asyncio.get_running_loop().run_in_executor(None, self._recorder.close)
             self._recorder = None
+        if self._tenant_runs is not None:
+            self._tenant_runs.close()
+            self._tenant_runs = None
+            self.runs.index.on_change = self._record_run
+            await asyncio.get_running_loop().run_in_executor(None, self.tenant_databases.close)
         if self.rate_limiter is not None and hasattr(self.rate_limiter, "aclose"):
             await self.rate_limiter.aclose()
 
@@ -321,8 +326,12 @@ class Gateway:
         """The ``RunRecorder`` that keeps ``tenant_id``'s gateway runs (its ``store`` reads
         them back with ``get_gateway_run``), or ``None`` before ``start()``.
 
-        The one place that maps a tenant to where its run records live.
+        The one place that maps a tenant to where its run records live: with
+        ``database_per_tenant``, the recorder of the tenant's own database (opened on
+        first use, so call it from a worker thread).
         """
+        if self._tenant_runs is not None:
+            return self._tenant_runs.recorder(tenant_id)
         return self._recorder
 
     def _record_run(self, note: Any) -> None:
@@ -336,6 +345,13 @@ class Gateway:
 
         if self.run_store is None:
             self.run_store = RunStore(self.store_url)
+        if self.tenant_databases is not None:
+            if self._tenant_runs is None:
+                from kailash_nb.middleware._tenant_runs import TenantRunRouter
+
+                self._tenant_runs = TenantRunRouter(self.tenant_databases, self.events)
+                self.runs.index.on_change = self._tenant_runs.note
+            return
         if self._recorder is None:
             self._recorder = RunRecorder(self.run_store, self.events)
 
@@ -386,12 +402,12 @@ def _monitor(monitoring: Any) -> Any:
     )
 
 
-def _refuse(name: str, value: object, default: object, why: str) -> None:
-    if value != default:
-        raise GatewayFeatureNotImplementedError(
-            f"create_gateway({name}={value!r}) is not supported yet: {why}; "
-            f"leave {name} at its default ({default!r})"
-        )
+def _tenant_databases(settings: GatewaySettings, store_url: str) -> Any:
+    if not settings.database_per_tenant:
+        return None
+    from kailash_nb.store.tenant_databases import TenantDatabases
+
+    return TenantDatabases(store_url)
 
 
 def create_gateway(
@@ -440,18 +456,30 @@ def create_gateway(
         cache_enabled, cache_ttl: keep results of successful synchronous runs for
             ``cache_ttl`` seconds (> 0) per tenant, workflow and parameters, and answer
             identical requests from them (``X-Cache: hit``); see ``_result_cache``.
-        database_per_tenant: not supported yet; only its default is accepted.
+        database_per_tenant: keep each tenant's sessions and run history in a database
+            of its own, derived from ``database_url`` (SQLite ``app.db`` ->
+            ``app.tenant-<safe id>.db``; PostgreSQL: a database per tenant, created on
+            first use); users and auth state stay in the main one. Needs
+            ``tenant_isolation=True``. See ``kailash_nb.store.tenant_databases``.
 
     Raises:
         TypeError: an unknown keyword, or ``monitoring`` of another type.
-        GatewayFeatureNotImplementedError: an unsupported option set to a non-default value.
-        GatewayConfigurationError: ``tenant_isolation`` without ``security_config``, or a
+        GatewayConfigurationError: ``tenant_isolation`` without ``security_config``,
+            ``database_per_tenant`` without ``tenant_isolation``, or a
             bad ``max_connections``, ``connection_pool_size``, ``cache_enabled``,
             ``cache_ttl`` or ``worker_processes`` (or a rate limit too small to split over
             the workers without Redis).
         ValueError: an invalid CORS origin.
     """
-    _refuse("database_per_tenant", database_per_tenant, False, "tenants share one store")
+    if not isinstance(database_per_tenant, bool):
+        raise GatewayConfigurationError(
+            f"database_per_tenant must be True or False, got {database_per_tenant!r}"
+        )
+    if database_per_tenant and not tenant_isolation:
+        raise GatewayConfigurationError(
+            "database_per_tenant=True needs tenant_isolation=True (and security_config): "
+            "a caller's tenant, and so its database, comes from a verified token"
+        )
     monitor = _monitor(monitoring)
     if (
         isinstance(worker_processes, bool)
@@ -500,6 +528,7 @@ def create_gateway(
         cors_origins=tuple(cors_origins),
         enable_docs=bool(enable_docs),
         tenant_isolation=bool(tenant_isolation),
+        database_per_tenant=database_per_tenant,
         max_connections=max_connections,
         enable_compression=bool(enable_compression),
         database_url=database_url,

@@ -130,14 +130,18 @@ class RunStore:
     Args:
         url: database URL; ``None`` uses ``KAILASH_NB_DATABASE_URL`` or the default
             SQLite file.
+        engine: an engine whose database is already migrated (a tenant's database);
+            overrides ``url``.
 
     Raises:
         StoreConfigurationError: bad URL or a schema newer than this code.
     """
 
-    def __init__(self, url: str | None = None) -> None:
-        self.engine = get_engine(url)
-        migrate(self.engine)
+    def __init__(self, url: str | None = None, *, engine: sa.Engine | None = None) -> None:
+        if engine is None:
+            engine = get_engine(url)
+            migrate(engine)
+        self.engine = engine
         self.recover_interrupted()
 
     def get_run(self, run_id: str) -> RunRecord:
