@@ -1,33 +1,47 @@
 """Runs workflows for the gateway: one fresh engine run per request.
 
-Every request gets its own ``LocalRuntime`` and private ``EventBus`` (no mutable state
-shared between requests); the private bus forwards events to the gateway's bus, where
-the run recorder and the metrics subscribe. In-flight runs are tracked so ``stop()``
-can drain them.
+Every request gets its own engine run (``WorkflowRun``: no mutable state shared between
+requests) through one ``LocalRuntime`` front end, which holds only settings and
+publishes each run's events on the gateway's bus, where the run recorder, the metrics
+and the live event streams subscribe. A run's entry enters the run index when the
+engine announces the run ``started`` (after its parameters were validated), so a
+refused run leaves nothing behind. In-flight runs are tracked so ``stop()`` can drain
+them.
 
-Runs execute through ``LocalRuntime.execute`` in a bounded worker pool, not with
-``execute_async`` on the gateway's loop: the engine runs a sequential workflow's
-synchronous nodes in the calling thread, which on the server's loop would stall every
-other request for the node's whole duration.
+Runs execute in the gateway's run threads (``RunThreads``), not on its event loop: the
+engine runs a sequential workflow's synchronous nodes in the calling thread, which on
+the server's loop would stall every other request for the node's whole duration. A
+request that waits for its run awaits the thread's answer directly (``run``); a run
+that outlives its request (``?wait=false``, sessions) gets a task (``start``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import functools
 import logging
 import time
+import uuid
 from typing import Any
 
+from kailash_nb.middleware._run_threads import RunThreads
 from kailash_nb.middleware._runs import RunEntry, RunIndex
-from kailash_nb.runtime.events import Event, EventBus, RunEvent
+from kailash_nb.runtime.events import EventBus, RunEvent
 from kailash_nb.runtime.local import LocalRuntime
 from kailash_nb.sdk_exceptions import WorkflowExecutionError, WorkflowTimeoutError
 from kailash_nb.workflow.graph import Workflow
 
-__all__ = ["RunExecutor", "StartedRun"]
+__all__ = ["RunExecutor", "RunQueueFullError", "StartedRun"]
 
 logger = logging.getLogger(__name__)
+
+#: Seconds between checks of ``drain`` for runs awaited by their requests.
+_DRAIN_POLL_SECONDS = 0.02
+
+
+class RunQueueFullError(RuntimeError):
+    """Every run thread is busy and the queue of waiting runs is full (LOAD-06): the
+    gateway answers 503 with ``Retry-After`` instead of letting latency grow."""
 
 
 class StartedRun:
@@ -50,25 +64,65 @@ class StartedRun:
 
 
 class RunExecutor:
-    """Starts runs, records their owner and outcome in ``index``, drains on stop.
+    """Runs workflows, records their owner and outcome in ``index``, drains on stop.
 
     Args:
-        events: the gateway's bus; each run's events are forwarded to it.
+        events: the gateway's bus; every run publishes its events there.
         index: where run owners, status and results are kept.
-        max_workers: runs executing at once; further runs wait for a worker.
+        max_workers: runs executing at once; further runs wait for a thread.
+        max_queued: runs that may wait for a thread; beyond that a new run is refused
+            with ``RunQueueFullError`` (bounded queue, bounded latency).
     """
 
-    def __init__(self, events: EventBus, index: RunIndex, max_workers: int = 32) -> None:
+    def __init__(
+        self, events: EventBus, index: RunIndex, max_workers: int = 32, max_queued: int = 256
+    ) -> None:
         self.events = events
         self.index = index
         self.max_workers = max_workers
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self.max_queued = max_queued
+        self.runtime = LocalRuntime(event_bus=events, history=False)
+        self._threads: RunThreads | None = None
         self._tasks: set[asyncio.Task[RunEntry]] = set()
+        self._awaited = 0
+        #: Runs handed to the engine and not yet announced: ``run_id -> (entry, future
+        #: resolved with the entry once started, or None)``.
+        self._starting: dict[str, tuple[RunEntry, asyncio.Future[RunEntry] | None]] = {}
+        events.subscribe(self._on_run_event, nodes=False, runs=True)
 
     @property
     def in_flight(self) -> int:
         """Runs started and not finished."""
-        return len(self._tasks)
+        return len(self._tasks) + self._awaited
+
+    async def run(
+        self,
+        name: str,
+        workflow: Workflow,
+        parameters: dict[str, Any],
+        *,
+        tenant_id: str,
+        subject: str,
+        inline: bool = False,
+    ) -> RunEntry:
+        """Run ``workflow`` to its end while the caller waits; return its entry.
+
+        With ``inline`` (workflows registered with ``run_inline=True``: sequential,
+        ``PythonCodeNode`` only) the run executes on the loop itself.
+
+        Raises:
+            WorkflowValidationError: the run was refused before it started (bad
+                parameters); nothing was recorded.
+            RunQueueFullError: ``max_workers + max_queued`` runs are in flight.
+        """
+        self._admit()
+        entry = RunEntry(str(uuid.uuid4()), name, tenant_id, subject)
+        self._starting[entry.run_id] = (entry, None)
+        self._awaited += 1
+        try:
+            return await self._execute(entry, workflow, parameters, inline)
+        finally:
+            self._awaited -= 1
 
     def start(
         self,
@@ -80,102 +134,86 @@ class RunExecutor:
         subject: str,
         inline: bool = False,
     ) -> StartedRun:
-        """Start ``workflow`` as a background task on the running loop.
-
-        With ``inline`` (workflows registered with ``run_inline=True``: sequential,
-        ``PythonCodeNode`` only) the task runs the workflow on the loop itself instead
-        of in the thread pool.
-        """
+        """Start ``workflow`` as a background task on the running loop (a run that may
+        outlive its request); see ``run`` for ``inline`` and ``RunQueueFullError``."""
+        self._admit()
         loop = asyncio.get_running_loop()
+        entry = RunEntry(str(uuid.uuid4()), name, tenant_id, subject)
         started: asyncio.Future[RunEntry] = loop.create_future()
-        holder: list[RunEntry] = []
-        bus = EventBus()
-
-        def forward(event: Event) -> None:
-            if isinstance(event, RunEvent) and event.state == "started" and not holder:
-                entry = RunEntry(event.run_id, name, tenant_id, subject)
-                holder.append(entry)
-                self.index.add(entry)
-                loop.call_soon_threadsafe(_resolve, started, entry)
-            self.events.emit(event)
-
-        bus.subscribe(
-            forward,
-            nodes=self.events.wants_node_events,
-            runs=True,
-            timeline=self.events.wants_timeline,
-        )
-        task = loop.create_task(self._run(workflow, parameters, bus, holder, inline))
+        self._starting[entry.run_id] = (entry, started)
+        task = loop.create_task(self._execute(entry, workflow, parameters, inline))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        task.add_done_callback(self._report_finished)
         return StartedRun(task, started)
 
-    async def _run(
-        self,
-        workflow: Workflow,
-        parameters: dict[str, Any],
-        bus: EventBus,
-        holder: list[RunEntry],
-        inline: bool = False,
-    ) -> RunEntry:
-        runtime = LocalRuntime(event_bus=bus, history=False)
-        if self._pool is None:
-            self._pool = concurrent.futures.ThreadPoolExecutor(
-                self.max_workers, thread_name_prefix="kailash-nb-gateway-run"
+    def _admit(self) -> None:
+        limit = self.max_workers + self.max_queued
+        if self.in_flight >= limit:
+            raise RunQueueFullError(
+                f"{self.in_flight} runs are in flight (at most {self.max_workers} execute "
+                f"and {self.max_queued} wait); retry shortly"
             )
-        loop = asyncio.get_running_loop()
+
+    def _on_run_event(self, event: RunEvent) -> None:
+        # Called in the thread that runs the workflow, when the engine starts it.
+        if event.state != "started":
+            return
+        pending = self._starting.pop(event.run_id, None)
+        if pending is None:
+            return
+        entry, started = pending
+        self.index.add(entry)
+        if started is not None:
+            started.get_loop().call_soon_threadsafe(_resolve, started, entry)
+
+    async def _execute(
+        self, entry: RunEntry, workflow: Workflow, parameters: dict[str, Any], inline: bool
+    ) -> RunEntry:
+        execute = functools.partial(self.runtime.execute, workflow, parameters, run_id=entry.run_id)
         try:
             if inline:
                 # Sequential and synchronous (checked at registration), no timeouts:
                 # LocalRuntime runs it in this thread without an event loop.
-                results, _ = runtime.execute(workflow, parameters)
+                results, _ = execute()
             else:
-                results, _ = await loop.run_in_executor(
-                    self._pool, runtime.execute, workflow, parameters
-                )
-        except WorkflowExecutionError as exc:
-            if not holder:
-                raise
-            entry = holder[0]
-            entry.status = "timeout" if isinstance(exc, WorkflowTimeoutError) else "failed"
-            entry.error = {"message": str(exc), "node_id": exc.node_id}
-            entry.finished_at = time.time()
-            return entry
-        except Exception:
-            if not holder:
-                raise
-            # Started runs are reported through the index; the trace stays in the log.
-            logger.exception("run %s failed inside the gateway", holder[0].run_id)
-            entry = holder[0]
-            entry.status = "failed"
-            entry.error = {"message": "internal error while running the workflow"}
-            entry.finished_at = time.time()
-            return entry
-        finally:
-            runtime.close()
-        entry = holder[0]
-        entry.status = "completed"
-        entry.results = results
+                if self._threads is None:
+                    self._threads = RunThreads(self.max_workers)
+                results, _ = await self._threads.call(execute)
+        except Exception as exc:
+            if self._starting.pop(entry.run_id, None) is not None:
+                raise  # refused before it started: the caller answers, nothing recorded
+            entry.status, entry.error = _failure(exc, entry.run_id)
+        else:
+            entry.status, entry.results = "completed", results
         entry.finished_at = time.time()
+        self.index.run_finished(entry)
         return entry
-
-    def _report_finished(self, task: asyncio.Task[RunEntry]) -> None:
-        # A task that failed before its run started has no entry (nothing to record).
-        if not task.cancelled() and task.exception() is None:
-            self.index.run_finished(task.result())
 
     async def drain(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for in-flight runs; ``True`` if all finished."""
+        deadline = time.monotonic() + timeout
         pending: set[asyncio.Task[RunEntry]] = set()
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
-        if pending:
-            logger.warning("gateway stopped with %d runs still executing", len(pending))
-        if self._pool is not None:
-            self._pool.shutdown(wait=False)
-            self._pool = None
-        return not pending
+        while self._awaited and time.monotonic() < deadline:
+            await asyncio.sleep(_DRAIN_POLL_SECONDS)
+        unfinished = len(pending) + self._awaited
+        if unfinished:
+            logger.warning("gateway stopped with %d runs still executing", unfinished)
+        if self._threads is not None:
+            self._threads.shutdown()
+            self._threads = None
+        return not unfinished
+
+
+def _failure(exc: Exception, run_id: str) -> tuple[str, dict[str, Any]]:
+    """``(status, error)`` of a started run that raised ``exc``."""
+    if isinstance(exc, WorkflowExecutionError):
+        status = "timeout" if isinstance(exc, WorkflowTimeoutError) else "failed"
+        return status, {"message": str(exc), "node_id": exc.node_id}
+    # Started runs are reported through the index; the trace stays in the log.
+    logger.error("run %s failed inside the gateway", run_id, exc_info=exc)
+    return "failed", {"message": "internal error while running the workflow"}
 
 
 def _resolve(future: asyncio.Future[RunEntry], entry: RunEntry) -> None:

@@ -99,7 +99,7 @@ def check_caller_parameters(workflow: Workflow, parameters: Any) -> None:
             dict, or a key names an input that is not caller-settable (code, query,
             address and dunder names included), listing every offending key.
     """
-    if parameters is None:
+    if parameters is None or parameters == {}:
         return
     if not isinstance(parameters, dict):
         raise WorkflowValidationError(

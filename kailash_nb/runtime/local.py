@@ -139,12 +139,15 @@ class LocalRuntime:
         parameters: dict[str, Any] | None = None,
         *,
         cached_outputs: dict[str, dict[str, Any]] | None = None,
+        run_id: str | None = None,
     ) -> tuple[dict[str, dict[str, Any]], str]:
         """Run ``workflow`` to completion and return ``(results, run_id)``.
 
-        ``results`` maps every node that ran to its outputs; ``run_id`` is a uuid4.
-        ``cached_outputs`` (``{node_id: outputs}``) are reused instead of executing
-        those nodes (``cached`` events); the notebook layer decides what is fresh.
+        ``results`` maps every node that ran to its outputs; ``run_id`` is a uuid4
+        unless the caller passes its own (a server that must know the id before the
+        run starts). ``cached_outputs`` (``{node_id: outputs}``) are reused instead of
+        executing those nodes (``cached`` events); the notebook layer decides what is
+        fresh.
 
         Raises:
             WorkflowValidationError: bad parameters or missing required inputs
@@ -152,7 +155,7 @@ class LocalRuntime:
             WorkflowExecutionError: a node with dependents failed (partial results
                 in ``err.results``); ``WorkflowTimeoutError`` past ``workflow_timeout``.
         """
-        run = self._new_run(workflow, parameters, cached_outputs)
+        run = self._new_run(workflow, parameters, cached_outputs, run_id)
         if self._slots is not None:
             self._slots.acquire()
         try:
@@ -203,13 +206,18 @@ class LocalRuntime:
         workflow: Workflow,
         parameters: dict[str, Any] | None,
         cached_outputs: dict[str, dict[str, Any]] | None = None,
+        run_id: str | None = None,
     ) -> WorkflowRun:
         if self._closed:
             raise RuntimeExecutionError("this runtime is closed; create a new one")
+        if run_id is not None and (not isinstance(run_id, str) or not 0 < len(run_id) <= 64):
+            raise RuntimeExecutionError(
+                f"run_id must be a string of 1-64 characters, got {run_id!r:.80}"
+            )
         return WorkflowRun(
             workflow,
             parameters,
-            run_id=str(uuid.uuid4()),
+            run_id=run_id or str(uuid.uuid4()),
             bus=self.events,
             settings=self.settings,
             cached_outputs=cached_outputs,

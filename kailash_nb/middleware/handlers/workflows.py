@@ -6,6 +6,7 @@ from typing import Any
 
 import tornado.web
 
+from kailash_nb.middleware._executor import RunQueueFullError
 from kailash_nb.middleware._problems import ProblemError
 from kailash_nb.middleware._result_cache import lookup as cache_lookup
 from kailash_nb.middleware.handlers.base import GatewayHandler, Identity
@@ -14,6 +15,9 @@ from kailash_nb.sdk_exceptions import WorkflowValidationError
 from kailash_nb.workflow.graph import Workflow
 
 __all__ = ["CODE_CARRYING_KEYS", "ExecuteHandler", "WorkflowHandler", "WorkflowListHandler"]
+
+#: ``Retry-After`` seconds when every run thread is busy and the run queue is full.
+BUSY_RETRY_SECONDS = 1
 
 #: Inputs that carry code, queries or addresses: only ``admin`` callers may override them.
 CODE_CARRYING_KEYS = frozenset(
@@ -104,23 +108,31 @@ class ExecuteHandler(_WorkflowRoute):
         cached = cache_lookup(self, name, parameters, wait, body)
         if cached.answered:
             return
-        started = await start_in_session(
-            self.gateway,
-            self.identity,
-            body.get("session_id"),
-            lambda: self.gateway.runs.start(
-                name,
-                workflow,
-                parameters,
-                tenant_id=self.identity.tenant_id,
-                subject=self.identity.subject,
-                inline=name in self.gateway.inline_workflows,
-            ),
-        )
+        owner = {
+            "tenant_id": self.identity.tenant_id,
+            "subject": self.identity.subject,
+            "inline": name in self.gateway.inline_workflows,
+        }
+        session_id = body.get("session_id")
         try:
-            entry = await started.wait_started()
+            if wait and session_id is None:
+                entry = await self.gateway.runs.run(name, workflow, parameters, **owner)
+            else:
+                started = await start_in_session(
+                    self.gateway,
+                    self.identity,
+                    session_id,
+                    lambda: self.gateway.runs.start(name, workflow, parameters, **owner),
+                )
+                entry = await started.wait_started()
+                if wait:
+                    entry = await started.task
         except WorkflowValidationError as exc:
             raise ProblemError(400, "invalid_parameters", str(exc)) from None
+        except RunQueueFullError as exc:
+            raise ProblemError(
+                503, "busy", str(exc), headers={"Retry-After": str(BUSY_RETRY_SECONDS)}
+            ) from None
         run_url = f"/runs/{entry.run_id}"
         if not wait:
             self.set_header("Location", run_url)
@@ -128,7 +140,6 @@ class ExecuteHandler(_WorkflowRoute):
                 {"run_id": entry.run_id, "status": "running", "run_url": run_url}, status=202
             )
             return
-        entry = await started.task
         if entry.status == "completed":
             cached.store(entry)
             self.write_json(
