@@ -138,11 +138,16 @@ class Gateway:
             workflow: a built workflow.
             description: shown in the listing and the OpenAPI document.
             run_inline: opt-in: run the workflow on the gateway's event loop instead of
-                handing it to the run thread pool (saves the hand-off per request).
+                handing it to the run threads (saves the hand-off per request).
                 Only for workflows whose plan is sequential and made only of
                 ``PythonCodeNode`` nodes. While such a run executes, the gateway serves
                 nothing else, so use it only for code that finishes quickly and never
                 blocks (no I/O, no sleeps); a run cannot be interrupted by timeouts.
+                Without it, a workflow runs on the loop anyway when it is provably
+                quick: sequential, no cycles, and every node a ``PythonCodeNode`` of
+                straight-line glue code (no calls, loops or costly operators, see
+                ``PythonCodeNode.bounded``), which runs in time linear in its inputs;
+                anything else runs on the run threads.
             cache: with ``cache_enabled``, serve repeated identical requests from the
                 result cache; ``False`` for workflows whose results must be fresh.
 
@@ -173,7 +178,7 @@ class Gateway:
                 "made only of PythonCodeNode nodes"
             )
         self.workflows[name] = (workflow, str(description))
-        if run_inline:
+        if run_inline or _provably_quick(workflow):
             self.inline_workflows.add(name)
         if not cache:
             self.uncached_workflows.add(name)
@@ -241,6 +246,10 @@ class Gateway:
         server, self._server = self._server, None
         server.stop()
         await self.runs.drain(timeout)
+        from kailash_nb.middleware._realtime import session_watch
+
+        # Tornado detaches WebSocket streams from the server, so close them here.
+        session_watch(self).end_all()
         await server.close_all_connections()
         if self.monitor is not None:
             await self.monitor.stop()
@@ -466,9 +475,9 @@ def create_gateway(
         TypeError: an unknown keyword, or ``monitoring`` of another type.
         GatewayConfigurationError: ``tenant_isolation`` without ``security_config``,
             ``database_per_tenant`` without ``tenant_isolation``, or a
-            bad ``max_connections``, ``connection_pool_size``, ``cache_enabled``,
-            ``cache_ttl`` or ``worker_processes`` (or a rate limit too small to split over
-            the workers without Redis).
+            bad ``cache_enabled``/``cache_ttl``, ``max_connections``,
+            ``connection_pool_size`` or ``worker_processes``
+            (or a rate limit too small to split over the workers without Redis).
         ValueError: an invalid CORS origin.
     """
     if not isinstance(database_per_tenant, bool):
@@ -554,4 +563,14 @@ def _inline_eligible(workflow: Workflow) -> bool:
     plan = workflow.plan
     return bool(plan.sequential) and all(
         type(node) is PythonCodeNode for node in plan.nodes.values()
+    )
+
+
+def _provably_quick(workflow: Workflow) -> bool:
+    """Sequential, acyclic, and only straight-line glue code: safe on the event loop."""
+    plan = workflow.plan
+    return (
+        _inline_eligible(workflow)
+        and all(isinstance(unit, str) for unit in plan.units)
+        and all(node.bounded for node in plan.nodes.values())
     )

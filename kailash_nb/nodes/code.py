@@ -154,6 +154,7 @@ class _CodeRunner:
                 f"node {self.id!r}: invalid Python in 'code' at line {exc.lineno}: {exc.msg}"
             ) from None
         self._code = analysis.code
+        self._bounded = analysis.bounded
         self._bound_names = analysis.bound_names
         self._globals, self._input_names = _snippet_scope(
             analysis.free_names, self._PRELOADED | self._extra_modules
@@ -167,6 +168,7 @@ class _CodeRunner:
             raise NodeConfigurationError(f"node {self.id!r}: 'function' must be callable")
         self._function = function
         self._code = None
+        self._bounded = False
         try:
             # Resolve postponed (string) annotations so they can be coerced.
             self._signature = inspect.signature(function, eval_str=True)
@@ -180,6 +182,13 @@ class _CodeRunner:
         self.accepts_extra_inputs = any(
             p.kind is p.VAR_KEYWORD for p in self._signature.parameters.values()
         )
+
+    @property
+    def bounded(self) -> bool:
+        """True when the node's code provably runs in time linear in the size of its
+        inputs: straight-line glue code without calls, loops or costly operators
+        (``kailash_nb.nodes._code_analysis.is_bounded``); ``False`` for functions."""
+        return self._bounded
 
     def get_parameters(self) -> dict[str, NodeParameter]:
         """Inputs read off the code's free names, or off the function's signature."""
