@@ -61,6 +61,8 @@ REVOCATION_POLL_SECONDS = REVOCATION_CACHE_SECONDS / 2
 bound, so a revoked session's connections close within the bound (1 s)."""
 
 _FINAL_RUN_STATES = frozenset({"completed", "failed"})
+#: ``RunEvent`` fields kept in replay buffers: all but ``parameters`` and ``timeline``.
+_RUN_EVENT_PUBLIC_FIELDS = RunEvent._fields.index("parameters")
 _HUBS_LOCK = threading.Lock()
 
 Watcher = Callable[[Event], None]
@@ -156,20 +158,26 @@ class RunEventHub:
 
     def on_event(self, event: Event) -> None:
         """Buffer ``event`` and pass it to the run's watchers (called from any thread)."""
-        if isinstance(event, RunEvent) and (event.parameters or event.timeline):
-            event = event._replace(parameters=None, timeline=None)  # hold no caller data
+        final = False
+        if type(event) is RunEvent:
+            if event.parameters is not None or event.timeline is not None:
+                event = RunEvent(*event[:_RUN_EVENT_PUBLIC_FIELDS])  # hold no caller data
+            final = event.state in _FINAL_RUN_STATES
+        run_id = event.run_id
         with self._lock:
-            buffer = self._buffers.get(event.run_id)
+            buffer = self._buffers.get(run_id)
             if buffer is None:
-                buffer = self._buffers[event.run_id] = _RunBuffer(self.max_events_per_run)
-                while len(self._buffers) > self.max_runs:
+                buffer = self._buffers[run_id] = _RunBuffer(self.max_events_per_run)
+                if len(self._buffers) > self.max_runs:
                     self._buffers.popitem(last=False)
             buffer.events.append(event)
-            if is_final(event):
+            if final:
                 buffer.finished = True
-            # Inside the lock, so watchers see events in buffer order (they only enqueue).
-            for watcher in self._watchers.get(event.run_id, ()):
-                watcher(event)
+            watchers = self._watchers.get(run_id)
+            if watchers:
+                # Inside the lock, so watchers see events in buffer order (they only enqueue).
+                for watcher in watchers:
+                    watcher(event)
 
     def watch(self, run_id: str, watcher: Watcher) -> tuple[list[Event], bool]:
         """Register ``watcher`` for ``run_id``; return ``(replay, finished)``.
