@@ -10,6 +10,8 @@ notebook) never share counters::
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -53,6 +55,10 @@ class GatewayMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        # Labelled children by label values: ``labels()`` costs a lock and a tuple per
+        # call, and the label sets are few (methods x routes x statuses, workflows).
+        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._run_children: dict[tuple[str, str], Any] = {}
         self.requests = Counter(
             "kailash_nb_http_requests",
             "HTTP requests answered, by method, route and status.",
@@ -81,16 +87,27 @@ class GatewayMetrics:
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count one answered request. ``route`` is the route pattern, never the raw path
         (bounded label cardinality)."""
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(route).observe(seconds)
+        key = (method, route, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = self._request_children[key] = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(route),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
     def observe_run_event(self, event: RunEvent) -> None:
         """Count a run event (subscribe this to the gateway's event bus)."""
         if event.state == "started":
             self.runs_in_flight.inc()
-        else:
-            self.runs_in_flight.dec()
-            self.runs.labels(event.workflow_name, event.state).inc()
+            return
+        self.runs_in_flight.dec()
+        key = (event.workflow_name, event.state)
+        child = self._run_children.get(key)
+        if child is None:
+            child = self._run_children[key] = self.runs.labels(*key)
+        child.inc()
 
     def render(self) -> tuple[bytes, str]:
         """The text exposition and its content type."""

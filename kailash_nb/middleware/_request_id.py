@@ -10,6 +10,7 @@ ANSI escapes, a second ``X-Request-ID`` header, too long) is replaced by a fresh
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from typing import Protocol
@@ -19,6 +20,18 @@ __all__ = ["REQUEST_ID_HEADER", "new_request_id", "request_id"]
 REQUEST_ID_HEADER = "X-Request-ID"
 
 _SANE = re.compile(r"[A-Za-z0-9._-]{1,128}")
+_COUNTER_MASK = (1 << 64) - 1
+
+
+def _reseed() -> None:
+    """A new prefix and counter start: at import and in every forked worker."""
+    global _PREFIX, _COUNTER
+    _PREFIX = os.urandom(8).hex()
+    _COUNTER = itertools.count(int.from_bytes(os.urandom(4), "big"))
+
+
+_reseed()
+os.register_at_fork(after_in_child=_reseed)
 
 
 class _Headers(Protocol):
@@ -26,8 +39,10 @@ class _Headers(Protocol):
 
 
 def new_request_id() -> str:
-    """A fresh random request id (32 hex digits)."""
-    return os.urandom(16).hex()
+    """A fresh request id (32 hex digits): this process's random 16-digit prefix and a
+    16-digit counter, so ids never repeat within a process and are unguessable across
+    processes, without a system call per request."""
+    return f"{_PREFIX}{next(_COUNTER) & _COUNTER_MASK:016x}"
 
 
 def request_id(headers: _Headers) -> str:

@@ -24,6 +24,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from kailash_nb._json_text import json_text
+
 if TYPE_CHECKING:
     from kailash_nb.middleware._runs import RunEntry
     from kailash_nb.middleware.handlers.base import GatewayHandler
@@ -98,10 +100,7 @@ class ResultCache:
 
     def put(self, key: bytes, run_id: str, results: Any) -> bool:
         """Remember ``results`` of run ``run_id``; ``False`` when too large to keep."""
-        # Imported here: the handlers package imports this module.
-        from kailash_nb.middleware.handlers.base import jsonable
-
-        text = json.dumps(jsonable(results), allow_nan=False)
+        text = json_text(results)
         if len(text) > self.max_entry_bytes:
             return False
         self._drop(key)

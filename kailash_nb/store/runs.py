@@ -17,7 +17,6 @@ results, error; ``get_gateway_run``), written by the run recorder from
 from __future__ import annotations
 
 import json
-import math
 import os
 import socket
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
+from kailash_nb._json_text import json_text
 from kailash_nb.sdk_exceptions import KailashException
 from kailash_nb.store.engine import get_engine
 from kailash_nb.store.schema import NODE_EVENT_FIELDS, gateway_runs, migrate, runs
@@ -292,23 +292,9 @@ def results_json(results: Any) -> tuple[str | None, int]:
     """
     if results is None:
         return None, 0
-    text = json.dumps(_plain(results, 0), allow_nan=False, separators=(",", ":"))
+    text = json_text(results, compact=True)
     size = len(text.encode("utf-8"))
     return (text if size <= MAX_STORED_RESULTS_BYTES else None), size
-
-
-def _plain(value: Any, depth: int) -> Any:
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if depth >= 64:
-        return "<nested too deep>"
-    if isinstance(value, dict):
-        return {str(key): _plain(item, depth + 1) for key, item in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [_plain(item, depth + 1) for item in value]
-    return str(value)
 
 
 def process_token(pid: int | None = None) -> str:

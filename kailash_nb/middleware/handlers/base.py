@@ -11,13 +11,13 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import math
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import tornado.web
 
+from kailash_nb._json_text import json_text
 from kailash_nb.middleware import _request_id
 from kailash_nb.middleware._json_body import parse_json_body
 from kailash_nb.middleware._limits import MAX_BODY_BYTES
@@ -32,7 +32,7 @@ from kailash_nb.security.errors import AuthenticationError
 if TYPE_CHECKING:
     from kailash_nb.middleware.gateway import Gateway
 
-__all__ = ["GatewayHandler", "Identity", "NotFoundHandler", "jsonable"]
+__all__ = ["GatewayHandler", "Identity", "NotFoundHandler"]
 
 logger = logging.getLogger("kailash_nb.middleware.access")
 
@@ -170,10 +170,13 @@ class GatewayHandler(tornado.web.RequestHandler):
 
     def set_default_headers(self) -> None:
         """No server banner; CORS headers for simple requests from listed origins."""
-        self.clear_header("Server")
-        self.set_header("X-Content-Type-Options", "nosniff")
-        self.set_header("Cache-Control", "no-store")
-        self.set_header(_request_id.REQUEST_ID_HEADER, self.request_id)
+        # Straight into the header map: these values are constants or a checked id, so
+        # set_header's validation would only cost time on every request.
+        headers = self._headers
+        headers.pop("Server", None)
+        headers["X-Content-Type-Options"] = "nosniff"
+        headers["Cache-Control"] = "no-store"
+        headers[_request_id.REQUEST_ID_HEADER] = self.request_id
         if hasattr(self, "gateway"):
             self._cors_headers()
 
@@ -209,12 +212,18 @@ class GatewayHandler(tornado.web.RequestHandler):
     # -- helpers for verbs -------------------------------------------------------
 
     @classmethod
-    def allowed_methods(cls) -> list[str]:
+    def allowed_methods(cls) -> tuple[str, ...]:
         """The verbs this route implements (the ``Allow`` header)."""
-        base = tornado.web.RequestHandler
-        return [
-            verb for verb in _VERBS if getattr(cls, verb.lower()) is not getattr(base, verb.lower())
-        ]
+        allowed = cls.__dict__.get("_allowed_methods")
+        if allowed is None:
+            base = tornado.web.RequestHandler
+            allowed = tuple(
+                verb
+                for verb in _VERBS
+                if getattr(cls, verb.lower()) is not getattr(base, verb.lower())
+            )
+            cls._allowed_methods = allowed
+        return allowed
 
     def json_body(self) -> Any:
         """The request body parsed as strict JSON (``ProblemError`` 400 otherwise)."""
@@ -243,7 +252,7 @@ class GatewayHandler(tornado.web.RequestHandler):
         """Answer ``payload`` as JSON (non-JSON values become strings)."""
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(jsonable(payload), allow_nan=False))
+        self.finish(json_text(payload))
 
     # -- errors ------------------------------------------------------------------
 
@@ -263,7 +272,7 @@ class GatewayHandler(tornado.web.RequestHandler):
         body = problem_body(
             status, code, detail, error_id=error_id, instance=self.request.path[:256], extra=extra
         )
-        self.finish(json.dumps(jsonable(body), allow_nan=False))
+        self.finish(json_text(body))
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         """Problems are expected (one debug line); anything else is logged with its trace
@@ -379,19 +388,3 @@ def _unauthorized(error: str | None) -> ProblemError:
     return ProblemError(
         401, "unauthorized", _UNAUTHORIZED_DETAIL, headers={"WWW-Authenticate": challenge}
     )
-
-
-def jsonable(value: Any, depth: int = 0) -> Any:
-    """``value`` as plain JSON: non-finite floats become ``None``, unknown objects their
-    ``str``, nesting beyond 64 levels a marker string."""
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if depth >= _MAX_JSON_DEPTH:
-        return "<nested too deep>"
-    if isinstance(value, dict):
-        return {str(key): jsonable(item, depth + 1) for key, item in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [jsonable(item, depth + 1) for item in value]
-    return str(value)

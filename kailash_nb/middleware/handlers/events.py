@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from typing import TYPE_CHECKING
 
 import tornado.iostream
 
+from kailash_nb._json_text import json_text
 from kailash_nb.middleware._problems import ProblemError
 from kailash_nb.middleware._realtime import (
     Outbox,
@@ -32,7 +32,7 @@ from kailash_nb.middleware._realtime import (
     is_final,
 )
 from kailash_nb.middleware._runs import may_read
-from kailash_nb.middleware.handlers.base import GatewayHandler, jsonable
+from kailash_nb.middleware.handlers.base import GatewayHandler
 from kailash_nb.middleware.handlers.runs import stored_gateway_run
 from kailash_nb.runtime.events import NodeEvent, RunEvent
 
@@ -58,7 +58,7 @@ _ENDED = {
 def sse_message(event: Event) -> bytes:
     """One SSE message for ``event`` (``event:`` line, one ``data:`` line, blank line)."""
     kind, data = event_frame(event)
-    payload = json.dumps(jsonable(data), allow_nan=False, separators=(",", ":"))
+    payload = json_text(data, compact=True)
     return f"event: {kind}\ndata: {payload}\n\n".encode()
 
 

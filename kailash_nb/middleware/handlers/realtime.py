@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 import tornado.web
 import tornado.websocket
 
+from kailash_nb._json_text import json_text
 from kailash_nb.middleware._json_body import parse_json_body
 from kailash_nb.middleware._problems import (
     PROBLEM_CONTENT_TYPE,
@@ -50,7 +51,7 @@ from kailash_nb.middleware._realtime import (
     owned_run,
     session_watch,
 )
-from kailash_nb.middleware.handlers.base import ANONYMOUS, Identity, jsonable, problem_parts
+from kailash_nb.middleware.handlers.base import ANONYMOUS, Identity, problem_parts
 from kailash_nb.security.errors import AuthenticationError
 
 if TYPE_CHECKING:
@@ -193,7 +194,7 @@ class RealtimeHandler(tornado.websocket.WebSocketHandler):
         self.set_status(status)
         self.set_header("Content-Type", PROBLEM_CONTENT_TYPE)
         body = problem_body(status, code, detail, error_id=error_id, instance="/ws", extra=extra)
-        self.finish(json.dumps(jsonable(body), allow_nan=False))
+        self.finish(json_text(body))
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         """Refusals are expected; anything else is logged with its trace."""
@@ -306,7 +307,7 @@ class RealtimeHandler(tornado.websocket.WebSocketHandler):
                 else:
                     frames = [self._event_frame(event) for event in _as_list(item)]
                 for frame in frames:
-                    message = json.dumps(jsonable(frame), allow_nan=False)
+                    message = json_text(frame)
                     await outbox.guard(self.write_message(message))
         except (OutboxClosed, tornado.websocket.WebSocketClosedError):
             return
