@@ -95,6 +95,9 @@ class Gateway:
         self.runs = RunExecutor(self.events, RunIndex())
         self.runs.index.on_change = self._record_run
         self.workflows: dict[str, tuple[Workflow, str]] = {}
+        #: Deadlines and process isolation of workflows registered with ``timeout`` or
+        #: ``isolation="process"`` (``_isolation.RunPolicy``); the executor applies them.
+        self.run_policies: dict[str, Any] = {}
         #: Names of workflows registered with ``run_inline=True``.
         self.inline_workflows: set[str] = set()
         self.run_store: Any = None
@@ -130,6 +133,11 @@ class Gateway:
         *,
         run_inline: bool = False,
         cache: bool = True,
+        isolation: str = "thread",
+        timeout: float | None = None,
+        memory_limit_mb: int | None = None,
+        max_output_bytes: int | None = None,
+        process_pool_size: int | None = None,
     ) -> None:
         """Serve ``workflow`` at ``/workflows/{name}``.
 
@@ -150,11 +158,34 @@ class Gateway:
                 anything else runs on the run threads.
             cache: with ``cache_enabled``, serve repeated identical requests from the
                 result cache; ``False`` for workflows whose results must be fresh.
+            isolation: ``"thread"`` (default: runs share the gateway's process, the
+                fastest hand-off) or ``"process"``: each run executes in one of
+                ``process_pool_size`` (default 2) pre-started worker processes with an
+                address-space limit of ``memory_limit_mb`` (default 512 MiB, RLIMIT_AS,
+                interpreter included) and a CPU-time backstop; results travel back as
+                JSON of at most ``max_output_bytes`` (default 16 MiB), else the run
+                fails naming the cap. The definition sent to the workers is this
+                server-registered workflow (``to_dict()``), so ``PythonCodeNode``
+                nodes need ``code=``, not ``from_function``. Process runs cost a
+                process hand-off per run; use them for code that may loop, burn CPU or
+                allocate without bound.
+            timeout: the run's deadline in seconds. Thread runs: ``None`` (default)
+                means none; with a value the engine's ``workflow_timeout`` answers 504
+                (status ``timeout``) at the deadline, but a synchronous node that never
+                returns keeps running in its thread, which is not killed. Process runs
+                (default 30 s, counted from the moment a worker takes the run): the
+                worker is killed (SIGKILL) at the deadline and replaced; the run's
+                status is ``timeout`` and a waiting caller gets 504.
+            memory_limit_mb, max_output_bytes, process_pool_size: process runs only
+                (see ``isolation``); a run past the memory limit fails with a message
+                naming it and its worker is replaced.
 
         Raises:
             GatewayConfigurationError: a name not matching ``^[A-Za-z0-9_-]{1,64}$``,
-                a name already registered, not a built ``Workflow``, or ``run_inline``
-                for a workflow that is not sequential ``PythonCodeNode`` nodes only.
+                a name already registered, not a built ``Workflow``, ``run_inline``
+                for a workflow that is not sequential ``PythonCodeNode`` nodes only or
+                together with ``timeout``/``isolation="process"``, or an invalid
+                isolation option (see ``_isolation.run_policy``).
         """
         if not isinstance(name, str) or not _WORKFLOW_NAME.fullmatch(name):
             raise GatewayConfigurationError(
@@ -177,8 +208,30 @@ class Gateway:
                 f"register_workflow({name!r}, run_inline=True) needs a sequential workflow "
                 "made only of PythonCodeNode nodes"
             )
+        from kailash_nb.middleware._isolation import run_policy
+
+        policy = run_policy(
+            name,
+            workflow,
+            self.events,
+            isolation=isolation,
+            timeout=timeout,
+            memory_limit_mb=memory_limit_mb,
+            max_output_bytes=max_output_bytes,
+            pool_size=process_pool_size,
+        )
+        if policy is not None and run_inline:
+            raise GatewayConfigurationError(
+                f"register_workflow({name!r}): run_inline=True runs on the event loop, where "
+                "neither a timeout nor process isolation can apply; drop one of them"
+            )
+        if policy is not None:
+            self.runs.policies[name] = policy
+            self.run_policies[name] = policy
+            if self._server is not None:
+                policy.start()
         self.workflows[name] = (workflow, str(description))
-        if run_inline or _provably_quick(workflow):
+        if policy is None and (run_inline or _provably_quick(workflow)):
             self.inline_workflows.add(name)
         if not cache:
             self.uncached_workflows.add(name)
@@ -231,6 +284,8 @@ class Gateway:
         server.add_sockets(sockets)
         self._server = server
         self.stopping = False
+        for policy in self.run_policies.values():
+            policy.start()  # worker processes of isolated workflows, in the background
         if self.monitor is not None:
             self.monitor.start()
         bound = sockets[0].getsockname()[1]
@@ -246,6 +301,8 @@ class Gateway:
         server, self._server = self._server, None
         server.stop()
         await self.runs.drain(timeout)
+        for policy in self.run_policies.values():
+            await asyncio.get_running_loop().run_in_executor(None, policy.close)
         from kailash_nb.middleware._realtime import session_watch
 
         # Tornado detaches WebSocket streams from the server, so close them here.

@@ -1,0 +1,173 @@
+"""The worker process of a process-isolated workflow (runs in the child only).
+
+The parent starts it with the workflow's definition (the server's own, never a
+caller's) and its limits. The worker caps its address space (``RLIMIT_AS``, soft and
+hard, so node code cannot raise it), rebuilds the workflow once, says ``ready`` and
+then serves one run at a time over its pipe:
+
+- job: ``(run_id, parameters, wants_node_events, wants_timeline)``;
+- while running: ``("event", NodeEvent)`` for each node event, when wanted;
+- at the end: ``("completed", results_json, finished_run_event)`` or
+  ``("failed", message, node_id, finished_run_event, retire)``.
+
+Each job also raises the CPU-time soft limit (``RLIMIT_CPU``) to the CPU already used
+plus the run's deadline and a margin: a backstop that ends the process (``SIGXCPU``)
+should the parent fail to kill it at the deadline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import math
+import resource
+import threading
+from typing import Any
+
+#: CPU seconds granted beyond the deadline before ``SIGXCPU`` ends the worker.
+CPU_MARGIN_SECONDS = 5
+_M_ARENA_MAX = -8
+
+
+class OutputTooLarge(Exception):
+    """The results' JSON encoding exceeds ``max_output_bytes``."""
+
+
+def serve(conn: Any, definition: dict[str, Any], limits: dict[str, Any]) -> None:
+    """Entry point of a worker process (the ``Process`` target)."""
+    _limit_memory(limits["memory_limit_mb"])
+    from kailash_nb.workflow.graph import Workflow
+
+    workflow = Workflow.from_dict(definition)
+    send_lock = threading.Lock()
+
+    def send(message: tuple[Any, ...]) -> None:
+        with send_lock:
+            conn.send(message)
+
+    send(("ready",))
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, OSError):
+            return
+        if job is None:
+            return
+        _limit_cpu(limits["timeout"])
+        send(_run(workflow, job, send, limits))
+
+
+def _limit_memory(memory_limit_mb: int) -> None:
+    # One malloc arena: every thread would otherwise reserve 64 MiB of address space,
+    # which RLIMIT_AS counts although nothing is used.
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: no arenas to tame
+        ctypes.CDLL(None).mallopt(_M_ARENA_MAX, 1)
+    limit = memory_limit_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def _limit_cpu(timeout: float) -> None:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    soft = math.ceil(usage.ru_utime + usage.ru_stime + timeout) + CPU_MARGIN_SECONDS
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    if hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+
+
+def _run(workflow: Any, job: tuple[Any, ...], send: Any, limits: dict[str, Any]) -> tuple:
+    from kailash_nb.runtime.events import EventBus, RunEvent
+    from kailash_nb.runtime.local import LocalRuntime
+    from kailash_nb.sdk_exceptions import WorkflowExecutionError, WorkflowValidationError
+
+    run_id, parameters, wants_nodes, wants_timeline = job
+    finished: list[RunEvent] = []
+
+    def forward(event: Any) -> None:
+        if isinstance(event, RunEvent):
+            if event.state != "started":  # the parent announced the start itself
+                finished.append(event)
+            return
+        send(("event", event))
+
+    bus = EventBus()
+    bus.subscribe(forward, nodes=wants_nodes, runs=True, timeline=wants_timeline)
+    try:
+        results, _ = LocalRuntime(event_bus=bus, history=False).execute(
+            workflow, parameters, run_id=run_id
+        )
+        memory_node = _memory_error_node(results)
+        if memory_node is not None:
+            return _failed(_memory_message(memory_node, limits), memory_node, finished, True)
+        text = _encode(results, limits["max_output_bytes"])
+    except MemoryError:
+        return _failed(_memory_message(None, limits), None, finished, True)
+    except OutputTooLarge as exc:
+        return _failed(str(exc), None, finished, False)
+    except WorkflowValidationError as exc:
+        return _failed(f"the run was refused: {exc}", None, finished, False)
+    except WorkflowExecutionError as exc:
+        if _caused_by_memory(exc):
+            return _failed(_memory_message(exc.node_id, limits), exc.node_id, finished, True)
+        return _failed(str(exc), exc.node_id, finished, False)
+    except Exception as exc:
+        return _failed(f"{type(exc).__name__}: {exc}", None, finished, False)
+    return ("completed", text, finished[-1] if finished else None)
+
+
+def _failed(
+    message: str, node_id: str | None, finished: list[Any], retire: bool
+) -> tuple[str, str, str | None, Any, bool]:
+    event = finished[-1] if finished else None
+    if event is not None and event.state != "failed":
+        event = event._replace(state="failed", error=f"WorkflowExecutionError: {message}")
+    return ("failed", message, node_id, event, retire)
+
+
+def _memory_error_node(results: dict[str, Any]) -> str | None:
+    for node_id, outputs in results.items():
+        if (
+            isinstance(outputs, dict)
+            and outputs.get("failed") is True
+            and outputs.get("error_type") == "MemoryError"
+        ):
+            return node_id
+    return None
+
+
+def _caused_by_memory(exc: BaseException) -> bool:
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 16:
+        if isinstance(current, MemoryError):
+            return True
+        current = current.__cause__ or current.__context__
+        seen += 1
+    return False
+
+
+def _memory_message(node_id: str | None, limits: dict[str, Any]) -> str:
+    where = f"node {node_id!r}" if node_id else "the run"
+    return (
+        f"{where} ran out of memory: the worker process may use at most "
+        f"memory_limit_mb={limits['memory_limit_mb']} MiB of address space; raise "
+        "memory_limit_mb in register_workflow or make the node hold less data"
+    )
+
+
+def _encode(results: dict[str, Any], cap: int) -> str:
+    """``results`` as JSON (unknown objects as their ``str``), stopping past ``cap``."""
+    encoder = json.JSONEncoder(ensure_ascii=True, default=str)
+    chunks: list[str] = []
+    size = 0
+    for chunk in encoder.iterencode(results):
+        size += len(chunk)
+        if size > cap:
+            raise OutputTooLarge(
+                f"the run's results exceed max_output_bytes={cap} bytes of JSON; return "
+                "less data (write large outputs to a file or store and return a reference) "
+                "or raise max_output_bytes in register_workflow"
+            )
+        chunks.append(chunk)
+    return "".join(chunks)
