@@ -9,6 +9,7 @@ The timeouts are lowered to about a second through ``gateway.limits`` (``ServerL
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import select
 import socket
@@ -243,3 +244,30 @@ def test_gw29_sampled_warning_writes_one_line_per_interval_with_the_folded_count
         "different kind",
         "refused late (+999 similar in the last 61 s)",
     ]
+
+
+def test_gw17_a_slow_body_on_a_route_without_body_streaming_is_cut_too(tmp_path, caplog):
+    """GW-17: the body deadline covers every route, also those whose body Tornado reads
+    before the handler runs; the cut request leaves one access record with 408."""
+    with (
+        caplog.at_level("INFO", logger="kailash_nb.middleware.access"),
+        served_gateway(tmp_path, body_timeout=1.0) as server,
+        connect(server.port) as conn,
+    ):
+        conn.sendall(b"GET /health HTTP/1.1\r\nHost: t\r\nContent-Length: 50\r\n\r\n")
+        started = time.monotonic()
+        closed = False
+        for _ in range(50):
+            try:
+                conn.sendall(b" ")
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+            if closed_by_server(conn, 0.2):
+                closed = True
+                break
+        waited = time.monotonic() - started
+        assert closed and 0.9 <= waited < 3.0, waited
+        assert server.client.get("/health").status_code == 200
+    records = [json.loads(r.getMessage()) for r in caplog.records if r.getMessage().startswith("{")]
+    assert [r["status"] for r in records if r.get("path") == "/health"][:1] == [408]

@@ -25,6 +25,7 @@ import time
 import uuid
 from typing import Any
 
+from kailash_nb.middleware._isolation import RunPolicy
 from kailash_nb.middleware._run_threads import RunThreads
 from kailash_nb.middleware._runs import RunEntry, RunIndex
 from kailash_nb.runtime.events import EventBus, RunEvent
@@ -85,6 +86,8 @@ class RunExecutor:
         self.max_workers = max_workers
         self.max_queued = max_queued
         self.runtime = LocalRuntime(event_bus=events, history=False)
+        #: Per-workflow deadlines and process isolation (``register_workflow``).
+        self.policies: dict[str, RunPolicy] = {}
         self._threads: RunThreads | None = None
         self._tasks: set[asyncio.Task[RunEntry]] = set()
         self._awaited = 0
@@ -185,9 +188,13 @@ class RunExecutor:
     async def _execute(
         self, entry: RunEntry, workflow: Workflow, parameters: dict[str, Any], inline: bool
     ) -> RunEntry:
-        execute = functools.partial(self.runtime.execute, workflow, parameters, run_id=entry.run_id)
+        policy = self.policies.get(entry.workflow)
+        runtime = policy.runtime if policy is not None and policy.runtime else self.runtime
+        execute = functools.partial(runtime.execute, workflow, parameters, run_id=entry.run_id)
         try:
-            if inline:
+            if policy is not None and policy.isolated:
+                results = await policy.run_isolated(workflow, parameters, entry.run_id)
+            elif inline:
                 # Sequential and synchronous (checked at registration), no timeouts:
                 # LocalRuntime runs it in this thread without an event loop.
                 results, _ = execute()

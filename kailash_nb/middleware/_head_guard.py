@@ -10,7 +10,10 @@ This module answers those cases itself with a problem+json response and
   head outgrows the byte limit (one 32 KiB header, a 1 MB bearer token).
 - :class:`RequestGuard` answers 431 for too many header fields and 400 for
   ``Content-Length`` with ``Transfer-Encoding`` or repeated ``Content-Length`` (request
-  smuggling), before the application is told about the request.
+  smuggling), before the application is told about the request. It also closes the
+  connection when a request's body has not fully arrived ``body_timeout`` seconds
+  after its head (GW-17): one timer per request that has a body, where Tornado's own
+  ``body_timeout`` wraps every read of every request in a timeout future.
 
 Each refusal writes one access record, like a handled request (GW-14).
 """
@@ -133,6 +136,7 @@ class RequestGuard(tornado.httputil.HTTPMessageDelegate):
         delegate: the application's delegate for this request.
         connection: the request's HTTP/1 connection.
         max_header_count: most header fields accepted.
+        body_timeout: seconds the body may take to arrive after the head.
     """
 
     def __init__(
@@ -140,10 +144,13 @@ class RequestGuard(tornado.httputil.HTTPMessageDelegate):
         delegate: tornado.httputil.HTTPMessageDelegate,
         connection: Any,
         max_header_count: int,
+        body_timeout: float,
     ) -> None:
         self._delegate = delegate
         self._connection = connection
         self._max_header_count = max_header_count
+        self._body_timeout = body_timeout
+        self._body_deadline: Any = None
 
     def headers_received(
         self,
@@ -153,6 +160,11 @@ class RequestGuard(tornado.httputil.HTTPMessageDelegate):
         """Refuse the request, or hand it on to the application."""
         refusal = _head_refusal(headers, self._max_header_count)
         if refusal is None:
+            if "Transfer-Encoding" in headers or headers.get("Content-Length", "0") != "0":
+                stream = self._connection.stream
+                self._body_deadline = stream.io_loop.call_later(
+                    self._body_timeout, _body_too_slow, stream, start_line, headers
+                )
             return self._delegate.headers_received(start_line, headers)
         status, code, detail = refusal
         rid = request_id(headers)
@@ -171,11 +183,29 @@ class RequestGuard(tornado.httputil.HTTPMessageDelegate):
 
     def finish(self) -> None:
         """The request is complete."""
+        self._disarm()
         self._delegate.finish()
 
     def on_connection_close(self) -> None:
         """The connection closed before the request completed."""
+        self._disarm()
         self._delegate.on_connection_close()
+
+    def _disarm(self) -> None:
+        if self._body_deadline is not None:
+            self._body_deadline.cancel()
+            self._body_deadline = None
+
+
+def _body_too_slow(
+    stream: tornado.iostream.IOStream, start_line: Any, headers: tornado.httputil.HTTPHeaders
+) -> None:
+    # As Tornado's own body_timeout: the connection is closed and no response is sent;
+    # the access record says 408 (the request timed out).
+    method = getattr(start_line, "method", None)
+    path = getattr(start_line, "path", None)
+    _log_refusal(method, path, 408, request_id(headers))
+    stream.close()
 
 
 def _close_after(stream: tornado.iostream.IOStream, future: Any) -> None:

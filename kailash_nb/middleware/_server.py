@@ -86,7 +86,9 @@ class CappedHTTPServer(tornado.httpserver.HTTPServer):
     ) -> tornado.httputil.HTTPMessageDelegate:
         """The application's delegate behind the head checks of ``RequestGuard``."""
         delegate = super().start_request(server_conn, request_conn)
-        return RequestGuard(delegate, request_conn, self.limits.max_header_count)
+        return RequestGuard(
+            delegate, request_conn, self.limits.max_header_count, self.limits.body_timeout
+        )
 
     def open_connections(self, peer: str | None = None) -> int:
         """Connections open now, overall or from ``peer``."""
@@ -110,7 +112,7 @@ def build_server(
         max_body_size=_TORNADO_BODY_CAP,
         max_header_size=limits.max_header_bytes,
         idle_connection_timeout=limits.header_timeout,
-        body_timeout=limits.body_timeout,
+        # The body deadline is RequestGuard's (one timer per request with a body).
         decompress_request=False,
         xheaders=False,
     )
