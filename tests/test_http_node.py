@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import json
 import socket
 import threading
@@ -161,7 +162,9 @@ def server():
 
 @pytest.fixture(params=NODE_CLASSES, ids=["sync", "async"])
 def node_class(request):
-    return request.param
+    """The node class, allowed to reach the loopback test server: HTTP nodes refuse
+    private addresses unless the workflow author allows them (WF-09, test_ssrf.py)."""
+    return functools.partial(request.param, allow_private_network=True)
 
 
 @pytest.fixture
@@ -341,7 +344,7 @@ def test_unreachable_port_raises_naming_the_url(closed_port, node_class):
     node = node_class(url=url, retries=1, id="down", **FAST)
     with pytest.raises(NodeExecutionError, match="could not connect") as caught:
         node.execute()
-    assert f"node 'down' ({node_class.__name__}): GET {url} failed after 2" in str(caught.value)
+    assert f"node 'down' ({node_class.func.__name__}): GET {url} failed after 2" in str(caught.value)
     assert type(caught.value.__cause__).__name__ == "ConnectError"
 
 
@@ -421,14 +424,14 @@ def test_runs_of_one_node_reuse_the_connection(server, node_class):
 
 
 def test_close_releases_connections_and_later_runs_reconnect(server):
-    node = HTTPRequestNode(url=f"{server.base_url}/port")
+    node = HTTPRequestNode(url=f"{server.base_url}/port", allow_private_network=True)
     first = node.execute()["content"]
     node.close()
     assert node.execute()["content"] != first
 
 
 def test_async_node_gets_a_client_per_event_loop(server):
-    node = AsyncHTTPRequestNode(url=f"{server.base_url}/json")
+    node = AsyncHTTPRequestNode(url=f"{server.base_url}/json", allow_private_network=True)
 
     async def fetch_twice_then_close() -> list[Any]:
         outputs = [(await node.execute_async())["content"] for _ in range(2)]
@@ -446,7 +449,7 @@ def test_async_node_gets_a_client_per_event_loop(server):
 @pytest.mark.parametrize("node_type", ["HTTPRequestNode", "AsyncHTTPRequestNode"])
 def test_node_in_a_workflow_under_local_runtime(server, node_type):
     builder = WorkflowBuilder()
-    builder.add_node(node_type, "fetch", {"method": "POST"})
+    builder.add_node(node_type, "fetch", {"method": "POST", "allow_private_network": True})
     builder.add_node("PythonCodeNode", "pick", {"code": "result = body['json']['n'] * 2"})
     builder.add_connection("fetch", "content", "pick", "body")
     parameters = {"fetch": {"url": f"{server.base_url}/echo", "json": {"n": 21}}}
@@ -458,7 +461,8 @@ def test_node_in_a_workflow_under_local_runtime(server, node_type):
 def test_failed_request_in_a_workflow_is_recorded_without_credentials(closed_port):
     builder = WorkflowBuilder()
     url = f"http://alice:s3cr3t@127.0.0.1:{closed_port}/x"
-    builder.add_node("AsyncHTTPRequestNode", "fetch", {"url": url, "retries": 0})
+    config = {"url": url, "retries": 0, "allow_private_network": True}
+    builder.add_node("AsyncHTTPRequestNode", "fetch", config)
     results, _ = LocalRuntime().execute(builder.build())
     assert results["fetch"]["failed"] is True
     assert results["fetch"]["error_type"] == "ConnectError"

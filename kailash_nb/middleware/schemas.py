@@ -38,9 +38,19 @@ __all__ = [
 ]
 
 #: Config keys no caller may set, whatever the node: they carry code, queries,
-#: credentials or addresses (WF-07). A node class adds its own ``config_only_keys``.
+#: credentials or addresses (WF-07), or widen where a node may connect (WF-09). A node
+#: class adds its own ``config_only_keys``.
 CALLER_FORBIDDEN_KEYS = frozenset(
-    {"code", "function", "connection_string", "url", "endpoint", "file_path", "query"}
+    {
+        "code",
+        "function",
+        "connection_string",
+        "url",
+        "endpoint",
+        "file_path",
+        "query",
+        "allow_private_network",
+    }
 )
 
 _FAILED_LEAF: dict[str, Any] = {

@@ -14,6 +14,7 @@ from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 import httpx
 
+from kailash_nb.nodes._ssrf import ALLOW_NETWORKS_ENV, DestinationNotAllowedError, DestinationPolicy
 from kailash_nb.nodes.base import NodeParameter
 from kailash_nb.sdk_exceptions import (
     NodeConfigurationError,
@@ -145,14 +146,22 @@ class HTTPRequestCore:
     """
 
     _client_store: ClassVar[type] = dict
+    #: Set by the workflow author only: never an input, so no caller can set it (WF-09).
+    config_only_keys: ClassVar[frozenset[str]] = frozenset({"allow_private_network"})
 
     def __init__(self, **config: Any) -> None:
         super().__init__(**config)
         problems = _option_problems(self.config)
+        allow_private_network = self.config.get("allow_private_network", False)
+        if not isinstance(allow_private_network, bool):
+            problems.append(
+                f"allow_private_network must be True or False, got {allow_private_network!r}"
+            )
         if problems:
             raise NodeConfigurationError(
                 f"node {self.id!r} ({self.type_name()}): {'; '.join(problems)}"
             )
+        self._policy = DestinationPolicy(allow_private_network=allow_private_network)
         self._lock = threading.Lock()
         self._clients = self._client_store()
 
@@ -208,6 +217,8 @@ class HTTPRequestCore:
             attempt += 1
             try:
                 response = yield request
+            except DestinationNotAllowedError as exc:
+                raise self._refused(options, shown, exc) from None
             except httpx.TooManyRedirects as exc:
                 raise self._failure(
                     options,
@@ -259,6 +270,27 @@ class HTTPRequestCore:
             "elapsed": time.perf_counter() - started,
             "attempts": attempts,
         }
+
+    def _refused(
+        self, options: dict[str, Any], url: str, refusal: DestinationNotAllowedError
+    ) -> DestinationNotAllowedError:
+        if self._policy.allow_private_network or refusal.reason.startswith(
+            ("a link-local", "a multicast", "an unspecified", "a reserved")
+        ):
+            advice = f"if the deployment must reach it, list its network in {ALLOW_NETWORKS_ENV}"
+        else:
+            advice = (
+                "the workflow author may set allow_private_network=True on the node to reach "
+                f"internal services, or the deployment may list the network in {ALLOW_NETWORKS_ENV}"
+            )
+        return DestinationNotAllowedError(
+            f"node {self.id!r} ({self.type_name()}): {options['method']} {_shown_url(url)} "
+            f"refused, nothing was sent: {refusal}; HTTP nodes reach only public addresses; "
+            f"{advice}",
+            host=refusal.host,
+            address=refusal.address,
+            reason=refusal.reason,
+        )
 
     def _failure(
         self, options: dict[str, Any], url: str, what: str, advice: str

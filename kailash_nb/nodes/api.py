@@ -28,6 +28,11 @@ import anyio
 import httpx
 
 from kailash_nb.nodes._http import HTTPRequestCore
+from kailash_nb.nodes._ssrf import (
+    DestinationNotAllowedError,
+    async_guarded_transport,
+    guarded_transport,
+)
 from kailash_nb.nodes.base import Node
 from kailash_nb.nodes.base_async import AsyncNode
 from kailash_nb.nodes.registry import register_node
@@ -68,10 +73,21 @@ class HTTPRequestNode(HTTPRequestCore, Node):
     ``success`` or ``status_code``. Connections are pooled per node across runs;
     ``close()`` releases them.
 
+    Destinations (WF-09): only public addresses are reached. A loopback, private,
+    CGNAT, link-local (cloud metadata), unique-local, multicast or unspecified address,
+    or a name resolving to one, is refused before anything is sent, redirects
+    included; the checked address is the one connected to. The workflow author allows
+    internal services with the config ``allow_private_network=True`` (loopback,
+    RFC 1918, CGNAT, unique-local; config only, never an input); a deployment allows
+    networks with ``KAILASH_NB_HTTP_ALLOW_NETWORKS`` (see ``kailash_nb.nodes._ssrf``).
+    Environment proxies (``HTTP_PROXY``) are not used.
+
     Raises:
         NodeConfigurationError: an unsupported method or response format, a negative
             count or wait, or both ``json`` and ``data`` (at build).
         NodeValidationError: the same problems in inputs given at run time.
+        DestinationNotAllowedError: the URL or a redirect aims at an address that is not
+            allowed (a ``NodeExecutionError`` naming the host and why; not retried).
         NodeExecutionError: an invalid URL, a connection error or timeout that outlasted
             the retries, too many redirects, or a 2xx body ``"json"`` cannot parse. The
             message names the node, the method and the URL, without credentials.
@@ -89,7 +105,7 @@ class HTTPRequestNode(HTTPRequestCore, Node):
                 if isinstance(step, httpx.Request):
                     try:
                         reply = client.send(step, follow_redirects=follow)
-                    except httpx.HTTPError as exc:
+                    except (httpx.HTTPError, DestinationNotAllowedError) as exc:
                         step = exchange.throw(exc)
                         continue
                 else:
@@ -112,7 +128,9 @@ class HTTPRequestNode(HTTPRequestCore, Node):
                     # A node dropped without close() (a workflow built per request)
                     # releases its sockets when collected.
                     weakref.finalize(self, _close_clients, self._clients)
-                client = self._clients[max_redirects] = httpx.Client(max_redirects=max_redirects)
+                client = self._clients[max_redirects] = httpx.Client(
+                    max_redirects=max_redirects, transport=guarded_transport(self._policy)
+                )
             return client
 
 
@@ -152,7 +170,7 @@ class AsyncHTTPRequestNode(HTTPRequestCore, AsyncNode):
                 if isinstance(step, httpx.Request):
                     try:
                         reply = await client.send(step, follow_redirects=follow)
-                    except httpx.HTTPError as exc:
+                    except (httpx.HTTPError, DestinationNotAllowedError) as exc:
                         step = exchange.throw(exc)
                         continue
                 else:
@@ -175,5 +193,7 @@ class AsyncHTTPRequestNode(HTTPRequestCore, AsyncNode):
             clients = self._clients.setdefault(loop, {})
             client = clients.get(max_redirects)
             if client is None:
-                client = clients[max_redirects] = httpx.AsyncClient(max_redirects=max_redirects)
+                client = clients[max_redirects] = httpx.AsyncClient(
+                    max_redirects=max_redirects, transport=async_guarded_transport(self._policy)
+                )
             return client
