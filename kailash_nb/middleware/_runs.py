@@ -79,7 +79,7 @@ class RunIndex:
             ends (set by the gateway to its recorder); must not block.
     """
 
-    def __init__(self, capacity: int = 10_000) -> None:
+    def __init__(self, capacity: int = 2048) -> None:
         self.capacity = capacity
         self.on_change: Callable[[GatewayRunNote], None] | None = None
         self._entries: OrderedDict[str, RunEntry] = OrderedDict()

@@ -13,6 +13,7 @@ Every keyword of the seed is honored; an unknown keyword is a ``TypeError``::
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import re
 import signal
@@ -290,6 +291,10 @@ class Gateway:
             self.monitor.start()
         bound = sockets[0].getsockname()[1]
         logger.info("gateway %r serving on %s:%d", self.settings.title, host, bound)
+        # What exists now (modules, the application, workflows) lives as long as the
+        # server: keep it out of the collector's scans, which otherwise walk it again
+        # and again while requests allocate.
+        gc.freeze()
         return int(bound)
 
     async def stop(self, timeout: float = DRAIN_TIMEOUT) -> None:
