@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import PydanticUserError, TypeAdapter
 
 from kailash_nb.middleware._json_types import JSON_SCHEMA_DIALECT, TypeSchemas
+from kailash_nb.nodes._redact import redact_value
 from kailash_nb.nodes._types import is_any_type, looks_secret
 from kailash_nb.nodes.code import AsyncPythonCodeNode, PythonCodeNode
 from kailash_nb.sdk_exceptions import WorkflowValidationError
@@ -257,7 +258,12 @@ def _input_schema(parameter: NodeParameter, types: TypeSchemas) -> dict[str, Any
         schema["description"] = parameter.description
     if looks_secret(parameter.name):
         schema["writeOnly"] = True
-    elif not parameter.required and _fits(parameter.type, parameter.default):
+    elif (
+        not parameter.required
+        and _fits(parameter.type, parameter.default)
+        # A default holding a credential (an Authorization header) is not published (WF-13).
+        and redact_value(parameter.name, parameter.default) == parameter.default
+    ):
         schema["default"] = parameter.default
     return schema
 

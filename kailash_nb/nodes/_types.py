@@ -52,6 +52,7 @@ def coerce(declared: Any, value: Any, *, reveal: bool = True) -> Any:
 
 _SECRET_WORDS = (
     "password",
+    "authorization",
     "passwd",
     "secret",
     "token",
@@ -65,7 +66,7 @@ _SECRET_WORDS = (
 
 def looks_secret(name: str) -> bool:
     """True for parameter names whose values must never appear in messages."""
-    lowered = name.lower()
+    lowered = name.lower().replace("-", "_")
     return any(word in lowered for word in _SECRET_WORDS) or lowered.endswith("_key")
 
 

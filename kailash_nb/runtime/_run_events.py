@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from kailash_nb import sdk_exceptions as errors
+from kailash_nb.nodes._redact import redact_value, scrub_secrets
 from kailash_nb.runtime.events import NodeEvent, NodeTiming, RunEvent
 from kailash_nb.sdk_exceptions import WorkflowExecutionError
 from kailash_nb.workflow.plan import CycleUnit
@@ -39,7 +40,8 @@ class RunEvents:
                         None,
                         None,
                         self.workflow.workflow_id,
-                        self.parameters,
+                        # Runtime parameters may carry credentials (WF-13).
+                        redact_value(None, self.parameters) if self.parameters else None,
                         None,
                     )
                 )
@@ -52,14 +54,15 @@ class RunEvents:
             return self.results
         node_id, exc = self.failure
         if isinstance(exc, errors.WorkflowException):
-            message = f"the run stopped at node {node_id!r}: {exc}"
+            message = f"the run stopped at node {node_id!r}: {self._scrubbed(exc, node_id)}"
         else:
             dependents = sorted(
                 {c.target_node for c in self.workflow.connections if c.source_node == node_id}
             )
             message = (
                 f"node {node_id!r} failed and {', '.join(map(repr, dependents))} depend"
-                f"{'s' * (len(dependents) == 1)} on it, so the run stopped: {exc}"
+                f"{'s' * (len(dependents) == 1)} on it, so the run stopped: "
+                f"{self._scrubbed(exc, node_id)}"
             )
         error = WorkflowExecutionError(
             message,
@@ -73,7 +76,14 @@ class RunEvents:
     def _emit_run(self, state: str, started: float, error: BaseException | None = None) -> None:
         if not self.run_events:
             return
-        timeline = None if self.timeline is None else tuple(self.timeline)
+        timeline = None
+        if self.timeline is not None:
+            timeline = tuple(
+                timing
+                if timing.error is None
+                else timing._replace(error=self._scrubbed(timing.error, timing.node_id))
+                for timing in self.timeline
+            )
         self.bus.emit(
             make_run_event(
                 (
@@ -113,10 +123,16 @@ class RunEvents:
                 state,  # type: ignore[arg-type]
                 time.time(),
                 duration,
-                describe(error),
+                None if error is None else self._scrubbed(describe(error), node_id),
                 iteration,
             )
         )
+
+    def _scrubbed(self, error: BaseException | str | None, node_id: str) -> str:
+        """``error``'s text without the secrets of the node's config or the run's
+        parameters, which a library's exception may quote (WF-13)."""
+        node = self.workflow.nodes.get(node_id)
+        return scrub_secrets(str(error), node.config if node else {}, self.parameters)
 
 
 def describe(error: BaseException | None) -> str | None:

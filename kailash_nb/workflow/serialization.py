@@ -3,6 +3,12 @@
 Definitions may come from outside, so loading is defensive: node types are
 looked up in the registry only (never imported by dotted path), YAML is read with
 the safe loader, and sizes are capped before anything is built.
+
+Definitions may also go outside, so secrets in node config (passwords, API keys,
+tokens, ``Authorization`` headers, the password of a connection string) are written
+as ``"<redacted>"`` (security checklist WF-13), and a definition holding that marker
+does not load: supply the secret (an environment variable such as
+``KAILASH_NB_SQL_URL``, or a config value set in code) instead.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from kailash_nb.nodes._redact import REDACTED, redact_config, redacted_paths
 from kailash_nb.sdk_exceptions import WorkflowValidationError
 
 if TYPE_CHECKING:
@@ -22,10 +29,12 @@ __all__ = [
     "MAX_CONNECTIONS",
     "MAX_DEFINITION_BYTES",
     "MAX_NODES",
+    "REDACTED",
     "dump_json",
     "dump_yaml",
     "load_json",
     "load_yaml",
+    "redact_definition",
     "workflow_from_dict",
     "workflow_to_dict",
 ]
@@ -36,8 +45,12 @@ MAX_DEFINITION_BYTES = 4 * 1024 * 1024
 _CYCLE_FIELDS = ("cycle", "cycle_id", "max_iterations", "convergence_check", "timeout")
 
 
-def workflow_to_dict(workflow: Workflow) -> dict[str, Any]:
-    """See ``Workflow.to_dict``."""
+def workflow_to_dict(workflow: Workflow, *, redact_secrets: bool = True) -> dict[str, Any]:
+    """See ``Workflow.to_dict``; secrets in node config become ``REDACTED``.
+
+    ``redact_secrets=False`` keeps them, for a definition that never leaves the
+    process's trust boundary (a worker process of the same server).
+    """
     nodes: dict[str, Any] = {}
     for node_id, node in workflow.nodes.items():
         for key, value in node.config.items():
@@ -45,7 +58,7 @@ def workflow_to_dict(workflow: Workflow) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "node_id": node_id,
             "node_type": node.type_name(),
-            "config": dict(node.config),
+            "config": redact_config(node.config) if redact_secrets else dict(node.config),
         }
         options = workflow.node_options.get(node_id)
         if options is not None and options.to_dict():
@@ -75,7 +88,8 @@ def workflow_from_dict(data: Mapping[str, Any]) -> Workflow:
     ``from_node``/``from_output``/``to_node``/``to_input``).
 
     Raises:
-        WorkflowValidationError: malformed definition, unknown node type, caps exceeded.
+        WorkflowValidationError: malformed definition, unknown node type, caps exceeded,
+            or a config value holding ``REDACTED`` (a secret left out on export).
     """
     from kailash_nb.workflow.builder import WorkflowBuilder
 
@@ -101,6 +115,14 @@ def workflow_from_dict(data: Mapping[str, Any]) -> Workflow:
         config = entry.get("config") or {}
         if not isinstance(config, dict):
             raise WorkflowValidationError(f"node {node_id!r}: 'config' must be a mapping")
+        redacted = list(redacted_paths(config, "config"))
+        if redacted:
+            raise WorkflowValidationError(
+                f"node {node_id!r}: {', '.join(redacted[:5])} holds {REDACTED!r}, a secret "
+                "left out when the definition was exported; put the real value back (or "
+                "set it in code, or from an environment variable the node reads) before "
+                "loading"
+            )
         builder.add_node(node_type, node_id, config)
         options = entry.get("options")
         if options:
@@ -207,9 +229,27 @@ def _check_portable(value: Any, where: str, depth: int = 0) -> None:
     )
 
 
+def redact_definition(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of a definition dict with the secrets in its nodes' config redacted."""
+    nodes = data.get("nodes")
+    if isinstance(nodes, Mapping):
+        nodes = {node_id: _redacted_entry(entry) for node_id, entry in nodes.items()}
+    elif isinstance(nodes, list):
+        nodes = [_redacted_entry(entry) for entry in nodes]
+    else:
+        return dict(data)
+    return {**data, "nodes": nodes}
+
+
+def _redacted_entry(entry: Any) -> Any:
+    if isinstance(entry, Mapping) and isinstance(entry.get("config"), Mapping):
+        return {**entry, "config": redact_config(entry["config"])}
+    return entry
+
+
 def dump_json(data: dict[str, Any], indent: int | None = 2) -> str:
-    """JSON text of a definition."""
-    return json.dumps(data, indent=indent, allow_nan=False)
+    """JSON text of a definition, secrets in node config redacted."""
+    return json.dumps(redact_definition(data), indent=indent, allow_nan=False)
 
 
 def load_json(text: str | bytes) -> Any:
@@ -242,10 +282,11 @@ def load_json(text: str | bytes) -> Any:
 
 
 def dump_yaml(data: dict[str, Any]) -> str:
-    """YAML text of a definition (block style, keys in insertion order)."""
+    """YAML text of a definition (block style, keys in insertion order), secrets in
+    node config redacted."""
     import yaml
 
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    return yaml.safe_dump(redact_definition(data), sort_keys=False, allow_unicode=True)
 
 
 def load_yaml(text: str | bytes) -> Any:
