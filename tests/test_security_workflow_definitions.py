@@ -1,13 +1,19 @@
-"""Security checklist, area 3.4 (workflow definitions): the items the core engine owns.
+"""Security checklist, area 3.4 (workflow definitions): one ID-named test per item.
 
 WF-02/03 (registry names only), WF-05 (size caps) and WF-12 (safe YAML) are also covered
-in test_serialization.py; this file names each item it proves.
+in test_serialization.py; WF-09 (SSRF) in test_ssrf.py; WF-10/11 (deadlines, memory) in
+test_gateway_isolation.py; WF-13 (secrets) in test_secret_redaction.py.
 """
 
 from __future__ import annotations
 
-import pytest
+import json
 
+import pytest
+from _gateway_server import ServedGateway
+
+from kailash_nb.middleware.gateway import create_gateway
+from kailash_nb.middleware.schemas import check_caller_parameters
 from kailash_nb.nodes.base import Node, NodeParameter
 from kailash_nb.runtime.events import EventBus
 from kailash_nb.runtime.local import LocalRuntime
@@ -19,6 +25,7 @@ from kailash_nb.sdk_exceptions import (
 )
 from kailash_nb.workflow.builder import WorkflowBuilder
 from kailash_nb.workflow.graph import Workflow
+from kailash_nb.workflow.serialization import MAX_DEFINITION_BYTES, MAX_NODES
 
 
 class SecretTaker(Node):
@@ -59,6 +66,95 @@ def test_wf04_connection_to_missing_port_is_rejected():
     builder.add_connection("a", "result", "m", "data9")
     with pytest.raises(KailashConnectionError, match="has no input 'data9'"):
         builder.build()
+
+
+def test_wf05_oversized_definitions_hit_explicit_caps():
+    """WF-05: 10 000 nodes, a definition over the byte cap and config nested past 64
+    levels are refused before anything is built. (kailash_nb has no sub-workflow node,
+    so nested or self-calling sub-workflows cannot be expressed.)"""
+    assert MAX_NODES < 10_000
+    many = {
+        "nodes": {f"n{i}": {"node_type": "MergeNode", "config": {}} for i in range(10_000)},
+        "connections": [],
+    }
+    with pytest.raises(WorkflowValidationError, match="10000 nodes; the limit is"):
+        Workflow.from_dict(many)
+    padding = "x" * (MAX_DEFINITION_BYTES + 1)
+    big = json.dumps({"nodes": {}, "description": padding})
+    with pytest.raises(WorkflowValidationError, match="bytes; the limit is"):
+        Workflow.from_json(big)
+    nested: object = 1
+    for _ in range(70):
+        nested = [nested]
+    builder = WorkflowBuilder()
+    builder.add_node("PythonCodeNode", "deep", {"code": "result = data", "data": nested})
+    with pytest.raises(WorkflowValidationError, match="nested more than 64 levels"):
+        builder.build().to_dict()
+    deep_json = "[" * 100_000 + "]" * 100_000
+    with pytest.raises(WorkflowValidationError, match="nested too deeply"):
+        Workflow.from_json(deep_json)
+
+
+@pytest.fixture
+def open_gateway(tmp_path):
+    """An unauthenticated gateway on loopback: its callers are anonymous, not admins."""
+    builder = WorkflowBuilder()
+    builder.add_node("PythonCodeNode", "double", {"code": "result = x * 2", "x": 1})
+    builder.add_node("HTTPRequestNode", "fetch", {"url": "https://example.com/"})
+    gateway = create_gateway(title="WF", database_url=f"sqlite:///{tmp_path / 'gw.db'}")
+    gateway.register_workflow("dbl", builder.build())
+    with ServedGateway(gateway) as served:
+        yield served
+
+
+def test_wf06_callers_cannot_submit_or_override_code(open_gateway):
+    """WF-06: there is no route taking a caller's workflow definition, so code nodes run
+    only in server-registered workflows; overriding a code input is 403 for non-admins."""
+    definition = {
+        "nodes": {"evil": {"node_type": "PythonCodeNode", "config": {"code": "import os"}}}
+    }
+    for path in ("/workflows", "/workflows/evil", "/workflows/dbl"):
+        response = open_gateway.client.post(path, json=definition)
+        assert response.status_code in (404, 405), (path, response.status_code)
+    override = {"parameters": {"double": {"code": "import os; result = os.getcwd()"}}}
+    response = open_gateway.client.post("/workflows/dbl/execute", json=override)
+    assert response.status_code == 403
+    assert response.json()["code"] == "override_forbidden"
+
+
+@pytest.mark.parametrize(
+    ("node_id", "key"),
+    [
+        ("double", "code"),
+        ("fetch", "url"),
+        ("fetch", "allow_private_network"),
+        (None, "url"),
+        (None, "query"),
+        (None, "connection_string"),
+    ],
+)
+def test_wf07_code_query_and_address_keys_are_not_caller_settable(node_id, key):
+    """WF-07: a runtime parameter naming a config key that carries code, a query or an
+    address (at node or workflow level) is refused; the gateway answers 400."""
+    builder = WorkflowBuilder()
+    builder.add_node("PythonCodeNode", "double", {"code": "result = x * 2", "x": 1})
+    builder.add_node("HTTPRequestNode", "fetch", {"url": "https://example.com/"})
+    workflow = builder.build()
+    parameters = {key: "x"} if node_id is None else {node_id: {key: "x"}}
+    with pytest.raises(WorkflowValidationError, match="does not let callers set"):
+        check_caller_parameters(workflow, parameters)
+    check_caller_parameters(workflow, {"double": {"x": 3}, "fetch": {"timeout": 5.0}})
+
+
+def test_wf07_gateway_answers_400_for_a_config_only_key(open_gateway):
+    """WF-07 through the gateway: a key callers may not set that is not a code key
+    (``allow_private_network``, WF-09's author-only switch) is a 400 problem."""
+    response = open_gateway.client.post(
+        "/workflows/dbl/execute",
+        json={"parameters": {"fetch": {"allow_private_network": True}}},
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["code"] == "parameter_not_settable"
 
 
 @pytest.mark.parametrize("name", ["__builtins__", "__import__", "__class__"])
