@@ -688,6 +688,6 @@ def test_runs_survive_a_restart_with_large_results_marked(tmp_path):
         assert stored["status"] == "completed" and stored["results"] is None
         assert stored["results_truncated"] is True and stored["results_size"] > 256 * 1024
         events = server.client.get(f"/runs/{small}/events", headers=headers).text
-        assert events.count("event: node") == 1 and events.count("event: run") == 1
+        assert events.count("event: node") == 2 and events.count("event: run") == 1
         other = bearer(server, subject="someone-else")
         assert_problem(server.client.get(f"/runs/{small}", headers=other), 404, "run_not_found")

@@ -135,3 +135,28 @@ def test_straight_line_glue_code_runs_on_the_loop_other_code_on_run_threads(tmp_
         loop_thread = server._thread.name
     assert threads[glue_workflow.name] == loop_thread
     assert threads[calls_workflow.name].startswith("kailash-nb-gateway-run-")
+
+
+def test_only_runs_that_can_be_watched_publish_node_events(gateway):
+    """A run its request waits for has an id nobody knows before the answer: it
+    publishes run events only (its timeline replays the nodes); a ``?wait=false`` run
+    can be watched while it runs, so it publishes node events."""
+    from kailash_nb.runtime.events import NodeEvent
+
+    node_runs: set[str] = set()
+    gateway.events.subscribe(
+        lambda event: node_runs.add(event.run_id) if isinstance(event, NodeEvent) else None,
+        nodes=True,
+        runs=False,
+    )
+    with ServedGateway(gateway) as server:
+        waited = execute(server, 0).json()["run_id"]
+        started = server.client.post(
+            "/workflows/nap/execute?wait=false", json={"parameters": {"nap": {"seconds": 0}}}
+        ).json()["run_id"]
+        deadline = time.monotonic() + 5
+        while started not in node_runs and time.monotonic() < deadline:
+            time.sleep(0.01)
+        replay = server.client.get(f"/runs/{waited}/events").text
+    assert waited not in node_runs and started in node_runs
+    assert '"state":"started"' in replay.split("event: node", 1)[1]

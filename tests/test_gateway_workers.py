@@ -330,7 +330,7 @@ def run_spread_and_share(tmp_path, url):
         assert events.status_code == 200
         assert events.headers["content-type"].startswith("text/event-stream")
         frames = [line for line in events.text.splitlines() if line.startswith("event:")]
-        assert frames == ["event: node", "event: run"]
+        assert frames == ["event: node", "event: node", "event: run"]
         assert '"state":"completed"' in events.text.rsplit("event: run", 1)[1]
         assert second.get(f"{run_url}/events", headers=served.headers("bob")).status_code == 404
         for client in clients.values():

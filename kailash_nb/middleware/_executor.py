@@ -127,7 +127,9 @@ class RunExecutor:
         self._starting[entry.run_id] = (entry, None)
         self._awaited += 1
         try:
-            return await self._execute(entry, workflow, parameters, inline)
+            # Nobody knows the run id before the answer, so nobody can watch its nodes
+            # live: the run publishes only its run events (the timeline replays nodes).
+            return await self._execute(entry, workflow, parameters, inline, live=False)
         finally:
             self._awaited -= 1
 
@@ -148,7 +150,7 @@ class RunExecutor:
         entry = RunEntry(self._new_run_id(), name, tenant_id, subject)
         started: asyncio.Future[RunEntry] = loop.create_future()
         self._starting[entry.run_id] = (entry, started)
-        task = loop.create_task(self._execute(entry, workflow, parameters, inline))
+        task = loop.create_task(self._execute(entry, workflow, parameters, inline, live=True))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return StartedRun(task, started)
@@ -186,11 +188,19 @@ class RunExecutor:
             started.get_loop().call_soon_threadsafe(_resolve, started, entry)
 
     async def _execute(
-        self, entry: RunEntry, workflow: Workflow, parameters: dict[str, Any], inline: bool
+        self,
+        entry: RunEntry,
+        workflow: Workflow,
+        parameters: dict[str, Any],
+        inline: bool,
+        *,
+        live: bool,
     ) -> RunEntry:
         policy = self.policies.get(entry.workflow)
         runtime = policy.runtime if policy is not None and policy.runtime else self.runtime
-        execute = functools.partial(runtime.execute, workflow, parameters, run_id=entry.run_id)
+        execute = functools.partial(
+            runtime.execute, workflow, parameters, run_id=entry.run_id, node_events=live
+        )
         try:
             if policy is not None and policy.isolated:
                 results = await policy.run_isolated(workflow, parameters, entry.run_id)

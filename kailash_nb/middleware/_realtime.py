@@ -68,6 +68,32 @@ _HUBS_LOCK = threading.Lock()
 Watcher = Callable[[Event], None]
 
 
+def timeline_events(run_id: str, nodes: Iterable[Any]) -> list[NodeEvent]:
+    """The node events of a finished run rebuilt from its timeline (``NodeTiming``
+    entries, or stored node records with the same fields): ``started`` then how the
+    node ended, or only ``skipped`` for a node that did not run."""
+    events = []
+    for node in nodes:
+        if node.state != "skipped":
+            events.append(
+                NodeEvent(
+                    run_id, node.node_id, "started", node.started_at, None, None, node.iteration
+                )
+            )
+        events.append(
+            NodeEvent(
+                run_id,
+                node.node_id,
+                node.state,
+                node.finished_at,
+                node.duration,
+                node.error,
+                node.iteration,
+            )
+        )
+    return events
+
+
 def is_final(event: Event) -> bool:
     """True for the ``RunEvent`` that ends its run."""
     return isinstance(event, RunEvent) and event.state in _FINAL_RUN_STATES
@@ -128,11 +154,12 @@ def final_event_of(entry: RunEntry) -> RunEvent | None:
 
 
 class _RunBuffer:
-    __slots__ = ("events", "finished")
+    __slots__ = ("events", "finished", "has_nodes")
 
     def __init__(self, capacity: int) -> None:
         self.events: deque[Event] = deque(maxlen=capacity)
         self.finished = False
+        self.has_nodes = False
 
 
 class RunEventHub:
@@ -159,10 +186,12 @@ class RunEventHub:
     def on_event(self, event: Event) -> None:
         """Buffer ``event`` and pass it to the run's watchers (called from any thread)."""
         final = False
+        timeline = None
         if type(event) is RunEvent:
-            if event.parameters is not None or event.timeline is not None:
-                event = RunEvent(*event[:_RUN_EVENT_PUBLIC_FIELDS])  # hold no caller data
             final = event.state in _FINAL_RUN_STATES
+            timeline = event.timeline
+            if event.parameters is not None or timeline is not None:
+                event = RunEvent(*event[:_RUN_EVENT_PUBLIC_FIELDS])  # hold no caller data
         run_id = event.run_id
         with self._lock:
             buffer = self._buffers.get(run_id)
@@ -170,14 +199,25 @@ class RunEventHub:
                 buffer = self._buffers[run_id] = _RunBuffer(self.max_events_per_run)
                 if len(self._buffers) > self.max_runs:
                     self._buffers.popitem(last=False)
-            buffer.events.append(event)
+            if final and timeline and not buffer.has_nodes:
+                # A run that published no node events (nobody could watch it live):
+                # its timeline stands in for them in replays.
+                for node_event in timeline_events(run_id, timeline):
+                    self._append(buffer, run_id, node_event)
+            self._append(buffer, run_id, event)
             if final:
                 buffer.finished = True
-            watchers = self._watchers.get(run_id)
-            if watchers:
-                # Inside the lock, so watchers see events in buffer order (they only enqueue).
-                for watcher in watchers:
-                    watcher(event)
+
+    def _append(self, buffer: _RunBuffer, run_id: str, event: Event) -> None:
+        buffer.events.append(event)
+        if type(event) is NodeEvent:
+            buffer.has_nodes = True
+        watchers = self._watchers.get(run_id)
+        if watchers:
+            # Under the hub's lock, so watchers see events in buffer order (they only
+            # enqueue).
+            for watcher in watchers:
+                watcher(event)
 
     def watch(self, run_id: str, watcher: Watcher) -> tuple[list[Event], bool]:
         """Register ``watcher`` for ``run_id``; return ``(replay, finished)``.

@@ -117,6 +117,7 @@ class WorkflowRun(CycleExecution, RunEvents):
         bus: EventBus,
         settings: EngineSettings,
         cached_outputs: Mapping[str, dict[str, Any]] | None = None,
+        node_events: bool = True,
     ) -> None:
         if not isinstance(workflow, Workflow):
             raise TypeError(
@@ -136,7 +137,7 @@ class WorkflowRun(CycleExecution, RunEvents):
         self.failure: tuple[str, BaseException] | None = None
         self.bus = bus
         self.parameters = parameters
-        self.emitting = bus.wants_node_events
+        self.emitting = node_events and bus.wants_node_events
         self.run_events = bus.wants_run_events
         self.timeline: list[NodeTiming] | None = [] if bus.wants_timeline else None
         # Converts perf_counter readings to wall-clock time without a clock call per node.

@@ -140,6 +140,7 @@ class LocalRuntime:
         *,
         cached_outputs: dict[str, dict[str, Any]] | None = None,
         run_id: str | None = None,
+        node_events: bool = True,
     ) -> tuple[dict[str, dict[str, Any]], str]:
         """Run ``workflow`` to completion and return ``(results, run_id)``.
 
@@ -147,7 +148,8 @@ class LocalRuntime:
         unless the caller passes its own (a server that must know the id before the
         run starts). ``cached_outputs`` (``{node_id: outputs}``) are reused instead of
         executing those nodes (``cached`` events); the notebook layer decides what is
-        fresh.
+        fresh. ``node_events=False`` publishes only the run's own events (with their
+        timeline): for a run that nobody can be watching node by node.
 
         Raises:
             WorkflowValidationError: bad parameters or missing required inputs
@@ -155,7 +157,7 @@ class LocalRuntime:
             WorkflowExecutionError: a node with dependents failed (partial results
                 in ``err.results``); ``WorkflowTimeoutError`` past ``workflow_timeout``.
         """
-        run = self._new_run(workflow, parameters, cached_outputs, run_id)
+        run = self._new_run(workflow, parameters, cached_outputs, run_id, node_events)
         if self._slots is not None:
             self._slots.acquire()
         try:
@@ -207,6 +209,7 @@ class LocalRuntime:
         parameters: dict[str, Any] | None,
         cached_outputs: dict[str, dict[str, Any]] | None = None,
         run_id: str | None = None,
+        node_events: bool = True,
     ) -> WorkflowRun:
         if self._closed:
             raise RuntimeExecutionError("this runtime is closed; create a new one")
@@ -221,4 +224,5 @@ class LocalRuntime:
             bus=self.events,
             settings=self.settings,
             cached_outputs=cached_outputs,
+            node_events=node_events,
         )

@@ -30,11 +30,12 @@ from kailash_nb.middleware._realtime import (
     event_frame,
     final_event_of,
     is_final,
+    timeline_events,
 )
 from kailash_nb.middleware._runs import may_read
 from kailash_nb.middleware.handlers.base import GatewayHandler
 from kailash_nb.middleware.handlers.runs import stored_gateway_run
-from kailash_nb.runtime.events import NodeEvent, RunEvent
+from kailash_nb.runtime.events import RunEvent
 
 if TYPE_CHECKING:
     from kailash_nb.middleware.gateway import Gateway
@@ -171,18 +172,7 @@ def stored_events(stored: GatewayRunRecord) -> list[Event]:
     """The events of a finished stored run: one ``NodeEvent`` per recorded node (as it
     ended), then the closing ``RunEvent`` (``completed``, else ``failed`` with the error;
     an interrupted or timed-out run is ``failed``)."""
-    events: list[Event] = [
-        NodeEvent(
-            stored.run_id,
-            node.node_id,
-            node.state,  # type: ignore[arg-type]
-            node.finished_at,
-            node.duration,
-            node.error,
-            node.iteration,
-        )
-        for node in stored.nodes
-    ]
+    events: list[Event] = [*timeline_events(stored.run_id, stored.nodes)]
     finished = stored.finished_at or stored.created_at
     completed = stored.status == "completed"
     error = None
