@@ -344,7 +344,8 @@ def test_unreachable_port_raises_naming_the_url(closed_port, node_class):
     node = node_class(url=url, retries=1, id="down", **FAST)
     with pytest.raises(NodeExecutionError, match="could not connect") as caught:
         node.execute()
-    assert f"node 'down' ({node_class.func.__name__}): GET {url} failed after 2" in str(caught.value)
+    expected = f"node 'down' ({node_class.func.__name__}): GET {url} failed after 2"
+    assert expected in str(caught.value)
     assert type(caught.value.__cause__).__name__ == "ConnectError"
 
 

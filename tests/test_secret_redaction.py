@@ -194,7 +194,9 @@ def test_wf13_events_and_logs_never_carry_secrets(vault_node, caplog):
     assert events and all(SECRET not in repr(event) for event in events)
     finished = [event for event in events if getattr(event, "timeline", None)]
     assert finished and "vault refused app:" in repr(finished[-1].timeline)
-    started = next(event for event in events if isinstance(event, RunEvent) and event.state == "started")
+    started = next(
+        event for event in events if isinstance(event, RunEvent) and event.state == "started"
+    )
     assert started.parameters == {"login": {"token": REDACTED}}
     assert SECRET not in caplog.text
     assert all(SECRET not in repr(record.args) for record in caplog.records)
