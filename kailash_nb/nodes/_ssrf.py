@@ -30,6 +30,7 @@ import functools
 import ipaddress
 import os
 import socket
+import ssl
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -286,21 +287,32 @@ class _AsyncGuardedBackend(httpcore.AsyncNetworkBackend):
 _LIMITS = {"max_connections": 100, "max_keepalive_connections": 20, "keepalive_expiry": 5.0}
 
 
+@functools.lru_cache(maxsize=4)
+def _ssl_context(cert_file: str | None, cert_dir: str | None) -> ssl.SSLContext:
+    # httpx's default context (certifi, or SSL_CERT_FILE/SSL_CERT_DIR), built once: it
+    # takes ~20 ms and is safe to share between clients.
+    return httpx.create_ssl_context()
+
+
+def _default_ssl_context() -> ssl.SSLContext:
+    return _ssl_context(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+
+
 class _GuardedTransport(httpx.HTTPTransport):
     def __init__(self, policy: DestinationPolicy, resolver: Resolver) -> None:
-        super().__init__()
+        context = _default_ssl_context()
+        super().__init__(verify=context)
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
-            network_backend=_GuardedBackend(policy, resolver),
-            **_LIMITS,
+            ssl_context=context, network_backend=_GuardedBackend(policy, resolver), **_LIMITS
         )
 
 
 class _AsyncGuardedTransport(httpx.AsyncHTTPTransport):
     def __init__(self, policy: DestinationPolicy, resolver: Resolver) -> None:
-        super().__init__()
+        context = _default_ssl_context()
+        super().__init__(verify=context)
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
+            ssl_context=context,
             network_backend=_AsyncGuardedBackend(policy, resolver),
             **_LIMITS,
         )
