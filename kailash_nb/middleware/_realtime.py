@@ -154,12 +154,21 @@ def final_event_of(entry: RunEntry) -> RunEvent | None:
 
 
 class _RunBuffer:
-    __slots__ = ("events", "finished", "has_nodes")
+    __slots__ = ("events", "finished", "has_nodes", "timeline")
 
     def __init__(self, capacity: int) -> None:
         self.events: deque[Event] = deque(maxlen=capacity)
         self.finished = False
         self.has_nodes = False
+        self.timeline: Any = None
+
+    def replay(self, run_id: str) -> list[Event]:
+        """The buffered events, node events rebuilt from the timeline when the run
+        published none (they go before the run's final event)."""
+        events = list(self.events)
+        if self.timeline and events:
+            events[-1:-1] = timeline_events(run_id, self.timeline)
+        return events
 
 
 class RunEventHub:
@@ -201,9 +210,8 @@ class RunEventHub:
                     self._buffers.popitem(last=False)
             if final and timeline and not buffer.has_nodes:
                 # A run that published no node events (nobody could watch it live):
-                # its timeline stands in for them in replays.
-                for node_event in timeline_events(run_id, timeline):
-                    self._append(buffer, run_id, node_event)
+                # its timeline stands in for them when the run is replayed.
+                buffer.timeline = timeline
             self._append(buffer, run_id, event)
             if final:
                 buffer.finished = True
@@ -228,7 +236,7 @@ class RunEventHub:
         """
         with self._lock:
             buffer = self._buffers.get(run_id)
-            replay = list(buffer.events) if buffer is not None else []
+            replay = buffer.replay(run_id) if buffer is not None else []
             finished = buffer is not None and buffer.finished
             if not finished:
                 self._watchers.setdefault(run_id, set()).add(watcher)
