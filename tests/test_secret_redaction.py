@@ -202,15 +202,6 @@ def test_wf13_events_and_logs_never_carry_secrets(vault_node, caplog):
     assert all(SECRET not in repr(record.args) for record in caplog.records)
 
 
-NEEDS_NODE_SCRUB = pytest.mark.xfail(
-    strict=True,
-    reason="WF-13 gap: a failed node's result error is str(exc) (runtime/engine.py "
-    "_node_failed); Node.execution_error (nodes/base.py) must pass its message through "
-    "kailash_nb.nodes._redact.scrub_secrets(message, self.config, inputs)",
-)
-
-
-@NEEDS_NODE_SCRUB
 def test_wf13_failed_leaf_result_hides_secrets(vault_node):
     """WF-13: a failed node nothing depends on is a result; its error has no secret."""
     builder = WorkflowBuilder()
@@ -243,7 +234,6 @@ def test_wf13_gateway_descriptions_never_show_secrets(vault_node, tmp_path, capl
     assert "writeOnly" in described["input_schema"]["properties"]["login"]["properties"]["token"]
 
 
-@NEEDS_NODE_SCRUB
 def test_wf13_gateway_run_responses_never_show_secrets(vault_node, tmp_path, caplog):
     """WF-13: the execute response and the run record of a run whose node failed
     quoting its credentials carry none of them."""

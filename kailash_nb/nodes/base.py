@@ -184,10 +184,12 @@ class Node:
         return self.check_outputs(outputs)
 
     def execution_error(self, exc: Exception) -> NodeExecutionError:
-        """The ``NodeExecutionError`` reporting that this node's work raised ``exc``."""
-        return NodeExecutionError(
-            f"node {self.id!r} ({self.type_name()}) failed: {type(exc).__name__}: {exc}"
-        )
+        """The ``NodeExecutionError`` reporting that this node's work raised ``exc``;
+        secrets of the node's config quoted in the message are masked (WF-13)."""
+        from kailash_nb.nodes._redact import scrub_secrets
+
+        message = f"node {self.id!r} ({self.type_name()}) failed: {type(exc).__name__}: {exc}"
+        return NodeExecutionError(scrub_secrets(message, self.config))
 
     def check_outputs(self, outputs: Any) -> dict[str, Any]:
         """Return ``outputs`` if it is a dict, else raise ``NodeExecutionError``."""
@@ -214,8 +216,11 @@ class Node:
                 )
 
     def to_dict(self) -> dict[str, Any]:
-        """The node as ``{"type": ..., "config": ...}`` for workflow definitions."""
-        return {"type": self.type_name(), "config": dict(self.config)}
+        """The node as ``{"type": ..., "config": ...}`` for workflow definitions, secrets
+        in its config redacted (WF-13)."""
+        from kailash_nb.nodes._redact import redact_config
+
+        return {"type": self.type_name(), "config": redact_config(self.config)}
 
     def __repr__(self) -> str:
         return f"<{self.type_name()} {self.id!r}>"

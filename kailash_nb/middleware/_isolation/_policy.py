@@ -17,6 +17,7 @@ from kailash_nb.runtime.events import EventBus
 from kailash_nb.runtime.local import LocalRuntime
 from kailash_nb.sdk_exceptions import WorkflowValidationError
 from kailash_nb.workflow.graph import Workflow
+from kailash_nb.workflow.serialization import workflow_to_dict
 
 __all__ = [
     "DEFAULT_MAX_OUTPUT_BYTES",
@@ -203,7 +204,8 @@ def _positive_int(value: Any, option: str, where: str) -> int:
 def _portable_definition(workflow: Workflow, where: str) -> dict[str, Any]:
     """The server's own definition of ``workflow`` as plain data a worker rebuilds."""
     try:
-        definition = workflow.to_dict()
+        # Secrets stay in: the definition never leaves this server's own processes.
+        definition = workflow_to_dict(workflow, redact_secrets=False)
         Workflow.from_dict(definition)
     except WorkflowValidationError as exc:
         raise GatewayConfigurationError(
