@@ -8,6 +8,10 @@ other with the same load:
   ``POST /workflows/ping/execute`` with JWT verification (HS256, a 48-byte secret, a
   token minted by the gateway's ``KailashJWTAuth``) and rate limiting on, the limit set
   far above the load (``max_requests_per_minute=60_000_000``, one key for the run).
+  Its code, ``result = {'pong': True}``, is straight-line glue code, which the gateway
+  runs on its event loop; ``--threaded`` uses ``result = dict(pong=True)`` instead (a
+  call: the run goes to the gateway's run threads and back), the figure for code that
+  may block.
 
 Both get the same request: ``POST`` with a small JSON body and the bearer token. The
 load comes from a second process on 127.0.0.1 holding 32 keep-alive connections: ``wrk``
@@ -63,8 +67,9 @@ MIN_BARE_PER_SECOND = 3000
 LOAD_CPU = 1
 #: Set (by ``--no-pin``) to let the OS place the server and load processes.
 NO_PIN_ENV = "KAILASH_NB_BENCH_NO_PIN"
-#: Set (by ``--run-inline``) to register the workflow with ``run_inline=True``.
-RUN_INLINE_ENV = "KAILASH_NB_BENCH_RUN_INLINE"
+#: Set (by ``--threaded``) to serve code that runs on the gateway's run threads.
+THREADED_ENV = "KAILASH_NB_BENCH_THREADED"
+THREADED_WORKFLOW_CODE = "result = dict(pong=True)"
 
 
 # -- servers (run with --serve KIND in a child process) ---------------------------------
@@ -139,13 +144,12 @@ async def serve_gateway(database_url: str) -> None:
     )
     assert gateway.auth is not None and gateway.rate_limiter is not None
     builder = WorkflowBuilder()
-    builder.add_node("PythonCodeNode", "ping", {"code": WORKFLOW_CODE})
-    gateway.register_workflow(
-        WORKFLOW,
-        builder.build(),
-        description="benchmark",
-        run_inline=os.environ.get(RUN_INLINE_ENV) == "1",
-    )
+    threaded = os.environ.get(THREADED_ENV) == "1"
+    code = THREADED_WORKFLOW_CODE if threaded else WORKFLOW_CODE
+    builder.add_node("PythonCodeNode", "ping", {"code": code})
+    gateway.register_workflow(WORKFLOW, builder.build(), description="benchmark")
+    if (WORKFLOW in gateway.inline_workflows) == threaded:
+        raise RuntimeError(f"{code!r} did not run where the benchmark expects it")
     port = await gateway.start("127.0.0.1", 0)
     pair = gateway.auth.issue_tokens("bench-client", tenant_id="bench", roles=["analyst"])
     _announce(port, pair.access_token)
@@ -478,9 +482,9 @@ def main() -> int:
         "--no-pin", action="store_true", help="do not pin the server and load to separate CPUs"
     )
     parser.add_argument(
-        "--run-inline",
+        "--threaded",
         action="store_true",
-        help="register the workflow with run_inline=True (runs on the gateway's loop)",
+        help="serve code with a call, which runs on the gateway's run threads",
     )
     parser.add_argument("--serve", choices=("bare", "gateway"), help=argparse.SUPPRESS)
     parser.add_argument("--database-url", help=argparse.SUPPRESS)
@@ -504,13 +508,14 @@ def main() -> int:
         client = "wrk" if shutil.which("wrk") else "python"
     if args.no_pin:
         os.environ[NO_PIN_ENV] = "1"
-    if args.run_inline:
-        os.environ[RUN_INLINE_ENV] = "1"
+    if args.threaded:
+        os.environ[THREADED_ENV] = "1"
     pinned = _can_pin()
     print(
         f"gateway benchmark: {CONNECTIONS} connections, {args.seconds} s per server in "
         f"{args.rounds} alternating rounds after a {WARMUP_SECONDS} s warm-up, client={client}, "
         + (f"server on CPU {SERVER_CPU}, load on CPU {LOAD_CPU}" if pinned else "not pinned")
+        + (", workflow on the run threads" if args.threaded else ", workflow on the event loop")
     )
     with tempfile.TemporaryDirectory() as directory:
         database_url = f"sqlite:///{Path(directory) / 'bench.db'}"

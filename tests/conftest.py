@@ -1,8 +1,11 @@
-"""Shared fixtures: database URLs for SQLite (always) and PostgreSQL (when configured).
+"""Shared fixtures: database URLs for SQLite (always) and PostgreSQL (when configured),
+and the Redis server of the shared rate-limit tests.
 
 ``KAILASH_NB_TEST_PG_URL`` names a PostgreSQL server (``.ci/run`` sets it). Each test
-session gets its own fresh database on that server, dropped at the end. Under CI
-(``CI`` set) a missing PostgreSQL URL is an error, not a skip.
+session gets its own fresh database on that server, dropped at the end.
+``KAILASH_NB_TEST_REDIS_URL`` names a Redis server; tests never flush it, each works under
+its own key prefix, deleted afterwards. Under CI (``CI`` set) a missing URL is an error,
+not a skip.
 """
 
 from __future__ import annotations
@@ -48,3 +51,35 @@ def database_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'test.db'}"
     return request.getfixturevalue("pg_url")
+
+
+# -- Redis (KAILASH_NB_TEST_REDIS_URL; tools/ensure_redis.sh prints one) -------------------
+
+REDIS_ENV = "KAILASH_NB_TEST_REDIS_URL"
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """URL of the test Redis server (skips without one, fails under CI)."""
+    url = os.environ.get(REDIS_ENV)
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail(f"{REDIS_ENV} must be set in CI: the Redis suite may not be skipped")
+        pytest.skip(f"Redis suite skipped: set {REDIS_ENV}=redis://127.0.0.1:6379/0")
+    return url
+
+
+@pytest.fixture
+def redis_prefix(redis_url):
+    """A key prefix private to this test; its keys are deleted when the test ends."""
+    import redis
+
+    prefix = f"kailash_nb_test:{uuid.uuid4().hex[:12]}:"
+    yield prefix
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()

@@ -22,7 +22,6 @@ from pathlib import Path
 import httpx
 import pytest
 from _gateway_server import ServedGateway
-from gateway_fixtures import redis_url  # noqa: F401 - fixture
 
 from kailash_nb.middleware.auth import KailashJWTAuth
 from kailash_nb.middleware.gateway import create_gateway
@@ -503,7 +502,7 @@ def statuses(client: httpx.Client, headers, count: int) -> list[int]:
 
 
 @pytest.mark.slow
-def test_load04_redis_limit_is_global_across_two_workers(tmp_path, sqlite_url, redis_url):  # noqa: F811
+def test_load04_redis_limit_is_global_across_two_workers(tmp_path, sqlite_url, redis_url):
     served = WorkerGateway(tmp_path, sqlite_url, rpm=20, env={"KAILASH_NB_REDIS_URL": redis_url})
     subject = f"load04-{uuid.uuid4().hex[:8]}"
     try:

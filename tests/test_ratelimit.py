@@ -23,8 +23,6 @@ from kailash_nb.middleware.ratelimit import (
     rate_limiter_from_env,
 )
 
-pytest_plugins = ["gateway_fixtures"]
-
 
 class FakeClock:
     """A clock that moves only when told to."""
