@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
 import sys
 import time
 from pathlib import Path
@@ -79,20 +80,38 @@ def test_load06_burst_beyond_threads_and_queue_answers_200_or_503_busy():
     assert after["statuses"] == {"200": 1}
 
 
-def settled_usage(pid: int, floor_fds: int | None) -> tuple[int, int]:
-    """RSS and fds of ``pid`` once closed client connections are gone (up to 3 s)."""
+def fd_counts(pid: int) -> tuple[int, int]:
+    """``(open sockets, other open fds)`` of process ``pid``, from ``/proc``."""
+    sockets = others = 0
+    for name in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{name}")
+        except FileNotFoundError:
+            continue  # closed while listing
+        if target.startswith("socket:"):
+            sockets += 1
+        else:
+            others += 1
+    return sockets, others
+
+
+def settled_usage(pid: int, sockets_floor: int | None) -> tuple[int, int, int]:
+    """RSS (KiB), open sockets and other fds of ``pid`` once closed client connections
+    are gone (waits up to 3 s for the sockets to come down to ``sockets_floor``)."""
     deadline = time.monotonic() + 3
-    rss, fds = bench.process_usage(pid)
-    while floor_fds is not None and fds > floor_fds and time.monotonic() < deadline:
+    sockets, others = fd_counts(pid)
+    while sockets_floor is not None and sockets > sockets_floor and time.monotonic() < deadline:
         time.sleep(0.05)
-        rss, fds = bench.process_usage(pid)
-    return rss, fds
+        sockets, others = fd_counts(pid)
+    return bench.process_usage(pid)[0], sockets, others
 
 
 def test_load07_short_rss_and_open_fds_flat_over_repeated_batches():
     """LOAD-07 (short): batches of mixed requests (ping, a run on the run threads,
     /health), each over new connections; once the bounded run index and event buffers
-    are full, the server's RSS and open fds (from /proc) stay flat and nothing fails."""
+    are full, the server's RSS and open fds (from /proc) stay flat and nothing fails:
+    every client connection's socket is released, and other fds (store files) grow by
+    at most one more pooled SQLite connection (database and WAL file)."""
     with bench.Server(run_ms=1, index_capacity=300) as server:
 
         def batch() -> dict:
@@ -101,15 +120,16 @@ def test_load07_short_rss_and_open_fds_flat_over_repeated_batches():
             )
 
         results = [batch() for _ in range(4)]  # warm-up: > 300 runs and > 256 buffers
-        base_rss, base_fds = settled_usage(server.pid, None)
+        base_rss, base_sockets, base_others = settled_usage(server.pid, None)
         samples = []
         for _ in range(6):
             results.append(batch())
-            samples.append(settled_usage(server.pid, base_fds))
+            samples.append(settled_usage(server.pid, base_sockets))
     for result in results:
         assert no_errors(result), result
         assert result["ok"] == result["sent"] == 600, result["statuses"]
-    assert max(fds for _, fds in samples) <= base_fds + 2, (base_fds, samples)
+    assert all(sockets == base_sockets for _, sockets, _ in samples), (base_sockets, samples)
+    assert max(others for *_, others in samples) <= base_others + 2, (base_others, samples)
     # 3,600 requests after the warm-up: a leak of 1 KiB a request would add 3.5 MiB.
     assert samples[-1][0] <= base_rss * 1.05 + 2048, (base_rss, samples)
 
