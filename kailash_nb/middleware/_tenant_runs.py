@@ -46,14 +46,16 @@ class TenantRunRouter:
     def recorder(self, tenant_id: str) -> RunRecorder:
         """The recorder writing ``tenant_id``'s runs into its database (opened on first
         use; blocking)."""
-        from kailash_nb.store.recorder import RunRecorder
+        from kailash_nb.store.recorder import SERVER_BATCH_SIZE, RunRecorder
         from kailash_nb.store.runs import RunStore
 
         database = self.databases.get(tenant_id)
         events = database.resource("run_events", lambda _engine: EventBus())
         return database.resource(
             "run_records",
-            lambda engine: RunRecorder(RunStore(engine=engine), events),
+            lambda engine: RunRecorder(
+                RunStore(engine=engine), events, batch_size=SERVER_BATCH_SIZE
+            ),
             close=_close_recorder,
         )
 

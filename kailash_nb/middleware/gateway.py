@@ -411,7 +411,7 @@ class Gateway:
             recorder.record_gateway_run(note)
 
     def _open_store(self) -> None:
-        from kailash_nb.store.recorder import RunRecorder
+        from kailash_nb.store.recorder import SERVER_BATCH_SIZE, RunRecorder
         from kailash_nb.store.runs import RunStore
 
         if self.run_store is None:
@@ -424,7 +424,7 @@ class Gateway:
                 self.runs.index.on_change = self._tenant_runs.note
             return
         if self._recorder is None:
-            self._recorder = RunRecorder(self.run_store, self.events)
+            self._recorder = RunRecorder(self.run_store, self.events, batch_size=SERVER_BATCH_SIZE)
 
 
 def _no_tornado_log(handler: tornado.web.RequestHandler) -> None:

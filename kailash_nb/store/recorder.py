@@ -35,7 +35,12 @@ from kailash_nb.sdk_exceptions import RuntimeExecutionError
 from kailash_nb.store.runs import GatewayRunNote, RunStore, process_token, results_json
 from kailash_nb.store.schema import gateway_runs, runs
 
-__all__ = ["RunRecorder"]
+__all__ = ["SERVER_BATCH_SIZE", "RunRecorder"]
+
+#: ``batch_size`` for recorders in a server: runs may finish on the event loop, which must
+#: never wait for a database write, so batches are left to the ticker thread (every
+#: ``interval``) unless this many events pile up (a stalled ticker; memory stays bounded).
+SERVER_BATCH_SIZE = 65_536
 
 logger = logging.getLogger(__name__)
 
