@@ -22,7 +22,6 @@ import functools
 import logging
 import os
 import time
-import uuid
 from typing import Any
 
 from kailash_nb.middleware._isolation import RunPolicy
@@ -165,7 +164,8 @@ class RunExecutor:
         self._random = self._random[16:]
         raw[6] = (raw[6] & 0x0F) | 0x40
         raw[8] = (raw[8] & 0x3F) | 0x80
-        return str(uuid.UUID(bytes=bytes(raw)))
+        digits = raw.hex()
+        return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
 
     def _admit(self) -> None:
         limit = self.max_workers + self.max_queued

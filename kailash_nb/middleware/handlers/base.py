@@ -27,6 +27,7 @@ from kailash_nb.middleware._problems import (
     new_error_id,
     problem_body,
 )
+from kailash_nb.middleware.ratelimit import InProcessRateLimiter
 from kailash_nb.security.errors import AuthenticationError
 
 if TYPE_CHECKING:
@@ -356,7 +357,10 @@ class GatewayHandler(tornado.web.RequestHandler):
             key = f"ip:{self.request.remote_ip}"
         else:
             key = f"sub:{self.identity.tenant_id}:{self.identity.subject}"
-        decision = await limiter.acquire(key)
+        if type(limiter) is InProcessRateLimiter:
+            decision = limiter.try_acquire(key)  # in memory: no need to await anything
+        else:
+            decision = await limiter.acquire(key)
         if not decision.allowed:
             raise ProblemError(
                 429,
