@@ -21,17 +21,19 @@ __all__ = ["MAX_PLAIN_DEPTH", "json_text", "plain"]
 #: Nesting kept by :func:`plain`; deeper values become a marker string.
 MAX_PLAIN_DEPTH = 64
 
-_COMPACT = (",", ":")
+# Built once: json.dumps with any option builds a new encoder on every call.
+_ENCODE = json.JSONEncoder(allow_nan=False).encode
+_ENCODE_COMPACT = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
 
 
 def json_text(value: Any, *, compact: bool = False) -> str:
     """``value`` as JSON text: unchanged when it is plain JSON, else its :func:`plain`
     form. ``compact`` leaves out the spaces after ``,`` and ``:``."""
-    separators = _COMPACT if compact else None
+    encode = _ENCODE_COMPACT if compact else _ENCODE
     try:
-        return json.dumps(value, allow_nan=False, separators=separators)
+        return encode(value)
     except (TypeError, ValueError, RecursionError):
-        return json.dumps(plain(value), allow_nan=False, separators=separators)
+        return encode(plain(value))
 
 
 def plain(value: Any, depth: int = 0) -> Any:
