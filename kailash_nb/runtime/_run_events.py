@@ -76,14 +76,8 @@ class RunEvents:
     def _emit_run(self, state: str, started: float, error: BaseException | None = None) -> None:
         if not self.run_events:
             return
-        timeline = None
-        if self.timeline is not None:
-            timeline = tuple(
-                timing
-                if timing.error is None
-                else timing._replace(error=self._scrubbed(timing.error, timing.node_id))
-                for timing in self.timeline
-            )
+        # Errors in the timeline were scrubbed when they were recorded (``_record``).
+        timeline = None if self.timeline is None else tuple(self.timeline)
         self.bus.emit(
             make_run_event(
                 (

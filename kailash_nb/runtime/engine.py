@@ -475,7 +475,8 @@ class WorkflowRun(CycleExecution, RunEvents):
                     now - duration,
                     now,
                     duration,
-                    None if error is None else describe(error),
+                    # Scrubbed here, once per failure, not per emitted timeline (WF-13).
+                    None if error is None else self._scrubbed(describe(error), node_id),
                     iteration,
                 )
             )
