@@ -247,3 +247,19 @@ def test_wf13_gateway_run_responses_never_show_secrets(vault_node, tmp_path, cap
         record = served.client.get(f"/runs/{run_id}")
     assert SECRET not in run.text and SECRET not in record.text
     assert SECRET not in caplog.text
+
+
+def test_wf13_reused_parameters_object_is_redacted_again_after_a_change():
+    """WF-13: the started event's redacted parameters are reused only while the same
+    object is unchanged; a secret put into it later is still redacted."""
+    from kailash_nb.runtime._run_events import redacted_parameters
+
+    parameters = {"login": {"token": SECRET}, "n": 1}
+    first = redacted_parameters(parameters)
+    again = redacted_parameters(parameters)
+    assert redacted_parameters(parameters) is again
+    assert SECRET not in repr(first) and SECRET not in repr(again)
+    parameters["login"]["token"] = SECRET + "-rotated"
+    parameters["n"] = 2
+    changed = redacted_parameters(parameters)
+    assert changed == {"login": {"token": REDACTED}, "n": 2}

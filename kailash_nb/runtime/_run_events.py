@@ -7,6 +7,7 @@ node and per run.
 
 from __future__ import annotations
 
+import copy
 import functools
 import time
 from typing import Any
@@ -22,6 +23,35 @@ __all__ = ["RunEvents", "describe", "make_run_event", "make_timing"]
 # Field order is the classes'.
 make_timing = functools.partial(tuple.__new__, NodeTiming)
 make_run_event = functools.partial(tuple.__new__, RunEvent)
+
+
+#: ``(parameters, snapshot, redacted)`` of the last run's parameters: a loop usually
+#: passes the same object run after run, and while it still equals the snapshot its
+#: redacted form is reused (``_FRESH``: seen once, no snapshot taken yet).
+_last_redaction: tuple[Any, Any, Any] | None = None
+_FRESH = object()
+
+
+def redacted_parameters(parameters: Any) -> Any:
+    """``parameters`` with their secrets replaced (``redact_value``), reusing the last
+    answer when the same, unchanged object comes again."""
+    global _last_redaction
+    last = _last_redaction
+    if last is not None and last[0] is parameters and last[1] is not _FRESH:
+        try:
+            if parameters == last[1]:
+                return last[2]
+        except (TypeError, ValueError):  # values without a plain == (arrays, frames)
+            pass
+    redacted = redact_value(None, parameters)
+    snapshot: Any = _FRESH
+    if last is not None and last[0] is parameters:
+        try:
+            snapshot = copy.deepcopy(parameters)
+        except Exception:  # an uncopyable value only turns the reuse off
+            snapshot = _FRESH
+    _last_redaction = (parameters, snapshot, redacted)
+    return redacted
 
 
 class RunEvents:
@@ -41,7 +71,7 @@ class RunEvents:
                         None,
                         self.workflow.workflow_id,
                         # Runtime parameters may carry credentials (WF-13).
-                        redact_value(None, self.parameters) if self.parameters else None,
+                        redacted_parameters(self.parameters) if self.parameters else None,
                         None,
                     )
                 )
