@@ -329,6 +329,28 @@ def test_ws_subscribe_to_another_tenants_run_is_an_error_frame(served):
     assert realtime_hub(served.gateway).watcher_count(foreign) == 0
 
 
+def test_ws_tenant_admin_may_subscribe_to_a_users_run_as_on_the_http_routes(served):
+    """AUTHZ-15 with the ownership rule of ``/runs/{id}``: an admin of the run's tenant
+    is served, an admin of another tenant is not."""
+    run_id = finished_run(served, auth(token(served, subject="mallory")))
+    admins = {
+        tenant: served.gateway.auth.issue_tokens(
+            "root", tenant_id=tenant, roles=["admin"]
+        ).access_token
+        for tenant in ("acme", "globex")
+    }
+
+    async def session(access: str) -> dict | None:
+        conn = await connect(served, access)
+        conn.write_message(json.dumps({"subscribe": run_id}))
+        frame = await receive(conn)
+        conn.close()
+        return frame
+
+    assert served.call(session(admins["acme"])) == {"subscribed": run_id}
+    assert served.call(session(admins["globex"])) == {"error": "not_found", "run_id": run_id}
+
+
 def test_ws_oversized_frame_closes_1009(served):
     """GW-24: a frame above 64 KiB closes the socket with 1009."""
 

@@ -24,6 +24,7 @@ from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Collection, Iterable
 from typing import TYPE_CHECKING, Any
 
+from kailash_nb.middleware._runs import may_read
 from kailash_nb.runtime.events import Event, EventBus, NodeEvent, RunEvent, Subscription
 from kailash_nb.security._state import REVOCATION_CACHE_SECONDS
 
@@ -127,9 +128,10 @@ def event_frame(event: Event) -> tuple[str, dict[str, Any]]:
 
 
 def owned_run(index: RunIndex, run_id: str, identity: Identity) -> RunEntry | None:
-    """The run if it belongs to the caller's tenant *and* subject; else ``None`` (a 404)."""
+    """The run if the caller may read it (``may_read``: its subject, or an admin of its
+    tenant); else ``None`` (a 404)."""
     entry = index.get(run_id, identity.tenant_id)
-    if entry is None or entry.subject != identity.subject:
+    if entry is None or not may_read(identity, entry.tenant_id, entry.subject):
         return None
     return entry
 

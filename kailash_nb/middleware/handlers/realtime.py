@@ -11,8 +11,9 @@ Client messages (JSON text frames)::
     {"unsubscribe": "<run_id>"}    -> {"unsubscribed": "<run_id>"}
 
 Events are pushed as ``{"event": "node" | "run", "data": {...}}`` (the fields of the SSE
-stream), replaying what the run already emitted. Only runs of the caller's tenant and
-subject are served; any other id gets ``{"error": "not_found", "run_id": ...}``
+stream), replaying what the run already emitted. Only runs the caller may read are
+served (its own, or any of its tenant's for a tenant admin: the rule of
+``GET /runs/{id}``); any other id gets ``{"error": "not_found", "run_id": ...}``
 (AUTHZ-15). Limits: frames above 64 KiB close with 1009 (GW-24); more than
 ``max_messages_per_second`` messages close with 1008 (GW-25); a client that stops
 reading is dropped when its send queue overflows (GW-26); pings detect dead clients
