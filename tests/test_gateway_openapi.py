@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -310,12 +312,30 @@ def test_docs_page_is_self_contained():
     assert policy.count("'sha256-") == 2
 
 
-def test_docs_page_ships_in_the_wheel():
-    wheels = sorted(Path("/tmp/kailash_nb_wheel").glob("kailash_nb-*.whl"))
-    if not wheels:
-        pytest.skip("no wheel built in /tmp/kailash_nb_wheel (python -m build --wheel)")
-    names = zipfile.ZipFile(wheels[-1]).namelist()
+@pytest.mark.slow
+def test_docs_page_and_widget_ship_in_the_wheel(tmp_path):
+    """The files the gateway and the widget serve are package data of the wheel."""
+    root = Path(__file__).resolve().parent.parent
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(root),
+            "--no-deps",
+            "--no-build-isolation",
+            "--quiet",
+            "-w",
+            str(tmp_path),
+        ],
+        check=True,
+        timeout=120,
+    )
+    (wheel,) = tmp_path.glob("kailash_nb-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
     assert "kailash_nb/middleware/static/docs.html" in names
+    assert "kailash_nb/notebook/widget.js" in names
 
 
 # -- routes added with the gateway's sessions and realtime channel ---------------------
