@@ -36,8 +36,9 @@ __all__ = ["RunExecutor", "RunQueueFullError", "StartedRun"]
 
 logger = logging.getLogger(__name__)
 
-#: Run ids drawn from one ``os.urandom`` call.
+#: Run ids drawn from one ``os.urandom`` call, and the random bytes of each.
 _IDS_PER_DRAW = 256
+_RANDOM_BYTES_PER_ID = 10
 #: Seconds between checks of ``drain`` for runs awaited by their requests.
 _DRAIN_POLL_SECONDS = 0.02
 
@@ -155,14 +156,17 @@ class RunExecutor:
         return StartedRun(task, started)
 
     def _new_run_id(self) -> str:
-        """A random (version 4) UUID; the random bytes come from one ``os.urandom``
-        call per 256 ids, since a system call per run would hand the interpreter lock
-        to other threads in the middle of every request."""
+        """A time-ordered UUID (version 7: 48 bits of milliseconds, then 74 random
+        bits), so the store's run tables take each new run at their end instead of at
+        a random page. The random bytes come from one ``os.urandom`` call per 256 ids:
+        a system call per run would hand the interpreter lock to other threads in the
+        middle of every request."""
         if not self._random:
-            self._random = memoryview(os.urandom(16 * _IDS_PER_DRAW))
-        raw = bytearray(self._random[:16])
-        self._random = self._random[16:]
-        raw[6] = (raw[6] & 0x0F) | 0x40
+            self._random = memoryview(os.urandom(_RANDOM_BYTES_PER_ID * _IDS_PER_DRAW))
+        milliseconds = time.time_ns() // 1_000_000 % (1 << 48)
+        raw = bytearray(milliseconds.to_bytes(6, "big")) + self._random[:_RANDOM_BYTES_PER_ID]
+        self._random = self._random[_RANDOM_BYTES_PER_ID:]
+        raw[6] = (raw[6] & 0x0F) | 0x70
         raw[8] = (raw[8] & 0x3F) | 0x80
         digits = raw.hex()
         return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
