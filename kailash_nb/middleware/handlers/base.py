@@ -12,6 +12,7 @@ import functools
 import json
 import logging
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -116,14 +117,15 @@ class GatewayHandler(tornado.web.RequestHandler):
 
     # -- lifecycle ---------------------------------------------------------------
 
-    async def prepare(self) -> None:
+    def prepare(self) -> Awaitable[None] | None:
         """Run the shared checks in order: method, CORS preflight, body size, auth,
-        rate limit, content type."""
+        rate limit, content type. Synchronous unless the rate limiter must be awaited
+        (shared through Redis): then the rest runs in the returned coroutine."""
         method = self.request.method or ""
         self._preparing = True
         if method == "OPTIONS" and self.gateway.cors is not None:
             self._preparing = False
-            return
+            return None
         if method not in self.allowed_methods():
             raise ProblemError(
                 405,
@@ -134,8 +136,19 @@ class GatewayHandler(tornado.web.RequestHandler):
         self._check_body_size()
         if self.requires_auth:
             self.identity = self._authenticate()
-        if self.rate_limited:
-            await self._rate_limit()
+        limiter = self.gateway.rate_limiter
+        if self.rate_limited and limiter is not None:
+            if type(limiter) is not InProcessRateLimiter:
+                return self._prepare_after(limiter.acquire(self._rate_key()), method)
+            self._apply_rate_decision(limiter.try_acquire(self._rate_key()))
+        self._prepared(method)
+        return None
+
+    async def _prepare_after(self, decision: Awaitable[Any], method: str) -> None:
+        self._apply_rate_decision(await decision)
+        self._prepared(method)
+
+    def _prepared(self, method: str) -> None:
         if method in ("POST", "PUT", "PATCH"):
             self._check_content_type()
         self._preparing = False
@@ -349,18 +362,12 @@ class GatewayHandler(tornado.web.RequestHandler):
             )
         return identity
 
-    async def _rate_limit(self) -> None:
-        limiter = self.gateway.rate_limiter
-        if limiter is None:
-            return
+    def _rate_key(self) -> str:
         if self.identity.anonymous:
-            key = f"ip:{self.request.remote_ip}"
-        else:
-            key = f"sub:{self.identity.tenant_id}:{self.identity.subject}"
-        if type(limiter) is InProcessRateLimiter:
-            decision = limiter.try_acquire(key)  # in memory: no need to await anything
-        else:
-            decision = await limiter.acquire(key)
+            return f"ip:{self.request.remote_ip}"
+        return f"sub:{self.identity.tenant_id}:{self.identity.subject}"
+
+    def _apply_rate_decision(self, decision: Any) -> None:
         if not decision.allowed:
             raise ProblemError(
                 429,
