@@ -160,3 +160,18 @@ def test_only_runs_that_can_be_watched_publish_node_events(gateway):
         replay = server.client.get(f"/runs/{waited}/events").text
     assert waited not in node_runs and started in node_runs
     assert '"state":"started"' in replay.split("event: node", 1)[1]
+
+
+@pytest.mark.parametrize(("before", "after"), [(700, 10_000), (5_000, 5_000)])
+def test_serving_raises_the_default_collection_threshold_only(gateway, before, after):
+    """Python's default young-generation threshold (700) is raised while serving; a
+    threshold the application chose is left alone."""
+    import gc
+
+    saved = gc.get_threshold()
+    gc.set_threshold(before, *saved[1:])
+    try:
+        with ServedGateway(gateway):
+            assert gc.get_threshold()[0] == after
+    finally:
+        gc.set_threshold(*saved)

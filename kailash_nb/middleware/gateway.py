@@ -40,6 +40,11 @@ __all__ = ["MAX_BODY_BYTES", "Gateway", "ServerLimits", "create_gateway"]
 
 logger = logging.getLogger(__name__)
 
+#: Python's default first-generation collection threshold, and the gateway's while it
+#: serves (``Gateway.start`` raises it unless the application changed it).
+_DEFAULT_GC_THRESHOLD = 700
+SERVING_GC_THRESHOLD = 10_000
+
 _WORKFLOW_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
@@ -295,6 +300,11 @@ class Gateway:
         # server: keep it out of the collector's scans, which otherwise walk it again
         # and again while requests allocate.
         gc.freeze()
+        if gc.get_threshold()[0] == _DEFAULT_GC_THRESHOLD:
+            # Each request allocates (and frees) a few hundred containers; at Python's
+            # default the young generation would be collected every few requests. A
+            # threshold the application chose itself is left alone.
+            gc.set_threshold(SERVING_GC_THRESHOLD, *gc.get_threshold()[1:])
         return int(bound)
 
     async def stop(self, timeout: float = DRAIN_TIMEOUT) -> None:
