@@ -132,6 +132,7 @@ class RunExecutor:
             return await self._execute(entry, workflow, parameters, inline, live=False)
         finally:
             self._awaited -= 1
+            self._starting.pop(entry.run_id, None)  # a cancelled wait leaves nothing behind
 
     def start(
         self,
