@@ -114,8 +114,8 @@ class RunExecutor:
     ) -> RunEntry:
         """Run ``workflow`` to its end while the caller waits; return its entry.
 
-        With ``inline`` (workflows registered with ``run_inline=True``: sequential,
-        ``PythonCodeNode`` only) the run executes on the loop itself.
+        With ``inline`` (``Gateway.inline_workflows``: registered with
+        ``run_inline=True``, or provably quick glue code) the run executes on the loop.
 
         Raises:
             WorkflowValidationError: the run was refused before it started (bad
