@@ -104,7 +104,7 @@ class Gateway:
         #: Deadlines and process isolation of workflows registered with ``timeout`` or
         #: ``isolation="process"`` (``_isolation.RunPolicy``); the executor applies them.
         self.run_policies: dict[str, Any] = {}
-        #: Names of workflows registered with ``run_inline=True``.
+        #: Names of workflows run on the event loop: ``run_inline=True`` or provably quick.
         self.inline_workflows: set[str] = set()
         self.run_store: Any = None
         #: ``database_url`` (or the default) with the ``connection_pool_size`` to use.
