@@ -296,12 +296,9 @@ def _prepare_store(gateway: Gateway) -> None:
 def _close_inherited_connections() -> None:
     """Close every pooled store connection of this process: a connection shared by a
     parent and its forked workers would interleave their traffic."""
-    from kailash_nb.store import engine as store_engine
+    from kailash_nb.store.engine import close_pooled_connections
 
-    with store_engine._lock:
-        engines = list(store_engine._engines.values())
-    for engine in engines:
-        engine.dispose()
+    close_pooled_connections()
 
 
 def _warn_about_threads() -> None:

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = [
     "POOL_SIZE_PARAMETER",
     "SQLITE_BUSY_TIMEOUT_MS",
+    "close_pooled_connections",
     "create_engine",
     "default_database_path",
     "default_url",
@@ -189,6 +190,15 @@ def get_async_engine(url: str | URL) -> AsyncEngine:
                 _tune_sqlite(engine.sync_engine, parsed)
             engines[key] = engine
         return engine
+
+
+def close_pooled_connections() -> None:
+    """Close the pooled connections of every shared engine, keeping the engines (they
+    reconnect on next use): before forking, so no connection is shared by processes."""
+    with _lock:
+        engines = list(_engines.values())
+    for engine in engines:
+        engine.dispose()
 
 
 def dispose_engines() -> None:
