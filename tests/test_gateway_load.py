@@ -97,12 +97,21 @@ def fd_counts(pid: int) -> tuple[int, int]:
 
 def settled_usage(pid: int, sockets_floor: int | None) -> tuple[int, int, int]:
     """RSS (KiB), open sockets and other fds of ``pid`` once closed client connections
-    are gone (waits up to 3 s for the sockets to come down to ``sockets_floor``)."""
+    are gone: waits up to 3 s for the sockets to come down to ``sockets_floor``, or,
+    without one, for their count to stop changing (0.3 s unchanged)."""
     deadline = time.monotonic() + 3
     sockets, others = fd_counts(pid)
-    while sockets_floor is not None and sockets > sockets_floor and time.monotonic() < deadline:
+    unchanged_since = time.monotonic()
+    while time.monotonic() < deadline:
+        if sockets_floor is not None and sockets <= sockets_floor:
+            break
+        if sockets_floor is None and time.monotonic() - unchanged_since >= 0.3:
+            break
         time.sleep(0.05)
+        previous = sockets
         sockets, others = fd_counts(pid)
+        if sockets != previous:
+            unchanged_since = time.monotonic()
     return bench.process_usage(pid)[0], sockets, others
 
 
@@ -128,7 +137,7 @@ def test_load07_short_rss_and_open_fds_flat_over_repeated_batches():
     for result in results:
         assert no_errors(result), result
         assert result["ok"] == result["sent"] == 600, result["statuses"]
-    assert all(sockets == base_sockets for _, sockets, _ in samples), (base_sockets, samples)
+    assert all(sockets <= base_sockets for _, sockets, _ in samples), (base_sockets, samples)
     assert max(others for *_, others in samples) <= base_others + 2, (base_others, samples)
     # 3,600 requests after the warm-up: a leak of 1 KiB a request would add 3.5 MiB.
     assert samples[-1][0] <= base_rss * 1.05 + 2048, (base_rss, samples)

@@ -297,9 +297,14 @@ class Outbox:
         self._items: deque[Any] = deque()
         self._wake = asyncio.Event()
         self._closed: asyncio.Future[None] = loop.create_future()
+        self._loop_thread = threading.get_ident()  # created on its loop's thread
 
     def push(self, item: Any) -> None:
         """Queue ``item`` from any thread."""
+        if threading.get_ident() == self._loop_thread:
+            # Runs that finish on the loop itself: no need to wake it through its pipe.
+            self.loop.call_soon(self.put, item)
+            return
         with contextlib.suppress(RuntimeError):  # a closed loop: the client is gone
             self.loop.call_soon_threadsafe(self.put, item)
 
@@ -335,6 +340,8 @@ class Outbox:
             OutboxClosed: the outbox closed (overflow or disconnect) before the write ended.
         """
         write = asyncio.ensure_future(awaitable)
+        if write.done():  # the socket took the frame at once (the usual case)
+            return write.result()
         await asyncio.wait({write, self._closed}, return_when=asyncio.FIRST_COMPLETED)
         if not write.done():
             write.add_done_callback(_consume)
