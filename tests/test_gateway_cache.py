@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from _clock import Clock
 from _gateway_server import ServedGateway
 
 from kailash_nb import WorkflowBuilder
@@ -44,16 +45,6 @@ def workflow_of(function):
     return builder.build()
 
 
-class Clock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 50.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def body(x):
     return {"parameters": {"step": {"x": x}}}
 
@@ -67,7 +58,7 @@ def served(tmp_path):
     gateway.register_workflow("counted", workflow_of(counted))
     gateway.register_workflow("fresh", workflow_of(counted), cache=False)
     gateway.register_workflow("broken", workflow_of(broken))
-    gateway.result_cache = ResultCache(300, clock=Clock())
+    gateway.result_cache = ResultCache(300, clock=Clock(50.0))
     with ServedGateway(gateway) as server:
         yield server
 

@@ -17,6 +17,7 @@ from datetime import timedelta
 import httpx
 import pytest
 import sqlalchemy as sa
+from _clock import Clock
 from _gateway_server import ServedGateway
 from argon2 import PasswordHasher
 from pydantic import ValidationError
@@ -41,19 +42,6 @@ WRONG = "not the password at all"
 FAST = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 PROBLEM_BASE = "https://kailash-nb.dev/problems/"
 START = 1_800_000_000.0
-
-
-class Clock:
-    """A settable clock: the store's notion of now."""
-
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture

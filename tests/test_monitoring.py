@@ -9,6 +9,7 @@ import math
 import time
 
 import pytest
+from _clock import Clock
 from _gateway_server import ServedGateway
 
 from kailash_nb import WorkflowBuilder
@@ -30,16 +31,6 @@ SEED_RULES = [
     {"metric": "memory_usage", "threshold": 0.8},
 ]
 EXECUTE = "/workflows/{name}/execute"
-
-
-class Clock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def seed_monitor(**options) -> ProductionMonitor:
@@ -184,7 +175,7 @@ def test_a_monitor_watches_one_gateway(tmp_path):
 
 
 def test_failure_rate_fires_then_clears_over_the_sliding_window(tmp_path, caplog):
-    clock = Clock()
+    clock = Clock(1000.0)
     gateway = monitored_gateway(tmp_path, seed_monitor(clock=clock, window_seconds=60))
     monitor = gateway.monitor
     assert by_name(monitor.evaluate())["workflow_failure_rate"].value is None
@@ -213,7 +204,7 @@ def test_failure_rate_fires_then_clears_over_the_sliding_window(tmp_path, caplog
 
 
 def test_response_time_p95_in_milliseconds_ignores_probes(tmp_path):
-    clock = Clock()
+    clock = Clock(1000.0)
     gateway = monitored_gateway(tmp_path, seed_monitor(clock=clock))
     metrics = gateway.metrics
     for _ in range(500):
@@ -237,7 +228,7 @@ def test_memory_usage_is_rss_over_the_limit(tmp_path):
     assert limit is not None and limit >= rss
     assert 0 < memory_usage() < 1
     tight = ProductionMonitor(
-        alert_rules=[SEED_RULES[2]], memory_limit_bytes=int(rss * 1.05), clock=Clock()
+        alert_rules=[SEED_RULES[2]], memory_limit_bytes=int(rss * 1.05), clock=Clock(1000.0)
     )
     status = tight.evaluate()[0]
     assert status.value > 0.8 and status.firing

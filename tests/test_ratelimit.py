@@ -13,6 +13,7 @@ import threading
 import time
 
 import pytest
+from _clock import Clock
 
 from kailash_nb.middleware.ratelimit import (
     InProcessRateLimiter,
@@ -22,19 +23,6 @@ from kailash_nb.middleware.ratelimit import (
     RedisRateLimiter,
     rate_limiter_from_env,
 )
-
-
-class FakeClock:
-    """A clock that moves only when told to."""
-
-    def __init__(self, now: float = 1_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 async def saturate(limiters, clock, *, seconds, requests_per_second, key="tenant:a"):
@@ -61,7 +49,7 @@ def check_saturation(decisions, *, rate, burst, seconds):
 
 
 def test_burst_then_refusal_with_retry_after():
-    clock = FakeClock()
+    clock = Clock()
     limiter = InProcessRateLimiter(requests_per_minute=120, burst=5, clock=clock)  # 2/s
     decisions = [limiter.try_acquire("k") for _ in range(6)]
     assert [d.allowed for d in decisions] == [True] * 5 + [False]
@@ -79,7 +67,7 @@ def test_burst_then_refusal_with_retry_after():
 
 
 def test_retry_after_is_the_ceiling_of_the_wait():
-    clock = FakeClock()
+    clock = Clock()
     limiter = InProcessRateLimiter(requests_per_minute=6, burst=1, clock=clock)  # 1 per 10 s
     assert limiter.try_acquire("k").allowed
     first = limiter.try_acquire("k")
@@ -101,14 +89,14 @@ def test_allowed_decision_has_no_retry_after():
 
 def test_saturated_key_is_admitted_rate_times_t_plus_burst():
     """LOAD-02: one key at 2x its limit for 60 s."""
-    clock = FakeClock()
+    clock = Clock()
     limiter = InProcessRateLimiter(requests_per_minute=600, burst=20, clock=clock)  # 10/s
     decisions = asyncio.run(saturate([limiter], clock, seconds=60, requests_per_second=20))
     check_saturation(decisions, rate=10, burst=20, seconds=60)
 
 
 def test_buckets_refill_only_up_to_the_burst():
-    clock = FakeClock()
+    clock = Clock()
     limiter = InProcessRateLimiter(requests_per_minute=60, burst=3, clock=clock)
     assert limiter.try_acquire("k").allowed
     clock.advance(3600)
@@ -116,7 +104,7 @@ def test_buckets_refill_only_up_to_the_burst():
 
 
 def test_a_clock_stepping_back_refills_nothing():
-    clock = FakeClock()
+    clock = Clock()
     limiter = InProcessRateLimiter(requests_per_minute=60, burst=1, clock=clock)
     assert limiter.try_acquire("k").allowed
     clock.advance(-100)
@@ -126,7 +114,7 @@ def test_a_clock_stepping_back_refills_nothing():
 
 
 def test_cost_takes_several_tokens():
-    clock = FakeClock()
+    clock = Clock()
     limiter = InProcessRateLimiter(requests_per_minute=60, burst=5, clock=clock)
     assert limiter.try_acquire("k", cost=3).remaining == 2
     refused = limiter.try_acquire("k", cost=3)
@@ -138,7 +126,7 @@ def test_cost_takes_several_tokens():
 
 def test_keys_have_independent_buckets():
     """A tenant draining its bucket does not touch another tenant's (LOAD-03)."""
-    clock = FakeClock()
+    clock = Clock()
     limiter = InProcessRateLimiter(requests_per_minute=60, burst=2, clock=clock)
     assert [limiter.try_acquire("tenant:a").allowed for _ in range(5)] == [True] * 2 + [False] * 3
     assert limiter.try_acquire("tenant:b").allowed
@@ -171,7 +159,7 @@ def test_invalid_configuration_is_refused(options, message):
 
 
 def test_100k_distinct_keys_stay_within_max_keys():
-    clock = FakeClock()
+    clock = Clock()
     limiter = InProcessRateLimiter(requests_per_minute=60, burst=2, max_keys=10_000, clock=clock)
     limiter.try_acquire("victim")
     limiter.try_acquire("victim")
@@ -185,14 +173,14 @@ def test_100k_distinct_keys_stay_within_max_keys():
 
 
 def test_default_bound_is_100k_keys():
-    limiter = InProcessRateLimiter(requests_per_minute=60, clock=FakeClock())
+    limiter = InProcessRateLimiter(requests_per_minute=60, clock=Clock())
     for i in range(100_001):
         limiter.try_acquire(str(i))
     assert len(limiter) == 100_000
 
 
 def test_long_keys_are_kept_by_digest():
-    clock = FakeClock()
+    clock = Clock()
     limiter = InProcessRateLimiter(requests_per_minute=60, burst=1, clock=clock)
     long_a, long_b = "a" * 1_000_000, "a" * 999_999 + "b"
     assert limiter.try_acquire(long_a).allowed
@@ -207,7 +195,7 @@ def test_long_keys_are_kept_by_digest():
 
 
 def test_many_asyncio_tasks_share_one_bucket_exactly():
-    limiter = InProcessRateLimiter(requests_per_minute=60, burst=100, clock=FakeClock())
+    limiter = InProcessRateLimiter(requests_per_minute=60, burst=100, clock=Clock())
 
     async def main():
         return await asyncio.gather(*(limiter.acquire("k") for _ in range(1_000)))
@@ -217,7 +205,7 @@ def test_many_asyncio_tasks_share_one_bucket_exactly():
 
 
 def test_threads_share_one_bucket_exactly():
-    limiter = InProcessRateLimiter(requests_per_minute=60, burst=500, clock=FakeClock())
+    limiter = InProcessRateLimiter(requests_per_minute=60, burst=500, clock=Clock())
     admitted = []
 
     def worker():
@@ -277,7 +265,7 @@ def test_redis_down_fails_closed_with_a_typed_error():
 
 def test_redis_limiter_shared_by_two_workers_holds_the_limit(redis_url, redis_prefix):
     """Two limiter instances (two workers) at 2x the limit: one global bucket."""
-    clock = FakeClock(1_700_000_000.0)
+    clock = Clock(1_700_000_000.0)
 
     async def main():
         workers = [
@@ -293,7 +281,7 @@ def test_redis_limiter_shared_by_two_workers_holds_the_limit(redis_url, redis_pr
 
 
 def test_redis_limiter_matches_the_in_process_math(redis_url, redis_prefix):
-    clock = FakeClock(1_700_000_000.0)
+    clock = Clock(1_700_000_000.0)
 
     async def main():
         async with RedisRateLimiter(
@@ -315,7 +303,7 @@ def test_redis_limiter_matches_the_in_process_math(redis_url, redis_prefix):
 
 
 def test_redis_concurrent_tasks_share_one_bucket_exactly(redis_url, redis_prefix):
-    clock = FakeClock(1_700_000_000.0)
+    clock = Clock(1_700_000_000.0)
 
     async def main():
         workers = [

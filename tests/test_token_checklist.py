@@ -22,6 +22,7 @@ from datetime import timedelta
 
 import jwt
 import pytest
+from _clock import Clock
 from argon2 import PasswordHasher
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -32,16 +33,6 @@ from kailash_nb.security import AuthenticationError, SecurityConfig, TokenServic
 SECRET = "kailash-nb-checklist-tests-0123456789-abcdefghij"
 FAST = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 PASSWORD = "correct horse battery staple"
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 import sqlalchemy as sa
+from _clock import Clock
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
@@ -85,16 +86,6 @@ def private_pem(key) -> str:
 
 def public_pem(key, fmt=serialization.PublicFormat.SubjectPublicKeyInfo) -> str:
     return key.public_key().public_bytes(serialization.Encoding.PEM, fmt).decode()
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

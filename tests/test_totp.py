@@ -16,6 +16,7 @@ import jwt
 import pyotp
 import pytest
 import sqlalchemy as sa
+from _clock import Clock
 from _gateway_server import ServedGateway
 from argon2 import PasswordHasher
 
@@ -35,19 +36,6 @@ FAST = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 PROBLEM_BASE = "https://kailash-nb.dev/problems/"
 START = 1_800_000_000.0  # the first second of a 30 s step
 STEP = 30
-
-
-class Clock:
-    """A settable clock: the store's notion of now."""
-
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture

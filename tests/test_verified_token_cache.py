@@ -5,21 +5,12 @@ or a retired key."""
 from __future__ import annotations
 
 import pytest
+from _clock import Clock
 
 from kailash_nb.security import AuthenticationError, SecurityConfig, TokenService
 from kailash_nb.security._verified_cache import VerifiedTokenCache
 
 SECRET = "kailash-nb-verified-cache-tests-0123456789"
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
