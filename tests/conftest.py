@@ -83,3 +83,30 @@ def redis_prefix(redis_url):
             client.delete(*keys)
     finally:
         client.close()
+
+
+# -- asymmetric keys of the token tests (generated once per session) ------------------------
+
+
+@pytest.fixture(scope="session")
+def rsa_key():
+    """The deployment's RSA key (RS256)."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture(scope="session")
+def attacker_rsa():
+    """An RSA key the deployment does not know."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture(scope="session")
+def ec_key():
+    """The deployment's EC key (ES256)."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    return ec.generate_private_key(ec.SECP256R1())

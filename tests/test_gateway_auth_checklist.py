@@ -22,6 +22,7 @@ import uuid
 import jwt
 import pytest
 from _gateway_server import ServedGateway
+from _keys import private_pem
 from argon2 import PasswordHasher
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -72,22 +73,6 @@ def served(tmp_path_factory):
     with serve(url, hs_config()) as server:
         server.db_url = url
         yield server
-
-
-@pytest.fixture(scope="module")
-def rsa_key():
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-@pytest.fixture(scope="module")
-def ec_key():
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def private_pem(key) -> str:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
 
 
 @pytest.fixture(scope="module")

@@ -23,9 +23,10 @@ from datetime import timedelta
 import jwt
 import pytest
 from _clock import Clock
+from _keys import private_pem, public_pem
 from argon2 import PasswordHasher
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from kailash_nb.middleware.auth import KailashJWTAuth
 from kailash_nb.security import AuthenticationError, SecurityConfig, TokenService
@@ -38,31 +39,6 @@ PASSWORD = "correct horse battery staple"
 @pytest.fixture
 def clock():
     return Clock(float(int(time.time())))
-
-
-@pytest.fixture(scope="module")
-def rsa_key():
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-@pytest.fixture(scope="module")
-def attacker_rsa():
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-@pytest.fixture(scope="module")
-def ec_key():
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def private_pem(key) -> str:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-
-
-def public_pem(key, fmt=serialization.PublicFormat.SubjectPublicKeyInfo) -> str:
-    return key.public_key().public_bytes(serialization.Encoding.PEM, fmt).decode()
 
 
 def b64(data: bytes) -> str:

@@ -27,8 +27,9 @@ import jwt
 import pytest
 import sqlalchemy as sa
 from _clock import Clock
+from _keys import private_pem, public_pem
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from kailash_nb.security import (
     RESERVED_CLAIMS,
@@ -57,35 +58,8 @@ DELETE = object()
 
 
 @pytest.fixture(scope="module")
-def rsa_key():
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-@pytest.fixture(scope="module")
 def old_rsa_key():
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-@pytest.fixture(scope="module")
-def attacker_rsa():
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-@pytest.fixture(scope="module")
-def ec_key():
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def private_pem(key) -> str:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-
-
-def public_pem(key, fmt=serialization.PublicFormat.SubjectPublicKeyInfo) -> str:
-    return key.public_key().public_bytes(serialization.Encoding.PEM, fmt).decode()
 
 
 @pytest.fixture
