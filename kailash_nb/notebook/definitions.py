@@ -24,7 +24,7 @@ from kailash_nb.notebook.function_node import DEFAULT_OUTPUT, function_node
 from kailash_nb.notebook.refs import OutputRef, parse_output_ref
 from kailash_nb.sdk_exceptions import close_matches
 
-__all__ = ["NodeDefinition", "defining_cell"]
+__all__ = ["NodeDefinition", "defining_cell", "running_cell_number"]
 
 
 @dataclass
@@ -180,6 +180,24 @@ def defining_cell(function: Callable[..., Any] | None) -> str | None:
             fallback = f"{Path(filename).name}:{frame.f_lineno}"
         frame = frame.f_back
     return fallback
+
+
+def running_cell_number() -> int | None:
+    """The number the notebook shows for the cell running now (its ``In [n]``), or
+    ``None`` when no notebook cell is on the call stack.
+
+    Read from the cell's own code on the stack, never from the shell's counter: IPython
+    releases differ on whether ``execution_count`` already holds the next cell's number
+    while a cell runs (9.19 increments it before running the cell).
+    """
+    cells = _cell_numbers()
+    frame = sys._getframe(1)
+    while frame is not None:
+        number = cells.get(frame.f_code.co_filename)
+        if number:
+            return int(number)
+        frame = frame.f_back
+    return None
 
 
 _PACKAGE_DIR = str(Path(__file__).resolve().parent.parent) + os.sep

@@ -33,6 +33,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 
 from kailash_nb import notebook
+from kailash_nb.notebook.definitions import running_cell_number
 from kailash_nb.notebook.magic_args import (
     ConnectCommand,
     DisconnectCommand,
@@ -141,7 +142,10 @@ class KailashMagics(Magics):
             )
         # Cache the source under a cell file name so inspect.getsource (fingerprints,
         # export) and tracebacks can read it, exactly as for an ordinary cell.
-        filename = shell.compile.cache(source, shell.execution_count, raw_code=body)
+        number = running_cell_number()
+        if number is None:  # called from code, not from a cell
+            number = shell.execution_count
+        filename = shell.compile.cache(source, number, raw_code=body)
         code = compile(source, filename, "exec", flags=shell.compile.flags, dont_inherit=True)
         exec(code, shell.user_global_ns, shell.user_ns)  # noqa: S102 - the user's own cell
         return shell.user_ns[chosen]
