@@ -15,10 +15,10 @@ from typing import Any
 from kailash_nb import sdk_exceptions as errors
 from kailash_nb.nodes._redact import redact_value, scrub_secrets
 from kailash_nb.runtime.events import NodeEvent, NodeTiming, RunEvent
-from kailash_nb.sdk_exceptions import WorkflowExecutionError
+from kailash_nb.sdk_exceptions import NodeExecutionError, WorkflowExecutionError
 from kailash_nb.workflow.plan import CycleUnit
 
-__all__ = ["RunEvents", "describe", "make_run_event", "make_timing"]
+__all__ = ["RunEvents", "describe", "describe_node_error", "make_run_event", "make_timing"]
 
 # Field order is the classes'.
 make_timing = functools.partial(tuple.__new__, NodeTiming)
@@ -79,8 +79,15 @@ class RunEvents:
         return started
 
     def _run_finished(self, started: float) -> dict[str, dict[str, Any]]:
+        """End the run: ``completed``, or ``failed`` when a node failed. A run stopped by
+        a node with dependents raises ``WorkflowExecutionError``; a run whose failed
+        nodes had no dependents returns its results (Kailash's contract) but still ends
+        ``failed``."""
         if self.failure is None:
-            self._emit_run("completed", started)
+            if not self.failed_nodes:
+                self._end("completed", started)
+                return self.results
+            self._end("failed", started, WorkflowExecutionError(self._failed_leaves_message()))
             return self.results
         node_id, exc = self.failure
         if isinstance(exc, errors.WorkflowException):
@@ -100,8 +107,35 @@ class RunEvents:
             run_id=self.run_id,
             node_id=node_id,
         )
-        self._emit_run("failed", started, error)
+        self._end("failed", started, error)
         raise error from exc
+
+    def _failed_leaves_message(self) -> str:
+        failures = self.failed_nodes
+        if len(failures) == 1:
+            (failure,) = failures
+            return f"node {failure.node_id!r} failed: {failure.error_type}: {failure.message}"
+        listed = ", ".join(
+            f"{failure.node_id!r} ({failure.error_type}: {failure.message})" for failure in failures
+        )
+        return f"{len(failures)} nodes failed: {listed}"
+
+    def _run_cancelled(self, started: float, cause: BaseException) -> None:
+        """End a run that was cancelled or interrupted (the caller re-raises ``cause``)."""
+        if self.status == "running":
+            reason = type(cause).__name__
+            self._end(
+                "cancelled",
+                started,
+                errors.RuntimeExecutionError(f"the run was cancelled ({reason})"),
+            )
+
+    def _end(self, status: str, started: float, error: BaseException | None = None) -> None:
+        """Set the final ``status`` and publish the run's end."""
+        self.status = status
+        # Messages are built from texts already scrubbed per node (``_scrubbed``).
+        self.error = describe(error)
+        self._emit_run(status, started, error)
 
     def _emit_run(self, state: str, started: float, error: BaseException | None = None) -> None:
         if not self.run_events:
@@ -147,7 +181,7 @@ class RunEvents:
                 state,  # type: ignore[arg-type]
                 time.time(),
                 duration,
-                None if error is None else self._scrubbed(describe(error), node_id),
+                None if error is None else self._scrubbed(describe_node_error(error), node_id),
                 iteration,
             )
         )
@@ -160,6 +194,14 @@ class RunEvents:
 
 
 def describe(error: BaseException | None) -> str | None:
+    """``"ErrorType: message"`` of ``error`` (``None`` for ``None``)."""
     if error is None:
         return None
     return f"{type(error).__name__}: {error}"
+
+
+def describe_node_error(error: BaseException) -> str:
+    """``"ErrorType: message"`` of what a node raised: the cause of the engine's
+    ``NodeExecutionError`` wrapper, whose own text only repeats the node's id and type."""
+    cause = error.__cause__ if isinstance(error, NodeExecutionError) else None
+    return f"{type(cause or error).__name__}: {cause or error}"

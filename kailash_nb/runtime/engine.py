@@ -18,7 +18,8 @@ Data flow contract (identical for every runtime):
   (``results``/``run_id`` hold the partial run; ``__cause__`` is the node's error,
   chained to what the node raised). A failing node without dependents is recorded as
   ``{"error": message, "error_type": exception class name, "failed": True}`` and the
-  run goes on.
+  run goes on; the run still ends ``failed`` (``kailash_nb.run_status``): its final
+  event says so, and ``outcome()`` lists the failed nodes.
 
 Scheduling: a workflow that is a single file of synchronous nodes runs inline in the
 caller's thread with no event loop. Anything else runs on an anyio event loop:
@@ -40,8 +41,9 @@ import anyio.to_thread
 
 from kailash_nb import sdk_exceptions as errors
 from kailash_nb.runtime._cycles import CycleExecution
-from kailash_nb.runtime._run_events import RunEvents, describe, make_timing
+from kailash_nb.runtime._run_events import RunEvents, describe_node_error, make_timing
 from kailash_nb.runtime.events import EventBus, NodeTiming
+from kailash_nb.runtime.outcome import NodeFailure, RunOutcome
 from kailash_nb.sdk_exceptions import NodeExecutionError
 from kailash_nb.workflow.connection import MISSING, read_output
 from kailash_nb.workflow.graph import Workflow
@@ -98,7 +100,8 @@ class WorkflowRun(CycleExecution, RunEvents):
     """One execution of a workflow: inputs resolved, nodes run, events emitted.
 
     Create it, then call ``run_inline()`` (only when ``inline`` is true) or
-    ``await run_async()``; both return the results dict.
+    ``await run_async()``; both return the results dict. Afterwards ``status`` is the
+    run's final status and ``outcome()`` describes how it ended.
 
     ``cached_outputs`` maps node ids to outputs of an earlier run that the caller
     knows are still valid (the notebook's cache): those nodes do not execute, their
@@ -135,6 +138,12 @@ class WorkflowRun(CycleExecution, RunEvents):
         self.skipped: set[str] = set()
         self.fed_back: dict[str, dict[str, Any]] = {}
         self.failure: tuple[str, BaseException] | None = None
+        #: Every node that failed, in order (those that stopped the run included).
+        self.failed_nodes: list[NodeFailure] = []
+        #: ``running`` until the run ends, then its final status.
+        self.status = "running"
+        #: ``"ErrorType: message"`` of a run that did not complete.
+        self.error: str | None = None
         self.bus = bus
         self.parameters = parameters
         self.emitting = node_events and bus.wants_node_events
@@ -157,15 +166,30 @@ class WorkflowRun(CycleExecution, RunEvents):
                 "internal: run_inline() called for a workflow that needs the event loop"
             )
         started = self._run_started()
-        self._run_sequentially()
+        try:
+            self._run_sequentially()
+        except BaseException as exc:
+            # Exceptions of nodes were handled; this is an interrupt (KeyboardInterrupt).
+            self._run_cancelled(started, exc)
+            raise
         return self._run_finished(started)
 
     async def run_async(self) -> dict[str, dict[str, Any]]:
         """Run the workflow on the current event loop, concurrently where possible."""
         started = self._run_started()
-        if self.inline:
-            self._run_sequentially()
-            return self._run_finished(started)
+        try:
+            if self.inline:
+                self._run_sequentially()
+                return self._run_finished(started)
+            await self._run_concurrently(started)
+        except Exception:
+            raise
+        except BaseException as exc:  # cancelled from outside, or interrupted
+            self._run_cancelled(started, exc)
+            raise
+        return self._run_finished(started)
+
+    async def _run_concurrently(self, started: float) -> None:
         if self.settings.max_concurrent_nodes:
             self._node_limiter = anyio.CapacityLimiter(self.settings.max_concurrent_nodes)
         timeout = self.settings.workflow_timeout
@@ -182,9 +206,19 @@ class WorkflowRun(CycleExecution, RunEvents):
                 results=dict(self.results),
                 run_id=self.run_id,
             )
-            self._emit_run("failed", started, error)
+            self._end("timeout", started, error)
             raise error from None
-        return self._run_finished(started)
+
+    def outcome(self) -> RunOutcome:
+        """How the run ended (call it once the run is over)."""
+        return RunOutcome(
+            run_id=self.run_id,
+            status=self.status,
+            results=self.results,
+            error=self.error,
+            failed_nodes=tuple(self.failed_nodes),
+            stopped_at=None if self.failure is None else self.failure[0],
+        )
 
     def _run_sequentially(self) -> None:
         for unit in self.plan.units:
@@ -362,7 +396,13 @@ class WorkflowRun(CycleExecution, RunEvents):
             self._stop(node_id, exc)
             return None
 
-    def _stop(self, node_id: str, exc: BaseException) -> None:
+    def _stop(self, node_id: str, exc: BaseException, *, recorded: bool = False) -> None:
+        """Stop the run at ``node_id`` (the first stop wins); ``recorded``: the node is
+        already in ``failed_nodes``."""
+        if not recorded:
+            self.failed_nodes.append(
+                NodeFailure(node_id, type(exc).__name__, self._scrubbed(exc, node_id))
+            )
         if self.failure is None:
             self.failure = (node_id, exc)
 
@@ -476,7 +516,7 @@ class WorkflowRun(CycleExecution, RunEvents):
                     now,
                     duration,
                     # Scrubbed here, once per failure, not per emitted timeline (WF-13).
-                    None if error is None else self._scrubbed(describe(error), node_id),
+                    None if error is None else self._scrubbed(describe_node_error(error), node_id),
                     iteration,
                 )
             )
@@ -490,16 +530,19 @@ class WorkflowRun(CycleExecution, RunEvents):
             self._emit_node(node_id, "failed", duration, error=exc, iteration=iteration)
         if self.timeline is not None:
             self._record(node_id, "failed", duration or 0.0, exc, iteration)
-        if self.plan.has_dependents[node_id]:
-            self._stop(node_id, exc)
-            return
-        self.results[node_id] = {
-            "error": str(exc),
-            "error_type": type(exc.__cause__ or exc).__name__
+        error_type = (
+            type(exc.__cause__ or exc).__name__
             if isinstance(exc, NodeExecutionError)
-            else type(exc).__name__,
-            "failed": True,
-        }
+            else type(exc).__name__
+        )
+        # A node wrapper error's text repeats the node id and type: keep the cause's own.
+        cause = exc.__cause__ if isinstance(exc, NodeExecutionError) else None
+        message = self._scrubbed(cause if cause is not None else exc, node_id)
+        self.failed_nodes.append(NodeFailure(node_id, error_type, message))
+        if self.plan.has_dependents[node_id]:
+            self._stop(node_id, exc, recorded=True)
+            return
+        self.results[node_id] = {"error": str(exc), "error_type": error_type, "failed": True}
 
 
 def _run_sync_node(node: Any, kwargs: dict[str, Any]) -> dict[str, Any]:

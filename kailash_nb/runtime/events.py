@@ -37,7 +37,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 NodeState = Literal["queued", "started", "completed", "failed", "skipped", "retrying", "cached"]
-RunState = Literal["started", "completed", "failed"]
+#: ``started``, then the run's final status (``kailash_nb.run_status``).
+RunState = Literal["started", "completed", "failed", "timeout", "cancelled"]
 
 
 class NodeEvent(NamedTuple):
@@ -49,7 +50,8 @@ class NodeEvent(NamedTuple):
         state: the new state.
         timestamp: wall-clock time of the change (seconds since the epoch).
         duration: seconds the node ran, on ``completed``/``failed``; else ``None``.
-        error: ``"ErrorType: message"`` on ``failed``/``retrying``; else ``None``.
+        error: ``"ErrorType: message"`` of what the node raised, on
+            ``failed``/``retrying``; else ``None``.
         iteration: the cycle iteration (1-based) for nodes inside a cycle; else ``None``.
     """
 
@@ -90,13 +92,14 @@ class RunEvent(NamedTuple):
     Attributes:
         run_id: the run.
         workflow_name: name of the workflow being run.
-        state: ``started``, ``completed`` or ``failed``.
+        state: ``started``, then how the run ended: ``completed``, ``failed`` (a
+            node failed, even one without dependents), ``timeout`` or ``cancelled``.
         timestamp: wall-clock time of the change (seconds since the epoch).
         duration: seconds the run took, once it ended.
-        error: ``"ErrorType: message"`` when the run failed.
+        error: ``"ErrorType: message"`` when the run did not complete.
         workflow_id: id of the workflow being run.
         parameters: the run's parameters, on ``started`` (do not mutate).
-        timeline: how each node ended, on ``completed``/``failed``, when a
+        timeline: how each node ended, once the run ended, when a
             subscriber asked for timelines (``subscribe(..., timeline=True)``).
     """
 

@@ -19,7 +19,8 @@ from kailash_nb.runtime._admission import RunSlots
 from kailash_nb.runtime._loop_thread import run_blocking
 from kailash_nb.runtime.engine import EngineSettings, WorkflowRun
 from kailash_nb.runtime.events import EventBus
-from kailash_nb.sdk_exceptions import RuntimeExecutionError
+from kailash_nb.runtime.outcome import RunOutcome
+from kailash_nb.sdk_exceptions import RuntimeExecutionError, WorkflowExecutionError
 from kailash_nb.workflow.graph import Workflow
 
 __all__ = ["HISTORY_ENV", "LocalRuntime"]
@@ -166,6 +167,36 @@ class LocalRuntime:
             if self._slots is not None:
                 self._slots.release()
         return results, run.run_id
+
+    def execute_outcome(
+        self,
+        workflow: Workflow,
+        parameters: dict[str, Any] | None = None,
+        *,
+        run_id: str | None = None,
+        node_events: bool = True,
+    ) -> RunOutcome:
+        """Run ``workflow`` like ``execute``, but return how it ended instead of raising
+        for a failed node or a timeout: a ``RunOutcome`` whose ``status`` is
+        ``completed`` only when no node failed (servers answer from it).
+
+        Raises:
+            WorkflowValidationError: bad parameters or missing required inputs
+                (before any node runs; nothing was started).
+        """
+        run = self._new_run(workflow, parameters, None, run_id, node_events)
+        if self._slots is not None:
+            self._slots.acquire()
+        try:
+            run.run_inline() if run.inline else run_blocking(run.run_async())
+        except WorkflowExecutionError:
+            if run.status == "running":
+                raise  # not an end the engine recorded: let the caller see it
+            # The run ended failed or timed out; its outcome says so.
+        finally:
+            if self._slots is not None:
+                self._slots.release()
+        return run.outcome()
 
     async def execute_async(
         self,
