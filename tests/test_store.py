@@ -271,3 +271,111 @@ def test_damaged_run_record_is_reported_and_spares_the_rest(tmp_path):
         store.get_run(bad_id)
     assert store.get_run(good_id).status == "completed"
     assert {run.run_id for run in store.list_runs()} == {good_id, bad_id}
+
+
+def _recorded(url: str, **options):
+    """A runtime recording into ``url`` whose recorder writes only when flushed."""
+    from kailash_nb.runtime.events import EventBus
+    from kailash_nb.store.recorder import RunRecorder
+
+    bus = EventBus()
+    recorder = RunRecorder(RunStore(url), bus, batch_size=10_000, interval=3600, **options)
+    return LocalRuntime(event_bus=bus, history=False), recorder
+
+
+def test_a_failed_leaf_node_is_a_failed_run_in_the_store(database_url):
+    builder = WorkflowBuilder()
+    builder.add_node("PythonCodeNode", "ok", {"code": "result = 1"})
+    builder.add_node("PythonCodeNode", "leaf", {"code": "result = {}['missing']"})
+    runtime, recorder = _recorded(database_url)
+    results, run_id = runtime.execute(builder.build(name="leafy"))
+    assert results["leaf"]["failed"] is True  # Kailash's return value is kept
+    recorder.close()
+    run = RunStore(database_url).get_run(run_id)
+    assert run.status == "failed"
+    assert run.error == "WorkflowExecutionError: node 'leaf' failed: KeyError: 'missing'"
+    assert sorted((node.node_id, node.state) for node in run.nodes) == [
+        ("leaf", "failed"),
+        ("ok", "completed"),
+    ]
+    assert run_id in {r.run_id for r in RunStore(database_url).list_runs(status="failed")}
+    assert run_id not in {r.run_id for r in RunStore(database_url).list_runs(status="completed")}
+
+
+def test_a_timed_out_run_is_stored_as_timeout(database_url):
+    builder = WorkflowBuilder()
+    builder.add_node("PythonCodeNode", "slow", {"code": "import time\ntime.sleep(5)\nresult = 1"})
+    from kailash_nb.runtime.events import EventBus
+    from kailash_nb.sdk_exceptions import WorkflowTimeoutError
+    from kailash_nb.store.recorder import RunRecorder
+
+    bus = EventBus()
+    recorder = RunRecorder(RunStore(database_url), bus)
+    runtime = LocalRuntime(event_bus=bus, workflow_timeout=0.2)
+    with pytest.raises(WorkflowTimeoutError) as info:
+        runtime.execute(builder.build(name="slow"))
+    recorder.close()
+    assert RunStore(database_url).get_run(info.value.run_id).status == "timeout"
+
+
+def test_an_unencodable_result_next_to_other_runs_in_one_batch_loses_nothing(database_url):
+    from kailash_nb.store.runs import GatewayRunNote
+
+    runtime, recorder = _recorded(database_url)
+    huge = WorkflowBuilder()
+    huge.add_node("PythonCodeNode", "n", {"code": "result = 10 ** 5000"})
+    results, huge_id = runtime.execute(huge.build(name="huge"))
+    _, plain_id = runtime.execute(_chain(), parameters={"a": {"x": 1}})
+    now = time.time()
+    for note in (
+        GatewayRunNote(huge_id, "t", "alice", "huge", "running", None, None, now, None),
+        GatewayRunNote(huge_id, "t", "alice", "huge", "completed", results, None, now, now),
+        GatewayRunNote(plain_id, "t", "bob", "chain", "completed", {"c": 1}, None, now, now),
+    ):
+        recorder.record_gateway_run(note)
+    recorder.flush()  # one batch holding every row; raises if anything was lost
+    recorder.close()
+    store = RunStore(database_url)
+    assert store.get_run(huge_id).status == store.get_run(plain_id).status == "completed"
+    stored = store.get_gateway_run(huge_id)
+    assert stored.status == "completed"
+    assert stored.results == {"n": {"result": str(10**4) + "0" * 4996}}  # digits, as a string
+
+
+def test_a_row_the_database_refuses_costs_only_its_own_run(database_url, caplog):
+    runtime, recorder = _recorded(database_url)
+    reused = str(uuid.uuid4())
+    _, first = runtime.execute(_chain(), parameters={"a": {"x": 1}}, run_id=reused)
+    recorder.flush()
+    # One batch: a run before, the refused one (its id is taken), a run after.
+    _, before = runtime.execute(_chain(), parameters={"a": {"x": 2}})
+    with pytest.raises(WorkflowExecutionError):
+        runtime.execute(_chain(fail=True), parameters={"a": {"x": 3}}, run_id=reused)
+    _, after = runtime.execute(_chain(), parameters={"a": {"x": 4}})
+    with pytest.raises(RuntimeExecutionError, match="could not be written"):
+        recorder.flush()
+    recorder.close()
+    store = RunStore(database_url)
+    assert store.get_run(before).status == store.get_run(after).status == "completed"
+    original = store.get_run(first)
+    assert original.status == "completed" and original.parameters == {"a": {"x": 1}}
+    assert f"could not record run {reused}" in caplog.text
+
+
+def test_a_run_whose_details_the_database_refuses_is_still_ended(database_url):
+    # PostgreSQL text cannot hold NUL: the run is recorded without its details instead
+    # of staying "running"; SQLite keeps everything. Either way the other run is whole.
+    runtime, recorder = _recorded(database_url)
+    bad = WorkflowBuilder()
+    bad.add_node("PythonCodeNode", "n", {"code": "raise ValueError('nul\\x00byte')"})
+    results, bad_id = runtime.execute(bad.build(name="nul"))
+    assert results["n"]["failed"] is True
+    _, good_id = runtime.execute(_chain(), parameters={"a": {"x": 1}})
+    recorder.flush()
+    recorder.close()
+    store = RunStore(database_url)
+    run = store.get_run(bad_id)
+    assert run.status == "failed" and run.finished_at is not None
+    assert "ValueError" in run.error or "could not be recorded" in run.error
+    good = store.get_run(good_id)
+    assert good.status == "completed" and len(good.nodes) == 3

@@ -7,6 +7,12 @@ batch is atomic: after a crash the store holds whole batches only, and a run who
 start was written but not its end is marked ``interrupted`` when the store is next
 opened.
 
+One bad record never costs another: when a batch cannot be written, each of its runs
+is written again in a transaction of its own, and a run whose rows still fail is
+written bare (status, times and the reason, without parameters, timeline or results),
+so it never stays ``running``; only what cannot be written at all is logged and
+reported by ``flush()``.
+
 The gateway also hands it :class:`GatewayRunNote` copies of its runs (owner, status,
 results, error) through :meth:`RunRecorder.record_gateway_run`; they are written to
 ``kailash_nb_gateway_runs`` in the same batches, so another worker process reads a run
@@ -29,7 +35,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from kailash_nb._json_text import json_text, plain
 from kailash_nb.nodes._types import looks_secret
+from kailash_nb.run_status import ENGINE_FINAL_STATES
 from kailash_nb.runtime.events import EventBus, RunEvent, Subscription
 from kailash_nb.sdk_exceptions import RuntimeExecutionError
 from kailash_nb.store.runs import GatewayRunNote, RunStore, process_token, results_json
@@ -141,42 +149,59 @@ class RunRecorder:
             notes = [queued.popleft() for _ in range(len(queued))]
             if not batch and not notes:
                 return
+            rows = self._rows(batch, notes)
             try:
-                self._write(batch, notes)
+                self._write(rows)
             except Exception as exc:
-                # The runs already returned to their callers; the loss is logged and
-                # reported by the next flush().
-                logger.exception(
-                    "could not record %d run events and %d gateway runs", len(batch), len(notes)
+                # The runs already returned to their callers: write them one by one,
+                # so whatever refused the batch costs only its own run.
+                logger.warning(
+                    "could not record a batch of %d runs at once (%s: %s); writing them one by one",
+                    len(rows.run_ids()),
+                    type(exc).__name__,
+                    exc,
                 )
-                self._error = exc
+                self._write_each(rows)
 
-    def _write(self, batch: list[RunEvent], notes: list[GatewayRunNote]) -> None:
+    def _rows(self, batch: list[RunEvent], notes: list[GatewayRunNote]) -> _Rows:
         started: dict[str, RunEvent] = {}
         finished: dict[str, RunEvent] = {}
         for event in batch:
             (started if event.state == "started" else finished)[event.run_id] = event
-        new_runs = []
-        ended_runs = []
+        rows = _Rows()
         for run_id, end in finished.items():
-            status = "completed" if end.state == "completed" else "failed"
+            status = end.state if end.state in ENGINE_FINAL_STATES else "failed"
             timeline = _encode_timeline(end.timeline)
             start = started.pop(run_id, None)
             if start is None:
-                ended_runs.append(
+                rows.ended_runs.append(
                     (status, end.timestamp, end.duration, end.error, timeline, run_id)
                 )
             else:
-                new_runs.append(self._run_row(start, status, end, timeline))
-        new_runs.extend(self._run_row(start, "running", None, None) for start in started.values())
+                rows.new_runs.append(self._run_row(start, status, end, timeline))
+        rows.new_runs.extend(
+            self._run_row(start, "running", None, None) for start in started.values()
+        )
+        rows.gateway_inserts, rows.gateway_updates = _gateway_run_rows(notes)
+        return rows
+
+    def _write(self, rows: _Rows) -> None:
         with self.store.engine.begin() as connection:
-            bulk = _bulk_statements(connection.dialect)
-            if new_runs:
-                _execute_many(connection, bulk["runs"], new_runs, _RUN_COLUMNS)
-            if ended_runs:
-                _execute_many(connection, bulk["end"], ended_runs, _END_COLUMNS)
-            if notes:
-                _write_gateway_runs(connection, notes)
+            rows.write(connection)
+
+    def _write_each(self, rows: _Rows) -> None:
+        for run_id, own in rows.by_run():
+            try:
+                self._write(own)
+                continue
+            except Exception as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+            try:
+                self._write(own.bare(f"the run's details could not be recorded ({reason:.500})"))
+                logger.error("run %s recorded without its details: %s", run_id, reason)
+            except Exception as exc:
+                logger.exception("could not record run %s", run_id)
+                self._error = exc
 
     def _parameters_text(self, parameters: Any) -> str | None:
         # A loop usually passes the same parameters object run after run: while it
@@ -232,9 +257,75 @@ _END_COLUMNS = ("status", "finished_at", "duration", "error", "node_events", "ta
 _STATEMENTS: dict[str, dict[str, str]] = {}
 
 
-def _write_gateway_runs(connection: Any, notes: list[GatewayRunNote]) -> None:
-    """Insert the runs whose first note is in ``notes``, update the others, each with
-    its latest note (notes of one run arrive in order)."""
+class _Rows:
+    """The rows one batch writes, by statement; each row names its run."""
+
+    def __init__(self) -> None:
+        self.new_runs: list[tuple] = []
+        self.ended_runs: list[tuple] = []
+        self.gateway_inserts: list[tuple] = []
+        self.gateway_updates: list[tuple] = []
+
+    def write(self, connection: Any) -> None:
+        """Execute every row on ``connection`` (inside the caller's transaction)."""
+        bulk = _bulk_statements(connection.dialect)
+        if self.new_runs:
+            _execute_many(connection, bulk["runs"], self.new_runs, _RUN_COLUMNS)
+        if self.ended_runs:
+            _execute_many(connection, bulk["end"], self.ended_runs, _END_COLUMNS)
+        if self.gateway_inserts:
+            _execute_many(
+                connection, bulk["gateway_runs"], self.gateway_inserts, _GATEWAY_RUN_COLUMNS
+            )
+        if self.gateway_updates:
+            _execute_many(
+                connection, bulk["gateway_end"], self.gateway_updates, _GATEWAY_END_COLUMNS
+            )
+
+    def run_ids(self) -> list[str]:
+        """The runs these rows belong to, each once, in order."""
+        return list(dict.fromkeys(run_id for run_id, _ in self._tagged()))
+
+    def by_run(self) -> list[tuple[str, _Rows]]:
+        """``(run_id, rows of that run only)`` for every run."""
+        split: dict[str, _Rows] = {}
+        for run_id, (kind, row) in self._tagged():
+            getattr(split.setdefault(run_id, _Rows()), kind).append(row)
+        return list(split.items())
+
+    def bare(self, reason: str) -> _Rows:
+        """These rows with ``reason`` as their error and without parameters, timeline
+        or results: what is left to write when the full rows fail (the status and
+        times still say how the run ended)."""
+        reason = reason.replace("\x00", "")  # the one character no text column takes
+        reason_json = json.dumps({"message": reason})
+        bare = _Rows()
+        for row in self.new_runs:
+            run = dict(zip(_RUN_COLUMNS, row, strict=True))
+            run.update(parameters=None, node_events=None, error=reason)
+            bare.new_runs.append(tuple(run[column] for column in _RUN_COLUMNS))
+        for status, finished_at, duration, _, _, run_id in self.ended_runs:
+            bare.ended_runs.append((status, finished_at, duration, reason, None, run_id))
+        for row in self.gateway_inserts:
+            run = dict(zip(_GATEWAY_RUN_COLUMNS, row, strict=True))
+            run.update(results=None, error=reason_json)
+            bare.gateway_inserts.append(tuple(run[column] for column in _GATEWAY_RUN_COLUMNS))
+        for status, _, size, _, finished_at, run_id in self.gateway_updates:
+            bare.gateway_updates.append((status, None, size, reason_json, finished_at, run_id))
+        return bare
+
+    def _tagged(self) -> list[tuple[str, tuple[str, tuple]]]:
+        return [
+            *((row[0], ("new_runs", row)) for row in self.new_runs),
+            *((row[-1], ("ended_runs", row)) for row in self.ended_runs),
+            *((row[0], ("gateway_inserts", row)) for row in self.gateway_inserts),
+            *((row[-1], ("gateway_updates", row)) for row in self.gateway_updates),
+        ]
+
+
+def _gateway_run_rows(notes: list[GatewayRunNote]) -> tuple[list[tuple], list[tuple]]:
+    """``(inserts, updates)``: insert the runs whose first note is in ``notes``, update
+    the others, each with its latest note (notes of one run arrive in order)."""
     latest: dict[str, GatewayRunNote] = {}
     new: set[str] = set()
     for note in notes:
@@ -244,7 +335,7 @@ def _write_gateway_runs(connection: Any, notes: list[GatewayRunNote]) -> None:
     inserts, updates = [], []
     for run_id, note in latest.items():
         text, size = results_json(note.results)
-        error = None if note.error is None else json.dumps(note.error, default=str)
+        error = None if note.error is None else json_text(note.error)
         if run_id in new:
             inserts.append(
                 (
@@ -262,11 +353,7 @@ def _write_gateway_runs(connection: Any, notes: list[GatewayRunNote]) -> None:
             )
         else:
             updates.append((note.status[:16], text, size, error, note.finished_at, run_id))
-    bulk = _bulk_statements(connection.dialect)
-    if inserts:
-        _execute_many(connection, bulk["gateway_runs"], inserts, _GATEWAY_RUN_COLUMNS)
-    if updates:
-        _execute_many(connection, bulk["gateway_end"], updates, _GATEWAY_END_COLUMNS)
+    return inserts, updates
 
 
 _GATEWAY_RUN_COLUMNS = (
@@ -389,7 +476,7 @@ def _cleaned(text: str) -> str:
 
 
 def _masked_text(parameters: Any) -> str:
-    text = json.dumps(_mask(parameters, 0), default=repr, allow_nan=False)
+    text = json_text(_mask(parameters, 0))
     return text if len(text) <= _MAX_PARAMETER_CHARS else _truncated(text)
 
 
@@ -410,5 +497,5 @@ def _mask(value: Any, depth: int) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return repr(value)
     if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return repr(value)[:200]
+        return plain(value)  # an integer JSON cannot hold becomes its digits
+    return plain(value)[:200]

@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 
 from kailash_nb._json_text import json_text
+from kailash_nb.run_status import RUN_STATUSES
 from kailash_nb.sdk_exceptions import KailashException
 from kailash_nb.store.engine import get_engine
 from kailash_nb.store.schema import NODE_EVENT_FIELDS, gateway_runs, migrate, runs
@@ -42,7 +43,6 @@ __all__ = [
     "results_json",
 ]
 
-RUN_STATUSES = ("running", "completed", "failed", "interrupted")
 
 MAX_STORED_RESULTS_BYTES = 256 * 1024
 """Largest JSON text of a gateway run's results that is stored; larger results are
@@ -287,7 +287,7 @@ def _run_record(row: Any, nodes: tuple[NodeRecord, ...]) -> RunRecord:
 def results_json(results: Any) -> tuple[str | None, int]:
     """``(JSON text or None, size in bytes)`` of a run's results for the store.
 
-    Values JSON cannot hold become their ``str`` (non-finite floats ``null``), as the
+    Values JSON cannot hold follow ``kailash_nb._json_text.plain``'s rule, as the
     gateway answers them; text above :data:`MAX_STORED_RESULTS_BYTES` is ``None``.
     """
     if results is None:
