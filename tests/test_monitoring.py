@@ -23,7 +23,6 @@ from kailash_nb.monitoring import (
 )
 from kailash_nb.monitoring.windows import CounterWindow, bucket_quantile
 from kailash_nb.nodes.code import PythonCodeNode
-from kailash_nb.runtime.events import RunEvent
 
 SEED_RULES = [
     {"metric": "workflow_failure_rate", "threshold": 0.05},
@@ -54,10 +53,8 @@ def monitored_gateway(tmp_path, monitor):
 
 def finish_runs(gateway, completed: int, failed: int) -> None:
     for index in range(completed + failed):
-        state = "completed" if index < completed else "failed"
-        run_id = f"run-{time.monotonic_ns()}-{index}"
-        gateway.events.emit(RunEvent(run_id, "etl", "started", time.time()))
-        gateway.events.emit(RunEvent(run_id, "etl", state, time.time(), duration=0.01))
+        gateway.metrics.observe_run("etl", "running")
+        gateway.metrics.observe_run("etl", "completed" if index < completed else "failed")
 
 
 def by_name(statuses):

@@ -517,3 +517,23 @@ def test_export_refuses_what_a_file_cannot_carry(tmp_path):
     with pytest.raises(ExportError, match="only functions defined with 'def'"):
         kn.export(tmp_path / "flow.py")
     assert not (tmp_path / "flow.py").exists() and not Path(tmp_path / "flow.yaml").exists()
+
+
+def test_a_run_result_says_how_the_run_ended():
+    kn.workflow("ended")
+
+    @kn.node
+    def ok():
+        return 1
+
+    assert kn.run().status == "completed" and kn.current().run_status() == "completed"
+
+    @kn.node
+    def leaf(ok):
+        return ok / 0
+
+    with pytest.raises(kn.NodeRunError) as info:
+        kn.run()
+    assert info.value.result.status == "failed"
+    assert kn.current().run_status() == "failed"
+    assert repr(info.value.result).splitlines()[0].endswith(": failed")

@@ -121,6 +121,9 @@ class NotebookView:
         }
         return info  # type: ignore[return-value]
 
+    def run_status(self) -> str:
+        return ""
+
     def add_listener(self, callback: Callable[[], Any]) -> Callable[[], None]:
         self._listeners.append(callback)
 
@@ -694,3 +697,20 @@ def test_close_unsubscribes_everything(make_widget: Callable[..., GraphWidget]) 
     widget.flush()
     widget.close()  # idempotent
     assert repr(widget) == "<Workflow chain: 3 nodes, 2 edges>"
+
+
+def test_the_run_status_is_the_runs_final_status(make_widget: Callable[..., GraphWidget]) -> None:
+    view = NotebookView("status").add("ok").add("leaf", "result = 1 / 0")
+    widget = make_widget(view)
+    assert widget.run_status == ""
+    changes = _count_changes(widget, "run_status")
+    results = view.run()
+    assert results["leaf"]["failed"] is True
+    # A node failed: the run is failed although every other node completed.
+    assert widget.run_status == "failed"
+    assert [change["new"] for change in changes] == ["running", "failed"]
+    assert _states(widget) == {"ok": "completed", "leaf": "failed"}
+    clean = NotebookView("clean").add("ok")
+    clean_widget = make_widget(clean)
+    clean.run()
+    assert clean_widget.run_status == "completed"

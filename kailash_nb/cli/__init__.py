@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from kailash_nb.cli import commands
 from kailash_nb.cli.tables import format_table
+from kailash_nb.run_status import RUN_STATUSES
 
 __all__ = ["build_parser", "format_table", "main"]
 
@@ -54,7 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     runs.add_argument("--limit", type=_positive_int, default=20, help="how many (default 20)")
     runs.add_argument(
-        "--status", choices=["running", "completed", "failed", "interrupted"], help="only these"
+        "--status",
+        choices=[status for status in RUN_STATUSES if status != "queued"],
+        help="only these",
     )
     _database_option(runs)
     runs.set_defaults(handler=commands.list_runs, run_command=None)

@@ -7,15 +7,18 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from kailash_nb._json_text import plain
 from kailash_nb.cli.progress import ProgressBar
 from kailash_nb.cli.tables import format_table, format_time, preview
 from kailash_nb.sdk_exceptions import (
     KailashException,
     NodeConfigurationError,
-    WorkflowExecutionError,
 )
+
+if TYPE_CHECKING:
+    from kailash_nb.runtime.outcome import RunOutcome
 
 __all__ = ["demo", "list_nodes", "list_runs", "parse_params", "run", "show_run"]
 
@@ -96,59 +99,59 @@ def run(args: argparse.Namespace) -> int:
     runtime = LocalRuntime(history=not args.no_history, database_url=args.database_url)
     runtime.events.subscribe(progress, runs=False)
     try:
-        results, run_id = runtime.execute(workflow, parameters=parameters)
-    except WorkflowExecutionError as exc:
-        progress.finish()
-        _report_failure(args, exc)
-        return 1
+        outcome = runtime.execute_outcome(workflow, parameters=parameters)
     finally:
+        progress.finish()
         runtime.close()
-    progress.finish()
-    failed = [node_id for node_id, output in results.items() if output.get("failed") is True]
+    if outcome.stopped_at is not None or outcome.status not in ("completed", "failed"):
+        _report_stopped(args, outcome)
+        return 1
+    failed = {failure.node_id: failure for failure in outcome.failed_nodes}
     if args.json:
         print(
-            json.dumps(
-                {"run_id": run_id, "status": _status(failed), "results": results},
-                default=str,
-                indent=2,
+            _json_report(
+                {"run_id": outcome.run_id, "status": outcome.status, "results": outcome.results}
             )
         )
     else:
-        print(f"{workflow!r}: run {run_id} {_status(failed)}")
+        print(f"{workflow!r}: run {outcome.run_id} {outcome.status}")
         rows = [
             {
                 "node": node_id,
                 "status": "failed" if node_id in failed else "completed",
                 "output": preview(output),
             }
-            for node_id, output in results.items()
+            for node_id, output in outcome.results.items()
         ]
         print(format_table(rows, ["node", "status", "output"]))
-    for node_id in failed:
-        print(f"error: node {node_id!r} failed: {results[node_id]['error']}", file=sys.stderr)
-    return 1 if failed else 0
+    for node_id, failure in failed.items():
+        print(
+            f"error: node {node_id!r} failed: {failure.error_type}: {failure.message}",
+            file=sys.stderr,
+        )
+    return 0 if outcome.succeeded else 1
 
 
-def _status(failed: list[str]) -> str:
-    return "failed" if failed else "completed"
-
-
-def _report_failure(args: argparse.Namespace, exc: WorkflowExecutionError) -> None:
+def _report_stopped(args: argparse.Namespace, outcome: RunOutcome) -> None:
+    """A run that stopped at a failed node, timed out or was cancelled."""
     if args.json:
         print(
-            json.dumps(
+            _json_report(
                 {
-                    "run_id": exc.run_id,
-                    "status": "failed",
-                    "failed_node": exc.node_id,
-                    "error": str(exc),
-                    "results": exc.results,
-                },
-                default=str,
-                indent=2,
+                    "run_id": outcome.run_id,
+                    "status": outcome.status,
+                    "failed_node": outcome.stopped_at,
+                    "error": outcome.error,
+                    "results": outcome.results,
+                }
             )
         )
-    print(f"error: {exc}", file=sys.stderr)
+    print(f"error: {outcome.error}", file=sys.stderr)
+
+
+def _json_report(report: dict[str, Any]) -> str:
+    # Values JSON cannot hold follow the one rule the gateway and the store use too.
+    return json.dumps(plain(report), indent=2)
 
 
 def list_runs(args: argparse.Namespace) -> int:

@@ -25,11 +25,11 @@ import time
 from typing import Any
 
 from kailash_nb.middleware._isolation import RunPolicy
+from kailash_nb.middleware._run_errors import failure_error, run_error
 from kailash_nb.middleware._run_threads import RunThreads
 from kailash_nb.middleware._runs import RunEntry, RunIndex
 from kailash_nb.runtime.events import EventBus, RunEvent
 from kailash_nb.runtime.local import LocalRuntime
-from kailash_nb.sdk_exceptions import WorkflowExecutionError, WorkflowTimeoutError
 from kailash_nb.workflow.graph import Workflow
 
 __all__ = ["RunExecutor", "RunQueueFullError", "StartedRun"]
@@ -204,25 +204,27 @@ class RunExecutor:
         policy = self.policies.get(entry.workflow)
         runtime = policy.runtime if policy is not None and policy.runtime else self.runtime
         execute = functools.partial(
-            runtime.execute, workflow, parameters, run_id=entry.run_id, node_events=live
+            runtime.execute_outcome, workflow, parameters, run_id=entry.run_id, node_events=live
         )
         try:
             if policy is not None and policy.isolated:
-                results = await policy.run_isolated(workflow, parameters, entry.run_id)
+                outcome = await policy.run_isolated(workflow, parameters, entry.run_id)
             elif inline:
                 # Sequential and synchronous (checked at registration), no timeouts:
                 # LocalRuntime runs it in this thread without an event loop.
-                results, _ = execute()
+                outcome = execute()
             else:
                 if self._threads is None:
                     self._threads = RunThreads(self.max_workers)
-                results, _ = await self._threads.call(execute)
+                outcome = await self._threads.call(execute)
         except Exception as exc:
             if self._starting.pop(entry.run_id, None) is not None:
                 raise  # refused before it started: the caller answers, nothing recorded
-            entry.status, entry.error = _failure(exc, entry.run_id)
+            entry.status, entry.error = failure_error(exc, entry.run_id)
         else:
-            entry.status, entry.results = "completed", results
+            entry.status, entry.results = outcome.status, outcome.results
+            if not outcome.succeeded:
+                entry.error = run_error(outcome)
         entry.finished_at = time.time()
         self.index.run_finished(entry)
         return entry
@@ -242,16 +244,6 @@ class RunExecutor:
             self._threads.shutdown()
             self._threads = None
         return not unfinished
-
-
-def _failure(exc: Exception, run_id: str) -> tuple[str, dict[str, Any]]:
-    """``(status, error)`` of a started run that raised ``exc``."""
-    if isinstance(exc, WorkflowExecutionError):
-        status = "timeout" if isinstance(exc, WorkflowTimeoutError) else "failed"
-        return status, {"message": str(exc), "node_id": exc.node_id}
-    # Started runs are reported through the index; the trace stays in the log.
-    logger.error("run %s failed inside the gateway", run_id, exc_info=exc)
-    return "failed", {"message": "internal error while running the workflow"}
 
 
 def _resolve(future: asyncio.Future[RunEntry], entry: RunEntry) -> None:

@@ -5,6 +5,7 @@ notebook) never share counters::
 
     metrics = GatewayMetrics()
     metrics.observe_request("GET", "/health", 200, 0.002)
+    metrics.observe_run("etl", "failed")
     text, content_type = metrics.render()
 """
 
@@ -20,8 +21,6 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-
-from kailash_nb.runtime.events import RunEvent
 
 __all__ = ["LATENCY_BUCKETS", "GatewayMetrics"]
 
@@ -74,7 +73,8 @@ class GatewayMetrics:
         )
         self.runs = Counter(
             "kailash_nb_workflow_runs",
-            "Workflow runs started through the gateway, by workflow and final status.",
+            "Workflow runs started through the gateway, by registered workflow name and "
+            "final status (completed, failed, timeout, cancelled).",
             ("workflow", "status"),
             registry=self.registry,
         )
@@ -97,13 +97,15 @@ class GatewayMetrics:
         children[0].inc()
         children[1].observe(seconds)
 
-    def observe_run_event(self, event: RunEvent) -> None:
-        """Count a run event (subscribe this to the gateway's event bus)."""
-        if event.state == "started":
+    def observe_run(self, workflow: str, status: str) -> None:
+        """Count a gateway run starting (``running``) or ending in a final status
+        (``kailash_nb.run_status``: a run with a failed node is ``failed``), under the
+        workflow's registered name."""
+        if status == "running":
             self.runs_in_flight.inc()
             return
         self.runs_in_flight.dec()
-        key = (event.workflow_name, event.state)
+        key = (workflow, status)
         child = self._run_children.get(key)
         if child is None:
             child = self._run_children[key] = self.runs.labels(*key)

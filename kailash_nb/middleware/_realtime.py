@@ -24,7 +24,9 @@ from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Collection, Iterable
 from typing import TYPE_CHECKING, Any
 
+from kailash_nb.middleware._run_errors import ErrorView
 from kailash_nb.middleware._runs import may_read
+from kailash_nb.run_status import FINAL_STATUSES
 from kailash_nb.runtime.events import Event, EventBus, NodeEvent, RunEvent, Subscription
 from kailash_nb.security._state import REVOCATION_CACHE_SECONDS
 
@@ -61,7 +63,9 @@ REVOCATION_POLL_SECONDS = REVOCATION_CACHE_SECONDS / 2
 """Seconds between two revocation checks of the live connections: half the revocation
 bound, so a revoked session's connections close within the bound (1 s)."""
 
-_FINAL_RUN_STATES = frozenset({"completed", "failed"})
+#: States of the ``RunEvent`` that ends a run (replays of stored runs may say
+#: ``interrupted``).
+_FINAL_RUN_STATES = FINAL_STATUSES
 #: ``RunEvent`` fields kept in replay buffers: all but ``parameters`` and ``timeline``.
 _RUN_EVENT_PUBLIC_FIELDS = RunEvent._fields.index("parameters")
 _HUBS_LOCK = threading.Lock()
@@ -100,8 +104,9 @@ def is_final(event: Event) -> bool:
     return isinstance(event, RunEvent) and event.state in _FINAL_RUN_STATES
 
 
-def event_frame(event: Event) -> tuple[str, dict[str, Any]]:
-    """``("node" | "run", data)``: the event's kind and its JSON-ready fields.
+def event_frame(event: Event, view: ErrorView) -> tuple[str, dict[str, Any]]:
+    """``("node" | "run", data)``: the event's kind and its JSON-ready fields, errors as
+    the run's workflow lets callers see them (``view``).
 
     Parameters and timelines are never included (they may carry caller data).
     """
@@ -112,7 +117,7 @@ def event_frame(event: Event) -> tuple[str, dict[str, Any]]:
             "state": event.state,
             "timestamp": event.timestamp,
             "duration": event.duration,
-            "error": event.error,
+            "error": view.error_text(event.error),
         }
         if event.iteration is not None:
             data["iteration"] = event.iteration
@@ -123,7 +128,7 @@ def event_frame(event: Event) -> tuple[str, dict[str, Any]]:
         "state": event.state,
         "timestamp": event.timestamp,
         "duration": event.duration,
-        "error": event.error,
+        "error": view.run_error_text(event.state, event.error),
     }
 
 
@@ -141,14 +146,14 @@ def final_event_of(entry: RunEntry) -> RunEvent | None:
 
     Used when a finished run's events were already evicted from the replay buffer.
     """
-    if entry.status == "running":
+    if entry.status not in FINAL_STATUSES:
         return None
     finished = entry.finished_at or entry.created_at
     error = (entry.error or {}).get("message")
     return RunEvent(
         entry.run_id,
         entry.workflow,
-        "completed" if entry.status == "completed" else "failed",
+        entry.status,  # type: ignore[arg-type]
         finished,
         duration=max(0.0, finished - entry.created_at),
         error=error,

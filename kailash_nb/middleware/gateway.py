@@ -28,6 +28,7 @@ import tornado.web
 from kailash_nb.middleware._executor import RunExecutor
 from kailash_nb.middleware._limits import DRAIN_TIMEOUT, MAX_BODY_BYTES, ServerLimits
 from kailash_nb.middleware._metrics import GatewayMetrics
+from kailash_nb.middleware._run_errors import ErrorView
 from kailash_nb.middleware._runs import RunIndex
 from kailash_nb.middleware._server import address_family, build_server, is_loopback
 from kailash_nb.middleware.auth import KailashJWTAuth
@@ -46,6 +47,8 @@ _DEFAULT_GC_THRESHOLD = 700
 SERVING_GC_THRESHOLD = 10_000
 
 _WORKFLOW_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_HIDDEN = ErrorView(expose=False)
+_EXPOSED = ErrorView(expose=True)
 
 
 @dataclass(frozen=True)
@@ -97,9 +100,8 @@ class Gateway:
         self.cors = _cors_policy(settings.cors_origins)
         self.metrics = GatewayMetrics()
         self.events = EventBus()
-        self.events.subscribe(self.metrics.observe_run_event, nodes=False, runs=True)
         self.runs = RunExecutor(self.events, RunIndex())
-        self.runs.index.on_change = self._record_run
+        self.runs.index.on_change = self._run_changed
         self.workflows: dict[str, tuple[Workflow, str]] = {}
         #: Deadlines and process isolation of workflows registered with ``timeout`` or
         #: ``isolation="process"`` (``_isolation.RunPolicy``); the executor applies them.
@@ -115,6 +117,8 @@ class Gateway:
         self.result_cache: Any = _result_cache(settings)
         #: Names of workflows registered with ``cache=False``.
         self.uncached_workflows: set[str] = set()
+        #: How answers show each workflow's run errors (``expose_errors``).
+        self._error_views: dict[str, ErrorView] = {}
         #: Each tenant's own database (``database_per_tenant``), or ``None``.
         self.tenant_databases: Any = _tenant_databases(settings, self.store_url)
         self._tenant_runs: Any = None
@@ -144,6 +148,7 @@ class Gateway:
         memory_limit_mb: int | None = None,
         max_output_bytes: int | None = None,
         process_pool_size: int | None = None,
+        expose_errors: bool = False,
     ) -> None:
         """Serve ``workflow`` at ``/workflows/{name}``.
 
@@ -185,6 +190,11 @@ class Gateway:
             memory_limit_mb, max_output_bytes, process_pool_size: process runs only
                 (see ``isolation``); a run past the memory limit fails with a message
                 naming it and its worker is replaced.
+            expose_errors: show callers what failed nodes raised (their messages) in the
+                422 answer, ``GET /runs/{id}`` and run events. Off by default: exception
+                text can carry internal details (paths, hosts, data), so callers see only
+                which nodes failed and their error types; the server's run history keeps
+                the messages either way.
 
         Raises:
             GatewayConfigurationError: a name not matching ``^[A-Za-z0-9_-]{1,64}$``,
@@ -207,6 +217,10 @@ class Gateway:
             raise GatewayConfigurationError(f"a workflow named {name!r} is already registered")
         if not isinstance(cache, bool):
             raise GatewayConfigurationError(f"cache must be True or False, got {cache!r}")
+        if not isinstance(expose_errors, bool):
+            raise GatewayConfigurationError(
+                f"expose_errors must be True or False, got {expose_errors!r}"
+            )
         if not isinstance(run_inline, bool):
             raise GatewayConfigurationError(f"run_inline must be True or False, got {run_inline!r}")
         if run_inline and not _inline_eligible(workflow):
@@ -237,6 +251,7 @@ class Gateway:
             if self._server is not None:
                 policy.start()
         self.workflows[name] = (workflow, str(description))
+        self._error_views[name] = _EXPOSED if expose_errors else _HIDDEN
         if policy is None and (run_inline or _provably_quick(workflow)):
             self.inline_workflows.add(name)
         if not cache:
@@ -331,7 +346,6 @@ class Gateway:
         if self._tenant_runs is not None:
             self._tenant_runs.close()
             self._tenant_runs = None
-            self.runs.index.on_change = self._record_run
             await asyncio.get_running_loop().run_in_executor(None, self.tenant_databases.close)
         if self.rate_limiter is not None and hasattr(self.rate_limiter, "aclose"):
             await self.rate_limiter.aclose()
@@ -403,6 +417,11 @@ class Gateway:
             host,
         )
 
+    def error_view(self, workflow: str | None) -> ErrorView:
+        """How answers show the run errors of the workflow registered as ``workflow``
+        (node messages hidden unless it was registered with ``expose_errors=True``)."""
+        return self._error_views.get(workflow or "", _HIDDEN)
+
     def run_records_for(self, tenant_id: str) -> Any:
         """The ``RunRecorder`` that keeps ``tenant_id``'s gateway runs (its ``store`` reads
         them back with ``get_gateway_run``), or ``None`` before ``start()``.
@@ -415,7 +434,12 @@ class Gateway:
             return self._tenant_runs.recorder(tenant_id)
         return self._recorder
 
-    def _record_run(self, note: Any) -> None:
+    def _run_changed(self, note: Any) -> None:
+        """A run started or ended: count it, and have its tenant's recorder keep it."""
+        self.metrics.observe_run(note.workflow_name, note.status)
+        if self._tenant_runs is not None:
+            self._tenant_runs.note(note)
+            return
         recorder = self.run_records_for(note.tenant_id)
         if recorder is not None:
             recorder.record_gateway_run(note)
@@ -431,7 +455,6 @@ class Gateway:
                 from kailash_nb.middleware._tenant_runs import TenantRunRouter
 
                 self._tenant_runs = TenantRunRouter(self.tenant_databases, self.events)
-                self.runs.index.on_change = self._tenant_runs.note
             return
         if self._recorder is None:
             self._recorder = RunRecorder(self.run_store, self.events, batch_size=SERVER_BATCH_SIZE)

@@ -247,6 +247,8 @@ class RunResult(_Displayable, Mapping[str, dict[str, Any]]):
         workflow: the workflow's name.
         run_id: the engine's run id.
         outcomes: one ``NodeOutcome`` per node in the run, in definition order.
+        status: how the run ended (``kailash_nb.run_status``): ``completed``, or
+            ``failed`` when any node failed, or ``timeout``.
     """
 
     def __init__(
@@ -256,9 +258,11 @@ class RunResult(_Displayable, Mapping[str, dict[str, Any]]):
         outputs: Mapping[str, dict[str, Any]],
         outcomes: Sequence[NodeOutcome],
         primary_outputs: Mapping[str, str],
+        status: str = "completed",
     ) -> None:
         self.workflow = workflow
         self.run_id = run_id
+        self.status = status
         self._outputs = dict(outputs)
         self.outcomes = tuple(outcomes)
         self._primary = dict(primary_outputs)
@@ -316,6 +320,8 @@ class RunResult(_Displayable, Mapping[str, dict[str, Any]]):
     def _table(self) -> _Table:
         rows = [(o.node_id, o.state, format_duration(o.duration), o.detail) for o in self.outcomes]
         title = f"Run of workflow {self.workflow!r} (run {format_run_id(self.run_id)})"
+        if self.status != "completed":
+            title += f": {self.status}"
         return _Table(title, ("node", "state", "duration", "output"), rows)
 
 

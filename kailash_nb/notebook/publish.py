@@ -227,8 +227,13 @@ def _start_preview(name: str, served: str, host: str, port: int) -> Publication:
         ) from None
     gateway = create_gateway(title=f"kailash_nb preview: {served}")
     for workflow_name, route in _published.items():
+        # A preview answers only its own kernel's user (loopback, no tokens): show them
+        # what their failing nodes raised.
         gateway.register_workflow(
-            route, _find(workflow_name).build(), description=f"notebook workflow {workflow_name!r}"
+            route,
+            _find(workflow_name).build(),
+            description=f"notebook workflow {workflow_name!r}",
+            expose_errors=True,
         )
     if not is_loopback(host):
         raise NotebookError(

@@ -34,7 +34,12 @@ from kailash_nb.notebook.states import NodeRecord, NodeStates
 from kailash_nb.notebook.view import NodeInfo
 from kailash_nb.runtime.events import EventBus
 from kailash_nb.runtime.local import LocalRuntime
-from kailash_nb.sdk_exceptions import KailashException, WorkflowExecutionError, close_matches
+from kailash_nb.sdk_exceptions import (
+    KailashException,
+    WorkflowExecutionError,
+    WorkflowTimeoutError,
+    close_matches,
+)
 from kailash_nb.workflow.builder import WorkflowBuilder
 from kailash_nb.workflow.graph import Workflow
 
@@ -82,6 +87,11 @@ class WorkflowSession:
     def edges(self) -> list[tuple[str, str, str]]:
         """``(source, target, "output -> input")`` for every connection."""
         return [(s, t, f"{o} -> {i}") for s, o, t, i in self._composition.connections]
+
+    def run_status(self) -> str:
+        """The latest run's final status (``completed``, ``failed``, ``timeout``), or
+        ``""`` before the first run."""
+        return self.last_result.status if self.last_result is not None else ""
 
     def node_info(self, node_id: str) -> NodeInfo:
         """The current view of one node; secret-looking parameter values are masked.
@@ -384,12 +394,20 @@ class WorkflowSession:
         for node_id, state in ended.items():
             if state == "completed" and node_id in results:
                 self.cache.store(node_id, plan.keys[node_id], results[node_id])
+        failed = error is not None or any(state == "failed" for state in ended.values())
         result = RunResult(
             self.name,
             run_id,
             {n: o for n, o in results.items() if ended.get(n) in ("completed", "cached")},
             outcomes,
             {n: d.output for n, d in definitions.items()},
+            status=(
+                "timeout"
+                if isinstance(error, WorkflowTimeoutError)
+                else "failed"
+                if failed
+                else "completed"
+            ),
         )
         self.last_result = result
         self._notify()

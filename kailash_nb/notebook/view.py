@@ -59,6 +59,9 @@ class WorkflowView(Protocol):
     def node_info(self, node_id: str) -> NodeInfo:
         """The current view of one node."""
 
+    def run_status(self) -> str:
+        """The latest run's final status (``kailash_nb.run_status``), ``""`` before any."""
+
     def add_listener(self, callback: Callable[[], Any]) -> Callable[[], None]:
         """Call ``callback()`` after every structural or state change made outside a
         run (node added, replaced, removed, marked stale); returns an unsubscribe."""

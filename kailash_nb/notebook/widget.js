@@ -7,7 +7,9 @@
  * `<g class="kn-node" data-node="<id>" data-state="<state>">`. State changes recolour
  * nodes in place; nothing is re-laid out in the browser. A click on a node sends
  * `{type: "select", node: id}` and Python answers with the `details` trait, shown in a
- * `<div class="kn-details" data-node="<id>">` panel. Plain ESM, no imports.
+ * `<div class="kn-details" data-node="<id>">` panel. The last run's status (trait
+ * `run_status`: running, completed, failed, timeout, cancelled) is in the title and in
+ * the root's `data-run-status`. Plain ESM, no imports.
  */
 
 /** @typedef {{id: string, type: string, state: string, x: number, y: number}} GraphNode */
@@ -405,8 +407,11 @@ function render({ model, el }) {
 
   function drawTitle() {
     const name = model.get("workflow_name") ?? "";
-    title.textContent = `Workflow ${name}`;
+    /** @type {string} */
+    const runStatus = model.get("run_status") ?? "";
+    title.textContent = runStatus ? `Workflow ${name}: run ${runStatus}` : `Workflow ${name}`;
     svg.setAttribute("aria-label", `Workflow ${name}`);
+    root.setAttribute("data-run-status", runStatus);
   }
 
   function markSelected() {
@@ -499,6 +504,7 @@ function render({ model, el }) {
   /** @type {[string, () => void][]} */
   const handlers = [
     ["change:workflow_name", drawTitle],
+    ["change:run_status", drawTitle],
     ["change:size", drawSize],
     ["change:nodes", drawNodes],
     ["change:edges", () => drawEdges(model.get("nodes") ?? [])],

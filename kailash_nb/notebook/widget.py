@@ -79,7 +79,9 @@ class GraphWidget(anywidget.AnyWidget):
         insertion order); ``edges`` (list of ``{source, target, label, back}``, one
         per connected pair); ``size`` (``{width, height}``); ``details`` (the
         selected node: ``{id, type, state, parameters, duration, error,
-        output_preview, cell}``, or ``{}``); ``edge_labels`` (bool).
+        output_preview, cell}``, or ``{}``); ``edge_labels`` (bool); ``run_status``
+        (``""`` before any run, ``running``, then the run's final status from
+        ``kailash_nb.run_status``: a run in which any node failed is ``failed``).
     """
 
     _esm = Path(__file__).with_name("widget.js")
@@ -90,6 +92,7 @@ class GraphWidget(anywidget.AnyWidget):
     size = traitlets.Dict().tag(sync=True)
     details = traitlets.Dict().tag(sync=True)
     edge_labels = traitlets.Bool(True).tag(sync=True)
+    run_status = traitlets.Unicode("").tag(sync=True)
 
     def __init__(
         self,
@@ -122,7 +125,10 @@ class GraphWidget(anywidget.AnyWidget):
         self._pending = None
         # The first state travels with the widget's opening message.
         super().__init__(
-            edge_labels=edge_labels, **self._structure(snapshot, self._states), **kwargs
+            edge_labels=edge_labels,
+            run_status=view.run_status(),
+            **self._structure(snapshot, self._states),
+            **kwargs,
         )
         self._last_flush = time.monotonic()
         self.on_msg(self._handle_message)
@@ -247,6 +253,10 @@ class GraphWidget(anywidget.AnyWidget):
             self._schedule_locked()
 
     def _on_run_event(self, event: RunEvent) -> None:
+        status = "running" if event.state == "started" else event.state
+        with self._send_lock:
+            if not self._closed:
+                self.run_status = status
         if event.state != "started":
             self.flush()
 

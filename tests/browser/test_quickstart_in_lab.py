@@ -135,6 +135,8 @@ def test_quickstart_runs_in_lab_and_the_widget_shows_every_node_state(
     details = widget.locator('.kn-details[data-node="summarize"]')
     details.wait_for()
     assert details.get_attribute("data-state") == "completed"
+    # The last run's status comes from its final run event.
+    assert widget.get_attribute("data-run-status") == "completed"
 
     page.keyboard.press("Control+b")  # hide the file browser: room for the whole graph
     widget.scroll_into_view_if_needed()

@@ -15,6 +15,7 @@ from typing import Any
 from kailash_nb.middleware.gateway_errors import GatewayConfigurationError
 from kailash_nb.runtime.events import EventBus
 from kailash_nb.runtime.local import LocalRuntime
+from kailash_nb.runtime.outcome import RunOutcome
 from kailash_nb.sdk_exceptions import WorkflowValidationError
 from kailash_nb.workflow.graph import Workflow
 from kailash_nb.workflow.serialization import workflow_to_dict
@@ -71,14 +72,14 @@ class RunPolicy:
 
     async def run_isolated(
         self, workflow: Workflow, parameters: dict[str, Any], run_id: str
-    ) -> dict[str, Any]:
-        """Run in a worker process and return the results (see ``ProcessRunPool.run``).
+    ) -> RunOutcome:
+        """Run in a worker process and return how it ended (see ``ProcessRunPool.run``).
 
         Raises:
             WorkflowValidationError: bad parameters; nothing started.
             WorkflowTimeoutError: the deadline passed; the worker was killed.
-            WorkflowExecutionError: the run failed (a node, the memory limit, the
-                output cap, or the worker died).
+            WorkflowExecutionError: the memory limit or the output cap was hit, or the
+                worker died.
         """
         return await self.pool.run(workflow, parameters, run_id)
 

@@ -25,6 +25,7 @@ from typing import Any
 from kailash_nb.middleware._isolation import _worker
 from kailash_nb.runtime._run_events import describe
 from kailash_nb.runtime.events import EventBus, RunEvent
+from kailash_nb.runtime.outcome import NodeFailure, RunOutcome
 from kailash_nb.sdk_exceptions import WorkflowExecutionError, WorkflowTimeoutError
 from kailash_nb.workflow.graph import Workflow
 
@@ -154,17 +155,16 @@ class ProcessRunPool:
                 self._available.wait(remaining)
             return True
 
-    async def run(
-        self, workflow: Workflow, parameters: dict[str, Any], run_id: str
-    ) -> dict[str, Any]:
-        """Run the workflow in a worker and return its results.
+    async def run(self, workflow: Workflow, parameters: dict[str, Any], run_id: str) -> RunOutcome:
+        """Run the workflow in a worker and return how it ended (``completed``, or
+        ``failed`` with the failed nodes and partial results).
 
         Raises:
             WorkflowValidationError: bad parameters (checked here; nothing started).
             RunQueueFullError: the pool was closed meanwhile (the gateway is stopping).
             WorkflowTimeoutError: the deadline passed and the worker was killed.
-            WorkflowExecutionError: a node failed, the memory limit or the output cap
-                was hit, or the worker died.
+            WorkflowExecutionError: the memory limit or the output cap was hit, or the
+                worker died.
         """
         plan = workflow.plan
         plan.check_required(*plan.split_parameters(parameters))
@@ -198,9 +198,7 @@ class ProcessRunPool:
 
     # -- one run (on a pool thread) ----------------------------------------------
 
-    def _supervise(
-        self, workflow: Workflow, parameters: dict[str, Any], run_id: str
-    ) -> dict[str, Any]:
+    def _supervise(self, workflow: Workflow, parameters: dict[str, Any], run_id: str) -> RunOutcome:
         worker = self._take()
         started = time.perf_counter()
         self._announce(workflow, run_id, "started", parameters=parameters)
@@ -228,11 +226,18 @@ class ProcessRunPool:
                 f"the worker process running the run died: {ended}; its memory limit is "
                 f"memory_limit_mb={self.limits['memory_limit_mb']}",
             ) from None
-        if message[0] == "completed":
+        if message[0] == "finished":
             self._release(worker)
-            _, text, finished = message
-            self._finish(workflow, run_id, started, finished, "completed", None)
-            return json.loads(text)
+            _, status, text, error, stopped_at, failures, finished = message
+            self._finish(workflow, run_id, started, finished, status, error)
+            return RunOutcome(
+                run_id,
+                status,
+                json.loads(text),
+                error,
+                tuple(NodeFailure(*failure) for failure in failures),
+                stopped_at,
+            )
         _, detail, node_id, finished, retire = message
         if retire:
             self._retire(worker)
@@ -253,7 +258,7 @@ class ProcessRunPool:
                     "its worker process was killed",
                     run_id=run_id,
                 )
-                self._finish(workflow, run_id, started, None, "failed", describe(error))
+                self._finish(workflow, run_id, started, None, "timeout", describe(error))
                 raise error
             message = worker.conn.recv()
             if message[0] == "event":

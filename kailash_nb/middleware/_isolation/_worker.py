@@ -7,8 +7,11 @@ then serves one run at a time over its pipe:
 
 - job: ``(run_id, parameters, wants_node_events, wants_timeline)``;
 - while running: ``("event", NodeEvent)`` for each node event, when wanted;
-- at the end: ``("completed", results_json, finished_run_event)`` or
-  ``("failed", message, node_id, finished_run_event, retire)``.
+- at the end: ``("finished", status, results_json, error, stopped_at, failed_nodes,
+  finished_run_event)`` for a run the engine ended (completed, or failed with partial
+  results; ``failed_nodes`` as ``(node_id, error_type, message)`` tuples), or
+  ``("failed", message, node_id, finished_run_event, retire)`` when the worker could not
+  return the run's results (memory, the output cap, a refused run).
 
 Each job also raises the CPU-time soft limit (``RLIMIT_CPU``) to the CPU already used
 plus the run's deadline and a margin: a backstop that ends the process (``SIGXCPU``)
@@ -24,6 +27,8 @@ import math
 import resource
 import threading
 from typing import Any
+
+from kailash_nb._json_text import plain
 
 #: CPU seconds granted beyond the deadline before ``SIGXCPU`` ends the worker.
 CPU_MARGIN_SECONDS = 5
@@ -79,7 +84,7 @@ def _limit_cpu(timeout: float) -> None:
 def _run(workflow: Any, job: tuple[Any, ...], send: Any, limits: dict[str, Any]) -> tuple:
     from kailash_nb.runtime.events import EventBus, RunEvent
     from kailash_nb.runtime.local import LocalRuntime
-    from kailash_nb.sdk_exceptions import WorkflowExecutionError, WorkflowValidationError
+    from kailash_nb.sdk_exceptions import WorkflowValidationError
 
     run_id, parameters, wants_nodes, wants_timeline = job
     finished: list[RunEvent] = []
@@ -94,26 +99,33 @@ def _run(workflow: Any, job: tuple[Any, ...], send: Any, limits: dict[str, Any])
     bus = EventBus()
     bus.subscribe(forward, nodes=wants_nodes, runs=True, timeline=wants_timeline)
     try:
-        results, _ = LocalRuntime(event_bus=bus, history=False).execute(
+        outcome = LocalRuntime(event_bus=bus, history=False).execute_outcome(
             workflow, parameters, run_id=run_id
         )
-        memory_node = _memory_error_node(results)
+        memory_node = next(
+            (f.node_id for f in outcome.failed_nodes if f.error_type == "MemoryError"), None
+        )
         if memory_node is not None:
             return _failed(_memory_message(memory_node, limits), memory_node, finished, True)
-        text = _encode(results, limits["max_output_bytes"])
+        text = _encode(outcome.results, limits["max_output_bytes"])
     except MemoryError:
         return _failed(_memory_message(None, limits), None, finished, True)
     except OutputTooLarge as exc:
         return _failed(str(exc), None, finished, False)
     except WorkflowValidationError as exc:
         return _failed(f"the run was refused: {exc}", None, finished, False)
-    except WorkflowExecutionError as exc:
-        if _caused_by_memory(exc):
-            return _failed(_memory_message(exc.node_id, limits), exc.node_id, finished, True)
-        return _failed(str(exc), exc.node_id, finished, False)
     except Exception as exc:
         return _failed(f"{type(exc).__name__}: {exc}", None, finished, False)
-    return ("completed", text, finished[-1] if finished else None)
+    failures = [(f.node_id, f.error_type, f.message) for f in outcome.failed_nodes]
+    return (
+        "finished",
+        outcome.status,
+        text,
+        outcome.error,
+        outcome.stopped_at,
+        failures,
+        finished[-1] if finished else None,
+    )
 
 
 def _failed(
@@ -123,28 +135,6 @@ def _failed(
     if event is not None and event.state != "failed":
         event = event._replace(state="failed", error=f"WorkflowExecutionError: {message}")
     return ("failed", message, node_id, event, retire)
-
-
-def _memory_error_node(results: dict[str, Any]) -> str | None:
-    for node_id, outputs in results.items():
-        if (
-            isinstance(outputs, dict)
-            and outputs.get("failed") is True
-            and outputs.get("error_type") == "MemoryError"
-        ):
-            return node_id
-    return None
-
-
-def _caused_by_memory(exc: BaseException) -> bool:
-    seen = 0
-    current: BaseException | None = exc
-    while current is not None and seen < 16:
-        if isinstance(current, MemoryError):
-            return True
-        current = current.__cause__ or current.__context__
-        seen += 1
-    return False
 
 
 def _memory_message(node_id: str | None, limits: dict[str, Any]) -> str:
@@ -157,8 +147,16 @@ def _memory_message(node_id: str | None, limits: dict[str, Any]) -> str:
 
 
 def _encode(results: dict[str, Any], cap: int) -> str:
-    """``results`` as JSON (unknown objects as their ``str``), stopping past ``cap``."""
-    encoder = json.JSONEncoder(ensure_ascii=True, default=str)
+    """``results`` as JSON (what JSON cannot hold by ``_json_text.plain``'s rule),
+    stopping past ``cap``."""
+    try:
+        return _encode_capped(results, cap)
+    except (TypeError, ValueError, RecursionError):
+        return _encode_capped(plain(results), cap)
+
+
+def _encode_capped(results: Any, cap: int) -> str:
+    encoder = json.JSONEncoder(ensure_ascii=True, allow_nan=False)
     chunks: list[str] = []
     size = 0
     for chunk in encoder.iterencode(results):

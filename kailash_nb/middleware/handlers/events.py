@@ -32,9 +32,11 @@ from kailash_nb.middleware._realtime import (
     is_final,
     timeline_events,
 )
+from kailash_nb.middleware._run_errors import ENDED, ErrorView
 from kailash_nb.middleware._runs import may_read
 from kailash_nb.middleware.handlers.base import GatewayHandler
 from kailash_nb.middleware.handlers.runs import stored_gateway_run
+from kailash_nb.run_status import FINAL_STATUSES
 from kailash_nb.runtime.events import RunEvent
 
 if TYPE_CHECKING:
@@ -49,16 +51,11 @@ KEEPALIVE_SECONDS = 15.0
 STORE_POLL_SECONDS = 0.5
 """How often a run still running on another worker is looked up again in the store."""
 
-_ENDED = {
-    "interrupted": "the process running this workflow ended before the run finished",
-    "timeout": "the run timed out",
-    "failed": "the run failed",
-}
 
-
-def sse_message(event: Event) -> bytes:
-    """One SSE message for ``event`` (``event:`` line, one ``data:`` line, blank line)."""
-    kind, data = event_frame(event)
+def sse_message(event: Event, view: ErrorView) -> bytes:
+    """One SSE message for ``event`` (``event:`` line, one ``data:`` line, blank line),
+    errors as ``view`` shows them."""
+    kind, data = event_frame(event, view)
     payload = json_text(data, compact=True)
     return f"event: {kind}\ndata: {payload}\n\n".encode()
 
@@ -84,17 +81,18 @@ class RunEventsHandler(GatewayHandler):
             return
         if not may_read(identity, entry.tenant_id, entry.subject):
             raise ProblemError(404, "run_not_found", "no run with that id")
+        self._view = self.gateway.error_view(entry.workflow)
         outbox = Outbox(asyncio.get_running_loop(), on_overflow=self._drop)
         self._outbox = outbox
         replay, finished = self.hub.watch(run_id, outbox.push)
         try:
             self.set_header("Content-Type", "text/event-stream; charset=utf-8")
             self.set_header("X-Accel-Buffering", "no")
-            if not replay and not finished and entry.status != "running":
+            if not replay and not finished and entry.status in FINAL_STATUSES:
                 closing = final_event_of(entry)
                 replay, finished = ([closing] if closing else []), True
             for event in replay:
-                self.write(sse_message(event))
+                self.write(sse_message(event, self._view))
             if not replay:
                 self.write(b": stream open\n\n")
             await outbox.guard(self.flush())
@@ -139,8 +137,9 @@ class RunEventsHandler(GatewayHandler):
                     )
                 if stored is None:
                     return
+            view = self.gateway.error_view(stored.workflow_name)
             for event in stored_events(stored):
-                self.write(sse_message(event))
+                self.write(sse_message(event, view))
             self.finish()
         except tornado.iostream.StreamClosedError:
             return
@@ -151,7 +150,7 @@ class RunEventsHandler(GatewayHandler):
             if event is None:
                 self.write(b": keepalive\n\n")
             else:
-                self.write(sse_message(event))
+                self.write(sse_message(event, self._view))
             await outbox.guard(self.flush())
             if event is not None and is_final(event):
                 return
@@ -169,20 +168,20 @@ class RunEventsHandler(GatewayHandler):
 
 
 def stored_events(stored: GatewayRunRecord) -> list[Event]:
-    """The events of a finished stored run: one ``NodeEvent`` per recorded node (as it
-    ended), then the closing ``RunEvent`` (``completed``, else ``failed`` with the error;
-    an interrupted or timed-out run is ``failed``)."""
+    """The events of a finished stored run: its recorded nodes (started, then how each
+    ended), then the closing ``RunEvent`` in the run's final status, with the error of a
+    run that did not complete."""
     events: list[Event] = [*timeline_events(stored.run_id, stored.nodes)]
     finished = stored.finished_at or stored.created_at
-    completed = stored.status == "completed"
+    status = stored.status if stored.status in FINAL_STATUSES else "failed"
     error = None
-    if not completed:
-        error = (stored.error or {}).get("message") or _ENDED.get(stored.status, "the run failed")
+    if status != "completed":
+        error = (stored.error or {}).get("message") or ENDED.get(status, ENDED["failed"])
     events.append(
         RunEvent(
             stored.run_id,
             stored.workflow_name,
-            "completed" if completed else "failed",
+            status,  # type: ignore[arg-type]
             finished,
             duration=stored.duration
             if stored.duration is not None

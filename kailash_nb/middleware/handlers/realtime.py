@@ -52,6 +52,7 @@ from kailash_nb.middleware._realtime import (
     owned_run,
     session_watch,
 )
+from kailash_nb.middleware._run_errors import ErrorView
 from kailash_nb.middleware.handlers.base import ANONYMOUS, Identity, problem_parts
 from kailash_nb.security.errors import AuthenticationError
 
@@ -92,6 +93,8 @@ class RealtimeHandler(tornado.websocket.WebSocketHandler):
         self.expires_at: float | None = None
         self.session_id: str | None = None
         self._watches: dict[str, Any] = {}
+        #: How each subscribed run's errors are shown (by its workflow).
+        self._views: dict[str, ErrorView] = {}
         self._outbox: Outbox | None = None
         self._writer: asyncio.Task[None] | None = None
         self._expiry: asyncio.TimerHandle | None = None
@@ -271,9 +274,11 @@ class RealtimeHandler(tornado.websocket.WebSocketHandler):
     # -- subscriptions ----------------------------------------------------------------
 
     def _subscribe(self, run_id: str) -> None:
-        if owned_run(self.gateway.runs.index, run_id, self.identity) is None:
+        entry = owned_run(self.gateway.runs.index, run_id, self.identity)
+        if entry is None:
             self._send({"error": "not_found", "run_id": run_id})
             return
+        self._views[run_id] = self.gateway.error_view(entry.workflow)
         if run_id in self._watches:
             self._send({"subscribed": run_id})
             return
@@ -314,9 +319,11 @@ class RealtimeHandler(tornado.websocket.WebSocketHandler):
             return
 
     def _event_frame(self, event: Event) -> dict[str, Any]:
-        kind, data = event_frame(event)
+        view = self._views.get(event.run_id) or self.gateway.error_view(None)
+        kind, data = event_frame(event, view)
         if is_final(event):
             self._unsubscribe(event.run_id)
+            self._views.pop(event.run_id, None)
         return {"event": kind, "data": data}
 
     def _drop_slow_reader(self) -> None:

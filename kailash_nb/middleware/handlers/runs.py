@@ -18,6 +18,7 @@ import logging
 from typing import Any
 
 from kailash_nb.middleware._problems import ProblemError
+from kailash_nb.middleware._run_errors import ENDED, ErrorView
 from kailash_nb.middleware._runs import may_read
 from kailash_nb.middleware.handlers.base import GatewayHandler
 
@@ -42,10 +43,11 @@ class RunHandler(GatewayHandler):
             )
             if stored is None or not may_read(identity, stored.tenant_id, stored.subject):
                 raise _not_found()
-            self.write_json(_stored_payload(stored))
+            self.write_json(_stored_payload(stored, self.gateway.error_view(stored.workflow_name)))
             return
         if not may_read(identity, entry.tenant_id, entry.subject):
             raise _not_found()
+        view = self.gateway.error_view(entry.workflow)
         payload: dict[str, Any] = {
             "run_id": entry.run_id,
             "workflow": entry.workflow,
@@ -53,14 +55,14 @@ class RunHandler(GatewayHandler):
             "created_at": entry.created_at,
             "finished_at": entry.finished_at,
         }
-        if entry.status == "completed":
-            payload["results"] = entry.results
+        if entry.results is not None:
+            payload["results"] = view.results(entry.results)
         if entry.error is not None:
-            payload["error"] = entry.error
+            payload["error"] = view.error(entry.error)
         record = await loop.run_in_executor(None, self._history, identity.tenant_id, run_id)
         if record is not None:
             payload["duration"] = record.duration
-            payload["nodes"] = _nodes(record.nodes)
+            payload["nodes"] = _nodes(record.nodes, view)
         self.write_json(payload)
 
     def _history(self, tenant_id: str, run_id: str) -> Any:
@@ -93,7 +95,7 @@ def stored_gateway_run(gateway: Any, tenant_id: str, run_id: str) -> Any:
         return None
 
 
-def _stored_payload(stored: Any) -> dict[str, Any]:
+def _stored_payload(stored: Any, view: ErrorView) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "run_id": stored.run_id,
         "workflow": stored.workflow_name,
@@ -101,31 +103,29 @@ def _stored_payload(stored: Any) -> dict[str, Any]:
         "created_at": stored.created_at,
         "finished_at": stored.finished_at,
     }
-    if stored.status == "completed":
-        payload["results"] = stored.results
+    if stored.results is not None or stored.results_truncated:
+        payload["results"] = view.results(stored.results)
         if stored.results_truncated:
             payload["results_truncated"] = True
             payload["results_size"] = stored.results_size
     if stored.error is not None:
-        payload["error"] = stored.error
+        payload["error"] = view.error(stored.error)
     elif stored.status == "interrupted":
-        payload["error"] = {
-            "message": "the process running this workflow ended before the run finished"
-        }
+        payload["error"] = {"message": ENDED["interrupted"], "node_id": None, "failed_nodes": []}
     if stored.duration is not None:
         payload["duration"] = stored.duration
     if stored.nodes:
-        payload["nodes"] = _nodes(stored.nodes)
+        payload["nodes"] = _nodes(stored.nodes, view)
     return payload
 
 
-def _nodes(nodes: Any) -> list[dict[str, Any]]:
+def _nodes(nodes: Any, view: ErrorView) -> list[dict[str, Any]]:
     return [
         {
             "node_id": node.node_id,
             "state": node.state,
             "duration": node.duration,
-            "error": node.error,
+            "error": view.error_text(node.error),
         }
         for node in nodes
     ]

@@ -9,12 +9,20 @@ import tornado.web
 from kailash_nb.middleware._executor import RunQueueFullError
 from kailash_nb.middleware._problems import ProblemError
 from kailash_nb.middleware._result_cache import lookup as cache_lookup
+from kailash_nb.middleware._run_errors import ENDED, ErrorView
+from kailash_nb.middleware._runs import RunEntry
 from kailash_nb.middleware.handlers.base import GatewayHandler, Identity
 from kailash_nb.middleware.handlers.sessions import start_in_session
 from kailash_nb.sdk_exceptions import WorkflowValidationError
 from kailash_nb.workflow.graph import Workflow
 
-__all__ = ["CODE_CARRYING_KEYS", "ExecuteHandler", "WorkflowHandler", "WorkflowListHandler"]
+__all__ = [
+    "CODE_CARRYING_KEYS",
+    "ExecuteHandler",
+    "WorkflowHandler",
+    "WorkflowListHandler",
+    "run_problem",
+]
 
 #: ``Retry-After`` seconds when every run thread is busy and the run queue is full.
 BUSY_RETRY_SECONDS = 1
@@ -146,17 +154,7 @@ class ExecuteHandler(_WorkflowRoute):
                 {"run_id": entry.run_id, "status": "completed", "results": entry.results}
             )
             return
-        status, code = (504, "run_timeout") if entry.status == "timeout" else (422, "run_failed")
-        raise ProblemError(
-            status,
-            code,
-            (entry.error or {}).get("message", "the run failed"),
-            extra={
-                "run_id": entry.run_id,
-                "run_url": run_url,
-                "node_id": (entry.error or {}).get("node_id"),
-            },
-        )
+        raise run_problem(entry, run_url, self.gateway.error_view(name))
 
     def _wait_flag(self) -> bool:
         if not self.request.query:
@@ -168,6 +166,20 @@ class ExecuteHandler(_WorkflowRoute):
 
     def _has_body(self) -> bool:
         return bool(self._received or self.request.body)
+
+
+def run_problem(entry: RunEntry, run_url: str, view: ErrorView) -> ProblemError:
+    """The answer to a run that did not complete: 504 ``run_timeout`` past its deadline,
+    else 422 ``run_failed`` (a node failed, or the run could not be executed), naming
+    the failed nodes and their error types (their messages only as ``view`` allows)."""
+    error = view.error(entry.error) or {}
+    extra = {"run_id": entry.run_id, "run_url": run_url}
+    if entry.status == "timeout":
+        return ProblemError(504, "run_timeout", error.get("message", ENDED["timeout"]), extra=extra)
+    extra["node_id"] = error.get("node_id")
+    extra["failed_nodes"] = error.get("failed_nodes", [])
+    detail = error.get("message", ENDED.get(entry.status, ENDED["failed"]))
+    return ProblemError(422, "run_failed", detail, extra=extra)
 
 
 def _check_overrides(parameters: dict[str, Any], identity: Identity) -> None:
