@@ -45,7 +45,7 @@ def test_store_creates_and_versions_its_schema(database_url):
         assert connection.execute(sa.select(schema_table.c.version)).scalar_one() == SCHEMA_VERSION
 
 
-def test_newer_schema_is_refused_with_the_missing_migration(database_url):
+def test_stor07_newer_schema_is_refused_with_the_missing_migration(database_url):
     RunStore(database_url)
     engine = get_engine(database_url)
     with engine.begin() as connection:
@@ -192,7 +192,7 @@ _KILLED_RUN = textwrap.dedent(
 )
 
 
-def test_killed_process_leaves_an_interrupted_run_and_no_partial_rows(database_url):
+def test_stor05_killed_process_leaves_an_interrupted_run_and_no_partial_rows(database_url):
     process = subprocess.Popen(
         [sys.executable, "-c", _KILLED_RUN, database_url],
         stdout=subprocess.PIPE,
@@ -240,7 +240,7 @@ _WRITER = textwrap.dedent(
 )
 
 
-def test_concurrent_writer_processes_lose_no_runs(tmp_path):
+def test_stor03_concurrent_writer_processes_lose_no_runs(tmp_path):
     """STOR-03: several processes recording into one SQLite file (WAL + busy timeout)."""
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     RunStore(url)
@@ -256,7 +256,7 @@ def test_concurrent_writer_processes_lose_no_runs(tmp_path):
     assert sorted({run.workflow_name for run in recorded}) == [f"writer-{n}" for n in range(4)]
 
 
-def test_damaged_run_record_is_reported_and_spares_the_rest(tmp_path):
+def test_stor06_damaged_run_record_is_reported_and_spares_the_rest(tmp_path):
     url = f"sqlite:///{tmp_path / 'damaged.db'}"
     with LocalRuntime(history=True, database_url=url) as runtime:
         _, good_id = runtime.execute(_chain(), parameters={"a": {"x": 1}})
