@@ -469,3 +469,28 @@ def test_execute_documents_run_failures_busy_and_timeouts():
         "interrupted",
     ]
     assert set(schemas["RunError"]["properties"]) == {"message", "node_id", "failed_nodes"}
+
+
+def test_contract_modules_import_neither_the_handlers_nor_the_gateway():
+    """The contract sits below the handlers (no cycle): none of its modules imports
+    ``middleware.handlers`` or ``middleware.gateway``, nor another package's private
+    module."""
+    import ast
+    from pathlib import Path
+
+    import kailash_nb.middleware.contract as contract
+
+    for path in Path(contract.__file__).parent.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            for name in names:
+                assert not name.startswith("kailash_nb.middleware.handlers"), (path, name)
+                assert name != "kailash_nb.middleware.gateway", (path, name)
+                if not name.startswith(("kailash_nb", "__future__")):
+                    assert not any(part.startswith("_") for part in name.split(".")), name
