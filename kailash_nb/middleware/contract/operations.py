@@ -146,6 +146,13 @@ PROBLEMS: dict[str, ProblemReply] = {
         "rate_limited, session_limit_reached or login_locked; retry after Retry-After",
         headers={"Retry-After": _RETRY_AFTER},
     ),
+    "LoginLocked": ProblemReply(
+        429,
+        "login_locked (too many failed sign-ins for the account, the client address or "
+        "the second factor) or rate_limited; retry after Retry-After, whatever the "
+        "credentials",
+        headers={"Retry-After": _RETRY_AFTER},
+    ),
     "InternalError": ProblemReply(500, "unexpected failure; quote error_id to the operator"),
     "NotReady": ProblemReply(
         503,
@@ -294,7 +301,7 @@ RUN_EVENTS = Operation(
 ISSUE_TOKEN = Operation(
     "post", "/auth/token", "issueToken", "auth", "sign in with a username and password",
     {200: Reply("a new session's tokens", models.TokenPair)},
-    errors=("BadRequest", "Unauthorized", "NotFound", *_WITH_BODY, "TooManyRequests"),
+    errors=("BadRequest", "Unauthorized", "NotFound", *_WITH_BODY, "LoginLocked"),
     description="401 codes: invalid_credentials (unknown user and wrong password alike), "
     "second_factor_required and invalid_second_factor (TOTP-enrolled users). 429 "
     "login_locked: too many failed sign-ins for the account, the client address or the "
