@@ -167,7 +167,8 @@ def test_metrics_count_requests_and_runs(served):
     served.client.post(
         "/workflows/dbl/execute", json={"parameters": {"double": {"x": 1}}}, headers=headers
     )
-    response = served.client.get("/metrics")
+    assert_problem(served.client.get("/metrics"), 401, "unauthorized")  # protected by default
+    response = served.client.get("/metrics", headers=headers)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     text = response.text
@@ -463,8 +464,8 @@ def test_unserved_method_is_405_with_allow(served):
     """GW-12: an unserved method answers 405 with ``Allow``."""
     response = served.client.put("/workflows/dbl/execute", headers=bearer(served))
     assert_problem(response, 405, "method_not_allowed")
-    assert response.headers["Allow"] == "POST"
-    assert served.client.delete("/health").headers["Allow"] == "GET"
+    assert response.headers["Allow"] == "POST, OPTIONS"  # OPTIONS is served everywhere
+    assert served.client.delete("/health").headers["Allow"] == "GET, HEAD, OPTIONS"
 
 
 @pytest.mark.parametrize(

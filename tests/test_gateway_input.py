@@ -340,7 +340,7 @@ def test_gw12_unserved_method_on_execute_is_405_with_allow(served, method):
         f"Authorization: Bearer {token(served)}\r\nContent-Length: 0\r\n",
     )
     assert_problem(answer, 405, "method_not_allowed")
-    assert parse(answer)[1]["allow"] == "POST"
+    assert parse(answer)[1]["allow"] == "POST, OPTIONS"
 
 
 # -- request id and access records -------------------------------------------------------

@@ -217,10 +217,14 @@ def test_a_version_2_store_migrates_to_sessions(tmp_path):
 @pytest.mark.parametrize(
     ("user_id", "metadata", "match"),
     [
-        ("acme:alice", {"resource_limits": {"max_concurrent_workflows": 0}}, "greater than 0"),
+        (
+            "acme:alice",
+            {"resource_limits": {"max_concurrent_workflows": 0}},
+            "greater than or equal to 1",
+        ),
         ("acme:alice", {"resource_limits": {"max_concurrent_workflows": True}}, "integer"),
         ("acme:alice", {"resource_limits": {"max_concurrent_workflows": "10"}}, "integer"),
-        ("acme:alice", {"resource_limits": {"max_memory_mb": -1}}, "greater than 0"),
+        ("acme:alice", {"resource_limits": {"max_memory_mb": -1}}, "greater than or equal to 1"),
         ("acme:alice", {"resource_limits": {"max_cpu": 2}}, "max_cpu"),
         ("acme:alice", {"isolation_level": "shared"}, "isolation_level"),
         ("acme:alice", {"tenant_id": "other"}, "other than metadata.tenant_id"),

@@ -8,12 +8,19 @@ This module answers those cases itself with a problem+json response and
 
 - :class:`HeadLimitStream` answers ``431 Request Header Fields Too Large`` when the
   head outgrows the byte limit (one 32 KiB header, a 1 MB bearer token).
-- :class:`RequestGuard` answers 431 for too many header fields and 400 for
+- :class:`RequestGuard` answers 431 for too many header fields, 400 for
   ``Content-Length`` with ``Transfer-Encoding`` or repeated ``Content-Length`` (request
-  smuggling), before the application is told about the request. It also closes the
-  connection when a request's body has not fully arrived ``body_timeout`` seconds
-  after its head (GW-17): one timer per request that has a body, where Tornado's own
-  ``body_timeout`` wraps every read of every request in a timeout future.
+  smuggling) and 413 for a ``Content-Length`` above 1 MiB, before the application is
+  told about the request. It counts body bytes as they arrive and answers 413 (then
+  closes) as soon as a body passes 1 MiB, however it is chunked (GW-02): Tornado's own
+  cap checks each chunk's declared size before its bytes, and would answer a bare 400
+  to a body sent in 1 MiB chunks. It also closes the connection when a request's body
+  has not fully arrived ``body_timeout`` seconds after its head (GW-17): one timer per
+  request that has a body, where Tornado's own ``body_timeout`` wraps every read of
+  every request in a timeout future.
+- :class:`HeadLimitStream` also replaces the bare ``400 Bad Request`` Tornado writes
+  for a message it cannot parse (an invalid chunk size, a malformed request line) by a
+  problem+json 400 ``malformed_request`` with ``X-Request-ID``.
 
 Each refusal writes one access record, like a handled request (GW-14).
 """
@@ -29,6 +36,7 @@ from typing import Any
 import tornado.httputil
 import tornado.iostream
 
+from kailash_nb.middleware._limits import MAX_BODY_BYTES
 from kailash_nb.middleware._problems import PROBLEM_CONTENT_TYPE, new_error_id, problem_body
 from kailash_nb.middleware._request_id import REQUEST_ID_HEADER, new_request_id, request_id
 
@@ -36,7 +44,10 @@ __all__ = ["HeadLimitStream", "RequestGuard", "refusal_response"]
 
 access_log = logging.getLogger("kailash_nb.middleware.access")
 
-_REASONS = {400: "Bad Request", 431: "Request Header Fields Too Large"}
+_REASONS = {400: "Bad Request", 413: "Payload Too Large", 431: "Request Header Fields Too Large"}
+# What Tornado writes, and nothing else, when it cannot parse a request.
+_TORNADO_BARE_400 = b"HTTP/1.1 400 Bad Request\r\n\r\n"
+_TOO_LARGE = (413, "payload_too_large", "the request body is above 1 MiB")
 # Bytes of an unread request drained before closing, so the kernel sends FIN rather
 # than a reset that could destroy the refusal before the client reads it.
 _DRAIN_BYTES = 4 * 1024 * 1024
@@ -93,6 +104,23 @@ class HeadLimitStream(tornado.iostream.IOStream):
     def __init__(self, sock: socket.socket, *, on_close: Callable[[], None], **kwargs: Any):
         super().__init__(sock, **kwargs)
         self._on_close: Callable[[], None] | None = on_close
+        #: Bytes handed to ``write`` so far: tells whether a response has begun.
+        self.bytes_written = 0
+
+    def write(self, data: bytes | memoryview) -> Any:
+        """Write ``data``; Tornado's bare 400 becomes a problem+json answer."""
+        if data == _TORNADO_BARE_400:
+            # Tornado has logged the one line for this request (GW-14): none here.
+            rid = new_request_id()
+            data = refusal_response(
+                400,
+                "malformed_request",
+                "the request is malformed (request line, header syntax or body "
+                "framing such as a chunk size)",
+                rid,
+            )
+        self.bytes_written += len(data)
+        return super().write(data)
 
     def close(self, exc_info: Any = False) -> None:
         """Close the stream; first answer 431 if the head was too large."""
@@ -151,6 +179,11 @@ class RequestGuard(tornado.httputil.HTTPMessageDelegate):
         self._max_header_count = max_header_count
         self._body_timeout = body_timeout
         self._body_deadline: Any = None
+        self._received = 0
+        self._refused = False
+        self._written_at_head = 0
+        self._start_line: Any = None
+        self._headers: tornado.httputil.HTTPHeaders | None = None
 
     def headers_received(
         self,
@@ -165,6 +198,8 @@ class RequestGuard(tornado.httputil.HTTPMessageDelegate):
                 self._body_deadline = stream.io_loop.call_later(
                     self._body_timeout, _body_too_slow, stream, start_line, headers
                 )
+                self._written_at_head = getattr(stream, "bytes_written", 0)
+                self._start_line, self._headers = start_line, headers
             return self._delegate.headers_received(start_line, headers)
         status, code, detail = refusal
         rid = request_id(headers)
@@ -178,8 +213,33 @@ class RequestGuard(tornado.httputil.HTTPMessageDelegate):
         return None
 
     def data_received(self, chunk: bytes) -> Awaitable[None] | None:
-        """Hand body bytes on."""
+        """Hand body bytes on, up to 1 MiB; past it answer 413 and close (GW-02)."""
+        if self._refused:
+            return None
+        self._received += len(chunk)
+        if self._received > MAX_BODY_BYTES:
+            self._refuse_body()
+            return None
         return self._delegate.data_received(chunk)
+
+    def _refuse_body(self) -> None:
+        self._refused = True
+        self._disarm()
+        stream = self._connection.stream
+        if stream is None or stream.closed():
+            return
+        if getattr(stream, "bytes_written", 0) != self._written_at_head:
+            return  # the application already answered; Tornado closes after its answer
+        headers = self._headers if self._headers is not None else {}
+        rid = request_id(headers)
+        _log_refusal(
+            getattr(self._start_line, "method", None),
+            getattr(self._start_line, "path", None),
+            413,
+            rid,
+        )
+        written = stream.write(refusal_response(*_TOO_LARGE, rid))
+        written.add_done_callback(lambda future: _close_after(stream, future))
 
     def finish(self) -> None:
         """The request is complete."""
@@ -241,4 +301,7 @@ def _head_refusal(
             )
         if "," in length:
             return (400, "ambiguous_framing", "send exactly one Content-Length header")
+        digits = length.strip()
+        if digits.isascii() and digits.isdigit() and int(digits) > MAX_BODY_BYTES:
+            return _TOO_LARGE
     return None

@@ -9,12 +9,24 @@ which always carries an ``error_id`` to find the matching server log line::
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
 from kailash_nb.sdk_exceptions import KailashException
 
-__all__ = ["PROBLEM_BASE", "PROBLEM_CONTENT_TYPE", "ProblemError", "new_error_id", "problem_body"]
+__all__ = [
+    "MAX_INSTANCE_CHARS",
+    "PROBLEM_BASE",
+    "PROBLEM_CONTENT_TYPE",
+    "ProblemError",
+    "instance_of",
+    "new_error_id",
+    "problem_body",
+]
+
+#: Longest ``instance`` member answered; a longer request path is cut (between escapes).
+MAX_INSTANCE_CHARS = 256
 
 #: Prefix of every problem ``type`` URI; the suffix is the stable error code.
 PROBLEM_BASE = "https://kailash-nb.dev/problems/"
@@ -69,6 +81,38 @@ class ProblemError(KailashException):
 def new_error_id() -> str:
     """A fresh id that ties a problem body to its server log record."""
     return uuid.uuid4().hex
+
+
+# Characters a URI path may hold as they are (RFC 3986 pchar and "/"), a complete
+# percent-escape, or any other character (escaped, so the result is a URI reference).
+_PATH_PIECE = re.compile(
+    r"(?P<plain>[A-Za-z0-9\-._~!$&'()*+,;=:@/]+)|(?P<escape>%[0-9A-Fa-f]{2})|(?P<other>.)",
+    re.DOTALL,
+)
+
+
+def instance_of(path: str) -> str:
+    """``path`` as a valid URI reference for a problem's ``instance``: characters a
+    path may not hold are percent-escaped (a stray ``%`` too), and a path longer than
+    ``MAX_INSTANCE_CHARS`` is cut between two escapes, never inside one."""
+    pieces: list[str] = []
+    size = 0
+    for match in _PATH_PIECE.finditer(path):
+        plain = match.group("plain")
+        if plain is not None:
+            piece = plain
+        elif match.group("escape") is not None:
+            piece = match.group("escape")
+        else:
+            raw = match.group("other").encode("utf-8", "surrogatepass")
+            piece = "".join(f"%{byte:02X}" for byte in raw)
+        if size + len(piece) > MAX_INSTANCE_CHARS:
+            if plain is not None:
+                pieces.append(plain[: MAX_INSTANCE_CHARS - size])
+            break
+        pieces.append(piece)
+        size += len(piece)
+    return "".join(pieces)
 
 
 def problem_body(

@@ -19,17 +19,17 @@ import tornado.iostream
 import tornado.web
 
 from kailash_nb.middleware._head_guard import HeadLimitStream, RequestGuard
-from kailash_nb.middleware._limits import MAX_BODY_BYTES, ServerLimits
+from kailash_nb.middleware._limits import ServerLimits
 from kailash_nb.middleware._log_sampling import SampledWarning
 
 __all__ = ["CappedHTTPServer", "address_family", "build_server", "is_loopback"]
 
 logger = logging.getLogger(__name__)
 
-# Tornado's own body cap sits one read chunk above the gateway's, so a chunked body
-# that grows past MAX_BODY_BYTES reaches the handler's 413 first (GW-02); a chunk
-# declared larger than that is still cut off by Tornado (400 and close).
-_TORNADO_BODY_CAP = MAX_BODY_BYTES + 64 * 1024
+# Tornado's own body cap is out of the way: it would refuse a chunk by its declared
+# size before reading it, with a bare 400. RequestGuard counts the bytes that arrive
+# and answers 413 once a body passes MAX_BODY_BYTES, whatever its chunking (GW-02).
+_TORNADO_BODY_CAP = 2**62
 
 
 class CappedHTTPServer(tornado.httpserver.HTTPServer):

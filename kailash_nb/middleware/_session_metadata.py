@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from kailash_nb.middleware.contract.fields import json_int
 from kailash_nb.sdk_exceptions import KailashException
 
 __all__ = [
@@ -33,32 +34,36 @@ __all__ = [
 #: Largest accepted metadata, as compact JSON.
 MAX_METADATA_BYTES = 16 * 1024
 
-_PositiveInt = Annotated[int, Field(strict=True, gt=0, le=1_000_000)]
+# A JSON integer (1.0 counts, as in the published schema; "1" and true do not).
+_PositiveInt = json_int(1, 1_000_000)
 _TenantId = Annotated[str, Field(strict=True, min_length=1, max_length=256)]
 
 
 class ResourceLimits(BaseModel):
-    """Per-session limits.
-
-    Attributes:
-        max_concurrent_workflows: runs of this session executing at once; a further
-            run is refused (HTTP 429) until one ends. ``None``: no per-session limit.
-        max_memory_mb: recorded with the session but **not enforced** in-process (runs
-            share the gateway's process; there is no per-run memory cap).
-    """
+    """Per-session limits (``null``: none). ``max_memory_mb`` is recorded with the
+    session but not enforced in-process: runs share the gateway's process."""
 
     model_config = ConfigDict(extra="forbid")
 
-    max_concurrent_workflows: _PositiveInt | None = None
-    max_memory_mb: _PositiveInt | None = None
+    max_concurrent_workflows: _PositiveInt | None = Field(
+        default=None,
+        description="runs of the session executing at once; a further run is refused "
+        "with 429 until one ends",
+    )
+    max_memory_mb: _PositiveInt | None = Field(
+        default=None, description="recorded with the session, not enforced in-process"
+    )
 
 
 class SessionMetadata(BaseModel):
-    """A session's metadata: the known keys typed, other JSON keys kept as given."""
+    """A session's metadata (at most 16 KiB as compact JSON): the known keys typed,
+    other JSON keys kept as given."""
 
     model_config = ConfigDict(extra="allow")
 
-    tenant_id: _TenantId | None = None
+    tenant_id: _TenantId | None = Field(
+        default=None, description="must be the token's tenant (403 otherwise)"
+    )
     isolation_level: Literal["strict"] = "strict"
     resource_limits: ResourceLimits = Field(default_factory=ResourceLimits)
 

@@ -69,6 +69,7 @@ class GatewaySettings:
     cache_enabled: bool = False
     cache_ttl: float = 300.0
     worker_processes: int = 1
+    metrics_public: bool = False
 
 
 class Gateway:
@@ -103,6 +104,9 @@ class Gateway:
         self.runs = RunExecutor(self.events, RunIndex())
         self.runs.index.on_change = self._run_changed
         self.workflows: dict[str, tuple[Workflow, str]] = {}
+        #: Each served workflow's compiled input contract (``contract.workflow_inputs``),
+        #: built once at registration; the execute route checks requests against it.
+        self.workflow_inputs: dict[str, Any] = {}
         #: Deadlines and process isolation of workflows registered with ``timeout`` or
         #: ``isolation="process"`` (``_isolation.RunPolicy``); the executor applies them.
         self.run_policies: dict[str, Any] = {}
@@ -198,7 +202,8 @@ class Gateway:
 
         Raises:
             GatewayConfigurationError: a name not matching ``^[A-Za-z0-9_-]{1,64}$``,
-                a name already registered, not a built ``Workflow``, ``run_inline``
+                a name already registered, not a built ``Workflow``, a workflow needing
+                an input nothing provides and no caller may set, ``run_inline``
                 for a workflow that is not sequential ``PythonCodeNode`` nodes only or
                 together with ``timeout``/``isolation="process"``, or an invalid
                 isolation option (see ``_isolation.run_policy``).
@@ -228,6 +233,7 @@ class Gateway:
                 f"register_workflow({name!r}, run_inline=True) needs a sequential workflow "
                 "made only of PythonCodeNode nodes"
             )
+        inputs = _workflow_inputs(name, workflow)
         from kailash_nb.middleware._isolation import run_policy
 
         policy = run_policy(
@@ -252,6 +258,7 @@ class Gateway:
                 policy.start()
         self.workflows[name] = (workflow, str(description))
         self._error_views[name] = _EXPOSED if expose_errors else _HIDDEN
+        self.workflow_inputs[name] = inputs
         if policy is None and (run_inline or _provably_quick(workflow)):
             self.inline_workflows.add(name)
         if not cache:
@@ -460,6 +467,16 @@ class Gateway:
             self._recorder = RunRecorder(self.run_store, self.events, batch_size=SERVER_BATCH_SIZE)
 
 
+def _workflow_inputs(name: str, workflow: Workflow) -> Any:
+    from kailash_nb.middleware.contract.workflow_inputs import WorkflowInputs
+    from kailash_nb.sdk_exceptions import WorkflowValidationError
+
+    try:
+        return WorkflowInputs(workflow, name)
+    except WorkflowValidationError as exc:
+        raise GatewayConfigurationError(f"register_workflow({name!r}): {exc}") from None
+
+
 def _no_tornado_log(handler: tornado.web.RequestHandler) -> None:
     # Handlers log their own one-line JSON record (GW-14); Tornado's line would double it.
     return None
@@ -532,6 +549,7 @@ def create_gateway(
     cache_ttl: float = 300,
     connection_pool_size: int = 10,
     database_url: str | None = None,
+    metrics_public: bool = False,
 ) -> Gateway:
     """Create a gateway; register workflows on it, then ``run()`` or ``await start()``.
 
@@ -552,6 +570,10 @@ def create_gateway(
         monitoring: a ``kailash_nb.monitoring.ProductionMonitor`` (alert rules on
             ``/metrics`` and ``GET /health``), ``True`` for one with the default rules,
             or ``None`` (none).
+        metrics_public: ``False`` (default): ``GET /metrics`` needs a bearer token like
+            any other route, as the OpenAPI document says. ``True``: anyone may read it
+            (for a scraper on a private network); the document then lists it without
+            a security requirement.
         worker_processes: processes serving the gateway from one port (``run()`` forks
             and supervises them; ``start()`` needs 1). Each worker has its own store
             connections and run pool; runs are readable from every worker through the
@@ -569,7 +591,8 @@ def create_gateway(
     Raises:
         TypeError: an unknown keyword, or ``monitoring`` of another type.
         GatewayConfigurationError: ``tenant_isolation`` without ``security_config``,
-            ``database_per_tenant`` without ``tenant_isolation``, or a
+            ``database_per_tenant`` without ``tenant_isolation``, a non-bool
+            ``metrics_public``, or a
             bad ``cache_enabled``/``cache_ttl``, ``max_connections``,
             ``connection_pool_size`` or ``worker_processes``
             (or a rate limit too small to split over the workers without Redis).
@@ -583,6 +606,10 @@ def create_gateway(
         raise GatewayConfigurationError(
             "database_per_tenant=True needs tenant_isolation=True (and security_config): "
             "a caller's tenant, and so its database, comes from a verified token"
+        )
+    if not isinstance(metrics_public, bool):
+        raise GatewayConfigurationError(
+            f"metrics_public must be True or False, got {metrics_public!r}"
         )
     monitor = _monitor(monitoring)
     if (
@@ -640,6 +667,7 @@ def create_gateway(
         cache_enabled=cache_enabled,
         cache_ttl=cache_seconds,
         worker_processes=worker_processes,
+        metrics_public=metrics_public,
     )
     auth = None
     if security_config is not None:

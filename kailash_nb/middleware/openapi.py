@@ -17,8 +17,7 @@ from collections.abc import Mapping
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from kailash_nb.middleware import _openapi_parts as parts
-from kailash_nb.middleware._json_types import DEFS_PREFIX, relocate_refs
+from kailash_nb.middleware.contract.document import OPENAPI_VERSION, ServedWorkflow, render_document
 from kailash_nb.middleware.schemas import workflow_input_schema, workflow_output_schema
 
 if TYPE_CHECKING:
@@ -33,11 +32,9 @@ __all__ = [
     "openapi_document",
 ]
 
-OPENAPI_VERSION = "3.1.0"
 #: What a served workflow's name must match (GW-10): ASCII only, no dots or slashes.
 WORKFLOW_NAME_PATTERN = "^[A-Za-z0-9_-]{1,64}$"
 _WORKFLOW_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_COMPONENTS = "#/components/schemas/"
 _INLINE = re.compile(r"<(script|style)>(.*?)</\1>", re.DOTALL)
 
 
@@ -63,6 +60,7 @@ def openapi_document(
     version: str,
     description: str = "",
     descriptions: Mapping[str, str] | None = None,
+    metrics_public: bool = False,
 ) -> dict[str, Any]:
     """The OpenAPI 3.1.0 document of a gateway serving ``workflows`` (name -> workflow).
 
@@ -70,14 +68,18 @@ def openapi_document(
         workflows: the served workflows, keyed by the name in their URLs.
         title: ``info.title``.
         version: ``info.version`` (the API's version, not the OpenAPI version).
-        description: ``info.description``.
+        description: ``info.description`` (the gateway's conventions are appended).
         descriptions: per-workflow descriptions overriding ``Workflow.description``.
+        metrics_public: document ``/metrics`` as open to anyone (the gateway's
+            ``metrics_public`` setting) instead of needing a token.
 
     Every operation needs a bearer JWT (``bearerAuth``) except ``/health``,
-    ``/ready``, ``/openapi.json``, ``/docs`` and ``/auth/*``; ``/ws`` also takes the
-    token as a ``token`` query parameter. Errors are
-    ``application/problem+json`` bodies of the ``Problem`` schema. The same inputs
-    give the same document, key order included.
+    ``/ready``, ``/openapi.json``, ``/docs`` and ``/auth/*`` (and ``/metrics`` when
+    ``metrics_public``); ``/ws`` also takes the token as a ``token`` query parameter.
+    Errors are ``application/problem+json`` bodies of the ``Problem`` schema. The
+    routes' bodies, parameters and answers come from ``contract.operations``, the same
+    declarations the handlers check requests against. The same inputs give the same
+    document, key order included.
 
     Raises:
         ValueError: a workflow name that does not match ``WORKFLOW_NAME_PATTERN``, or a
@@ -89,35 +91,22 @@ def openapi_document(
     unknown = sorted(set(descriptions) - set(names), key=repr)
     if unknown:
         raise ValueError(f"descriptions given for workflows that are not served: {unknown!r:.200}")
-    schemas = parts.shared_schemas()
-    paths: dict[str, Any] = parts.service_paths()
-    for name in names:
-        workflow = workflows[name]
-        text = descriptions.get(name, workflow.description)
-        input_schema = _component(schemas, f"{name}.parameters", workflow_input_schema(workflow))
-        _component(schemas, f"{name}.results", workflow_output_schema(workflow))
-        paths[f"/workflows/{name}"] = parts.workflow_info_path(name, text)
-        paths[f"/workflows/{name}/execute"] = parts.execute_path(
-            name, text, parameters_required=_requires_something(input_schema)
+    served = [
+        ServedWorkflow(
+            name,
+            descriptions.get(name, workflows[name].description),
+            workflow_input_schema(workflows[name]),
+            workflow_output_schema(workflows[name]),
         )
-    paths.update(parts.run_and_auth_paths())
-    paths.update(parts.session_paths())
-    paths.update(parts.realtime_paths())
-    return {
-        "openapi": OPENAPI_VERSION,
-        "info": {"title": title, "version": version, "description": description},
-        "servers": [{"url": "/"}],
-        "security": [{"bearerAuth": []}],
-        "tags": parts.TAGS,
-        "paths": {path: paths[path] for path in sorted(paths)},
-        "components": {
-            "schemas": {key: schemas[key] for key in sorted(schemas)},
-            "responses": parts.problem_responses(),
-            "securitySchemes": {
-                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
-            },
-        },
-    }
+        for name in names
+    ]
+    return render_document(
+        served,
+        title=title,
+        version=version,
+        description=description,
+        metrics_public=metrics_public,
+    )
 
 
 def docs_page() -> bytes:
@@ -138,18 +127,3 @@ def docs_content_security_policy() -> str:
         f"style-src {' '.join(hashes['style'])}; connect-src 'self'; img-src 'self'; "
         "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     )
-
-
-def _component(schemas: dict[str, Any], key: str, schema: dict[str, Any]) -> dict[str, Any]:
-    """Store ``schema`` as component ``key``, its ``$defs`` as ``key.Name`` components."""
-    prefix = _COMPONENTS + key + "."
-    for def_name, definition in schema.pop("$defs", {}).items():
-        schemas[f"{key}.{def_name}"] = relocate_refs(definition, DEFS_PREFIX, prefix, {})
-    schema.pop("$schema", None)
-    schema["title"] = key
-    schemas[key] = relocate_refs(schema, DEFS_PREFIX, prefix, {})
-    return schemas[key]
-
-
-def _requires_something(schema: dict[str, Any]) -> bool:
-    return bool(schema.get("required") or schema.get("allOf"))

@@ -31,9 +31,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CALLER_FORBIDDEN_KEYS",
+    "CODE_CARRYING_KEYS",
     "check_caller_parameters",
     "settable_inputs",
     "settable_workflow_parameters",
+    "unsettable_parameters",
     "workflow_input_schema",
     "workflow_output_schema",
 ]
@@ -52,6 +54,12 @@ CALLER_FORBIDDEN_KEYS = frozenset(
         "query",
         "allow_private_network",
     }
+)
+
+#: Inputs that carry code, queries or addresses: only ``admin`` callers may override
+#: them (anyone else gets 403); they are never part of a workflow's input schema.
+CODE_CARRYING_KEYS = frozenset(
+    {"code", "function", "connection_string", "url", "endpoint", "file_path", "query"}
 )
 
 _FAILED_LEAF: dict[str, Any] = {
@@ -116,8 +124,24 @@ def check_caller_parameters(workflow: Workflow, parameters: Any) -> None:
         raise WorkflowValidationError(
             f"parameters must be a JSON object, got {type(parameters).__name__}"
         )
-    settable = settable_inputs(workflow)
-    workflow_level = settable_workflow_parameters(workflow)
+    problems = unsettable_parameters(
+        settable_inputs(workflow), settable_workflow_parameters(workflow), parameters
+    )
+    if problems:
+        raise WorkflowValidationError(
+            f"workflow {workflow.name!r} does not let callers set: {', '.join(problems)}. "
+            "Callers may set only the inputs its input schema lists; code, queries and "
+            "addresses belong in the node config"
+        )
+
+
+def unsettable_parameters(
+    settable: dict[str, frozenset[str]],
+    workflow_level: frozenset[str],
+    parameters: dict[str, Any],
+) -> list[str]:
+    """The keys of ``parameters`` no caller may set (``parameters['node']['code']``...),
+    given the workflow's ``settable_inputs`` and ``settable_workflow_parameters``."""
     problems = []
     for key, value in parameters.items():
         if key in settable:
@@ -131,12 +155,7 @@ def check_caller_parameters(workflow: Workflow, parameters: Any) -> None:
             ]
         elif key not in workflow_level:
             problems.append(f"parameters[{_quote(key)}]")
-    if problems:
-        raise WorkflowValidationError(
-            f"workflow {workflow.name!r} does not let callers set: {', '.join(problems)}. "
-            "Callers may set only the inputs its input schema lists; code, queries and "
-            "addresses belong in the node config"
-        )
+    return problems
 
 
 def workflow_input_schema(workflow: Workflow) -> dict[str, Any]:

@@ -18,6 +18,8 @@ import tornado.web
 
 from kailash_nb.middleware._problems import ProblemError
 from kailash_nb.middleware.client_address import TrustedProxies, client_address
+from kailash_nb.middleware.contract import operations
+from kailash_nb.middleware.contract.models import RefreshRequest, TokenRequest
 from kailash_nb.middleware.handlers.base import GatewayHandler
 from kailash_nb.security.claims import TokenPair
 from kailash_nb.security.errors import AuthenticationError
@@ -26,9 +28,6 @@ from kailash_nb.security.totp import SecondFactorError
 
 __all__ = ["RefreshHandler", "TokenHandler"]
 
-_MAX_USERNAME = 256
-_MAX_PASSWORD = 1024
-_MAX_CODE = 64
 # The gateway trusts no proxy yet: the key is the TCP peer (normalized, so an
 # IPv4-mapped IPv6 peer and its IPv4 form are one key); forwarding headers never count.
 _NO_PROXIES = TrustedProxies()
@@ -66,33 +65,18 @@ class TokenHandler(_AuthRoute):
     ``"backup_code"`` for TOTP-enrolled users): a new token pair, 401 or 429."""
 
     route = "/auth/token"
+    contract = operations.serving(POST=operations.ISSUE_TOKEN)
 
     async def post(self) -> None:
         """Check the credentials (in a worker thread: hashing is slow) and issue tokens."""
         auth = self._auth()
-        body = self.json_object(
-            {"username", "password", "totp", "backup_code"}, {"username", "password"}
-        )
-        username, password = body["username"], body["password"]
-        if not (
-            isinstance(username, str)
-            and isinstance(password, str)
-            and 0 < len(username) <= _MAX_USERNAME
-            and len(password) <= _MAX_PASSWORD
-        ):
-            raise ProblemError(400, "invalid_field", "username and password must be strings")
-        totp, backup_code = body.get("totp"), body.get("backup_code")
-        for name, value in (("totp", totp), ("backup_code", backup_code)):
-            if value is not None and not (isinstance(value, str) and len(value) <= _MAX_CODE):
-                raise ProblemError(400, "invalid_field", f"{name} must be a string")
-        if totp is not None and backup_code is not None:
-            raise ProblemError(400, "invalid_field", "send either totp or backup_code, not both")
+        request = self.body(TokenRequest)
         login = functools.partial(
             auth.login,
-            username,
-            password,
-            totp=totp,
-            backup_code=backup_code,
+            request.username,
+            request.password,
+            totp=request.totp,
+            backup_code=request.backup_code,
             client_ip=client_address(self.request.remote_ip or "", (), _NO_PROXIES),
         )
         try:
@@ -121,14 +105,12 @@ class RefreshHandler(_AuthRoute):
     """``POST /auth/refresh`` with ``{"refresh_token"}``: the rotated pair, or 401."""
 
     route = "/auth/refresh"
+    contract = operations.serving(POST=operations.REFRESH_TOKEN)
 
     async def post(self) -> None:
         """Rotate the refresh token (reuse revokes the whole session)."""
         auth = self._auth()
-        body = self.json_object({"refresh_token"}, {"refresh_token"})
-        token = body["refresh_token"]
-        if not isinstance(token, str):
-            raise ProblemError(400, "invalid_field", "refresh_token must be a string")
+        token = self.body(RefreshRequest).refresh_token
         try:
             pair = await asyncio.get_running_loop().run_in_executor(
                 None, auth.refresh_tokens, token

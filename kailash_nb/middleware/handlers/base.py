@@ -1,9 +1,11 @@
 """``GatewayHandler``: what every route shares.
 
-Method check (405 with ``Allow``), authentication (bearer tokens, 401 with
-``WWW-Authenticate: Bearer``), rate limiting (429 with ``Retry-After``), body limits
-(413 before the body is read, 415, strict JSON), CORS, problem+json errors with an
-``error_id`` and no stack trace (GW-30), metrics and one JSON log line per request.
+Method check (405 with ``Allow``; ``HEAD`` on ``GET`` routes and ``OPTIONS`` everywhere),
+authentication (bearer tokens, 401 with ``WWW-Authenticate: Bearer``), rate limiting
+(429 with ``Retry-After``), body limits (413 before the body is read, 415, strict JSON),
+the route's contract (``contract``: query parameters and bodies checked against what the
+OpenAPI document publishes), CORS, problem+json errors with an ``error_id`` and no stack
+trace (GW-30), metrics and one JSON log line per request.
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ import functools
 import json
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import tornado.web
 
@@ -25,20 +27,34 @@ from kailash_nb.middleware._limits import MAX_BODY_BYTES
 from kailash_nb.middleware._problems import (
     PROBLEM_CONTENT_TYPE,
     ProblemError,
+    instance_of,
     new_error_id,
     problem_body,
 )
+from kailash_nb.middleware.contract.bodies import validate_body
+from kailash_nb.middleware.contract.query import parse_query
 from kailash_nb.middleware.ratelimit import InProcessRateLimiter
 from kailash_nb.security.errors import AuthenticationError
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from kailash_nb.middleware.contract.operations import Operation
     from kailash_nb.middleware.gateway import Gateway
 
-__all__ = ["GatewayHandler", "Identity", "NotFoundHandler"]
+__all__ = [
+    "AnyMethod",
+    "GatewayHandler",
+    "Identity",
+    "NotFoundHandler",
+    "allow_header",
+    "answer_options",
+]
 
 logger = logging.getLogger("kailash_nb.middleware.access")
 
-_VERBS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+_VERBS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+_Model = TypeVar("_Model", bound="BaseModel")
 _JSON_TYPES = ("application/json",)
 _MAX_JSON_DEPTH = 64
 _HTTP_CODES = {
@@ -52,6 +68,47 @@ _HTTP_CODES = {
 }
 _CLOSE = {"Connection": "close"}
 _UNAUTHORIZED_DETAIL = "a valid bearer access token is required (POST /auth/token to get one)"
+
+
+class AnyMethod:
+    """A ``SUPPORTED_METHODS`` that contains every method, so that Tornado hands
+    ``TRACE``, ``CONNECT`` or an unknown token to ``prepare``, whose answer is a
+    problem with ``Allow`` (or the 404 of an unmatched path) instead of a bare 405."""
+
+    def __contains__(self, method: object) -> bool:
+        return True
+
+
+def allow_header(verbs: Mapping[str, Any] | tuple[str, ...]) -> tuple[str, ...]:
+    """The methods a route with these ``verbs`` serves: them, ``HEAD`` with ``GET``,
+    and ``OPTIONS``, in a fixed order."""
+    served = set(verbs) | {"OPTIONS"}
+    if "GET" in served:
+        served.add("HEAD")
+    return tuple(verb for verb in _VERBS if verb in served)
+
+
+def answer_options(
+    handler: tornado.web.RequestHandler, cors: Any, allowed: tuple[str, ...]
+) -> None:
+    """Answer ``OPTIONS``: 204 with ``Allow``. With ``cors_origins`` configured, a CORS
+    preflight (an ``Origin`` and ``Access-Control-Request-Method``) is answered by the
+    policy: 204 with the CORS headers for a listed origin, 403 without them otherwise."""
+    handler.set_header("Allow", ", ".join(allowed))
+    origin = handler.request.headers.get("Origin")
+    requested = handler.request.headers.get("Access-Control-Request-Method")
+    if cors is None or origin is None or requested is None:
+        handler.set_status(204)
+        handler.finish()
+        return
+    headers = cors.preflight(
+        origin, requested, handler.request.headers.get("Access-Control-Request-Headers")
+    )
+    handler.set_status(204 if headers is not None else 403)
+    handler.set_header("Vary", "Origin")
+    for name, value in (headers or {}).items():
+        handler.set_header(name, value)
+    handler.finish()
 
 
 def problem_parts(
@@ -97,11 +154,16 @@ class GatewayHandler(tornado.web.RequestHandler):
 
     Class attributes:
         route: the route pattern, used as the metrics label.
+        contract: the operation each verb serves (``{"GET": operations.GET_RUN}``): the
+            verbs the route allows, and the query parameters and body it reads through
+            :meth:`query` and :meth:`body`.
         requires_auth: verify a bearer token before the verb runs.
         rate_limited: count the request against the caller's rate budget.
     """
 
+    SUPPORTED_METHODS = AnyMethod()  # type: ignore[assignment]
     route = "unknown"
+    contract: ClassVar[Mapping[str, Operation]] = {}
     requires_auth = True
     rate_limited = True
 
@@ -123,15 +185,17 @@ class GatewayHandler(tornado.web.RequestHandler):
         (shared through Redis): then the rest runs in the returned coroutine."""
         method = self.request.method or ""
         self._preparing = True
-        if method == "OPTIONS" and self.gateway.cors is not None:
+        if method == "OPTIONS":
+            # Answered by options() without credentials: a CORS preflight carries none.
             self._preparing = False
             return None
         if method not in self.allowed_methods():
+            allowed = ", ".join(self.allowed_methods())
             raise ProblemError(
                 405,
                 "method_not_allowed",
-                f"{method} is not served here; use {', '.join(self.allowed_methods())}",
-                headers={"Allow": ", ".join(self.allowed_methods())},
+                f"{method[:16]} is not served here; use {allowed}",
+                headers={"Allow": allowed},
             )
         self._check_body_size()
         if self.requires_auth:
@@ -167,20 +231,12 @@ class GatewayHandler(tornado.web.RequestHandler):
         self._chunks.append(chunk)
 
     def options(self, *args: str) -> None:
-        """Answer a CORS preflight (only when ``cors_origins`` are configured)."""
-        cors = self.gateway.cors
-        if cors is None:
-            raise ProblemError(405, "method_not_allowed", "OPTIONS is not served here")
-        headers = cors.preflight(
-            self.request.headers.get("Origin"),
-            self.request.headers.get("Access-Control-Request-Method"),
-            self.request.headers.get("Access-Control-Request-Headers"),
-        )
-        self.set_status(204 if headers is not None else 403)
-        self.set_header("Vary", "Origin")
-        for name, value in (headers or {}).items():
-            self.set_header(name, value)
-        self.finish()
+        """204 with ``Allow``, or a CORS preflight's answer (see :func:`answer_options`)."""
+        answer_options(self, self.gateway.cors, self.allowed_methods())
+
+    def head(self, *args: str) -> Awaitable[None] | None:
+        """The ``GET`` answer's status and headers; Tornado leaves the body out."""
+        return self.get(*args)
 
     def set_default_headers(self) -> None:
         """No server banner; CORS headers for simple requests from listed origins."""
@@ -227,40 +283,52 @@ class GatewayHandler(tornado.web.RequestHandler):
 
     @classmethod
     def allowed_methods(cls) -> tuple[str, ...]:
-        """The verbs this route implements (the ``Allow`` header)."""
+        """The methods this route serves (the ``Allow`` header): its contract's verbs,
+        ``HEAD`` where it serves ``GET``, and ``OPTIONS``."""
         allowed = cls.__dict__.get("_allowed_methods")
         if allowed is None:
-            base = tornado.web.RequestHandler
-            allowed = tuple(
-                verb
-                for verb in _VERBS
-                if getattr(cls, verb.lower()) is not getattr(base, verb.lower())
-            )
+            allowed = allow_header(cls.contract)
             cls._allowed_methods = allowed
         return allowed
+
+    @property
+    def operation(self) -> Operation:
+        """The contract's operation for this request's verb (``HEAD`` reads ``GET``'s)."""
+        method = self.request.method
+        return self.contract["GET" if method == "HEAD" else method or ""]
+
+    def query(self) -> dict[str, Any]:
+        """The operation's declared query parameters, strictly parsed (defaults for
+        absent ones; undeclared parameters are ignored).
+
+        Raises:
+            ProblemError: 400 ``invalid_query`` naming the parameter.
+        """
+        return parse_query(self.operation.query, self.request.query_arguments)
+
+    def body(self, model: type[_Model], member_codes: Mapping[str, str] | None = None) -> _Model:
+        """The request body validated as ``model`` (the operation's declared body);
+        an empty body is ``{}`` unless the operation requires one. ``member_codes``:
+        see ``contract.bodies.validate_body``.
+
+        Raises:
+            ProblemError: 400 for invalid JSON (``json_*`` codes), a missing required
+                body, or a body the model refuses (see ``contract.bodies``).
+        """
+        if not self.has_body():
+            if self.operation.body_required:
+                raise ProblemError(400, "missing_body", "this operation needs a JSON body")
+            return validate_body(model, {}, member_codes)
+        return validate_body(model, self.json_body(), member_codes)
+
+    def has_body(self) -> bool:
+        """Whether the request came with body bytes."""
+        return bool(self._received or self.request.body)
 
     def json_body(self) -> Any:
         """The request body parsed as strict JSON (``ProblemError`` 400 otherwise)."""
         body = b"".join(self._chunks) if self._chunks else self.request.body or b""
         return parse_json_body(body)
-
-    def json_object(self, allowed: set[str], required: set[str] = frozenset()) -> dict[str, Any]:
-        """The body as a JSON object with only ``allowed`` keys and all ``required`` ones."""
-        body = self.json_body()
-        if not isinstance(body, dict):
-            raise ProblemError(400, "body_not_object", "the body must be a JSON object")
-        unknown = sorted(set(body) - allowed)
-        if unknown:
-            raise ProblemError(
-                400,
-                "unknown_field",
-                f"unknown field(s) {', '.join(repr(k[:64]) for k in unknown[:10])}; "
-                f"allowed: {', '.join(sorted(allowed))}",
-            )
-        missing = sorted(required - set(body))
-        if missing:
-            raise ProblemError(400, "missing_field", f"missing field(s) {', '.join(missing)}")
-        return body
 
     def write_json(self, payload: Any, status: int = 200) -> None:
         """Answer ``payload`` as JSON (non-JSON values become strings)."""
@@ -284,7 +352,12 @@ class GatewayHandler(tornado.web.RequestHandler):
         if self._preparing and getattr(self, "_stream_request_body", False):
             self.set_header("Connection", "close")
         body = problem_body(
-            status, code, detail, error_id=error_id, instance=self.request.path[:256], extra=extra
+            status,
+            code,
+            detail,
+            error_id=error_id,
+            instance=instance_of(self.request.path),
+            extra=extra,
         )
         self.finish(json_text(body))
 
@@ -381,7 +454,8 @@ class GatewayHandler(tornado.web.RequestHandler):
 
 
 class NotFoundHandler(GatewayHandler):
-    """Any path no route matches: 404 problem, before auth (no route oracle needed)."""
+    """Any path no route matches: 404 problem for any method, before auth (no route
+    oracle needed)."""
 
     route = "unmatched"
     requires_auth = False

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from importlib import resources
 
+from kailash_nb.middleware.contract import operations
 from kailash_nb.middleware.handlers.base import GatewayHandler
 
 __all__ = ["DocsPageHandler", "OpenAPIHandler", "docs_available"]
@@ -23,6 +24,7 @@ class OpenAPIHandler(GatewayHandler):
     """The OpenAPI 3.1 document of the served workflows."""
 
     route = "/openapi.json"
+    contract = operations.serving(GET=operations.OPENAPI)
     requires_auth = False
 
     def get(self) -> None:
@@ -36,6 +38,7 @@ class OpenAPIHandler(GatewayHandler):
             version=gateway.settings.version,
             description=gateway.settings.description,
             descriptions={name: text for name, (_, text) in gateway.workflows.items()},
+            metrics_public=gateway.settings.metrics_public,
         )
         self.write_json(document)
 
@@ -44,6 +47,7 @@ class DocsPageHandler(GatewayHandler):
     """The interactive docs page (static HTML reading ``/openapi.json``)."""
 
     route = "/docs"
+    contract = operations.serving(GET=operations.DOCS)
     requires_auth = False
 
     def get(self) -> None:

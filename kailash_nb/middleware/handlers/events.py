@@ -34,6 +34,7 @@ from kailash_nb.middleware._realtime import (
 )
 from kailash_nb.middleware._run_errors import ENDED, ErrorView
 from kailash_nb.middleware._runs import may_read
+from kailash_nb.middleware.contract import operations
 from kailash_nb.middleware.handlers.base import GatewayHandler
 from kailash_nb.middleware.handlers.runs import stored_gateway_run
 from kailash_nb.run_status import FINAL_STATUSES
@@ -64,6 +65,7 @@ class RunEventsHandler(GatewayHandler):
     """Streams one run's events to its owner until the run ends."""
 
     route = "/runs/{run_id}/events"
+    contract = operations.serving(GET=operations.RUN_EVENTS)
 
     def initialize(self, gateway: Gateway, hub: RunEventHub) -> None:  # type: ignore[override]
         """Receive the gateway and its run-event hub."""
@@ -106,6 +108,24 @@ class RunEventsHandler(GatewayHandler):
             if not self._finished and not self._client_gone:
                 with contextlib.suppress(tornado.iostream.StreamClosedError):
                     self.finish()
+
+    async def head(self, run_id: str) -> None:  # type: ignore[override]
+        """The stream's status and headers, without waiting for the run to end."""
+        identity = self.identity
+        entry = self.gateway.runs.index.get(run_id, identity.tenant_id)
+        if entry is None:
+            loop = asyncio.get_running_loop()
+            stored = await loop.run_in_executor(
+                None, stored_gateway_run, self.gateway, identity.tenant_id, run_id
+            )
+            owner = None if stored is None else (stored.tenant_id, stored.subject)
+        else:
+            owner = (entry.tenant_id, entry.subject)
+        if owner is None or not may_read(identity, *owner):
+            raise ProblemError(404, "run_not_found", "no run with that id")
+        self.set_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.set_header("X-Accel-Buffering", "no")
+        self.finish()
 
     async def _stream_stored(self, run_id: str) -> None:
         """Stream a run this process does not hold from the store (see the module)."""

@@ -1,9 +1,13 @@
 """``WS /ws``: live run events over a WebSocket (the seed's ``RealtimeMiddleware``).
 
-Handshake: the access token comes in the ``Authorization: Bearer`` header or the
-``token`` query parameter; without a valid one the handshake answers 401 before any
-upgrade (GW-22). A browser ``Origin`` the gateway's CORS policy does not list (or, with
-no CORS policy, any cross-site origin) answers 403 (GW-23, cross-site WebSocket hijacking).
+Handshake: ``GET /ws`` with ``Upgrade: websocket``, ``Connection: Upgrade``, a
+``Sec-WebSocket-Key`` and ``Sec-WebSocket-Version: 13``; anything else answers 400
+problem+json before any upgrade (``HEAD`` too, which cannot upgrade; ``OPTIONS`` is
+204 with ``Allow``, other methods 405 with ``Allow``). The access token comes in the
+``Authorization: Bearer`` header or the ``token`` query parameter; without a valid one
+the handshake answers 401 before any upgrade (GW-22). A browser ``Origin`` the
+gateway's CORS policy does not list (or, with no CORS policy, any cross-site origin)
+answers 403 (GW-23, cross-site WebSocket hijacking).
 
 Client messages (JSON text frames)::
 
@@ -25,6 +29,8 @@ is revoked in any process: a logout or a refresh-token reuse (``SessionWatch``).
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import json
 import logging
 import time
@@ -35,6 +41,7 @@ import tornado.web
 import tornado.websocket
 
 from kailash_nb._json_text import json_text
+from kailash_nb.middleware import _request_id
 from kailash_nb.middleware._json_body import parse_json_body
 from kailash_nb.middleware._problems import (
     PROBLEM_CONTENT_TYPE,
@@ -53,7 +60,15 @@ from kailash_nb.middleware._realtime import (
     session_watch,
 )
 from kailash_nb.middleware._run_errors import ErrorView
-from kailash_nb.middleware.handlers.base import ANONYMOUS, Identity, problem_parts
+from kailash_nb.middleware.contract import operations
+from kailash_nb.middleware.handlers.base import (
+    ANONYMOUS,
+    AnyMethod,
+    Identity,
+    allow_header,
+    answer_options,
+    problem_parts,
+)
 from kailash_nb.security.errors import AuthenticationError
 
 if TYPE_CHECKING:
@@ -66,6 +81,10 @@ logger = logging.getLogger("kailash_nb.middleware.access")
 
 MAX_MESSAGE_BYTES = 64 * 1024
 _RUN_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
+_HANDSHAKE = (
+    "GET /ws is a WebSocket handshake: send Upgrade: websocket, Connection: Upgrade, "
+    "Sec-WebSocket-Key (16 random bytes, base64) and Sec-WebSocket-Version: 13"
+)
 _UNAUTHORIZED_DETAIL = (
     "a valid bearer access token is required (Authorization header or token query parameter)"
 )
@@ -80,6 +99,8 @@ class RealtimeHandler(tornado.websocket.WebSocketHandler):
         ping_every, pong_within: seconds between pings and to answer one (GW-27).
     """
 
+    SUPPORTED_METHODS = AnyMethod()  # type: ignore[assignment]
+    contract = operations.serving(GET=operations.REALTIME)
     max_messages_per_second = 20
     max_subscriptions = 32
     ping_every = 20.0
@@ -121,9 +142,32 @@ class RealtimeHandler(tornado.websocket.WebSocketHandler):
 
     # -- handshake --------------------------------------------------------------------
 
+    @classmethod
+    def allowed_methods(cls) -> tuple[str, ...]:
+        """``GET, HEAD, OPTIONS`` (the ``Allow`` header)."""
+        return allow_header(cls.contract)
+
+    def set_default_headers(self) -> None:
+        """No server banner; the request id (GW-13), as on every other route."""
+        self.clear_header("Server")
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Cache-Control", "no-store")
+        self.set_header(_request_id.REQUEST_ID_HEADER, _request_id.request_id(self.request.headers))
+
     async def prepare(self) -> None:
-        """Refuse a bad ``Origin`` (403), then a missing or invalid token (401), before
-        the upgrade."""
+        """Refuse a method other than GET/HEAD (405; OPTIONS is answered as is), a bad
+        ``Origin`` (403), then a missing or invalid token (401), before the upgrade."""
+        method = self.request.method
+        if method == "OPTIONS":
+            return
+        if method not in self.allowed_methods():
+            allowed = ", ".join(self.allowed_methods())
+            raise ProblemError(
+                405,
+                "method_not_allowed",
+                f"{(method or '')[:16]} is not served here; use {allowed}",
+                headers={"Allow": allowed},
+            )
         if not self._origin_allowed(self.request.headers.get("Origin")):
             raise ProblemError(403, "origin_not_allowed", "this Origin may not open a WebSocket")
         self.identity = self._authenticate()
@@ -138,6 +182,37 @@ class RealtimeHandler(tornado.websocket.WebSocketHandler):
                 raise ProblemError(
                     429, "rate_limited", "rate limit reached", headers=decision.headers()
                 )
+
+    async def get(self, *args: str, **kwargs: str) -> None:
+        """Check the handshake's headers (400 problem otherwise), then upgrade."""
+        self._check_handshake()
+        await super().get(*args, **kwargs)
+
+    def head(self, *args: str) -> None:
+        """What ``GET`` would answer before upgrading: a HEAD cannot upgrade (400)."""
+        self._check_handshake()
+        raise ProblemError(400, "websocket_upgrade_required", _HANDSHAKE)
+
+    def options(self, *args: str) -> None:
+        """204 with ``Allow``, or a CORS preflight's answer."""
+        answer_options(self, self.gateway.cors, self.allowed_methods())
+
+    def _check_handshake(self) -> None:
+        headers = self.request.headers
+        connection = {token.strip().lower() for token in headers.get("Connection", "").split(",")}
+        if headers.get("Upgrade", "").lower() != "websocket" or "upgrade" not in connection:
+            raise ProblemError(400, "websocket_upgrade_required", _HANDSHAKE)
+        try:
+            key = base64.b64decode(headers.get("Sec-WebSocket-Key", ""), validate=True)
+        except (binascii.Error, ValueError):
+            key = b""
+        if len(key) != 16 or headers.get("Sec-WebSocket-Version") != "13":
+            raise ProblemError(
+                400,
+                "websocket_handshake_invalid",
+                _HANDSHAKE,
+                headers={"Sec-WebSocket-Version": "13"},
+            )
 
     def check_origin(self, origin: str) -> bool:
         """Tornado's own check, kept consistent with ``prepare``."""
@@ -195,6 +270,8 @@ class RealtimeHandler(tornado.websocket.WebSocketHandler):
         status, code, detail, extra, headers = problem_parts(exc, error_id)
         for name, value in headers.items():
             self.set_header(name, value)
+        if status == 405:
+            self.set_header("Allow", ", ".join(self.allowed_methods()))
         self.set_status(status)
         self.set_header("Content-Type", PROBLEM_CONTENT_TYPE)
         body = problem_body(status, code, detail, error_id=error_id, instance="/ws", extra=extra)

@@ -20,6 +20,7 @@ from typing import Any
 from kailash_nb.middleware._problems import ProblemError
 from kailash_nb.middleware._run_errors import ENDED, ErrorView
 from kailash_nb.middleware._runs import may_read
+from kailash_nb.middleware.contract import operations
 from kailash_nb.middleware.handlers.base import GatewayHandler
 
 __all__ = ["RunHandler", "stored_gateway_run"]
@@ -31,6 +32,7 @@ class RunHandler(GatewayHandler):
     """Status, results and (once recorded) the node timeline of one run."""
 
     route = "/runs/{run_id}"
+    contract = operations.serving(GET=operations.GET_RUN)
 
     async def get(self, run_id: str) -> None:
         """Look the run up in the gateway's index, else in the store."""

@@ -1,4 +1,5 @@
-"""Service routes: liveness, readiness and Prometheus metrics (no authentication)."""
+"""Service routes: liveness and readiness (no authentication) and Prometheus metrics
+(a bearer token unless the gateway was created with ``metrics_public=True``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import sqlalchemy as sa
 
 from kailash_nb.middleware._problems import ProblemError
+from kailash_nb.middleware.contract import operations
 from kailash_nb.middleware.handlers.base import GatewayHandler
 
 __all__ = ["HealthHandler", "MetricsHandler", "ReadyHandler"]
@@ -23,6 +25,7 @@ class HealthHandler(GatewayHandler):
     """
 
     route = "/health"
+    contract = operations.serving(GET=operations.HEALTH)
     requires_auth = False
     rate_limited = False
 
@@ -42,6 +45,7 @@ class ReadyHandler(GatewayHandler):
     """``GET /ready``: 200 when the store answers and the gateway is not stopping, else 503."""
 
     route = "/ready"
+    contract = operations.serving(GET=operations.READY)
     requires_auth = False
     rate_limited = False
 
@@ -64,11 +68,17 @@ class ReadyHandler(GatewayHandler):
 
 
 class MetricsHandler(GatewayHandler):
-    """``GET /metrics``: Prometheus text exposition of the gateway's metrics."""
+    """``GET /metrics``: Prometheus text exposition of the gateway's metrics; needs a
+    bearer token unless the gateway was created with ``metrics_public=True``."""
 
     route = "/metrics"
-    requires_auth = False
+    contract = operations.serving(GET=operations.METRICS)
     rate_limited = False
+
+    @property
+    def requires_auth(self) -> bool:  # type: ignore[override]
+        """A token is needed unless ``metrics_public`` (what the document says)."""
+        return not self.gateway.settings.metrics_public
 
     def get(self) -> None:
         """Render the metrics registry."""

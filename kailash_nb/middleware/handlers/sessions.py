@@ -2,7 +2,8 @@
 
 * ``POST /sessions`` with an optional ``{"metadata": {...}}``: 201, the new session of
   the caller. Tenant and subject come from the token only.
-* ``GET /sessions``: the caller's open sessions (``?limit=`` 1..1000, default 100).
+* ``GET /sessions``: the caller's open sessions (``?limit=`` 1..1000, default 100,
+  ASCII digits only).
 * ``GET /sessions/{id}``, ``DELETE /sessions/{id}`` (204): the caller's session; any
   other id, another tenant's or user's included, is the same 404 (AUTHZ-09).
 
@@ -28,6 +29,8 @@ from kailash_nb.middleware.agent_ui import (
     SessionMetadataError,
     SessionNotFoundError,
 )
+from kailash_nb.middleware.contract import operations
+from kailash_nb.middleware.contract.models import SessionCreate
 from kailash_nb.middleware.handlers.base import GatewayHandler, Identity
 
 if TYPE_CHECKING:
@@ -60,22 +63,23 @@ class SessionListHandler(_SessionRoute):
     """``GET /sessions`` (the caller's) and ``POST /sessions`` (create one)."""
 
     route = "/sessions"
+    contract = operations.serving(GET=operations.LIST_SESSIONS, POST=operations.CREATE_SESSION)
 
     async def get(self) -> None:
         """List the caller's open sessions, newest first."""
         owner = self._owner()
-        raw = self.get_query_argument("limit", "100")
-        if not raw.isdigit() or not 1 <= int(raw) <= 1000:
-            raise ProblemError(400, "invalid_query", "limit must be an integer from 1 to 1000")
-        sessions = await self.gateway.agent_ui.list_sessions(**owner, limit=int(raw))
+        limit = self.query()["limit"]
+        sessions = await self.gateway.agent_ui.list_sessions(**owner, limit=limit)
         self.write_json({"sessions": [self._session_json(session) for session in sessions]})
 
     async def post(self) -> None:
         """Create a session owned by the caller."""
         owner = self._owner()
-        has_body = bool(self._received or self.request.body)
-        body = self.json_object({"metadata"}) if has_body else {}
-        metadata = body.get("metadata")
+        # Strictly, as published: "metadata": null is a 400, 1.0 is the integer 1.
+        request = self.body(SessionCreate, {"metadata": "invalid_session_metadata"})
+        metadata = request.metadata
+        if metadata is not None:
+            metadata = metadata.model_dump(exclude_unset=True)
         if isinstance(metadata, dict) and metadata.get("tenant_id", self.identity.tenant_id) != (
             self.identity.tenant_id
         ):
@@ -94,6 +98,7 @@ class SessionHandler(_SessionRoute):
     """``GET`` and ``DELETE /sessions/{id}``: the caller's session, else 404."""
 
     route = "/sessions/{session_id}"
+    contract = operations.serving(GET=operations.GET_SESSION, DELETE=operations.CLOSE_SESSION)
 
     async def get(self, session_id: str) -> None:
         """Answer the session."""

@@ -11,8 +11,11 @@ from kailash_nb.middleware._problems import ProblemError
 from kailash_nb.middleware._result_cache import lookup as cache_lookup
 from kailash_nb.middleware._run_errors import ENDED, ErrorView
 from kailash_nb.middleware._runs import RunEntry
+from kailash_nb.middleware.contract import operations
+from kailash_nb.middleware.contract.models import ExecuteRequest
 from kailash_nb.middleware.handlers.base import GatewayHandler, Identity
 from kailash_nb.middleware.handlers.sessions import start_in_session
+from kailash_nb.middleware.schemas import CODE_CARRYING_KEYS
 from kailash_nb.sdk_exceptions import WorkflowValidationError
 from kailash_nb.workflow.graph import Workflow
 
@@ -27,10 +30,8 @@ __all__ = [
 #: ``Retry-After`` seconds when every run thread is busy and the run queue is full.
 BUSY_RETRY_SECONDS = 1
 
-#: Inputs that carry code, queries or addresses: only ``admin`` callers may override them.
-CODE_CARRYING_KEYS = frozenset(
-    {"code", "function", "connection_string", "url", "endpoint", "file_path", "query"}
-)
+
+_EXECUTE_CODES = {"parameters": "invalid_parameters", "session_id": "invalid_session_id"}
 
 
 class _WorkflowRoute(GatewayHandler):
@@ -45,6 +46,7 @@ class WorkflowListHandler(GatewayHandler):
     """``GET /workflows``: the served workflows, by name."""
 
     route = "/workflows"
+    contract = operations.serving(GET=operations.LIST_WORKFLOWS)
 
     def get(self) -> None:
         """List names, descriptions and URLs."""
@@ -62,6 +64,7 @@ class WorkflowHandler(_WorkflowRoute):
     """``GET /workflows/{name}``: a workflow's nodes and, when available, its schemas."""
 
     route = "/workflows/{name}"
+    contract = operations.serving(GET=operations.DESCRIBE_WORKFLOW)
 
     def get(self, name: str) -> None:
         """Describe the workflow."""
@@ -77,7 +80,9 @@ class WorkflowHandler(_WorkflowRoute):
             ],
             "execute_url": f"/workflows/{name}/execute",
         }
-        info.update(_schemas(workflow))
+        inputs = self.gateway.workflow_inputs[name]
+        info["input_schema"] = inputs.schema
+        info["output_schema"] = inputs.output_schema
         self.write_json(info)
 
 
@@ -94,9 +99,11 @@ class ExecuteHandler(_WorkflowRoute):
     """
 
     route = "/workflows/{name}/execute"
+    contract = operations.serving(POST=operations.EXECUTE)
 
     async def post(self, name: str) -> None:
-        """Validate the parameters and run the workflow on a fresh engine run."""
+        """Check the request against the published contract (body, ``wait``, the
+        workflow's parameters schema) and run the workflow on a fresh engine run."""
         workflow, _ = self._workflow(name)
         if self.gateway.stopping:
             raise ProblemError(
@@ -105,14 +112,12 @@ class ExecuteHandler(_WorkflowRoute):
                 "the gateway is shutting down and accepts no new runs; retry on another instance",
                 headers={"Retry-After": "5"},
             )
-        wait = self._wait_flag()
-        body = self.json_object({"parameters", "session_id"}) if self._has_body() else {}
-        parameters = body.get("parameters") or {}
-        if not isinstance(parameters, dict):
-            raise ProblemError(400, "invalid_parameters", "parameters must be a JSON object")
+        wait = self.query()["wait"] if self.request.query else True
+        request = self.body(ExecuteRequest, _EXECUTE_CODES)
+        parameters = request.parameters
         _check_overrides(parameters, self.identity)
-        if not self.identity.is_admin:
-            _check_settable(workflow, parameters)
+        self.gateway.workflow_inputs[name].check(parameters, admin=self.identity.is_admin)
+        body = {"parameters": parameters, "session_id": request.session_id}
         cached = cache_lookup(self, name, parameters, wait, body)
         if cached.answered:
             return
@@ -121,7 +126,7 @@ class ExecuteHandler(_WorkflowRoute):
             "subject": self.identity.subject,
             "inline": name in self.gateway.inline_workflows,
         }
-        session_id = body.get("session_id")
+        session_id = request.session_id
         try:
             if wait and session_id is None:
                 entry = await self.gateway.runs.run(name, workflow, parameters, **owner)
@@ -155,17 +160,6 @@ class ExecuteHandler(_WorkflowRoute):
             )
             return
         raise run_problem(entry, run_url, self.gateway.error_view(name))
-
-    def _wait_flag(self) -> bool:
-        if not self.request.query:
-            return True
-        value = self.get_query_argument("wait", "true").lower()
-        if value not in ("true", "false", "1", "0"):
-            raise ProblemError(400, "invalid_query", "wait must be true or false")
-        return value in ("true", "1")
-
-    def _has_body(self) -> bool:
-        return bool(self._received or self.request.body)
 
 
 def run_problem(entry: RunEntry, run_url: str, view: ErrorView) -> ProblemError:
@@ -203,25 +197,3 @@ def _check_overrides(parameters: dict[str, Any], identity: Identity) -> None:
             f"only admin callers may override code, query or address inputs: "
             f"{', '.join(name[:80] for name in found[:10])}",
         )
-
-
-def _check_settable(workflow: Workflow, parameters: dict[str, Any]) -> None:
-    try:
-        from kailash_nb.middleware.schemas import check_caller_parameters
-    except ImportError:  # the schema module is optional for the gateway core
-        return
-    try:
-        check_caller_parameters(workflow, parameters)
-    except WorkflowValidationError as exc:
-        raise ProblemError(400, "parameter_not_settable", str(exc)) from None
-
-
-def _schemas(workflow: Workflow) -> dict[str, Any]:
-    try:
-        from kailash_nb.middleware.schemas import workflow_input_schema, workflow_output_schema
-    except ImportError:
-        return {}
-    return {
-        "input_schema": workflow_input_schema(workflow),
-        "output_schema": workflow_output_schema(workflow),
-    }
