@@ -120,15 +120,19 @@ class RunEvents:
         )
         return f"{len(failures)} nodes failed: {listed}"
 
-    def _run_cancelled(self, started: float, cause: BaseException) -> None:
-        """End a run that was cancelled or interrupted (the caller re-raises ``cause``)."""
-        if self.status == "running":
-            reason = type(cause).__name__
-            self._end(
-                "cancelled",
-                started,
-                errors.RuntimeExecutionError(f"the run was cancelled ({reason})"),
-            )
+    def _run_abandoned(self, started: float, cause: BaseException) -> None:
+        """End a run left by ``cause`` (the caller re-raises it), unless the run already
+        ended (a timeout): ``cancelled`` for a cancellation or an interrupt
+        (``KeyboardInterrupt``), else ``failed``. Node errors never get here."""
+        if self.status != "running":
+            return
+        if isinstance(cause, Exception):
+            self._end("failed", started, cause)
+            return
+        reason = type(cause).__name__
+        self._end(
+            "cancelled", started, errors.RuntimeExecutionError(f"the run was cancelled ({reason})")
+        )
 
     def _end(self, status: str, started: float, error: BaseException | None = None) -> None:
         """Set the final ``status`` and publish the run's end."""

@@ -169,8 +169,7 @@ class WorkflowRun(CycleExecution, RunEvents):
         try:
             self._run_sequentially()
         except BaseException as exc:
-            # Exceptions of nodes were handled; this is an interrupt (KeyboardInterrupt).
-            self._run_cancelled(started, exc)
+            self._run_abandoned(started, exc)
             raise
         return self._run_finished(started)
 
@@ -180,12 +179,10 @@ class WorkflowRun(CycleExecution, RunEvents):
         try:
             if self.inline:
                 self._run_sequentially()
-                return self._run_finished(started)
-            await self._run_concurrently(started)
-        except Exception:
-            raise
-        except BaseException as exc:  # cancelled from outside, or interrupted
-            self._run_cancelled(started, exc)
+            else:
+                await self._run_concurrently(started)
+        except BaseException as exc:
+            self._run_abandoned(started, exc)
             raise
         return self._run_finished(started)
 
