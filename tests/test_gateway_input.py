@@ -365,7 +365,9 @@ def test_gw13_a_sane_client_request_id_is_echoed_in_the_response_and_the_log(ser
         ("X-Request-ID: one\r\nX-Request-ID: two\r\n", 200),
         ("X-Request-ID: \r\n", 200),
         ("X-Request-ID: \u00e9t\u00e9\r\n", 200),
-        ("X-Request-ID: abc\r\n Set-Cookie: x=1\r\n", 400),  # obsolete line folding
+        # Obsolete line folding: Tornado 6.6 refuses it, 6.5 joins the lines into one
+        # value, which is then replaced; either way no header is injected.
+        ("X-Request-ID: abc\r\n Set-Cookie: x=1\r\n", (200, 400)),
         ("X-Request-ID: a\x1b[31mred\r\n", 400),
         ("X-Request-ID: a\rSet-Cookie: x=1\r\n", 400),
     ],
@@ -377,9 +379,10 @@ def test_gw13_an_unsafe_request_id_is_replaced_or_refused_never_split(served, he
     header either way."""
     answer = one_request(served.port, f"GET /health HTTP/1.1\r\nHost: t\r\n{header}")
     got, headers, _ = parse(answer)
-    assert got == status and answer.count(b"HTTP/1.1 ") == 1, answer[:300]
+    allowed = status if isinstance(status, tuple) else (status,)
+    assert got in allowed and answer.count(b"HTTP/1.1 ") == 1, answer[:300]
     assert "set-cookie" not in headers
-    if status == 200:
+    if got == 200:
         rid = headers["x-request-id"]
         assert len(rid) == 32 and int(rid, 16) >= 0
 
