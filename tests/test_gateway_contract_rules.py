@@ -15,8 +15,8 @@ import socket
 import uuid
 
 import pytest
+from _contract_app import double, shift
 from _gateway_server import ServedGateway
-from pydantic import BaseModel
 
 from kailash_nb import WorkflowBuilder
 from kailash_nb.middleware._problems import MAX_INSTANCE_CHARS, instance_of
@@ -24,29 +24,13 @@ from kailash_nb.middleware.gateway import create_gateway
 from kailash_nb.middleware.gateway_errors import GatewayConfigurationError
 from kailash_nb.middleware.openapi import openapi_document
 from kailash_nb.nodes.code import PythonCodeNode
+from kailash_nb.run_status import RUN_STATUSES
 from kailash_nb.security import SecurityConfig
 
 SECRET = "kailash-nb-contract-rule-tests-0123456789-abcdefgh"
 PROBLEM_JSON = "application/problem+json"
 # RFC 3986 URI reference characters (a percent sign only as part of an escape).
 URI_REFERENCE = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?#\[\]]|%[0-9A-Fa-f]{2})*")
-
-
-class Point(BaseModel):
-    """A model parameter."""
-
-    x: int
-    y: float = 0.0
-
-
-def shift(point: Point, by: int = 1) -> dict[str, int]:
-    """Move the point right."""
-    return {"x": point.x + by}
-
-
-def double(n: int) -> int:
-    """Twice n."""
-    return n * 2
 
 
 def build(url: str, **options):
@@ -459,15 +443,7 @@ def test_execute_documents_run_failures_busy_and_timeouts():
     assert schemas["Problem"]["additionalProperties"] is True
     assert {"run_id", "run_url"} <= set(schemas["RunTimeoutProblem"]["required"])
     run = schemas["Run"]["properties"]
-    assert run["status"]["enum"] == [
-        "queued",
-        "running",
-        "completed",
-        "failed",
-        "timeout",
-        "cancelled",
-        "interrupted",
-    ]
+    assert run["status"]["enum"] == list(RUN_STATUSES)
     assert set(schemas["RunError"]["properties"]) == {"message", "node_id", "failed_nodes"}
 
 

@@ -49,6 +49,7 @@ __all__ = [
     "NotFoundHandler",
     "allow_header",
     "answer_options",
+    "method_not_allowed",
 ]
 
 logger = logging.getLogger("kailash_nb.middleware.access")
@@ -86,6 +87,17 @@ def allow_header(verbs: Mapping[str, Any] | tuple[str, ...]) -> tuple[str, ...]:
     if "GET" in served:
         served.add("HEAD")
     return tuple(verb for verb in _VERBS if verb in served)
+
+
+def method_not_allowed(method: str | None, allowed: tuple[str, ...]) -> ProblemError:
+    """405 for ``method``, with the ``Allow`` header of the route (RFC 9110)."""
+    listed = ", ".join(allowed)
+    return ProblemError(
+        405,
+        "method_not_allowed",
+        f"{(method or '')[:16]} is not served here; use {listed}",
+        headers={"Allow": listed},
+    )
 
 
 def answer_options(
@@ -190,13 +202,7 @@ class GatewayHandler(tornado.web.RequestHandler):
             self._preparing = False
             return None
         if method not in self.allowed_methods():
-            allowed = ", ".join(self.allowed_methods())
-            raise ProblemError(
-                405,
-                "method_not_allowed",
-                f"{method[:16]} is not served here; use {allowed}",
-                headers={"Allow": allowed},
-            )
+            raise method_not_allowed(method, self.allowed_methods())
         self._check_body_size()
         if self.requires_auth:
             self.identity = self._authenticate()

@@ -67,6 +67,7 @@ from kailash_nb.middleware.handlers.base import (
     Identity,
     allow_header,
     answer_options,
+    method_not_allowed,
     problem_parts,
 )
 from kailash_nb.security.errors import AuthenticationError
@@ -161,13 +162,7 @@ class RealtimeHandler(tornado.websocket.WebSocketHandler):
         if method == "OPTIONS":
             return
         if method not in self.allowed_methods():
-            allowed = ", ".join(self.allowed_methods())
-            raise ProblemError(
-                405,
-                "method_not_allowed",
-                f"{(method or '')[:16]} is not served here; use {allowed}",
-                headers={"Allow": allowed},
-            )
+            raise method_not_allowed(method, self.allowed_methods())
         if not self._origin_allowed(self.request.headers.get("Origin")):
             raise ProblemError(403, "origin_not_allowed", "this Origin may not open a WebSocket")
         self.identity = self._authenticate()
