@@ -18,7 +18,14 @@ from kailash_nb.runtime.events import NodeEvent, NodeTiming, RunEvent
 from kailash_nb.sdk_exceptions import NodeExecutionError, WorkflowExecutionError
 from kailash_nb.workflow.plan import CycleUnit
 
-__all__ = ["RunEvents", "describe", "describe_node_error", "make_run_event", "make_timing"]
+__all__ = [
+    "RunEvents",
+    "describe",
+    "describe_node_error",
+    "make_run_event",
+    "make_timing",
+    "raised_by_node",
+]
 
 # Field order is the classes'.
 make_timing = functools.partial(tuple.__new__, NodeTiming)
@@ -204,8 +211,14 @@ def describe(error: BaseException | None) -> str | None:
     return f"{type(error).__name__}: {error}"
 
 
-def describe_node_error(error: BaseException) -> str:
-    """``"ErrorType: message"`` of what a node raised: the cause of the engine's
-    ``NodeExecutionError`` wrapper, whose own text only repeats the node's id and type."""
+def raised_by_node(error: BaseException) -> BaseException:
+    """What a node raised: the cause of the engine's ``NodeExecutionError`` wrapper (whose
+    own text only repeats the node's id and type), else ``error`` itself."""
     cause = error.__cause__ if isinstance(error, NodeExecutionError) else None
-    return f"{type(cause or error).__name__}: {cause or error}"
+    return cause if cause is not None else error
+
+
+def describe_node_error(error: BaseException) -> str:
+    """``"ErrorType: message"`` of what a node raised (:func:`raised_by_node`)."""
+    raised = raised_by_node(error)
+    return f"{type(raised).__name__}: {raised}"

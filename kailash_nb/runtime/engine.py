@@ -41,7 +41,12 @@ import anyio.to_thread
 
 from kailash_nb import sdk_exceptions as errors
 from kailash_nb.runtime._cycles import CycleExecution
-from kailash_nb.runtime._run_events import RunEvents, describe_node_error, make_timing
+from kailash_nb.runtime._run_events import (
+    RunEvents,
+    describe_node_error,
+    make_timing,
+    raised_by_node,
+)
 from kailash_nb.runtime.events import EventBus, NodeTiming
 from kailash_nb.runtime.outcome import NodeFailure, RunOutcome
 from kailash_nb.sdk_exceptions import NodeExecutionError
@@ -527,15 +532,9 @@ class WorkflowRun(CycleExecution, RunEvents):
             self._emit_node(node_id, "failed", duration, error=exc, iteration=iteration)
         if self.timeline is not None:
             self._record(node_id, "failed", duration or 0.0, exc, iteration)
-        error_type = (
-            type(exc.__cause__ or exc).__name__
-            if isinstance(exc, NodeExecutionError)
-            else type(exc).__name__
-        )
-        # A node wrapper error's text repeats the node id and type: keep the cause's own.
-        cause = exc.__cause__ if isinstance(exc, NodeExecutionError) else None
-        message = self._scrubbed(cause if cause is not None else exc, node_id)
-        self.failed_nodes.append(NodeFailure(node_id, error_type, message))
+        raised = raised_by_node(exc)
+        error_type = type(raised).__name__
+        self.failed_nodes.append(NodeFailure(node_id, error_type, self._scrubbed(raised, node_id)))
         if self.plan.has_dependents[node_id]:
             self._stop(node_id, exc, recorded=True)
             return
