@@ -337,7 +337,7 @@ class GatewayHandler(tornado.web.RequestHandler):
         return parse_json_body(body)
 
     def write_json(self, payload: Any, status: int = 200) -> None:
-        """Answer ``payload`` as JSON (non-JSON values become strings)."""
+        """Answer ``payload`` as JSON (values JSON cannot hold by ``_json_text``'s rule)."""
         self.set_status(status)
         self._headers["Content-Type"] = "application/json"
         self.finish(json_text(payload))
