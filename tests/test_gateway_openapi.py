@@ -455,3 +455,29 @@ def test_served_sessions_match_their_schemas(served_docs):
     )
     assert without.status_code == 200, without.text
     assert served_docs.client.delete(f"/sessions/{session_id}", headers=auth).status_code == 204
+
+
+def test_the_served_document_is_the_one_openapi_document_builds(served_docs):
+    """``/openapi.json`` comes from the schemas compiled at registration, rendered once;
+    it equals ``openapi_document`` of the same workflows, and a workflow registered
+    later is in the next answer."""
+    gateway = served_docs.gateway
+    token = gateway.auth.issue_tokens("docs", tenant_id="t", roles=["admin"]).access_token
+
+    def served() -> dict[str, Any]:
+        return served_docs.client.get(
+            "/openapi.json", headers={"Authorization": f"Bearer {token}"}
+        ).json()
+
+    def built() -> dict[str, Any]:
+        return openapi_document(
+            {name: workflow for name, (workflow, _) in gateway.workflows.items()},
+            title="Docs",
+            version=gateway.settings.version,
+            descriptions={name: text for name, (_, text) in gateway.workflows.items()},
+        )
+
+    assert served() == built()
+    assert gateway.openapi_document() is gateway.openapi_document()
+    gateway.register_workflow("later", code_workflow())
+    assert "/workflows/later/execute" in served()["paths"] and served() == built()

@@ -123,6 +123,8 @@ class Gateway:
         self.uncached_workflows: set[str] = set()
         #: How answers show each workflow's run errors (``expose_errors``).
         self._error_views: dict[str, ErrorView] = {}
+        #: The OpenAPI document of what is registered now (``openapi_document``).
+        self._openapi: dict[str, Any] | None = None
         #: Each tenant's own database (``database_per_tenant``), or ``None``.
         self.tenant_databases: Any = _tenant_databases(settings, self.store_url)
         self._tenant_runs: Any = None
@@ -259,6 +261,7 @@ class Gateway:
         self.workflows[name] = (workflow, str(description))
         self._error_views[name] = _EXPOSED if expose_errors else _HIDDEN
         self.workflow_inputs[name] = inputs
+        self._openapi = None
         if policy is None and (run_inline or _provably_quick(workflow)):
             self.inline_workflows.add(name)
         if not cache:
@@ -423,6 +426,31 @@ class Gateway:
             "is anonymous. Configure security_config before exposing it.",
             host,
         )
+
+    def openapi_document(self) -> dict[str, Any]:
+        """The OpenAPI 3.1 document of this gateway (``GET /openapi.json``), rendered
+        once per set of registered workflows from the schemas their registration
+        compiled (do not mutate it)."""
+        if self._openapi is None:
+            from kailash_nb.middleware.contract.document import ServedWorkflow, render_document
+
+            served = [
+                ServedWorkflow(
+                    name,
+                    self.workflows[name][1],
+                    self.workflow_inputs[name].schema,
+                    self.workflow_inputs[name].output_schema,
+                )
+                for name in sorted(self.workflows)
+            ]
+            self._openapi = render_document(
+                served,
+                title=self.settings.title,
+                version=self.settings.version,
+                description=self.settings.description,
+                metrics_public=self.settings.metrics_public,
+            )
+        return self._openapi
 
     def error_view(self, workflow: str | None) -> ErrorView:
         """How answers show the run errors of the workflow registered as ``workflow``

@@ -28,19 +28,8 @@ class OpenAPIHandler(GatewayHandler):
     requires_auth = False
 
     def get(self) -> None:
-        """Build the document from the registered workflows."""
-        from kailash_nb.middleware.openapi import openapi_document
-
-        gateway = self.gateway
-        document = openapi_document(
-            {name: workflow for name, (workflow, _) in gateway.workflows.items()},
-            title=gateway.settings.title,
-            version=gateway.settings.version,
-            description=gateway.settings.description,
-            descriptions={name: text for name, (_, text) in gateway.workflows.items()},
-            metrics_public=gateway.settings.metrics_public,
-        )
-        self.write_json(document)
+        """Answer the document of the registered workflows."""
+        self.write_json(self.gateway.openapi_document())
 
 
 class DocsPageHandler(GatewayHandler):
