@@ -63,9 +63,6 @@ REVOCATION_POLL_SECONDS = REVOCATION_CACHE_SECONDS / 2
 """Seconds between two revocation checks of the live connections: half the revocation
 bound, so a revoked session's connections close within the bound (1 s)."""
 
-#: States of the ``RunEvent`` that ends a run (replays of stored runs may say
-#: ``interrupted``).
-_FINAL_RUN_STATES = FINAL_STATUSES
 #: ``RunEvent`` fields kept in replay buffers: all but ``parameters`` and ``timeline``.
 _RUN_EVENT_PUBLIC_FIELDS = RunEvent._fields.index("parameters")
 _HUBS_LOCK = threading.Lock()
@@ -101,7 +98,8 @@ def timeline_events(run_id: str, nodes: Iterable[Any]) -> list[NodeEvent]:
 
 def is_final(event: Event) -> bool:
     """True for the ``RunEvent`` that ends its run."""
-    return isinstance(event, RunEvent) and event.state in _FINAL_RUN_STATES
+    # Replays of stored runs may end ``interrupted``, which no engine event says.
+    return isinstance(event, RunEvent) and event.state in FINAL_STATUSES
 
 
 def event_frame(event: Event, view: ErrorView) -> tuple[str, dict[str, Any]]:
@@ -204,7 +202,7 @@ class RunEventHub:
         final = False
         timeline = None
         if type(event) is RunEvent:
-            final = event.state in _FINAL_RUN_STATES
+            final = event.state in FINAL_STATUSES
             timeline = event.timeline
             if event.parameters is not None or timeline is not None:
                 event = RunEvent(*event[:_RUN_EVENT_PUBLIC_FIELDS])  # hold no caller data

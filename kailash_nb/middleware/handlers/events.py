@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING
 import tornado.iostream
 
 from kailash_nb._json_text import json_text
-from kailash_nb.middleware._problems import ProblemError
 from kailash_nb.middleware._realtime import (
     Outbox,
     OutboxClosed,
@@ -33,10 +32,9 @@ from kailash_nb.middleware._realtime import (
     timeline_events,
 )
 from kailash_nb.middleware._run_errors import ENDED, ErrorView
-from kailash_nb.middleware._runs import may_read
 from kailash_nb.middleware.contract import operations
 from kailash_nb.middleware.handlers.base import GatewayHandler
-from kailash_nb.middleware.handlers.runs import stored_gateway_run
+from kailash_nb.middleware.handlers.runs import find_run, stored_gateway_run
 from kailash_nb.run_status import FINAL_STATUSES
 from kailash_nb.runtime.events import RunEvent
 
@@ -76,13 +74,10 @@ class RunEventsHandler(GatewayHandler):
 
     async def get(self, run_id: str) -> None:
         """Replay the buffered events, then stream new ones until the final event."""
-        identity = self.identity
-        entry = self.gateway.runs.index.get(run_id, identity.tenant_id)
+        entry, stored = await find_run(self.gateway, self.identity, run_id)
         if entry is None:
-            await self._stream_stored(run_id)
+            await self._stream_stored(stored)
             return
-        if not may_read(identity, entry.tenant_id, entry.subject):
-            raise ProblemError(404, "run_not_found", "no run with that id")
         self._view = self.gateway.error_view(entry.workflow)
         outbox = Outbox(asyncio.get_running_loop(), on_overflow=self._drop)
         self._outbox = outbox
@@ -111,31 +106,15 @@ class RunEventsHandler(GatewayHandler):
 
     async def head(self, run_id: str) -> None:  # type: ignore[override]
         """The stream's status and headers, without waiting for the run to end."""
-        identity = self.identity
-        entry = self.gateway.runs.index.get(run_id, identity.tenant_id)
-        if entry is None:
-            loop = asyncio.get_running_loop()
-            stored = await loop.run_in_executor(
-                None, stored_gateway_run, self.gateway, identity.tenant_id, run_id
-            )
-            owner = None if stored is None else (stored.tenant_id, stored.subject)
-        else:
-            owner = (entry.tenant_id, entry.subject)
-        if owner is None or not may_read(identity, *owner):
-            raise ProblemError(404, "run_not_found", "no run with that id")
+        await find_run(self.gateway, self.identity, run_id)
         self.set_header("Content-Type", "text/event-stream; charset=utf-8")
         self.set_header("X-Accel-Buffering", "no")
         self.finish()
 
-    async def _stream_stored(self, run_id: str) -> None:
+    async def _stream_stored(self, stored: GatewayRunRecord) -> None:
         """Stream a run this process does not hold from the store (see the module)."""
         loop = asyncio.get_running_loop()
-        tenant_id = self.identity.tenant_id
-        stored = await loop.run_in_executor(
-            None, stored_gateway_run, self.gateway, tenant_id, run_id
-        )
-        if stored is None or not may_read(self.identity, stored.tenant_id, stored.subject):
-            raise ProblemError(404, "run_not_found", "no run with that id")
+        tenant_id, run_id = self.identity.tenant_id, stored.run_id
         self.set_header("Content-Type", "text/event-stream; charset=utf-8")
         self.set_header("X-Accel-Buffering", "no")
         try:

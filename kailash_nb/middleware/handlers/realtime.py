@@ -350,13 +350,13 @@ class RealtimeHandler(tornado.websocket.WebSocketHandler):
         if entry is None:
             self._send({"error": "not_found", "run_id": run_id})
             return
-        self._views[run_id] = self.gateway.error_view(entry.workflow)
         if run_id in self._watches:
             self._send({"subscribed": run_id})
             return
         if len(self._watches) >= self.max_subscriptions:
             self._send({"error": "too_many_subscriptions", "run_id": run_id})
             return
+        self._views[run_id] = self.gateway.error_view(entry.workflow)
         outbox = self._outbox
         assert outbox is not None
         watcher = outbox.push
@@ -368,6 +368,7 @@ class RealtimeHandler(tornado.websocket.WebSocketHandler):
             outbox.put(replay)  # one item: a long replay does not fill the outbox
 
     def _unsubscribe(self, run_id: str) -> None:
+        self._views.pop(run_id, None)
         watcher = self._watches.pop(run_id, None)
         if watcher is not None:
             self.hub.unwatch(run_id, watcher)
@@ -391,11 +392,11 @@ class RealtimeHandler(tornado.websocket.WebSocketHandler):
             return
 
     def _event_frame(self, event: Event) -> dict[str, Any]:
+        # A run unsubscribed meanwhile gets the default view (node messages hidden).
         view = self._views.get(event.run_id) or self.gateway.error_view(None)
         kind, data = event_frame(event, view)
         if is_final(event):
             self._unsubscribe(event.run_id)
-            self._views.pop(event.run_id, None)
         return {"event": kind, "data": data}
 
     def _drop_slow_reader(self) -> None:

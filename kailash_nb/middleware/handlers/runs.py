@@ -21,9 +21,9 @@ from kailash_nb.middleware._problems import ProblemError
 from kailash_nb.middleware._run_errors import ENDED, ErrorView
 from kailash_nb.middleware._runs import may_read
 from kailash_nb.middleware.contract import operations
-from kailash_nb.middleware.handlers.base import GatewayHandler
+from kailash_nb.middleware.handlers.base import GatewayHandler, Identity
 
-__all__ = ["RunHandler", "stored_gateway_run"]
+__all__ = ["RunHandler", "find_run", "stored_gateway_run"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,18 +37,11 @@ class RunHandler(GatewayHandler):
     async def get(self, run_id: str) -> None:
         """Look the run up in the gateway's index, else in the store."""
         identity = self.identity
-        loop = asyncio.get_running_loop()
-        entry = self.gateway.runs.index.get(run_id, identity.tenant_id)
+        entry, stored = await find_run(self.gateway, identity, run_id)
         if entry is None:
-            stored = await loop.run_in_executor(
-                None, stored_gateway_run, self.gateway, identity.tenant_id, run_id
-            )
-            if stored is None or not may_read(identity, stored.tenant_id, stored.subject):
-                raise _not_found()
             self.write_json(_stored_payload(stored, self.gateway.error_view(stored.workflow_name)))
             return
-        if not may_read(identity, entry.tenant_id, entry.subject):
-            raise _not_found()
+        loop = asyncio.get_running_loop()
         view = self.gateway.error_view(entry.workflow)
         payload: dict[str, Any] = {
             "run_id": entry.run_id,
@@ -77,6 +70,28 @@ class RunHandler(GatewayHandler):
             return records.store.get_run(run_id)
         except (RunNotFoundError, RunRecordCorruptError):
             return None
+
+
+async def find_run(gateway: Any, identity: Identity, run_id: str) -> tuple[Any, Any]:
+    """``(entry, None)`` when this process holds a run ``identity`` may read (its
+    ``RunEntry``), else ``(None, record)`` with its stored ``GatewayRunRecord``.
+
+    Raises:
+        ProblemError: 404 ``run_not_found`` for an unknown run and for one the caller
+            may not read alike (no existence oracle).
+    """
+    entry = gateway.runs.index.get(run_id, identity.tenant_id)
+    if entry is not None:
+        if not may_read(identity, entry.tenant_id, entry.subject):
+            raise _not_found()
+        return entry, None
+    loop = asyncio.get_running_loop()
+    stored = await loop.run_in_executor(
+        None, stored_gateway_run, gateway, identity.tenant_id, run_id
+    )
+    if stored is None or not may_read(identity, stored.tenant_id, stored.subject):
+        raise _not_found()
+    return None, stored
 
 
 def stored_gateway_run(gateway: Any, tenant_id: str, run_id: str) -> Any:
