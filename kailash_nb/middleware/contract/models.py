@@ -47,8 +47,6 @@ __all__ = [
     "WorkflowSummary",
 ]
 
-#: Every status a run can have (one run status model everywhere).
-
 _REQUEST = ConfigDict(strict=True, extra="forbid")
 
 

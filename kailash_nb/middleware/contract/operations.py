@@ -276,9 +276,10 @@ EXECUTE = Operation(
     errors=(*_AUTHED, "NotFound", *_WITH_BODY, "RunFailed", "Busy", "RunTimeout"),
     description="Every input is checked against the parameters schema before any node "
     "runs (400 invalid_parameters naming the path, or parameter_not_settable). Callers "
-    "with the admin role may also override the code, query and address inputs "
-    "(code, function, connection_string, url, endpoint, file_path, query) of nodes that "
-    "declare them; anyone else gets 403 override_forbidden.",
+    "with the admin role may also send the code, query and address inputs "
+    "(code, function, connection_string, url, endpoint, file_path, query); they reach "
+    "nodes that declare such an input (a code node's code comes from its config and is "
+    "never replaced). Anyone else gets 403 override_forbidden.",
     query=(WAIT,),
     body=models.ExecuteRequest,
     body_refs={"parameters": "parameters"},

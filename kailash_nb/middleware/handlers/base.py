@@ -225,6 +225,8 @@ class GatewayHandler(tornado.web.RequestHandler):
 
     def data_received(self, chunk: bytes) -> None:
         """Collect the body; a chunked body that grows past the limit is a 413 (GW-02)."""
+        # The gateway's server (``_head_guard.RequestGuard``) refuses such a body before
+        # it gets here; this covers make_app() served by another HTTPServer.
         self._received += len(chunk)
         if self._received > MAX_BODY_BYTES:
             # Answered here: raising would only log an error and drop the connection.
