@@ -312,8 +312,12 @@ def run_spread_and_share(tmp_path, url):
         )
         assert started.status_code == 200, started.text
         run_url = f"/runs/{started.json()['run_id']}"
-        # Recorded by worker one within its flush interval (0.1 s), read by worker two.
-        remote = poll(lambda: second.get(run_url, headers=owner), lambda r: r.status_code == 200)
+        # Recorded by worker one within its flush interval (0.1 s), read by worker two; its
+        # start and its end may land in two batches, so wait for the end.
+        remote = poll(
+            lambda: second.get(run_url, headers=owner),
+            lambda r: r.status_code == 200 and r.json()["status"] != "running",
+        )
         assert remote.status_code == 200, remote.text
         body = remote.json()
         assert body["status"] == "completed" and body["results"] == {"double": {"result": 42}}
