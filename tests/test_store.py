@@ -379,3 +379,39 @@ def test_a_run_whose_details_the_database_refuses_is_still_ended(database_url):
     assert "ValueError" in run.error or "could not be recorded" in run.error
     good = store.get_run(good_id)
     assert good.status == "completed" and len(good.nodes) == 3
+
+
+def test_parameters_without_a_plain_equality_cost_no_run(database_url):
+    # A loop passing the same parameters object again: its arrays have no plain ==.
+    numpy = pytest.importorskip("numpy")
+    builder = WorkflowBuilder()
+    builder.add_node("PythonCodeNode", "n", {"code": "result = len(x)"})
+    workflow = builder.build(name="arrays")
+    runtime, recorder = _recorded(database_url)
+    parameters = {"n": {"x": numpy.arange(3)}}
+    run_ids = [runtime.execute(workflow, parameters)[1] for _ in range(3)]
+    recorder.flush()
+    recorder.close()
+    store = RunStore(database_url)
+    assert [store.get_run(run_id).status for run_id in run_ids] == ["completed"] * 3
+
+
+def test_a_batch_that_cannot_be_prepared_is_reported_and_recording_goes_on(
+    database_url, monkeypatch
+):
+    from kailash_nb.store.recorder import RunRecorder
+
+    runtime, recorder = _recorded(database_url)
+    runtime.execute(_chain(), parameters={"a": {"x": 1}})
+    with monkeypatch.context() as patch:
+        patch.setattr(RunRecorder, "_parameters_text", _fails)
+        with pytest.raises(RuntimeExecutionError, match="could not be written"):
+            recorder.flush()
+    _, later = runtime.execute(_chain(), parameters={"a": {"x": 2}})
+    recorder.flush()
+    recorder.close()
+    assert RunStore(database_url).get_run(later).status == "completed"
+
+
+def _fails(*_args):
+    raise RuntimeError("a bug while preparing a row")

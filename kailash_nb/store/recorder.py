@@ -149,7 +149,14 @@ class RunRecorder:
             notes = [queued.popleft() for _ in range(len(queued))]
             if not batch and not notes:
                 return
-            rows = self._rows(batch, notes)
+            try:
+                rows = self._rows(batch, notes)
+            except Exception as exc:
+                # A bug in preparing rows must not stop the ticker thread (every later
+                # run would wait for a full batch); the loss is reported by flush().
+                logger.exception("could not prepare %d run events for the store", len(batch))
+                self._error = exc
+                return
             try:
                 self._write(rows)
             except Exception as exc:
@@ -207,7 +214,7 @@ class RunRecorder:
         # A loop usually passes the same parameters object run after run: while it
         # still equals the snapshot taken when it was encoded, reuse the text.
         last = self._last_parameters
-        if last is not None and last[0] is parameters and parameters == last[1]:
+        if last is not None and last[0] is parameters and _equal(parameters, last[1]):
             return last[2]
         text = _portable(parameters)
         if text is not None and last is not None and last[0] is parameters:
@@ -448,6 +455,15 @@ def _encode_timeline(timeline: tuple | None) -> str | None:
 
 
 _encode = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
+
+
+def _equal(value: Any, snapshot: Any) -> bool:
+    """``value == snapshot``, ``False`` when the values have no plain ``==`` (arrays,
+    frames): they are encoded again rather than cost the batch its write."""
+    try:
+        return bool(value == snapshot)
+    except (TypeError, ValueError):
+        return False
 
 
 def _stop_recorder(stopping: threading.Event, ticker: threading.Thread) -> None:
