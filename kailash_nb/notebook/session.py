@@ -394,20 +394,18 @@ class WorkflowSession:
         for node_id, state in ended.items():
             if state == "completed" and node_id in results:
                 self.cache.store(node_id, plan.keys[node_id], results[node_id])
-        failed = error is not None or any(state == "failed" for state in ended.values())
+        status = "completed"
+        if isinstance(error, WorkflowTimeoutError):
+            status = "timeout"
+        elif error is not None or "failed" in ended.values():
+            status = "failed"
         result = RunResult(
             self.name,
             run_id,
             {n: o for n, o in results.items() if ended.get(n) in ("completed", "cached")},
             outcomes,
             {n: d.output for n, d in definitions.items()},
-            status=(
-                "timeout"
-                if isinstance(error, WorkflowTimeoutError)
-                else "failed"
-                if failed
-                else "completed"
-            ),
+            status=status,
         )
         self.last_result = result
         self._notify()
