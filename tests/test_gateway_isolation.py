@@ -47,7 +47,7 @@ def served(tmp_path_factory):
     gateway.register_workflow("nap", code_workflow("nap", NAP), timeout=0.5)
     with ServedGateway(gateway) as server:
         for name in ("spin", "hog", "flood", "crash"):
-            assert gateway.run_policies[name].pool.wait_ready(30), name
+            assert gateway.runs.backends[name].pool.wait_ready(30), name
         yield server
 
 

@@ -22,7 +22,7 @@ from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 from kailash_nb import WorkflowBuilder
-from kailash_nb.middleware._realtime import Outbox, OutboxClosed, RunEventHub, realtime_hub
+from kailash_nb.middleware._realtime import Outbox, OutboxClosed, RunEventHub
 from kailash_nb.middleware.auth import KailashJWTAuth
 from kailash_nb.middleware.gateway import create_gateway
 from kailash_nb.nodes.code import PythonCodeNode
@@ -169,7 +169,7 @@ def test_sse_replays_a_finished_run_and_ends(served):
 def test_sse_of_a_run_whose_events_were_evicted_sends_its_outcome(served):
     headers = auth(token(served))
     run_id = finished_run(served, headers)
-    hub = realtime_hub(served.gateway)
+    hub = served.gateway.live_events()
     with hub._lock:
         del hub._buffers[run_id]  # as if 256 newer runs had pushed it out
     response = served.client.get(f"/runs/{run_id}/events", headers=headers)
@@ -188,7 +188,7 @@ def test_sse_client_that_stops_reading_is_dropped_others_unaffected(served):
     """GW-26: a client that never reads is dropped; others are unaffected."""
     access = token(served)
     run_id, gate = start_held_run(served, auth(access))
-    hub = realtime_hub(served.gateway)
+    hub = served.gateway.live_events()
     received, ended = [0], threading.Event()
 
     def healthy_reader() -> None:
@@ -326,7 +326,7 @@ def test_ws_subscribe_to_another_tenants_run_is_an_error_frame(served):
     assert frames[1] == {"error": "not_found", "run_id": same_tenant_other_user}
     assert frames[2]["error"] == "not_found"
     assert frames[3]["error"] == "bad_request"
-    assert realtime_hub(served.gateway).watcher_count(foreign) == 0
+    assert served.gateway.live_events().watcher_count(foreign) == 0
 
 
 def test_ws_tenant_admin_may_subscribe_to_a_users_run_as_on_the_http_routes(served):
@@ -501,7 +501,6 @@ def test_ws_closes_within_the_revocation_bound_when_its_session_is_revoked(serve
     this process, and one made by another worker on the same store (another
     TokenService), close it with 1008 within the 1 s revocation bound, although the
     access token itself runs for 15 more minutes; other sessions stay open."""
-    from kailash_nb.middleware._realtime import session_watch
     from kailash_nb.security._state import REVOCATION_CACHE_SECONDS
 
     other_worker = TokenService(served.config, served.db_url)
@@ -517,7 +516,7 @@ def test_ws_closes_within_the_revocation_bound_when_its_session_is_revoked(serve
         ]
 
     conns = served.call(connect_all())
-    assert served.call(_still_open(conns[0])) and session_watch(served.gateway).watched() >= 3
+    assert served.call(_still_open(conns[0])) and served.gateway.session_watch.watched() >= 3
 
     for conn, revoke in (
         (conns[0], lambda: auth_.logout(local.access_token)),
@@ -530,7 +529,7 @@ def test_ws_closes_within_the_revocation_bound_when_its_session_is_revoked(serve
         assert closed_at - revoked_at < REVOCATION_CACHE_SECONDS
     assert served.call(_still_open(conns[2]))
     served.call(_close(conns[2]))
-    wait_until(lambda: session_watch(served.gateway).watched() == 0)
+    wait_until(lambda: served.gateway.session_watch.watched() == 0)
 
 
 @pytest.mark.slow
@@ -628,9 +627,7 @@ def test_session_watch_reads_all_sessions_at_once_and_ends_only_the_revoked():
 
 def test_session_watch_end_all_closes_every_open_websocket(tmp_path):
     """Open WebSockets (with or without a token) are all watched, so a stopping gateway
-    can close them with 1001 through ``session_watch(gateway).end_all()``."""
-    from kailash_nb.middleware._realtime import session_watch
-
+    can close them with 1001 through ``gateway.session_watch.end_all()``."""
     gateway = create_gateway(database_url=f"sqlite:///{tmp_path / 'open.db'}")
     with ServedGateway(gateway) as server:
 
@@ -638,8 +635,8 @@ def test_session_watch_end_all_closes_every_open_websocket(tmp_path):
             url = f"ws://127.0.0.1:{server.port}/ws"
             conns = [await websocket_connect(url) for _ in range(2)]
             assert await _still_open(conns[0])
-            assert session_watch(gateway).end_all() == 2
+            assert gateway.session_watch.end_all() == 2
             return [(await _closed(conn))[1:] for conn in conns]
 
         assert server.call(scenario()) == [(1001, "server shutting down")] * 2
-        wait_until(lambda: session_watch(gateway).watched() == 0)
+        wait_until(lambda: gateway.session_watch.watched() == 0)

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from kailash_nb.middleware._run_threads import RunThreads
+from kailash_nb.middleware.execution._thread_pool import RunThreads
 
 
 def test_call_runs_off_the_loop_thread_and_returns_the_result():

@@ -61,8 +61,8 @@ def add_parser(commands_parser: argparse._SubParsersAction) -> None:  # type: ig
 
 def serve(args: argparse.Namespace) -> int:
     """Build the notebook's published workflows and serve them (blocking)."""
-    from kailash_nb.middleware._server import is_loopback
     from kailash_nb.middleware.gateway import create_gateway
+    from kailash_nb.middleware.network import is_loopback
     from kailash_nb.notebook.serving import NotebookServeError, load_notebook
     from kailash_nb.security.config import SecurityConfig
 

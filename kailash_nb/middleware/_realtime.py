@@ -1,9 +1,10 @@
 """Run events for live clients: a bounded replay buffer per run, and per-client outboxes.
 
 The :class:`RunEventHub` subscribes to the gateway's ``EventBus`` when the routes are
-built (so every run started afterwards emits node events too). It keeps the last
-events of recent runs in memory, so a client that connects after a run started gets
-the events it missed, and forwards new events to the clients watching that run.
+built (``GatewayState.live_events``; every run started afterwards emits node events
+too). It keeps the last events of recent runs in memory, so a client that connects
+after a run started gets the events it missed, and forwards new events to the clients
+watching that run.
 
 Events arrive from worker threads; each client's :class:`Outbox` hands them to the
 client's event loop with ``call_soon_threadsafe`` and holds at most ``capacity`` of
@@ -22,30 +23,25 @@ import logging
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Collection, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kailash_nb.middleware._run_errors import ErrorView
-from kailash_nb.middleware._runs import may_read
+from kailash_nb.middleware.execution import RunEntry, RunIndex, may_read
+from kailash_nb.middleware.identity import Identity
 from kailash_nb.run_status import FINAL_STATUSES
 from kailash_nb.runtime.events import Event, EventBus, NodeEvent, RunEvent, Subscription
 from kailash_nb.security._state import REVOCATION_CACHE_SECONDS
-
-if TYPE_CHECKING:
-    from kailash_nb.middleware._runs import RunEntry, RunIndex
-    from kailash_nb.middleware.gateway import Gateway
-    from kailash_nb.middleware.handlers.base import Identity
 
 __all__ = [
     "ANONYMOUS_SESSION",
     "Outbox",
     "OutboxClosed",
     "RunEventHub",
+    "SessionLookup",
     "SessionWatch",
     "event_frame",
     "is_final",
     "owned_run",
-    "realtime_hub",
-    "session_watch",
 ]
 
 logger = logging.getLogger("kailash_nb.middleware.access")
@@ -65,7 +61,6 @@ bound, so a revoked session's connections close within the bound (1 s)."""
 
 #: ``RunEvent`` fields kept in replay buffers: all but ``parameters`` and ``timeline``.
 _RUN_EVENT_PUBLIC_FIELDS = RunEvent._fields.index("parameters")
-_HUBS_LOCK = threading.Lock()
 
 Watcher = Callable[[Event], None]
 
@@ -260,17 +255,6 @@ class RunEventHub:
         """Watchers registered for ``run_id`` (for tests and metrics)."""
         with self._lock:
             return len(self._watchers.get(run_id, ()))
-
-
-def realtime_hub(gateway: Gateway) -> RunEventHub:
-    """The gateway's hub, created and attached to ``gateway.events`` on first use."""
-    with _HUBS_LOCK:
-        hub = getattr(gateway, "_realtime_hub", None)
-        if hub is None:
-            hub = RunEventHub()
-            hub.attach(gateway.events)
-            gateway._realtime_hub = hub  # type: ignore[attr-defined]
-    return hub
 
 
 class OutboxClosed(Exception):
@@ -485,19 +469,3 @@ class SessionWatch:
         for session_id in sessions:
             for end in list(self._enders.pop(session_id, ())):
                 end(code, reason)
-
-
-def session_watch(gateway: Gateway) -> SessionWatch:
-    """The gateway's session watch, created on first use; it checks sessions through
-    ``gateway.auth.revoked_sessions`` (nothing to check without one). ``Gateway.stop``
-    may call ``session_watch(gateway).end_all()`` to close open WebSockets (1001)."""
-
-    def lookup() -> SessionLookup | None:
-        return getattr(gateway.auth, "revoked_sessions", None)
-
-    with _HUBS_LOCK:
-        watch = getattr(gateway, "_session_watch", None)
-        if watch is None:
-            watch = SessionWatch(lookup)
-            gateway._session_watch = watch  # type: ignore[attr-defined]
-    return watch

@@ -22,15 +22,12 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from kailash_nb._json_text import json_text
+from kailash_nb.middleware.execution import RunEntry
 
-if TYPE_CHECKING:
-    from kailash_nb.middleware._runs import RunEntry
-    from kailash_nb.middleware.handlers.base import GatewayHandler
-
-__all__ = ["CacheLookup", "CachedResult", "ResultCache", "check_ttl", "lookup"]
+__all__ = ["CacheLookup", "CachedResult", "ResultCache", "check_ttl"]
 
 
 class CachedResult(NamedTuple):
@@ -129,38 +126,6 @@ class CacheLookup:
         """Keep a completed run's results (no-op when the cache does not apply)."""
         if self._cache is not None and self._key is not None:
             self._cache.put(self._key, entry.run_id, entry.results)
-
-
-_BYPASS = CacheLookup(None, None, answered=False)
-
-
-def lookup(
-    handler: GatewayHandler, name: str, parameters: Any, wait: bool, body: dict[str, Any]
-) -> CacheLookup:
-    """Answer the execute request from the cache if a live entry exists (``X-Cache:
-    hit``); else mark it a miss (``X-Cache: miss``) and return how to store its result.
-    Requests the cache does not apply to get neither header."""
-    gateway = handler.gateway
-    cache = gateway.result_cache
-    if (
-        cache is None
-        or not wait
-        or body.get("session_id") is not None
-        or name in gateway.uncached_workflows
-    ):
-        return _BYPASS
-    key = cache.key(handler.identity.tenant_id, name, parameters)
-    found = cache.get(key)
-    if found is None:
-        handler.set_header("X-Cache", "miss")
-        return CacheLookup(cache, key, answered=False)
-    handler.set_header("X-Cache", "hit")
-    handler.set_header("Content-Type", "application/json")
-    handler.finish(
-        f'{{"run_id": {json.dumps(found.run_id)}, "status": "completed", '
-        f'"results": {found.results_json}, "cached": true}}'
-    )
-    return CacheLookup(None, None, answered=True)
 
 
 def check_ttl(ttl: object) -> float:

@@ -1,4 +1,4 @@
-"""The HTTP server the gateway binds, and address helpers.
+"""The HTTP server the gateway binds.
 
 :func:`build_server` makes the gateway's ``CappedHTTPServer``: Tornado's ``HTTPServer``
 with the limits of :class:`~kailash_nb.middleware._limits.ServerLimits`, a cap on open
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import socket
 from typing import Any
 
 import tornado.httpserver
@@ -22,7 +21,7 @@ from kailash_nb.middleware._head_guard import HeadLimitStream, RequestGuard
 from kailash_nb.middleware._limits import ServerLimits
 from kailash_nb.middleware._log_sampling import SampledWarning
 
-__all__ = ["CappedHTTPServer", "address_family", "build_server", "is_loopback"]
+__all__ = ["CappedHTTPServer", "build_server"]
 
 logger = logging.getLogger(__name__)
 
@@ -133,21 +132,3 @@ def _peer(address: Any) -> str:
             return host
         return str(mapped) if mapped is not None else host
     return host
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback IP addresses."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def address_family(host: str) -> socket.AddressFamily:
-    """The socket family to bind ``host`` with."""
-    try:
-        return socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
-    except ValueError:
-        return socket.AF_UNSPEC

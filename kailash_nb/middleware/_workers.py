@@ -33,19 +33,24 @@ import signal
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import tornado.netutil
 
 from kailash_nb.middleware._limits import DRAIN_TIMEOUT
-from kailash_nb.middleware._server import address_family
 from kailash_nb.middleware.gateway_errors import GatewayConfigurationError
+from kailash_nb.middleware.network import address_family
 from kailash_nb.sdk_exceptions import KailashException
+from kailash_nb.store.runs import RunStore
 
-if TYPE_CHECKING:
-    from kailash_nb.middleware.gateway import Gateway
-
-__all__ = ["MAX_RESTARTS", "RESTART_WINDOW", "STOP_GRACE", "WorkerCrashLoopError", "serve_workers"]
+__all__ = [
+    "MAX_RESTARTS",
+    "RESTART_WINDOW",
+    "STOP_GRACE",
+    "ServedByWorkers",
+    "WorkerCrashLoopError",
+    "serve_workers",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +69,42 @@ class WorkerCrashLoopError(KailashException, RuntimeError):
     each worker's exit status."""
 
 
-def serve_workers(gateway: Gateway, host: str, port: int) -> None:
+class _WorkerSettings(Protocol):
+    @property
+    def worker_processes(self) -> int: ...
+
+    @property
+    def title(self) -> str: ...
+
+
+class ServedByWorkers(Protocol):
+    """What :func:`serve_workers` needs of a gateway (``Gateway`` provides it)."""
+
+    @property
+    def settings(self) -> _WorkerSettings:
+        """``worker_processes`` (how many workers) and ``title`` (for the log)."""
+        ...
+
+    @property
+    def store_url(self) -> str:
+        """The store migrated once in the parent before forking."""
+        ...
+
+    def check_can_serve(self, host: str) -> None:
+        """Raise ``GatewayConfigurationError`` if ``host`` may not be served as
+        configured (checked in the parent, before forking)."""
+
+    async def serve(
+        self,
+        host: str,
+        port: int,
+        sockets: list[Any] | None = None,
+        stop_requested: asyncio.Event | None = None,
+    ) -> None:
+        """Serve ``sockets`` until ``stop_requested`` is set (in a worker)."""
+
+
+def serve_workers(gateway: ServedByWorkers, host: str, port: int) -> None:
     """Serve ``gateway`` from ``gateway.settings.worker_processes`` forked workers on
     ``host:port`` until SIGTERM/SIGINT (blocking).
 
@@ -84,7 +124,7 @@ def serve_workers(gateway: Gateway, host: str, port: int) -> None:
             "called inside a running event loop (a notebook kernel, an async app); run it "
             "from a plain script or `kailash-nb serve --workers N`"
         )
-    gateway._check_open_mode(host)
+    gateway.check_can_serve(host)
     _prepare_store(gateway)
     sockets = tornado.netutil.bind_sockets(port, address=host, family=address_family(host))
     bound = sockets[0].getsockname()[1]
@@ -110,7 +150,7 @@ def serve_workers(gateway: Gateway, host: str, port: int) -> None:
 class _Supervisor:
     """Forks the workers and keeps ``count`` of them running until told to stop."""
 
-    def __init__(self, gateway: Gateway, host: str, sockets: list[Any]) -> None:
+    def __init__(self, gateway: ServedByWorkers, host: str, sockets: list[Any]) -> None:
         self.gateway = gateway
         self.host = host
         self.sockets = sockets
@@ -224,7 +264,7 @@ class _Supervisor:
         logger.info("worker %d started (slot %d)", pid, slot)
 
 
-def _worker_main(gateway: Gateway, host: str, sockets: list[Any], parent: int) -> int:
+def _worker_main(gateway: ServedByWorkers, host: str, sockets: list[Any], parent: int) -> int:
     """A worker's life: serve from ``sockets`` until SIGTERM/SIGINT; the exit code."""
     stop = _StopRequest()
     # Installed for the worker's whole life: a second signal (the parent forwards
@@ -239,7 +279,7 @@ def _worker_main(gateway: Gateway, host: str, sockets: list[Any], parent: int) -
     async def serve() -> None:
         stop_requested = asyncio.Event()
         stop.attach(asyncio.get_running_loop(), stop_requested)
-        await gateway._serve(host, 0, sockets=sockets, stop_requested=stop_requested)
+        await gateway.serve(host, 0, sockets=sockets, stop_requested=stop_requested)
 
     try:
         asyncio.run(serve())
@@ -285,11 +325,9 @@ def _watch_parent(parent: int, stop: _StopRequest) -> None:
             return
 
 
-def _prepare_store(gateway: Gateway) -> None:
+def _prepare_store(gateway: ServedByWorkers) -> None:
     """Migrate the store and recover dead runs once, in the parent, so workers do not
     race on it; raises the store's configuration errors before anything is forked."""
-    from kailash_nb.store.runs import RunStore
-
     RunStore(gateway.store_url)
 
 

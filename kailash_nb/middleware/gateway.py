@@ -15,29 +15,29 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import re
 import signal
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
-from kailash_nb.middleware._executor import RunExecutor
+from kailash_nb.middleware._gateway_state import GatewaySettings, GatewayState
 from kailash_nb.middleware._limits import DRAIN_TIMEOUT, MAX_BODY_BYTES, ServerLimits
-from kailash_nb.middleware._metrics import GatewayMetrics
-from kailash_nb.middleware._run_errors import ErrorView
-from kailash_nb.middleware._runs import RunIndex
-from kailash_nb.middleware._server import address_family, build_server, is_loopback
+from kailash_nb.middleware._result_cache import check_ttl
+from kailash_nb.middleware._server import build_server
+from kailash_nb.middleware._worker_limits import gateway_rate_limiter
+from kailash_nb.middleware._workers import serve_workers
 from kailash_nb.middleware.auth import KailashJWTAuth
 from kailash_nb.middleware.gateway_errors import GatewayConfigurationError
-from kailash_nb.runtime.events import EventBus
+from kailash_nb.middleware.handlers import routes
+from kailash_nb.middleware.handlers.base import NotFoundHandler
+from kailash_nb.middleware.network import address_family, is_loopback
+from kailash_nb.monitoring import ProductionMonitor
 from kailash_nb.security.config import SecurityConfig
-from kailash_nb.workflow.graph import Workflow
 
-__all__ = ["MAX_BODY_BYTES", "Gateway", "ServerLimits", "create_gateway"]
+__all__ = ["MAX_BODY_BYTES", "Gateway", "GatewaySettings", "ServerLimits", "create_gateway"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,33 +46,8 @@ logger = logging.getLogger(__name__)
 _DEFAULT_GC_THRESHOLD = 700
 SERVING_GC_THRESHOLD = 10_000
 
-_WORKFLOW_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_HIDDEN = ErrorView(expose=False)
-_EXPOSED = ErrorView(expose=True)
 
-
-@dataclass(frozen=True)
-class GatewaySettings:
-    """The ``create_gateway`` options the running gateway reads."""
-
-    title: str = "kailash_nb gateway"
-    description: str = ""
-    version: str = "1.0.0"
-    cors_origins: tuple[str, ...] = ()
-    enable_docs: bool = True
-    tenant_isolation: bool = False
-    database_per_tenant: bool = False
-    max_connections: int = 1000
-    enable_compression: bool = False
-    database_url: str | None = None
-    connection_pool_size: int = 10
-    cache_enabled: bool = False
-    cache_ttl: float = 300.0
-    worker_processes: int = 1
-    metrics_public: bool = False
-
-
-class Gateway:
+class Gateway(GatewayState):
     """Registered workflows served over HTTP; build it with :func:`create_gateway`.
 
     Args:
@@ -86,6 +61,9 @@ class Gateway:
         auth: the ``KailashJWTAuth`` (``auth.add_user(...)`` creates users), or ``None``.
         metrics: the gateway's Prometheus metrics.
         events: the bus every run's events reach (the run recorder subscribes here).
+        limits: timeouts, per-IP connection cap and header limits of the server;
+            replace it (``ServerLimits(header_timeout=10, ...)``) before
+            ``start()``/``run()``.
     """
 
     def __init__(
@@ -95,185 +73,17 @@ class Gateway:
         auth: KailashJWTAuth | None = None,
         rate_limiter: Any = None,
     ) -> None:
-        self.settings = settings
-        self.auth = auth
-        self.rate_limiter = rate_limiter
-        self.cors = _cors_policy(settings.cors_origins)
-        self.metrics = GatewayMetrics()
-        self.events = EventBus()
-        self.runs = RunExecutor(self.events, RunIndex())
-        self.runs.index.on_change = self._run_changed
-        self.workflows: dict[str, tuple[Workflow, str]] = {}
-        #: Each served workflow's compiled input contract (``contract.workflow_inputs``),
-        #: built once at registration; the execute route checks requests against it.
-        self.workflow_inputs: dict[str, Any] = {}
-        #: Deadlines and process isolation of workflows registered with ``timeout`` or
-        #: ``isolation="process"`` (``_isolation.RunPolicy``); the executor applies them.
-        self.run_policies: dict[str, Any] = {}
-        #: Names of workflows run on the event loop: ``run_inline=True`` or provably quick.
-        self.inline_workflows: set[str] = set()
-        self.run_store: Any = None
-        #: ``database_url`` (or the default) with the ``connection_pool_size`` to use.
-        self.store_url = _pooled_url(settings.database_url, settings.connection_pool_size)
-        #: The ``ProductionMonitor`` from ``create_gateway(monitoring=...)``, or ``None``.
-        self.monitor: Any = None
-        #: Results of synchronous runs (``cache_enabled``), or ``None``.
-        self.result_cache: Any = _result_cache(settings)
-        #: Names of workflows registered with ``cache=False``.
-        self.uncached_workflows: set[str] = set()
-        #: How answers show each workflow's run errors (``expose_errors``).
-        self._error_views: dict[str, ErrorView] = {}
-        #: The OpenAPI document of what is registered now (``openapi_document``).
-        self._openapi: dict[str, Any] | None = None
-        #: Each tenant's own database (``database_per_tenant``), or ``None``.
-        self.tenant_databases: Any = _tenant_databases(settings, self.store_url)
-        self._tenant_runs: Any = None
-        from kailash_nb.middleware.agent_ui import AgentUIMiddleware
-
-        #: Sessions (``create_session``/``get_session``/...), stored in ``database_url``.
-        self.agent_ui = AgentUIMiddleware(self.store_url, tenant_databases=self.tenant_databases)
-        self.stopping = False
-        #: Timeouts, per-IP connection cap and header limits of the server; replace it
-        #: (``ServerLimits(header_timeout=10, ...)``) before ``start()``/``run()``.
-        self.limits = ServerLimits()
-        self._recorder: Any = None
-        self._server: tornado.httpserver.HTTPServer | None = None
-
-    # -- workflows ---------------------------------------------------------------
-
-    def register_workflow(
-        self,
-        name: str,
-        workflow: Workflow,
-        description: str = "",
-        *,
-        run_inline: bool = False,
-        cache: bool = True,
-        isolation: str = "thread",
-        timeout: float | None = None,
-        memory_limit_mb: int | None = None,
-        max_output_bytes: int | None = None,
-        process_pool_size: int | None = None,
-        expose_errors: bool = False,
-    ) -> None:
-        """Serve ``workflow`` at ``/workflows/{name}``.
-
-        Args:
-            name: the workflow's name in the URL.
-            workflow: a built workflow.
-            description: shown in the listing and the OpenAPI document.
-            run_inline: opt-in: run the workflow on the gateway's event loop instead of
-                handing it to the run threads (saves the hand-off per request).
-                Only for workflows whose plan is sequential and made only of
-                ``PythonCodeNode`` nodes. While such a run executes, the gateway serves
-                nothing else, so use it only for code that finishes quickly and never
-                blocks (no I/O, no sleeps); a run cannot be interrupted by timeouts.
-                Without it, a workflow runs on the loop anyway when it is provably
-                quick: sequential, no cycles, and every node a ``PythonCodeNode`` of
-                straight-line glue code (no calls, loops or costly operators, see
-                ``PythonCodeNode.bounded``), which runs in time linear in its inputs;
-                anything else runs on the run threads.
-            cache: with ``cache_enabled``, serve repeated identical requests from the
-                result cache; ``False`` for workflows whose results must be fresh.
-            isolation: ``"thread"`` (default: runs share the gateway's process, the
-                fastest hand-off) or ``"process"``: each run executes in one of
-                ``process_pool_size`` (default 2) pre-started worker processes with an
-                address-space limit of ``memory_limit_mb`` (default 512 MiB, RLIMIT_AS,
-                interpreter included) and a CPU-time backstop; results travel back as
-                JSON of at most ``max_output_bytes`` (default 16 MiB), else the run
-                fails naming the cap. The definition sent to the workers is this
-                server-registered workflow (``to_dict()``), so ``PythonCodeNode``
-                nodes need ``code=``, not ``from_function``. Process runs cost a
-                process hand-off per run; use them for code that may loop, burn CPU or
-                allocate without bound.
-            timeout: the run's deadline in seconds. Thread runs: ``None`` (default)
-                means none; with a value the engine's ``workflow_timeout`` answers 504
-                (status ``timeout``) at the deadline, but a synchronous node that never
-                returns keeps running in its thread, which is not killed. Process runs
-                (default 30 s, counted from the moment a worker takes the run): the
-                worker is killed (SIGKILL) at the deadline and replaced; the run's
-                status is ``timeout`` and a waiting caller gets 504.
-            memory_limit_mb, max_output_bytes, process_pool_size: process runs only
-                (see ``isolation``); a run past the memory limit fails with a message
-                naming it and its worker is replaced.
-            expose_errors: show callers what failed nodes raised (their messages) in the
-                422 answer, ``GET /runs/{id}`` and run events. Off by default: exception
-                text can carry internal details (paths, hosts, data), so callers see only
-                which nodes failed and their error types; the server's run history keeps
-                the messages either way.
-
-        Raises:
-            GatewayConfigurationError: a name not matching ``^[A-Za-z0-9_-]{1,64}$``,
-                a name already registered, not a built ``Workflow``, a workflow needing
-                an input nothing provides and no caller may set, ``run_inline``
-                for a workflow that is not sequential ``PythonCodeNode`` nodes only or
-                together with ``timeout``/``isolation="process"``, or an invalid
-                isolation option (see ``_isolation.run_policy``).
-        """
-        if not isinstance(name, str) or not _WORKFLOW_NAME.fullmatch(name):
-            raise GatewayConfigurationError(
-                f"workflow name {name!r:.80} must match ^[A-Za-z0-9_-]{{1,64}}$ "
-                "(ASCII letters, digits, '_' and '-')"
-            )
-        if not isinstance(workflow, Workflow):
-            raise GatewayConfigurationError(
-                f"register_workflow({name!r}) needs a built Workflow (WorkflowBuilder.build()), "
-                f"got {type(workflow).__name__}"
-            )
-        if name in self.workflows:
-            raise GatewayConfigurationError(f"a workflow named {name!r} is already registered")
-        if not isinstance(cache, bool):
-            raise GatewayConfigurationError(f"cache must be True or False, got {cache!r}")
-        if not isinstance(expose_errors, bool):
-            raise GatewayConfigurationError(
-                f"expose_errors must be True or False, got {expose_errors!r}"
-            )
-        if not isinstance(run_inline, bool):
-            raise GatewayConfigurationError(f"run_inline must be True or False, got {run_inline!r}")
-        if run_inline and not _inline_eligible(workflow):
-            raise GatewayConfigurationError(
-                f"register_workflow({name!r}, run_inline=True) needs a sequential workflow "
-                "made only of PythonCodeNode nodes"
-            )
-        inputs = _workflow_inputs(name, workflow)
-        from kailash_nb.middleware._isolation import run_policy
-
-        policy = run_policy(
-            name,
-            workflow,
-            self.events,
-            isolation=isolation,
-            timeout=timeout,
-            memory_limit_mb=memory_limit_mb,
-            max_output_bytes=max_output_bytes,
-            pool_size=process_pool_size,
+        super().__init__(
+            settings,
+            store_url=_pooled_url(settings.database_url, settings.connection_pool_size),
+            auth=auth,
+            rate_limiter=rate_limiter,
         )
-        if policy is not None and run_inline:
-            raise GatewayConfigurationError(
-                f"register_workflow({name!r}): run_inline=True runs on the event loop, where "
-                "neither a timeout nor process isolation can apply; drop one of them"
-            )
-        if policy is not None:
-            self.runs.policies[name] = policy
-            self.run_policies[name] = policy
-            if self._server is not None:
-                policy.start()
-        self.workflows[name] = (workflow, str(description))
-        self._error_views[name] = _EXPOSED if expose_errors else _HIDDEN
-        self.workflow_inputs[name] = inputs
-        self._openapi = None
-        if policy is None and (run_inline or _provably_quick(workflow)):
-            self.inline_workflows.add(name)
-        if not cache:
-            self.uncached_workflows.add(name)
-
-    # -- application -------------------------------------------------------------
+        self.limits = ServerLimits()
+        self._server: tornado.httpserver.HTTPServer | None = None
 
     def make_app(self) -> tornado.web.Application:
         """The Tornado application with every route (assembled in ``handlers.routes``)."""
-        from kailash_nb.middleware.handlers import routes
-        from kailash_nb.middleware.handlers.base import NotFoundHandler
-
         return tornado.web.Application(
             routes(self),
             default_handler_class=NotFoundHandler,
@@ -303,7 +113,7 @@ class Gateway:
             )
         if self._server is not None:
             raise GatewayConfigurationError("this gateway is already started; stop() it first")
-        self._check_open_mode(host)
+        self.check_can_serve(host)
         self._open_store()
         sockets = tornado.netutil.bind_sockets(port, address=host, family=address_family(host))
         return self._serve_sockets(sockets, host)
@@ -315,8 +125,8 @@ class Gateway:
         server.add_sockets(sockets)
         self._server = server
         self.stopping = False
-        for policy in self.run_policies.values():
-            policy.start()  # worker processes of isolated workflows, in the background
+        self.serving = True
+        self.runs.start_backends()  # worker processes of isolated workflows, in the background
         if self.monitor is not None:
             self.monitor.start()
         bound = sockets[0].getsockname()[1]
@@ -338,15 +148,13 @@ class Gateway:
         if self._server is None:
             return
         self.stopping = True
+        self.serving = False
         server, self._server = self._server, None
         server.stop()
         await self.runs.drain(timeout)
-        for policy in self.run_policies.values():
-            await asyncio.get_running_loop().run_in_executor(None, policy.close)
-        from kailash_nb.middleware._realtime import session_watch
-
+        await self.runs.close_backends()
         # Tornado detaches WebSocket streams from the server, so close them here.
-        session_watch(self).end_all()
+        self.session_watch.end_all()
         await server.close_all_connections()
         if self.monitor is not None:
             await self.monitor.stop()
@@ -374,21 +182,24 @@ class Gateway:
                 60 s) or a worker failed while stopping.
         """
         if self.settings.worker_processes > 1:
-            from kailash_nb.middleware._workers import serve_workers
-
             serve_workers(self, host, port)
             return
-        asyncio.run(self._serve(host, port))
+        asyncio.run(self.serve(host, port))
 
-    async def _serve(
+    async def serve(
         self,
         host: str,
         port: int,
         sockets: list[Any] | None = None,
         stop_requested: asyncio.Event | None = None,
     ) -> None:
-        """Serve until SIGTERM/SIGINT, or until ``stop_requested`` is set by a worker
-        process, which passes the sockets its parent bound and handles signals itself."""
+        """Serve until SIGTERM/SIGINT, then stop gracefully; or, in a worker process
+        (``_workers``), serve the ``sockets`` its parent bound until ``stop_requested``
+        is set (the worker handles signals itself).
+
+        Raises:
+            GatewayConfigurationError: see ``start``.
+        """
         handle_signals = stop_requested is None
         stop_requested = stop_requested or asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -409,9 +220,14 @@ class Gateway:
                 for signum in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(signum)
 
-    # -- helpers -----------------------------------------------------------------
+    def check_can_serve(self, host: str) -> None:
+        """Refuse to serve ``host`` without authentication unless it is a loopback
+        address; warn when serving without authentication.
 
-    def _check_open_mode(self, host: str) -> None:
+        Raises:
+            GatewayConfigurationError: no ``security_config`` and ``host`` is not a
+                loopback address.
+        """
         if self.auth is not None:
             return
         if not is_loopback(host):
@@ -427,101 +243,10 @@ class Gateway:
             host,
         )
 
-    def openapi_document(self) -> dict[str, Any]:
-        """The OpenAPI 3.1 document of this gateway (``GET /openapi.json``), rendered
-        once per set of registered workflows from the schemas their registration
-        compiled (do not mutate it)."""
-        if self._openapi is None:
-            from kailash_nb.middleware.contract.document import ServedWorkflow, render_document
-
-            served = [
-                ServedWorkflow(
-                    name,
-                    self.workflows[name][1],
-                    self.workflow_inputs[name].schema,
-                    self.workflow_inputs[name].output_schema,
-                )
-                for name in sorted(self.workflows)
-            ]
-            self._openapi = render_document(
-                served,
-                title=self.settings.title,
-                version=self.settings.version,
-                description=self.settings.description,
-                metrics_public=self.settings.metrics_public,
-            )
-        return self._openapi
-
-    def error_view(self, workflow: str | None) -> ErrorView:
-        """How answers show the run errors of the workflow registered as ``workflow``
-        (node messages hidden unless it was registered with ``expose_errors=True``)."""
-        return self._error_views.get(workflow or "", _HIDDEN)
-
-    def run_records_for(self, tenant_id: str) -> Any:
-        """The ``RunRecorder`` that keeps ``tenant_id``'s gateway runs (its ``store`` reads
-        them back with ``get_gateway_run``), or ``None`` before ``start()``.
-
-        The one place that maps a tenant to where its run records live: with
-        ``database_per_tenant``, the recorder of the tenant's own database (opened on
-        first use, so call it from a worker thread).
-        """
-        if self._tenant_runs is not None:
-            return self._tenant_runs.recorder(tenant_id)
-        return self._recorder
-
-    def _run_changed(self, note: Any) -> None:
-        """A run started or ended: count it, and have its tenant's recorder keep it."""
-        self.metrics.observe_run(note.workflow_name, note.status)
-        if self._tenant_runs is not None:
-            self._tenant_runs.note(note)
-            return
-        recorder = self.run_records_for(note.tenant_id)
-        if recorder is not None:
-            recorder.record_gateway_run(note)
-
-    def _open_store(self) -> None:
-        from kailash_nb.store.recorder import SERVER_BATCH_SIZE, RunRecorder
-        from kailash_nb.store.runs import RunStore
-
-        if self.run_store is None:
-            self.run_store = RunStore(self.store_url)
-        if self.tenant_databases is not None:
-            if self._tenant_runs is None:
-                from kailash_nb.middleware._tenant_runs import TenantRunRouter
-
-                self._tenant_runs = TenantRunRouter(self.tenant_databases, self.events)
-            return
-        if self._recorder is None:
-            self._recorder = RunRecorder(self.run_store, self.events, batch_size=SERVER_BATCH_SIZE)
-
-
-def _workflow_inputs(name: str, workflow: Workflow) -> Any:
-    from kailash_nb.middleware.contract.workflow_inputs import WorkflowInputs
-    from kailash_nb.sdk_exceptions import WorkflowValidationError
-
-    try:
-        return WorkflowInputs(workflow, name)
-    except WorkflowValidationError as exc:
-        raise GatewayConfigurationError(f"register_workflow({name!r}): {exc}") from None
-
 
 def _no_tornado_log(handler: tornado.web.RequestHandler) -> None:
     # Handlers log their own one-line JSON record (GW-14); Tornado's line would double it.
     return None
-
-
-def _cors_policy(origins: tuple[str, ...]) -> Any:
-    if not origins:
-        return None
-    from kailash_nb.middleware.cors import CorsPolicy
-
-    return CorsPolicy(origins)
-
-
-def _rate_limiter(config: SecurityConfig | None, workers: int) -> Any:
-    from kailash_nb.middleware._worker_limits import gateway_rate_limiter
-
-    return gateway_rate_limiter(config, workers)
 
 
 def _pooled_url(database_url: str | None, pool_size: int) -> str:
@@ -530,17 +255,7 @@ def _pooled_url(database_url: str | None, pool_size: int) -> str:
     return with_pool_size(database_url or default_url(), pool_size)
 
 
-def _result_cache(settings: GatewaySettings) -> Any:
-    if not settings.cache_enabled:
-        return None
-    from kailash_nb.middleware._result_cache import ResultCache
-
-    return ResultCache(settings.cache_ttl)
-
-
 def _monitor(monitoring: Any) -> Any:
-    from kailash_nb.monitoring import ProductionMonitor
-
     if monitoring is None or isinstance(monitoring, ProductionMonitor):
         return monitoring
     if monitoring is True:
@@ -549,14 +264,6 @@ def _monitor(monitoring: Any) -> Any:
         f"monitoring must be a kailash_nb.monitoring.ProductionMonitor, True (one with the "
         f"default rules) or None, got {type(monitoring).__name__}"
     )
-
-
-def _tenant_databases(settings: GatewaySettings, store_url: str) -> Any:
-    if not settings.database_per_tenant:
-        return None
-    from kailash_nb.store.tenant_databases import TenantDatabases
-
-    return TenantDatabases(store_url)
 
 
 def create_gateway(
@@ -652,8 +359,6 @@ def create_gateway(
         raise GatewayConfigurationError(
             f"cache_enabled must be True or False, got {cache_enabled!r}"
         )
-    from kailash_nb.middleware._result_cache import check_ttl
-
     try:
         cache_seconds = check_ttl(cache_ttl)
     except ValueError as exc:
@@ -701,27 +406,8 @@ def create_gateway(
     if security_config is not None:
         store_url = _pooled_url(database_url, connection_pool_size)
         auth = KailashJWTAuth(config=security_config, store_url=store_url)
-    limiter = _rate_limiter(security_config, worker_processes)
+    limiter = gateway_rate_limiter(security_config, worker_processes)
     gateway = Gateway(settings, auth=auth, rate_limiter=limiter)
     if monitor is not None:
         monitor.attach(gateway)
     return gateway
-
-
-def _inline_eligible(workflow: Workflow) -> bool:
-    from kailash_nb.nodes.code import PythonCodeNode
-
-    plan = workflow.plan
-    return bool(plan.sequential) and all(
-        type(node) is PythonCodeNode for node in plan.nodes.values()
-    )
-
-
-def _provably_quick(workflow: Workflow) -> bool:
-    """Sequential, acyclic, and only straight-line glue code: safe on the event loop."""
-    plan = workflow.plan
-    return (
-        _inline_eligible(workflow)
-        and all(isinstance(unit, str) for unit in plan.units)
-        and all(node.bounded for node in plan.nodes.values())
-    )

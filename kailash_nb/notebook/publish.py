@@ -215,8 +215,8 @@ def _find(name: str | None) -> _session.WorkflowSession:
 
 
 def _start_preview(name: str, served: str, host: str, port: int) -> Publication:
-    from kailash_nb.middleware._server import is_loopback
     from kailash_nb.middleware.gateway import create_gateway
+    from kailash_nb.middleware.network import is_loopback
 
     try:
         loop = asyncio.get_running_loop()

@@ -5,8 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from kailash_nb.middleware.handlers.auth import RefreshHandler, TokenHandler
+from kailash_nb.middleware.handlers.docs import DocsPageHandler, OpenAPIHandler, docs_available
+from kailash_nb.middleware.handlers.events import RunEventsHandler
+from kailash_nb.middleware.handlers.realtime import RealtimeHandler
 from kailash_nb.middleware.handlers.runs import RunHandler
 from kailash_nb.middleware.handlers.service import HealthHandler, MetricsHandler, ReadyHandler
+from kailash_nb.middleware.handlers.sessions import SessionHandler, SessionListHandler
 from kailash_nb.middleware.handlers.workflows import (
     ExecuteHandler,
     WorkflowHandler,
@@ -14,7 +18,7 @@ from kailash_nb.middleware.handlers.workflows import (
 )
 
 if TYPE_CHECKING:
-    from kailash_nb.middleware.gateway import Gateway
+    from kailash_nb.middleware._gateway_state import GatewayState
 
 __all__ = ["routes"]
 
@@ -22,7 +26,7 @@ _NAME = r"([A-Za-z0-9_-]{1,64})"
 _RUN_ID = r"([A-Za-z0-9-]{1,64})"
 
 
-def routes(gateway: Gateway) -> list[tuple[str, type, dict[str, Any]]]:
+def routes(gateway: GatewayState) -> list[tuple[str, type, dict[str, Any]]]:
     """Every ``(pattern, handler, kwargs)`` of the gateway's application."""
     args = {"gateway": gateway}
     # Tornado tries the patterns in order: the busiest route goes first.
@@ -36,26 +40,11 @@ def routes(gateway: Gateway) -> list[tuple[str, type, dict[str, Any]]]:
         (rf"/runs/{_RUN_ID}", RunHandler, args),
         (r"/auth/token", TokenHandler, args),
         (r"/auth/refresh", RefreshHandler, args),
-    ]
-    from kailash_nb.middleware.handlers.sessions import SessionHandler, SessionListHandler
-
-    table += [
         (r"/sessions", SessionListHandler, args),
         (rf"/sessions/{_RUN_ID}", SessionHandler, args),
     ]
-    from kailash_nb.middleware._realtime import realtime_hub
-    from kailash_nb.middleware.handlers.events import RunEventsHandler
-    from kailash_nb.middleware.handlers.realtime import RealtimeHandler
-
-    live = {"gateway": gateway, "hub": realtime_hub(gateway)}
+    live = {"gateway": gateway, "hub": gateway.live_events()}
     table += [(rf"/runs/{_RUN_ID}/events", RunEventsHandler, live), (r"/ws", RealtimeHandler, live)]
-    if gateway.settings.enable_docs:
-        from kailash_nb.middleware.handlers.docs import (
-            DocsPageHandler,
-            OpenAPIHandler,
-            docs_available,
-        )
-
-        if docs_available():
-            table += [(r"/openapi.json", OpenAPIHandler, args), (r"/docs", DocsPageHandler, args)]
+    if gateway.settings.enable_docs and docs_available():
+        table += [(r"/openapi.json", OpenAPIHandler, args), (r"/docs", DocsPageHandler, args)]
     return table

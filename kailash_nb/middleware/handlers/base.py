@@ -15,7 +15,6 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import tornado.web
@@ -33,19 +32,19 @@ from kailash_nb.middleware._problems import (
 )
 from kailash_nb.middleware.contract.bodies import validate_body
 from kailash_nb.middleware.contract.query import parse_query
+from kailash_nb.middleware.identity import ANONYMOUS, Identity
 from kailash_nb.middleware.ratelimit import InProcessRateLimiter
 from kailash_nb.security.errors import AuthenticationError
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
+    from kailash_nb.middleware._gateway_state import GatewayState
     from kailash_nb.middleware.contract.operations import Operation
-    from kailash_nb.middleware.gateway import Gateway
 
 __all__ = [
     "AnyMethod",
     "GatewayHandler",
-    "Identity",
     "NotFoundHandler",
     "allow_header",
     "answer_options",
@@ -57,7 +56,6 @@ logger = logging.getLogger("kailash_nb.middleware.access")
 _VERBS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 _Model = TypeVar("_Model", bound="BaseModel")
 _JSON_TYPES = ("application/json",)
-_MAX_JSON_DEPTH = 64
 _HTTP_CODES = {
     400: "bad_request",
     404: "not_found",
@@ -138,24 +136,6 @@ def problem_parts(
     return 500, "internal_error", detail, {}, {}
 
 
-@dataclass(frozen=True)
-class Identity:
-    """Who is calling: from a verified access token, or anonymous in open mode."""
-
-    subject: str
-    tenant_id: str
-    roles: tuple[str, ...]
-    anonymous: bool = False
-
-    @property
-    def is_admin(self) -> bool:
-        """True when the caller holds the ``admin`` role."""
-        return "admin" in self.roles
-
-
-ANONYMOUS = Identity("anonymous", "default", (), anonymous=True)
-
-
 class GatewayHandler(tornado.web.RequestHandler):
     """Base of every gateway route; subclasses implement one verb.
 
@@ -179,7 +159,7 @@ class GatewayHandler(tornado.web.RequestHandler):
     requires_auth = True
     rate_limited = True
 
-    def initialize(self, gateway: Gateway) -> None:
+    def initialize(self, gateway: GatewayState) -> None:
         """Receive the gateway the route belongs to."""
         self.gateway = gateway
         self._cors_headers()

@@ -1,5 +1,5 @@
-"""``GET /openapi.json`` and ``GET /docs`` (when ``enable_docs`` and the OpenAPI module
-are available)."""
+"""``GET /openapi.json`` and ``GET /docs`` (when ``enable_docs`` and the docs page ships
+with this install)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,7 @@ __all__ = ["DocsPageHandler", "OpenAPIHandler", "docs_available"]
 
 
 def docs_available() -> bool:
-    """True when the OpenAPI builder and the docs page ship with this install."""
-    try:
-        import kailash_nb.middleware.openapi  # noqa: F401
-    except ImportError:
-        return False
+    """True when the docs page ships with this install."""
     return resources.files("kailash_nb.middleware").joinpath("static/docs.html").is_file()
 
 

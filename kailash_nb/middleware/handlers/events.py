@@ -3,7 +3,7 @@
 Each event is one SSE message, ``event: node`` or ``event: run``, whose ``data:`` is
 JSON ``{"run_id", "node_id", "state", "timestamp", "duration", "error"}``. The events
 already seen for the run are replayed first; the stream ends after the run's final
-event. Only runs the caller may read (``_runs.may_read``: same tenant and subject, or a
+event. Only runs the caller may read (``execution.may_read``: same tenant and subject, or a
 tenant admin) are served, anything else is the same 404 as ``GET /runs/{id}``. A client
 that stops reading is dropped once its bounded queue overflows (GW-26).
 
@@ -39,7 +39,7 @@ from kailash_nb.run_status import FINAL_STATUSES
 from kailash_nb.runtime.events import RunEvent
 
 if TYPE_CHECKING:
-    from kailash_nb.middleware.gateway import Gateway
+    from kailash_nb.middleware._gateway_state import GatewayState
     from kailash_nb.runtime.events import Event
     from kailash_nb.store.runs import GatewayRunRecord
 
@@ -65,7 +65,7 @@ class RunEventsHandler(GatewayHandler):
     route = "/runs/{run_id}/events"
     contract = operations.serving(GET=operations.RUN_EVENTS)
 
-    def initialize(self, gateway: Gateway, hub: RunEventHub) -> None:  # type: ignore[override]
+    def initialize(self, gateway: GatewayState, hub: RunEventHub) -> None:  # type: ignore[override]
         """Receive the gateway and its run-event hub."""
         super().initialize(gateway)
         self.hub = hub

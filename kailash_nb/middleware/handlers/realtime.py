@@ -57,23 +57,21 @@ from kailash_nb.middleware._realtime import (
     event_frame,
     is_final,
     owned_run,
-    session_watch,
 )
 from kailash_nb.middleware._run_errors import ErrorView
 from kailash_nb.middleware.contract import operations
 from kailash_nb.middleware.handlers.base import (
-    ANONYMOUS,
     AnyMethod,
-    Identity,
     allow_header,
     answer_options,
     method_not_allowed,
     problem_parts,
 )
+from kailash_nb.middleware.identity import ANONYMOUS, Identity
 from kailash_nb.security.errors import AuthenticationError
 
 if TYPE_CHECKING:
-    from kailash_nb.middleware.gateway import Gateway
+    from kailash_nb.middleware._gateway_state import GatewayState
     from kailash_nb.runtime.events import Event
 
 __all__ = ["RealtimeHandler"]
@@ -107,7 +105,7 @@ class RealtimeHandler(tornado.websocket.WebSocketHandler):
     ping_every = 20.0
     pong_within = 10.0
 
-    def initialize(self, gateway: Gateway, hub: RunEventHub) -> None:
+    def initialize(self, gateway: GatewayState, hub: RunEventHub) -> None:
         """Receive the gateway and its run-event hub."""
         self.gateway = gateway
         self.hub = hub
@@ -299,7 +297,7 @@ class RealtimeHandler(tornado.websocket.WebSocketHandler):
         if self.expires_at is not None:
             delay = max(0.0, self.expires_at - time.time())
             self._expiry = loop.call_later(delay, self._expire)
-        session_watch(self.gateway).watch(self.session_id or ANONYMOUS_SESSION, self._session_ended)
+        self.gateway.session_watch.watch(self.session_id or ANONYMOUS_SESSION, self._session_ended)
 
     def on_message(self, message: str | bytes) -> None:
         """Count the message against the flood limit, then handle one command."""
@@ -330,7 +328,7 @@ class RealtimeHandler(tornado.websocket.WebSocketHandler):
             self._outbox.close()
         if self._expiry is not None:
             self._expiry.cancel()
-        session_watch(self.gateway).unwatch(
+        self.gateway.session_watch.unwatch(
             self.session_id or ANONYMOUS_SESSION, self._session_ended
         )
         record = {

@@ -6,7 +6,7 @@ at most 0.1 s after it starts or ends: a run started on one worker process is re
 from the others, and after a restart. Results whose JSON is above 256 KiB are stored
 only as their size (``"results_truncated": true``, ``"results_size"``).
 
-Who may read a run: :func:`kailash_nb.middleware._runs.may_read` (the same tenant and
+Who may read a run: :func:`kailash_nb.middleware.execution.may_read` (the same tenant and
 subject, or an admin of the tenant). Anything else, an unknown id and a malformed id
 all answer the same 404.
 """
@@ -19,9 +19,10 @@ from typing import Any
 
 from kailash_nb.middleware._problems import ProblemError
 from kailash_nb.middleware._run_errors import ENDED, ErrorView
-from kailash_nb.middleware._runs import may_read
 from kailash_nb.middleware.contract import operations
-from kailash_nb.middleware.handlers.base import GatewayHandler, Identity
+from kailash_nb.middleware.execution import may_read
+from kailash_nb.middleware.handlers.base import GatewayHandler
+from kailash_nb.middleware.identity import Identity
 
 __all__ = ["RunHandler", "find_run", "stored_gateway_run"]
 

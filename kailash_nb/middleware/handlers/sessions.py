@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 import tornado.web
 
-from kailash_nb.middleware._executor import StartedRun
 from kailash_nb.middleware._problems import ProblemError
 from kailash_nb.middleware.agent_ui import (
     SessionLimitError,
@@ -31,10 +30,12 @@ from kailash_nb.middleware.agent_ui import (
 )
 from kailash_nb.middleware.contract import operations
 from kailash_nb.middleware.contract.models import SessionCreate
-from kailash_nb.middleware.handlers.base import GatewayHandler, Identity
+from kailash_nb.middleware.execution import StartedRun
+from kailash_nb.middleware.handlers.base import GatewayHandler
+from kailash_nb.middleware.identity import Identity
 
 if TYPE_CHECKING:
-    from kailash_nb.middleware.gateway import Gateway
+    from kailash_nb.middleware._gateway_state import GatewayState
 
 __all__ = ["SessionHandler", "SessionListHandler", "start_in_session"]
 
@@ -119,7 +120,7 @@ class SessionHandler(_SessionRoute):
 
 
 async def start_in_session(
-    gateway: Gateway,
+    gateway: GatewayState,
     identity: Identity,
     session_id: object,
     start: Callable[[], StartedRun],

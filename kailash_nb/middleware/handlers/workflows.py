@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import tornado.web
 
-from kailash_nb.middleware._executor import RunQueueFullError
 from kailash_nb.middleware._problems import ProblemError
-from kailash_nb.middleware._result_cache import lookup as cache_lookup
+from kailash_nb.middleware._result_cache import CacheLookup
 from kailash_nb.middleware._run_errors import ENDED, ErrorView
-from kailash_nb.middleware._runs import RunEntry
 from kailash_nb.middleware.contract import operations
 from kailash_nb.middleware.contract.models import ExecuteRequest
-from kailash_nb.middleware.handlers.base import GatewayHandler, Identity
+from kailash_nb.middleware.execution import RunEntry, RunQueueFullError
+from kailash_nb.middleware.handlers.base import GatewayHandler
 from kailash_nb.middleware.handlers.sessions import start_in_session
+from kailash_nb.middleware.identity import Identity
 from kailash_nb.middleware.schemas import CODE_CARRYING_KEYS
 from kailash_nb.sdk_exceptions import WorkflowValidationError
 from kailash_nb.workflow.graph import Workflow
@@ -118,14 +119,10 @@ class ExecuteHandler(_WorkflowRoute):
         _check_overrides(parameters, self.identity)
         self.gateway.workflow_inputs[name].check(parameters, admin=self.identity.is_admin)
         body = {"parameters": parameters, "session_id": request.session_id}
-        cached = cache_lookup(self, name, parameters, wait, body)
+        cached = _cache_lookup(self, name, parameters, wait, body)
         if cached.answered:
             return
-        owner = {
-            "tenant_id": self.identity.tenant_id,
-            "subject": self.identity.subject,
-            "inline": name in self.gateway.inline_workflows,
-        }
+        owner = {"tenant_id": self.identity.tenant_id, "subject": self.identity.subject}
         session_id = request.session_id
         try:
             if wait and session_id is None:
@@ -197,3 +194,35 @@ def _check_overrides(parameters: dict[str, Any], identity: Identity) -> None:
             f"only admin callers may override code, query or address inputs: "
             f"{', '.join(name[:80] for name in found[:10])}",
         )
+
+
+_BYPASS = CacheLookup(None, None, answered=False)
+
+
+def _cache_lookup(
+    handler: GatewayHandler, name: str, parameters: Any, wait: bool, body: dict[str, Any]
+) -> CacheLookup:
+    """Answer the execute request from the cache if a live entry exists (``X-Cache:
+    hit``); else mark it a miss (``X-Cache: miss``) and return how to store its result.
+    Requests the cache does not apply to get neither header."""
+    gateway = handler.gateway
+    cache = gateway.result_cache
+    if (
+        cache is None
+        or not wait
+        or body.get("session_id") is not None
+        or name in gateway.uncached_workflows
+    ):
+        return _BYPASS
+    key = cache.key(handler.identity.tenant_id, name, parameters)
+    found = cache.get(key)
+    if found is None:
+        handler.set_header("X-Cache", "miss")
+        return CacheLookup(cache, key, answered=False)
+    handler.set_header("X-Cache", "hit")
+    handler.set_header("Content-Type", "application/json")
+    handler.finish(
+        f'{{"run_id": {json.dumps(found.run_id)}, "status": "completed", '
+        f'"results": {found.results_json}, "cached": true}}'
+    )
+    return CacheLookup(None, None, answered=True)

@@ -1,7 +1,7 @@
 """Run history per tenant database (``create_gateway(database_per_tenant=True)``).
 
 Engine run events carry no tenant, so the router learns each run's tenant from the
-gateway's first note about it (``RunIndex.on_change`` fires before the run's
+gateway's first note about it (the run index's sink gets it before the run's
 ``started`` event is published) and forwards the run's events to a bus private to that
 tenant, where the tenant's ``RunRecorder`` listens. Gateway run notes go to the same
 recorder. Each open tenant database thus has one recorder (and its writer thread),
@@ -13,12 +13,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from kailash_nb.runtime.events import EventBus, RunEvent
+from kailash_nb.store.recorder import SERVER_BATCH_SIZE, RunRecorder
+from kailash_nb.store.runs import GatewayRunNote, RunStore
 
 if TYPE_CHECKING:
-    from kailash_nb.store.recorder import RunRecorder
     from kailash_nb.store.tenant_databases import TenantDatabases
 
 __all__ = ["TenantRunRouter"]
@@ -46,9 +47,6 @@ class TenantRunRouter:
     def recorder(self, tenant_id: str) -> RunRecorder:
         """The recorder writing ``tenant_id``'s runs into its database (opened on first
         use; blocking)."""
-        from kailash_nb.store.recorder import SERVER_BATCH_SIZE, RunRecorder
-        from kailash_nb.store.runs import RunStore
-
         database = self.databases.get(tenant_id)
         events = database.resource("run_events", lambda _engine: EventBus())
         return database.resource(
@@ -59,7 +57,7 @@ class TenantRunRouter:
             close=_close_recorder,
         )
 
-    def note(self, note: Any) -> None:
+    def note(self, note: GatewayRunNote) -> None:
         """Remember a starting run's tenant and record the note in its database."""
         if note.finished_at is None:
             with self._lock:

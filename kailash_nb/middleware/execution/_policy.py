@@ -1,8 +1,16 @@
-"""``RunPolicy``: how the gateway runs one registered workflow (deadline, isolation).
+"""``RunPolicy``: how the gateway runs one registered workflow (backend, deadline,
+process limits).
 
 ``run_policy`` validates ``register_workflow``'s isolation keywords and returns the
 policy, or ``None`` for the default (thread runs without a deadline), so the default
-path costs nothing per request.
+path costs nothing per request:
+
+- thread runs with a ``timeout`` use a ``LocalRuntime`` whose ``workflow_timeout`` is
+  that deadline: the caller gets 504 at the deadline, but a synchronous node that never
+  returns keeps its thread (threads cannot be killed);
+- process runs execute in pre-started worker processes with address-space and CPU
+  limits; at the deadline the worker is killed and replaced (WF-10), and a run past
+  its memory limit or output cap fails with a message naming the limit (WF-11).
 """
 
 from __future__ import annotations
@@ -13,9 +21,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from kailash_nb.middleware.gateway_errors import GatewayConfigurationError
-from kailash_nb.runtime.events import EventBus
-from kailash_nb.runtime.local import LocalRuntime
-from kailash_nb.runtime.outcome import RunOutcome
 from kailash_nb.sdk_exceptions import WorkflowValidationError
 from kailash_nb.workflow.graph import Workflow
 from kailash_nb.workflow.serialization import workflow_to_dict
@@ -25,6 +30,7 @@ __all__ = [
     "DEFAULT_MEMORY_LIMIT_MB",
     "DEFAULT_POOL_SIZE",
     "DEFAULT_PROCESS_TIMEOUT",
+    "INLINE",
     "ISOLATION_MODES",
     "RunPolicy",
     "run_policy",
@@ -44,60 +50,34 @@ _MIN_MEMORY_LIMIT_MB = 128
 _MAX_TIMEOUT = 24 * 3600.0
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunPolicy:
-    """How one workflow's runs execute.
+    """How one workflow's runs execute: the name of their backend and its options.
 
     Attributes:
-        isolation: ``"thread"`` or ``"process"``.
-        timeout: the run's deadline in seconds, or ``None`` (thread runs only).
+        backend: the registered execution backend (``"inline"``, ``"thread"``,
+            ``"process"``...).
+        timeout: the run's deadline in seconds, or ``None``.
         memory_limit_mb, max_output_bytes, pool_size: process runs only.
-        runtime: for thread runs, the ``LocalRuntime`` applying ``timeout`` as its
-            ``workflow_timeout`` (sharing the gateway's bus); ``None`` for process runs.
-        pool: for process runs, the ``ProcessRunPool`` (``None`` for thread runs).
+        definition: the workflow's definition as plain data (process runs: what the
+            worker processes rebuild), or ``None``.
     """
 
-    isolation: str
-    timeout: float | None
+    backend: str
+    timeout: float | None = None
     memory_limit_mb: int | None = None
     max_output_bytes: int | None = None
     pool_size: int | None = None
-    runtime: LocalRuntime | None = None
-    pool: Any = None
+    definition: dict[str, Any] | None = None
 
-    @property
-    def isolated(self) -> bool:
-        """True when runs execute in worker processes."""
-        return self.isolation == "process"
 
-    async def run_isolated(
-        self, workflow: Workflow, parameters: dict[str, Any], run_id: str
-    ) -> RunOutcome:
-        """Run in a worker process and return how it ended (see ``ProcessRunPool.run``).
-
-        Raises:
-            WorkflowValidationError: bad parameters; nothing started.
-            WorkflowTimeoutError: the deadline passed; the worker was killed.
-            WorkflowExecutionError: the memory limit or the output cap was hit, or the
-                worker died.
-        """
-        return await self.pool.run(workflow, parameters, run_id)
-
-    def start(self) -> None:
-        """Pre-start the worker processes (process runs; no-op otherwise)."""
-        if self.pool is not None:
-            self.pool.start()
-
-    def close(self) -> None:
-        """Stop the worker processes (process runs; no-op otherwise)."""
-        if self.pool is not None:
-            self.pool.close()
+#: The policy of a workflow run on the event loop (``run_inline`` or provably quick).
+INLINE = RunPolicy("inline")
 
 
 def run_policy(
     name: str,
     workflow: Workflow,
-    events: EventBus,
     *,
     isolation: str = "thread",
     timeout: float | None = None,
@@ -136,8 +116,7 @@ def run_policy(
             )
         if timeout is None:
             return None
-        runtime = LocalRuntime(event_bus=events, history=False, workflow_timeout=timeout)
-        return RunPolicy("thread", timeout, runtime=runtime)
+        return RunPolicy("thread", timeout)
     if not sys.platform.startswith("linux"):
         raise GatewayConfigurationError(
             f"{where}: isolation='process' needs Linux (address-space limits are enforced "
@@ -161,25 +140,14 @@ def run_policy(
     size = _positive_int(
         DEFAULT_POOL_SIZE if pool_size is None else pool_size, "process_pool_size", where
     )
-    definition = _portable_definition(workflow, where)
-    from kailash_nb.middleware._isolation._pool import ProcessRunPool
-
-    policy = RunPolicy(
+    return RunPolicy(
         "process",
         DEFAULT_PROCESS_TIMEOUT if timeout is None else timeout,
         memory_limit_mb=memory,
         max_output_bytes=output,
         pool_size=size,
+        definition=_portable_definition(workflow, where),
     )
-    policy.pool = ProcessRunPool(
-        definition,
-        events,
-        size=size,
-        timeout=policy.timeout,
-        memory_limit_mb=memory,
-        max_output_bytes=output,
-    )
-    return policy
 
 
 def _seconds(value: Any, where: str) -> float:

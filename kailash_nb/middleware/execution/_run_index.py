@@ -1,11 +1,12 @@
 """Who owns which run, and what a finished run returned.
 
 The gateway keeps, for the runs this process started, ``run_id -> RunEntry`` in a
-bounded LRU map, and hands a copy of each entry to ``on_change`` when the run starts
-and when it ends. The gateway points ``on_change`` at the run recorder, which writes
-the owner, status, results and error to the store in its next batch (at most
-``RunRecorder.interval``, 0.1 s, later): other worker processes, and this one after a
-restart or once the entry is evicted, read the run from there.
+bounded LRU map, and hands a copy of each entry to its one sink, given at
+construction, when the run starts and when it ends. The gateway's sink counts the run
+and passes the note to the run recorder, which writes the owner, status, results and
+error to the store in its next batch (at most ``RunRecorder.interval``, 0.1 s, later):
+other worker processes, and this one after a restart or once the entry is evicted,
+read the run from there.
 
 One ownership rule (:func:`may_read`) decides who sees a run, for ``GET /runs/{id}``
 and ``GET /runs/{id}/events`` alike; anything else is a 404 with no existence oracle.
@@ -18,14 +19,15 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from kailash_nb.middleware.identity import Identity
 from kailash_nb.store.runs import GatewayRunNote
 
-if TYPE_CHECKING:
-    from kailash_nb.middleware.handlers.base import Identity
+__all__ = ["RunEntry", "RunIndex", "RunNoteSink", "may_read"]
 
-__all__ = ["RunEntry", "RunIndex", "may_read"]
+#: Receives a :class:`GatewayRunNote` when a run starts and when it ends; must not block.
+RunNoteSink = Callable[[GatewayRunNote], None]
 
 
 @dataclass
@@ -72,16 +74,14 @@ class RunIndex:
     """Thread-safe bounded map of the gateway's runs (oldest evicted first).
 
     Args:
+        sink: receives a note of each run when it starts and when it ends (the
+            gateway's recorder); must not block.
         capacity: runs remembered in memory; older ones are read from the store.
-
-    Attributes:
-        on_change: called with a :class:`GatewayRunNote` when a run starts and when it
-            ends (set by the gateway to its recorder); must not block.
     """
 
-    def __init__(self, capacity: int = 2048) -> None:
+    def __init__(self, sink: RunNoteSink, capacity: int = 2048) -> None:
         self.capacity = capacity
-        self.on_change: Callable[[GatewayRunNote], None] | None = None
+        self._sink = sink
         self._entries: OrderedDict[str, RunEntry] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -91,8 +91,7 @@ class RunIndex:
             self._entries[entry.run_id] = entry
             while len(self._entries) > self.capacity:
                 self._entries.popitem(last=False)
-        if self.on_change is not None:
-            self.on_change(entry.note())
+        self._sink(entry.note())
 
     def get(self, run_id: str, tenant_id: str) -> RunEntry | None:
         """The run if this process holds it and it belongs to ``tenant_id``; else ``None``."""
@@ -103,7 +102,6 @@ class RunIndex:
         return entry
 
     def run_finished(self, entry: RunEntry) -> None:
-        """Pass the finished ``entry`` to ``on_change``; the executor calls it once per
+        """Pass the finished ``entry`` to the sink; the executor calls it once per
         started run, after setting its status, results or error and ``finished_at``."""
-        if self.on_change is not None:
-            self.on_change(entry.note())
+        self._sink(entry.note())

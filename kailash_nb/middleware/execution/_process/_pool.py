@@ -22,7 +22,8 @@ import threading
 import time
 from typing import Any
 
-from kailash_nb.middleware._isolation import _worker
+from kailash_nb.middleware.execution._errors import RunQueueFullError
+from kailash_nb.middleware.execution._process import _worker
 from kailash_nb.runtime._run_events import describe
 from kailash_nb.runtime.events import EventBus, RunEvent
 from kailash_nb.runtime.outcome import NodeFailure, RunOutcome
@@ -171,8 +172,6 @@ class ProcessRunPool:
         self.start()
         threads = self._threads
         if threads is None:  # closed between start() and here: the gateway is stopping
-            from kailash_nb.middleware._executor import RunQueueFullError
-
             raise RunQueueFullError("the workflow's worker processes are shutting down")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(threads, self._supervise, workflow, parameters, run_id)

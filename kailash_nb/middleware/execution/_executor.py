@@ -8,31 +8,39 @@ engine announces the run ``started`` (after its parameters were validated), so a
 refused run leaves nothing behind. In-flight runs are tracked so ``stop()`` can drain
 them.
 
-Runs execute in the gateway's run threads (``RunThreads``), not on its event loop: the
-engine runs a sequential workflow's synchronous nodes in the calling thread, which on
-the server's loop would stall every other request for the node's whole duration. A
-request that waits for its run awaits the thread's answer directly (``run``); a run
-that outlives its request (``?wait=false``, sessions) gets a task (``start``).
+Each run executes on its workflow's execution backend (``_backend``): by default the
+gateway's run threads (``"thread"``), not its event loop; a workflow placed with a
+``RunPolicy`` (``place``) gets the backend the policy names (``"inline"``, a deadline,
+``"process"``...). A request that waits for its run awaits the backend's answer
+directly (``run``); a run that outlives its request (``?wait=false``, sessions) gets a
+task (``start``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import os
 import time
 from typing import Any
 
-from kailash_nb.middleware._isolation import RunPolicy
 from kailash_nb.middleware._run_errors import failure_error, run_error
-from kailash_nb.middleware._run_threads import RunThreads
-from kailash_nb.middleware._runs import RunEntry, RunIndex
+from kailash_nb.middleware.execution._backend import (
+    BackendSetup,
+    ExecutionBackend,
+    RunRequest,
+    create_backend,
+)
+from kailash_nb.middleware.execution._errors import RunQueueFullError
+from kailash_nb.middleware.execution._policy import RunPolicy
+from kailash_nb.middleware.execution._run_index import RunEntry, RunIndex
+from kailash_nb.middleware.execution._thread_pool import RunThreads
+from kailash_nb.middleware.execution._threads import ThreadBackend
 from kailash_nb.runtime.events import EventBus, RunEvent
 from kailash_nb.runtime.local import LocalRuntime
 from kailash_nb.workflow.graph import Workflow
 
-__all__ = ["RunExecutor", "RunQueueFullError", "StartedRun"]
+__all__ = ["RunExecutor", "StartedRun"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,11 +49,6 @@ _IDS_PER_DRAW = 256
 _RANDOM_BYTES_PER_ID = 10
 #: Seconds between checks of ``drain`` for runs awaited by their requests.
 _DRAIN_POLL_SECONDS = 0.02
-
-
-class RunQueueFullError(RuntimeError):
-    """Every run thread is busy and the queue of waiting runs is full (LOAD-06): the
-    gateway answers 503 with ``Retry-After`` instead of letting latency grow."""
 
 
 class StartedRun:
@@ -86,9 +89,11 @@ class RunExecutor:
         self.max_workers = max_workers
         self.max_queued = max_queued
         self.runtime = LocalRuntime(event_bus=events, history=False)
-        #: Per-workflow deadlines and process isolation (``register_workflow``).
-        self.policies: dict[str, RunPolicy] = {}
+        #: The backend of each workflow placed with a policy (``place``); the others
+        #: run on ``default_backend``.
+        self.backends: dict[str, ExecutionBackend] = {}
         self._threads: RunThreads | None = None
+        self.default_backend = ThreadBackend(self._setup(RunPolicy("thread")))
         self._tasks: set[asyncio.Task[RunEntry]] = set()
         self._awaited = 0
         #: Runs handed to the engine and not yet announced: ``run_id -> (entry, future
@@ -102,6 +107,28 @@ class RunExecutor:
         """Runs started and not finished."""
         return len(self._tasks) + self._awaited
 
+    def place(self, name: str, policy: RunPolicy) -> ExecutionBackend:
+        """Run the workflow registered as ``name`` on the backend ``policy`` names,
+        built now; return it (``start()`` it before runs if the gateway serves).
+
+        Raises:
+            KeyError: no backend is registered under ``policy.backend``.
+        """
+        backend = create_backend(self._setup(policy))
+        self.backends[name] = backend
+        return backend
+
+    def start_backends(self) -> None:
+        """Start every placed backend (worker processes start in the background)."""
+        for backend in self.backends.values():
+            backend.start()
+
+    async def close_backends(self) -> None:
+        """Close every placed backend, off the event loop (closing may block)."""
+        loop = asyncio.get_running_loop()
+        for backend in self.backends.values():
+            await loop.run_in_executor(None, backend.close)
+
     async def run(
         self,
         name: str,
@@ -110,12 +137,8 @@ class RunExecutor:
         *,
         tenant_id: str,
         subject: str,
-        inline: bool = False,
     ) -> RunEntry:
         """Run ``workflow`` to its end while the caller waits; return its entry.
-
-        With ``inline`` (``Gateway.inline_workflows``: registered with
-        ``run_inline=True``, or provably quick glue code) the run executes on the loop.
 
         Raises:
             WorkflowValidationError: the run was refused before it started (bad
@@ -129,7 +152,7 @@ class RunExecutor:
         try:
             # Nobody knows the run id before the answer, so nobody can watch its nodes
             # live: the run publishes only its run events (the timeline replays nodes).
-            return await self._execute(entry, workflow, parameters, inline, live=False)
+            return await self._execute(entry, workflow, parameters, live=False)
         finally:
             self._awaited -= 1
             self._starting.pop(entry.run_id, None)  # a cancelled wait leaves nothing behind
@@ -142,16 +165,15 @@ class RunExecutor:
         *,
         tenant_id: str,
         subject: str,
-        inline: bool = False,
     ) -> StartedRun:
         """Start ``workflow`` as a background task on the running loop (a run that may
-        outlive its request); see ``run`` for ``inline`` and ``RunQueueFullError``."""
+        outlive its request); see ``run`` for ``RunQueueFullError``."""
         self._admit()
         loop = asyncio.get_running_loop()
         entry = RunEntry(self._new_run_id(), name, tenant_id, subject)
         started: asyncio.Future[RunEntry] = loop.create_future()
         self._starting[entry.run_id] = (entry, started)
-        task = loop.create_task(self._execute(entry, workflow, parameters, inline, live=True))
+        task = loop.create_task(self._execute(entry, workflow, parameters, live=True))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return StartedRun(task, started)
@@ -197,26 +219,12 @@ class RunExecutor:
         entry: RunEntry,
         workflow: Workflow,
         parameters: dict[str, Any],
-        inline: bool,
         *,
         live: bool,
     ) -> RunEntry:
-        policy = self.policies.get(entry.workflow)
-        runtime = policy.runtime if policy is not None and policy.runtime else self.runtime
-        execute = functools.partial(
-            runtime.execute_outcome, workflow, parameters, run_id=entry.run_id, node_events=live
-        )
+        backend = self.backends.get(entry.workflow, self.default_backend)
         try:
-            if policy is not None and policy.isolated:
-                outcome = await policy.run_isolated(workflow, parameters, entry.run_id)
-            elif inline:
-                # Sequential and synchronous (checked at registration), no timeouts:
-                # LocalRuntime runs it in this thread without an event loop.
-                outcome = execute()
-            else:
-                if self._threads is None:
-                    self._threads = RunThreads(self.max_workers)
-                outcome = await self._threads.call(execute)
+            outcome = await backend.execute(RunRequest(workflow, parameters, entry.run_id, live))
         except Exception as exc:
             if self._starting.pop(entry.run_id, None) is not None:
                 raise  # refused before it started: the caller answers, nothing recorded
@@ -228,6 +236,15 @@ class RunExecutor:
         entry.finished_at = time.time()
         self.index.run_finished(entry)
         return entry
+
+    def _setup(self, policy: RunPolicy) -> BackendSetup:
+        return BackendSetup(policy, self.events, self.runtime, self._run_threads)
+
+    def _run_threads(self) -> RunThreads:
+        """The run threads, created on first use and again after ``drain`` shut them."""
+        if self._threads is None:
+            self._threads = RunThreads(self.max_workers)
+        return self._threads
 
     async def drain(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for in-flight runs; ``True`` if all finished."""
