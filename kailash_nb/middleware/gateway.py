@@ -50,17 +50,10 @@ SERVING_GC_THRESHOLD = 10_000
 class Gateway(GatewayState):
     """Registered workflows served over HTTP; build it with :func:`create_gateway`.
 
-    Args:
-        settings: the options from ``create_gateway``.
-        auth: login/refresh/verification; ``None`` serves without authentication,
-            which ``start`` allows on loopback addresses only.
-        rate_limiter: an object with ``await acquire(key) -> RateDecision``; ``None``
-            disables rate limiting.
+    ``settings``, ``auth`` and ``rate_limiter`` and the attributes that serving reads
+    are :class:`GatewayState`'s; the database URL comes from ``settings``.
 
     Attributes:
-        auth: the ``KailashJWTAuth`` (``auth.add_user(...)`` creates users), or ``None``.
-        metrics: the gateway's Prometheus metrics.
-        events: the bus every run's events reach (the run recorder subscribes here).
         limits: timeouts, per-IP connection cap and header limits of the server;
             replace it (``ServerLimits(header_timeout=10, ...)``) before
             ``start()``/``run()``.
@@ -255,6 +248,11 @@ def _pooled_url(database_url: str | None, pool_size: int) -> str:
     return with_pool_size(database_url or default_url(), pool_size)
 
 
+def _check_count(option: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise GatewayConfigurationError(f"{option} must be an int >= 1, got {value!r}")
+
+
 def _monitor(monitoring: Any) -> Any:
     if monitoring is None or isinstance(monitoring, ProductionMonitor):
         return monitoring
@@ -347,14 +345,7 @@ def create_gateway(
             f"metrics_public must be True or False, got {metrics_public!r}"
         )
     monitor = _monitor(monitoring)
-    if (
-        isinstance(worker_processes, bool)
-        or not isinstance(worker_processes, int)
-        or worker_processes < 1
-    ):
-        raise GatewayConfigurationError(
-            f"worker_processes must be an int >= 1, got {worker_processes!r}"
-        )
+    _check_count("worker_processes", worker_processes)
     if not isinstance(cache_enabled, bool):
         raise GatewayConfigurationError(
             f"cache_enabled must be True or False, got {cache_enabled!r}"
@@ -371,14 +362,7 @@ def create_gateway(
         raise TypeError(
             f"security_config must be a SecurityConfig, got {type(security_config).__name__}"
         )
-    if (
-        isinstance(connection_pool_size, bool)
-        or not isinstance(connection_pool_size, int)
-        or connection_pool_size < 1
-    ):
-        raise GatewayConfigurationError(
-            f"connection_pool_size must be an int >= 1, got {connection_pool_size!r}"
-        )
+    _check_count("connection_pool_size", connection_pool_size)
     if tenant_isolation and security_config is None:
         raise GatewayConfigurationError(
             "tenant_isolation=True needs security_config: tenants come from verified tokens"

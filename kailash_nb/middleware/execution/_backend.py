@@ -22,16 +22,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from kailash_nb.middleware.execution._policy import RunPolicy
+from kailash_nb.middleware.execution._thread_pool import RunThreads
 from kailash_nb.runtime.events import EventBus
 from kailash_nb.runtime.local import LocalRuntime
 from kailash_nb.runtime.outcome import RunOutcome
 from kailash_nb.workflow.graph import Workflow
-
-if TYPE_CHECKING:
-    from kailash_nb.middleware.execution._policy import RunPolicy
-    from kailash_nb.middleware.execution._thread_pool import RunThreads
 
 __all__ = [
     "BackendFactory",

@@ -145,8 +145,7 @@ class RunExecutor:
                 parameters); nothing was recorded.
             RunQueueFullError: ``max_workers + max_queued`` runs are in flight.
         """
-        self._admit()
-        entry = RunEntry(self._new_run_id(), name, tenant_id, subject)
+        entry = self._admit(name, tenant_id, subject)
         self._starting[entry.run_id] = (entry, None)
         self._awaited += 1
         try:
@@ -168,9 +167,8 @@ class RunExecutor:
     ) -> StartedRun:
         """Start ``workflow`` as a background task on the running loop (a run that may
         outlive its request); see ``run`` for ``RunQueueFullError``."""
-        self._admit()
+        entry = self._admit(name, tenant_id, subject)
         loop = asyncio.get_running_loop()
-        entry = RunEntry(self._new_run_id(), name, tenant_id, subject)
         started: asyncio.Future[RunEntry] = loop.create_future()
         self._starting[entry.run_id] = (entry, started)
         task = loop.create_task(self._execute(entry, workflow, parameters, live=True))
@@ -194,13 +192,15 @@ class RunExecutor:
         digits = raw.hex()
         return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
 
-    def _admit(self) -> None:
+    def _admit(self, name: str, tenant_id: str, subject: str) -> RunEntry:
+        """A new run's entry, or ``RunQueueFullError`` when the queue is full."""
         limit = self.max_workers + self.max_queued
         if self.in_flight >= limit:
             raise RunQueueFullError(
                 f"{self.in_flight} runs are in flight (at most {self.max_workers} execute "
                 f"and {self.max_queued} wait); retry shortly"
             )
+        return RunEntry(self._new_run_id(), name, tenant_id, subject)
 
     def _on_run_event(self, event: RunEvent) -> None:
         # Called in the thread that runs the workflow, when the engine starts it.

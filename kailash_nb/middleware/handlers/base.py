@@ -49,6 +49,9 @@ __all__ = [
     "allow_header",
     "answer_options",
     "method_not_allowed",
+    "problem_parts",
+    "start_problem",
+    "unauthorized",
 ]
 
 logger = logging.getLogger("kailash_nb.middleware.access")
@@ -134,6 +137,26 @@ def problem_parts(
         return exc.status_code, code, exc.reason or code.replace("_", " "), {}, {}
     detail = f"unexpected error; quote error_id {error_id} to the operator"
     return 500, "internal_error", detail, {}, {}
+
+
+def start_problem(
+    handler: tornado.web.RequestHandler,
+    error: Mapping[str, Any],
+    error_id: str,
+    allowed: tuple[str, ...],
+) -> tuple[int, str, str, dict[str, Any]]:
+    """Set the status and headers of the problem answering ``write_error``'s
+    ``error`` (its ``exc_info``), ``Allow`` for a 405; return ``(status, code, detail,
+    extra)`` for the body."""
+    exc = error.get("exc_info", (None, None, None))[1]
+    status, code, detail, extra, headers = problem_parts(exc, error_id)
+    for name, value in headers.items():
+        handler.set_header(name, value)
+    if status == 405:
+        handler.set_header("Allow", ", ".join(allowed))
+    handler.set_status(status)
+    handler.set_header("Content-Type", PROBLEM_CONTENT_TYPE)
+    return status, code, detail, extra
 
 
 class GatewayHandler(tornado.web.RequestHandler):
@@ -329,14 +352,7 @@ class GatewayHandler(tornado.web.RequestHandler):
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         """Answer problem+json; an unexpected error becomes a 500 with only an error id."""
         error_id = getattr(self, "_error_id", None) or new_error_id()
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        status, code, detail, extra, headers = problem_parts(exc, error_id)
-        for name, value in headers.items():
-            self.set_header(name, value)
-        if status == 405:
-            self.set_header("Allow", ", ".join(self.allowed_methods()))
-        self.set_status(status)
-        self.set_header("Content-Type", PROBLEM_CONTENT_TYPE)
+        status, code, detail, extra = start_problem(self, kwargs, error_id, self.allowed_methods())
         if self._preparing and getattr(self, "_stream_request_body", False):
             self.set_header("Connection", "close")
         body = problem_body(
@@ -401,16 +417,16 @@ class GatewayHandler(tornado.web.RequestHandler):
         if auth is None:
             return ANONYMOUS
         if not values:
-            raise _unauthorized(None)
+            raise unauthorized(None)
         scheme, _, token = values[0].strip().partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
-            raise _unauthorized("invalid_request")
+            raise unauthorized("invalid_request")
         try:
             claims = auth.verify_token(token)
         except AuthenticationError as exc:
             logger.debug("token refused: %s", exc.code)
-            raise _unauthorized("invalid_token") from None
+            raise unauthorized("invalid_token") from None
         identity = Identity(claims.sub, claims.tenant_id, tuple(claims.roles))
         claimed_tenant = self.request.headers.get("X-Tenant-ID")
         if (
@@ -454,10 +470,9 @@ class NotFoundHandler(GatewayHandler):
         raise ProblemError(404, "not_found", "no such resource; see /openapi.json")
 
 
-def _unauthorized(error: str | None) -> ProblemError:
+def unauthorized(error: str | None, detail: str = _UNAUTHORIZED_DETAIL) -> ProblemError:
+    """401 with a ``WWW-Authenticate: Bearer`` challenge naming ``error`` (RFC 6750)."""
     challenge = 'Bearer realm="kailash_nb"'
     if error is not None:
         challenge += f', error="{error}"'
-    return ProblemError(
-        401, "unauthorized", _UNAUTHORIZED_DETAIL, headers={"WWW-Authenticate": challenge}
-    )
+    return ProblemError(401, "unauthorized", detail, headers={"WWW-Authenticate": challenge})

@@ -44,7 +44,6 @@ from kailash_nb._json_text import json_text
 from kailash_nb.middleware import _request_id
 from kailash_nb.middleware._json_body import parse_json_body
 from kailash_nb.middleware._problems import (
-    PROBLEM_CONTENT_TYPE,
     ProblemError,
     new_error_id,
     problem_body,
@@ -65,7 +64,8 @@ from kailash_nb.middleware.handlers.base import (
     allow_header,
     answer_options,
     method_not_allowed,
-    problem_parts,
+    start_problem,
+    unauthorized,
 )
 from kailash_nb.middleware.identity import ANONYMOUS, Identity
 from kailash_nb.security.errors import AuthenticationError
@@ -231,7 +231,7 @@ class RealtimeHandler(tornado.websocket.WebSocketHandler):
         if values:
             scheme, _, token = values[0].strip().partition(" ")
             if scheme.lower() != "bearer":
-                raise _unauthorized("invalid_request")
+                raise unauthorized("invalid_request", _UNAUTHORIZED_DETAIL)
         else:
             tokens = self.get_query_arguments("token")
             if len(tokens) > 1:
@@ -239,12 +239,12 @@ class RealtimeHandler(tornado.websocket.WebSocketHandler):
             token = tokens[0] if tokens else ""
         token = token.strip()
         if not token:
-            raise _unauthorized(None)
+            raise unauthorized(None, _UNAUTHORIZED_DETAIL)
         try:
             claims = auth.verify_token(token)
         except AuthenticationError as exc:
             logger.debug("websocket token refused: %s", exc.code)
-            raise _unauthorized("invalid_token") from None
+            raise unauthorized("invalid_token", _UNAUTHORIZED_DETAIL) from None
         claimed_tenant = self.request.headers.get("X-Tenant-ID")
         if (
             self.gateway.settings.tenant_isolation
@@ -259,14 +259,7 @@ class RealtimeHandler(tornado.websocket.WebSocketHandler):
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         """Refusals before the upgrade are problem+json, as on every other route."""
         error_id = new_error_id()
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        status, code, detail, extra, headers = problem_parts(exc, error_id)
-        for name, value in headers.items():
-            self.set_header(name, value)
-        if status == 405:
-            self.set_header("Allow", ", ".join(self.allowed_methods()))
-        self.set_status(status)
-        self.set_header("Content-Type", PROBLEM_CONTENT_TYPE)
+        status, code, detail, extra = start_problem(self, kwargs, error_id, self.allowed_methods())
         body = problem_body(status, code, detail, error_id=error_id, instance="/ws", extra=extra)
         self.finish(json_text(body))
 
@@ -430,12 +423,3 @@ def _parse(message: str | bytes) -> tuple[str, str] | None:
     if not 1 <= len(run_id) <= 64 or not set(run_id) <= _RUN_ID_CHARS:
         return None
     return action, run_id
-
-
-def _unauthorized(error: str | None) -> ProblemError:
-    challenge = 'Bearer realm="kailash_nb"'
-    if error is not None:
-        challenge += f', error="{error}"'
-    return ProblemError(
-        401, "unauthorized", _UNAUTHORIZED_DETAIL, headers={"WWW-Authenticate": challenge}
-    )

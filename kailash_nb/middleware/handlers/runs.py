@@ -23,6 +23,7 @@ from kailash_nb.middleware.contract import operations
 from kailash_nb.middleware.execution import may_read
 from kailash_nb.middleware.handlers.base import GatewayHandler
 from kailash_nb.middleware.identity import Identity
+from kailash_nb.store.runs import RunNotFoundError, RunRecordCorruptError
 
 __all__ = ["RunHandler", "find_run", "stored_gateway_run"]
 
@@ -62,8 +63,6 @@ class RunHandler(GatewayHandler):
         self.write_json(payload)
 
     def _history(self, tenant_id: str, run_id: str) -> Any:
-        from kailash_nb.store.runs import RunNotFoundError, RunRecordCorruptError
-
         records = self.gateway.run_records_for(tenant_id)
         if records is None:
             return None
@@ -101,8 +100,6 @@ def stored_gateway_run(gateway: Any, tenant_id: str, run_id: str) -> Any:
 
     Blocking: call it in a worker thread. The caller still checks ownership.
     """
-    from kailash_nb.store.runs import RunRecordCorruptError
-
     records = gateway.run_records_for(tenant_id)
     if records is None:
         return None

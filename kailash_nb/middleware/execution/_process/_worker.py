@@ -29,6 +29,10 @@ import threading
 from typing import Any
 
 from kailash_nb._json_text import plain
+from kailash_nb.runtime.events import EventBus, RunEvent
+from kailash_nb.runtime.local import LocalRuntime
+from kailash_nb.sdk_exceptions import WorkflowValidationError
+from kailash_nb.workflow.graph import Workflow
 
 #: CPU seconds granted beyond the deadline before ``SIGXCPU`` ends the worker.
 CPU_MARGIN_SECONDS = 5
@@ -42,8 +46,6 @@ class OutputTooLarge(Exception):
 def serve(conn: Any, definition: dict[str, Any], limits: dict[str, Any]) -> None:
     """Entry point of a worker process (the ``Process`` target)."""
     _limit_memory(limits["memory_limit_mb"])
-    from kailash_nb.workflow.graph import Workflow
-
     workflow = Workflow.from_dict(definition)
     send_lock = threading.Lock()
 
@@ -82,10 +84,6 @@ def _limit_cpu(timeout: float) -> None:
 
 
 def _run(workflow: Any, job: tuple[Any, ...], send: Any, limits: dict[str, Any]) -> tuple:
-    from kailash_nb.runtime.events import EventBus, RunEvent
-    from kailash_nb.runtime.local import LocalRuntime
-    from kailash_nb.sdk_exceptions import WorkflowValidationError
-
     run_id, parameters, wants_nodes, wants_timeline = job
     finished: list[RunEvent] = []
 
