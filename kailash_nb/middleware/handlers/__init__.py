@@ -8,7 +8,7 @@ from kailash_nb.middleware.handlers.auth import RefreshHandler, TokenHandler
 from kailash_nb.middleware.handlers.docs import DocsPageHandler, OpenAPIHandler, docs_available
 from kailash_nb.middleware.handlers.events import RunEventsHandler
 from kailash_nb.middleware.handlers.realtime import RealtimeHandler
-from kailash_nb.middleware.handlers.runs import RunHandler
+from kailash_nb.middleware.handlers.run_lookup import RunHandler
 from kailash_nb.middleware.handlers.service import HealthHandler, MetricsHandler, ReadyHandler
 from kailash_nb.middleware.handlers.sessions import SessionHandler, SessionListHandler
 from kailash_nb.middleware.handlers.workflows import (

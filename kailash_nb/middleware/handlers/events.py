@@ -34,7 +34,7 @@ from kailash_nb.middleware._realtime import (
 from kailash_nb.middleware._run_errors import ENDED, ErrorView
 from kailash_nb.middleware.contract import operations
 from kailash_nb.middleware.handlers.base import GatewayHandler
-from kailash_nb.middleware.handlers.runs import find_run, stored_gateway_run
+from kailash_nb.middleware.handlers.run_lookup import find_run, stored_gateway_run
 from kailash_nb.run_status import FINAL_STATUSES
 from kailash_nb.runtime.events import RunEvent
 
