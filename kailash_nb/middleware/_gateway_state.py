@@ -124,7 +124,7 @@ class GatewayState:
         self._openapi: dict[str, Any] | None = None
         #: Each tenant's own database (``database_per_tenant``), or ``None``.
         self.tenant_databases: Any = _tenant_databases(settings, self.store_url)
-        self._tenant_runs: TenantRunRouter | None = None
+        self._tenant_records: TenantRunRouter | None = None
         #: Sessions (``create_session``/``get_session``/...), stored in ``database_url``.
         self.agent_ui = AgentUIMiddleware(self.store_url, tenant_databases=self.tenant_databases)
         #: Live run events for clients (``/runs/{id}/events``, ``/ws``): attached to
@@ -303,15 +303,15 @@ class GatewayState:
         ``database_per_tenant``, the recorder of the tenant's own database (opened on
         first use, so call it from a worker thread).
         """
-        if self._tenant_runs is not None:
-            return self._tenant_runs.recorder(tenant_id)
+        if self._tenant_records is not None:
+            return self._tenant_records.recorder(tenant_id)
         return self._recorder
 
     def _run_changed(self, note: GatewayRunNote) -> None:
         """A run started or ended: count it, and have its tenant's recorder keep it."""
         self.metrics.observe_run(note.workflow_name, note.status)
-        if self._tenant_runs is not None:
-            self._tenant_runs.note(note)
+        if self._tenant_records is not None:
+            self._tenant_records.note(note)
             return
         recorder = self.run_records_for(note.tenant_id)
         if recorder is not None:
@@ -334,8 +334,8 @@ class GatewayState:
         if self.run_store is None:
             self.run_store = RunStore(self.store_url)
         if self.tenant_databases is not None:
-            if self._tenant_runs is None:
-                self._tenant_runs = TenantRunRouter(self.tenant_databases, self.events)
+            if self._tenant_records is None:
+                self._tenant_records = TenantRunRouter(self.tenant_databases, self.events)
             return
         if self._recorder is None:
             self._recorder = RunRecorder(self.run_store, self.events, batch_size=SERVER_BATCH_SIZE)

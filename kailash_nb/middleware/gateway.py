@@ -154,9 +154,9 @@ class Gateway(GatewayState):
         if self._recorder is not None:
             await asyncio.get_running_loop().run_in_executor(None, self._recorder.close)
             self._recorder = None
-        if self._tenant_runs is not None:
-            self._tenant_runs.close()
-            self._tenant_runs = None
+        if self._tenant_records is not None:
+            self._tenant_records.close()
+            self._tenant_records = None
             await asyncio.get_running_loop().run_in_executor(None, self.tenant_databases.close)
         if self.rate_limiter is not None and hasattr(self.rate_limiter, "aclose"):
             await self.rate_limiter.aclose()
