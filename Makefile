@@ -13,7 +13,7 @@ SCRIPTS = $$($(PYTHON) -c 'import os, sys; print(os.path.dirname(sys.executable)
 # reading a function's source back (kn.export) would find the wrong cell.
 NBVAL = --nbval --nbval-kernel-name python3 --nbval-sanitize-with notebooks/sanitize.cfg
 
-.PHONY: install test test-notebooks update-notebooks lint bench
+.PHONY: install test test-notebooks update-notebooks docs lint bench
 
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
@@ -28,8 +28,9 @@ install: $(if $(filter $(VENV)/bin/python,$(PYTHON)),$(VENV)/bin/python)
 # if it is down), the shared rate-limiter tests against Redis on 127.0.0.1:6379 (started
 # if it is installed but down). The notebooks and the browser test need a python3
 # kernelspec (installed when missing); the browser test needs Debian's chromium
-# (installed when root).
+# (installed when root). The documentation site is built first (see docs).
 test: install
+	$(MAKE) docs
 	bash tools/ensure_browser.sh
 	bash tools/ensure_kernel.sh $(PYTHON)
 	KAILASH_NB_TEST_PG_URL="$${KAILASH_NB_TEST_PG_URL:-$$(bash tools/ensure_postgres.sh)}" \
@@ -46,6 +47,12 @@ test-notebooks:
 update-notebooks: install
 	bash tools/ensure_kernel.sh $(PYTHON)
 	$(PYTHON) tools/update_notebooks.py
+
+# The documentation site, in docs/_build/html (after a `make install`): warnings are
+# errors, and -E reads every page again so a warning is never hidden by an earlier build.
+# The tutorials are the notebooks with their saved outputs; nothing is executed.
+docs:
+	$(PYTHON) -m sphinx -E -W --keep-going -q -b html docs docs/_build/html
 
 lint:
 	ruff check . && ruff format --check .

@@ -186,8 +186,8 @@ class EventBus:
         """Call ``subscriber(event)`` for every event of the chosen kinds from now on.
 
         Args:
-            nodes: deliver ``NodeEvent``s.
-            runs: deliver ``RunEvent``s.
+            nodes: deliver ``NodeEvent`` objects.
+            runs: deliver ``RunEvent`` objects.
             timeline: fill ``RunEvent.timeline`` on finished runs (needs ``runs``).
         """
         if not callable(subscriber):

@@ -109,7 +109,7 @@ class LocalRuntime:
         return self._recorder is not None
 
     def history(self, limit: int = 20, status: str | None = None) -> list:
-        """This store's most recent runs (``RunRecord``s), newest first.
+        """This store's most recent runs (``RunRecord`` objects), newest first.
 
         Waits for pending writes first, so a run that just returned is listed.
 
