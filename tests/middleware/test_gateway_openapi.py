@@ -316,7 +316,7 @@ def test_docs_page_is_self_contained():
 @pytest.mark.slow
 def test_docs_page_and_widget_ship_in_the_wheel(tmp_path):
     """The files the gateway and the widget serve are package data of the wheel."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     subprocess.run(
         [
             sys.executable,

@@ -249,7 +249,7 @@ def test_load04_split_limit_too_small_is_refused(monkeypatch):
 def test_serve_cli_workers_serve_the_notebook_from_two_processes(tmp_path):
     """``kailash-nb serve --workers 2`` forks two workers after running the cells."""
     notebook = tmp_path / "publish.ipynb"
-    shutil.copy(Path(__file__).parents[1] / "notebooks" / "04-publish.ipynb", notebook)
+    shutil.copy(Path(__file__).parents[2] / "notebooks" / "04-publish.ipynb", notebook)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
