@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Any
 from kailash_nb._version import __version__
 
 if TYPE_CHECKING:
-    from kailash_nb.nodes.base import Node, NodeParameter
     from kailash_nb.nodes.base_async import AsyncNode
+    from kailash_nb.nodes.node import Node, NodeParameter
     from kailash_nb.nodes.registry import NodeRegistry, register_node
     from kailash_nb.runtime.async_local import AsyncLocalRuntime
     from kailash_nb.runtime.events import EventBus, NodeEvent, RunEvent
@@ -46,9 +46,9 @@ _EXPORTS = {
     "AsyncNode": "kailash_nb.nodes.base_async",
     "EventBus": "kailash_nb.runtime.events",
     "LocalRuntime": "kailash_nb.runtime.local",
-    "Node": "kailash_nb.nodes.base",
+    "Node": "kailash_nb.nodes.node",
     "NodeEvent": "kailash_nb.runtime.events",
-    "NodeParameter": "kailash_nb.nodes.base",
+    "NodeParameter": "kailash_nb.nodes.node",
     "NodeRegistry": "kailash_nb.nodes.registry",
     "RunEvent": "kailash_nb.runtime.events",
     "Workflow": "kailash_nb.workflow.graph",

@@ -276,7 +276,7 @@ def test_stor06_damaged_run_record_is_reported_and_spares_the_rest(tmp_path):
 def _recorded(url: str, **options):
     """A runtime recording into ``url`` whose recorder writes only when flushed."""
     from kailash_nb.runtime.events import EventBus
-    from kailash_nb.store.recorder import RunRecorder
+    from kailash_nb.runtime.recorder import RunRecorder
 
     bus = EventBus()
     recorder = RunRecorder(RunStore(url), bus, batch_size=10_000, interval=3600, **options)
@@ -306,8 +306,8 @@ def test_a_timed_out_run_is_stored_as_timeout(database_url):
     builder = WorkflowBuilder()
     builder.add_node("PythonCodeNode", "slow", {"code": "import time\ntime.sleep(5)\nresult = 1"})
     from kailash_nb.runtime.events import EventBus
+    from kailash_nb.runtime.recorder import RunRecorder
     from kailash_nb.sdk_exceptions import WorkflowTimeoutError
-    from kailash_nb.store.recorder import RunRecorder
 
     bus = EventBus()
     recorder = RunRecorder(RunStore(database_url), bus)
@@ -399,7 +399,7 @@ def test_parameters_without_a_plain_equality_cost_no_run(database_url):
 def test_a_batch_that_cannot_be_prepared_is_reported_and_recording_goes_on(
     database_url, monkeypatch
 ):
-    from kailash_nb.store.recorder import RunRecorder
+    from kailash_nb.runtime.recorder import RunRecorder
 
     runtime, recorder = _recorded(database_url)
     runtime.execute(_chain(), parameters={"a": {"x": 1}})

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from kailash_nb.runtime.events import EventBus, RunEvent
 
 if TYPE_CHECKING:
-    from kailash_nb.store.recorder import RunRecorder
+    from kailash_nb.runtime.recorder import RunRecorder
     from kailash_nb.store.tenant_databases import TenantDatabases
 
 __all__ = ["TenantRunRouter"]
@@ -46,7 +46,7 @@ class TenantRunRouter:
     def recorder(self, tenant_id: str) -> RunRecorder:
         """The recorder writing ``tenant_id``'s runs into its database (opened on first
         use; blocking)."""
-        from kailash_nb.store.recorder import SERVER_BATCH_SIZE, RunRecorder
+        from kailash_nb.runtime.recorder import SERVER_BATCH_SIZE, RunRecorder
         from kailash_nb.store.runs import RunStore
 
         database = self.databases.get(tenant_id)

@@ -480,7 +480,7 @@ class Gateway:
             recorder.record_gateway_run(note)
 
     def _open_store(self) -> None:
-        from kailash_nb.store.recorder import SERVER_BATCH_SIZE, RunRecorder
+        from kailash_nb.runtime.recorder import SERVER_BATCH_SIZE, RunRecorder
         from kailash_nb.store.runs import RunStore
 
         if self.run_store is None:

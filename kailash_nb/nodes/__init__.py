@@ -1,7 +1,7 @@
 """Node classes and the registry that maps type names to them."""
 
-from kailash_nb.nodes.base import Node, NodeParameter
 from kailash_nb.nodes.base_async import AsyncNode
+from kailash_nb.nodes.node import Node, NodeParameter
 from kailash_nb.nodes.registry import NodeRegistry, register_node
 
 __all__ = ["AsyncNode", "Node", "NodeParameter", "NodeRegistry", "register_node"]

@@ -19,8 +19,8 @@ from typing import Any
 
 from kailash_nb.nodes._files import FileNode, TextFileNode, reading_encoding, write_atomically
 from kailash_nb.nodes._sql import SQL_URL_ENV, SQLNodeCore
-from kailash_nb.nodes.base import Node, NodeParameter
 from kailash_nb.nodes.base_async import AsyncNode
+from kailash_nb.nodes.node import Node, NodeParameter
 from kailash_nb.nodes.registry import register_node
 from kailash_nb.sdk_exceptions import NodeExecutionError, NodeValidationError
 

@@ -22,7 +22,6 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from kailash_nb.nodes._types import looks_secret
 from kailash_nb.notebook.cache import OutputCache
 from kailash_nb.notebook.composition import Composition, compose
 from kailash_nb.notebook.definitions import NodeDefinition
@@ -32,6 +31,7 @@ from kailash_nb.notebook.refs import ConnectionSpec, parse_connection
 from kailash_nb.notebook.runs import RunPlan, plan_run, run_failure, shape_keys
 from kailash_nb.notebook.states import NodeRecord, NodeStates
 from kailash_nb.notebook.view import NodeInfo
+from kailash_nb.redaction import looks_secret
 from kailash_nb.runtime.events import EventBus
 from kailash_nb.runtime.local import LocalRuntime
 from kailash_nb.sdk_exceptions import (

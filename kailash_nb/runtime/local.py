@@ -15,8 +15,8 @@ from typing import Any
 
 import anyio
 
+from kailash_nb._loop_thread import run_blocking
 from kailash_nb.runtime._admission import RunSlots
-from kailash_nb.runtime._loop_thread import run_blocking
 from kailash_nb.runtime.engine import EngineSettings, WorkflowRun
 from kailash_nb.runtime.events import EventBus
 from kailash_nb.runtime.outcome import RunOutcome
@@ -98,7 +98,7 @@ class LocalRuntime:
             history = os.environ.get(HISTORY_ENV, "").strip().lower() in ("1", "true", "yes", "on")
         self._recorder = None
         if history:
-            from kailash_nb.store.recorder import RunRecorder
+            from kailash_nb.runtime.recorder import RunRecorder
             from kailash_nb.store.runs import RunStore
 
             self._recorder = RunRecorder(RunStore(database_url), self.events)

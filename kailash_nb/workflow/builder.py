@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kailash_nb import sdk_exceptions as errors
-from kailash_nb.nodes.base import Node
+from kailash_nb.nodes.node import Node
 from kailash_nb.nodes.registry import NodeRegistry
 from kailash_nb.sdk_exceptions import WorkflowValidationError, close_matches
 from kailash_nb.workflow.connection import Connection, NodeOptions

@@ -13,7 +13,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from kailash_nb import sdk_exceptions as errors
-from kailash_nb.nodes.base import Node
+from kailash_nb.nodes.node import Node
 from kailash_nb.sdk_exceptions import close_matches
 from kailash_nb.workflow.connection import Connection, NodeOptions
 from kailash_nb.workflow.cycles import CycleBuilder, CycleSpec

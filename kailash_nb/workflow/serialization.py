@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from kailash_nb.nodes._redact import REDACTED, redact_config, redacted_paths
+from kailash_nb.redaction import REDACTED, redact_config, redacted_paths
 from kailash_nb.sdk_exceptions import WorkflowValidationError
 
 if TYPE_CHECKING:

@@ -23,8 +23,8 @@ import time
 from typing import Any
 
 from kailash_nb.middleware._isolation import _worker
-from kailash_nb.runtime._run_events import describe
 from kailash_nb.runtime.events import EventBus, RunEvent
+from kailash_nb.runtime.node_errors import describe
 from kailash_nb.runtime.outcome import NodeFailure, RunOutcome
 from kailash_nb.sdk_exceptions import WorkflowExecutionError, WorkflowTimeoutError
 from kailash_nb.workflow.graph import Workflow

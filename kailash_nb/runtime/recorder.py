@@ -36,7 +36,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from kailash_nb._json_text import json_text, plain
-from kailash_nb.nodes._types import looks_secret
+from kailash_nb.redaction import looks_secret
 from kailash_nb.run_status import ENGINE_FINAL_STATES
 from kailash_nb.runtime.events import EventBus, RunEvent, Subscription
 from kailash_nb.sdk_exceptions import RuntimeExecutionError
