@@ -28,7 +28,7 @@ from kailash_nb.middleware._run_errors import ErrorView
 from kailash_nb.middleware._runs import may_read
 from kailash_nb.run_status import FINAL_STATUSES
 from kailash_nb.runtime.events import Event, EventBus, NodeEvent, RunEvent, Subscription
-from kailash_nb.security._state import REVOCATION_CACHE_SECONDS
+from kailash_nb.security import REVOCATION_CACHE_SECONDS
 
 if TYPE_CHECKING:
     from kailash_nb.middleware._runs import RunEntry, RunIndex

@@ -53,7 +53,8 @@ from kailash_nb.notebook import publish as _publish
 from kailash_nb.notebook import session as _session
 from kailash_nb.notebook.definitions import NodeDefinition
 from kailash_nb.notebook.display import RunResult, WorkflowStatus, set_deterministic
-from kailash_nb.notebook.errors import ExportError, NodeRunError, NotebookError
+from kailash_nb.notebook.errors import ExportError, NotebookError
+from kailash_nb.notebook.failures import NodeRunError
 from kailash_nb.notebook.publish import Publication, publish
 from kailash_nb.notebook.session import WorkflowSession
 

@@ -24,7 +24,7 @@ from kailash_nb.store.schema import (
     migrate,
 )
 
-__all__ = ["AuthEvent", "AuthState"]
+__all__ = ["REVOCATION_CACHE_SECONDS", "AuthEvent", "AuthState"]
 
 
 @dataclass(frozen=True)
