@@ -26,6 +26,8 @@ Public names are loaded on first use, so ``import kailash_nb`` stays fast.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 from kailash_nb._version import __version__
@@ -109,6 +111,29 @@ __all__ = [
     "unload_ipython_extension",
     "workflow",
 ]
+
+
+class _WorkflowPackage(types.ModuleType):
+    """The type of the ``kailash_nb.workflow`` package: callable as the notebook's
+    ``workflow(name)``."""
+
+    def __call__(self, name: str) -> Any:
+        from kailash_nb.notebook import workflow
+
+        return workflow(name)
+
+
+class _Package(types.ModuleType):
+    """This package's module type: the ``kailash_nb.workflow`` subpackage becomes
+    callable when the import system attaches it here, however it was imported."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "workflow" and type(value) is types.ModuleType:
+            value.__class__ = _WorkflowPackage
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str) -> Any:
