@@ -19,8 +19,13 @@ import sqlalchemy as sa
 
 from kailash_nb.runtime.local import LocalRuntime
 from kailash_nb.sdk_exceptions import RuntimeExecutionError, WorkflowExecutionError
-from kailash_nb.store.engine import get_engine
-from kailash_nb.store.runs import RunNotFoundError, RunRecordCorruptError, RunStore, process_token
+from kailash_nb.store.database import get_engine
+from kailash_nb.store.run_history import (
+    RunNotFoundError,
+    RunRecordCorruptError,
+    RunStore,
+    process_token,
+)
 from kailash_nb.store.schema import SCHEMA_VERSION, runs, schema_table
 from kailash_nb.store.urls import StoreConfigurationError
 from kailash_nb.workflow.builder import WorkflowBuilder
@@ -319,7 +324,7 @@ def test_a_timed_out_run_is_stored_as_timeout(database_url):
 
 
 def test_an_unencodable_result_next_to_other_runs_in_one_batch_loses_nothing(database_url):
-    from kailash_nb.store.runs import GatewayRunNote
+    from kailash_nb.store.run_history import GatewayRunNote
 
     runtime, recorder = _recorded(database_url)
     huge = WorkflowBuilder()

@@ -40,7 +40,7 @@ from kailash_nb.security import (
     SecurityConfigurationError,
     TokenService,
 )
-from kailash_nb.store.engine import get_engine
+from kailash_nb.store.database import get_engine
 from kailash_nb.store.schema import (
     SCHEMA_VERSION,
     auth_used_refresh_tokens,

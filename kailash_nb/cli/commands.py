@@ -156,7 +156,7 @@ def _json_report(report: dict[str, Any]) -> str:
 
 def list_runs(args: argparse.Namespace) -> int:
     """Print the most recent runs from the store."""
-    from kailash_nb.store.runs import RunStore
+    from kailash_nb.store.run_history import RunStore
 
     store = RunStore(args.database_url)
     if args.run_command == "show":

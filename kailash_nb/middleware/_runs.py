@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kailash_nb.store.runs import GatewayRunNote
+from kailash_nb.store.run_history import GatewayRunNote
 
 if TYPE_CHECKING:
     from kailash_nb.middleware.handlers.base import Identity

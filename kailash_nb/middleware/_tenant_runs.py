@@ -47,7 +47,7 @@ class TenantRunRouter:
         """The recorder writing ``tenant_id``'s runs into its database (opened on first
         use; blocking)."""
         from kailash_nb.runtime.recorder import SERVER_BATCH_SIZE, RunRecorder
-        from kailash_nb.store.runs import RunStore
+        from kailash_nb.store.run_history import RunStore
 
         database = self.databases.get(tenant_id)
         events = database.resource("run_events", lambda _engine: EventBus())

@@ -288,7 +288,7 @@ def _watch_parent(parent: int, stop: _StopRequest) -> None:
 def _prepare_store(gateway: Gateway) -> None:
     """Migrate the store and recover dead runs once, in the parent, so workers do not
     race on it; raises the store's configuration errors before anything is forked."""
-    from kailash_nb.store.runs import RunStore
+    from kailash_nb.store.run_history import RunStore
 
     RunStore(gateway.store_url)
 
@@ -296,7 +296,7 @@ def _prepare_store(gateway: Gateway) -> None:
 def _close_inherited_connections() -> None:
     """Close every pooled store connection of this process: a connection shared by a
     parent and its forked workers would interleave their traffic."""
-    from kailash_nb.store.engine import close_pooled_connections
+    from kailash_nb.store.database import close_pooled_connections
 
     close_pooled_connections()
 

@@ -481,7 +481,7 @@ class Gateway:
 
     def _open_store(self) -> None:
         from kailash_nb.runtime.recorder import SERVER_BATCH_SIZE, RunRecorder
-        from kailash_nb.store.runs import RunStore
+        from kailash_nb.store.run_history import RunStore
 
         if self.run_store is None:
             self.run_store = RunStore(self.store_url)
@@ -525,7 +525,7 @@ def _rate_limiter(config: SecurityConfig | None, workers: int) -> Any:
 
 
 def _pooled_url(database_url: str | None, pool_size: int) -> str:
-    from kailash_nb.store.engine import default_url, with_pool_size
+    from kailash_nb.store.database import default_url, with_pool_size
 
     return with_pool_size(database_url or default_url(), pool_size)
 

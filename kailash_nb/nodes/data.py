@@ -326,7 +326,7 @@ class SQLDatabaseNode(SQLNodeCore, Node):
         """Execute the statement; see the class docstring."""
         from sqlalchemy import exc as sa_exc
 
-        from kailash_nb.store.engine import get_engine
+        from kailash_nb.store.database import get_engine
 
         request = self.sql_request(**kwargs)
         if request.params == []:
@@ -360,7 +360,7 @@ class AsyncSQLDatabaseNode(SQLNodeCore, AsyncNode):
         """Execute the statement; see the class docstring."""
         from sqlalchemy import exc as sa_exc
 
-        from kailash_nb.store.engine import get_async_engine
+        from kailash_nb.store.database import get_async_engine
 
         request = self.sql_request(**kwargs)
         if request.params == []:

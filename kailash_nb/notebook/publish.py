@@ -36,6 +36,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from kailash_nb.hosts import is_loopback
 from kailash_nb.notebook import session as _session
 from kailash_nb.notebook.display import is_deterministic
 from kailash_nb.notebook.errors import NotebookError
@@ -215,7 +216,6 @@ def _find(name: str | None) -> _session.WorkflowSession:
 
 
 def _start_preview(name: str, served: str, host: str, port: int) -> Publication:
-    from kailash_nb.middleware._server import is_loopback
     from kailash_nb.middleware.gateway import create_gateway
 
     try:

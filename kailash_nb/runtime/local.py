@@ -99,7 +99,7 @@ class LocalRuntime:
         self._recorder = None
         if history:
             from kailash_nb.runtime.recorder import RunRecorder
-            from kailash_nb.store.runs import RunStore
+            from kailash_nb.store.run_history import RunStore
 
             self._recorder = RunRecorder(RunStore(database_url), self.events)
 

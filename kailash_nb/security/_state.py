@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from kailash_nb.store.engine import get_engine
+from kailash_nb.store.database import get_engine
 from kailash_nb.store.schema import (
     auth_events,
     auth_revoked_sessions,

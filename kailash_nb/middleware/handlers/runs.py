@@ -61,7 +61,7 @@ class RunHandler(GatewayHandler):
         self.write_json(payload)
 
     def _history(self, tenant_id: str, run_id: str) -> Any:
-        from kailash_nb.store.runs import RunNotFoundError, RunRecordCorruptError
+        from kailash_nb.store.run_history import RunNotFoundError, RunRecordCorruptError
 
         records = self.gateway.run_records_for(tenant_id)
         if records is None:
@@ -100,7 +100,7 @@ def stored_gateway_run(gateway: Any, tenant_id: str, run_id: str) -> Any:
 
     Blocking: call it in a worker thread. The caller still checks ownership.
     """
-    from kailash_nb.store.runs import RunRecordCorruptError
+    from kailash_nb.store.run_history import RunRecordCorruptError
 
     records = gateway.run_records_for(tenant_id)
     if records is None:
