@@ -28,11 +28,11 @@ from __future__ import annotations
 import importlib
 import sys
 import types
-from typing import TYPE_CHECKING, Any
+import typing
 
 from kailash_nb._version import __version__
 
-if TYPE_CHECKING:
+if typing.TYPE_CHECKING:
     from kailash_nb.nodes.base_async import AsyncNode
     from kailash_nb.nodes.node import Node, NodeParameter
     from kailash_nb.nodes.registry import NodeRegistry, register_node
@@ -117,7 +117,7 @@ class _WorkflowPackage(types.ModuleType):
     """The type of the ``kailash_nb.workflow`` package: callable as the notebook's
     ``workflow(name)``."""
 
-    def __call__(self, name: str) -> Any:
+    def __call__(self, name: str) -> typing.Any:
         from kailash_nb.notebook import workflow
 
         return workflow(name)
@@ -127,7 +127,7 @@ class _Package(types.ModuleType):
     """This package's module type: the ``kailash_nb.workflow`` subpackage becomes
     callable when the import system attaches it here, however it was imported."""
 
-    def __setattr__(self, name: str, value: Any) -> None:
+    def __setattr__(self, name: str, value: typing.Any) -> None:
         if name == "workflow" and type(value) is types.ModuleType:
             value.__class__ = _WorkflowPackage
         super().__setattr__(name, value)
@@ -136,7 +136,7 @@ class _Package(types.ModuleType):
 sys.modules[__name__].__class__ = _Package
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> typing.Any:
     if name == "workflow":
         return importlib.import_module("kailash_nb.workflow")
     module = _EXPORTS.get(name)
@@ -148,17 +148,17 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+    return sorted(set(globals()) | set(_EXPORTS) | {"workflow"})
 
 
-def load_ipython_extension(ipython: Any) -> None:
+def load_ipython_extension(ipython: typing.Any) -> None:
     """``%load_ext kailash_nb``: register the ``%kailash`` / ``%%kailash`` magics."""
     from kailash_nb.notebook.magics import load_magics
 
     load_magics(ipython)
 
 
-def unload_ipython_extension(ipython: Any) -> None:
+def unload_ipython_extension(ipython: typing.Any) -> None:
     """``%unload_ext kailash_nb``: remove the ``%kailash`` magics."""
     from kailash_nb.notebook.magics import unload_magics
 

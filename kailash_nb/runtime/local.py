@@ -13,8 +13,6 @@ import os
 import uuid
 from typing import Any
 
-import anyio
-
 from kailash_nb._loop_thread import run_blocking
 from kailash_nb.runtime._admission import RunSlots
 from kailash_nb.runtime.engine import EngineSettings, WorkflowRun
@@ -92,7 +90,6 @@ class LocalRuntime:
         self.debug = debug
         if debug:
             logging.getLogger("kailash_nb").setLevel(logging.DEBUG)
-        self._thread_limiter: anyio.CapacityLimiter | None = None
         self._closed = False
         if history is None:
             history = os.environ.get(HISTORY_ENV, "").strip().lower() in ("1", "true", "yes", "on")
