@@ -104,6 +104,11 @@ class _CodeRunner:
     _compile_flags: ClassVar[int] = 0
     _extra_modules: ClassVar[frozenset[str]] = frozenset()
 
+    def __init__(self, name: str | None = None, **config: Any) -> None:
+        if name is not None:
+            config["name"] = name
+        super().__init__(**config)
+
     def _prepare(self) -> None:
         config = self.config
         for option in _UNSUPPORTED_OPTIONS & config.keys():
@@ -267,11 +272,6 @@ class PythonCodeNode(_CodeRunner, Node):
 
     accepts_extra_inputs: ClassVar[bool] = True
 
-    def __init__(self, name: str | None = None, **config: Any) -> None:
-        if name is not None:
-            config["name"] = name
-        super().__init__(**config)
-
     @classmethod
     def from_function(
         cls, func: Callable[..., Any], name: str | None = None, **config: Any
@@ -301,11 +301,6 @@ class AsyncPythonCodeNode(_CodeRunner, AsyncNode):
     accepts_extra_inputs: ClassVar[bool] = True
     _compile_flags: ClassVar[int] = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
     _extra_modules: ClassVar[frozenset[str]] = frozenset({"asyncio"})
-
-    def __init__(self, name: str | None = None, **config: Any) -> None:
-        if name is not None:
-            config["name"] = name
-        super().__init__(**config)
 
     @classmethod
     def from_function(
