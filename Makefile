@@ -28,8 +28,10 @@ install: $(if $(filter $(VENV)/bin/python,$(PYTHON)),$(VENV)/bin/python)
 # if it is down), the shared rate-limiter tests against Redis on 127.0.0.1:6379 (started
 # if it is installed but down). The notebooks and the browser test need a python3
 # kernelspec (installed when missing); the browser test needs Debian's chromium
-# (installed when root). The documentation site is built first (see docs).
+# (installed when root). First, lint-imports checks the layer contracts in pyproject.toml
+# (docs/architecture.md); then the documentation site is built (see docs).
 test: install
+	"$(SCRIPTS)/lint-imports" --no-cache
 	$(MAKE) docs
 	bash tools/ensure_browser.sh
 	bash tools/ensure_kernel.sh $(PYTHON)

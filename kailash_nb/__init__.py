@@ -26,13 +26,15 @@ Public names are loaded on first use, so ``import kailash_nb`` stays fast.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+import sys
+import types
+import typing
 
 from kailash_nb._version import __version__
 
-if TYPE_CHECKING:
-    from kailash_nb.nodes.base import Node, NodeParameter
+if typing.TYPE_CHECKING:
     from kailash_nb.nodes.base_async import AsyncNode
+    from kailash_nb.nodes.node import Node, NodeParameter
     from kailash_nb.nodes.registry import NodeRegistry, register_node
     from kailash_nb.runtime.async_local import AsyncLocalRuntime
     from kailash_nb.runtime.events import EventBus, NodeEvent, RunEvent
@@ -46,9 +48,9 @@ _EXPORTS = {
     "AsyncNode": "kailash_nb.nodes.base_async",
     "EventBus": "kailash_nb.runtime.events",
     "LocalRuntime": "kailash_nb.runtime.local",
-    "Node": "kailash_nb.nodes.base",
+    "Node": "kailash_nb.nodes.node",
     "NodeEvent": "kailash_nb.runtime.events",
-    "NodeParameter": "kailash_nb.nodes.base",
+    "NodeParameter": "kailash_nb.nodes.node",
     "NodeRegistry": "kailash_nb.nodes.registry",
     "RunEvent": "kailash_nb.runtime.events",
     "Workflow": "kailash_nb.workflow.graph",
@@ -111,7 +113,30 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+class _WorkflowPackage(types.ModuleType):
+    """The type of the ``kailash_nb.workflow`` package: callable as the notebook's
+    ``workflow(name)``."""
+
+    def __call__(self, name: str) -> typing.Any:
+        from kailash_nb.notebook import workflow
+
+        return workflow(name)
+
+
+class _Package(types.ModuleType):
+    """This package's module type: the ``kailash_nb.workflow`` subpackage becomes
+    callable when the import system attaches it here, however it was imported."""
+
+    def __setattr__(self, name: str, value: typing.Any) -> None:
+        if name == "workflow" and type(value) is types.ModuleType:
+            value.__class__ = _WorkflowPackage
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
+
+def __getattr__(name: str) -> typing.Any:
     if name == "workflow":
         return importlib.import_module("kailash_nb.workflow")
     module = _EXPORTS.get(name)
@@ -123,17 +148,17 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+    return sorted(set(globals()) | set(_EXPORTS) | {"workflow"})
 
 
-def load_ipython_extension(ipython: Any) -> None:
+def load_ipython_extension(ipython: typing.Any) -> None:
     """``%load_ext kailash_nb``: register the ``%kailash`` / ``%%kailash`` magics."""
     from kailash_nb.notebook.magics import load_magics
 
     load_magics(ipython)
 
 
-def unload_ipython_extension(ipython: Any) -> None:
+def unload_ipython_extension(ipython: typing.Any) -> None:
     """``%unload_ext kailash_nb``: remove the ``%kailash`` magics."""
     from kailash_nb.notebook.magics import unload_magics
 

@@ -37,7 +37,7 @@ def pg_url():
         connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
     url = admin_url.set(database=name).render_as_string(hide_password=False)
     yield url.replace("postgresql+psycopg://", "postgresql://", 1)
-    from kailash_nb.store.engine import dispose_engines
+    from kailash_nb.store.database import dispose_engines
 
     dispose_engines()
     with admin.connect() as connection:

@@ -19,10 +19,10 @@ from _gateway_server import ServedGateway
 
 from kailash_nb import LocalRuntime, WorkflowBuilder
 from kailash_nb.middleware.gateway import create_gateway
-from kailash_nb.nodes._redact import REDACTED, redact_config
 from kailash_nb.nodes.base import Node, NodeParameter
 from kailash_nb.nodes.code import PythonCodeNode
 from kailash_nb.nodes.registry import NodeRegistry
+from kailash_nb.redaction import REDACTED, redact_config
 from kailash_nb.runtime.events import EventBus, RunEvent
 from kailash_nb.sdk_exceptions import WorkflowExecutionError, WorkflowValidationError
 from kailash_nb.workflow.graph import Workflow
@@ -252,7 +252,7 @@ def test_wf13_gateway_run_responses_never_show_secrets(vault_node, tmp_path, cap
 def test_wf13_reused_parameters_object_is_redacted_again_after_a_change():
     """WF-13: the started event's redacted parameters are reused only while the same
     object is unchanged; a secret put into it later is still redacted."""
-    from kailash_nb.runtime._run_events import redacted_parameters
+    from kailash_nb.redaction import redacted_parameters
 
     parameters = {"login": {"token": SECRET}, "n": 1}
     first = redacted_parameters(parameters)

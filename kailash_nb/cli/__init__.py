@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import collections.abc
 import sys
-from collections.abc import Sequence
 
+from kailash_nb import run_status
 from kailash_nb.cli import commands
 from kailash_nb.cli.tables import format_table
-from kailash_nb.run_status import RUN_STATUSES
 
 __all__ = ["build_parser", "format_table", "main"]
 
@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--limit", type=_positive_int, default=20, help="how many (default 20)")
     runs.add_argument(
         "--status",
-        choices=[status for status in RUN_STATUSES if status != "queued"],
+        choices=[status for status in run_status.RUN_STATUSES if status != "queued"],
         help="only these",
     )
     _database_option(runs)
@@ -101,7 +101,7 @@ def _database_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: collections.abc.Sequence[str] | None = None) -> int:
     """Entry point of ``kailash-nb``; returns the process exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -156,7 +156,7 @@ def _json_report(report: dict[str, Any]) -> str:
 
 def list_runs(args: argparse.Namespace) -> int:
     """Print the most recent runs from the store."""
-    from kailash_nb.store.runs import RunStore
+    from kailash_nb.store.run_history import RunStore
 
     store = RunStore(args.database_url)
     if args.run_command == "show":
@@ -207,8 +207,8 @@ def show_run(store: Any, run_id: str) -> int:
 
 def list_nodes(args: argparse.Namespace) -> int:
     """Print every registered node type with its parameters."""
-    from kailash_nb.nodes._types import type_name
     from kailash_nb.nodes.registry import NodeRegistry
+    from kailash_nb.nodes.types import type_name
 
     catalog = {}
     for name, node_class in NodeRegistry.list().items():

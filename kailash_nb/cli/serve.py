@@ -29,6 +29,8 @@ import os
 import sys
 from pathlib import Path
 
+from kailash_nb.hosts import is_loopback
+
 __all__ = ["JWT_SECRET_ENV", "add_parser", "serve"]
 
 #: Environment variable holding the gateway's HS256 signing secret.
@@ -62,7 +64,6 @@ def add_parser(commands_parser: argparse._SubParsersAction) -> None:  # type: ig
 def serve(args: argparse.Namespace) -> int:
     """Build the notebook's published workflows and serve them (blocking)."""
     from kailash_nb.middleware.gateway import create_gateway
-    from kailash_nb.middleware.network import is_loopback
     from kailash_nb.notebook.serving import NotebookServeError, load_notebook
     from kailash_nb.security.config import SecurityConfig
 

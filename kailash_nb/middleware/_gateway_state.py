@@ -33,9 +33,9 @@ from kailash_nb.middleware.execution import (
 from kailash_nb.middleware.gateway_errors import GatewayConfigurationError
 from kailash_nb.nodes.code import PythonCodeNode
 from kailash_nb.runtime.events import EventBus
+from kailash_nb.runtime.recorder import SERVER_BATCH_SIZE, RunRecorder
 from kailash_nb.sdk_exceptions import WorkflowValidationError
-from kailash_nb.store.recorder import SERVER_BATCH_SIZE, RunRecorder
-from kailash_nb.store.runs import GatewayRunNote, RunStore
+from kailash_nb.store.run_history import GatewayRunNote, RunStore
 from kailash_nb.store.tenant_databases import TenantDatabases
 from kailash_nb.workflow.graph import Workflow
 

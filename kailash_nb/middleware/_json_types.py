@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import PydanticUserError, TypeAdapter
 
-from kailash_nb.nodes._types import is_any_type
+from kailash_nb.nodes.types import is_any_type
 
 __all__ = ["JSON_SCHEMA_DIALECT", "TypeSchemas", "relocate_refs"]
 

@@ -30,7 +30,7 @@ from kailash_nb.middleware.execution import RunEntry, RunIndex, may_read
 from kailash_nb.middleware.identity import Identity
 from kailash_nb.run_status import FINAL_STATUSES
 from kailash_nb.runtime.events import Event, EventBus, NodeEvent, RunEvent, Subscription
-from kailash_nb.security._state import REVOCATION_CACHE_SECONDS
+from kailash_nb.security import REVOCATION_CACHE_SECONDS
 
 __all__ = [
     "ANONYMOUS_SESSION",

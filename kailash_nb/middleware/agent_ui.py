@@ -28,7 +28,7 @@ from typing import Any
 
 import anyio.to_thread
 
-from kailash_nb.middleware._session_metadata import (
+from kailash_nb.middleware.contract.session_metadata import (
     SessionMetadata,
     SessionMetadataError,
     validate_metadata,

@@ -33,7 +33,7 @@ from kailash_nb.security.totp import SecondFactorError, TotpEnrollment
 if TYPE_CHECKING:
     from argon2 import PasswordHasher
 
-    from kailash_nb.security._state import AuthEvent
+    from kailash_nb.security import AuthEvent
 
 __all__ = ["KailashJWTAuth"]
 

@@ -23,6 +23,7 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
+from kailash_nb.hosts import address_family, is_loopback
 from kailash_nb.middleware._gateway_state import GatewaySettings, GatewayState
 from kailash_nb.middleware._limits import DRAIN_TIMEOUT, MAX_BODY_BYTES, ServerLimits
 from kailash_nb.middleware._result_cache import check_ttl
@@ -33,7 +34,6 @@ from kailash_nb.middleware.auth import KailashJWTAuth
 from kailash_nb.middleware.gateway_errors import GatewayConfigurationError
 from kailash_nb.middleware.handlers import routes
 from kailash_nb.middleware.handlers.base import NotFoundHandler
-from kailash_nb.middleware.network import address_family, is_loopback
 from kailash_nb.monitoring import ProductionMonitor
 from kailash_nb.security.config import SecurityConfig
 
@@ -243,7 +243,7 @@ def _no_tornado_log(handler: tornado.web.RequestHandler) -> None:
 
 
 def _pooled_url(database_url: str | None, pool_size: int) -> str:
-    from kailash_nb.store.engine import default_url, with_pool_size
+    from kailash_nb.store.database import default_url, with_pool_size
 
     return with_pool_size(database_url or default_url(), pool_size)
 

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 from pydantic import PydanticUserError, TypeAdapter
 
 from kailash_nb.middleware._json_types import JSON_SCHEMA_DIALECT, TypeSchemas
-from kailash_nb.nodes._redact import redact_value
-from kailash_nb.nodes._types import is_any_type, looks_secret
 from kailash_nb.nodes.code import AsyncPythonCodeNode, PythonCodeNode
+from kailash_nb.nodes.types import is_any_type
+from kailash_nb.redaction import looks_secret, redact_value
 from kailash_nb.sdk_exceptions import WorkflowValidationError
 
 if TYPE_CHECKING:

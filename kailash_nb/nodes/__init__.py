@@ -1,14 +1,40 @@
-"""Node classes and the registry that maps type names to them."""
+"""Node classes and the registry that maps type names to them.
 
-from kailash_nb.nodes.base import Node, NodeParameter
+The built-in node classes (``PythonCodeNode``, ``CSVReaderNode``, ...) load on first
+use, so importing kailash_nb stays cheap.
+"""
+
 from kailash_nb.nodes.base_async import AsyncNode
+from kailash_nb.nodes.node import Node, NodeParameter
 from kailash_nb.nodes.registry import NodeRegistry, register_node
 
-__all__ = ["AsyncNode", "Node", "NodeParameter", "NodeRegistry", "register_node"]
+__all__ = [
+    "AsyncHTTPRequestNode",
+    "AsyncNode",
+    "AsyncPythonCodeNode",
+    "AsyncSQLDatabaseNode",
+    "CSVReaderNode",
+    "CSVWriterNode",
+    "HTTPRequestNode",
+    "JSONReaderNode",
+    "JSONWriterNode",
+    "MergeNode",
+    "Node",
+    "NodeParameter",
+    "NodeRegistry",
+    "PythonCodeNode",
+    "SQLDatabaseNode",
+    "SwitchNode",
+    "register_node",
+]
 
 
 def __getattr__(name: str):
-    # Built-in node classes load on first use so importing kailash_nb stays cheap.
+    # Any registered type name resolves, the built-in ones loading their module.
     if name in NodeRegistry.names():
         return NodeRegistry.get(name)
     raise AttributeError(f"module 'kailash_nb.nodes' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

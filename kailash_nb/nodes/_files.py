@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Callable
 from typing import IO, Any
 
-from kailash_nb.nodes.base import Node
+from kailash_nb.nodes.node import Node
 from kailash_nb.sdk_exceptions import (
     NodeConfigurationError,
     NodeExecutionError,

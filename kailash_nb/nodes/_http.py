@@ -15,7 +15,7 @@ from urllib.parse import unquote_plus, urlsplit, urlunsplit
 import httpx
 
 from kailash_nb.nodes._ssrf import ALLOW_NETWORKS_ENV, DestinationNotAllowedError, DestinationPolicy
-from kailash_nb.nodes.base import NodeParameter
+from kailash_nb.nodes.node import NodeParameter
 from kailash_nb.sdk_exceptions import (
     NodeConfigurationError,
     NodeExecutionError,

@@ -9,8 +9,8 @@ import os
 import re
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from kailash_nb.nodes._types import looks_secret
-from kailash_nb.nodes.base import NodeParameter
+from kailash_nb.nodes.node import NodeParameter
+from kailash_nb.redaction import looks_secret
 from kailash_nb.sdk_exceptions import (
     NodeConfigurationError,
     NodeExecutionError,

@@ -33,8 +33,8 @@ from kailash_nb.nodes._ssrf import (
     async_guarded_transport,
     guarded_transport,
 )
-from kailash_nb.nodes.base import Node
 from kailash_nb.nodes.base_async import AsyncNode
+from kailash_nb.nodes.node import Node
 from kailash_nb.nodes.registry import register_node
 
 __all__ = ["AsyncHTTPRequestNode", "HTTPRequestNode"]

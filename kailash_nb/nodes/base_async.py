@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from kailash_nb.nodes.base import Node
+from kailash_nb._loop_thread import run_blocking
+from kailash_nb.nodes.node import Node
 from kailash_nb.sdk_exceptions import KailashException
 
 __all__ = ["AsyncNode"]
@@ -26,14 +27,10 @@ class AsyncNode(Node):
 
     def run(self, **kwargs: Any) -> dict[str, Any]:
         """Run ``async_run`` to completion from synchronous code."""
-        from kailash_nb.runtime._loop_thread import run_blocking
-
         return run_blocking(self.async_run(**kwargs))
 
     def execute(self, **inputs: Any) -> dict[str, Any]:
         """Run this node on its own from synchronous code; see ``Node.execute``."""
-        from kailash_nb.runtime._loop_thread import run_blocking
-
         return run_blocking(self.execute_async(**inputs))
 
     async def execute_async(self, **inputs: Any) -> dict[str, Any]:

@@ -21,8 +21,8 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from kailash_nb.nodes._code_analysis import analyze
-from kailash_nb.nodes.base import Node, NodeParameter
 from kailash_nb.nodes.base_async import AsyncNode
+from kailash_nb.nodes.node import Node, NodeParameter
 from kailash_nb.nodes.registry import register_node
 from kailash_nb.sdk_exceptions import NodeConfigurationError
 
@@ -103,6 +103,11 @@ class _CodeRunner:
     config_only_keys: ClassVar[frozenset[str]] = frozenset({"code", "function", "input_types"})
     _compile_flags: ClassVar[int] = 0
     _extra_modules: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, name: str | None = None, **config: Any) -> None:
+        if name is not None:
+            config["name"] = name
+        super().__init__(**config)
 
     def _prepare(self) -> None:
         config = self.config
@@ -267,11 +272,6 @@ class PythonCodeNode(_CodeRunner, Node):
 
     accepts_extra_inputs: ClassVar[bool] = True
 
-    def __init__(self, name: str | None = None, **config: Any) -> None:
-        if name is not None:
-            config["name"] = name
-        super().__init__(**config)
-
     @classmethod
     def from_function(
         cls, func: Callable[..., Any], name: str | None = None, **config: Any
@@ -301,11 +301,6 @@ class AsyncPythonCodeNode(_CodeRunner, AsyncNode):
     accepts_extra_inputs: ClassVar[bool] = True
     _compile_flags: ClassVar[int] = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
     _extra_modules: ClassVar[frozenset[str]] = frozenset({"asyncio"})
-
-    def __init__(self, name: str | None = None, **config: Any) -> None:
-        if name is not None:
-            config["name"] = name
-        super().__init__(**config)
 
     @classmethod
     def from_function(

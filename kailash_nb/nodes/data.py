@@ -19,8 +19,8 @@ from typing import Any
 
 from kailash_nb.nodes._files import FileNode, TextFileNode, reading_encoding, write_atomically
 from kailash_nb.nodes._sql import SQL_URL_ENV, SQLNodeCore
-from kailash_nb.nodes.base import Node, NodeParameter
 from kailash_nb.nodes.base_async import AsyncNode
+from kailash_nb.nodes.node import Node, NodeParameter
 from kailash_nb.nodes.registry import register_node
 from kailash_nb.sdk_exceptions import NodeExecutionError, NodeValidationError
 
@@ -326,7 +326,7 @@ class SQLDatabaseNode(SQLNodeCore, Node):
         """Execute the statement; see the class docstring."""
         from sqlalchemy import exc as sa_exc
 
-        from kailash_nb.store.engine import get_engine
+        from kailash_nb.store.database import get_engine
 
         request = self.sql_request(**kwargs)
         if request.params == []:
@@ -360,7 +360,7 @@ class AsyncSQLDatabaseNode(SQLNodeCore, AsyncNode):
         """Execute the statement; see the class docstring."""
         from sqlalchemy import exc as sa_exc
 
-        from kailash_nb.store.engine import get_async_engine
+        from kailash_nb.store.database import get_async_engine
 
         request = self.sql_request(**kwargs)
         if request.params == []:

@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from kailash_nb.nodes.base import Node, NodeParameter
+from kailash_nb.nodes.node import Node, NodeParameter
 from kailash_nb.nodes.registry import register_node
 from kailash_nb.sdk_exceptions import NodeConfigurationError, close_matches
 

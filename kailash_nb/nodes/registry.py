@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import importlib
 import threading
-from typing import TYPE_CHECKING, ClassVar, TypeVar
+from typing import ClassVar, TypeVar
 
+from kailash_nb.nodes.node import Node
 from kailash_nb.sdk_exceptions import NodeConfigurationError, close_matches
-
-if TYPE_CHECKING:
-    from kailash_nb.nodes.base import Node
 
 __all__ = ["NodeRegistry", "register_node"]
 
@@ -52,8 +50,6 @@ class NodeRegistry:
     @classmethod
     def register(cls, node_class: type[Node], alias: str | None = None) -> type[Node]:
         """Register ``node_class`` under ``alias`` (default: the class name) and return it."""
-        from kailash_nb.nodes.base import Node
-
         if not (isinstance(node_class, type) and issubclass(node_class, Node)):
             raise NodeConfigurationError(
                 f"cannot register {node_class!r}: only subclasses of kailash_nb.nodes.base.Node "

@@ -44,16 +44,18 @@ nodes are never cached.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any, TypeVar
+import collections.abc
+import pathlib
+import typing
 
+from kailash_nb.notebook import definitions as _definitions
+from kailash_nb.notebook import display as _display
 from kailash_nb.notebook import export as _export
 from kailash_nb.notebook import publish as _publish
 from kailash_nb.notebook import session as _session
-from kailash_nb.notebook.definitions import NodeDefinition
-from kailash_nb.notebook.display import RunResult, WorkflowStatus, set_deterministic
-from kailash_nb.notebook.errors import ExportError, NodeRunError, NotebookError
+from kailash_nb.notebook.display import RunResult, WorkflowStatus
+from kailash_nb.notebook.errors import ExportError, NotebookError
+from kailash_nb.notebook.failures import NodeRunError
 from kailash_nb.notebook.publish import Publication, publish
 from kailash_nb.notebook.session import WorkflowSession
 
@@ -83,7 +85,7 @@ __all__ = [
     "workflow",
 ]
 
-Function = TypeVar("Function", bound=Callable[..., Any])
+_Function = typing.TypeVar("_Function", bound=collections.abc.Callable[..., typing.Any])
 
 
 def workflow(name: str) -> WorkflowSession:
@@ -100,12 +102,12 @@ def current() -> WorkflowSession:
 
 
 def node(
-    target: Callable[..., Any] | str | None = None,
+    target: collections.abc.Callable[..., typing.Any] | str | None = None,
     /,
     *,
     inputs: dict[str, str] | None = None,
     output: str | None = None,
-) -> Any:
+) -> typing.Any:
     """Register a function as a node of the current workflow; returns it unchanged.
 
     ``@node``, ``@node()``, ``@node("id", inputs={"rows": "clean.result"},
@@ -120,12 +122,16 @@ def node(
             bad id, ``*args``); the previous definition stays.
     """
     if callable(target):
-        current().add(NodeDefinition.for_function(target, inputs=inputs, output=output))
+        current().add(
+            _definitions.NodeDefinition.for_function(target, inputs=inputs, output=output)
+        )
         return target
 
-    def register(function: Function) -> Function:
+    def register(function: _Function) -> _Function:
         current().add(
-            NodeDefinition.for_function(function, node_id=target, inputs=inputs, output=output)
+            _definitions.NodeDefinition.for_function(
+                function, node_id=target, inputs=inputs, output=output
+            )
         )
         return function
 
@@ -135,7 +141,7 @@ def node(
 def add_node(
     node_type: str,
     node_id: str,
-    config: dict[str, Any] | None = None,
+    config: dict[str, typing.Any] | None = None,
     *,
     inputs: dict[str, str] | None = None,
     output: str | None = None,
@@ -149,7 +155,9 @@ def add_node(
         KailashException: unknown type (with close matches), bad config, unknown input.
     """
     return current().add(
-        NodeDefinition.for_type(node_type, node_id, config, inputs=inputs, output=output)
+        _definitions.NodeDefinition.for_type(
+            node_type, node_id, config, inputs=inputs, output=output
+        )
     )
 
 
@@ -178,8 +186,8 @@ def run(
     /,
     *,
     no_cache: bool = False,
-    parameters: dict[str, Any] | None = None,
-    **params: Any,
+    parameters: dict[str, typing.Any] | None = None,
+    **params: typing.Any,
 ) -> RunResult:
     """Run the current workflow (or only ``node`` and what it needs); see
     ``WorkflowSession.run``.
@@ -195,8 +203,8 @@ async def run_async(
     /,
     *,
     no_cache: bool = False,
-    parameters: dict[str, Any] | None = None,
-    **params: Any,
+    parameters: dict[str, typing.Any] | None = None,
+    **params: typing.Any,
 ) -> RunResult:
     """``run`` for async code: ``result = await kn.run_async(threshold=3)``."""
     return await current().run_async(node, no_cache=no_cache, parameters=parameters, **params)
@@ -207,7 +215,7 @@ def status() -> WorkflowStatus:
     return current().status()
 
 
-def show() -> Any:
+def show() -> typing.Any:
     """The graph widget of the current workflow (needs ``kailash-nb[notebook]``).
 
     Raises:
@@ -223,7 +231,7 @@ def show() -> Any:
     return GraphWidget(current())
 
 
-def export(path: str | Path) -> Path:
+def export(path: str | pathlib.Path) -> pathlib.Path:
     """Write the current workflow to ``path``: ``.yaml``/``.yml``/``.json`` (a
     portable definition) or ``.py`` (a script that rebuilds and runs it).
 
@@ -236,7 +244,7 @@ def export(path: str | Path) -> Path:
 def deterministic(enabled: bool = True) -> None:
     """Show ``<run id>`` and ``<duration>`` instead of real values in displays, so
     saved notebook outputs are stable (also ``KAILASH_NB_DETERMINISTIC=1``)."""
-    set_deterministic(enabled)
+    _display.set_deterministic(enabled)
 
 
 def reset() -> None:
@@ -244,4 +252,4 @@ def reset() -> None:
     return display settings to their defaults."""
     _session.reset()
     _publish.reset()
-    set_deterministic(None)
+    _display.set_deterministic(None)

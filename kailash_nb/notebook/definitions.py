@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kailash_nb.nodes.base import Node
+from kailash_nb.nodes.node import Node
 from kailash_nb.notebook.errors import NotebookError
 from kailash_nb.notebook.fingerprint import combine, fingerprint_function, fingerprint_value
 from kailash_nb.notebook.function_node import DEFAULT_OUTPUT, function_node

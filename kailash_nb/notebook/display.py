@@ -24,9 +24,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kailash_nb.nodes._types import looks_secret
 from kailash_nb.notebook.errors import NotebookError
 from kailash_nb.notebook.view import NodeInfo
+from kailash_nb.redaction import looks_secret
 
 __all__ = [
     "DETERMINISTIC_ENV",

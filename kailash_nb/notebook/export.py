@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from kailash_nb.notebook._sources import FunctionSources, is_literal
 from kailash_nb.notebook.errors import ExportError
-from kailash_nb.workflow.serialization import dump_json, dump_yaml, workflow_from_dict
+from kailash_nb.workflow.graph import Workflow
+from kailash_nb.workflow.serialization import dump_json, dump_yaml
 
 if TYPE_CHECKING:
     from kailash_nb.notebook.definitions import NodeDefinition
@@ -93,7 +94,7 @@ def to_definition(session: WorkflowSession) -> dict[str, Any]:
         ],
     }
     try:
-        workflow_from_dict(data)
+        Workflow.from_dict(data)
     except Exception as exc:
         raise ExportError(
             f"the exported definition of {session.name!r} does not build: {exc}"

@@ -36,6 +36,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from kailash_nb.hosts import is_loopback
 from kailash_nb.notebook import session as _session
 from kailash_nb.notebook.display import is_deterministic
 from kailash_nb.notebook.errors import NotebookError
@@ -216,7 +217,6 @@ def _find(name: str | None) -> _session.WorkflowSession:
 
 def _start_preview(name: str, served: str, host: str, port: int) -> Publication:
     from kailash_nb.middleware.gateway import create_gateway
-    from kailash_nb.middleware.network import is_loopback
 
     try:
         loop = asyncio.get_running_loop()

@@ -22,16 +22,17 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from kailash_nb.nodes._types import looks_secret
 from kailash_nb.notebook.cache import OutputCache
 from kailash_nb.notebook.composition import Composition, compose
 from kailash_nb.notebook.definitions import NodeDefinition
 from kailash_nb.notebook.display import MASK, RunResult, WorkflowStatus, preview
 from kailash_nb.notebook.errors import NotebookError
+from kailash_nb.notebook.failures import run_failure
 from kailash_nb.notebook.refs import ConnectionSpec, parse_connection
-from kailash_nb.notebook.runs import RunPlan, plan_run, run_failure, shape_keys
+from kailash_nb.notebook.run_plan import RunPlan, plan_run, shape_keys
 from kailash_nb.notebook.states import NodeRecord, NodeStates
 from kailash_nb.notebook.view import NodeInfo
+from kailash_nb.redaction import looks_secret
 from kailash_nb.runtime.events import EventBus
 from kailash_nb.runtime.local import LocalRuntime
 from kailash_nb.sdk_exceptions import (

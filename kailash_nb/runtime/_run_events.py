@@ -7,58 +7,22 @@ node and per run.
 
 from __future__ import annotations
 
-import copy
 import functools
 import time
 from typing import Any
 
 from kailash_nb import sdk_exceptions as errors
-from kailash_nb.nodes._redact import redact_value, scrub_secrets
+from kailash_nb.redaction import redacted_parameters, scrub_secrets
 from kailash_nb.runtime.events import NodeEvent, NodeTiming, RunEvent
-from kailash_nb.sdk_exceptions import NodeExecutionError, WorkflowExecutionError
+from kailash_nb.runtime.node_errors import describe, describe_node_error
+from kailash_nb.sdk_exceptions import WorkflowExecutionError
 from kailash_nb.workflow.plan import CycleUnit
 
-__all__ = [
-    "RunEvents",
-    "describe",
-    "describe_node_error",
-    "make_run_event",
-    "make_timing",
-    "raised_by_node",
-]
+__all__ = ["RunEvents", "make_run_event", "make_timing"]
 
 # Field order is the classes'.
 make_timing = functools.partial(tuple.__new__, NodeTiming)
 make_run_event = functools.partial(tuple.__new__, RunEvent)
-
-
-#: ``(parameters, snapshot, redacted)`` of the last run's parameters: a loop usually
-#: passes the same object run after run, and while it still equals the snapshot its
-#: redacted form is reused (``_FRESH``: seen once, no snapshot taken yet).
-_last_redaction: tuple[Any, Any, Any] | None = None
-_FRESH = object()
-
-
-def redacted_parameters(parameters: Any) -> Any:
-    """``parameters`` with their secrets replaced (``redact_value``), reusing the last
-    answer when the same, unchanged object comes again."""
-    global _last_redaction
-    last = _last_redaction
-    if last is not None and last[0] is parameters and last[1] is not _FRESH:
-        try:
-            if parameters == last[1]:
-                return last[2]
-        except (TypeError, ValueError):  # values without a plain == (arrays, frames)
-            pass
-    redacted = redact_value(None, parameters)
-    snapshot: Any = _FRESH
-    if last is not None and last[0] is parameters:
-        try:
-            snapshot = copy.deepcopy(parameters)
-        except Exception:  # an uncopyable value only turns the reuse off
-            snapshot = _FRESH
-    _last_redaction = (parameters, snapshot, redacted)
-    return redacted
 
 
 class RunEvents:
@@ -202,23 +166,3 @@ class RunEvents:
         parameters, which a library's exception may quote (WF-13)."""
         node = self.workflow.nodes.get(node_id)
         return scrub_secrets(str(error), node.config if node else {}, self.parameters)
-
-
-def describe(error: BaseException | None) -> str | None:
-    """``"ErrorType: message"`` of ``error`` (``None`` for ``None``)."""
-    if error is None:
-        return None
-    return f"{type(error).__name__}: {error}"
-
-
-def raised_by_node(error: BaseException) -> BaseException:
-    """What a node raised: the cause of the engine's ``NodeExecutionError`` wrapper (whose
-    own text only repeats the node's id and type), else ``error`` itself."""
-    cause = error.__cause__ if isinstance(error, NodeExecutionError) else None
-    return cause if cause is not None else error
-
-
-def describe_node_error(error: BaseException) -> str:
-    """``"ErrorType: message"`` of what a node raised (:func:`raised_by_node`)."""
-    raised = raised_by_node(error)
-    return f"{type(raised).__name__}: {raised}"

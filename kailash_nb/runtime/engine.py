@@ -41,13 +41,9 @@ import anyio.to_thread
 
 from kailash_nb import sdk_exceptions as errors
 from kailash_nb.runtime._cycles import CycleExecution
-from kailash_nb.runtime._run_events import (
-    RunEvents,
-    describe_node_error,
-    make_timing,
-    raised_by_node,
-)
+from kailash_nb.runtime._run_events import RunEvents, make_timing
 from kailash_nb.runtime.events import EventBus, NodeTiming
+from kailash_nb.runtime.node_errors import describe_node_error, raised_by_node
 from kailash_nb.runtime.outcome import NodeFailure, RunOutcome
 from kailash_nb.sdk_exceptions import NodeExecutionError
 from kailash_nb.workflow.connection import MISSING, read_output

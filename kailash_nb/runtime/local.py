@@ -13,10 +13,8 @@ import os
 import uuid
 from typing import Any
 
-import anyio
-
+from kailash_nb._loop_thread import run_blocking
 from kailash_nb.runtime._admission import RunSlots
-from kailash_nb.runtime._loop_thread import run_blocking
 from kailash_nb.runtime.engine import EngineSettings, WorkflowRun
 from kailash_nb.runtime.events import EventBus
 from kailash_nb.runtime.outcome import RunOutcome
@@ -92,14 +90,13 @@ class LocalRuntime:
         self.debug = debug
         if debug:
             logging.getLogger("kailash_nb").setLevel(logging.DEBUG)
-        self._thread_limiter: anyio.CapacityLimiter | None = None
         self._closed = False
         if history is None:
             history = os.environ.get(HISTORY_ENV, "").strip().lower() in ("1", "true", "yes", "on")
         self._recorder = None
         if history:
-            from kailash_nb.store.recorder import RunRecorder
-            from kailash_nb.store.runs import RunStore
+            from kailash_nb.runtime.recorder import RunRecorder
+            from kailash_nb.store.run_history import RunStore
 
             self._recorder = RunRecorder(RunStore(database_url), self.events)
 

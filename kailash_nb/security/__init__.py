@@ -11,7 +11,7 @@ Framework-free; the gateway builds on them::
 
 from __future__ import annotations
 
-from kailash_nb.security._state import AuthEvent
+from kailash_nb.security._state import REVOCATION_CACHE_SECONDS, AuthEvent, AuthState
 from kailash_nb.security.claims import RESERVED_CLAIMS, Claims, TokenPair
 from kailash_nb.security.config import JWTAlgorithm, RetiredKey, SecurityConfig
 from kailash_nb.security.errors import (
@@ -31,7 +31,9 @@ __all__ = [
     "AUTH_ERROR_CODES",
     "MAX_TOKEN_BYTES",
     "RESERVED_CLAIMS",
+    "REVOCATION_CACHE_SECONDS",
     "AuthEvent",
+    "AuthState",
     "AuthenticationError",
     "Claims",
     "ClaimsError",

@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from kailash_nb.store.engine import get_engine
+from kailash_nb.store.database import get_engine
 from kailash_nb.store.schema import (
     auth_events,
     auth_revoked_sessions,
@@ -24,7 +24,7 @@ from kailash_nb.store.schema import (
     migrate,
 )
 
-__all__ = ["AuthEvent", "AuthState"]
+__all__ = ["REVOCATION_CACHE_SECONDS", "AuthEvent", "AuthState"]
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from kailash_nb.security.claims import check_identifier, check_roles
 from kailash_nb.security.errors import AuthenticationError, PasswordPolicyError, UserExistsError
 from kailash_nb.security.totp import SecondFactors, TotpEnrollment
-from kailash_nb.store.engine import get_engine
+from kailash_nb.store.database import get_engine
 from kailash_nb.store.schema import auth_backup_codes, auth_totp, auth_users, migrate
 
 __all__ = [

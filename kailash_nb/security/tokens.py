@@ -25,7 +25,7 @@ from typing import Any
 import jwt
 import jwt.exceptions as jwt_errors
 
-from kailash_nb.security._keys import KeySet
+from kailash_nb.security._key_set import KeySet
 from kailash_nb.security._state import REVOCATION_CACHE_SECONDS, AuthEvent, AuthState
 from kailash_nb.security._verified_cache import VerifiedTokenCache
 from kailash_nb.security._verify import (

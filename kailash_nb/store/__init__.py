@@ -4,8 +4,8 @@
 ``LocalRuntime(history=True)`` records runs into it.
 """
 
-from kailash_nb.store.engine import create_engine, default_url, get_engine
-from kailash_nb.store.runs import NodeRecord, RunNotFoundError, RunRecord, RunStore
+from kailash_nb.store.database import create_engine, default_url, get_engine
+from kailash_nb.store.run_history import NodeRecord, RunNotFoundError, RunRecord, RunStore
 from kailash_nb.store.urls import DATABASE_URL_ENV, StoreConfigurationError
 
 __all__ = [

@@ -30,7 +30,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from kailash_nb.store.engine import POOL_SIZE_PARAMETER, create_engine
+from kailash_nb.store.database import POOL_SIZE_PARAMETER, create_engine
 from kailash_nb.store.schema import migrate
 from kailash_nb.store.urls import StoreConfigurationError, parse_url, redact_url, sync_url
 

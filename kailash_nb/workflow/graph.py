@@ -13,16 +13,23 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from kailash_nb import sdk_exceptions as errors
-from kailash_nb.nodes.base import Node
+from kailash_nb.nodes.node import Node
 from kailash_nb.sdk_exceptions import close_matches
 from kailash_nb.workflow.connection import Connection, NodeOptions
 from kailash_nb.workflow.cycles import CycleBuilder, CycleSpec
+from kailash_nb.workflow.plan import ExecutionPlan
+from kailash_nb.workflow.serialization import (
+    dump_json,
+    dump_yaml,
+    load_json,
+    load_yaml,
+    workflow_arguments_from_dict,
+    workflow_to_dict,
+)
 from kailash_nb.workflow.validation import check_connections, check_cycles, cycle_members
 
 if TYPE_CHECKING:
     import networkx as nx
-
-    from kailash_nb.workflow.plan import ExecutionPlan
 
 __all__ = ["Workflow"]
 
@@ -120,9 +127,12 @@ class Workflow:
     def plan(self) -> ExecutionPlan:
         """The precomputed schedule the engine follows (built on first use)."""
         if self._plan is None:
-            from kailash_nb.workflow.plan import ExecutionPlan
-
-            self._plan = ExecutionPlan(self)
+            self._plan = ExecutionPlan(
+                self.nodes,
+                self.node_options,
+                self._dag_connections,
+                [(cycle, self.cycle_members(cycle)) for cycle in self.cycles],
+            )
         return self._plan
 
     # -- serialization ------------------------------------------------------------
@@ -133,41 +143,29 @@ class Workflow:
             WorkflowValidationError: a node's config holds a value JSON cannot carry
                 (a function from ``from_function``, an object).
         """
-        from kailash_nb.workflow.serialization import workflow_to_dict
-
         return workflow_to_dict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Workflow:
         """Rebuild a workflow from ``to_dict()`` output (or a hand-written definition)."""
-        from kailash_nb.workflow.serialization import workflow_from_dict
-
-        return workflow_from_dict(data)
+        return cls(**workflow_arguments_from_dict(data))
 
     def to_json(self, indent: int | None = 2) -> str:
         """``to_dict()`` as JSON text."""
-        from kailash_nb.workflow.serialization import dump_json
-
         return dump_json(self.to_dict(), indent)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Workflow:
         """Rebuild a workflow from ``to_json()`` text."""
-        from kailash_nb.workflow.serialization import load_json
-
         return cls.from_dict(load_json(text))
 
     def to_yaml(self) -> str:
         """``to_dict()`` as YAML text."""
-        from kailash_nb.workflow.serialization import dump_yaml
-
         return dump_yaml(self.to_dict())
 
     @classmethod
     def from_yaml(cls, text: str | bytes) -> Workflow:
         """Rebuild a workflow from YAML text (safe loader only)."""
-        from kailash_nb.workflow.serialization import load_yaml
-
         return cls.from_dict(load_yaml(text))
 
     def __repr__(self) -> str:

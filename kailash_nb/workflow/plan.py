@@ -4,16 +4,15 @@ on one run, computed once per workflow so each run only does the work itself."""
 from __future__ import annotations
 
 import heapq
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import CodeType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from kailash_nb.nodes.node import Node
 from kailash_nb.sdk_exceptions import WorkflowValidationError, close_matches
 from kailash_nb.workflow.connection import Connection, NodeOptions
 from kailash_nb.workflow.cycles import CycleSpec
-
-if TYPE_CHECKING:
-    from kailash_nb.workflow.graph import Workflow
 
 __all__ = ["CycleUnit", "ExecutionPlan", "InputSources"]
 
@@ -44,18 +43,24 @@ class ExecutionPlan:
     runs inline, without an event loop or threads.
     """
 
-    def __init__(self, workflow: Workflow) -> None:
-        nodes = workflow.nodes
-        self.workflow = workflow
+    def __init__(
+        self,
+        nodes: Mapping[str, Node],
+        options: Mapping[str, NodeOptions],
+        connections: Sequence[Connection],
+        cycles: Sequence[tuple[CycleSpec, Sequence[str]]],
+    ) -> None:
+        """Plan the workflow made of ``nodes``, their ``options``, its ordinary
+        ``connections`` and its ``cycles``, each with its members in execution order."""
         self.nodes = nodes
-        self.options: dict[str, NodeOptions] = dict(workflow.node_options)
+        self.options: dict[str, NodeOptions] = dict(options)
         self.is_async = {node_id: node.is_async for node_id, node in nodes.items()}
         self.is_branching = {node_id: node.is_branching for node_id, node in nodes.items()}
 
         cycle_of: dict[str, int] = {}
         cycle_units: list[CycleUnit] = []
-        for cycle in workflow.cycles:
-            members = tuple(workflow.cycle_members(cycle))
+        for cycle, cycle_members in cycles:
+            members = tuple(cycle_members)
             for member in members:
                 cycle_of[member] = len(cycle_units)
             cycle_units.append(
@@ -67,21 +72,21 @@ class ExecutionPlan:
                 )
             )
 
-        self.units, self.successors = self._ordered_units(workflow, cycle_of, cycle_units)
+        self.units, self.successors = self._ordered_units(nodes, connections, cycle_of, cycle_units)
         self.predecessor_counts: list[int] = [0] * len(self.units)
         for targets in self.successors:
             for target in targets:
                 self.predecessor_counts[target] += 1
         self.roots = tuple(i for i, count in enumerate(self.predecessor_counts) if count == 0)
 
-        self.inputs: dict[str, InputSources] = self._group_inputs(nodes, workflow._dag_connections)
-        cycle_connections = [c for cycle in workflow.cycles for c in cycle.connections]
+        self.inputs: dict[str, InputSources] = self._group_inputs(nodes, connections)
+        cycle_connections = [c for cycle, _ in cycles for c in cycle.connections]
         self.cycle_inputs: dict[str, InputSources] = self._group_inputs(nodes, cycle_connections)
         self.cycle_edges: dict[str, tuple[Connection, ...]] = {
-            cycle.cycle_id: cycle.connections for cycle in workflow.cycles
+            cycle.cycle_id: cycle.connections for cycle, _ in cycles
         }
         self.has_dependents = dict.fromkeys(nodes, False)
-        for connection in workflow.connections:
+        for connection in (*connections, *cycle_connections):
             self.has_dependents[connection.source_node] = True
 
         self.declared_by: dict[str, tuple[str, ...]] = {}
@@ -194,18 +199,21 @@ class ExecutionPlan:
 
     @staticmethod
     def _ordered_units(
-        workflow: Workflow, cycle_of: dict[str, int], cycle_units: list[CycleUnit]
+        nodes: Mapping[str, Node],
+        connections: Sequence[Connection],
+        cycle_of: dict[str, int],
+        cycle_units: list[CycleUnit],
     ) -> tuple[list[str | CycleUnit], list[tuple[int, ...]]]:
         """Units in topological order of the condensed graph (ties by smallest node id)
         and, for each, the indexes of the units that consume its outputs."""
         draft: list[str | CycleUnit] = list(cycle_units)
-        draft += [node_id for node_id in workflow.nodes if node_id not in cycle_of]
+        draft += [node_id for node_id in nodes if node_id not in cycle_of]
         draft_of: dict[str, int] = {}
         for index, unit in enumerate(draft):
             for node_id in unit.members if isinstance(unit, CycleUnit) else (unit,):
                 draft_of[node_id] = index
         edges: list[set[int]] = [set() for _ in draft]
-        for connection in workflow._dag_connections:
+        for connection in connections:
             source = draft_of[connection.source_node]
             target = draft_of[connection.target_node]
             if source != target:

@@ -17,13 +17,11 @@ import json
 import math
 import uuid
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from kailash_nb.nodes._redact import REDACTED, redact_config, redacted_paths
+from kailash_nb.redaction import REDACTED, redact_config, redacted_paths
 from kailash_nb.sdk_exceptions import WorkflowValidationError
-
-if TYPE_CHECKING:
-    from kailash_nb.workflow.graph import Workflow
+from kailash_nb.workflow.draft import WorkflowDraft
 
 __all__ = [
     "MAX_CONNECTIONS",
@@ -35,7 +33,7 @@ __all__ = [
     "load_json",
     "load_yaml",
     "redact_definition",
-    "workflow_from_dict",
+    "workflow_arguments_from_dict",
     "workflow_to_dict",
 ]
 
@@ -45,8 +43,9 @@ MAX_DEFINITION_BYTES = 4 * 1024 * 1024
 _CYCLE_FIELDS = ("cycle", "cycle_id", "max_iterations", "convergence_check", "timeout")
 
 
-def workflow_to_dict(workflow: Workflow, *, redact_secrets: bool = True) -> dict[str, Any]:
-    """See ``Workflow.to_dict``; secrets in node config become ``REDACTED``.
+def workflow_to_dict(workflow: Any, *, redact_secrets: bool = True) -> dict[str, Any]:
+    """See ``Workflow.to_dict``: ``workflow`` (a ``Workflow``) as a definition dict;
+    secrets in node config become ``REDACTED``.
 
     ``redact_secrets=False`` keeps them, for a definition that never leaves the
     process's trust boundary (a worker process of the same server).
@@ -79,8 +78,8 @@ def workflow_to_dict(workflow: Workflow, *, redact_secrets: bool = True) -> dict
     }
 
 
-def workflow_from_dict(data: Mapping[str, Any]) -> Workflow:
-    """See ``Workflow.from_dict``.
+def workflow_arguments_from_dict(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The keyword arguments of ``Workflow(...)`` for a definition (``Workflow.from_dict``).
 
     Accepts ``nodes`` as a dict keyed by id or a list of entries, each with
     ``node_type`` (or ``type``) and ``config``; connections with
@@ -91,8 +90,6 @@ def workflow_from_dict(data: Mapping[str, Any]) -> Workflow:
         WorkflowValidationError: malformed definition, unknown node type, caps exceeded,
             or a config value holding ``REDACTED`` (a secret left out on export).
     """
-    from kailash_nb.workflow.builder import WorkflowBuilder
-
     if not isinstance(data, Mapping):
         raise WorkflowValidationError(
             f"a workflow definition must be a mapping, got {type(data).__name__}"
@@ -105,7 +102,7 @@ def workflow_from_dict(data: Mapping[str, Any]) -> Workflow:
         raise WorkflowValidationError(
             f"definition has {len(raw_connections)} connections; the limit is {MAX_CONNECTIONS}"
         )
-    builder = WorkflowBuilder()
+    draft = WorkflowDraft()
     for node_id, entry in node_entries:
         node_type = entry.get("node_type", entry.get("type"))
         if not isinstance(node_type, str):
@@ -123,12 +120,12 @@ def workflow_from_dict(data: Mapping[str, Any]) -> Workflow:
                 "set it in code, or from an environment variable the node reads) before "
                 "loading"
             )
-        builder.add_node(node_type, node_id, config)
+        draft.add_node(node_type, node_id, config)
         options = entry.get("options")
         if options:
             if not isinstance(options, dict):
                 raise WorkflowValidationError(f"node {node_id!r}: 'options' must be a mapping")
-            builder.set_node_options(node_id, **options)
+            draft.set_node_options(node_id, **options)
     cycles: dict[str, dict[str, Any]] = {}
     for position, raw in enumerate(raw_connections):
         connection = _connection_from(raw, position)
@@ -139,9 +136,9 @@ def workflow_from_dict(data: Mapping[str, Any]) -> Workflow:
             )
             spec["edges"].append(connection)
         else:
-            builder.add_connection(*connection)
+            draft.add_connection(*connection)
     for cycle_id, spec in cycles.items():
-        cycle = builder.create_cycle(cycle_id)
+        cycle = draft.create_cycle(cycle_id)
         for source, output, target, target_input in spec["edges"]:
             cycle.connect(source, target, {output: target_input})
         if spec.get("max_iterations") is not None:
@@ -154,13 +151,13 @@ def workflow_from_dict(data: Mapping[str, Any]) -> Workflow:
     metadata = data.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise WorkflowValidationError("'metadata' must be a mapping")
-    return builder.build(
+    return draft.workflow_arguments(
         workflow_id=str(data.get("workflow_id") or uuid.uuid4()),
         name=data.get("name"),
         description=str(data.get("description") or ""),
         version=str(data.get("version") or "1.0.0"),
         author=str(data.get("author") or ""),
-        **metadata,
+        metadata=metadata,
     )
 
 

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from kailash_nb import sdk_exceptions as errors
-from kailash_nb.nodes.base import Node
+from kailash_nb.nodes.node import Node
 from kailash_nb.sdk_exceptions import close_matches
 from kailash_nb.workflow.connection import Connection
 from kailash_nb.workflow.cycles import CycleSpec

@@ -23,7 +23,7 @@ from kailash_nb.middleware.gateway import create_gateway
 from kailash_nb.monitoring import ProductionMonitor
 from kailash_nb.nodes.code import PythonCodeNode
 from kailash_nb.security import SecurityConfig
-from kailash_nb.store.runs import RunStore
+from kailash_nb.store.run_history import RunStore
 
 SECRET = "kailash-nb-failed-run-tests-0123456789-abcdefghij"
 INTERNAL = "/srv/internal/ledger.db is locked by host db-7"

@@ -11,7 +11,7 @@ from _gateway_server import ServedGateway
 from kailash_nb.middleware.gateway import create_gateway
 from kailash_nb.middleware.gateway_errors import GatewayConfigurationError
 from kailash_nb.security import SecurityConfig
-from kailash_nb.store.engine import (
+from kailash_nb.store.database import (
     POOL_SIZE_PARAMETER,
     create_engine,
     get_async_engine,

@@ -501,7 +501,7 @@ def test_ws_closes_within_the_revocation_bound_when_its_session_is_revoked(serve
     this process, and one made by another worker on the same store (another
     TokenService), close it with 1008 within the 1 s revocation bound, although the
     access token itself runs for 15 more minutes; other sessions stay open."""
-    from kailash_nb.security._state import REVOCATION_CACHE_SECONDS
+    from kailash_nb.security import REVOCATION_CACHE_SECONDS
 
     other_worker = TokenService(served.config, served.db_url)
     auth_ = served.gateway.auth

@@ -181,7 +181,7 @@ def test_run_slots_count_per_session(database_url):
 def test_a_version_2_store_migrates_to_sessions(tmp_path):
     import sqlalchemy as sa
 
-    from kailash_nb.store.engine import get_engine
+    from kailash_nb.store.database import get_engine
     from kailash_nb.store.schema import MIGRATIONS, SCHEMA_VERSION, auth_users, schema_table
     from kailash_nb.store.sessions import SessionStore
 

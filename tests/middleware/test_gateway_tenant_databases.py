@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from kailash_nb.middleware.agent_ui import AgentUIMiddleware, SessionNotFoundError
-from kailash_nb.store.engine import with_pool_size
+from kailash_nb.store.database import with_pool_size
 from kailash_nb.store.tenant_databases import (
     TenantDatabases,
     safe_tenant_id,

@@ -462,8 +462,8 @@ def test_gateway_run_records_are_batched_with_owner_results_and_error(database_u
     """Notes are written by the recorder's batches: the first inserts, later ones
     update; an error survives as JSON, results above the cap only as their size."""
     from kailash_nb.runtime.events import EventBus
-    from kailash_nb.store.recorder import RunRecorder
-    from kailash_nb.store.runs import MAX_STORED_RESULTS_BYTES, GatewayRunNote, RunStore
+    from kailash_nb.runtime.recorder import RunRecorder
+    from kailash_nb.store.run_history import MAX_STORED_RESULTS_BYTES, GatewayRunNote, RunStore
 
     store = RunStore(database_url)
     recorder = RunRecorder(store, EventBus())

@@ -33,7 +33,7 @@ from kailash_nb.security.lockout import (
     ThrottlePolicy,
 )
 from kailash_nb.security.passwords import UserStore
-from kailash_nb.store.engine import get_engine
+from kailash_nb.store.database import get_engine
 from kailash_nb.store.schema import auth_login_throttle, migrate
 
 SECRET = "kailash-nb-lockout-tests-0123456789-abcdefghij"

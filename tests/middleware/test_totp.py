@@ -27,7 +27,7 @@ from kailash_nb.security.errors import AuthenticationError, SecurityConfiguratio
 from kailash_nb.security.lockout import LoginLockedError
 from kailash_nb.security.passwords import UserStore
 from kailash_nb.security.totp import SecondFactorError
-from kailash_nb.store.engine import get_engine
+from kailash_nb.store.database import get_engine
 from kailash_nb.store.schema import auth_backup_codes, auth_login_throttle, auth_totp, migrate
 
 SECRET = "kailash-nb-totp-tests-0123456789-abcdefghijklmn"

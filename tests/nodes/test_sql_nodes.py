@@ -21,7 +21,7 @@ from kailash_nb.sdk_exceptions import (
     NodeExecutionError,
     NodeValidationError,
 )
-from kailash_nb.store import engine as store_engine
+from kailash_nb.store import database as store_database
 from kailash_nb.workflow.builder import WorkflowBuilder
 
 HOSTILE = "x'); DROP TABLE {table}; --"
@@ -274,13 +274,13 @@ def test_malformed_environment_url_names_the_variable(node_class, monkeypatch):
 
 def test_sync_engine_and_connection_are_reused_across_executions(database_url, table, monkeypatch):
     engines = []
-    real_get_engine = store_engine.get_engine
+    real_get_engine = store_database.get_engine
 
     def spy(url):
         engines.append(real_get_engine(url))
         return engines[-1]
 
-    monkeypatch.setattr(store_engine, "get_engine", spy)
+    monkeypatch.setattr(store_database, "get_engine", spy)
     node = SQLDatabaseNode(connection_string=database_url, query=f"SELECT COUNT(*) FROM {table}")
     node.execute()
     new_connections = []
@@ -300,13 +300,13 @@ def test_sync_engine_and_connection_are_reused_across_executions(database_url, t
 
 def test_async_engine_is_reused_across_workflow_runs(database_url, table, monkeypatch):
     engines = []
-    real_get_async_engine = store_engine.get_async_engine
+    real_get_async_engine = store_database.get_async_engine
 
     def spy(url):
         engines.append(real_get_async_engine(url))
         return engines[-1]
 
-    monkeypatch.setattr(store_engine, "get_async_engine", spy)
+    monkeypatch.setattr(store_database, "get_async_engine", spy)
     builder = WorkflowBuilder()
     builder.add_node("AsyncSQLDatabaseNode", "db", {"connection_string": database_url})
     workflow = builder.build()
@@ -362,7 +362,7 @@ def test_async_node_standalone_with_execute_async(database_url, table):
             return found
         finally:
             # This loop ends with asyncio.run; close the connections opened on it.
-            await store_engine.get_async_engine(database_url).dispose()
+            await store_database.get_async_engine(database_url).dispose()
 
     found = asyncio.run(main())
     assert found == {"data": {"name": "solo", "qty": 9}, "row_count": 1, "columns": ["name", "qty"]}

@@ -12,7 +12,8 @@ import pytest
 import kailash_nb as kn
 from kailash_nb import LocalRuntime, Workflow
 from kailash_nb.notebook import display
-from kailash_nb.notebook.errors import ExportError, NodeRunError, NotebookError
+from kailash_nb.notebook.errors import ExportError, NotebookError
+from kailash_nb.notebook.failures import NodeRunError
 from kailash_nb.notebook.view import NODE_STATES, WorkflowView
 from kailash_nb.sdk_exceptions import KailashException, WorkflowValidationError
 from kailash_nb.workflow.serialization import load_yaml

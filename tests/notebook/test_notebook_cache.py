@@ -12,7 +12,7 @@ import pytest
 
 import kailash_nb as kn
 from kailash_nb.notebook.cache import OutputCache, chain_keys
-from kailash_nb.notebook.errors import NodeRunError
+from kailash_nb.notebook.failures import NodeRunError
 from kailash_nb.notebook.fingerprint import (
     fingerprint_function,
     fingerprint_value,

@@ -21,7 +21,7 @@ from kailash_nb.security import (
 )
 from kailash_nb.security.lockout import LoginLockedError
 from kailash_nb.security.passwords import throttle_key
-from kailash_nb.store.engine import get_engine
+from kailash_nb.store.database import get_engine
 from kailash_nb.store.schema import auth_users
 
 PASSWORD = "correct horse battery staple"

@@ -40,7 +40,7 @@ from kailash_nb.security import (
     SecurityConfigurationError,
     TokenService,
 )
-from kailash_nb.store.engine import get_engine
+from kailash_nb.store.database import get_engine
 from kailash_nb.store.schema import (
     SCHEMA_VERSION,
     auth_used_refresh_tokens,
@@ -1003,7 +1003,7 @@ def test_auth_15_revocation_cache_bound_across_services_and_immediate_locally(
     for another process) revokes: honoured once the bound has passed. A revocation
     through the caching service itself: honoured at once. The clock is pinned, no sleeps.
     """
-    from kailash_nb.security._state import REVOCATION_CACHE_SECONDS
+    from kailash_nb.security import REVOCATION_CACHE_SECONDS
 
     assert REVOCATION_CACHE_SECONDS <= 1.0
     local = make_service(database_url)
@@ -1031,7 +1031,7 @@ def test_auth_15_revocation_cache_bound_across_services_and_immediate_locally(
 
 
 def test_revocation_cache_is_bounded_and_can_be_turned_off(make_service, database_url):
-    from kailash_nb.security._state import AuthState
+    from kailash_nb.security import AuthState
 
     state = AuthState(database_url, revocation_cache_size=2)
     for family in ("a", "b", "c"):

@@ -19,8 +19,13 @@ import sqlalchemy as sa
 
 from kailash_nb.runtime.local import LocalRuntime
 from kailash_nb.sdk_exceptions import RuntimeExecutionError, WorkflowExecutionError
-from kailash_nb.store.engine import get_engine
-from kailash_nb.store.runs import RunNotFoundError, RunRecordCorruptError, RunStore, process_token
+from kailash_nb.store.database import get_engine
+from kailash_nb.store.run_history import (
+    RunNotFoundError,
+    RunRecordCorruptError,
+    RunStore,
+    process_token,
+)
 from kailash_nb.store.schema import SCHEMA_VERSION, runs, schema_table
 from kailash_nb.store.urls import StoreConfigurationError
 from kailash_nb.workflow.builder import WorkflowBuilder
@@ -276,7 +281,7 @@ def test_stor06_damaged_run_record_is_reported_and_spares_the_rest(tmp_path):
 def _recorded(url: str, **options):
     """A runtime recording into ``url`` whose recorder writes only when flushed."""
     from kailash_nb.runtime.events import EventBus
-    from kailash_nb.store.recorder import RunRecorder
+    from kailash_nb.runtime.recorder import RunRecorder
 
     bus = EventBus()
     recorder = RunRecorder(RunStore(url), bus, batch_size=10_000, interval=3600, **options)
@@ -306,8 +311,8 @@ def test_a_timed_out_run_is_stored_as_timeout(database_url):
     builder = WorkflowBuilder()
     builder.add_node("PythonCodeNode", "slow", {"code": "import time\ntime.sleep(5)\nresult = 1"})
     from kailash_nb.runtime.events import EventBus
+    from kailash_nb.runtime.recorder import RunRecorder
     from kailash_nb.sdk_exceptions import WorkflowTimeoutError
-    from kailash_nb.store.recorder import RunRecorder
 
     bus = EventBus()
     recorder = RunRecorder(RunStore(database_url), bus)
@@ -319,7 +324,7 @@ def test_a_timed_out_run_is_stored_as_timeout(database_url):
 
 
 def test_an_unencodable_result_next_to_other_runs_in_one_batch_loses_nothing(database_url):
-    from kailash_nb.store.runs import GatewayRunNote
+    from kailash_nb.store.run_history import GatewayRunNote
 
     runtime, recorder = _recorded(database_url)
     huge = WorkflowBuilder()
@@ -399,7 +404,7 @@ def test_parameters_without_a_plain_equality_cost_no_run(database_url):
 def test_a_batch_that_cannot_be_prepared_is_reported_and_recording_goes_on(
     database_url, monkeypatch
 ):
-    from kailash_nb.store.recorder import RunRecorder
+    from kailash_nb.runtime.recorder import RunRecorder
 
     runtime, recorder = _recorded(database_url)
     runtime.execute(_chain(), parameters={"a": {"x": 1}})

@@ -1,6 +1,7 @@
 """The gateway's HTTP contract, described once.
 
 - :mod:`.models`: pydantic models of the fixed routes' bodies;
+- :mod:`.session_metadata`: the validated shape of a session's ``metadata``;
 - :mod:`.query`: strictly parsed query parameters;
 - :mod:`.operations`: every route's operation (method, path, parameters, body, answers);
 - :mod:`.bodies`: request bodies validated against their models (400 naming the path);
@@ -12,3 +13,5 @@ Handlers declare which operations they serve (``GatewayHandler.contract``) and r
 their inputs through these modules, so what the document promises is what the server
 checks. Nothing here imports the handlers or the gateway.
 """
+
+__all__: list[str] = []

@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from kailash_nb.middleware._session_metadata import ResourceLimits, SessionMetadata
 from kailash_nb.middleware.contract.fields import UriReference, Uuid
+from kailash_nb.middleware.contract.session_metadata import ResourceLimits, SessionMetadata
 from kailash_nb.run_status import RunStatus
 
 __all__ = [

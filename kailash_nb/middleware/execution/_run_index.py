@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kailash_nb.middleware.identity import Identity
-from kailash_nb.store.runs import GatewayRunNote
+from kailash_nb.store.run_history import GatewayRunNote
 
 __all__ = ["RunEntry", "RunIndex", "RunNoteSink", "may_read"]
 

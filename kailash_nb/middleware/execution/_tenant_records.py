@@ -16,8 +16,8 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 from kailash_nb.runtime.events import EventBus, RunEvent
-from kailash_nb.store.recorder import SERVER_BATCH_SIZE, RunRecorder
-from kailash_nb.store.runs import GatewayRunNote, RunStore
+from kailash_nb.runtime.recorder import SERVER_BATCH_SIZE, RunRecorder
+from kailash_nb.store.run_history import GatewayRunNote, RunStore
 
 if TYPE_CHECKING:
     from kailash_nb.store.tenant_databases import TenantDatabases

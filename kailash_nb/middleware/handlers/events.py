@@ -41,7 +41,7 @@ from kailash_nb.runtime.events import RunEvent
 if TYPE_CHECKING:
     from kailash_nb.middleware._gateway_state import GatewayState
     from kailash_nb.runtime.events import Event
-    from kailash_nb.store.runs import GatewayRunRecord
+    from kailash_nb.store.run_history import GatewayRunRecord
 
 __all__ = ["RunEventsHandler", "sse_message", "stored_events"]
 

@@ -23,7 +23,7 @@ from kailash_nb.middleware.contract import operations
 from kailash_nb.middleware.execution import may_read
 from kailash_nb.middleware.handlers.base import GatewayHandler
 from kailash_nb.middleware.identity import Identity
-from kailash_nb.store.runs import RunNotFoundError, RunRecordCorruptError
+from kailash_nb.store.run_history import RunNotFoundError, RunRecordCorruptError
 
 __all__ = ["RunHandler", "find_run", "stored_gateway_run"]
 

@@ -24,8 +24,8 @@ from typing import Any
 
 from kailash_nb.middleware.execution._errors import RunQueueFullError
 from kailash_nb.middleware.execution._process import _worker
-from kailash_nb.runtime._run_events import describe
 from kailash_nb.runtime.events import EventBus, RunEvent
+from kailash_nb.runtime.node_errors import describe
 from kailash_nb.runtime.outcome import NodeFailure, RunOutcome
 from kailash_nb.sdk_exceptions import WorkflowExecutionError, WorkflowTimeoutError
 from kailash_nb.workflow.graph import Workflow

@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from kailash_nb._json_text import json_text
 from kailash_nb.run_status import RUN_STATUSES
 from kailash_nb.sdk_exceptions import KailashException
-from kailash_nb.store.engine import get_engine
+from kailash_nb.store.database import get_engine
 from kailash_nb.store.schema import NODE_EVENT_FIELDS, gateway_runs, migrate, runs
 
 __all__ = [

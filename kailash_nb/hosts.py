@@ -1,7 +1,8 @@
-"""Which addresses the gateway binds: loopback detection and socket families.
+"""Host names and addresses, as the gateway and its clients judge them.
 
 ``is_loopback`` decides whether a gateway may serve without authentication (loopback
 only); the CLI and notebook publishing ask it too before talking to a gateway.
+``address_family`` is the socket family the gateway binds a host with.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def is_loopback(host: str) -> bool:
 
 
 def address_family(host: str) -> socket.AddressFamily:
-    """The socket family to bind ``host`` with."""
+    """The socket family to bind ``host`` with (``AF_UNSPEC`` for a host name)."""
     try:
         return socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
     except ValueError:

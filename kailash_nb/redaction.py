@@ -16,17 +16,18 @@ Only strings (and bytes) are redacted: ``max_tokens=100`` is not a secret.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
-from kailash_nb.nodes._types import looks_secret
-
 __all__ = [
     "REDACTED",
+    "looks_secret",
     "redact_config",
     "redact_value",
+    "redacted_parameters",
     "redacted_paths",
     "scrub_secrets",
     "secret_key",
@@ -47,6 +48,26 @@ _MAX_DEPTH = 64
 _MIN_SCRUBBED = 4
 # A whole string that is one URL (code or prose that merely contains one is left alone).
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S*\Z")
+
+
+_SECRET_WORDS = (
+    "password",
+    "authorization",
+    "passwd",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "credential",
+    "connection_string",
+    "dsn",
+)
+
+
+def looks_secret(name: str) -> bool:
+    """True for parameter names whose values must never appear in messages."""
+    lowered = name.lower().replace("-", "_")
+    return any(word in lowered for word in _SECRET_WORDS) or lowered.endswith("_key")
 
 
 def secret_key(name: str) -> bool:
@@ -178,3 +199,32 @@ def scrub_secrets(text: str, *sources: Any) -> str:
         if len(secret) >= _MIN_SCRUBBED:
             text = text.replace(secret, REDACTED)
     return text
+
+
+#: ``(parameters, snapshot, redacted)`` of the last run's parameters: a loop usually
+#: passes the same object run after run, and while it still equals the snapshot its
+#: redacted form is reused (``_FRESH``: seen once, no snapshot taken yet).
+_last_redaction: tuple[Any, Any, Any] | None = None
+_FRESH = object()
+
+
+def redacted_parameters(parameters: Any) -> Any:
+    """``parameters`` with their secrets replaced (``redact_value``), reusing the last
+    answer when the same, unchanged object comes again."""
+    global _last_redaction
+    last = _last_redaction
+    if last is not None and last[0] is parameters and last[1] is not _FRESH:
+        try:
+            if parameters == last[1]:
+                return last[2]
+        except (TypeError, ValueError):  # values without a plain == (arrays, frames)
+            pass
+    redacted = redact_value(None, parameters)
+    snapshot: Any = _FRESH
+    if last is not None and last[0] is parameters:
+        try:
+            snapshot = copy.deepcopy(parameters)
+        except Exception:  # an uncopyable value only turns the reuse off
+            snapshot = _FRESH
+    _last_redaction = (parameters, snapshot, redacted)
+    return redacted

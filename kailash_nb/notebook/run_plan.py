@@ -2,8 +2,7 @@
 
 ``plan_run`` composes the workflow (or the part one node needs), splits the run
 parameters the way the engine will, computes every node's cache key and picks
-the cached outputs that are still valid. ``run_failure`` turns failed nodes into
-the ``NodeRunError`` a notebook user sees.
+the cached outputs that are still valid.
 """
 
 from __future__ import annotations
@@ -15,14 +14,11 @@ from typing import Any
 from kailash_nb.notebook.cache import OutputCache, chain_keys
 from kailash_nb.notebook.composition import Composition, compose
 from kailash_nb.notebook.definitions import NodeDefinition
-from kailash_nb.notebook.display import NodeOutcome, RunResult
-from kailash_nb.notebook.errors import NodeRunError, innermost_cause
 from kailash_nb.notebook.fingerprint import combine, fingerprint_value
 from kailash_nb.notebook.refs import ConnectionSpec
-from kailash_nb.sdk_exceptions import WorkflowExecutionError
 from kailash_nb.workflow.graph import Workflow
 
-__all__ = ["RunPlan", "plan_run", "run_failure", "shape_keys"]
+__all__ = ["RunPlan", "plan_run", "shape_keys"]
 
 
 @dataclass
@@ -126,24 +122,3 @@ def plan_run(
         scope=scope,
         received=received,
     )
-
-
-def run_failure(
-    result: RunResult,
-    outcomes: Sequence[NodeOutcome],
-    error: WorkflowExecutionError | None,
-) -> Exception | None:
-    """The exception a run ends with: ``NodeRunError`` when nodes failed, the
-    engine's own error (a timeout) otherwise, or ``None`` for a clean run."""
-    failed = [outcome for outcome in outcomes if outcome.state == "failed"]
-    if not failed:
-        return error
-    first = failed[0]
-    where = f" (defined in {first.cell})" if first.cell else ""
-    message = f"node {first.node_id!r}{where} failed: {first.error}"
-    if len(failed) > 1:
-        message += "; also failed: " + ", ".join(repr(o.node_id) for o in failed[1:])
-    failure = NodeRunError(message, result=result, node_id=first.node_id, cell=first.cell)
-    if error is not None:
-        failure.__cause__ = innermost_cause(error)
-    return failure

@@ -36,11 +36,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from kailash_nb._json_text import json_text, plain
-from kailash_nb.nodes._types import looks_secret
+from kailash_nb.redaction import looks_secret
 from kailash_nb.run_status import ENGINE_FINAL_STATES
 from kailash_nb.runtime.events import EventBus, RunEvent, Subscription
 from kailash_nb.sdk_exceptions import RuntimeExecutionError
-from kailash_nb.store.runs import GatewayRunNote, RunStore, process_token, results_json
+from kailash_nb.store.run_history import GatewayRunNote, RunStore, process_token, results_json
 from kailash_nb.store.schema import gateway_runs, runs
 
 __all__ = ["SERVER_BATCH_SIZE", "RunRecorder"]

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+__all__ = ["coerce", "is_any_type", "type_name"]
+
 _ADAPTERS: dict[Any, TypeAdapter] = {}
 _ANY_TYPES = (Any, object, None)
 
@@ -48,26 +50,6 @@ def coerce(declared: Any, value: Any, *, reveal: bool = True) -> Any:
         raise ValueError(
             f"expected {type_name(declared)}, got {type(value).__name__} {_short(value)}: {reasons}"
         ) from None
-
-
-_SECRET_WORDS = (
-    "password",
-    "authorization",
-    "passwd",
-    "secret",
-    "token",
-    "api_key",
-    "apikey",
-    "credential",
-    "connection_string",
-    "dsn",
-)
-
-
-def looks_secret(name: str) -> bool:
-    """True for parameter names whose values must never appear in messages."""
-    lowered = name.lower().replace("-", "_")
-    return any(word in lowered for word in _SECRET_WORDS) or lowered.endswith("_key")
 
 
 def _short(value: Any, limit: int = 60) -> str:

@@ -1,0 +1,253 @@
+"""Nodes: the unit of work in a workflow.
+
+A node class declares its inputs with ``get_parameters()`` and does its work in
+``run(**kwargs) -> dict``. Configuration given at construction is validated and
+coerced against the declared types right away, so a bad workflow fails at
+``build()``, not halfway through a run::
+
+    class Scale(Node):
+        def get_parameters(self):
+            return {
+                "value": NodeParameter(name="value", type=float, required=True),
+                "factor": NodeParameter(name="factor", type=float, required=False, default=2.0),
+            }
+
+        def run(self, value, factor):
+            return {"result": value * factor}
+
+    Scale(factor="3").execute(value=10)   # {"result": 30.0}
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from kailash_nb.nodes.types import coerce, is_any_type
+from kailash_nb.redaction import looks_secret, redact_config, scrub_secrets
+from kailash_nb.sdk_exceptions import (
+    KailashException,
+    NodeConfigurationError,
+    NodeExecutionError,
+    NodeValidationError,
+    close_matches,
+)
+
+__all__ = ["Node", "NodeParameter"]
+
+# Keys a Kailash node accepts as metadata rather than as parameters.
+_METADATA_KEYS = frozenset({"id", "name", "description", "version", "author", "tags", "metadata"})
+
+
+class NodeParameter(BaseModel):
+    """Declaration of one node input.
+
+    Attributes:
+        name: the input's name, as used in ``run(**kwargs)`` and in connections.
+        type: the Python type values are coerced to (``None`` or ``Any`` accepts anything).
+        required: whether a run fails before it starts when no value is provided.
+        default: value used when the input is optional and not provided.
+        description: one line shown in node listings and schemas.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True, extra="forbid")
+
+    name: str
+    type: Any = None
+    required: bool = True
+    default: Any = None
+    description: str = ""
+
+
+class Node:
+    """Base class of every node.
+
+    Subclasses implement ``get_parameters()`` and ``run(**kwargs)``. The constructor
+    takes the node's configuration as keyword arguments; ``id`` and the Kailash
+    metadata keys (``name``, ``description``, ``version``, ``author``, ``tags``,
+    ``metadata``) are kept as metadata unless the node declares a parameter of that name.
+
+    Raises:
+        NodeConfigurationError: unknown configuration key, or a value that cannot be
+            coerced to the declared type.
+    """
+
+    #: Registered type name; set by ``register_node``.
+    _type_name: ClassVar[str | None] = None
+    #: True for nodes whose work is a coroutine (``AsyncNode``).
+    is_async: ClassVar[bool] = False
+    #: True for nodes that accept inputs they do not declare (code nodes).
+    accepts_extra_inputs: ClassVar[bool] = False
+    #: True for nodes that route data to one of several outputs (``SwitchNode``);
+    #: the engine skips nodes fed only by ``None`` from such nodes.
+    is_branching: ClassVar[bool] = False
+    #: Config keys a node accepts that are not inputs (e.g. a code node's ``code``).
+    config_only_keys: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, **config: Any) -> None:
+        self.config: dict[str, Any] = dict(config)
+        node_id = self.config.pop("_node_id", None) or config.get("id")
+        self.id: str = str(node_id or type(self).type_name())
+        self._prepare()
+        parameters = self.parameters
+        self.metadata: dict[str, Any] = {}
+        if not _METADATA_KEYS.isdisjoint(self.config):
+            for key in sorted(_METADATA_KEYS - parameters.keys()):
+                if key in self.config:
+                    self.metadata[key] = self.config.pop(key)
+        self.config = self._validated_config(self.config, parameters)
+        base: dict[str, Any] = {}
+        required: list[str] = []
+        typed: list[tuple[str, Any]] = []
+        for name, parameter in parameters.items():
+            if parameter.required:
+                required.append(name)
+            else:
+                base[name] = parameter.default
+            if not is_any_type(parameter.type):
+                typed.append((name, parameter.type))
+        config_only = self.config_only_keys
+        for key, value in self.config.items():
+            if key not in config_only:
+                base[key] = value
+        self._base_kwargs = base
+        self._required_names = tuple(required)
+        self._typed_parameters = tuple(typed)
+
+    # -- what subclasses implement ------------------------------------------------
+    def get_parameters(self) -> dict[str, NodeParameter]:
+        """Return the inputs this node accepts, keyed by name."""
+        return {}
+
+    def run(self, **kwargs: Any) -> dict[str, Any]:
+        """Do the node's work and return its outputs as a dict."""
+        raise NotImplementedError(f"{type(self).__name__} must implement run(**kwargs)")
+
+    def _prepare(self) -> None:
+        """Hook run before parameters are read, with the raw ``self.config`` in place."""
+
+    # -- public API ---------------------------------------------------------------
+    @classmethod
+    def type_name(cls) -> str:
+        """The name this class is registered under (its class name by default)."""
+        return cls.__dict__.get("_type_name") or cls.__name__
+
+    @property
+    def parameters(self) -> dict[str, NodeParameter]:
+        """The declared parameters, computed once per node."""
+        cached = self.__dict__.get("_parameters")
+        if cached is None:
+            cached = self.__dict__["_parameters"] = dict(self.get_parameters())
+        return cached
+
+    def execute(self, **inputs: Any) -> dict[str, Any]:
+        """Run this node on its own: configuration overlaid with ``inputs``.
+
+        Raises:
+            NodeValidationError: an input is unknown, missing or of the wrong type.
+            NodeExecutionError: ``run`` raised or returned something other than a dict.
+        """
+        self.check_input_names(inputs)
+        return self.run_with(self.merge_inputs(inputs))
+
+    def merge_inputs(self, runtime_inputs: dict[str, Any]) -> dict[str, Any]:
+        """Overlay ``runtime_inputs`` on defaults and config, then check and coerce them."""
+        kwargs = {**self._base_kwargs, **runtime_inputs}
+        for name in self._required_names:
+            if name not in kwargs:
+                raise NodeValidationError(
+                    f"node {self.id!r} ({self.type_name()}) is missing required input {name!r}; "
+                    "set it in the node config, connect an output to it, or pass it as a "
+                    "runtime parameter"
+                )
+        for name, declared in self._typed_parameters:
+            if name in runtime_inputs:
+                value = runtime_inputs[name]
+                if value is not None:
+                    try:
+                        kwargs[name] = coerce(declared, value, reveal=not looks_secret(name))
+                    except ValueError as exc:
+                        raise NodeValidationError(
+                            f"node {self.id!r} ({self.type_name()}): input {name!r} {exc}"
+                        ) from None
+        return kwargs
+
+    def run_with(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Call ``run`` with already merged inputs and check that it returned a dict."""
+        try:
+            outputs = self.run(**kwargs)
+        except KailashException:
+            raise
+        except Exception as exc:
+            raise self.execution_error(exc) from exc
+        return self.check_outputs(outputs)
+
+    def execution_error(self, exc: Exception) -> NodeExecutionError:
+        """The ``NodeExecutionError`` reporting that this node's work raised ``exc``;
+        secrets of the node's config quoted in the message are masked (WF-13)."""
+        message = f"node {self.id!r} ({self.type_name()}) failed: {type(exc).__name__}: {exc}"
+        return NodeExecutionError(scrub_secrets(message, self.config))
+
+    def check_outputs(self, outputs: Any) -> dict[str, Any]:
+        """Return ``outputs`` if it is a dict, else raise ``NodeExecutionError``."""
+        if not isinstance(outputs, dict):
+            raise NodeExecutionError(
+                f"node {self.id!r} ({self.type_name()}) returned {type(outputs).__name__}; "
+                "run() must return a dict of outputs such as {'result': value}"
+            )
+        return outputs
+
+    def check_input_names(self, inputs: dict[str, Any]) -> None:
+        """Raise ``NodeValidationError`` for input names this node does not declare."""
+        for name in inputs:
+            if name.startswith("__"):
+                raise NodeValidationError(
+                    f"node {self.id!r}: input name {name!r} is not allowed (dunder names are "
+                    "reserved)"
+                )
+            if not self.accepts_extra_inputs and name not in self.parameters:
+                raise NodeValidationError(
+                    f"node {self.id!r} ({self.type_name()}) has no input {name!r}"
+                    f"{close_matches(name, self.parameters)}; its inputs are "
+                    f"{sorted(self.parameters)}"
+                )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The node as ``{"type": ..., "config": ...}`` for workflow definitions, secrets
+        in its config redacted (WF-13)."""
+        return {"type": self.type_name(), "config": redact_config(self.config)}
+
+    def __repr__(self) -> str:
+        return f"<{self.type_name()} {self.id!r}>"
+
+    # -- internals ----------------------------------------------------------------
+    def _validated_config(
+        self, config: dict[str, Any], parameters: dict[str, NodeParameter]
+    ) -> dict[str, Any]:
+        validated: dict[str, Any] = {}
+        for key, value in config.items():
+            if not isinstance(key, str) or key.startswith("__"):
+                raise NodeConfigurationError(f"node {self.id!r}: config key {key!r} is not allowed")
+            parameter = parameters.get(key)
+            if parameter is None:
+                if key in self.config_only_keys:
+                    validated[key] = value
+                    continue
+                if self.accepts_extra_inputs:
+                    validated[key] = value
+                    continue
+                raise NodeConfigurationError(
+                    f"node {self.id!r} ({self.type_name()}) has no parameter {key!r}"
+                    f"{close_matches(key, parameters)}; its parameters are {sorted(parameters)}"
+                )
+            if value is None or is_any_type(parameter.type):
+                validated[key] = value
+                continue
+            try:
+                validated[key] = coerce(parameter.type, value, reveal=not looks_secret(key))
+            except ValueError as exc:
+                raise NodeConfigurationError(
+                    f"node {self.id!r} ({self.type_name()}): config {key!r} {exc}"
+                ) from None
+        return validated
