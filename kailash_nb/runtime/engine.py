@@ -275,18 +275,25 @@ class WorkflowRun(CycleExecution, RunEvents):
             await self._run_node(unit)
 
     # -- one node ---------------------------------------------------------------------
+    def _inputs_to_run(self, node_id: str, iteration: int | None) -> dict[str, Any] | None:
+        """The node's inputs, or ``None`` when it ends without running: its cached
+        outputs are reused, its branch was not taken (skipped) or an input is missing
+        (the run stops)."""
+        if self.cached and node_id in self.cached:
+            self._use_cached(node_id)
+            return None
+        kwargs = self._inputs_or_stop(node_id, iteration)
+        if kwargs is _SKIP:
+            self._skip(node_id, iteration)
+            return None
+        return kwargs
+
     def _run_node_inline(self, node_id: str, iteration: int | None = None) -> None:
         emitting = self.emitting
         if emitting:
             self._emit_node(node_id, "queued", iteration=iteration)
-        if self.cached and node_id in self.cached:
-            self._use_cached(node_id)
-            return
-        kwargs = self._inputs_or_stop(node_id, iteration)
+        kwargs = self._inputs_to_run(node_id, iteration)
         if kwargs is None:
-            return
-        if kwargs is _SKIP:
-            self._skip(node_id, iteration)
             return
         node = self.plan.nodes[node_id]
         if emitting:
@@ -318,14 +325,8 @@ class WorkflowRun(CycleExecution, RunEvents):
         if self.emitting and iteration is not None:
             # Cycle members are queued per iteration; other nodes when their unit is.
             self._emit_node(node_id, "queued", iteration=iteration)
-        if self.cached and node_id in self.cached:
-            self._use_cached(node_id)
-            return
-        kwargs = self._inputs_or_stop(node_id, iteration)
+        kwargs = self._inputs_to_run(node_id, iteration)
         if kwargs is None:
-            return
-        if kwargs is _SKIP:
-            self._skip(node_id, iteration)
             return
         node = self.plan.nodes[node_id]
         options = self.plan.options.get(node_id)
