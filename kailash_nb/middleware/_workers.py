@@ -41,6 +41,7 @@ from kailash_nb.hosts import address_family
 from kailash_nb.middleware._limits import DRAIN_TIMEOUT
 from kailash_nb.middleware.gateway_errors import GatewayConfigurationError
 from kailash_nb.sdk_exceptions import KailashException
+from kailash_nb.store.database import close_pooled_connections
 from kailash_nb.store.run_history import RunStore
 
 __all__ = [
@@ -334,8 +335,6 @@ def _prepare_store(gateway: ServedByWorkers) -> None:
 def _close_inherited_connections() -> None:
     """Close every pooled store connection of this process: a connection shared by a
     parent and its forked workers would interleave their traffic."""
-    from kailash_nb.store.database import close_pooled_connections
-
     close_pooled_connections()
 
 

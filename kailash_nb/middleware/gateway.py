@@ -36,6 +36,7 @@ from kailash_nb.middleware.handlers import routes
 from kailash_nb.middleware.handlers.base import NotFoundHandler
 from kailash_nb.monitoring import ProductionMonitor
 from kailash_nb.security.config import SecurityConfig
+from kailash_nb.store.database import default_url, with_pool_size
 
 __all__ = ["MAX_BODY_BYTES", "Gateway", "GatewaySettings", "ServerLimits", "create_gateway"]
 
@@ -243,8 +244,6 @@ def _no_tornado_log(handler: tornado.web.RequestHandler) -> None:
 
 
 def _pooled_url(database_url: str | None, pool_size: int) -> str:
-    from kailash_nb.store.database import default_url, with_pool_size
-
     return with_pool_size(database_url or default_url(), pool_size)
 
 
