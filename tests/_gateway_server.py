@@ -1,13 +1,17 @@
 """Test helper: a gateway served on a free 127.0.0.1 port from its own event loop thread.
 
 ``gateway.start()`` and ``gateway.stop()`` are awaited inside that loop, so tests talk
-to a real server with a plain synchronous ``httpx.Client``.
+to a real server with a plain synchronous ``httpx.Client``. Tests get served gateways
+from the ``serve_gateway``/``serve_module_gateway`` fixtures of ``conftest.py``; a test
+that stops its server itself, mid-test, uses the class directly.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -31,6 +35,31 @@ class ServedGateway:
     def submit(self, coroutine: Any) -> Any:
         """Schedule ``coroutine`` on the server's loop; return its concurrent future."""
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+
+    def access_token(
+        self,
+        subject: str | None = None,
+        *,
+        tenant: str = "acme",
+        roles: Sequence[str] = ("analyst",),
+    ) -> str:
+        """An access token the gateway's auth issues for ``subject`` (a fresh user when None)."""
+        pair = self.gateway.auth.issue_tokens(
+            subject or f"user-{uuid.uuid4().hex[:8]}", tenant_id=tenant, roles=list(roles)
+        )
+        return pair.access_token
+
+    def bearer_headers(
+        self,
+        subject: str | None = None,
+        *,
+        tenant: str = "acme",
+        roles: Sequence[str] = ("analyst",),
+        **extra: str,
+    ) -> dict[str, str]:
+        """``Authorization: Bearer`` headers of a new access token, plus ``extra`` headers."""
+        token = self.access_token(subject, tenant=tenant, roles=roles)
+        return {"Authorization": f"Bearer {token}", **extra}
 
     @property
     def url(self) -> str:

@@ -1,5 +1,6 @@
 """Shared fixtures: database URLs for SQLite (always) and PostgreSQL (when configured),
-and the Redis server of the shared rate-limit tests.
+the Redis server of the shared rate-limit tests, key material and a settable clock, and
+served gateways (one test secret, fast password hashing, a gateway on a loopback port).
 
 ``KAILASH_NB_TEST_PG_URL`` names a PostgreSQL server (``.ci/run`` sets it). Each test
 session gets its own fresh database on that server, dropped at the end.
@@ -12,8 +13,11 @@ from __future__ import annotations
 
 import os
 import uuid
+from contextlib import ExitStack
 
 import pytest
+from _clock import Clock
+from _gateway_server import ServedGateway
 
 PG_ENV = "KAILASH_NB_TEST_PG_URL"
 
@@ -43,6 +47,19 @@ def pg_url():
     with admin.connect() as connection:
         connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path):
+    """URL of a SQLite file in ``tmp_path`` (the test's own store)."""
+    return f"sqlite:///{tmp_path / 'store.db'}"
+
+
+@pytest.fixture(scope="module")
+def module_sqlite_url(tmp_path_factory, request):
+    """URL of a SQLite file shared by the tests of one module (its served gateway's store)."""
+    name = request.module.__name__.rpartition(".")[2]
+    return f"sqlite:///{tmp_path_factory.mktemp(name) / 'gateway.db'}"
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -110,3 +127,95 @@ def ec_key():
     from cryptography.hazmat.primitives.asymmetric import ec
 
     return ec.generate_private_key(ec.SECP256R1())
+
+
+@pytest.fixture(scope="session")
+def attacker_ec():
+    """An EC P-256 key the deployment does not know."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+# -- time -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def clock():
+    """A clock that moves only when the test moves it (``clock.advance``), at 1_800_000_000."""
+    return Clock()
+
+
+# -- secured, served gateways ---------------------------------------------------------------
+
+TEST_JWT_SECRET = "kailash-nb-test-secret-0123456789-abcdefghijklmn"
+
+
+@pytest.fixture(scope="session")
+def jwt_secret():
+    """The HS256 secret of the tests' gateways and token services (long enough to be accepted)."""
+    return TEST_JWT_SECRET
+
+
+@pytest.fixture(scope="session")
+def security_config(jwt_secret):
+    """Factory: ``security_config(**overrides)``, a ``SecurityConfig`` with the test secret and a
+    rate limit no test reaches unless it lowers ``max_requests_per_minute``."""
+    from kailash_nb.security import SecurityConfig
+
+    def make(**overrides):
+        options = {"jwt_secret": jwt_secret, "max_requests_per_minute": 100_000}
+        return SecurityConfig(**{**options, **overrides})
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def password_hasher():
+    """An Argon2 hasher with the cheapest parameters, so sign-in tests stay fast."""
+    from argon2 import PasswordHasher
+
+    return PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+
+
+@pytest.fixture(scope="session")
+def secured_gateway(security_config, password_hasher):
+    """Factory: ``secured_gateway(database_url, security=None, **options)``, a gateway from
+    ``create_gateway(**options)`` whose auth uses ``security`` (default: ``security_config()``)
+    and the fast password hasher."""
+    from kailash_nb.middleware.auth import KailashJWTAuth
+    from kailash_nb.middleware.gateway import create_gateway
+
+    def make(database_url, security=None, **options):
+        config = security or security_config()
+        gateway = create_gateway(security_config=config, database_url=database_url, **options)
+        gateway.auth = KailashJWTAuth(
+            config=config, store_url=database_url, password_hasher=password_hasher
+        )
+        return gateway
+
+    return make
+
+
+def _server_factory(servers: ExitStack):
+    """``serve(gateway, **options)``: enter a ``ServedGateway`` on ``servers`` and return it."""
+
+    def serve(gateway, **options) -> ServedGateway:
+        return servers.enter_context(ServedGateway(gateway, **options))
+
+    return serve
+
+
+@pytest.fixture
+def serve_gateway():
+    """Factory: ``serve_gateway(gateway, host="127.0.0.1")`` starts ``gateway`` on a free port
+    and returns its ``ServedGateway``; every gateway served is stopped when the test ends."""
+    with ExitStack() as servers:
+        yield _server_factory(servers)
+
+
+@pytest.fixture(scope="module")
+def serve_module_gateway():
+    """``serve_gateway`` for module-scoped fixtures: servers stop when the module's tests end."""
+    with ExitStack() as servers:
+        yield _server_factory(servers)

@@ -13,19 +13,15 @@ import httpx
 import jwt
 import pytest
 from _gateway_server import ServedGateway
-from argon2 import PasswordHasher
 
 from kailash_nb import WorkflowBuilder
-from kailash_nb.middleware.auth import KailashJWTAuth
 from kailash_nb.middleware.gateway import Gateway, create_gateway
 from kailash_nb.middleware.gateway_errors import GatewayConfigurationError
 from kailash_nb.nodes.code import PythonCodeNode
-from kailash_nb.security import SecurityConfig, TokenService
+from kailash_nb.security import TokenService
 
-SECRET = "kailash-nb-gateway-tests-0123456789-abcdefghij"
 AUDIENCE = "kailash-api"
 PASSWORD = "correct horse battery staple"
-FAST = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 PROBLEM_BASE = "https://kailash-nb.dev/problems/"
 
 
@@ -40,33 +36,35 @@ def double_workflow():
     return builder.build()
 
 
-def config(**overrides):
-    options = {"jwt_secret": SECRET, "audience": AUDIENCE, "max_requests_per_minute": 10_000}
-    options.update(overrides)
-    return SecurityConfig(**options)
+@pytest.fixture(scope="module")
+def config(security_config):
+    """Factory: this module's ``SecurityConfig`` (an audience, 10k requests a minute)."""
 
+    def make(**overrides):
+        return security_config(
+            **{"audience": AUDIENCE, "max_requests_per_minute": 10_000, **overrides}
+        )
 
-def secured_gateway(url: str, **security) -> Gateway:
-    cfg = config(**security)
-    gateway = create_gateway(title="Test gateway", security_config=cfg, database_url=url)
-    gateway.auth = KailashJWTAuth(config=cfg, store_url=url, password_hasher=FAST)
-    gateway.register_workflow("dbl", double_workflow(), description="doubles x")
-    return gateway
+    return make
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    url = f"sqlite:///{tmp_path_factory.mktemp('gw') / 'gateway.db'}"
-    with ServedGateway(secured_gateway(url)) as server:
-        server.db_url = url
-        yield server
+def dbl_gateway(config, secured_gateway):
+    """Factory: ``dbl_gateway(url, **security)``, a secured gateway serving ``dbl``."""
+
+    def make(url: str, **security) -> Gateway:
+        gateway = secured_gateway(url, config(**security), title="Test gateway")
+        gateway.register_workflow("dbl", double_workflow(), description="doubles x")
+        return gateway
+
+    return make
 
 
-def bearer(served, *, tenant="acme", roles=("analyst",), subject=None):
-    pair = served.gateway.auth.issue_tokens(
-        subject or f"user-{uuid.uuid4().hex[:8]}", tenant_id=tenant, roles=list(roles)
-    )
-    return {"Authorization": f"Bearer {pair.access_token}"}
+@pytest.fixture(scope="module")
+def served(module_sqlite_url, dbl_gateway, serve_module_gateway):
+    server = serve_module_gateway(dbl_gateway(module_sqlite_url))
+    server.db_url = module_sqlite_url
+    return server
 
 
 def assert_problem(response, status, code):
@@ -163,7 +161,7 @@ def test_ready_is_503_when_the_store_is_unreachable(served):
 
 
 def test_metrics_count_requests_and_runs(served):
-    headers = bearer(served)
+    headers = served.bearer_headers()
     served.client.post(
         "/workflows/dbl/execute", json={"parameters": {"double": {"x": 1}}}, headers=headers
     )
@@ -194,7 +192,7 @@ def test_openapi_and_docs(served):
 
 
 def test_list_and_describe(served):
-    headers = bearer(served)
+    headers = served.bearer_headers()
     listing = served.client.get("/workflows", headers=headers).json()
     assert listing == {
         "workflows": [{"name": "dbl", "description": "doubles x", "url": "/workflows/dbl"}]
@@ -209,14 +207,16 @@ def test_list_and_describe(served):
 )
 def test_unknown_or_hostile_workflow_names_are_404(served, path):
     """GW-10: traversal-looking or unknown workflow names answer 404."""
-    response = served.client.get(path, headers=bearer(served))
+    response = served.client.get(path, headers=served.bearer_headers())
     assert response.status_code == 404
     assert response.headers["content-type"].startswith("application/problem+json")
 
 
 def test_execute_waits_and_returns_results(served):
     response = served.client.post(
-        "/workflows/dbl/execute", json={"parameters": {"double": {"x": 21}}}, headers=bearer(served)
+        "/workflows/dbl/execute",
+        json={"parameters": {"double": {"x": 21}}},
+        headers=served.bearer_headers(),
     )
     assert response.status_code == 200
     body = response.json()
@@ -225,7 +225,7 @@ def test_execute_waits_and_returns_results(served):
 
 
 def test_each_request_is_its_own_run(served):
-    headers = bearer(served)
+    headers = served.bearer_headers()
     ids = {
         served.client.post(
             "/workflows/dbl/execute", json={"parameters": {"double": {"x": x}}}, headers=headers
@@ -236,7 +236,7 @@ def test_each_request_is_its_own_run(served):
 
 
 def test_execute_without_wait_then_read_the_run(served):
-    headers = bearer(served, tenant="acme")
+    headers = served.bearer_headers(tenant="acme")
     response = served.client.post(
         "/workflows/dbl/execute?wait=false",
         json={"parameters": {"double": {"x": 4}}},
@@ -254,50 +254,60 @@ def test_execute_without_wait_then_read_the_run(served):
 
 def test_runs_of_another_tenant_are_404(served):
     response = served.client.post(
-        "/workflows/dbl/execute", json={"parameters": {"double": {"x": 1}}}, headers=bearer(served)
+        "/workflows/dbl/execute",
+        json={"parameters": {"double": {"x": 1}}},
+        headers=served.bearer_headers(),
     )
     run_url = f"/runs/{response.json()['run_id']}"
     other = assert_problem(
-        served.client.get(run_url, headers=bearer(served, tenant="globex")), 404, "run_not_found"
+        served.client.get(run_url, headers=served.bearer_headers(tenant="globex")),
+        404,
+        "run_not_found",
     )
     unknown = assert_problem(
-        served.client.get(f"/runs/{uuid.uuid4()}", headers=bearer(served)), 404, "run_not_found"
+        served.client.get(f"/runs/{uuid.uuid4()}", headers=served.bearer_headers()),
+        404,
+        "run_not_found",
     )
     assert other["detail"] == unknown["detail"]
 
 
 def test_missing_required_input_is_400(served):
-    response = served.client.post("/workflows/dbl/execute", headers=bearer(served))
+    response = served.client.post("/workflows/dbl/execute", headers=served.bearer_headers())
     assert_problem(response, 400, "invalid_parameters")
 
 
 def test_code_override_is_403_unless_admin(served):
     body = {"parameters": {"double": {"x": 1, "code": "import os"}}}
     assert_problem(
-        served.client.post("/workflows/dbl/execute", json=body, headers=bearer(served)),
+        served.client.post("/workflows/dbl/execute", json=body, headers=served.bearer_headers()),
         403,
         "override_forbidden",
     )
     top_level = {"parameters": {"url": "http://169.254.169.254/"}}
     assert_problem(
-        served.client.post("/workflows/dbl/execute", json=top_level, headers=bearer(served)),
+        served.client.post(
+            "/workflows/dbl/execute", json=top_level, headers=served.bearer_headers()
+        ),
         403,
         "override_forbidden",
     )
     admin = served.client.post(
-        "/workflows/dbl/execute", json=body, headers=bearer(served, roles=("admin",))
+        "/workflows/dbl/execute", json=body, headers=served.bearer_headers(roles=("admin",))
     )
     assert admin.status_code != 403
 
 
 def test_inputs_not_settable_by_callers_are_400(served):
     body = {"parameters": {"double": {"x": 1, "__class__": 1}}}
-    response = served.client.post("/workflows/dbl/execute", json=body, headers=bearer(served))
+    response = served.client.post(
+        "/workflows/dbl/execute", json=body, headers=served.bearer_headers()
+    )
     assert_problem(response, 400, "parameter_not_settable")
 
 
 def test_unknown_body_fields_and_bad_wait_are_400(served):
-    headers = bearer(served)
+    headers = served.bearer_headers()
     assert_problem(
         served.client.post("/workflows/dbl/execute", json={"params": {}}, headers=headers),
         400,
@@ -342,7 +352,7 @@ def test_empty_or_garbage_authorization_is_401(served, value):
 
 
 def test_two_authorization_headers_are_400(served):
-    token = bearer(served)["Authorization"]
+    token = served.bearer_headers()["Authorization"]
     response = served.client.get(
         "/workflows", headers=[("Authorization", token), ("Authorization", token)]
     )
@@ -356,7 +366,7 @@ def _unauthorized_with(served, token):
     return body
 
 
-def test_bad_signature_is_401(served, tmp_path):
+def test_bad_signature_is_401(config, served, tmp_path):
     other = TokenService(
         config(jwt_secret="another-secret-that-is-long-enough-0123456789"),
         f"sqlite:///{tmp_path / 'o.db'}",
@@ -368,7 +378,7 @@ def test_bad_signature_is_401(served, tmp_path):
 
 @pytest.mark.parametrize("alg", ["none", "None", "NONE", "nOnE"])
 def test_alg_none_is_401(served, alg):
-    real = bearer(served, roles=("admin",))["Authorization"].split()[1]
+    real = served.bearer_headers(roles=("admin",))["Authorization"].split()[1]
     claims = jwt.decode(real, options={"verify_signature": False})
     header = jwt.get_unverified_header(real)
     encode = lambda part: jwt.utils.base64url_encode(json.dumps(part).encode()).decode()  # noqa: E731
@@ -376,14 +386,14 @@ def test_alg_none_is_401(served, alg):
     _unauthorized_with(served, forged)
 
 
-def test_expired_token_is_401(served, tmp_path):
+def test_expired_token_is_401(config, served, tmp_path):
     past = TokenService(
         config(), f"sqlite:///{tmp_path / 'p.db'}", clock=lambda: time.time() - 3600
     )
     _unauthorized_with(served, past.issue("alice", tenant_id="acme", roles=[]).access_token)
 
 
-def test_wrong_audience_is_401(served, tmp_path):
+def test_wrong_audience_is_401(config, served, tmp_path):
     other = TokenService(config(audience="another-api"), f"sqlite:///{tmp_path / 'a.db'}")
     _unauthorized_with(served, other.issue("alice", tenant_id="acme", roles=[]).access_token)
 
@@ -393,7 +403,7 @@ def test_refresh_token_as_bearer_is_401(served):
     _unauthorized_with(served, pair.refresh_token)
 
 
-def test_uniform_401_bodies(served, tmp_path):
+def test_uniform_401_bodies(config, served, tmp_path):
     past = TokenService(
         config(), f"sqlite:///{tmp_path / 'p.db'}", clock=lambda: time.time() - 3600
     )
@@ -402,11 +412,11 @@ def test_uniform_401_bodies(served, tmp_path):
     assert expired["detail"] == garbage["detail"]
 
 
-def test_tenant_header_cannot_switch_tenant(tmp_path):
+def test_tenant_header_cannot_switch_tenant(config, tmp_path):
     url = f"sqlite:///{tmp_path / 'ti.db'}"
     gateway = create_gateway(security_config=config(), tenant_isolation=True, database_url=url)
     with ServedGateway(gateway) as server:
-        headers = bearer(server, tenant="acme")
+        headers = server.bearer_headers(tenant="acme")
         assert server.client.get("/workflows", headers=headers).status_code == 200
         same = server.client.get("/workflows", headers={**headers, "X-Tenant-ID": "acme"})
         assert same.status_code == 200
@@ -439,7 +449,7 @@ def test_password_login_and_refresh_rotation(served):
 
 def test_content_length_over_limit_is_413_before_the_body(served):
     """GW-01: a Content-Length above 1 MiB answers 413 before the body is read."""
-    token = bearer(served)["Authorization"]
+    token = served.bearer_headers()["Authorization"]
     answer = raw_request(
         served.port,
         "POST /workflows/dbl/execute HTTP/1.1\r\nHost: test\r\n"
@@ -455,14 +465,14 @@ def test_wrong_content_type_is_415(served):
     response = served.client.post(
         "/workflows/dbl/execute",
         content=b'{"parameters": {}}',
-        headers={**bearer(served), "Content-Type": "text/plain"},
+        headers={**served.bearer_headers(), "Content-Type": "text/plain"},
     )
     assert_problem(response, 415, "unsupported_media_type")
 
 
 def test_unserved_method_is_405_with_allow(served):
     """GW-12: an unserved method answers 405 with ``Allow``."""
-    response = served.client.put("/workflows/dbl/execute", headers=bearer(served))
+    response = served.client.put("/workflows/dbl/execute", headers=served.bearer_headers())
     assert_problem(response, 405, "method_not_allowed")
     assert response.headers["Allow"] == "POST, OPTIONS"  # OPTIONS is served everywhere
     assert served.client.delete("/health").headers["Allow"] == "GET, HEAD, OPTIONS"
@@ -492,7 +502,7 @@ def test_hostile_json_is_400_with_stable_codes(served, body, code):
     response = served.client.post(
         "/workflows/dbl/execute",
         content=body,
-        headers={**bearer(served), "Content-Type": "application/json"},
+        headers={**served.bearer_headers(), "Content-Type": "application/json"},
     )
     assert_problem(response, 400, code)
 
@@ -505,7 +515,7 @@ def test_internal_errors_are_500_without_trace_or_secret(served, monkeypatch, ca
 
     monkeypatch.setattr(served.gateway.runs.index, "get", explode)
     with caplog.at_level("ERROR"):
-        response = served.client.get(f"/runs/{uuid.uuid4()}", headers=bearer(served))
+        response = served.client.get(f"/runs/{uuid.uuid4()}", headers=served.bearer_headers())
     body = assert_problem(response, 500, "internal_error")
     assert "secret-connection-string-xyz" not in response.text
     assert body["error_id"] in caplog.text and "secret-connection-string-xyz" in caplog.text
@@ -518,20 +528,20 @@ def test_unknown_path_is_a_problem_404(served):
 # -- rate limiting and draining -----------------------------------------------------
 
 
-def test_rate_limit_answers_429_with_retry_after(tmp_path):
-    gateway = secured_gateway(f"sqlite:///{tmp_path / 'rl.db'}", max_requests_per_minute=3)
+def test_rate_limit_answers_429_with_retry_after(dbl_gateway, tmp_path):
+    gateway = dbl_gateway(f"sqlite:///{tmp_path / 'rl.db'}", max_requests_per_minute=3)
     with ServedGateway(gateway) as server:
-        headers = bearer(server)
+        headers = server.bearer_headers()
         statuses = [server.client.get("/workflows", headers=headers).status_code for _ in range(4)]
         assert statuses == [200, 200, 200, 429]
         refused = server.client.get("/workflows", headers=headers)
         assert_problem(refused, 429, "rate_limited")
         assert int(refused.headers["Retry-After"]) >= 1
         # Another identity has its own budget.
-        assert server.client.get("/workflows", headers=bearer(server)).status_code == 200
+        assert server.client.get("/workflows", headers=server.bearer_headers()).status_code == 200
 
 
-def test_stop_drains_in_flight_runs(tmp_path):
+def test_stop_drains_in_flight_runs(dbl_gateway, tmp_path):
     import concurrent.futures
     import threading
 
@@ -544,11 +554,11 @@ def test_stop_drains_in_flight_runs(tmp_path):
 
     builder = WorkflowBuilder()
     builder.add_node(PythonCodeNode.from_function(wait_for_release), "hold")
-    gateway = secured_gateway(f"sqlite:///{tmp_path / 'drain.db'}")
+    gateway = dbl_gateway(f"sqlite:///{tmp_path / 'drain.db'}")
     gateway.register_workflow("hold", builder.build())
     server = ServedGateway(gateway).__enter__()
     try:
-        headers = bearer(server)
+        headers = server.bearer_headers()
         accepted = server.client.post(
             "/workflows/hold/execute?wait=false",
             json={"parameters": {"hold": {"x": 7}}},
@@ -634,15 +644,15 @@ def test_run_inline_refused_for_workflows_that_are_not_sequential_code_nodes():
 
 def test_runs_and_their_events_share_one_ownership_rule(served):
     """Owner or an admin of the owner's tenant; another subject or tenant is 404."""
-    owner = bearer(served, subject="owner-1")
+    owner = served.bearer_headers(subject="owner-1")
     run_id = served.client.post(
         "/workflows/dbl/execute", json={"parameters": {"double": {"x": 3}}}, headers=owner
     ).json()["run_id"]
     callers = {
         "owner": (owner, 200),
-        "same tenant, other subject": (bearer(served, subject="owner-2"), 404),
-        "tenant admin": (bearer(served, subject="boss", roles=("admin",)), 200),
-        "admin of another tenant": (bearer(served, tenant="globex", roles=("admin",)), 404),
+        "same tenant, other subject": (served.bearer_headers(subject="owner-2"), 404),
+        "tenant admin": (served.bearer_headers(subject="boss", roles=("admin",)), 200),
+        "admin of another tenant": (served.bearer_headers(tenant="globex", roles=("admin",)), 404),
     }
     for who, (headers, status) in callers.items():
         for path in (f"/runs/{run_id}", f"/runs/{run_id}/events"):
@@ -657,14 +667,14 @@ def big(n: int) -> str:
     return "x" * n
 
 
-def test_runs_survive_a_restart_with_large_results_marked(tmp_path):
+def test_runs_survive_a_restart_with_large_results_marked(dbl_gateway, tmp_path):
     url = f"sqlite:///{tmp_path / 'restart.db'}"
-    gateway = secured_gateway(url)
+    gateway = dbl_gateway(url)
     builder = WorkflowBuilder()
     builder.add_node(PythonCodeNode.from_function(big), "big")
     gateway.register_workflow("big", builder.build())
     with ServedGateway(gateway) as server:
-        headers = bearer(server, subject="keeper")
+        headers = server.bearer_headers(subject="keeper")
         small = server.client.post(
             "/workflows/dbl/execute", json={"parameters": {"double": {"x": 5}}}, headers=headers
         ).json()["run_id"]
@@ -679,9 +689,9 @@ def test_runs_survive_a_restart_with_large_results_marked(tmp_path):
             )
             == 300_000
         )
-    with ServedGateway(secured_gateway(url)) as server:
+    with ServedGateway(dbl_gateway(url)) as server:
         assert not server.gateway.runs.index.get(small, "acme")  # read from the store
-        headers = bearer(server, subject="keeper")
+        headers = server.bearer_headers(subject="keeper")
         run = server.client.get(f"/runs/{small}", headers=headers).json()
         assert run["status"] == "completed" and run["results"] == {"double": {"result": 10}}
         assert run["nodes"][0]["node_id"] == "double" and run["duration"] > 0
@@ -690,5 +700,5 @@ def test_runs_survive_a_restart_with_large_results_marked(tmp_path):
         assert stored["results_truncated"] is True and stored["results_size"] > 256 * 1024
         events = server.client.get(f"/runs/{small}/events", headers=headers).text
         assert events.count("event: node") == 2 and events.count("event: run") == 1
-        other = bearer(server, subject="someone-else")
+        other = server.bearer_headers(subject="someone-else")
         assert_problem(server.client.get(f"/runs/{small}", headers=other), 404, "run_not_found")

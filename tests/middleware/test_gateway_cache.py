@@ -14,9 +14,7 @@ from kailash_nb.middleware._result_cache import ResultCache
 from kailash_nb.middleware.gateway import create_gateway
 from kailash_nb.middleware.gateway_errors import GatewayConfigurationError
 from kailash_nb.nodes.code import PythonCodeNode
-from kailash_nb.security import SecurityConfig
 
-SECRET = "kailash-nb-gateway-cache-tests-0123456789-abcdef"
 CALLS: list[int] = []
 
 
@@ -50,17 +48,14 @@ def body(x):
 
 
 @pytest.fixture
-def served(tmp_path):
+def served(sqlite_url, serve_gateway):
     CALLS.clear()
-    gateway = create_gateway(
-        cache_enabled=True, cache_ttl=300, database_url=f"sqlite:///{tmp_path / 'cache.db'}"
-    )
+    gateway = create_gateway(cache_enabled=True, cache_ttl=300, database_url=sqlite_url)
     gateway.register_workflow("counted", workflow_of(counted))
     gateway.register_workflow("fresh", workflow_of(counted), cache=False)
     gateway.register_workflow("broken", workflow_of(broken))
     gateway.result_cache = ResultCache(300, clock=Clock(50.0))
-    with ServedGateway(gateway) as server:
-        yield server
+    return serve_gateway(gateway)
 
 
 # -- options ------------------------------------------------------------------------------
@@ -196,10 +191,10 @@ def test_wait_false_never_uses_the_cache(served):
 # -- tenants ----------------------------------------------------------------------------------
 
 
-def test_authz09_tenants_never_see_each_others_cached_results(tmp_path):
+def test_authz09_tenants_never_see_each_others_cached_results(security_config, tmp_path):
     CALLS.clear()
     url = f"sqlite:///{tmp_path / 'tenants.db'}"
-    config = SecurityConfig(jwt_secret=SECRET, max_requests_per_minute=10_000)
+    config = security_config(max_requests_per_minute=10_000)
     gateway = create_gateway(
         security_config=config, tenant_isolation=True, cache_enabled=True, database_url=url
     )

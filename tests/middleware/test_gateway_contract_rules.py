@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import re
 import socket
-import uuid
 
 import pytest
 from _contract_app import double, shift
@@ -25,39 +24,33 @@ from kailash_nb.middleware.gateway_errors import GatewayConfigurationError
 from kailash_nb.middleware.openapi import openapi_document
 from kailash_nb.nodes.code import PythonCodeNode
 from kailash_nb.run_status import RUN_STATUSES
-from kailash_nb.security import SecurityConfig
 
-SECRET = "kailash-nb-contract-rule-tests-0123456789-abcdefgh"
 PROBLEM_JSON = "application/problem+json"
 # RFC 3986 URI reference characters (a percent sign only as part of an escape).
 URI_REFERENCE = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?#\[\]]|%[0-9A-Fa-f]{2})*")
 
 
-def build(url: str, **options):
-    config = SecurityConfig(jwt_secret=SECRET, max_requests_per_minute=100_000)
-    gateway = create_gateway(security_config=config, database_url=url, **options)
-    typed = WorkflowBuilder()
-    typed.add_node(PythonCodeNode.from_function(shift), "shift")
-    typed.add_node(PythonCodeNode.from_function(double), "double")
-    gateway.register_workflow("typed", typed.build())
-    code = WorkflowBuilder()
-    code.add_node("PythonCodeNode", "compute", {"code": "result = [a, b]", "b": 3})
-    gateway.register_workflow("code", code.build())
-    return gateway
+@pytest.fixture(scope="module")
+def build(security_config):
+    """Factory: ``build(url, **options)``, a gateway serving ``typed`` and ``code``."""
+
+    def make(url: str, **options):
+        gateway = create_gateway(security_config=security_config(), database_url=url, **options)
+        typed = WorkflowBuilder()
+        typed.add_node(PythonCodeNode.from_function(shift), "shift")
+        typed.add_node(PythonCodeNode.from_function(double), "double")
+        gateway.register_workflow("typed", typed.build())
+        code = WorkflowBuilder()
+        code.add_node("PythonCodeNode", "compute", {"code": "result = [a, b]", "b": 3})
+        gateway.register_workflow("code", code.build())
+        return gateway
+
+    return make
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    url = f"sqlite:///{tmp_path_factory.mktemp('contract-rules') / 'gateway.db'}"
-    with ServedGateway(build(url)) as server:
-        yield server
-
-
-def auth(served, *roles: str) -> dict[str, str]:
-    pair = served.gateway.auth.issue_tokens(
-        f"user-{uuid.uuid4().hex[:8]}", tenant_id="acme", roles=list(roles) or ["analyst"]
-    )
-    return {"Authorization": f"Bearer {pair.access_token}"}
+def served(module_sqlite_url, build, serve_module_gateway):
+    return serve_module_gateway(build(module_sqlite_url))
 
 
 def problem(response, status: int, code: str) -> dict:
@@ -84,7 +77,7 @@ def raw(port: int, data: bytes) -> bytes:
 
 def test_limit_with_a_superscript_three_is_400(served):
     """``?limit=%C2%B3`` (``³``, which ``str.isdigit`` accepts) is a 400, not a 500."""
-    response = served.client.get("/sessions?limit=%C2%B3", headers=auth(served))
+    response = served.client.get("/sessions?limit=%C2%B3", headers=served.bearer_headers())
     assert problem(response, 400, "invalid_query")["parameter"] == "limit"
 
 
@@ -94,12 +87,14 @@ def test_limit_with_a_superscript_three_is_400(served):
 def test_limit_takes_ascii_digits_in_range_only(served, value):
     """Arabic-Indic digits, signs, spaces, exponents and out-of-range values are 400."""
     problem(
-        served.client.get(f"/sessions?limit={value}", headers=auth(served)), 400, "invalid_query"
+        served.client.get(f"/sessions?limit={value}", headers=served.bearer_headers()),
+        400,
+        "invalid_query",
     )
 
 
 def test_limit_given_twice_is_400_and_unknown_parameters_are_ignored(served):
-    headers = auth(served)
+    headers = served.bearer_headers()
     problem(served.client.get("/sessions?limit=1&limit=2", headers=headers), 400, "invalid_query")
     assert served.client.get("/sessions?limit=7&other=x", headers=headers).status_code == 200
 
@@ -108,7 +103,7 @@ def test_limit_given_twice_is_400_and_unknown_parameters_are_ignored(served):
 def test_wait_is_exactly_true_or_false(served, value):
     body = {"parameters": {"double": {"n": 1}, "point": {"x": 1}}}
     response = served.client.post(
-        f"/workflows/typed/execute?wait={value}", json=body, headers=auth(served)
+        f"/workflows/typed/execute?wait={value}", json=body, headers=served.bearer_headers()
     )
     problem(response, 400, "invalid_query")
 
@@ -129,7 +124,7 @@ def test_wait_is_exactly_true_or_false(served, value):
 )
 def test_wrong_typed_inputs_are_400_naming_the_path_and_type(served, parameters, path, expected):
     response = served.client.post(
-        "/workflows/typed/execute", json={"parameters": parameters}, headers=auth(served)
+        "/workflows/typed/execute", json={"parameters": parameters}, headers=served.bearer_headers()
     )
     detail = problem(response, 400, "invalid_parameters")["detail"]
     assert f"{path}: expected {expected}" in detail
@@ -137,22 +132,30 @@ def test_wrong_typed_inputs_are_400_naming_the_path_and_type(served, parameters,
 
 def test_an_integral_number_is_an_integer_as_the_schema_says(served):
     body = {"parameters": {"double": {"n": 2.0}, "point": {"x": 1}}}
-    response = served.client.post("/workflows/typed/execute", json=body, headers=auth(served))
+    response = served.client.post(
+        "/workflows/typed/execute", json=body, headers=served.bearer_headers()
+    )
     assert response.status_code == 200, response.text
     assert response.json()["results"]["double"] == {"result": 4}
 
 
 def test_unknown_key_inside_a_node_object_is_400(served):
     body = {"parameters": {"double": {"n": 1, "m": 2}, "point": {"x": 1}}}
-    response = served.client.post("/workflows/typed/execute", json=body, headers=auth(served))
+    response = served.client.post(
+        "/workflows/typed/execute", json=body, headers=served.bearer_headers()
+    )
     assert "parameters['double']['m']" in problem(response, 400, "parameter_not_settable")["detail"]
-    admin = served.client.post("/workflows/typed/execute", json=body, headers=auth(served, "admin"))
+    admin = served.client.post(
+        "/workflows/typed/execute", json=body, headers=served.bearer_headers(roles=["admin"])
+    )
     problem(admin, 400, "parameter_not_settable")
 
 
 def test_a_missing_input_names_both_places_it_may_come_from(served):
     missing = served.client.post(
-        "/workflows/typed/execute", json={"parameters": {"double": {"n": 1}}}, headers=auth(served)
+        "/workflows/typed/execute",
+        json={"parameters": {"double": {"n": 1}}},
+        headers=served.bearer_headers(),
     )
     detail = problem(missing, 400, "invalid_parameters")["detail"]
     assert "parameters.point: required or parameters.shift: required" in detail
@@ -163,11 +166,11 @@ def test_admin_may_override_code_but_the_rest_is_checked(served):
     else an admin sends is checked against the schema like anyone's."""
     code = {"parameters": {"compute": {"a": 1, "code": "result = 7"}}}
     problem(
-        served.client.post("/workflows/code/execute", json=code, headers=auth(served)),
+        served.client.post("/workflows/code/execute", json=code, headers=served.bearer_headers()),
         403,
         "override_forbidden",
     )
-    admin = auth(served, "admin")
+    admin = served.bearer_headers(roles=["admin"])
     ran = served.client.post("/workflows/code/execute", json=code, headers=admin)
     assert ran.status_code == 200, ran.text
     wrong = {"parameters": {"compute": {"a": 1, "code": "result = 7"}, "zzz": 1}}
@@ -184,7 +187,9 @@ def test_workflow_input_validators_are_built_once_at_registration(served, monkey
     inputs = served.gateway.workflow_inputs["typed"]
     monkeypatch.setattr(workflow_inputs, "workflow_input_schema", _never_called)
     body = {"parameters": {"double": {"n": 3}, "point": {"x": 1}}}
-    response = served.client.post("/workflows/typed/execute", json=body, headers=auth(served))
+    response = served.client.post(
+        "/workflows/typed/execute", json=body, headers=served.bearer_headers()
+    )
     assert response.status_code == 200, response.text
     assert served.gateway.workflow_inputs["typed"] is inputs
 
@@ -205,12 +210,14 @@ def test_a_workflow_no_caller_can_run_is_refused_at_registration(tmp_path):
 
 
 def test_session_metadata_null_is_400_as_the_schema_says(served):
-    response = served.client.post("/sessions", json={"metadata": None}, headers=auth(served))
+    response = served.client.post(
+        "/sessions", json={"metadata": None}, headers=served.bearer_headers()
+    )
     assert "metadata" in problem(response, 400, "invalid_session_metadata")["detail"]
 
 
 def test_max_concurrent_workflows_follows_the_schemas_integer(served):
-    headers = auth(served)
+    headers = served.bearer_headers()
     limits = {"metadata": {"resource_limits": {"max_concurrent_workflows": 1.0}}}
     created = served.client.post("/sessions", json=limits, headers=headers)
     assert created.status_code == 201, created.text
@@ -236,7 +243,7 @@ def test_token_request_with_both_second_factors_is_400_as_documented(served):
 
 @pytest.mark.parametrize("path", ["/health", "/workflows", "/sessions", "/openapi.json"])
 def test_head_answers_the_get_status_and_headers_without_a_body(served, path):
-    headers = auth(served)
+    headers = served.bearer_headers()
     got = served.client.get(path, headers=headers)
     head = served.client.head(path, headers=headers)
     assert head.status_code == got.status_code == 200
@@ -267,7 +274,7 @@ def test_options_is_204_with_allow_on_every_route(served, path, allow):
 @pytest.mark.parametrize("method", ["TRACE", "QUERY", "CONNECT", "PURGE"])
 @pytest.mark.parametrize("path", ["/health", "/workflows/typed/execute", "/ws", "/sessions"])
 def test_gw12_unserved_and_unknown_methods_are_405_problems_with_allow(served, method, path):
-    response = served.client.request(method, path, headers=auth(served))
+    response = served.client.request(method, path, headers=served.bearer_headers())
     problem(response, 405, "method_not_allowed")
     assert "OPTIONS" in response.headers["allow"]
 
@@ -281,12 +288,12 @@ def test_unmatched_paths_are_404_problems_for_any_method(served):
 
 
 def test_ws_without_upgrade_is_a_problem_with_request_id(served):
-    response = served.client.get("/ws", headers=auth(served))
+    response = served.client.get("/ws", headers=served.bearer_headers())
     problem(response, 400, "websocket_upgrade_required")
 
 
 def test_ws_with_a_bad_key_or_version_is_400(served):
-    headers = {**auth(served), "Upgrade": "websocket", "Connection": "Upgrade"}
+    headers = {**served.bearer_headers(), "Upgrade": "websocket", "Connection": "Upgrade"}
     bad_key = {**headers, "Sec-WebSocket-Key": "short", "Sec-WebSocket-Version": "13"}
     problem(served.client.get("/ws", headers=bad_key), 400, "websocket_handshake_invalid")
     old = {**headers, "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version": "8"}
@@ -296,7 +303,7 @@ def test_ws_with_a_bad_key_or_version_is_400(served):
 
 
 def test_ws_head_and_unauthenticated_answers_are_problems(served):
-    head = served.client.head("/ws", headers=auth(served))
+    head = served.client.head("/ws", headers=served.bearer_headers())
     assert head.status_code == 400 and head.content == b""
     assert head.headers["content-type"].startswith(PROBLEM_JSON) and head.headers["x-request-id"]
     problem(served.client.get("/ws"), 401, "unauthorized")
@@ -306,7 +313,7 @@ def test_a_valid_ws_handshake_upgrades_without_a_server_banner(served):
     head = (
         "GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-        f"Authorization: {auth(served)['Authorization']}\r\n\r\n"
+        f"Authorization: Bearer {served.access_token()}\r\n\r\n"
     )
     with socket.create_connection(("127.0.0.1", served.port), timeout=10) as conn:
         conn.sendall(head.encode())
@@ -331,7 +338,7 @@ def test_no_server_banner_on_404_405_and_errors(served):
 
 def test_problem_instance_never_cuts_a_percent_escape(served):
     path = "/runs/" + "%F0%9D%90%93" * 40
-    body = problem(served.client.get(path, headers=auth(served)), 404, "not_found")
+    body = problem(served.client.get(path, headers=served.bearer_headers()), 404, "not_found")
     assert URI_REFERENCE.fullmatch(body["instance"])
     assert len(body["instance"]) <= MAX_INSTANCE_CHARS
 
@@ -350,7 +357,7 @@ def test_gw02_chunked_body_in_1mib_chunks_is_413(served):
     declared size with a bare 400) still end in a 413 problem and a close."""
     head = (
         "POST /workflows/typed/execute HTTP/1.1\r\nHost: t\r\n"
-        f"Authorization: {auth(served)['Authorization']}\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {served.access_token()}\r\nContent-Type: application/json\r\n"
         "Transfer-Encoding: chunked\r\n\r\n"
     ).encode()
     chunk = b"100000\r\n" + b" " * 0x100000 + b"\r\n"
@@ -379,7 +386,7 @@ def test_a_body_of_exactly_1_mib_in_one_chunk_is_read(served):
     payload += b" " * (0x100000 - len(payload))
     head = (
         "POST /workflows/typed/execute HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
-        f"Authorization: {auth(served)['Authorization']}\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {served.access_token()}\r\nContent-Type: application/json\r\n"
         "Transfer-Encoding: chunked\r\n\r\n"
     ).encode()
     answer = raw(served.port, head + b"100000\r\n" + payload + b"\r\n0\r\n\r\n")
@@ -389,7 +396,7 @@ def test_a_body_of_exactly_1_mib_in_one_chunk_is_read(served):
 def test_a_malformed_chunk_size_is_a_problem_with_request_id(served):
     head = (
         "POST /workflows/typed/execute HTTP/1.1\r\nHost: t\r\n"
-        f"Authorization: {auth(served)['Authorization']}\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {served.access_token()}\r\nContent-Type: application/json\r\n"
         "Transfer-Encoding: chunked\r\n\r\nzz\r\n"
     ).encode()
     answer = raw(served.port, head)
@@ -403,13 +410,13 @@ def test_a_malformed_chunk_size_is_a_problem_with_request_id(served):
 
 def test_metrics_need_a_token_by_default_as_documented(served):
     problem(served.client.get("/metrics"), 401, "unauthorized")
-    assert served.client.get("/metrics", headers=auth(served)).status_code == 200
+    assert served.client.get("/metrics", headers=served.bearer_headers()).status_code == 200
     operation = served.client.get("/openapi.json").json()["paths"]["/metrics"]["get"]
     assert "security" not in operation  # the document's default: bearerAuth
     assert {"401", "403"} <= operation["responses"].keys()
 
 
-def test_metrics_public_opens_metrics_and_the_document_says_so(tmp_path):
+def test_metrics_public_opens_metrics_and_the_document_says_so(build, tmp_path):
     gateway = build(f"sqlite:///{tmp_path / 'g.db'}", metrics_public=True)
     with ServedGateway(gateway) as server:
         assert server.client.get("/metrics").status_code == 200

@@ -8,24 +8,19 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 
 import pytest
 from _clock import Clock
 from _gateway_server import ServedGateway
-from argon2 import PasswordHasher
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
 from kailash_nb import WorkflowBuilder
-from kailash_nb.middleware.auth import KailashJWTAuth
 from kailash_nb.middleware.gateway import create_gateway
 from kailash_nb.monitoring import ProductionMonitor
 from kailash_nb.nodes.code import PythonCodeNode
-from kailash_nb.security import SecurityConfig
 from kailash_nb.store.run_history import RunStore
 
-SECRET = "kailash-nb-failed-run-tests-0123456789-abcdefghij"
 INTERNAL = "/srv/internal/ledger.db is locked by host db-7"
 
 
@@ -50,18 +45,15 @@ def code_workflow(*nodes, edges=()):
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    url = f"sqlite:///{tmp_path_factory.mktemp('failed') / 'gateway.db'}"
-    cfg = SecurityConfig(jwt_secret=SECRET, max_requests_per_minute=100_000)
+def served(module_sqlite_url, secured_gateway, serve_module_gateway):
+    url = module_sqlite_url
     clock = Clock(1000.0)
     monitor = ProductionMonitor(
         alert_rules=[{"metric": "workflow_failure_rate", "threshold": 0.05}],
         clock=clock,
         window_seconds=60,
     )
-    gateway = create_gateway(security_config=cfg, database_url=url, monitoring=monitor)
-    hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    gateway.auth = KailashJWTAuth(config=cfg, store_url=url, password_hasher=hasher)
+    gateway = secured_gateway(url, monitoring=monitor)
     gateway.register_workflow("ledger", one_node(fetch_ledger, "fetch"))
     gateway.register_workflow("ledger_open", one_node(fetch_ledger, "fetch"), expose_errors=True)
     gateway.register_workflow(
@@ -74,16 +66,9 @@ def served(tmp_path_factory):
     )
     gateway.register_workflow("fine", code_workflow(("ok", "result = 1")))
     gateway.register_workflow("huge", code_workflow(("n", "result = 10 ** 5000")))
-    with ServedGateway(gateway) as server:
-        server.db_url, server.clock = url, clock
-        yield server
-
-
-def headers(served, *, subject=None, roles=("analyst",)):
-    pair = served.gateway.auth.issue_tokens(
-        subject or f"user-{uuid.uuid4().hex[:8]}", tenant_id="acme", roles=list(roles)
-    )
-    return {"Authorization": f"Bearer {pair.access_token}"}
+    server = serve_module_gateway(gateway)
+    server.db_url, server.clock = url, clock
+    return server
 
 
 def recorded(served, run_url, auth):
@@ -101,7 +86,7 @@ def execute(served, name, auth, **params):
 
 
 def test_a_failed_leaf_is_a_422_run_failed_naming_the_node_not_its_message(served):
-    auth = headers(served)
+    auth = served.bearer_headers()
     response = execute(served, "ledger", auth)
     assert response.status_code == 422, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
@@ -123,7 +108,7 @@ def test_a_failed_leaf_is_a_422_run_failed_naming_the_node_not_its_message(serve
 
 
 def test_an_author_may_expose_node_messages(served):
-    auth = headers(served)
+    auth = served.bearer_headers()
     body = execute(served, "ledger_open", auth).json()
     assert body["status"] == 422 and body["code"] == "run_failed"
     assert body["failed_nodes"] == [
@@ -135,7 +120,7 @@ def test_an_author_may_expose_node_messages(served):
 
 
 def test_partial_results_of_a_failed_run_are_kept(served):
-    auth = headers(served)
+    auth = served.bearer_headers()
     body = execute(served, "partial", auth).json()
     assert body["failed_nodes"] == [{"node_id": "leaf", "error_type": "IndexError"}]
     run = recorded(served, body["run_url"], auth)
@@ -147,14 +132,14 @@ def test_partial_results_of_a_failed_run_are_kept(served):
 
 
 def test_a_failed_node_with_dependents_stops_the_run(served):
-    body = execute(served, "stops", headers(served)).json()
+    body = execute(served, "stops", served.bearer_headers()).json()
     assert body["code"] == "run_failed" and body["node_id"] == "bad"
     assert body["failed_nodes"] == [{"node_id": "bad", "error_type": "ZeroDivisionError"}]
     assert body["detail"] == "node 'bad' (ZeroDivisionError) failed; the run stopped at 'bad'"
 
 
 def test_the_sse_run_event_of_a_failed_run_says_failed(served):
-    auth = headers(served)
+    auth = served.bearer_headers()
     body = execute(served, "ledger", auth).json()
     stream = served.client.get(f"{body['run_url']}/events", headers=auth).text
     frames = [json.loads(line[6:]) for line in stream.splitlines() if line.startswith("data: ")]
@@ -165,7 +150,7 @@ def test_the_sse_run_event_of_a_failed_run_says_failed(served):
 
 
 def test_the_websocket_run_event_of_a_failed_run_says_failed(served):
-    auth = headers(served)
+    auth = served.bearer_headers()
     accepted = execute(served, "ledger", auth, wait="false")
     assert accepted.status_code == 202
     run_id = accepted.json()["run_id"]
@@ -189,7 +174,7 @@ def test_the_websocket_run_event_of_a_failed_run_says_failed(served):
 
 
 def test_the_stored_run_and_metrics_count_failed_runs_under_the_registered_name(served):
-    auth = headers(served)
+    auth = served.bearer_headers()
     run_id = execute(served, "ledger", auth).json()["run_id"]
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
@@ -201,7 +186,7 @@ def test_the_stored_run_and_metrics_count_failed_runs_under_the_registered_name(
     assert INTERNAL in stored.error["message"]  # the operator's history keeps the message
     history = RunStore(served.db_url).get_run(run_id)
     assert history.status == "failed"
-    metrics = served.client.get("/metrics", headers=headers(served, roles=("admin",))).text
+    metrics = served.client.get("/metrics", headers=served.bearer_headers(roles=("admin",))).text
     assert 'kailash_nb_workflow_runs_total{status="failed",workflow="ledger"}' in metrics
     assert 'workflow="Workflow-' not in metrics
 
@@ -209,7 +194,7 @@ def test_the_stored_run_and_metrics_count_failed_runs_under_the_registered_name(
 def test_failed_leaf_runs_fire_the_failure_rate_alert(served):
     monitor = served.gateway.monitor
     monitor.evaluate()
-    auth = headers(served)
+    auth = served.bearer_headers()
     for _ in range(8):
         assert execute(served, "fine", auth).status_code == 200
     for _ in range(2):
@@ -220,7 +205,7 @@ def test_failed_leaf_runs_fire_the_failure_rate_alert(served):
 
 
 def test_a_result_json_cannot_hold_is_answered_by_the_documented_rule(served):
-    auth = headers(served)
+    auth = served.bearer_headers()
     response = execute(served, "huge", auth)
     assert response.status_code == 200, response.text
     assert response.json()["results"] == {"n": {"result": "1" + "0" * 5000}}

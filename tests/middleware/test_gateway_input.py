@@ -18,17 +18,12 @@ import uuid
 
 import pytest
 from _gateway_server import ServedGateway
-from argon2 import PasswordHasher
 
 from kailash_nb import WorkflowBuilder
 from kailash_nb.middleware._json_body import parse_json_body
 from kailash_nb.middleware._problems import ProblemError
-from kailash_nb.middleware.auth import KailashJWTAuth
-from kailash_nb.middleware.gateway import create_gateway
 from kailash_nb.nodes.code import PythonCodeNode
-from kailash_nb.security import SecurityConfig
 
-SECRET = "kailash-nb-gateway-input-tests-0123456789-abcdef"
 PROBLEM_BASE = "https://kailash-nb.dev/problems/"
 ACCESS_LOGGER = "kailash_nb.middleware.access"
 
@@ -38,29 +33,24 @@ def double(x: int) -> int:
     return x * 2
 
 
-def make_gateway(url: str, per_minute: int = 100_000):
-    cfg = SecurityConfig(jwt_secret=SECRET, max_requests_per_minute=per_minute)
-    gateway = create_gateway(security_config=cfg, database_url=url)
-    hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    gateway.auth = KailashJWTAuth(config=cfg, store_url=url, password_hasher=hasher)
-    builder = WorkflowBuilder()
-    builder.add_node(PythonCodeNode.from_function(double), "double")
-    gateway.register_workflow("dbl", builder.build())
-    return gateway
+@pytest.fixture(scope="module")
+def make_gateway(secured_gateway, security_config):
+    """Factory: ``make_gateway(url, per_minute=100_000)``, a secured gateway serving ``dbl``."""
+
+    def make(url: str, per_minute: int = 100_000):
+        config = security_config(max_requests_per_minute=per_minute)
+        gateway = secured_gateway(url, config)
+        builder = WorkflowBuilder()
+        builder.add_node(PythonCodeNode.from_function(double), "double")
+        gateway.register_workflow("dbl", builder.build())
+        return gateway
+
+    return make
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    url = f"sqlite:///{tmp_path_factory.mktemp('input') / 'gateway.db'}"
-    with ServedGateway(make_gateway(url)) as server:
-        yield server
-
-
-def token(served, subject: str | None = None) -> str:
-    subject = subject or f"user-{uuid.uuid4().hex[:8]}"
-    return served.gateway.auth.issue_tokens(
-        subject, tenant_id="acme", roles=["analyst"]
-    ).access_token
+def served(module_sqlite_url, make_gateway, serve_module_gateway):
+    return serve_module_gateway(make_gateway(module_sqlite_url))
 
 
 def read_all(conn: socket.socket) -> bytes:
@@ -118,7 +108,7 @@ def assert_problem(answer: bytes, status: int, code: str) -> dict:
 def post_json(served, body: bytes, content_type: str = "application/json") -> bytes:
     head = (
         "POST /workflows/dbl/execute HTTP/1.1\r\nHost: t\r\n"
-        f"Authorization: Bearer {token(served)}\r\nContent-Type: {content_type}\r\n"
+        f"Authorization: Bearer {served.access_token()}\r\nContent-Type: {content_type}\r\n"
         f"Content-Length: {len(body)}\r\n"
     )
     return one_request(served.port, head, body)
@@ -150,7 +140,7 @@ def test_gw02_chunked_body_growing_past_1_mib_is_413_and_reading_stops(served):
     stops reading: a client pushing 64 MiB is cut off long before (memory stays bounded)."""
     head = (
         "POST /workflows/dbl/execute HTTP/1.1\r\nHost: t\r\n"
-        f"Authorization: Bearer {token(served)}\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {served.access_token()}\r\nContent-Type: application/json\r\n"
         "Transfer-Encoding: chunked\r\n\r\n"
     ).encode()
     chunk = b"10000\r\n" + b" " * 0x10000 + b"\r\n"
@@ -176,7 +166,7 @@ def test_gw03_content_length_with_transfer_encoding_is_400_before_the_handler(se
         served.port,
         (
             "POST /workflows/dbl/execute HTTP/1.1\r\nHost: t\r\n"
-            f"Authorization: Bearer {token(served)}\r\nContent-Type: application/json\r\n"
+            f"Authorization: Bearer {served.access_token()}\r\nContent-Type: application/json\r\n"
             "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n"
             "0\r\n\r\nGET /health HTTP/1.1\r\nHost: t\r\n\r\n"
         ).encode(),
@@ -196,7 +186,7 @@ def test_gw03_conflicting_duplicate_content_length_is_400(served, lengths):
         served.port,
         (
             "POST /workflows/dbl/execute HTTP/1.1\r\nHost: t\r\n"
-            f"Authorization: Bearer {token(served)}\r\nContent-Type: application/json\r\n"
+            f"Authorization: Bearer {served.access_token()}\r\nContent-Type: application/json\r\n"
             f"{lengths}\r\n{{}}"
         ).encode(),
     )
@@ -307,9 +297,10 @@ def test_gw09_an_object_with_too_many_keys_inside_the_byte_limit_is_400_quickly(
 def test_gw10_hostile_workflow_names_are_404(served, name):
     """GW-10: traversal, double encoding, NUL, RTL override and homoglyphs never reach a
     workflow (names are ``^[A-Za-z0-9_-]{1,64}$``, looked up in a dict, not a file)."""
+    token = served.access_token()
     answer = one_request(
         served.port,
-        f"GET /workflows/{name} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token(served)}\r\n",
+        f"GET /workflows/{name} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\n",
     )
     status, _, _ = parse(answer)
     assert status in (400, 404), answer[:300]
@@ -324,7 +315,7 @@ def test_gw11_wrong_content_type_on_a_json_endpoint_is_415(served, content_type)
     body = b'{"parameters": {"double": {"x": 1}}}'
     head = (
         "POST /workflows/dbl/execute HTTP/1.1\r\nHost: t\r\n"
-        f"Authorization: Bearer {token(served)}\r\nContent-Length: {len(body)}\r\n"
+        f"Authorization: Bearer {served.access_token()}\r\nContent-Length: {len(body)}\r\n"
     )
     if content_type:
         head += f"Content-Type: {content_type}\r\n"
@@ -337,7 +328,7 @@ def test_gw12_unserved_method_on_execute_is_405_with_allow(served, method):
     answer = one_request(
         served.port,
         f"{method} /workflows/dbl/execute HTTP/1.1\r\nHost: t\r\n"
-        f"Authorization: Bearer {token(served)}\r\nContent-Length: 0\r\n",
+        f"Authorization: Bearer {served.access_token()}\r\nContent-Length: 0\r\n",
     )
     assert_problem(answer, 405, "method_not_allowed")
     assert parse(answer)[1]["allow"] == "POST, OPTIONS"
@@ -391,7 +382,7 @@ def test_gw14_one_json_access_record_per_request_with_control_characters_escaped
     """GW-14: CR/LF/ANSI in the subject claim and the path stay inside one JSON record
     per request; the record line holds no raw control character."""
     subject = "eve\r\nINFO forged line \x1b[31mred\x1b[0m"
-    access = token(served, subject=subject)
+    access = served.access_token(subject=subject)
     rids = [f"gw14-{n}-{uuid.uuid4().hex[:8]}" for n in range(3)]
     with caplog.at_level(logging.INFO, ACCESS_LOGGER):
         served.client.get(
@@ -436,7 +427,9 @@ def test_gw14_raw_control_characters_are_refused_with_one_escaped_line(
     assert "\x1b" not in lines[0] and "\n" not in lines[0]
 
 
-def test_gw15_forwarding_headers_from_an_unconfigured_peer_never_change_the_rate_key(tmp_path):
+def test_gw15_forwarding_headers_from_an_unconfigured_peer_never_change_the_rate_key(
+    make_gateway, tmp_path
+):
     """GW-15: spoofed ``X-Forwarded-For``/``X-Real-IP`` do not give an anonymous caller a
     fresh rate budget; the key stays the TCP peer."""
     with ServedGateway(make_gateway(f"sqlite:///{tmp_path / 'xff.db'}", per_minute=3)) as server:
@@ -502,7 +495,7 @@ def test_gw18_headers_just_under_the_limits_are_served(served):
 # -- floods and errors -------------------------------------------------------------------
 
 
-def test_gw29_a_flood_of_401_and_429_logs_no_warning_per_refusal(tmp_path, caplog):
+def test_gw29_a_flood_of_401_and_429_logs_no_warning_per_refusal(make_gateway, tmp_path, caplog):
     """GW-29: 100 refused requests (401 and 429) write one INFO access record each and
     no WARNING lines at all."""
     gateway = make_gateway(f"sqlite:///{tmp_path / 'flood.db'}", per_minute=5)
@@ -540,7 +533,7 @@ def test_gw30_unhandled_error_is_500_with_error_id_and_the_trace_only_in_the_log
         answer = one_request(
             served.port,
             f"GET /runs/{uuid.uuid4()} HTTP/1.1\r\nHost: t\r\n"
-            f"Authorization: Bearer {token(served)}\r\n",
+            f"Authorization: Bearer {served.access_token()}\r\n",
         )
     problem = assert_problem(answer, 500, "internal_error")
     assert b"hunter2" not in answer and b"RuntimeError" not in answer

@@ -17,19 +17,16 @@ import uuid
 import httpx
 import pytest
 from _gateway_server import ServedGateway
-from argon2 import PasswordHasher
 from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 from kailash_nb import WorkflowBuilder
 from kailash_nb.middleware._realtime import Outbox, OutboxClosed, RunEventHub
-from kailash_nb.middleware.auth import KailashJWTAuth
 from kailash_nb.middleware.gateway import create_gateway
 from kailash_nb.nodes.code import PythonCodeNode
 from kailash_nb.runtime.events import NodeEvent, RunEvent
-from kailash_nb.security import SecurityConfig, TokenService
+from kailash_nb.security import TokenService
 
-SECRET = "kailash-nb-realtime-tests-0123456789-abcdefghij"
 ORIGIN = "https://app.example.com"
 GATES: dict[str, threading.Event] = {}
 UPGRADE = {
@@ -58,26 +55,15 @@ def _workflow(function, node_id):
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    url = f"sqlite:///{tmp_path_factory.mktemp('rt') / 'gateway.db'}"
-    cfg = SecurityConfig(jwt_secret=SECRET, max_requests_per_minute=100_000)
-    gateway = create_gateway(security_config=cfg, database_url=url, cors_origins=[ORIGIN])
-    hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    gateway.auth = KailashJWTAuth(config=cfg, store_url=url, password_hasher=hasher)
+def served(module_sqlite_url, secured_gateway, serve_module_gateway):
+    gateway = secured_gateway(module_sqlite_url, cors_origins=[ORIGIN])
     gateway.register_workflow("dbl", _workflow(double, "double"))
     gateway.register_workflow("hold", _workflow(hold, "hold"))
-    with ServedGateway(gateway) as server:
-        server.config, server.db_url = cfg, url
-        yield server
+    server = serve_module_gateway(gateway)
+    server.config, server.db_url = gateway.auth.config, module_sqlite_url
+    yield server
     for gate in GATES.values():
         gate.set()
-
-
-def token(served, *, tenant="acme", subject=None) -> str:
-    subject = subject or f"user-{uuid.uuid4().hex[:8]}"
-    return served.gateway.auth.issue_tokens(
-        subject, tenant_id=tenant, roles=["analyst"]
-    ).access_token
 
 
 def auth(access: str) -> dict[str, str]:
@@ -140,7 +126,7 @@ def assert_run_stream(messages, run_id, node_id):
 
 
 def test_sse_streams_a_live_run_until_its_final_event(served):
-    headers = auth(token(served))
+    headers = auth(served.access_token())
     run_id, gate = start_held_run(served, headers)
     lines: list[str] = []
     with served.client.stream("GET", f"/runs/{run_id}/events", headers=headers) as response:
@@ -159,7 +145,7 @@ def test_sse_streams_a_live_run_until_its_final_event(served):
 
 
 def test_sse_replays_a_finished_run_and_ends(served):
-    headers = auth(token(served))
+    headers = auth(served.access_token())
     run_id = finished_run(served, headers)
     response = served.client.get(f"/runs/{run_id}/events", headers=headers)
     assert response.status_code == 200
@@ -167,7 +153,7 @@ def test_sse_replays_a_finished_run_and_ends(served):
 
 
 def test_sse_of_a_run_whose_events_were_evicted_sends_its_outcome(served):
-    headers = auth(token(served))
+    headers = auth(served.access_token())
     run_id = finished_run(served, headers)
     hub = served.gateway.live_events()
     with hub._lock:
@@ -186,7 +172,7 @@ def wait_until(condition, timeout: float = 5.0) -> None:
 
 def test_sse_client_that_stops_reading_is_dropped_others_unaffected(served):
     """GW-26: a client that never reads is dropped; others are unaffected."""
-    access = token(served)
+    access = served.access_token()
     run_id, gate = start_held_run(served, auth(access))
     hub = served.gateway.live_events()
     received, ended = [0], threading.Event()
@@ -223,12 +209,15 @@ def test_sse_client_that_stops_reading_is_dropped_others_unaffected(served):
 
 
 def test_sse_of_another_tenant_or_user_is_404(served):
-    run_id = finished_run(served, auth(token(served, tenant="acme", subject="alice")))
-    for other in (token(served, tenant="globex", subject="alice"), token(served, subject="bob")):
+    run_id = finished_run(served, auth(served.access_token(tenant="acme", subject="alice")))
+    for other in (
+        served.access_token(tenant="globex", subject="alice"),
+        served.access_token(subject="bob"),
+    ):
         response = served.client.get(f"/runs/{run_id}/events", headers=auth(other))
         assert response.status_code == 404
         assert response.json()["code"] == "run_not_found"
-    unknown = served.client.get(f"/runs/{uuid.uuid4()}/events", headers=auth(token(served)))
+    unknown = served.client.get(f"/runs/{uuid.uuid4()}/events", headers=auth(served.access_token()))
     assert unknown.status_code == 404
     anonymous = served.client.get(f"/runs/{run_id}/events")
     assert anonymous.status_code == 401 and "Bearer" in anonymous.headers["www-authenticate"]
@@ -252,7 +241,7 @@ def test_ws_handshake_without_a_valid_token_is_401(served):
 
 def test_ws_handshake_from_a_foreign_origin_is_403(served):
     """GW-23: a handshake from an unlisted origin is refused with 403."""
-    access = token(served)
+    access = served.access_token()
     for origin in ("https://evil.example", "null", f"{ORIGIN}.evil.io"):
         response = served.client.get("/ws", headers={**UPGRADE, **auth(access), "Origin": origin})
         assert response.status_code == 403, origin
@@ -283,7 +272,7 @@ async def receive(conn: WebSocketClientConnection, timeout: float = 5) -> dict |
 
 
 def test_ws_subscribe_to_own_run_receives_its_events(served):
-    access = token(served)
+    access = served.access_token()
     run_id, gate = start_held_run(served, auth(access))
 
     async def session() -> list[dict]:
@@ -306,9 +295,9 @@ def test_ws_subscribe_to_own_run_receives_its_events(served):
 
 
 def test_ws_subscribe_to_another_tenants_run_is_an_error_frame(served):
-    foreign = finished_run(served, auth(token(served, tenant="globex", subject="eve")))
-    same_tenant_other_user = finished_run(served, auth(token(served, subject="mallory")))
-    access = token(served, subject="eve")
+    foreign = finished_run(served, auth(served.access_token(tenant="globex", subject="eve")))
+    same_tenant_other_user = finished_run(served, auth(served.access_token(subject="mallory")))
+    access = served.access_token(subject="eve")
 
     async def session() -> list[dict]:
         conn = await connect(served, access)
@@ -332,7 +321,7 @@ def test_ws_subscribe_to_another_tenants_run_is_an_error_frame(served):
 def test_ws_tenant_admin_may_subscribe_to_a_users_run_as_on_the_http_routes(served):
     """AUTHZ-15 with the ownership rule of ``/runs/{id}``: an admin of the run's tenant
     is served, an admin of another tenant is not."""
-    run_id = finished_run(served, auth(token(served, subject="mallory")))
+    run_id = finished_run(served, auth(served.access_token(subject="mallory")))
     admins = {
         tenant: served.gateway.auth.issue_tokens(
             "root", tenant_id=tenant, roles=["admin"]
@@ -355,7 +344,7 @@ def test_ws_oversized_frame_closes_1009(served):
     """GW-24: a frame above 64 KiB closes the socket with 1009."""
 
     async def session() -> tuple[int | None, dict | None]:
-        conn = await connect(served, token(served))
+        conn = await connect(served, served.access_token())
         conn.write_message("x" * (64 * 1024 + 1))
         return await receive(conn), conn.close_code
 
@@ -367,7 +356,7 @@ def test_ws_message_flood_closes_1008(served):
     """GW-25: a message flood closes the socket with 1008."""
 
     async def session() -> tuple[int | None, str | None]:
-        conn = await connect(served, token(served))
+        conn = await connect(served, served.access_token())
         for _ in range(200):
             conn.write_message(json.dumps({"unsubscribe": "x"}))
         while await receive(conn) is not None:
@@ -416,7 +405,7 @@ def test_ws_client_that_stops_answering_pings_is_closed(served, monkeypatch):
         head = "".join(f"{name}: {value}\r\n" for name, value in UPGRADE.items())
         raw.sendall(
             f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{served.port}\r\n{head}"
-            f"Authorization: Bearer {token(served)}\r\n\r\n".encode()
+            f"Authorization: Bearer {served.access_token()}\r\n\r\n".encode()
         )
         buffered = b""
         while b"\r\n\r\n" not in buffered:
@@ -507,7 +496,7 @@ def test_ws_closes_within_the_revocation_bound_when_its_session_is_revoked(serve
     auth_ = served.gateway.auth
     local = auth_.issue_tokens("ws-local", tenant_id="acme", roles=["analyst"])
     remote = auth_.issue_tokens("ws-remote", tenant_id="acme", roles=["analyst"])
-    bystander = token(served, subject="ws-bystander")
+    bystander = served.access_token(subject="ws-bystander")
 
     async def connect_all():
         return [

@@ -12,7 +12,6 @@ import uuid
 
 import pytest
 from _gateway_server import ServedGateway
-from argon2 import PasswordHasher
 
 from kailash_nb import WorkflowBuilder
 from kailash_nb.middleware.agent_ui import (
@@ -21,12 +20,8 @@ from kailash_nb.middleware.agent_ui import (
     SessionMetadataError,
     SessionNotFoundError,
 )
-from kailash_nb.middleware.auth import KailashJWTAuth
-from kailash_nb.middleware.gateway import create_gateway
 from kailash_nb.nodes.code import PythonCodeNode
-from kailash_nb.security import SecurityConfig
 
-SECRET = "kailash-nb-session-tests-0123456789-abcdefghij"
 PROBLEM_BASE = "https://kailash-nb.dev/problems/"
 GATES: dict[str, threading.Event] = {}
 ENTERED: dict[str, threading.Event] = {}
@@ -54,29 +49,25 @@ def _workflow():
     return builder.build()
 
 
-def _gateway(url: str, **options):
-    cfg = SecurityConfig(jwt_secret=SECRET, max_requests_per_minute=100_000)
-    gateway = create_gateway(security_config=cfg, database_url=url, **options)
-    hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    gateway.auth = KailashJWTAuth(config=cfg, store_url=url, password_hasher=hasher)
-    gateway.register_workflow("hold", _workflow())
-    return gateway
+@pytest.fixture(scope="module")
+def hold_gateway(secured_gateway):
+    """Factory: ``hold_gateway(url, **options)``, a secured gateway serving ``hold``."""
+
+    def make(url: str, **options):
+        gateway = secured_gateway(url, **options)
+        gateway.register_workflow("hold", _workflow())
+        return gateway
+
+    return make
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    url = f"sqlite:///{tmp_path_factory.mktemp('sessions') / 'gateway.db'}"
-    with ServedGateway(_gateway(url)) as server:
-        server.db_url = url
-        yield server
+def served(module_sqlite_url, hold_gateway, serve_module_gateway):
+    server = serve_module_gateway(hold_gateway(module_sqlite_url))
+    server.db_url = module_sqlite_url
+    yield server
     for gate in GATES.values():
         gate.set()
-
-
-def headers(served, *, tenant="acme", subject=None, **extra) -> dict[str, str]:
-    subject = subject or f"user-{uuid.uuid4().hex[:8]}"
-    pair = served.gateway.auth.issue_tokens(subject, tenant_id=tenant, roles=["analyst"])
-    return {"Authorization": f"Bearer {pair.access_token}", **extra}
 
 
 def create(served, auth, metadata=None) -> dict:
@@ -239,7 +230,7 @@ def test_invalid_metadata_is_refused(tmp_path, user_id, metadata, match):
         asyncio.run(agent_ui.create_session(user_id, metadata))
 
 
-def test_seed_create_tenant_session_runs_as_written(tmp_path):
+def test_seed_create_tenant_session_runs_as_written(hold_gateway, tmp_path):
     # The seed's example, verbatim; the gateway takes the seed's options minus
     # database_per_tenant (refused: tenants share one store).
     async def create_tenant_session(gateway, tenant_id, user_id):
@@ -252,7 +243,7 @@ def test_seed_create_tenant_session_runs_as_written(tmp_path):
             },
         )
 
-    gateway = _gateway(
+    gateway = hold_gateway(
         f"sqlite:///{tmp_path / 'seed.db'}", title="Multi-Tenant Platform", tenant_isolation=True
     )
     session = asyncio.run(create_tenant_session(gateway, "acme", "u1"))
@@ -261,13 +252,13 @@ def test_seed_create_tenant_session_runs_as_written(tmp_path):
     assert (session.max_concurrent_workflows, session.max_memory_mb) == (10, 1024)
     with ServedGateway(gateway) as server:
         mine = server.client.get(
-            f"/sessions/{session.session_id}", headers=headers(server, subject="u1")
+            f"/sessions/{session.session_id}", headers=server.bearer_headers(subject="u1")
         )
         assert mine.status_code == 200 and mine.json()["resource_limits"] == {
             "max_concurrent_workflows": 10,
             "max_memory_mb": 1024,
         }
-        other = headers(server, tenant="globex", subject="u1")
+        other = server.bearer_headers(tenant="globex", subject="u1")
         assert_problem(
             server.client.get(f"/sessions/{session.session_id}", headers=other),
             404,
@@ -279,7 +270,7 @@ def test_seed_create_tenant_session_runs_as_written(tmp_path):
 
 
 def test_create_get_list_delete(served):
-    auth = headers(served)
+    auth = served.bearer_headers()
     limits = {"max_concurrent_workflows": 2, "max_memory_mb": 256}
     first = create(served, auth, {"resource_limits": limits})
     second = create(served, auth)
@@ -310,11 +301,11 @@ def test_sessions_need_a_token(served):
 
 
 def test_other_tenants_and_users_get_404(served):
-    owner = headers(served, subject="alice")
+    owner = served.bearer_headers(subject="alice")
     session_id = create(served, owner)["session_id"]
     strangers = [
-        headers(served, tenant="globex", subject="alice"),  # AUTHZ-09: another tenant
-        headers(served, subject="bob"),  # same tenant, another user
+        served.bearer_headers(tenant="globex", subject="alice"),  # AUTHZ-09: another tenant
+        served.bearer_headers(subject="bob"),  # same tenant, another user
     ]
     for stranger in strangers:
         unknown = served.client.get(f"/sessions/{uuid.uuid4()}", headers=stranger)
@@ -337,23 +328,23 @@ def test_other_tenants_and_users_get_404(served):
 
 
 def test_tenant_header_spoofing_is_403(served):
-    spoofed = headers(served, **{"X-Tenant-ID": "globex"})
+    spoofed = served.bearer_headers(**{"X-Tenant-ID": "globex"})
     for response in (
         served.client.post("/sessions", json={}, headers=spoofed),
         served.client.get("/sessions", headers=spoofed),
         served.client.get(f"/sessions/{uuid.uuid4()}", headers=spoofed),
     ):
         assert_problem(response, 403, "tenant_mismatch")
-    same = headers(served, **{"X-Tenant-ID": "acme"})
+    same = served.bearer_headers(**{"X-Tenant-ID": "acme"})
     assert served.client.post("/sessions", json={}, headers=same).status_code == 201
     in_body = served.client.post(
-        "/sessions", json={"metadata": {"tenant_id": "globex"}}, headers=headers(served)
+        "/sessions", json={"metadata": {"tenant_id": "globex"}}, headers=served.bearer_headers()
     )
     assert_problem(in_body, 403, "tenant_mismatch")
 
 
 def test_bad_session_bodies_are_400(served):
-    auth = headers(served)
+    auth = served.bearer_headers()
     bad_limit = {"metadata": {"resource_limits": {"max_concurrent_workflows": -1}}}
     assert_problem(
         served.client.post("/sessions", json=bad_limit, headers=auth),
@@ -369,12 +360,12 @@ def test_bad_session_bodies_are_400(served):
     assert_problem(execute(served, auth, str(uuid.uuid4())), 404, "session_not_found")
 
 
-def test_sessions_survive_a_new_gateway_on_the_same_store(served):
-    auth = headers(served, subject="carol")
+def test_sessions_survive_a_new_gateway_on_the_same_store(hold_gateway, served):
+    auth = served.bearer_headers(subject="carol")
     session_id = create(served, auth)["session_id"]
-    with ServedGateway(_gateway(served.db_url)) as restarted:
+    with ServedGateway(hold_gateway(served.db_url)) as restarted:
         again = restarted.client.get(
-            f"/sessions/{session_id}", headers=headers(restarted, subject="carol")
+            f"/sessions/{session_id}", headers=restarted.bearer_headers(subject="carol")
         )
         assert again.status_code == 200 and again.json()["subject"] == "carol"
 
@@ -383,7 +374,7 @@ def test_sessions_survive_a_new_gateway_on_the_same_store(served):
 
 
 def test_second_concurrent_run_in_a_full_session_is_429(served):
-    auth = headers(served)
+    auth = served.bearer_headers()
     limited = {"resource_limits": {"max_concurrent_workflows": 1}}
     session_id = create(served, auth, limited)["session_id"]
     key = uuid.uuid4().hex
@@ -420,7 +411,7 @@ def test_second_concurrent_run_in_a_full_session_is_429(served):
 
 
 def test_slot_is_released_after_failure_and_after_wait_false_runs(served):
-    auth = headers(served)
+    auth = served.bearer_headers()
     limited = {"resource_limits": {"max_concurrent_workflows": 1}}
     session_id = create(served, auth, limited)["session_id"]
     failing = uuid.uuid4().hex
@@ -445,7 +436,7 @@ def test_slot_is_released_after_failure_and_after_wait_false_runs(served):
 
 
 def test_slot_is_released_when_the_run_is_refused_before_it_starts(served):
-    auth = headers(served)
+    auth = served.bearer_headers()
     limited = {"resource_limits": {"max_concurrent_workflows": 1}}
     session_id = create(served, auth, limited)["session_id"]
     missing_key = served.client.post(
