@@ -22,7 +22,6 @@ from _gateway_server import ServedGateway
 from argon2 import PasswordHasher
 from pydantic import ValidationError
 
-from kailash_nb.middleware.auth import KailashJWTAuth
 from kailash_nb.middleware.gateway import create_gateway
 from kailash_nb.security import SecurityConfig
 from kailash_nb.security.errors import AuthenticationError
@@ -32,11 +31,9 @@ from kailash_nb.security.lockout import (
     ThrottleKey,
     ThrottlePolicy,
 )
-from kailash_nb.security.passwords import UserStore
 from kailash_nb.store.database import get_engine
-from kailash_nb.store.schema import auth_login_throttle, migrate
+from kailash_nb.store.schema import auth_login_throttle
 
-SECRET = "kailash-nb-lockout-tests-0123456789-abcdefghij"
 PASSWORD = "correct horse battery staple"
 WRONG = "not the password at all"
 FAST = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
@@ -44,36 +41,21 @@ PROBLEM_BASE = "https://kailash-nb.dev/problems/"
 START = 1_800_000_000.0
 
 
-@pytest.fixture
-def url(database_url):
-    """The test's store, with no throttle rows left by earlier tests of the session."""
-    migrate(get_engine(database_url))
-    with get_engine(database_url).begin() as connection:
-        connection.execute(auth_login_throttle.delete())
-    return database_url
-
-
-@pytest.fixture
-def clock():
-    return Clock()
-
-
 def new_name(prefix: str = "alice") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-def make_auth(url: str, clock, **security) -> KailashJWTAuth:
-    options = {"jwt_secret": SECRET, "max_requests_per_minute": 100_000, **security}
-    auth = KailashJWTAuth(config=SecurityConfig(**options), store_url=url, password_hasher=FAST)
-    auth.users = UserStore(url, hasher=FAST, clock=clock)
-    return auth
+@pytest.fixture
+def make_gateway(clocked_auth):
+    """Factory: ``make_gateway(url, clock, **security)``, a gateway signing in on ``clock``."""
 
+    def make(url: str, clock: Clock, **security):
+        auth = clocked_auth(url, clock, **security)
+        gateway = create_gateway(title="lockout", security_config=auth.config, database_url=url)
+        gateway.auth = auth
+        return gateway
 
-def make_gateway(url: str, clock: Clock, **security):
-    auth = make_auth(url, clock, **security)
-    gateway = create_gateway(title="lockout", security_config=auth.config, database_url=url)
-    gateway.auth = auth
-    return gateway
+    return make
 
 
 def post_token(server: ServedGateway, body: dict, *, source: str = "127.0.0.1", headers=None):
@@ -96,8 +78,8 @@ def without_error_id(response) -> dict:
     return {key: value for key, value in response.json().items() if key != "error_id"}
 
 
-def test_auth26_account_locks_after_failures_from_rotating_ips(url, clock):
-    with ServedGateway(make_gateway(url, clock, login_max_failures=3)) as server:
+def test_auth26_account_locks_after_failures_from_rotating_ips(make_gateway, auth_store_url, clock):
+    with ServedGateway(make_gateway(auth_store_url, clock, login_max_failures=3)) as server:
         username = new_name()
         server.gateway.auth.add_user(username, PASSWORD, tenant_id="acme", roles=[])
         for last in (2, 3, 4):
@@ -118,8 +100,10 @@ def test_auth26_account_locks_after_failures_from_rotating_ips(url, clock):
         assert post_token(server, {"username": username, "password": PASSWORD}).status_code == 200
 
 
-def test_auth26_locked_unknown_and_known_users_answer_identically(url, clock):
-    with ServedGateway(make_gateway(url, clock, login_max_failures=2)) as server:
+def test_auth26_locked_unknown_and_known_users_answer_identically(
+    make_gateway, auth_store_url, clock
+):
+    with ServedGateway(make_gateway(auth_store_url, clock, login_max_failures=2)) as server:
         known, unknown = new_name(), new_name()
         server.gateway.auth.add_user(known, PASSWORD, tenant_id="acme", roles=[])
         answers = {}
@@ -139,9 +123,9 @@ def test_auth26_locked_unknown_and_known_users_answer_identically(url, clock):
             assert known_locked.headers.get(name) == unknown_locked.headers.get(name)
 
 
-def test_auth26_lock_doubles_up_to_the_longest_and_decays(url, clock):
-    auth = make_auth(
-        url,
+def test_auth26_lock_doubles_up_to_the_longest_and_decays(clocked_auth, auth_store_url, clock):
+    auth = clocked_auth(
+        auth_store_url,
         clock,
         login_max_failures=2,
         login_lockout=timedelta(minutes=5),
@@ -172,8 +156,8 @@ def test_auth26_lock_doubles_up_to_the_longest_and_decays(url, clock):
     assert lock_length() == 300
 
 
-def test_auth26_successful_login_resets_the_account_count(url, clock):
-    auth = make_auth(url, clock, login_max_failures=3)
+def test_auth26_successful_login_resets_the_account_count(clocked_auth, auth_store_url, clock):
+    auth = clocked_auth(auth_store_url, clock, login_max_failures=3)
     username = new_name()
     auth.add_user(username, PASSWORD, tenant_id="acme", roles=[])
     for _ in range(3):
@@ -189,9 +173,9 @@ def test_auth26_successful_login_resets_the_account_count(url, clock):
     assert auth.login(username, PASSWORD).access_token
 
 
-def test_auth26_per_address_limit_ignores_forwarding_headers(url, clock):
+def test_auth26_per_address_limit_ignores_forwarding_headers(make_gateway, auth_store_url, clock):
     security = {"login_max_failures": 10, "login_max_failures_per_ip": 3}
-    with ServedGateway(make_gateway(url, clock, **security)) as server:
+    with ServedGateway(make_gateway(auth_store_url, clock, **security)) as server:
         username = new_name()
         server.gateway.auth.add_user(username, PASSWORD, tenant_id="acme", roles=[])
         for _ in range(3):
@@ -219,9 +203,9 @@ import json, sys
 from argon2 import PasswordHasher
 from kailash_nb.middleware.auth import KailashJWTAuth
 from kailash_nb.security.errors import AuthenticationError
-url, username, count, secret = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+auth_store_url, username, count, secret = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 auth = KailashJWTAuth(
-    config=None, store_url=url, jwt_secret=secret, login_max_failures=3,
+    config=None, store_url=auth_store_url, jwt_secret=secret, login_max_failures=3,
     password_hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1),
 )
 codes = []
@@ -234,13 +218,15 @@ print(json.dumps(codes))
 """
 
 
-def test_auth26_count_is_shared_by_processes_and_survives_a_restart(url):
+def test_auth26_count_is_shared_by_processes_and_survives_a_restart(
+    clocked_auth, jwt_secret, auth_store_url
+):
     # Real time here: the other process has its own clock.
-    auth = make_auth(url, time.time, login_max_failures=3)
+    auth = clocked_auth(auth_store_url, time.time, login_max_failures=3)
     username = new_name()
     auth.add_user(username, PASSWORD, tenant_id="acme", roles=[])
     worker = subprocess.run(
-        [sys.executable, "-c", _WORKER, url, username, "3", SECRET],
+        [sys.executable, "-c", _WORKER, auth_store_url, username, "3", jwt_secret],
         capture_output=True,
         text=True,
         timeout=60,
@@ -248,14 +234,14 @@ def test_auth26_count_is_shared_by_processes_and_survives_a_restart(url):
     )
     assert json.loads(worker.stdout) == ["invalid_credentials"] * 3
     # This process never saw a failure; a fresh instance (a restarted worker) sees the lock.
-    restarted = make_auth(url, time.time, login_max_failures=3)
+    restarted = clocked_auth(auth_store_url, time.time, login_max_failures=3)
     with pytest.raises(LoginLockedError) as locked:
         restarted.login(username, PASSWORD, client_ip="198.51.100.7")
     assert 290 <= locked.value.retry_after <= 300
 
 
-def test_auth26_concurrent_failures_are_all_counted(url, clock):
-    throttle = LoginThrottle(get_engine(url), clock=clock)
+def test_auth26_concurrent_failures_are_all_counted(auth_store_url, clock):
+    throttle = LoginThrottle(get_engine(auth_store_url), clock=clock)
     key = ThrottleKey("account", new_name())
     policy = ThrottlePolicy(max_failures=1000, window=900, lockout=300, max_lockout=3600)
     errors: list[BaseException] = []
@@ -272,19 +258,19 @@ def test_auth26_concurrent_failures_are_all_counted(url, clock):
     for thread in threads:
         thread.join(30)
     assert errors == []
-    with get_engine(url).connect() as connection:
+    with get_engine(auth_store_url).connect() as connection:
         failures = connection.execute(
             sa.select(auth_login_throttle.c.failures).where(auth_login_throttle.c.key == key.digest)
         ).scalar_one()
     assert failures == 12
 
 
-def test_auth26_store_holds_digests_not_usernames_or_addresses(url, clock):
-    auth = make_auth(url, clock)
+def test_auth26_store_holds_digests_not_usernames_or_addresses(clocked_auth, auth_store_url, clock):
+    auth = clocked_auth(auth_store_url, clock)
     username = new_name("carol")
     with pytest.raises(AuthenticationError):
         auth.login(username, WRONG, client_ip="192.0.2.44")
-    with get_engine(url).connect() as connection:
+    with get_engine(auth_store_url).connect() as connection:
         rows = connection.execute(sa.select(auth_login_throttle)).all()
     assert {row.scope for row in rows} == {"account", "ip"}
     stored = json.dumps([list(row) for row in rows])
@@ -308,13 +294,13 @@ def test_auth26_store_holds_digests_not_usernames_or_addresses(url, clock):
         {"totp_issuer": ""},
     ],
 )
-def test_auth26_limits_are_validated(options):
+def test_auth26_limits_are_validated(jwt_secret, options):
     with pytest.raises(ValidationError):
-        SecurityConfig(jwt_secret=SECRET, **options)
+        SecurityConfig(jwt_secret=jwt_secret, **options)
 
 
-def test_auth26_defaults_are_documented_values():
-    config = SecurityConfig(jwt_secret=SECRET)
+def test_auth26_defaults_are_documented_values(jwt_secret):
+    config = SecurityConfig(jwt_secret=jwt_secret)
     assert (config.login_max_failures, config.login_max_failures_per_ip) == (10, 100)
     assert config.login_failure_window == timedelta(minutes=15)
     assert (config.login_lockout, config.login_max_lockout) == (
@@ -324,8 +310,8 @@ def test_auth26_defaults_are_documented_values():
     assert (config.totp_max_failures, config.totp_failure_window) == (6, timedelta(minutes=5))
 
 
-def test_auth26_openapi_documents_the_429(url, clock):
-    with ServedGateway(make_gateway(url, clock)) as server:
+def test_auth26_openapi_documents_the_429(make_gateway, auth_store_url, clock):
+    with ServedGateway(make_gateway(auth_store_url, clock)) as server:
         document = server.client.get("/openapi.json").json()
     responses = document["paths"]["/auth/token"]["post"]["responses"]
     name = responses["429"]["$ref"].rpartition("/")[2]  # a shared problem answer
@@ -334,8 +320,8 @@ def test_auth26_openapi_documents_the_429(url, clock):
     assert locked["headers"]["Retry-After"]["required"] is True
 
 
-def test_auth26_prune_drops_only_rows_that_no_longer_matter(url, clock):
-    throttle = LoginThrottle(get_engine(url), clock=clock)
+def test_auth26_prune_drops_only_rows_that_no_longer_matter(auth_store_url, clock):
+    throttle = LoginThrottle(get_engine(auth_store_url), clock=clock)
     quick = ThrottlePolicy(max_failures=5, window=900, lockout=300, max_lockout=3600)
     locking = ThrottlePolicy(max_failures=1, window=900, lockout=7200, max_lockout=7200)
     old, locked = ThrottleKey("account", new_name()), ThrottleKey("account", new_name())

@@ -22,15 +22,12 @@ from argon2 import PasswordHasher
 
 from kailash_nb.middleware.auth import KailashJWTAuth
 from kailash_nb.middleware.gateway import create_gateway
-from kailash_nb.security import SecurityConfig
 from kailash_nb.security.errors import AuthenticationError, SecurityConfigurationError
 from kailash_nb.security.lockout import LoginLockedError
-from kailash_nb.security.passwords import UserStore
 from kailash_nb.security.totp import SecondFactorError
 from kailash_nb.store.database import get_engine
-from kailash_nb.store.schema import auth_backup_codes, auth_login_throttle, auth_totp, migrate
+from kailash_nb.store.schema import auth_backup_codes, auth_totp
 
-SECRET = "kailash-nb-totp-tests-0123456789-abcdefghijklmn"
 PASSWORD = "correct horse battery staple"
 FAST = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 PROBLEM_BASE = "https://kailash-nb.dev/problems/"
@@ -39,30 +36,9 @@ STEP = 30
 
 
 @pytest.fixture
-def url(database_url):
-    """The test's store, with no throttle rows left by earlier tests of the session."""
-    migrate(get_engine(database_url))
-    with get_engine(database_url).begin() as connection:
-        connection.execute(auth_login_throttle.delete())
-    return database_url
-
-
-@pytest.fixture
-def clock():
-    return Clock()
-
-
-def make_auth(url: str, clock, **security) -> KailashJWTAuth:
-    options = {"jwt_secret": SECRET, "max_requests_per_minute": 100_000, **security}
-    auth = KailashJWTAuth(config=SecurityConfig(**options), store_url=url, password_hasher=FAST)
-    auth.users = UserStore(url, hasher=FAST, clock=clock)
-    return auth
-
-
-@pytest.fixture
-def served(url, clock):
-    auth = make_auth(url, clock)
-    gateway = create_gateway(title="totp", security_config=auth.config, database_url=url)
+def served(clocked_auth, auth_store_url, clock):
+    auth = clocked_auth(auth_store_url, clock)
+    gateway = create_gateway(title="totp", security_config=auth.config, database_url=auth_store_url)
     gateway.auth = auth
     with ServedGateway(gateway) as server:
         yield server
@@ -121,8 +97,10 @@ def test_auth28_code_is_accepted_once_and_replay_in_the_same_step_is_refused(ser
     assert methods(login(served, username, totp=code_at(totp, clock))) == ["pwd", "otp"]
 
 
-def test_auth28_after_a_later_step_is_used_earlier_codes_are_refused(url, clock):
-    auth = make_auth(url, clock)
+def test_auth28_after_a_later_step_is_used_earlier_codes_are_refused(
+    clocked_auth, auth_store_url, clock
+):
+    auth = clocked_auth(auth_store_url, clock)
     username, totp, _codes = enrolled(auth)
     auth.login(username, PASSWORD, totp=code_at(totp, clock, +1))
     with pytest.raises(SecondFactorError) as refused:
@@ -130,8 +108,8 @@ def test_auth28_after_a_later_step_is_used_earlier_codes_are_refused(url, clock)
     assert refused.value.code == "invalid_second_factor"
 
 
-def test_auth28_concurrent_replay_across_workers_succeeds_once(url, clock):
-    workers = [make_auth(url, clock) for _ in range(4)]
+def test_auth28_concurrent_replay_across_workers_succeeds_once(clocked_auth, auth_store_url, clock):
+    workers = [clocked_auth(auth_store_url, clock) for _ in range(4)]
     username, totp, _codes = enrolled(workers[0])
     code = code_at(totp, clock)
     outcomes: list[str] = []
@@ -156,8 +134,8 @@ def test_auth28_concurrent_replay_across_workers_succeeds_once(url, clock):
 # -- AUTH-29: window ------------------------------------------------------------------
 
 
-def test_auth29_window_is_one_step_either_side(url, clock):
-    auth = make_auth(url, clock)
+def test_auth29_window_is_one_step_either_side(clocked_auth, auth_store_url, clock):
+    auth = clocked_auth(auth_store_url, clock)
     username, totp, _codes = enrolled(auth)
     for steps in (-2, +2, -3):
         with pytest.raises(SecondFactorError):
@@ -166,8 +144,8 @@ def test_auth29_window_is_one_step_either_side(url, clock):
     assert auth.login(username, PASSWORD, totp=code_at(totp, clock, +1)).access_token
 
 
-def test_auth29_step_boundaries_follow_the_clock(url, clock):
-    auth = make_auth(url, clock)
+def test_auth29_step_boundaries_follow_the_clock(clocked_auth, auth_store_url, clock):
+    auth = clocked_auth(auth_store_url, clock)
     username, totp, _codes = enrolled(auth)
     old = code_at(totp, clock)
     clock.advance(2 * STEP - 1)  # the code's step is now t-1: still accepted
@@ -180,8 +158,8 @@ def test_auth29_step_boundaries_follow_the_clock(url, clock):
 
 
 @pytest.mark.parametrize("code", ["", "12345", "1234567", "abcdef", "１２３４５６", 123456])
-def test_auth29_malformed_codes_are_refused(url, clock, code):
-    auth = make_auth(url, clock)
+def test_auth29_malformed_codes_are_refused(clocked_auth, auth_store_url, clock, code):
+    auth = clocked_auth(auth_store_url, clock)
     username, _totp, _codes = enrolled(auth)
     with pytest.raises(SecondFactorError):
         auth.login(username, PASSWORD, totp=code)
@@ -208,8 +186,10 @@ def test_auth30_six_wrong_codes_lock_even_the_right_code(served, clock):
     assert methods(login(served, username, totp=code_at(totp, clock))) == ["pwd", "otp"]
 
 
-def test_auth30_wrong_codes_spread_over_more_than_five_minutes_do_not_lock(url, clock):
-    auth = make_auth(url, clock)
+def test_auth30_wrong_codes_spread_over_more_than_five_minutes_do_not_lock(
+    clocked_auth, auth_store_url, clock
+):
+    auth = clocked_auth(auth_store_url, clock)
     username, totp, _codes = enrolled(auth)
     for _ in range(11):  # one every 61 s: never 6 within 5 minutes
         with pytest.raises(SecondFactorError):
@@ -223,9 +203,9 @@ import json, sys
 from argon2 import PasswordHasher
 from kailash_nb.middleware.auth import KailashJWTAuth
 from kailash_nb.security.errors import AuthenticationError
-url, username, count, secret = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+auth_store_url, username, count, secret = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 auth = KailashJWTAuth(
-    store_url=url, jwt_secret=secret,
+    store_url=auth_store_url, jwt_secret=secret,
     password_hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1),
 )
 codes = []
@@ -238,21 +218,23 @@ print(json.dumps(codes))
 """
 
 
-def test_auth30_count_is_shared_by_processes_and_survives_a_restart(url):
-    first = make_auth(url, time.time)
+def test_auth30_count_is_shared_by_processes_and_survives_a_restart(
+    clocked_auth, jwt_secret, auth_store_url
+):
+    first = clocked_auth(auth_store_url, time.time)
     username, totp, _codes = enrolled(first)
     for _ in range(3):
         with pytest.raises(SecondFactorError):
             first.login(username, PASSWORD, totp="abcdef")
     worker = subprocess.run(
-        [sys.executable, "-c", _WORKER, url, username, "3", SECRET],
+        [sys.executable, "-c", _WORKER, auth_store_url, username, "3", jwt_secret],
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
     )
     assert json.loads(worker.stdout) == ["invalid_second_factor"] * 3
-    restarted = make_auth(url, time.time)  # a new process's view of the same store
+    restarted = clocked_auth(auth_store_url, time.time)  # a new process's view of the same store
     with pytest.raises(LoginLockedError) as locked:
         restarted.login(username, PASSWORD, totp=totp.now())
     assert 290 <= locked.value.retry_after <= 300
@@ -261,7 +243,7 @@ def test_auth30_count_is_shared_by_processes_and_survives_a_restart(url):
 # -- AUTH-31: backup codes ------------------------------------------------------------
 
 
-def test_auth31_backup_code_works_once_and_is_stored_hashed(served, url):
+def test_auth31_backup_code_works_once_and_is_stored_hashed(served, auth_store_url):
     username, _totp, codes = enrolled(served.gateway.auth)
     assert len(codes) == len(set(codes)) == 10
     # Case, spaces and dashes are forgiven when typing a code in.
@@ -270,7 +252,7 @@ def test_auth31_backup_code_works_once_and_is_stored_hashed(served, url):
     assert_problem(login(served, username, backup_code=codes[0]), 401, "invalid_second_factor")
     assert methods(login(served, username, backup_code=codes[1])) == ["pwd", "otp"]
     user = served.gateway.auth.users.get_user(username)
-    with get_engine(url).connect() as connection:
+    with get_engine(auth_store_url).connect() as connection:
         rows = connection.execute(
             sa.select(auth_backup_codes).where(auth_backup_codes.c.user_id == user.user_id)
         ).all()
@@ -282,8 +264,10 @@ def test_auth31_backup_code_works_once_and_is_stored_hashed(served, url):
     assert served.gateway.auth.users.second_factors.unused_backup_codes(user.user_id) == 8
 
 
-def test_auth31_concurrent_use_of_one_backup_code_succeeds_once(url, clock):
-    workers = [make_auth(url, clock) for _ in range(4)]
+def test_auth31_concurrent_use_of_one_backup_code_succeeds_once(
+    clocked_auth, auth_store_url, clock
+):
+    workers = [clocked_auth(auth_store_url, clock) for _ in range(4)]
     username, _totp, codes = enrolled(workers[0])
     outcomes: list[str] = []
     barrier = threading.Barrier(len(workers))
@@ -304,8 +288,8 @@ def test_auth31_concurrent_use_of_one_backup_code_succeeds_once(url, clock):
     assert sorted(outcomes) == ["invalid_second_factor"] * 3 + ["ok"]
 
 
-def test_auth31_backup_codes_of_another_user_are_refused(url, clock):
-    auth = make_auth(url, clock)
+def test_auth31_backup_codes_of_another_user_are_refused(clocked_auth, auth_store_url, clock):
+    auth = clocked_auth(auth_store_url, clock)
     alice, _totp, _codes = enrolled(auth)
     _bob, _other, bob_codes = enrolled(auth)
     with pytest.raises(SecondFactorError):
@@ -351,8 +335,10 @@ def test_auth28_users_without_enrollment_sign_in_with_the_password(served):
     assert methods(login(served, username)) == ["pwd"]
 
 
-def test_auth28_reenrollment_replaces_the_secret_and_the_backup_codes(url, clock):
-    auth = make_auth(url, clock)
+def test_auth28_reenrollment_replaces_the_secret_and_the_backup_codes(
+    clocked_auth, auth_store_url, clock
+):
+    auth = clocked_auth(auth_store_url, clock)
     username, old_totp, old_codes = enrolled(auth)
     enrollment = auth.enroll_totp(username)
     new_totp = pyotp.TOTP(enrollment.secret)
@@ -363,8 +349,8 @@ def test_auth28_reenrollment_replaces_the_secret_and_the_backup_codes(url, clock
     assert auth.login(username, PASSWORD, totp=code_at(new_totp, clock)).access_token
 
 
-def test_auth28_provisioning_uri_and_what_the_store_keeps(url, clock):
-    auth = make_auth(url, clock, totp_issuer="Acme Analytics")
+def test_auth28_provisioning_uri_and_what_the_store_keeps(clocked_auth, auth_store_url, clock):
+    auth = clocked_auth(auth_store_url, clock, totp_issuer="Acme Analytics")
     username = f"carol-{uuid.uuid4().hex[:8]}"
     auth.add_user(username, PASSWORD, tenant_id="acme", roles=[])
     enrollment = auth.enroll_totp(username)
@@ -373,14 +359,14 @@ def test_auth28_provisioning_uri_and_what_the_store_keeps(url, clock):
     assert parsed.name == username and parsed.interval == STEP and parsed.digits == 6
     assert enrollment.secret not in repr(enrollment)
     user = auth.users.get_user(username)
-    with get_engine(url).connect() as connection:
+    with get_engine(auth_store_url).connect() as connection:
         row = connection.execute(
             sa.select(auth_totp).where(auth_totp.c.user_id == user.user_id)
         ).one()
     # Documented: the secret is stored as is (protect the database), no step used yet.
     assert row.secret == enrollment.secret and row.last_step is None
     assert auth.users.remove_user(username)
-    with get_engine(url).connect() as connection:
+    with get_engine(auth_store_url).connect() as connection:
         for table in (auth_totp, auth_backup_codes):
             left = connection.execute(
                 sa.select(sa.func.count()).where(table.c.user_id == user.user_id)
@@ -388,8 +374,8 @@ def test_auth28_provisioning_uri_and_what_the_store_keeps(url, clock):
             assert left == 0
 
 
-def test_auth28_enrollment_errors(url, clock):
-    auth = make_auth(url, clock)
+def test_auth28_enrollment_errors(clocked_auth, auth_store_url, clock):
+    auth = clocked_auth(auth_store_url, clock)
     with pytest.raises(KeyError):
         auth.enroll_totp("nobody-" + uuid.uuid4().hex)
     username = f"dave-{uuid.uuid4().hex[:8]}"
