@@ -12,16 +12,9 @@ from _gateway_server import ServedGateway
 
 from kailash_nb.cli import main
 from kailash_nb.middleware.gateway import create_gateway
-from kailash_nb.security import SecurityConfig
 from kailash_nb.security.passwords import UserStore
 
-SECRET = "kailash-nb-cli-users-tests-0123456789-abcdefghij"
 PASSWORD = "correct horse battery staple"
-
-
-@pytest.fixture
-def url(tmp_path) -> str:
-    return f"sqlite:///{tmp_path / 'users.db'}"
 
 
 def add(url: str, username: str, *extra: str, password: str = PASSWORD, monkeypatch) -> int:
@@ -37,80 +30,93 @@ def one_error_line(capsys) -> str:
     return err
 
 
-def test_add_list_remove(url, capsys, monkeypatch):
+def test_add_list_remove(sqlite_url, capsys, monkeypatch):
     tenant = ["--tenant", "acme"]
     assert (
-        add(url, "Alice", *tenant, "--role", "analyst", "--role", "admin", monkeypatch=monkeypatch)
+        add(
+            sqlite_url,
+            "Alice",
+            *tenant,
+            "--role",
+            "analyst",
+            "--role",
+            "admin",
+            monkeypatch=monkeypatch,
+        )
         == 0
     )
     out = capsys.readouterr().out
     assert "added user 'Alice' to tenant 'acme' (analyst, admin)" in out
-    user = UserStore(url).authenticate("alice", PASSWORD)
+    user = UserStore(sqlite_url).authenticate("alice", PASSWORD)
     assert (user.username, user.tenant_id, user.roles) == ("Alice", "acme", ("analyst", "admin"))
-    assert add(url, "bob", "--tenant", "globex", monkeypatch=monkeypatch) == 0
+    assert add(sqlite_url, "bob", "--tenant", "globex", monkeypatch=monkeypatch) == 0
     capsys.readouterr()
 
-    assert main(["users", "list", "--database-url", url]) == 0
+    assert main(["users", "list", "--database-url", sqlite_url]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["username", "tenant", "roles", "user_id", "created"]
     assert [line.split()[:2] for line in lines[2:]] == [["Alice", "acme"], ["bob", "globex"]]
     assert "analyst,admin" in lines[2]
     assert PASSWORD not in "\n".join(lines)
 
-    assert main(["users", "list", "--tenant", "globex", "--database-url", url]) == 0
+    assert main(["users", "list", "--tenant", "globex", "--database-url", sqlite_url]) == 0
     only = capsys.readouterr().out.splitlines()
     assert len(only) == 3 and only[2].startswith("bob ")
 
-    assert main(["users", "remove", "ALICE", *tenant, "--database-url", url]) == 0
+    assert main(["users", "remove", "ALICE", *tenant, "--database-url", sqlite_url]) == 0
     assert "removed user 'Alice' from tenant 'acme'" in capsys.readouterr().out
-    assert UserStore(url).get_user("alice") is None
-    assert main(["users", "list", "--tenant", "acme", "--database-url", url]) == 0
+    assert UserStore(sqlite_url).get_user("alice") is None
+    assert main(["users", "list", "--tenant", "acme", "--database-url", sqlite_url]) == 0
     assert capsys.readouterr().out == "no users in tenant 'acme'\n"
 
 
-def test_store_from_the_environment(url, capsys, monkeypatch):
-    monkeypatch.setenv("KAILASH_NB_DATABASE_URL", url)
+def test_store_from_the_environment(sqlite_url, capsys, monkeypatch):
+    monkeypatch.setenv("KAILASH_NB_DATABASE_URL", sqlite_url)
     monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
     assert main(["users", "add", "carol", "--tenant", "acme", "--password-stdin"]) == 0
-    assert UserStore(url).get_user("carol") is not None
+    assert UserStore(sqlite_url).get_user("carol") is not None
     assert main(["users", "list"]) == 0
     assert "carol" in capsys.readouterr().out
 
 
-def test_existing_user_is_one_error_line(url, capsys, monkeypatch):
-    assert add(url, "dave", "--tenant", "acme", monkeypatch=monkeypatch) == 0
+def test_existing_user_is_one_error_line(sqlite_url, capsys, monkeypatch):
+    assert add(sqlite_url, "dave", "--tenant", "acme", monkeypatch=monkeypatch) == 0
     capsys.readouterr()
-    assert add(url, "DAVE", "--tenant", "globex", monkeypatch=monkeypatch) == 1
+    assert add(sqlite_url, "DAVE", "--tenant", "globex", monkeypatch=monkeypatch) == 1
     assert "already exists" in one_error_line(capsys)
 
 
 @pytest.mark.parametrize("password", ["short", "x" * 1025])
-def test_weak_password_is_refused(url, capsys, monkeypatch, password):
-    assert add(url, "erin", "--tenant", "acme", password=password, monkeypatch=monkeypatch) == 1
+def test_weak_password_is_refused(sqlite_url, capsys, monkeypatch, password):
+    assert (
+        add(sqlite_url, "erin", "--tenant", "acme", password=password, monkeypatch=monkeypatch) == 1
+    )
     err = one_error_line(capsys)
     assert "password must be 8-1024 characters" in err and password not in err
-    assert UserStore(url).get_user("erin") is None
+    assert UserStore(sqlite_url).get_user("erin") is None
 
 
-def test_empty_stdin_is_refused(url, capsys, monkeypatch):
+def test_empty_stdin_is_refused(sqlite_url, capsys, monkeypatch):
     monkeypatch.setattr("sys.stdin", io.StringIO(""))
     args = ["users", "add", "frank", "--tenant", "acme", "--password-stdin"]
-    assert main([*args, "--database-url", url]) == 1
+    assert main([*args, "--database-url", sqlite_url]) == 1
     assert "no password on stdin" in one_error_line(capsys)
 
 
-def test_unknown_user_and_wrong_tenant(url, capsys, monkeypatch):
-    remove = ["users", "remove", "ghost", "--tenant", "acme", "--database-url", url]
+def test_unknown_user_and_wrong_tenant(sqlite_url, capsys, monkeypatch):
+    remove = ["users", "remove", "ghost", "--tenant", "acme", "--database-url", sqlite_url]
     assert main(remove) == 1
     assert "no user named 'ghost' in tenant 'acme'" in one_error_line(capsys)
-    assert add(url, "gina", "--tenant", "acme", monkeypatch=monkeypatch) == 0
+    assert add(sqlite_url, "gina", "--tenant", "acme", monkeypatch=monkeypatch) == 0
     capsys.readouterr()
-    assert main(["users", "remove", "gina", "--tenant", "globex", "--database-url", url]) == 1
+    assert (
+        main(["users", "remove", "gina", "--tenant", "globex", "--database-url", sqlite_url]) == 1
+    )
     assert "no user named 'gina' in tenant 'globex'" in one_error_line(capsys)
-    assert UserStore(url).get_user("gina") is not None
+    assert UserStore(sqlite_url).get_user("gina") is not None
 
 
-def test_password_is_prompted_twice(url, capsys, monkeypatch):
+def test_password_is_prompted_twice(sqlite_url, capsys, monkeypatch):
     answers = iter([PASSWORD, PASSWORD])
     prompts: list[str] = []
 
@@ -119,17 +125,17 @@ def test_password_is_prompted_twice(url, capsys, monkeypatch):
         return next(answers)
 
     monkeypatch.setattr("getpass.getpass", fake_getpass)
-    assert main(["users", "add", "hank", "--tenant", "acme", "--database-url", url]) == 0
+    assert main(["users", "add", "hank", "--tenant", "acme", "--database-url", sqlite_url]) == 0
     assert len(prompts) == 2
-    UserStore(url).authenticate("hank", PASSWORD)
+    UserStore(sqlite_url).authenticate("hank", PASSWORD)
 
     answers = iter([PASSWORD, PASSWORD + "!"])
-    assert main(["users", "add", "ivy", "--tenant", "acme", "--database-url", url]) == 1
+    assert main(["users", "add", "ivy", "--tenant", "acme", "--database-url", sqlite_url]) == 1
     assert "the passwords do not match" in one_error_line(capsys)
-    assert UserStore(url).get_user("ivy") is None
+    assert UserStore(sqlite_url).get_user("ivy") is None
 
 
-def test_password_is_never_an_argument(url, capsys):
+def test_password_is_never_an_argument(sqlite_url, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["users", "add", "jo", "--tenant", "acme", "--password", PASSWORD])
     assert exit_info.value.code == 2
@@ -145,10 +151,15 @@ def test_users_without_a_subcommand_prints_help(capsys):
     assert "add" in capsys.readouterr().err
 
 
-def test_a_cli_user_gets_a_token_from_a_real_gateway(url, capsys, monkeypatch):
-    assert add(url, "kim", "--tenant", "acme", "--role", "analyst", monkeypatch=monkeypatch) == 0
-    config = SecurityConfig(jwt_secret=SECRET, max_requests_per_minute=10_000)
-    gateway = create_gateway(title="CLI users", security_config=config, database_url=url)
+def test_a_cli_user_gets_a_token_from_a_real_gateway(
+    security_config, sqlite_url, capsys, monkeypatch
+):
+    assert (
+        add(sqlite_url, "kim", "--tenant", "acme", "--role", "analyst", monkeypatch=monkeypatch)
+        == 0
+    )
+    config = security_config(max_requests_per_minute=10_000)
+    gateway = create_gateway(title="CLI users", security_config=config, database_url=sqlite_url)
     with ServedGateway(gateway) as served:
         login = {"username": "kim", "password": PASSWORD}
         pair = served.client.post("/auth/token", json=login)
@@ -158,19 +169,21 @@ def test_a_cli_user_gets_a_token_from_a_real_gateway(url, capsys, monkeypatch):
         wrong = served.client.post("/auth/token", json={**login, "password": PASSWORD + "x"})
         assert wrong.status_code == 401
 
-        assert main(["users", "remove", "kim", "--tenant", "acme", "--database-url", url]) == 0
+        assert (
+            main(["users", "remove", "kim", "--tenant", "acme", "--database-url", sqlite_url]) == 0
+        )
         gone = served.client.post("/auth/token", json=login)
         assert gone.status_code == 401
 
 
-def test_interrupted_prompt_adds_nobody(url, capsys, monkeypatch):
+def test_interrupted_prompt_adds_nobody(sqlite_url, capsys, monkeypatch):
     def interrupted(prompt: str = "") -> str:
         raise KeyboardInterrupt
 
     monkeypatch.setattr("getpass.getpass", interrupted)
-    assert main(["users", "add", "lee", "--tenant", "acme", "--database-url", url]) == 1
+    assert main(["users", "add", "lee", "--tenant", "acme", "--database-url", sqlite_url]) == 1
     assert "cancelled" in one_error_line(capsys)
-    assert UserStore(url).get_user("lee") is None
+    assert UserStore(sqlite_url).get_user("lee") is None
 
 
 def enrollment_from(out: str) -> tuple[str, list[str]]:
@@ -183,14 +196,16 @@ def enrollment_from(out: str) -> tuple[str, list[str]]:
     return secret, codes
 
 
-def test_auth28_add_with_totp_prints_the_enrollment_once_and_gates_login(url, capsys, monkeypatch):
-    assert add(url, "max", "--tenant", "acme", "--totp", monkeypatch=monkeypatch) == 0
+def test_auth28_add_with_totp_prints_the_enrollment_once_and_gates_login(
+    security_config, sqlite_url, capsys, monkeypatch
+):
+    assert add(sqlite_url, "max", "--tenant", "acme", "--totp", monkeypatch=monkeypatch) == 0
     out = capsys.readouterr().out
     assert "added user 'max'" in out and "shown once" in out
     secret, codes = enrollment_from(out)
     assert len(codes) == 10 and all(len(code) == 19 for code in codes)
-    config = SecurityConfig(jwt_secret=SECRET, max_requests_per_minute=10_000)
-    gateway = create_gateway(title="CLI totp", security_config=config, database_url=url)
+    config = security_config(max_requests_per_minute=10_000)
+    gateway = create_gateway(title="CLI totp", security_config=config, database_url=sqlite_url)
     with ServedGateway(gateway) as served:
         login = {"username": "max", "password": PASSWORD}
         missing = served.client.post("/auth/token", json=login)
@@ -205,12 +220,12 @@ def test_auth28_add_with_totp_prints_the_enrollment_once_and_gates_login(url, ca
         assert again.status_code == 401
 
 
-def test_auth31_users_totp_reenrolls_and_disables(url, capsys, monkeypatch):
-    assert add(url, "nia", "--tenant", "acme", monkeypatch=monkeypatch) == 0
+def test_auth31_users_totp_reenrolls_and_disables(sqlite_url, capsys, monkeypatch):
+    assert add(sqlite_url, "nia", "--tenant", "acme", monkeypatch=monkeypatch) == 0
     capsys.readouterr()
-    store = UserStore(url)
+    store = UserStore(sqlite_url)
     assert not store.totp_enrolled(store.get_user("nia"))
-    totp = ["users", "totp", "nia", "--tenant", "acme", "--database-url", url]
+    totp = ["users", "totp", "nia", "--tenant", "acme", "--database-url", sqlite_url]
     assert main([*totp, "--issuer", "Acme"]) == 0
     first_secret, first_codes = enrollment_from(capsys.readouterr().out)
     assert main(totp) == 0
@@ -230,15 +245,15 @@ def test_auth31_users_totp_reenrolls_and_disables(url, capsys, monkeypatch):
     assert "not enrolled in TOTP" in one_error_line(capsys)
 
 
-def test_users_totp_refuses_unknown_users_and_bad_issuers(url, capsys, monkeypatch):
-    args = ["users", "totp", "ghost", "--tenant", "acme", "--database-url", url]
+def test_users_totp_refuses_unknown_users_and_bad_issuers(sqlite_url, capsys, monkeypatch):
+    args = ["users", "totp", "ghost", "--tenant", "acme", "--database-url", sqlite_url]
     assert main(args) == 1
     assert "no user named 'ghost' in tenant 'acme'" in one_error_line(capsys)
-    assert add(url, "olga", "--tenant", "acme", monkeypatch=monkeypatch) == 0
+    assert add(sqlite_url, "olga", "--tenant", "acme", monkeypatch=monkeypatch) == 0
     capsys.readouterr()
-    wrong_tenant = ["users", "totp", "olga", "--tenant", "globex", "--database-url", url]
+    wrong_tenant = ["users", "totp", "olga", "--tenant", "globex", "--database-url", sqlite_url]
     assert main(wrong_tenant) == 1
     assert "no user named 'olga' in tenant 'globex'" in one_error_line(capsys)
     bad_issuer = ["users", "totp", "olga", "--tenant", "acme", "--issuer", "a:b"]
-    assert main([*bad_issuer, "--database-url", url]) == 1
+    assert main([*bad_issuer, "--database-url", sqlite_url]) == 1
     assert "issuer" in one_error_line(capsys)

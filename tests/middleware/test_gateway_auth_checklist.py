@@ -25,7 +25,6 @@ from _gateway_server import ServedGateway
 from _keys import private_pem
 from argon2 import PasswordHasher
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
@@ -237,14 +236,12 @@ def test_auth_02_two_authorization_headers_are_400_never_500(served, path):
 # -- uniform 401 for every refused token ----------------------------------------------------
 
 
-def hostile_tokens(served, tmp_path) -> dict[str, str]:
+def hostile_tokens(served, tmp_path, attacker, curve) -> dict[str, str]:
     """One refused token per checklist item, all presented to the same route."""
     now = int(time.time())
     key_id = served.gateway.auth.config.key_id
     good = forged(served)
     head, body, signature = good.split(".")
-    attacker = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    curve = ec.generate_private_key(ec.SECP256R1())
     other = TokenService(
         hs_config(jwt_secret="another-secret-that-is-long-enough-0123456789"),
         f"sqlite:///{tmp_path / 'other.db'}",
@@ -293,12 +290,12 @@ def hostile_tokens(served, tmp_path) -> dict[str, str]:
     }
 
 
-def test_auth_every_refused_token_gets_the_same_401(served, tmp_path):
+def test_auth_every_refused_token_gets_the_same_401(attacker_rsa, attacker_ec, served, tmp_path):
     """AUTH-03..12, 15..22 over HTTP: each refused token answers 401 with one and the same
     body and challenge, so the answer says nothing about why (no oracle); never 500."""
     answers = {
         name: uniform_401(get(served, token))
-        for name, token in hostile_tokens(served, tmp_path).items()
+        for name, token in hostile_tokens(served, tmp_path, attacker_rsa, attacker_ec).items()
     }
     distinct = set(answers.values())
     assert len(distinct) == 1, distinct
@@ -350,7 +347,7 @@ def test_auth_15_revocation_by_another_worker_is_401_within_the_bound(served):
     uniform_401(response)
 
 
-def test_auth_19_jku_x5u_jwk_are_never_fetched(served):
+def test_auth_19_jku_x5u_jwk_are_never_fetched(served, attacker_rsa):
     """AUTH-19: tokens whose ``jku``/``x5u`` point at an attacker's server, or that embed a
     ``jwk``, signed with the attacker's key -> 401; the attacker's server gets no request."""
     requests: list[str] = []
@@ -367,7 +364,7 @@ def test_auth_19_jku_x5u_jwk_are_never_fetched(served):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Attacker)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}"
-    attacker = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    attacker = attacker_rsa
     jwk = jwt.algorithms.RSAAlgorithm.to_jwk(attacker.public_key(), as_dict=True)
     key_id = served.gateway.auth.config.key_id
     try:

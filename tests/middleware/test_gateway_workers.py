@@ -196,11 +196,6 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-@pytest.fixture
-def sqlite_url(tmp_path):
-    return f"sqlite:///{tmp_path / 'workers.db'}"
-
-
 def poll(call, until, timeout: float = 3.0):
     """``call()`` until ``until(result)`` or ``timeout`` seconds; the last result."""
     deadline = time.monotonic() + timeout

@@ -7,6 +7,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from _keys import private_pem, public_pem
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from pydantic import ValidationError
@@ -15,32 +16,6 @@ import kailash_nb.security
 from kailash_nb.security import RetiredKey, SecurityConfig
 
 SECRET = "0123456789abcdef0123456789abcdef-config-tests"
-
-
-def _private_pem(key) -> str:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-
-
-def _public_pem(key) -> str:
-    return (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-
-
-@pytest.fixture(scope="module")
-def rsa_key():
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-@pytest.fixture(scope="module")
-def ec_key():
-    return ec.generate_private_key(ec.SECP256R1())
 
 
 def test_defaults_are_safe():
@@ -120,23 +95,23 @@ def test_alg_none_and_unknown_algorithms_refused(algorithm):
 
 def test_hs256_refuses_asymmetric_keys_and_jwks(rsa_key):
     with pytest.raises(ValidationError, match="for RS256/ES256"):
-        SecurityConfig(jwt_secret=SECRET, jwt_private_key=_private_pem(rsa_key))
+        SecurityConfig(jwt_secret=SECRET, jwt_private_key=private_pem(rsa_key))
     with pytest.raises(ValidationError, match="for RS256/ES256"):
-        SecurityConfig(jwt_secret=SECRET, jwt_public_key=_public_pem(rsa_key))
+        SecurityConfig(jwt_secret=SECRET, jwt_public_key=public_pem(rsa_key))
     with pytest.raises(ValidationError, match="HS256 cannot use it"):
         SecurityConfig(jwt_secret=SECRET, jwks_url="https://keys.example.com/jwks.json")
 
 
 def test_rs256_and_es256_accept_matching_keys(rsa_key, ec_key):
-    rs = SecurityConfig(jwt_algorithm="RS256", jwt_private_key=_private_pem(rsa_key))
-    es = SecurityConfig(jwt_algorithm="ES256", jwt_private_key=_private_pem(ec_key))
-    verify_only = SecurityConfig(jwt_algorithm="RS256", jwt_public_key=_public_pem(rsa_key))
+    rs = SecurityConfig(jwt_algorithm="RS256", jwt_private_key=private_pem(rsa_key))
+    es = SecurityConfig(jwt_algorithm="ES256", jwt_private_key=private_pem(ec_key))
+    verify_only = SecurityConfig(jwt_algorithm="RS256", jwt_public_key=public_pem(rsa_key))
     assert rs.key_id == verify_only.key_id  # derived from the public key
     assert es.key_id != rs.key_id
     SecurityConfig(
         jwt_algorithm="RS256",
-        jwt_private_key=_private_pem(rsa_key),
-        jwt_public_key=_public_pem(rsa_key),
+        jwt_private_key=private_pem(rsa_key),
+        jwt_public_key=public_pem(rsa_key),
     )
     assert "PRIVATE KEY" not in repr(rs)
 
@@ -148,17 +123,17 @@ def test_algorithm_key_mismatches_refused(rsa_key, ec_key):
     cases = [
         ({"jwt_algorithm": "RS256", "jwt_secret": SECRET}, "jwt_secret is for HS256"),
         ({"jwt_algorithm": "RS256"}, "needs jwt_private_key"),
-        ({"jwt_algorithm": "RS256", "jwt_private_key": _private_pem(ec_key)}, "RSA key"),
-        ({"jwt_algorithm": "ES256", "jwt_private_key": _private_pem(rsa_key)}, "EC P-256"),
-        ({"jwt_algorithm": "ES256", "jwt_public_key": _public_pem(p384)}, "EC P-256"),
-        ({"jwt_algorithm": "RS256", "jwt_private_key": _private_pem(small_rsa)}, "2048"),
+        ({"jwt_algorithm": "RS256", "jwt_private_key": private_pem(ec_key)}, "RSA key"),
+        ({"jwt_algorithm": "ES256", "jwt_private_key": private_pem(rsa_key)}, "EC P-256"),
+        ({"jwt_algorithm": "ES256", "jwt_public_key": public_pem(p384)}, "EC P-256"),
+        ({"jwt_algorithm": "RS256", "jwt_private_key": private_pem(small_rsa)}, "2048"),
         ({"jwt_algorithm": "RS256", "jwt_private_key": "not a pem"}, "not a PEM private key"),
-        ({"jwt_algorithm": "RS256", "jwt_public_key": _private_pem(rsa_key)}, "not a PEM public"),
+        ({"jwt_algorithm": "RS256", "jwt_public_key": private_pem(rsa_key)}, "not a PEM public"),
         (
             {
                 "jwt_algorithm": "RS256",
-                "jwt_private_key": _private_pem(rsa_key),
-                "jwt_public_key": _public_pem(other_rsa),
+                "jwt_private_key": private_pem(rsa_key),
+                "jwt_public_key": public_pem(other_rsa),
             },
             "not the public half",
         ),
@@ -222,7 +197,7 @@ def test_previous_keys_are_checked(rsa_key):
     assert config.previous_keys[0].kid == "old"
     bad = [
         ([RetiredKey(kid="old", secret="y" * 31, accept_until=later)], "31 bytes"),
-        ([RetiredKey(kid="old", public_key=_public_pem(rsa_key), accept_until=later)], "secret"),
+        ([RetiredKey(kid="old", public_key=public_pem(rsa_key), accept_until=later)], "secret"),
         (
             [
                 RetiredKey(kid="old", secret="y" * 32, accept_until=later),
@@ -238,7 +213,7 @@ def test_previous_keys_are_checked(rsa_key):
     with pytest.raises(ValidationError, match="public_key"):
         SecurityConfig(
             jwt_algorithm="RS256",
-            jwt_private_key=_private_pem(rsa_key),
+            jwt_private_key=private_pem(rsa_key),
             previous_keys=[RetiredKey(kid="old", secret="y" * 32, accept_until=later)],
         )
     with pytest.raises(ValidationError, match="timezone-aware"):

@@ -67,11 +67,6 @@ def clock():
     return Clock(float(int(time.time())))
 
 
-@pytest.fixture
-def sqlite_url(tmp_path):
-    return f"sqlite:///{tmp_path / 'auth.db'}"
-
-
 _SERVICE_OPTIONS = (
     "refresh_tokens",
     "check_sessions",
