@@ -203,9 +203,9 @@ import json, sys
 from argon2 import PasswordHasher
 from kailash_nb.middleware.auth import KailashJWTAuth
 from kailash_nb.security.errors import AuthenticationError
-auth_store_url, username, count, secret = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+url, username, count, secret = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 auth = KailashJWTAuth(
-    store_url=auth_store_url, jwt_secret=secret,
+    store_url=url, jwt_secret=secret,
     password_hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1),
 )
 codes = []
