@@ -18,6 +18,7 @@ from contextlib import ExitStack
 import pytest
 from _clock import Clock
 from _gateway_server import ServedGateway
+from _tokens import TEST_JWT_SECRET
 
 PG_ENV = "KAILASH_NB_TEST_PG_URL"
 
@@ -55,11 +56,21 @@ def sqlite_url(tmp_path):
     return f"sqlite:///{tmp_path / 'store.db'}"
 
 
+@pytest.fixture(scope="session")
+def make_sqlite_url(tmp_path_factory):
+    """Factory: ``make_sqlite_url(name)``, the URL of a SQLite file in a fresh directory named
+    after ``name``; for module-scoped stores, and modules that serve more than one gateway."""
+
+    def make(name: str) -> str:
+        return f"sqlite:///{tmp_path_factory.mktemp(name) / 'gateway.db'}"
+
+    return make
+
+
 @pytest.fixture(scope="module")
-def module_sqlite_url(tmp_path_factory, request):
+def module_sqlite_url(make_sqlite_url, request):
     """URL of a SQLite file shared by the tests of one module (its served gateway's store)."""
-    name = request.module.__name__.rpartition(".")[2]
-    return f"sqlite:///{tmp_path_factory.mktemp(name) / 'gateway.db'}"
+    return make_sqlite_url(request.module.__name__.rpartition(".")[2])
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -147,8 +158,6 @@ def clock():
 
 
 # -- secured, served gateways ---------------------------------------------------------------
-
-TEST_JWT_SECRET = "kailash-nb-test-secret-0123456789-abcdefghijklmn"
 
 
 @pytest.fixture(scope="session")

@@ -9,36 +9,27 @@ Unit-level checks of the same items (error codes, clocks, key sets) are in
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import http.server
-import json
 import socket
 import threading
 import time
-import uuid
 
 import jwt
 import pytest
 from _gateway_server import ServedGateway
 from _keys import private_pem
-from argon2 import PasswordHasher
+from _tokens import DELETE, b64, segment, sign_hs
+from _tokens import claims as token_claims
 from cryptography.hazmat.primitives import serialization
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
 from kailash_nb import WorkflowBuilder
-from kailash_nb.middleware.auth import KailashJWTAuth
-from kailash_nb.middleware.gateway import create_gateway
 from kailash_nb.nodes.code import PythonCodeNode
 from kailash_nb.security import SecurityConfig, TokenService
 
-SECRET = "kailash-nb-auth-checklist-0123456789-abcdefghij"
 ISSUER = "https://auth.example.com"
 AUDIENCE = "kailash-api"
-FAST = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-DELETE = object()
 
 
 def double(x: int) -> int:
@@ -46,85 +37,62 @@ def double(x: int) -> int:
     return x * 2
 
 
-def serve(url: str, config: SecurityConfig) -> ServedGateway:
-    gateway = create_gateway(security_config=config, database_url=url)
-    gateway.auth = KailashJWTAuth(config=config, store_url=url, password_hasher=FAST)
-    builder = WorkflowBuilder()
-    builder.add_node(PythonCodeNode.from_function(double), "double")
-    gateway.register_workflow("dbl", builder.build())
-    return ServedGateway(gateway)
+@pytest.fixture(scope="module")
+def hs_config(security_config):
+    """Factory: this module's HS256 ``SecurityConfig`` (an issuer, an audience, 10 s leeway)."""
 
+    def make(**overrides):
+        return security_config(
+            **{"issuer": ISSUER, "audience": AUDIENCE, "leeway": 10, **overrides}
+        )
 
-def hs_config(**overrides) -> SecurityConfig:
-    options = {
-        "jwt_secret": SECRET,
-        "issuer": ISSUER,
-        "audience": AUDIENCE,
-        "leeway": 10,
-        "max_requests_per_minute": 100_000,
-    }
-    return SecurityConfig(**{**options, **overrides})
+    return make
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    url = f"sqlite:///{tmp_path_factory.mktemp('authgw') / 'gateway.db'}"
-    with serve(url, hs_config()) as server:
-        server.db_url = url
-        yield server
+def serve(secured_gateway, serve_module_gateway):
+    """Factory: ``serve(url, config)``, a served gateway on ``url`` whose auth uses ``config``
+    and that serves the ``dbl`` workflow."""
+
+    def make(url: str, config: SecurityConfig) -> ServedGateway:
+        gateway = secured_gateway(url, config)
+        builder = WorkflowBuilder()
+        builder.add_node(PythonCodeNode.from_function(double), "double")
+        gateway.register_workflow("dbl", builder.build())
+        return serve_module_gateway(gateway)
+
+    return make
 
 
 @pytest.fixture(scope="module")
-def rs_served(tmp_path_factory, rsa_key):
-    url = f"sqlite:///{tmp_path_factory.mktemp('authrs') / 'gateway.db'}"
-    config = SecurityConfig(
+def served(serve, hs_config, make_sqlite_url):
+    """The HS256 gateway of most tests (its store URL as ``db_url``)."""
+    url = make_sqlite_url("authgw")
+    server = serve(url, hs_config())
+    server.db_url = url
+    return server
+
+
+@pytest.fixture(scope="module")
+def rs_served(serve, security_config, make_sqlite_url, rsa_key):
+    """A gateway signing with the deployment's RSA key (RS256)."""
+    config = security_config(
+        jwt_secret=None,
         jwt_algorithm="RS256",
         jwt_private_key=private_pem(rsa_key),
         issuer=ISSUER,
-        max_requests_per_minute=100_000,
     )
-    with serve(url, config) as server:
-        yield server
+    return serve(make_sqlite_url("authrs"), config)
 
 
 # -- forging --------------------------------------------------------------------------
 
 
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def segment(value) -> str:
-    return b64(json.dumps(value).encode())
-
-
-def sign_hs(header, payload, key: str | bytes = SECRET) -> str:
-    key = key.encode() if isinstance(key, str) else key
-    signing_input = f"{segment(header)}.{segment(payload)}"
-    return f"{signing_input}.{b64(hmac.new(key, signing_input.encode(), hashlib.sha256).digest())}"
-
-
 def claims(now: float | None = None, **overrides):
-    now = int(time.time() if now is None else now)
-    payload = {
-        "iss": ISSUER,
-        "aud": AUDIENCE,
-        "sub": "user-1",
-        "tenant_id": "acme",
-        "roles": ["analyst"],
-        "token_type": "access",
-        "jti": uuid.uuid4().hex,
-        "family": uuid.uuid4().hex,
-        "iat": now,
-        "nbf": now,
-        "exp": now + 300,
-    }
-    for name, value in overrides.items():
-        if value is DELETE:
-            payload.pop(name)
-        else:
-            payload[name] = value
-    return payload
+    """A valid payload of this gateway's issuer and audience, issued now unless ``now``."""
+    return token_claims(
+        time.time() if now is None else now, issuer=ISSUER, audience=AUDIENCE, **overrides
+    )
 
 
 def header(served, **fields):
@@ -236,16 +204,13 @@ def test_auth_02_two_authorization_headers_are_400_never_500(served, path):
 # -- uniform 401 for every refused token ----------------------------------------------------
 
 
-def hostile_tokens(served, tmp_path, attacker, curve) -> dict[str, str]:
-    """One refused token per checklist item, all presented to the same route."""
+def hostile_tokens(served, other: TokenService, attacker, curve) -> dict[str, str]:
+    """One refused token per checklist item, all presented to the same route (``other``
+    issues tokens under another secret)."""
     now = int(time.time())
     key_id = served.gateway.auth.config.key_id
     good = forged(served)
     head, body, signature = good.split(".")
-    other = TokenService(
-        hs_config(jwt_secret="another-secret-that-is-long-enough-0123456789"),
-        f"sqlite:///{tmp_path / 'other.db'}",
-    )
     session = served.gateway.auth.issue_tokens("revoked", tenant_id="acme", roles=[])
     served.gateway.auth.logout(session.access_token)
     jku = "http://127.0.0.1:9/jwks.json"
@@ -290,12 +255,17 @@ def hostile_tokens(served, tmp_path, attacker, curve) -> dict[str, str]:
     }
 
 
-def test_auth_every_refused_token_gets_the_same_401(attacker_rsa, attacker_ec, served, tmp_path):
+def test_auth_every_refused_token_gets_the_same_401(
+    attacker_rsa, attacker_ec, served, hs_config, sqlite_url
+):
     """AUTH-03..12, 15..22 over HTTP: each refused token answers 401 with one and the same
     body and challenge, so the answer says nothing about why (no oracle); never 500."""
+    other = TokenService(
+        hs_config(jwt_secret="another-secret-that-is-long-enough-0123456789"), sqlite_url
+    )
     answers = {
         name: uniform_401(get(served, token))
-        for name, token in hostile_tokens(served, tmp_path, attacker_rsa, attacker_ec).items()
+        for name, token in hostile_tokens(served, other, attacker_rsa, attacker_ec).items()
     }
     distinct = set(answers.values())
     assert len(distinct) == 1, distinct

@@ -9,9 +9,6 @@ WebSocket watch rely on (AUTH-15). The other token items are in ``test_tokens.py
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import http.server
 import json
 import logging
@@ -24,6 +21,7 @@ import jwt
 import pytest
 from _clock import Clock
 from _keys import private_pem, public_pem
+from _tokens import TEST_JWT_SECRET, b64, claims, segment, sign_hs
 from argon2 import PasswordHasher
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -31,7 +29,6 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from kailash_nb.middleware.auth import KailashJWTAuth
 from kailash_nb.security import AuthenticationError, SecurityConfig, TokenService
 
-SECRET = "kailash-nb-checklist-tests-0123456789-abcdefghij"
 FAST = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 PASSWORD = "correct horse battery staple"
 
@@ -39,37 +36,6 @@ PASSWORD = "correct horse battery staple"
 @pytest.fixture
 def clock():
     return Clock(float(int(time.time())))
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def segment(value) -> str:
-    return b64(json.dumps(value).encode())
-
-
-def sign_hs(header, payload, key: str | bytes) -> str:
-    """An HS256 signature over any header with any key (pyjwt refuses PEM keys)."""
-    key = key.encode() if isinstance(key, str) else key
-    signing_input = f"{segment(header)}.{segment(payload)}"
-    return f"{signing_input}.{b64(hmac.new(key, signing_input.encode(), hashlib.sha256).digest())}"
-
-
-def claims(now: float, **overrides):
-    payload = {
-        "sub": "user-1",
-        "tenant_id": "acme",
-        "roles": ["analyst"],
-        "token_type": "access",
-        "jti": uuid.uuid4().hex,
-        "family": uuid.uuid4().hex,
-        "iat": int(now),
-        "nbf": int(now),
-        "exp": int(now) + 300,
-    }
-    payload.update(overrides)
-    return payload
 
 
 def refused(check, token, code: str) -> AuthenticationError:
@@ -276,9 +242,11 @@ def test_auth_18_non_string_or_oversized_kid_refused_and_logged_by_type(
 def test_auth_18_ten_kilobyte_kid_is_never_logged(tmp_path, clock, attacker_rsa, caplog):
     """AUTH-18: a 10 KB kid makes the token oversized: refused before decoding, and not a
     character of the kid reaches the log."""
-    service = TokenService(SecurityConfig(jwt_secret=SECRET), f"sqlite:///{tmp_path / 'a.db'}")
+    service = TokenService(
+        SecurityConfig(jwt_secret=TEST_JWT_SECRET), f"sqlite:///{tmp_path / 'a.db'}"
+    )
     kid = "Z" * 10_240
-    token = sign_hs({"alg": "HS256", "kid": kid}, claims(clock.now), SECRET)
+    token = sign_hs({"alg": "HS256", "kid": kid}, claims(clock.now), TEST_JWT_SECRET)
     with caplog.at_level(logging.DEBUG, "kailash_nb"):
         refused(service.verify_access, token, "token_malformed")
     assert "ZZZZ" not in caplog.text
@@ -315,7 +283,7 @@ def test_auth_05_asymmetric_tokens_rejected_by_an_hs256_or_other_curve_deploymen
     """AUTH-05: RS256 and ES256 tokens (keys made here) sent to an HS256 deployment are
     refused, and each asymmetric deployment refuses the other algorithm."""
     url = f"sqlite:///{tmp_path / 'a.db'}"
-    hs = TokenService(SecurityConfig(jwt_secret=SECRET), url, clock=clock)
+    hs = TokenService(SecurityConfig(jwt_secret=TEST_JWT_SECRET), url, clock=clock)
     rs = TokenService(
         SecurityConfig(jwt_algorithm="RS256", jwt_private_key=private_pem(rsa_key)),
         url,
@@ -344,7 +312,9 @@ def test_auth_05_asymmetric_tokens_rejected_by_an_hs256_or_other_curve_deploymen
 def clocked_auth(tmp_path, clock, **options) -> KailashJWTAuth:
     """A KailashJWTAuth whose token service reads ``clock`` (same config and store)."""
     url = f"sqlite:///{tmp_path / 'auth.db'}"
-    auth = KailashJWTAuth(jwt_secret=SECRET, store_url=url, password_hasher=FAST, **options)
+    auth = KailashJWTAuth(
+        jwt_secret=TEST_JWT_SECRET, store_url=url, password_hasher=FAST, **options
+    )
     auth.tokens = TokenService(auth.config, url, clock=clock)
     return auth
 
@@ -393,10 +363,12 @@ def test_auth_15_is_revoked_mirrors_verify_access_within_the_bound(tmp_path, dat
     session: a revocation by this service at once, by another process within the 1 s
     bound; without session checks it is always False (tokens then end at exp)."""
     mono = Clock(1000.0)
-    local = TokenService(SecurityConfig(jwt_secret=SECRET), database_url)
+    local = TokenService(SecurityConfig(jwt_secret=TEST_JWT_SECRET), database_url)
     local._state._cache_clock = mono
-    other = TokenService(SecurityConfig(jwt_secret=SECRET), database_url)
-    stateless = TokenService(SecurityConfig(jwt_secret=SECRET), database_url, check_sessions=False)
+    other = TokenService(SecurityConfig(jwt_secret=TEST_JWT_SECRET), database_url)
+    stateless = TokenService(
+        SecurityConfig(jwt_secret=TEST_JWT_SECRET), database_url, check_sessions=False
+    )
 
     pair = local.issue("user-1", tenant_id="acme", roles=[])
     verified = local.verify_access(pair.access_token)
@@ -417,8 +389,8 @@ def test_auth_15_is_revoked_mirrors_verify_access_within_the_bound(tmp_path, dat
 def test_auth_15_revoked_sessions_reads_many_sessions_uncached(database_url):
     """AUTH-15: ``revoked_sessions`` reads the store now (no cache), for more sessions
     than one IN list holds."""
-    service = TokenService(SecurityConfig(jwt_secret=SECRET), database_url)
-    other = TokenService(SecurityConfig(jwt_secret=SECRET), database_url)
+    service = TokenService(SecurityConfig(jwt_secret=TEST_JWT_SECRET), database_url)
+    other = TokenService(SecurityConfig(jwt_secret=TEST_JWT_SECRET), database_url)
     sessions = [uuid.uuid4().hex for _ in range(1200)]
     assert service.revoked_sessions(sessions) == set()
     assert service.revoked_sessions([]) == set()

@@ -7,7 +7,6 @@ PostgreSQL through ``database_url``; pure verification runs on a SQLite file.
 
 from __future__ import annotations
 
-import base64
 import builtins
 import hashlib
 import hmac
@@ -20,7 +19,6 @@ import sys
 import textwrap
 import threading
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -28,6 +26,7 @@ import pytest
 import sqlalchemy as sa
 from _clock import Clock
 from _keys import private_pem, public_pem
+from _tokens import DELETE, TEST_JWT_SECRET, b64, claims, segment, sign_hs
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -48,10 +47,8 @@ from kailash_nb.store.schema import (
     schema_table,
 )
 
-SECRET = "kailash-nb-token-tests-0123456789-abcdefghij"
 ISSUER = "https://auth.example.com"
 AUDIENCE = "kailash-api"
-DELETE = object()
 
 
 # -- keys and clocks -----------------------------------------------------------------
@@ -83,7 +80,7 @@ def make_service(sqlite_url, clock):
     def make(url=None, **options):
         service_options = {name: options.pop(name) for name in _SERVICE_OPTIONS if name in options}
         if options.get("jwt_algorithm", "HS256") == "HS256":
-            options.setdefault("jwt_secret", SECRET)
+            options.setdefault("jwt_secret", TEST_JWT_SECRET)
         return TokenService(
             SecurityConfig(**options), url or sqlite_url, clock=clock, **service_options
         )
@@ -99,52 +96,11 @@ def service(make_service):
 # -- forging ----------------------------------------------------------------------
 
 
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def segment(value) -> str:
-    return b64(json.dumps(value).encode())
-
-
 def raw_token(header, payload, signature: bytes = b"") -> str:
     return f"{segment(header)}.{segment(payload)}.{b64(signature)}"
 
 
-def sign_hs(header, payload, key: bytes | str = SECRET) -> str:
-    """An HS256 signature over any header, made by hand (pyjwt refuses some of these)."""
-    key = key.encode() if isinstance(key, str) else key
-    signing_input = f"{segment(header)}.{segment(payload)}"
-    signature = hmac.new(key, signing_input.encode(), hashlib.sha256).digest()
-    return f"{signing_input}.{b64(signature)}"
-
-
-def claims(now, *, issuer=None, audience=None, **overrides):
-    """A complete, valid payload; an override of ``DELETE`` removes the claim."""
-    payload = {
-        "sub": "user-1",
-        "tenant_id": "acme",
-        "roles": ["analyst"],
-        "token_type": "access",
-        "jti": uuid.uuid4().hex,
-        "family": uuid.uuid4().hex,
-        "iat": int(now),
-        "nbf": int(now),
-        "exp": int(now) + 300,
-    }
-    if issuer is not None:
-        payload["iss"] = issuer
-    if audience is not None:
-        payload["aud"] = audience
-    for name, value in overrides.items():
-        if value is DELETE:
-            payload.pop(name, None)
-        else:
-            payload[name] = value
-    return payload
-
-
-def forge(service, payload, *, key=SECRET, algorithm="HS256", **headers) -> str:
+def forge(service, payload, *, key=TEST_JWT_SECRET, algorithm="HS256", **headers) -> str:
     """A pyjwt-signed token with the service's kid unless ``kid`` is given."""
     headers.setdefault("kid", service.config.key_id)
     return jwt.encode(payload, key, algorithm=algorithm, headers=headers)
@@ -414,7 +370,7 @@ def test_auth_14_refresh_reuse_revokes_the_whole_family(make_service, database_u
     events = service.audit_events(event="refresh_reuse_detected", session_id=first.session_id)
     assert len(events) == 1 and events[0].subject == "user-1" and events[0].tenant_id == "acme"
     assert events[0].detail["session_revoked_now"] is True
-    assert SECRET not in json.dumps(events[0].detail)
+    assert TEST_JWT_SECRET not in json.dumps(events[0].detail)
     assert service.verify_access(other.access_token).sub == "user-2"  # other sessions live on
     assert service.refresh(other.refresh_token).session_id == other.session_id
 
@@ -439,7 +395,7 @@ def test_auth_14_reuse_is_detected_across_processes(make_service, database_url):
         """
     )
     result = subprocess.run(
-        [sys.executable, "-c", script, database_url, SECRET],
+        [sys.executable, "-c", script, database_url, TEST_JWT_SECRET],
         input=first.refresh_token,
         capture_output=True,
         text=True,
@@ -563,7 +519,7 @@ def test_auth_16_previous_key_accepted_in_grace_window_then_rejected(
     if algorithm == "HS256":
         old_key, signing_key = "previous-secret-0123456789-abcdefghij", None
         retired = RetiredKey(kid="old-key", secret=old_key, accept_until=grace_end)
-        current = {"jwt_secret": SECRET}
+        current = {"jwt_secret": TEST_JWT_SECRET}
     else:
         old_key, signing_key = old_rsa_key, rsa_key
         retired = RetiredKey(
@@ -589,7 +545,11 @@ def test_auth_16_previous_key_accepted_in_grace_window_then_rejected(
     assert service.verify_access(new.access_token).sub == "user-1"
     # A retired key's kid on a token signed with the current key does not verify either.
     swapped = forge(
-        service, claims(clock.now), key=signing_key or SECRET, algorithm=algorithm, kid="old-key"
+        service,
+        claims(clock.now),
+        key=signing_key or TEST_JWT_SECRET,
+        algorithm=algorithm,
+        kid="old-key",
     )
     refused(service.verify_access, swapped, "token_invalid")
 
@@ -616,7 +576,9 @@ def test_auth_17_jwks_loaded_at_most_once_per_cooldown(
         for kid, key in published.items():
             jwk = jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key(), as_dict=True)
             keys.append({**jwk, "kid": kid, "use": "sig", "alg": "RS256"})
-        keys.append({"kty": "oct", "kid": "hmac", "k": b64(SECRET.encode())})  # never usable
+        keys.append(
+            {"kty": "oct", "kid": "hmac", "k": b64(TEST_JWT_SECRET.encode())}
+        )  # never usable
         return json.dumps({"keys": keys}).encode()
 
     service = make_service(
@@ -629,7 +591,11 @@ def test_auth_17_jwks_loaded_at_most_once_per_cooldown(
     assert fetches == [url]  # one download for a thousand unknown kids
     published_token = forge(service, payload, key=rsa_key, algorithm="RS256", kid="idp-1")
     assert service.verify_access(published_token).sub == "user-1"
-    refused(service.verify_access, forge(service, payload, key=SECRET, kid="hmac"), "token_invalid")
+    refused(
+        service.verify_access,
+        forge(service, payload, key=TEST_JWT_SECRET, kid="hmac"),
+        "token_invalid",
+    )
     assert fetches == [url]
 
     published["idp-2"] = rsa_key  # the issuer rotates
@@ -760,7 +726,7 @@ def test_auth_20_crit_extensions_rejected(service, clock, extension):
         # RFC 7797 detached form: empty payload segment, signature over the raw payload.
         payload = json.dumps(claims(clock.now)).encode()
         signing_input = segment(header).encode() + b"." + payload
-        signature = hmac.new(SECRET.encode(), signing_input, hashlib.sha256).digest()
+        signature = hmac.new(TEST_JWT_SECRET.encode(), signing_input, hashlib.sha256).digest()
         token = f"{segment(header)}..{b64(signature)}"
     else:
         token = sign_hs(header, claims(clock.now))
@@ -813,7 +779,7 @@ def test_auth_21_malformed_tokens_rejected(service, clock, monkeypatch):
 def test_auth_21_signed_garbage_payload_rejected(service):
     """AUTH-21: signed garbage payload rejected."""
     signing_input = f"{segment(_header(service))}.{b64(b'not json at all')}"
-    signature = hmac.new(SECRET.encode(), signing_input.encode(), hashlib.sha256).digest()
+    signature = hmac.new(TEST_JWT_SECRET.encode(), signing_input.encode(), hashlib.sha256).digest()
     refused(service.verify_access, f"{signing_input}.{b64(signature)}", "token_invalid")
     array = sign_hs(_header(service), ["sub", "user-1"])
     refused(service.verify_access, array, "token_invalid")
@@ -903,7 +869,7 @@ def test_error_codes_are_stable_and_messages_never_hold_the_token(service, clock
 
 def test_token_service_needs_a_security_config(sqlite_url):
     with pytest.raises(TypeError, match="SecurityConfig"):
-        TokenService({"jwt_secret": SECRET}, sqlite_url)
+        TokenService({"jwt_secret": TEST_JWT_SECRET}, sqlite_url)
 
 
 def test_store_migrates_from_version_1(tmp_path):
@@ -920,7 +886,7 @@ def test_store_migrates_from_version_1(tmp_path):
                 run_id="r1", run_seq=1, workflow_name="w", status="completed", started_at=1.0
             )
         )
-    service = TokenService(SecurityConfig(jwt_secret=SECRET), url)
+    service = TokenService(SecurityConfig(jwt_secret=TEST_JWT_SECRET), url)
     service.issue("user-1", tenant_id="acme", roles=[])
     with engine.connect() as connection:
         assert (
