@@ -33,14 +33,21 @@ def double(x: int) -> int:
     return x * 2
 
 
-def served_gateway(tmp_path, **limits) -> ServedGateway:
-    """An open (loopback-only) gateway with ``limits`` applied before it starts."""
-    gateway = create_gateway(database_url=f"sqlite:///{tmp_path / 'conn.db'}")
-    builder = WorkflowBuilder()
-    builder.add_node(PythonCodeNode.from_function(double), "double")
-    gateway.register_workflow("dbl", builder.build())
-    gateway.limits = ServerLimits(**limits)
-    return ServedGateway(gateway)
+@pytest.fixture
+def served_gateway(sqlite_url):
+    """Factory: ``served_gateway(**limits)``, an open (loopback-only) gateway serving ``dbl``
+    with ``limits`` applied, as a ``ServedGateway`` the test enters (the server stops where
+    its ``with`` block ends, before the test reads what was logged)."""
+
+    def make(**limits) -> ServedGateway:
+        gateway = create_gateway(database_url=sqlite_url)
+        builder = WorkflowBuilder()
+        builder.add_node(PythonCodeNode.from_function(double), "double")
+        gateway.register_workflow("dbl", builder.build())
+        gateway.limits = ServerLimits(**limits)
+        return ServedGateway(gateway)
+
+    return make
 
 
 def connect(port: int, source: str = "127.0.0.1") -> socket.socket:
@@ -78,11 +85,11 @@ def get_health(conn: socket.socket) -> bytes:
 
 
 @pytest.mark.slow
-def test_gw16_slowloris_connections_are_closed_at_the_header_timeout(tmp_path):
+def test_gw16_slowloris_connections_are_closed_at_the_header_timeout(served_gateway):
     """GW-16: 20 connections each sending one header line every 0.25 s are closed at the
     header timeout (1 s here), counted from the first byte, not from the last line;
     legitimate requests are served meanwhile."""
-    with served_gateway(tmp_path, header_timeout=1.0) as server:
+    with served_gateway(header_timeout=1.0) as server:
         loris = [connect(server.port) for _ in range(20)]
         try:
             started = time.monotonic()
@@ -109,10 +116,10 @@ def test_gw16_slowloris_connections_are_closed_at_the_header_timeout(tmp_path):
 
 
 @pytest.mark.slow
-def test_gw16_an_idle_keep_alive_connection_is_closed_at_the_header_timeout(tmp_path):
+def test_gw16_an_idle_keep_alive_connection_is_closed_at_the_header_timeout(served_gateway):
     """GW-16: after a response, a keep-alive connection that sends nothing more is closed
     once the header timeout passes."""
-    with served_gateway(tmp_path, header_timeout=1.0) as server, connect(server.port) as conn:
+    with served_gateway(header_timeout=1.0) as server, connect(server.port) as conn:
         assert get_health(conn).startswith(b"HTTP/1.1 200")
         started = time.monotonic()
         assert closed_by_server(conn, 4)
@@ -137,10 +144,10 @@ def seconds_until_cut(conn: socket.socket, body_bytes: int, interval: float = 0.
 
 
 @pytest.mark.slow
-def test_gw17_a_body_dribbled_at_one_byte_per_interval_is_cut_at_the_body_timeout(tmp_path):
+def test_gw17_a_body_dribbled_at_one_byte_per_interval_is_cut_at_the_body_timeout(served_gateway):
     """GW-17: a 100-byte body sent one byte every 0.2 s (20 s in all) is cut off when the
     body timeout (1 s here) passes: the connection is closed."""
-    with served_gateway(tmp_path, body_timeout=1.0) as server, connect(server.port) as conn:
+    with served_gateway(body_timeout=1.0) as server, connect(server.port) as conn:
         conn.sendall(
             b"POST /workflows/dbl/execute HTTP/1.1\r\nHost: t\r\n"
             b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
@@ -153,12 +160,14 @@ def test_gw17_a_body_dribbled_at_one_byte_per_interval_is_cut_at_the_body_timeou
 # -- GW-19 ------------------------------------------------------------------------------
 
 
-def test_gw19_per_ip_cap_refuses_excess_connections_quickly_others_unaffected(tmp_path, caplog):
+def test_gw19_per_ip_cap_refuses_excess_connections_quickly_others_unaffected(
+    served_gateway, caplog
+):
     """GW-19: with a cap of 3 connections per peer address, the 4th from 127.0.0.1 is
     closed at once, 127.0.0.2 is still served, and a freed slot is reusable. The refusals
     are logged at WARNING at most once per minute (GW-29)."""
     with (
-        served_gateway(tmp_path, max_connections_per_ip=3) as server,
+        served_gateway(max_connections_per_ip=3) as server,
         caplog.at_level(logging.WARNING, SERVER_LOGGER),
     ):
         held = [connect(server.port) for _ in range(3)]
@@ -188,10 +197,10 @@ def test_gw19_per_ip_cap_refuses_excess_connections_quickly_others_unaffected(tm
     assert len(warnings) == 1 and "127.0.0.1" in warnings[0]
 
 
-def test_gw19_connections_are_released_when_clients_go_away(tmp_path):
+def test_gw19_connections_are_released_when_clients_go_away(served_gateway):
     """GW-19: the per-IP count follows closes, resets and refused heads (431), so the cap
     never leaks slots."""
-    with served_gateway(tmp_path, max_connections_per_ip=2) as server:
+    with served_gateway(max_connections_per_ip=2) as server:
         capped = server.gateway._server
         for _ in range(5):
             with connect(server.port) as conn:
@@ -249,12 +258,12 @@ def test_gw29_sampled_warning_writes_one_line_per_interval_with_the_folded_count
     ]
 
 
-def test_gw17_a_slow_body_on_a_route_without_body_streaming_is_cut_too(tmp_path, caplog):
+def test_gw17_a_slow_body_on_a_route_without_body_streaming_is_cut_too(served_gateway, caplog):
     """GW-17: the body deadline covers every route, also those whose body Tornado reads
     before the handler runs; the cut request leaves one access record with 408."""
     with (
         caplog.at_level("INFO", logger="kailash_nb.middleware.access"),
-        served_gateway(tmp_path, body_timeout=1.0) as server,
+        served_gateway(body_timeout=1.0) as server,
         connect(server.port) as conn,
     ):
         conn.sendall(b"GET /health HTTP/1.1\r\nHost: t\r\nContent-Length: 50\r\n\r\n")

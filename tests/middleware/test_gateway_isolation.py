@@ -34,9 +34,9 @@ CRASH = "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\nresult = 'unre
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    url = f"sqlite:///{tmp_path_factory.mktemp('isolation') / 'gateway.db'}"
-    gateway = create_gateway(database_url=url, enable_docs=False)
+def served(module_sqlite_url, serve_module_gateway):
+    """A gateway serving the runaway workflows, its process pools warm."""
+    gateway = create_gateway(database_url=module_sqlite_url, enable_docs=False)
     isolated = {"isolation": "process", "process_pool_size": 1}
     gateway.register_workflow(
         "spin", code_workflow("spin", SPIN, forever=False), timeout=1, **isolated
@@ -45,10 +45,10 @@ def served(tmp_path_factory):
     gateway.register_workflow("flood", code_workflow("flood", FLOOD), **isolated)
     gateway.register_workflow("crash", code_workflow("crash", CRASH), **isolated)
     gateway.register_workflow("nap", code_workflow("nap", NAP), timeout=0.5)
-    with ServedGateway(gateway) as server:
-        for name in ("spin", "hog", "flood", "crash"):
-            assert gateway.runs.backends[name].pool.wait_ready(30), name
-        yield server
+    server = serve_module_gateway(gateway)
+    for name in ("spin", "hog", "flood", "crash"):
+        assert gateway.runs.backends[name].pool.wait_ready(30), name
+    return server
 
 
 def execute(server: ServedGateway, name: str, parameters=None) -> httpx.Response:
@@ -210,8 +210,8 @@ def doubled(x: int) -> int:
         ({"timeout": 5, "run_inline": True}, "run_inline=True runs on the event loop"),
     ],
 )
-def test_isolation_options_are_validated(tmp_path, options, fragment):
-    gateway = create_gateway(database_url=f"sqlite:///{tmp_path / 'g.db'}")
+def test_isolation_options_are_validated(sqlite_url, options, fragment):
+    gateway = create_gateway(database_url=sqlite_url)
     workflow = code_workflow("a", "result = 1")
     with pytest.raises(GatewayConfigurationError, match="register_workflow") as caught:
         gateway.register_workflow("a", workflow, **options)
@@ -219,9 +219,9 @@ def test_isolation_options_are_validated(tmp_path, options, fragment):
     assert "a" not in gateway.workflows
 
 
-def test_process_isolation_needs_a_portable_definition(tmp_path):
+def test_process_isolation_needs_a_portable_definition(sqlite_url):
     """A function node cannot be sent to a worker: refused at registration."""
-    gateway = create_gateway(database_url=f"sqlite:///{tmp_path / 'g.db'}")
+    gateway = create_gateway(database_url=sqlite_url)
     builder = WorkflowBuilder()
     builder.add_node(PythonCodeNode.from_function(doubled), "double")
     with pytest.raises(GatewayConfigurationError, match="cannot be sent"):
@@ -229,8 +229,8 @@ def test_process_isolation_needs_a_portable_definition(tmp_path):
     assert "double" not in gateway.workflows
 
 
-def test_thread_default_adds_no_policy(tmp_path):
+def test_thread_default_adds_no_policy(sqlite_url):
     """Without isolation keywords nothing changes for the run path (throughput)."""
-    gateway = create_gateway(database_url=f"sqlite:///{tmp_path / 'g.db'}")
+    gateway = create_gateway(database_url=sqlite_url)
     gateway.register_workflow("quick", code_workflow("a", "result = 1"))
     assert "quick" not in gateway.run_policies

@@ -17,7 +17,6 @@ from typing import Any
 import jsonschema
 import pytest
 import tornado.web
-from _gateway_server import ServedGateway
 from openapi_spec_validator import validate
 from pydantic import BaseModel
 
@@ -41,7 +40,6 @@ from kailash_nb.nodes.code import PythonCodeNode
 from kailash_nb.notebook.function_node import function_node
 from kailash_nb.runtime.local import LocalRuntime
 from kailash_nb.sdk_exceptions import WorkflowValidationError
-from kailash_nb.security import SecurityConfig
 from kailash_nb.workflow.builder import WorkflowBuilder
 from kailash_nb.workflow.graph import Workflow
 
@@ -394,16 +392,13 @@ def test_sessions_realtime_and_execute_session_id_are_documented():
 
 
 @pytest.fixture(scope="module")
-def served_docs(tmp_path_factory):
-    url = f"sqlite:///{tmp_path_factory.mktemp('openapi') / 'gateway.db'}"
-    config = SecurityConfig(
-        jwt_secret="kailash-nb-openapi-tests-0123456789-abcdefghij",
-        max_requests_per_minute=100_000,
+def served_docs(module_sqlite_url, security_config, serve_module_gateway):
+    """A secured gateway titled "Docs" serving the ``routing`` workflow."""
+    gateway = create_gateway(
+        title="Docs", security_config=security_config(), database_url=module_sqlite_url
     )
-    gateway = create_gateway(title="Docs", security_config=config, database_url=url)
     gateway.register_workflow("routing", routing_workflow(), description="routes n")
-    with ServedGateway(gateway) as server:
-        yield server
+    return serve_module_gateway(gateway)
 
 
 def test_every_route_of_the_gateway_is_documented(served_docs):
@@ -430,8 +425,7 @@ def test_every_route_of_the_gateway_is_documented(served_docs):
 
 def test_served_sessions_match_their_schemas(served_docs):
     document = served_docs.client.get("/openapi.json").json()
-    pair = served_docs.gateway.auth.issue_tokens("ada", tenant_id="acme", roles=["analyst"])
-    auth = {"Authorization": f"Bearer {pair.access_token}"}
+    auth = served_docs.bearer_headers("ada")
     metadata = {"resource_limits": {"max_concurrent_workflows": 2}, "team": "data"}
     _schema_validator(document, "SessionCreate").validate({"metadata": metadata})
     created = served_docs.client.post("/sessions", json={"metadata": metadata}, headers=auth)
@@ -462,7 +456,7 @@ def test_the_served_document_is_the_one_openapi_document_builds(served_docs):
     it equals ``openapi_document`` of the same workflows, and a workflow registered
     later is in the next answer."""
     gateway = served_docs.gateway
-    token = gateway.auth.issue_tokens("docs", tenant_id="t", roles=["admin"]).access_token
+    token = served_docs.access_token("docs", tenant="t", roles=("admin",))
 
     def served() -> dict[str, Any]:
         return served_docs.client.get(

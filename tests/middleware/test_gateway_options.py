@@ -6,11 +6,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from _gateway_server import ServedGateway
 
 from kailash_nb.middleware.gateway import create_gateway
 from kailash_nb.middleware.gateway_errors import GatewayConfigurationError
-from kailash_nb.security import SecurityConfig
 from kailash_nb.store.database import (
     POOL_SIZE_PARAMETER,
     create_engine,
@@ -20,8 +18,6 @@ from kailash_nb.store.database import (
 )
 from kailash_nb.store.urls import StoreConfigurationError
 
-SECRET = "kailash-nb-gateway-options-0123456789-abcdefgh"
-
 
 @pytest.mark.parametrize("size", [0, -1, 2.5, "10", True, None])
 def test_connection_pool_size_must_be_a_positive_int(size):
@@ -29,30 +25,28 @@ def test_connection_pool_size_must_be_a_positive_int(size):
         create_gateway(connection_pool_size=size)
 
 
-def test_gateway_store_engines_have_the_configured_pool_size(database_url):
+def test_gateway_store_engines_have_the_configured_pool_size(
+    database_url, security_config, serve_gateway
+):
     gateway = create_gateway(
-        database_url=database_url,
-        connection_pool_size=23,
-        security_config=SecurityConfig(jwt_secret=SECRET),
+        database_url=database_url, connection_pool_size=23, security_config=security_config()
     )
-    with ServedGateway(gateway) as server:
-        assert server.client.get("/ready").status_code == 200
-        assert gateway.run_store.engine.pool.size() == 23
-        assert gateway.auth.users.engine.pool.size() == 23
-        # One engine for the gateway's database: runs, users and sessions share its pool.
-        assert gateway.auth.users.engine is gateway.run_store.engine
-        assert POOL_SIZE_PARAMETER not in str(gateway.run_store.engine.url)
+    server = serve_gateway(gateway)
+    assert server.client.get("/ready").status_code == 200
+    assert gateway.run_store.engine.pool.size() == 23
+    assert gateway.auth.users.engine.pool.size() == 23
+    # One engine for the gateway's database: runs, users and sessions share its pool.
+    assert gateway.auth.users.engine is gateway.run_store.engine
+    assert POOL_SIZE_PARAMETER not in str(gateway.run_store.engine.url)
 
 
-def test_default_pool_size_is_the_documented_ten(tmp_path):
-    gateway = create_gateway(database_url=f"sqlite:///{tmp_path / 'default.db'}")
+def test_default_pool_size_is_the_documented_ten(sqlite_url):
+    gateway = create_gateway(database_url=sqlite_url)
     assert get_engine(gateway.store_url).pool.size() == 10
 
 
-def test_sessions_use_the_gateway_pool(tmp_path):
-    gateway = create_gateway(
-        database_url=f"sqlite:///{tmp_path / 'sessions.db'}", connection_pool_size=7
-    )
+def test_sessions_use_the_gateway_pool(sqlite_url):
+    gateway = create_gateway(database_url=sqlite_url, connection_pool_size=7)
     store = gateway.agent_ui._open_sync()
     assert store.engine.pool.size() == 7
 

@@ -11,7 +11,6 @@ import textwrap
 import time
 
 import pytest
-from _gateway_server import ServedGateway
 
 from kailash_nb import WorkflowBuilder
 from kailash_nb.middleware.gateway import create_gateway
@@ -29,17 +28,15 @@ def echo(value: int) -> int:
 
 
 @pytest.fixture
-def open_gateway(tmp_path):
-    gateway = create_gateway(
-        cors_origins=["https://app.company.com"], database_url=f"sqlite:///{tmp_path / 'g.db'}"
-    )
+def open_gateway(sqlite_url, serve_gateway):
+    """A served gateway without auth, with one CORS origin and a workflow that fails."""
+    gateway = create_gateway(cors_origins=["https://app.company.com"], database_url=sqlite_url)
     builder = WorkflowBuilder()
     builder.add_node(PythonCodeNode.from_function(fail), "fail")
     builder.add_node(PythonCodeNode.from_function(echo), "echo")
     builder.connect("fail", "echo", mapping={"result": "value"})
     gateway.register_workflow("failing", builder.build())
-    with ServedGateway(gateway) as server:
-        yield server
+    return serve_gateway(gateway)
 
 
 def test_cors_preflight_echoes_listed_origins_only(open_gateway):
@@ -127,18 +124,17 @@ def _raw(port: int, head: bytes) -> bytes:
         return connection.recv(65536)
 
 
-def test_connections_beyond_max_connections_are_closed(tmp_path):
+def test_connections_beyond_max_connections_are_closed(sqlite_url, serve_gateway):
     """GW-19: connections beyond ``max_connections`` are closed at once."""
-    gateway = create_gateway(max_connections=1, database_url=f"sqlite:///{tmp_path / 'c.db'}")
-    with ServedGateway(gateway) as server:
-        first = socket.create_connection(("127.0.0.1", server.port), timeout=10)
-        try:
-            first.sendall(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
-            assert first.recv(65536).startswith(b"HTTP/1.1 200")  # registered and kept alive
-            with socket.create_connection(("127.0.0.1", server.port), timeout=10) as second:
-                assert second.recv(65536) == b""  # closed by the server at once
-        finally:
-            first.close()
+    server = serve_gateway(create_gateway(max_connections=1, database_url=sqlite_url))
+    first = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    try:
+        first.sendall(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert first.recv(65536).startswith(b"HTTP/1.1 200")  # registered and kept alive
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as second:
+            assert second.recv(65536) == b""  # closed by the server at once
+    finally:
+        first.close()
 
 
 def test_content_length_with_transfer_encoding_is_400(open_gateway):
@@ -164,12 +160,12 @@ def test_new_runs_are_refused_while_stopping(open_gateway):
         open_gateway.gateway.stopping = False
 
 
-def test_compression_and_one_json_access_record_per_request(tmp_path, caplog):
+def test_compression_and_one_json_access_record_per_request(sqlite_url, serve_gateway, caplog):
     """GW-14: one JSON access record per request, control characters escaped."""
     import json
 
-    gateway = create_gateway(enable_compression=True, database_url=f"sqlite:///{tmp_path / 'z.db'}")
-    with ServedGateway(gateway) as server, caplog.at_level("INFO", "kailash_nb.middleware.access"):
+    server = serve_gateway(create_gateway(enable_compression=True, database_url=sqlite_url))
+    with caplog.at_level("INFO", "kailash_nb.middleware.access"):
         response = server.client.get("/openapi.json", headers={"Accept-Encoding": "gzip"})
         assert response.headers["Content-Encoding"] == "gzip"
         assert response.json()["openapi"].startswith("3.1")

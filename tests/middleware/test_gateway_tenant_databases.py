@@ -163,31 +163,34 @@ def test_sessions_live_in_their_tenants_database(tenant_url):
 
 # -- the gateway ----------------------------------------------------------------------------
 
-SECRET = "kailash-nb-tenant-databases-0123456789-abcdefgh"
-
 
 def plus_one(x: int) -> int:
     """Returns x + 1."""
     return x + 1
 
 
-def tenant_gateway(url: str):
+@pytest.fixture
+def tenant_gateway(security_config):
+    """Factory: ``tenant_gateway(url)``, a gateway with a database per tenant on ``url``,
+    serving ``plus`` (not started)."""
     from kailash_nb import WorkflowBuilder
     from kailash_nb.middleware.gateway import create_gateway
     from kailash_nb.nodes.code import PythonCodeNode
-    from kailash_nb.security import SecurityConfig
 
-    gateway = create_gateway(
-        title="Multi-Tenant Platform",
-        security_config=SecurityConfig(jwt_secret=SECRET, max_requests_per_minute=10_000),
-        tenant_isolation=True,
-        database_per_tenant=True,
-        database_url=url,
-    )
-    builder = WorkflowBuilder()
-    builder.add_node(PythonCodeNode.from_function(plus_one), "step")
-    gateway.register_workflow("plus", builder.build())
-    return gateway
+    def make(url: str):
+        gateway = create_gateway(
+            title="Multi-Tenant Platform",
+            security_config=security_config(max_requests_per_minute=10_000),
+            tenant_isolation=True,
+            database_per_tenant=True,
+            database_url=url,
+        )
+        builder = WorkflowBuilder()
+        builder.add_node(PythonCodeNode.from_function(plus_one), "step")
+        gateway.register_workflow("plus", builder.build())
+        return gateway
+
+    return make
 
 
 def bearer(gateway, tenant: str, subject: str = "alice") -> dict[str, str]:
@@ -206,22 +209,22 @@ def rows(url: str, table: str, column: str) -> set[str]:
         engine.dispose()
 
 
-def test_database_per_tenant_needs_tenant_isolation(tmp_path):
+def test_database_per_tenant_needs_tenant_isolation(sqlite_url):
     from kailash_nb.middleware.gateway import create_gateway
     from kailash_nb.middleware.gateway_errors import GatewayConfigurationError
 
     with pytest.raises(GatewayConfigurationError, match="tenant_isolation=True"):
-        create_gateway(database_per_tenant=True, database_url=f"sqlite:///{tmp_path / 'a.db'}")
+        create_gateway(database_per_tenant=True, database_url=sqlite_url)
     with pytest.raises(GatewayConfigurationError, match="True or False"):
         create_gateway(database_per_tenant="yes")
 
 
-def test_database_per_tenant_refuses_an_in_memory_database():
+def test_database_per_tenant_refuses_an_in_memory_database(tenant_gateway):
     with pytest.raises(StoreConfigurationError, match="database file"):
         tenant_gateway("sqlite:///:memory:")
 
 
-def test_authz09_tenant_runs_and_sessions_live_in_their_own_databases(tenant_url):
+def test_authz09_tenant_runs_and_sessions_live_in_their_own_databases(tenant_url, tenant_gateway):
     from _gateway_server import ServedGateway
 
     url, created = tenant_url

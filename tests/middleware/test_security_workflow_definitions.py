@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from _gateway_server import ServedGateway
 
 from kailash_nb.middleware.gateway import create_gateway
 from kailash_nb.middleware.schemas import check_caller_parameters
@@ -96,15 +95,14 @@ def test_wf05_oversized_definitions_hit_explicit_caps():
 
 
 @pytest.fixture
-def open_gateway(tmp_path):
+def open_gateway(sqlite_url, serve_gateway):
     """An unauthenticated gateway on loopback: its callers are anonymous, not admins."""
     builder = WorkflowBuilder()
     builder.add_node("PythonCodeNode", "double", {"code": "result = x * 2", "x": 1})
     builder.add_node("HTTPRequestNode", "fetch", {"url": "https://example.com/"})
-    gateway = create_gateway(title="WF", database_url=f"sqlite:///{tmp_path / 'gw.db'}")
+    gateway = create_gateway(title="WF", database_url=sqlite_url)
     gateway.register_workflow("dbl", builder.build())
-    with ServedGateway(gateway) as served:
-        yield served
+    return serve_gateway(gateway)
 
 
 def test_wf06_callers_cannot_submit_or_override_code(open_gateway):
