@@ -211,16 +211,16 @@ def test_wf13_failed_leaf_result_hides_secrets(vault_node):
     assert SECRET not in json.dumps(results)
 
 
-def _vault_gateway(tmp_path):
-    gateway = create_gateway(title="Vault", database_url=f"sqlite:///{tmp_path / 'gw.db'}")
+def _vault_gateway(url: str):
+    gateway = create_gateway(title="Vault", database_url=url)
     gateway.register_workflow("vault", secret_workflow(with_function=True))
     return gateway
 
 
-def test_wf13_gateway_descriptions_never_show_secrets(vault_node, tmp_path, caplog):
+def test_wf13_gateway_descriptions_never_show_secrets(vault_node, sqlite_url, caplog):
     """WF-13: the gateway's workflow list and description and its OpenAPI document carry
     no secret, schema defaults included (a credential-holding default is left out)."""
-    with caplog.at_level(logging.DEBUG), ServedGateway(_vault_gateway(tmp_path)) as served:
+    with caplog.at_level(logging.DEBUG), ServedGateway(_vault_gateway(sqlite_url)) as served:
         texts = []
         for path in ("/workflows", "/workflows/vault", "/openapi.json"):
             response = served.client.get(path)
@@ -234,10 +234,10 @@ def test_wf13_gateway_descriptions_never_show_secrets(vault_node, tmp_path, capl
     assert "writeOnly" in described["input_schema"]["properties"]["login"]["properties"]["token"]
 
 
-def test_wf13_gateway_run_responses_never_show_secrets(vault_node, tmp_path, caplog):
+def test_wf13_gateway_run_responses_never_show_secrets(vault_node, sqlite_url, caplog):
     """WF-13: the execute response and the run record of a run whose node failed
     quoting its credentials carry none of them."""
-    with caplog.at_level(logging.DEBUG), ServedGateway(_vault_gateway(tmp_path)) as served:
+    with caplog.at_level(logging.DEBUG), ServedGateway(_vault_gateway(sqlite_url)) as served:
         run = served.client.post(
             "/workflows/vault/execute",
             json={"parameters": {"call": {"payload": 1}, "login": {"token": "t"}}},

@@ -43,12 +43,17 @@ def seed_monitor(**options) -> ProductionMonitor:
     return ProductionMonitor(**{**settings, **options})
 
 
-def monitored_gateway(tmp_path, monitor):
-    return create_gateway(
-        title="Monitored Application",
-        monitoring=monitor,
-        database_url=f"sqlite:///{tmp_path / 'monitored.db'}",
-    )
+@pytest.fixture
+def monitored_gateway(sqlite_url):
+    """Factory: ``monitored_gateway(monitor)``, a gateway on the test's store watched by
+    ``monitor`` (not started)."""
+
+    def make(monitor: ProductionMonitor):
+        return create_gateway(
+            title="Monitored Application", monitoring=monitor, database_url=sqlite_url
+        )
+
+    return make
 
 
 def finish_runs(gateway, completed: int, failed: int) -> None:
@@ -139,16 +144,16 @@ def test_flags_must_be_bools():
 # -- create_gateway(monitoring=...) ------------------------------------------------------
 
 
-def test_monitoring_none_keeps_the_plain_health_answer(tmp_path):
-    gateway = create_gateway(database_url=f"sqlite:///{tmp_path / 'plain.db'}")
+def test_monitoring_none_keeps_the_plain_health_answer(sqlite_url, serve_gateway):
+    gateway = create_gateway(database_url=sqlite_url)
     assert gateway.monitor is None
-    with ServedGateway(gateway) as server:
-        assert server.client.get("/health").json() == {"status": "ok"}
-        assert "kailash_nb_alert_firing" not in server.client.get("/metrics").text
+    server = serve_gateway(gateway)
+    assert server.client.get("/health").json() == {"status": "ok"}
+    assert "kailash_nb_alert_firing" not in server.client.get("/metrics").text
 
 
-def test_monitoring_true_is_a_monitor_with_the_default_rules(tmp_path):
-    gateway = create_gateway(monitoring=True, database_url=f"sqlite:///{tmp_path / 'd.db'}")
+def test_monitoring_true_is_a_monitor_with_the_default_rules(sqlite_url):
+    gateway = create_gateway(monitoring=True, database_url=sqlite_url)
     assert isinstance(gateway.monitor, ProductionMonitor)
     assert [(r.metric, r.threshold) for r in gateway.monitor.rules] == [
         (rule["metric"], rule["threshold"]) for rule in DEFAULT_ALERT_RULES
@@ -161,9 +166,9 @@ def test_monitoring_of_another_type_is_a_type_error(value):
         create_gateway(monitoring=value)
 
 
-def test_a_monitor_watches_one_gateway(tmp_path):
+def test_a_monitor_watches_one_gateway(monitored_gateway):
     monitor = seed_monitor()
-    monitored_gateway(tmp_path, monitor)
+    monitored_gateway(monitor)
     with pytest.raises(ValueError, match="already monitors"):
         create_gateway(monitoring=monitor)
 
@@ -171,9 +176,9 @@ def test_a_monitor_watches_one_gateway(tmp_path):
 # -- metrics ------------------------------------------------------------------------------
 
 
-def test_failure_rate_fires_then_clears_over_the_sliding_window(tmp_path, caplog):
+def test_failure_rate_fires_then_clears_over_the_sliding_window(monitored_gateway, caplog):
     clock = Clock(1000.0)
-    gateway = monitored_gateway(tmp_path, seed_monitor(clock=clock, window_seconds=60))
+    gateway = monitored_gateway(seed_monitor(clock=clock, window_seconds=60))
     monitor = gateway.monitor
     assert by_name(monitor.evaluate())["workflow_failure_rate"].value is None
     finish_runs(gateway, completed=18, failed=2)
@@ -200,9 +205,9 @@ def test_failure_rate_fires_then_clears_over_the_sliding_window(tmp_path, caplog
     assert len(cleared) == 1 and "cleared" in cleared[0].getMessage()
 
 
-def test_response_time_p95_in_milliseconds_ignores_probes(tmp_path):
+def test_response_time_p95_in_milliseconds_ignores_probes(monitored_gateway):
     clock = Clock(1000.0)
-    gateway = monitored_gateway(tmp_path, seed_monitor(clock=clock))
+    gateway = monitored_gateway(seed_monitor(clock=clock))
     metrics = gateway.metrics
     for _ in range(500):
         metrics.observe_request("GET", "/health", 200, 5.0)  # probes do not count
@@ -218,7 +223,7 @@ def test_response_time_p95_in_milliseconds_ignores_probes(tmp_path):
     assert 2500 <= status.value <= 3000 and status.firing
 
 
-def test_memory_usage_is_rss_over_the_limit(tmp_path):
+def test_memory_usage_is_rss_over_the_limit():
     rss = process_rss_bytes()
     assert rss > 1 << 20
     limit = memory_limit_bytes()
@@ -255,28 +260,28 @@ def two_nodes(function):
     return builder.build()
 
 
-def test_alerts_reach_metrics_and_health_of_a_served_gateway(tmp_path):
-    gateway = monitored_gateway(tmp_path, seed_monitor())
+def test_alerts_reach_metrics_and_health_of_a_served_gateway(monitored_gateway, serve_gateway):
+    gateway = monitored_gateway(seed_monitor())
     gateway.register_workflow("ok", two_nodes(ok))
     gateway.register_workflow("fail", two_nodes(fail))
-    with ServedGateway(gateway) as server:
-        health = server.client.get("/health").json()
-        assert health["status"] == "ok" and len(health["alerts"]) == 3
-        assert server.client.post(
-            "/workflows/ok/execute", json={"parameters": {"step": {"x": 1}}}
-        ).is_success
-        response = server.client.post(
-            "/workflows/fail/execute", json={"parameters": {"step": {"x": 1}}}
-        )
-        assert response.status_code == 422
-        gateway.monitor.evaluate()
-        health = server.client.get("/health")
-        assert health.status_code == 200
-        body = health.json()
-        assert body["status"] == "degraded"
-        failure = next(a for a in body["alerts"] if a["metric"] == "workflow_failure_rate")
-        assert failure["firing"] and failure["value"] == pytest.approx(0.5)
-        exposition = server.client.get("/metrics").text
+    server = serve_gateway(gateway)
+    health = server.client.get("/health").json()
+    assert health["status"] == "ok" and len(health["alerts"]) == 3
+    assert server.client.post(
+        "/workflows/ok/execute", json={"parameters": {"step": {"x": 1}}}
+    ).is_success
+    response = server.client.post(
+        "/workflows/fail/execute", json={"parameters": {"step": {"x": 1}}}
+    )
+    assert response.status_code == 422
+    gateway.monitor.evaluate()
+    health = server.client.get("/health")
+    assert health.status_code == 200
+    body = health.json()
+    assert body["status"] == "degraded"
+    failure = next(a for a in body["alerts"] if a["metric"] == "workflow_failure_rate")
+    assert failure["firing"] and failure["value"] == pytest.approx(0.5)
+    exposition = server.client.get("/metrics").text
     assert (
         'kailash_nb_alert_firing{alert="workflow_failure_rate",metric="workflow_failure_rate"} 1.0'
         in exposition
@@ -289,18 +294,18 @@ def test_alerts_reach_metrics_and_health_of_a_served_gateway(tmp_path):
     )
 
 
-def test_health_checks_and_metrics_can_be_turned_off(tmp_path):
+def test_health_checks_and_metrics_can_be_turned_off(monitored_gateway, serve_gateway):
     monitor = seed_monitor(health_checks=False, metrics_enabled=False)
-    gateway = monitored_gateway(tmp_path, monitor)
+    gateway = monitored_gateway(monitor)
     finish_runs(gateway, completed=0, failed=3)
     assert by_name(monitor.evaluate())["workflow_failure_rate"].firing
-    with ServedGateway(gateway) as server:
-        assert server.client.get("/health").json() == {"status": "ok"}
-        assert "kailash_nb_alert_firing" not in server.client.get("/metrics").text
+    server = serve_gateway(gateway)
+    assert server.client.get("/health").json() == {"status": "ok"}
+    assert "kailash_nb_alert_firing" not in server.client.get("/metrics").text
 
 
-def test_rules_are_evaluated_periodically_while_serving(tmp_path):
-    gateway = monitored_gateway(tmp_path, seed_monitor(evaluation_interval=0.05))
+def test_rules_are_evaluated_periodically_while_serving(monitored_gateway):
+    gateway = monitored_gateway(seed_monitor(evaluation_interval=0.05))
     with ServedGateway(gateway) as server:
         first = server.client.get("/health").json()["evaluated_at"]
         deadline = time.monotonic() + 10
