@@ -1,7 +1,8 @@
 """A gateway for the contract test, served in its own process.
 
-``python tests/_contract_app.py DATABASE_URL`` serves, on a free 127.0.0.1 port, a
-gateway with token auth, an admin user and these workflows:
+``KAILASH_NB_JWT_SECRET=... python tests/_contract_app.py DATABASE_URL`` serves, on a free
+127.0.0.1 port, a gateway with token auth (signed with that secret), an admin user and
+these workflows:
 
 - ``code``: an untyped ``PythonCodeNode`` snippet (``result = [a, b]``, ``b`` preset);
 - ``typed``: ``PythonCodeNode.from_function`` nodes taking a pydantic model and ints;
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import sys
 
@@ -25,8 +27,6 @@ from kailash_nb import WorkflowBuilder
 from kailash_nb.middleware.gateway import create_gateway
 from kailash_nb.nodes.code import PythonCodeNode
 from kailash_nb.security import SecurityConfig
-
-SECRET = "kailash-nb-contract-tests-0123456789-abcdefghijkl"
 
 
 class Point(BaseModel):
@@ -51,9 +51,9 @@ def explode(n: int = 0) -> int:
     raise RuntimeError(f"exploded on {n}")
 
 
-def build_gateway(database_url: str):
+def build_gateway(database_url: str, jwt_secret: str):
     """The served gateway (not started)."""
-    config = SecurityConfig(jwt_secret=SECRET, max_requests_per_minute=1_000_000)
+    config = SecurityConfig(jwt_secret=jwt_secret, max_requests_per_minute=1_000_000)
     gateway = create_gateway(title="contract", security_config=config, database_url=database_url)
 
     code = WorkflowBuilder()
@@ -79,7 +79,7 @@ def build_gateway(database_url: str):
 
 async def serve(database_url: str) -> None:
     """Serve until SIGTERM/SIGINT; announce the port and an admin token first."""
-    gateway = build_gateway(database_url)
+    gateway = build_gateway(database_url, os.environ["KAILASH_NB_JWT_SECRET"])
     port = await gateway.start("127.0.0.1", 0)
     pair = gateway.auth.issue_tokens("root", tenant_id="acme", roles=["admin"])
     sys.stdout.write(json.dumps({"port": port, "token": pair.access_token}) + "\n")

@@ -19,6 +19,7 @@ The long run (more examples) is marked ``contract_long`` and deselected by defau
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -49,13 +50,13 @@ checks.not_a_server_error.expected-statuses = ["101", "2xx", "3xx", "4xx"]
 
 
 @pytest.fixture(scope="module")
-def contract_gateway(tmp_path_factory):
+def contract_gateway(module_sqlite_url, jwt_secret):
     """``(base URL, admin token)`` of the contract app served in a subprocess."""
-    directory = tmp_path_factory.mktemp("contract")
     process = subprocess.Popen(
-        [sys.executable, str(_HERE / "_contract_app.py"), f"sqlite:///{directory / 'gw.db'}"],
+        [sys.executable, str(_HERE / "_contract_app.py"), module_sqlite_url],
         stdout=subprocess.PIPE,
         text=True,
+        env={**os.environ, "KAILASH_NB_JWT_SECRET": jwt_secret},
     )
     try:
         assert process.stdout is not None
