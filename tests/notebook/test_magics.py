@@ -2,7 +2,6 @@
 
 import pytest
 from IPython.core.error import UsageError
-from IPython.core.interactiveshell import InteractiveShell
 
 import kailash_nb as kn
 from kailash_nb.notebook.display import RunResult, WorkflowStatus
@@ -31,14 +30,6 @@ def total(values, offset=0):
     calls.append("total")
     return sum(values) + offset
 """
-
-
-@pytest.fixture(scope="module")
-def shell():
-    shell = InteractiveShell.instance()
-    shell.run_cell("%load_ext kailash_nb", store_history=False)
-    yield shell
-    shell.run_cell("%unload_ext kailash_nb", store_history=False)
 
 
 @pytest.fixture(autouse=True)

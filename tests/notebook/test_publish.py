@@ -17,7 +17,6 @@ import httpx
 import nbformat
 import pytest
 from IPython.core.error import UsageError
-from IPython.core.interactiveshell import InteractiveShell
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 import kailash_nb as kn
@@ -49,14 +48,6 @@ def fresh(tmp_path, monkeypatch):
     kn.reset()
     yield
     kn.reset()
-
-
-@pytest.fixture(scope="module")
-def shell():
-    shell = InteractiveShell.instance()
-    shell.run_cell("%load_ext kailash_nb", store_history=False)
-    yield shell
-    shell.run_cell("%unload_ext kailash_nb", store_history=False)
 
 
 def define_pricing() -> None:
