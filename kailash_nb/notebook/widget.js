@@ -7,9 +7,14 @@
  * `<g class="kn-node" data-node="<id>" data-state="<state>">`. State changes recolour
  * nodes in place; nothing is re-laid out in the browser. A click on a node sends
  * `{type: "select", node: id}` and Python answers with the `details` trait, shown in a
- * `<div class="kn-details" data-node="<id>">` panel. The last run's status (trait
+ * `<div class="kn-details" data-node="<id>">` panel beside the graph, or below it when
+ * the two do not fit side by side: the panel never covers or squeezes the graph. A
+ * failed node's `traceback` is shown as IPython shows an error, its last line
+ * emphasised. A legend (`<ul class="kn-legend">`, one `<li data-state="<state>">` per
+ * state, in `STATE_COLORS` order) explains the colours. The last run's status (trait
  * `run_status`: running, completed, failed, timeout, cancelled) is in the title and in
- * the root's `data-run-status`. Plain ESM, no imports.
+ * the root's `data-run-status`. Node data only ever reaches the page as text
+ * (`textContent`, attributes), never as markup. Plain ESM, no imports.
  */
 
 /** @typedef {{id: string, type: string, state: string, x: number, y: number}} GraphNode */
@@ -22,6 +27,7 @@
  * @property {Record<string, string | null>} [parameters]
  * @property {number | null} [duration]  seconds
  * @property {string | null} [error]
+ * @property {string | null} [traceback]  the failure's traceback (user frames only)
  * @property {string | null} [output_preview]
  * @property {string | null} [cell]
  */
@@ -65,18 +71,33 @@ const TEXT_COLOR = "#0f172a";
 const EDGE_COLOR = "#64748b";
 const BACKGROUND_COLOR = "#ffffff";
 
+// Escape sequences of coloured terminal text, left out of a traceback shown as text.
+const ANSI_ESCAPE = /\u001b\[[0-9;]*[A-Za-z]/g;
+
+// The graph keeps its natural width (scrolling only when wider than the output area); the
+// details panel takes the room left beside it, and wraps below the graph when that room is
+// narrower than the panel's minimum width. So the panel never covers or narrows the graph.
 const CSS = `
 .kn-widget { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; font-size: 13px;
-  color: var(--jp-ui-font-color1, #0f172a); display: flex; gap: 12px; align-items: flex-start; }
-.kn-main { min-width: 0; flex: 1 1 auto; }
+  color: var(--jp-ui-font-color1, #0f172a); display: flex; flex-wrap: wrap; gap: 12px;
+  align-items: flex-start; }
+.kn-main { min-width: 0; max-width: 100%; flex: 0 1 auto; }
 .kn-title { font-weight: 600; margin: 0 0 4px; }
+.kn-legend { display: flex; flex-wrap: wrap; gap: 2px 12px; list-style: none; margin: 0 0 6px;
+  padding: 0; font-size: 11px; color: var(--jp-ui-font-color2, #475569);
+  width: 0; min-width: 100%; }
+.kn-legend[hidden] { display: none; }
+.kn-legend-item { display: flex; align-items: center; gap: 4px; white-space: nowrap; }
+.kn-legend-swatch { width: 12px; height: 12px; border: 1.5px solid; border-radius: 3px;
+  box-sizing: border-box; }
 .kn-canvas { overflow: auto; max-height: 640px; }
 .kn-empty { color: var(--jp-ui-font-color2, #64748b); font-style: italic; padding: 8px 0; }
 .kn-node { cursor: pointer; }
 .kn-node:focus { outline: none; }
 .kn-node:focus rect, .kn-node.kn-selected rect { stroke-width: 3; }
-.kn-details { flex: 0 0 280px; max-width: 40%; border: 1px solid var(--jp-border-color1, #cbd5e1);
-  border-radius: 8px; padding: 8px 10px; background: var(--jp-layout-color1, #fff); }
+.kn-details { flex: 1 1 280px; min-width: 240px; max-width: 560px; box-sizing: border-box;
+  border: 1px solid var(--jp-border-color1, #cbd5e1); border-radius: 8px; padding: 8px 10px;
+  background: var(--jp-layout-color1, #fff); }
 .kn-details[hidden] { display: none; }
 .kn-details-header { display: flex; align-items: center; gap: 6px; margin-bottom: 6px; }
 .kn-details-id { font-weight: 600; overflow-wrap: anywhere; flex: 1 1 auto; }
@@ -94,6 +115,12 @@ const CSS = `
 .kn-details pre { margin: 0; white-space: pre-wrap; overflow-wrap: anywhere; max-height: 200px;
   overflow: auto; font-size: 12px; }
 .kn-details-error { color: #b91c1c; }
+.kn-details pre.kn-details-traceback { max-height: 320px; font-family: var(--jp-code-font-family,
+  SFMono-Regular, Menlo, Consolas, monospace); background: var(--jp-rendermime-error-background,
+  #fdd); padding: 4px 6px; border-radius: 4px; color: var(--jp-content-font-color1, #0f172a); }
+.kn-tb-frame { color: #15803d; }
+.kn-tb-line { font-weight: 700; }
+.kn-tb-exception { color: var(--jp-error-color1, #b91c1c); font-weight: 700; }
 `;
 
 let viewCount = 0;
@@ -184,6 +211,56 @@ function formatDuration(seconds) {
 }
 
 /**
+ * The legend of the node colours: one item per state, in `STATE_COLORS` order.
+ * @returns {HTMLUListElement}
+ */
+function legend() {
+  const list = htmlElement("ul", "kn-legend");
+  list.setAttribute("aria-label", "Node states");
+  for (const [state, [fill, stroke]] of Object.entries(STATE_COLORS)) {
+    const item = htmlElement("li", "kn-legend-item");
+    item.setAttribute("data-state", state);
+    const swatch = htmlElement("span", "kn-legend-swatch");
+    swatch.style.background = fill;
+    swatch.style.borderColor = stroke;
+    item.append(swatch, document.createTextNode(state));
+    list.append(item);
+  }
+  return list;
+}
+
+/**
+ * A traceback shown as IPython shows an error: monospace, one line per line, frame
+ * headers coloured, the failing line of each frame bold (the line after a `File` header,
+ * or IPython's `---->` line) and the exception itself (the unindented lines after the last
+ * frame) emphasised. Every line is text (`textContent`), never markup.
+ * @param {string} traceback
+ * @returns {HTMLPreElement}
+ */
+function tracebackBlock(traceback) {
+  const pre = htmlElement("pre", "kn-details-traceback");
+  const lines = traceback.replace(ANSI_ESCAPE, "").replace(/\s+$/, "").split("\n");
+  // The last line of the last frame: an indented line, or IPython's `---->` marker.
+  let lastFrameLine = -1;
+  lines.forEach((line, index) => {
+    if (/^\s/.test(line) || /^-+>/.test(line)) lastFrameLine = index;
+  });
+  let afterFrame = false;
+  lines.forEach((line, index) => {
+    /** @type {string | undefined} */
+    let className;
+    const isFrame = /^\s*File "/.test(line) || /^Cell In\b/.test(line);
+    if (index > lastFrameLine && line.trim() !== "") className = "kn-tb-exception";
+    else if (isFrame) className = "kn-tb-frame";
+    else if ((afterFrame && line.trim() !== "") || /^\s*-+>/.test(line)) className = "kn-tb-line";
+    afterFrame = /^\s*File "/.test(line);
+    const text = index < lines.length - 1 ? `${line}\n` : line;
+    pre.append(className ? htmlElement("span", className, text) : document.createTextNode(text));
+  });
+  return pre;
+}
+
+/**
  * Render the graph into `el` and keep it in sync with `model`.
  * @param {{model: Model, el: HTMLElement}} context
  * @returns {() => void} cleanup
@@ -218,7 +295,8 @@ function render({ model, el }) {
   const nodeLayer = svgElement("g", { class: "kn-nodes" });
   svg.append(defs, background, edgeLayer, nodeLayer);
   canvas.append(svg);
-  main.append(title, empty, canvas);
+  const stateLegend = legend();
+  main.append(title, stateLegend, empty, canvas);
   const panel = htmlElement("div", "kn-details");
   panel.hidden = true;
   root.append(style, main, panel);
@@ -330,6 +408,7 @@ function render({ model, el }) {
     }
     empty.hidden = nodes.length > 0;
     canvas.hidden = nodes.length === 0;
+    stateLegend.hidden = nodes.length === 0;
     drawEdges(nodes);
     markSelected();
   }
@@ -488,7 +567,13 @@ function render({ model, el }) {
       }
       section("Parameters", table);
     }
-    if (details.error) section("Error", htmlElement("pre", "kn-details-error", details.error));
+    const traceback = typeof details.traceback === "string" ? details.traceback : "";
+    // The traceback ends with the error; the error alone is shown when there is none
+    // (or when it says something the traceback does not).
+    if (details.error && !traceback.includes(details.error)) {
+      section("Error", htmlElement("pre", "kn-details-error", details.error));
+    }
+    if (traceback.trim() !== "") section("Traceback", tracebackBlock(traceback));
     if (details.output_preview) {
       section("Output preview", htmlElement("pre", "kn-details-output", details.output_preview));
     }

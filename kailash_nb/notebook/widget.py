@@ -50,6 +50,8 @@ ENGINE_STATES: dict[str, str] = {
 # Longest text of one detail (a parameter preview, an error, an output preview) sent
 # to the browser; the view already truncates, this bounds a careless one.
 _MAX_DETAIL = 2000
+# Longest traceback sent to the browser; a longer one keeps its end, where the error is.
+_MAX_TRACEBACK = 8000
 
 
 class _Snapshot(NamedTuple):
@@ -79,7 +81,8 @@ class GraphWidget(anywidget.AnyWidget):
         insertion order); ``edges`` (list of ``{source, target, label, back}``, one
         per connected pair); ``size`` (``{width, height}``); ``details`` (the
         selected node: ``{id, type, state, parameters, duration, error,
-        output_preview, cell}``, or ``{}``); ``edge_labels`` (bool); ``run_status``
+        output_preview, cell}``, plus ``traceback`` when the view's ``NodeInfo`` has
+        one, or ``{}``); ``edge_labels`` (bool); ``run_status``
         (``""`` before any run, ``running``, then the run's final status from
         ``kailash_nb.run_status``: a run in which any node failed is ``failed``).
     """
@@ -362,10 +365,29 @@ def _text(value: Any) -> str | None:
     return None if value is None else shorten(str(value), _MAX_DETAIL)
 
 
+def _tail(value: Any, limit: int) -> str | None:
+    """``value`` as text; past ``limit`` characters only its last lines are kept, after
+    an ellipsis line (a traceback's end names the error)."""
+    if value is None:
+        return None
+    text = str(value)
+    if len(text) <= limit:
+        return text
+    tail = text[len(text) - limit + 2 :]
+    return "…\n" + tail[tail.find("\n") + 1 :] if "\n" in tail else "…" + tail[1:]
+
+
 def _details(node_id: str, info: NodeInfo, state: str) -> dict[str, Any]:
-    """The details panel of one node: only ``NodeInfo``'s fields, which the view masked."""
+    """The details panel of one node: only ``NodeInfo``'s fields, which the view masked.
+
+    ``traceback`` is passed on only when the view's ``NodeInfo`` has that key.
+    """
     duration = info.get("duration")
     parameters = info.get("parameters") or {}
+    fields: dict[str, Any] = dict(info)
+    extra = (
+        {"traceback": _tail(fields["traceback"], _MAX_TRACEBACK)} if "traceback" in fields else {}
+    )
     return {
         "id": node_id,
         "type": str(info.get("type", "")),
@@ -375,4 +397,5 @@ def _details(node_id: str, info: NodeInfo, state: str) -> dict[str, Any]:
         "error": _text(info.get("error")),
         "output_preview": _text(info.get("output_preview")),
         "cell": _text(info.get("cell")),
+        **extra,
     }

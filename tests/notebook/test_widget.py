@@ -6,6 +6,8 @@ import itertools
 import json
 import random
 import re
+import shutil
+import subprocess
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -385,6 +387,8 @@ def test_widget_js_matches_the_python_drawing() -> None:
         for state, fill, stroke in re.findall(r'(\w+): \["(#\w+)", "(#\w+)"\]', table)
     }
     assert colors == STATE_COLORS
+    # The legend lists the table's states in order: every state the view knows.
+    assert tuple(colors) == tuple(STATE_COLORS) == NODE_STATES
     assert f"const NODE_WIDTH = {NODE_WIDTH};" in js
     assert f"const NODE_HEIGHT = {NODE_HEIGHT};" in js
     for name in ("TEXT_COLOR", "EDGE_COLOR", "BACKGROUND_COLOR"):
@@ -396,6 +400,20 @@ def test_widget_js_matches_the_python_drawing() -> None:
     assert re.search(r"^\s*import\b|\bimport\(", js, re.MULTILINE) is None
     assert re.findall(r"https?://[^\s\"'`]+", js) == ["http://www.w3.org/2000/svg"]
     assert "innerHTML" not in js
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed")
+def test_widget_js_is_valid_esm() -> None:
+    """``widget.js`` parses as an ES module (the browser tests also run it)."""
+    checked = subprocess.run(
+        ["node", "--input-type=module", "--check"],
+        input=WIDGET_JS.read_text(encoding="utf-8"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stderr
 
 
 # -- the widget -----------------------------------------------------------------------
@@ -644,6 +662,38 @@ def test_details_follow_the_selected_node(make_widget: Callable[..., GraphWidget
     view._changed()
     widget.flush()
     assert widget.details == {}
+
+
+def test_details_pass_a_failures_traceback_on(make_widget: Callable[..., GraphWidget]) -> None:
+    view = _chain_view()
+    widget = make_widget(view)
+    widget.select("b")
+    assert "traceback" not in widget.details  # a view without the key: details as before
+    failure = (
+        "Traceback (most recent call last):\n"
+        '  File "<cell In [3]>", line 1, in <module>\n'
+        "    result = x + 1\n"
+        "TypeError: unsupported operand type(s) for +: 'NoneType' and 'int'\n"
+    )
+    view.extra_info = {"traceback": failure}
+    widget.select("b")
+    assert widget.details["traceback"] == failure
+    view.extra_info = {"traceback": None}
+    widget.select("b")
+    assert widget.details["traceback"] is None
+    # A very long traceback keeps its end, where the error is: whole lines after an
+    # ellipsis line.
+    frames = "".join(
+        f'  File "<cell In [{i}]>", line 1, in f{i}\n    f{i + 1}()\n' for i in range(400)
+    )
+    long_failure = "Traceback (most recent call last):\n" + frames + "KeyError: 'x'"
+    view.extra_info = {"traceback": long_failure}
+    widget.select("b")
+    shown = widget.details["traceback"]
+    assert 7000 < len(shown) <= 8000
+    assert shown.startswith("…\n")
+    kept = shown.removeprefix("…\n")
+    assert long_failure.endswith("\n" + kept) and kept.endswith("KeyError: 'x'")
 
 
 def test_repr_and_mimebundle_are_deterministic(make_widget: Callable[..., GraphWidget]) -> None:
