@@ -3,7 +3,9 @@
 Opens ``notebooks/01-quickstart.ipynb`` (outputs cleared) in headless Chromium, picks the
 python3 kernel, runs all cells from the Run menu, and checks the graph widget: every node
 of the workflow is drawn and settles in ``completed``, or ``cached`` where the last re-run
-reused it. Saves a screenshot of the widget to ``docs/widget.png`` for the README.
+reused it. A click on a node opens its details beside the graph, covering none of it, and
+the legend names every node state. Saves a screenshot of the widget to ``docs/widget.png``
+for the README.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from kailash_nb.notebook.view import NODE_STATES
 
 pytestmark = pytest.mark.browser
 
@@ -44,6 +48,13 @@ _CELL_STATUS_JS = """() => ({
 _WIDGET_STATES_JS = """(selector) => [...document.querySelectorAll(selector)].map((view) =>
   Object.fromEntries([...view.querySelectorAll('svg [data-node]')]
     .map((node) => [node.dataset.node, node.dataset.state])))"""
+
+
+# Bounding boxes of the widget view's graph and details panel.
+_BOXES_JS = """(view) => Object.fromEntries(['svg.kn-graph', '.kn-details'].map((selector) => {
+  const box = view.querySelector(selector).getBoundingClientRect();
+  return [selector, {left: box.left, top: box.top, right: box.right, bottom: box.bottom}];
+}))"""
 
 
 def _copy_without_outputs(source: Path, root: Path) -> tuple[int, int]:
@@ -140,5 +151,18 @@ def test_quickstart_runs_in_lab_and_the_widget_shows_every_node_state(
 
     page.keyboard.press("Control+b")  # hide the file browser: room for the whole graph
     widget.scroll_into_view_if_needed()
+    # The legend names every state; the panel sits beside the graph (or below it on a
+    # narrow page), never over it: the rightmost node still takes a click.
+    legend = widget.locator(".kn-legend-item")
+    assert legend.evaluate_all("(items) => items.map((item) => item.dataset.state)") == list(
+        NODE_STATES
+    )
+    boxes = widget.evaluate(_BOXES_JS)
+    graph, panel = boxes["svg.kn-graph"], boxes[".kn-details"]
+    assert panel["left"] >= graph["right"] or panel["top"] >= graph["bottom"], boxes
+    widget.locator('[data-node="report"]').first.click()
+    widget.locator('.kn-details[data-node="report"]').wait_for()
+    widget.locator('[data-node="summarize"]').first.click()
+    details.wait_for()
     SCREENSHOT.parent.mkdir(exist_ok=True)
     widget.screenshot(path=SCREENSHOT)
