@@ -20,34 +20,68 @@ from kailash_nb.sdk_exceptions import (
 if TYPE_CHECKING:
     from kailash_nb.runtime.outcome import RunOutcome
 
-__all__ = ["demo", "list_nodes", "list_runs", "parse_params", "run", "show_run"]
+__all__ = [
+    "CommandError",
+    "UsageError",
+    "check_params",
+    "demo",
+    "list_nodes",
+    "list_runs",
+    "parse_params",
+    "run",
+    "show_run",
+]
 
 
 class UsageError(KailashException):
-    """A command-line argument is malformed."""
+    """A command-line argument is malformed or names something that does not exist
+    (the command exits 2)."""
+
+
+class CommandError(KailashException):
+    """The command cannot be carried out: a file is missing or unreadable, a port is
+    taken, a setting is invalid (the command exits 1)."""
 
 
 def demo(args: argparse.Namespace) -> int:
-    """Build and run the demo ETL workflow and print its tables."""
+    """Build and run the demo ETL workflow and print its tables.
+
+    Rejected rows are listed with their line and reason; the command exits 1 when the
+    file cannot be used (missing, empty, a required column missing) or no row is valid.
+    """
     from kailash_nb.demo import build_demo_workflow, demo_csv_path
     from kailash_nb.runtime.local import LocalRuntime
 
-    path = args.csv or demo_csv_path()
+    path = Path(args.csv) if args.csv else demo_csv_path()
+    if not path.is_file():
+        raise CommandError(f"no CSV file {str(path)!r}")
     workflow = build_demo_workflow(path)
     started = time.perf_counter()
     with LocalRuntime() as runtime:
-        results, run_id = runtime.execute(workflow)
+        outcome = runtime.execute_outcome(workflow)
     elapsed = time.perf_counter() - started
+    if not outcome.succeeded:
+        failure = outcome.failed_nodes[0] if outcome.failed_nodes else None
+        if failure is not None and failure.node_id == "load":
+            raise CommandError(failure.message)  # names the file and what is wrong with it
+        raise CommandError(f"the demo failed on {path}: {outcome.error}")
+    results = outcome.results
     clean = results["clean"]["result"]
     print(f"{workflow!r} from {path}")
-    print(f"run {run_id}: {len(results)} nodes in {elapsed * 1000:.1f} ms")
+    print(f"run {outcome.run_id}: {len(results)} nodes in {elapsed * 1000:.1f} ms")
     print(f"{len(clean['rows'])} orders kept, {clean['rejected']} rejected\n")
+    if clean["rejections"]:
+        print("Rejected rows")
+        print(format_table(clean["rejections"], ["line", "reason"]))
+        print()
     print("Revenue by region")
     print(format_table(results["by_region"]["result"], ["region", "orders", "revenue"]))
     print("\nLargest orders")
     print(
         format_table(results["top_orders"]["result"], ["order_id", "customer", "product", "amount"])
     )
+    if clean["rejected"] and not clean["rows"]:
+        raise CommandError(f"no valid order in {path}: every row was rejected")
     return 0
 
 
@@ -82,19 +116,88 @@ def parse_params(items: list[str]) -> dict[str, Any]:
     return parameters
 
 
+def check_params(workflow: Any, parameters: dict[str, Any]) -> None:
+    """Refuse ``--param`` names the workflow does not have, before anything runs.
+
+    The gateway's rule: ``node.input`` must name a node and one of its declared inputs
+    (``kailash-nb nodes`` lists them; a code node's are the free names of its code),
+    a bare ``name`` an input some node declares. Config keys that are not inputs (a code
+    node's ``code``) are refused too: they belong in the workflow file. Then every
+    required input nothing provides is named, as ``--param node.input=VALUE``.
+
+    Raises:
+        UsageError: the first unknown node or input, naming the known ones (with close
+            matches), or the missing required inputs.
+    """
+    from kailash_nb.sdk_exceptions import close_matches
+
+    nodes = workflow.nodes
+    declared_by = workflow.plan.declared_by
+    for key, value in parameters.items():
+        node = nodes.get(key)
+        if node is None:
+            if isinstance(value, dict):
+                raise UsageError(
+                    f"--param {key}.{next(iter(value), '')}: the workflow has no node {key!r}"
+                    f"{close_matches(key, nodes)}; its nodes: {', '.join(nodes)}"
+                )
+            if key not in declared_by:
+                raise UsageError(
+                    f"--param {key}: no node has an input {key!r}"
+                    f"{close_matches(key, [*declared_by, *nodes])}; set a node's input "
+                    f"with --param NODE.INPUT=VALUE (inputs: "
+                    f"{', '.join(sorted(declared_by)) or 'none'})"
+                )
+            continue
+        if not isinstance(value, dict):
+            raise UsageError(
+                f"--param {key}={value!r}: {key!r} is a node; set one of its inputs with "
+                f"--param {key}.INPUT=VALUE"
+            )
+        known = node.parameters
+        for name in value:
+            if name in known:
+                continue
+            if name in node.config_only_keys:
+                raise UsageError(
+                    f"--param {key}.{name}: {name!r} is part of the configuration of node "
+                    f"{key!r}, not an input; change it in the workflow file"
+                )
+            inputs = ", ".join(sorted(known)) or "none"
+            raise UsageError(
+                f"--param {key}.{name}: node {key!r} ({node.type_name()}) has no input "
+                f"{name!r}{close_matches(name, known)}; its inputs: {inputs}"
+            )
+    missing = [
+        f"{node_id}.{name}"
+        for node_id, names in workflow.plan.unsatisfied.items()
+        for name in names
+        if name not in parameters.get(node_id, {}) and name not in parameters
+    ]
+    if missing:
+        raise UsageError(
+            f"required inputs are missing: {', '.join(missing)}; set them with "
+            + " ".join(f"--param {name}=VALUE" for name in missing)
+        )
+
+
 def run(args: argparse.Namespace) -> int:
-    """Build a workflow from a YAML/JSON file, run it and print its results."""
+    """Build a workflow from a YAML/JSON file or a notebook, run it and print its
+    results."""
     from kailash_nb.runtime.local import LocalRuntime
-    from kailash_nb.workflow.graph import Workflow
 
     path = Path(args.workflow)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot read workflow file {str(path)!r}: {exc.strerror}") from None
-    loader = Workflow.from_json if path.suffix.lower() == ".json" else Workflow.from_yaml
-    workflow = loader(text)
     parameters = parse_params(args.param or [])
+    if path.suffix.lower() == ".ipynb":
+        workflow = _notebook_workflow(path, args.workflow_name)
+    else:
+        if args.workflow_name is not None:
+            raise UsageError(
+                "--workflow selects a workflow of a notebook; "
+                f"{str(path)!r} holds exactly one workflow"
+            )
+        workflow = _file_workflow(path)
+    check_params(workflow, parameters)
     progress = ProgressBar(len(workflow.nodes))
     runtime = LocalRuntime(history=not args.no_history, database_url=args.database_url)
     runtime.events.subscribe(progress, runs=False)
@@ -130,6 +233,38 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0 if outcome.succeeded else 1
+
+
+def _file_workflow(path: Path) -> Any:
+    from kailash_nb.workflow.graph import Workflow
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CommandError(f"cannot read workflow file {str(path)!r}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise CommandError(f"workflow file {str(path)!r} is not UTF-8 text") from None
+    loader = Workflow.from_json if path.suffix.lower() == ".json" else Workflow.from_yaml
+    return loader(text)
+
+
+def _notebook_workflow(path: Path, name: str | None) -> Any:
+    """Run the notebook's cells as ``serve`` does (from its directory, which is put on
+    ``sys.path``), then build ``name`` or the notebook's current workflow."""
+    import os
+
+    from kailash_nb.notebook.serving import load_notebook_workflow
+
+    path = path.resolve()
+    if not path.is_file():
+        raise CommandError(f"no notebook file {str(path)!r}")
+    os.chdir(path.parent)
+    sys.path.insert(0, str(path.parent))
+    chosen, workflow, skipped = load_notebook_workflow(path, name)
+    for line in skipped:
+        print(f"skipped {line}", file=sys.stderr)
+    print(f"running notebook workflow {chosen!r}", file=sys.stderr)
+    return workflow
 
 
 def _report_stopped(args: argparse.Namespace, outcome: RunOutcome) -> None:
@@ -218,9 +353,8 @@ def list_nodes(args: argparse.Namespace) -> int:
         return 0
     for name, parameters in catalog.items():
         print(name)
-        if parameters is None:
-            print("  (parameters depend on its configuration)\n")
-            continue
+        if name in _CONFIGURED_NODES:
+            print("  " + _CONFIGURED_NODES[name])
         rows = [{"parameter": key, **value} for key, value in parameters.items()]
         table = format_table(rows, ["parameter", "type", "required", "default", "description"])
         print("\n".join("  " + line for line in table.splitlines()))
@@ -228,11 +362,45 @@ def list_nodes(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parameter_schema(node_class: Any, type_name: Any) -> dict[str, Any] | None:
+#: Node types whose inputs depend on their configuration: what ``nodes`` says of them.
+_CONFIGURED_NODES = {
+    "PythonCodeNode": "config: code; its inputs are the names the code reads, its output `result`",
+    "AsyncPythonCodeNode": "config: code (may await); inputs and output as PythonCodeNode's",
+}
+
+#: The configuration of a code node, shown in place of its inputs.
+_CODE_CONFIG = {
+    "code": {
+        "type": "str",
+        "required": "one of code/function",
+        "default": None,
+        "description": "Python source; the names it reads are the node's inputs",
+    },
+    "function": {
+        "type": "callable",
+        "required": "one of code/function",
+        "default": None,
+        "description": "a function whose parameters are the inputs (Python only, no file)",
+    },
+    "input_types": {
+        "type": "dict",
+        "required": False,
+        "default": None,
+        "description": "input name -> type the input is coerced to",
+    },
+}
+
+
+def _parameter_schema(node_class: Any, type_name: Any) -> dict[str, Any]:
     try:
         declared = node_class().parameters
     except NodeConfigurationError:
-        return None  # code nodes need their code: their inputs are read off it
+        # Code nodes need their code: their inputs are read off it.
+        return {
+            key: value
+            for key, value in _CODE_CONFIG.items()
+            if key in getattr(node_class, "config_only_keys", ())
+        }
     return {
         key: {
             "type": type_name(parameter.type) if parameter.type is not None else "Any",
