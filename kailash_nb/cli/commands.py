@@ -1,157 +1,71 @@
-"""The ``kailash-nb`` subcommands: ``demo``, ``run``, ``runs``, ``nodes``."""
+"""The ``kailash-nb`` subcommands: ``demo``, ``run`` (in ``cli.run``), ``runs``, ``nodes``."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from kailash_nb._json_text import plain
-from kailash_nb.cli.progress import ProgressBar
-from kailash_nb.cli.tables import format_table, format_time, preview
-from kailash_nb.sdk_exceptions import (
-    KailashException,
-    NodeConfigurationError,
-)
+from kailash_nb.cli.errors import CommandError, UsageError
+from kailash_nb.cli.run import check_params, parse_params, run
+from kailash_nb.cli.tables import format_table, format_time
+from kailash_nb.sdk_exceptions import NodeConfigurationError
 
-if TYPE_CHECKING:
-    from kailash_nb.runtime.outcome import RunOutcome
-
-__all__ = ["demo", "list_nodes", "list_runs", "parse_params", "run", "show_run"]
-
-
-class UsageError(KailashException):
-    """A command-line argument is malformed."""
+__all__ = [
+    "CommandError",
+    "UsageError",
+    "check_params",
+    "demo",
+    "list_nodes",
+    "list_runs",
+    "parse_params",
+    "run",
+    "show_run",
+]
 
 
 def demo(args: argparse.Namespace) -> int:
-    """Build and run the demo ETL workflow and print its tables."""
+    """Build and run the demo ETL workflow and print its tables.
+
+    Rejected rows are listed with their line and reason; the command exits 1 when the
+    file cannot be used (missing, empty, a required column missing) or no row is valid.
+    """
     from kailash_nb.demo import build_demo_workflow, demo_csv_path
     from kailash_nb.runtime.local import LocalRuntime
 
-    path = args.csv or demo_csv_path()
+    path = Path(args.csv) if args.csv else demo_csv_path()
+    if not path.is_file():
+        raise CommandError(f"no CSV file {str(path)!r}")
     workflow = build_demo_workflow(path)
     started = time.perf_counter()
     with LocalRuntime() as runtime:
-        results, run_id = runtime.execute(workflow)
+        outcome = runtime.execute_outcome(workflow)
     elapsed = time.perf_counter() - started
+    if not outcome.succeeded:
+        failure = outcome.failed_nodes[0] if outcome.failed_nodes else None
+        if failure is not None and failure.node_id == "load":
+            raise CommandError(failure.message)  # names the file and what is wrong with it
+        raise CommandError(f"the demo failed on {path}: {outcome.error}")
+    results = outcome.results
     clean = results["clean"]["result"]
     print(f"{workflow!r} from {path}")
-    print(f"run {run_id}: {len(results)} nodes in {elapsed * 1000:.1f} ms")
+    print(f"run {outcome.run_id}: {len(results)} nodes in {elapsed * 1000:.1f} ms")
     print(f"{len(clean['rows'])} orders kept, {clean['rejected']} rejected\n")
+    if clean["rejections"]:
+        print("Rejected rows")
+        print(format_table(clean["rejections"], ["line", "reason"]))
+        print()
     print("Revenue by region")
     print(format_table(results["by_region"]["result"], ["region", "orders", "revenue"]))
     print("\nLargest orders")
     print(
         format_table(results["top_orders"]["result"], ["order_id", "customer", "product", "amount"])
     )
+    if clean["rejected"] and not clean["rows"]:
+        raise CommandError(f"no valid order in {path}: every row was rejected")
     return 0
-
-
-def parse_params(items: list[str]) -> dict[str, Any]:
-    """``["node.key=value", "key=value"]`` -> runtime parameters.
-
-    Values are read as YAML scalars (``3`` is an int, ``true`` a bool, ``[1, 2]`` a
-    list); anything else stays a string. ``node.key`` sets a node's input, a bare
-    ``key`` a workflow-level parameter.
-
-    Raises:
-        UsageError: an item without ``=`` or with an empty name.
-    """
-    import yaml
-
-    parameters: dict[str, Any] = {}
-    for item in items:
-        name, separator, text = item.partition("=")
-        if not separator or not name.strip():
-            raise UsageError(f"--param {item!r} must look like node.input=value or name=value")
-        try:
-            value = yaml.safe_load(text) if text.strip() else ""
-        except yaml.YAMLError:
-            value = text
-        node_id, dot, key = name.strip().partition(".")
-        if dot:
-            if not key:
-                raise UsageError(f"--param {item!r}: the input name after {node_id!r}. is empty")
-            parameters.setdefault(node_id, {})[key] = value
-        else:
-            parameters[node_id] = value
-    return parameters
-
-
-def run(args: argparse.Namespace) -> int:
-    """Build a workflow from a YAML/JSON file, run it and print its results."""
-    from kailash_nb.runtime.local import LocalRuntime
-    from kailash_nb.workflow.graph import Workflow
-
-    path = Path(args.workflow)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot read workflow file {str(path)!r}: {exc.strerror}") from None
-    loader = Workflow.from_json if path.suffix.lower() == ".json" else Workflow.from_yaml
-    workflow = loader(text)
-    parameters = parse_params(args.param or [])
-    progress = ProgressBar(len(workflow.nodes))
-    runtime = LocalRuntime(history=not args.no_history, database_url=args.database_url)
-    runtime.events.subscribe(progress, runs=False)
-    try:
-        outcome = runtime.execute_outcome(workflow, parameters=parameters)
-    finally:
-        progress.finish()
-        runtime.close()
-    if outcome.stopped_at is not None or outcome.status not in ("completed", "failed"):
-        _report_stopped(args, outcome)
-        return 1
-    failed = {failure.node_id: failure for failure in outcome.failed_nodes}
-    if args.json:
-        print(
-            _json_report(
-                {"run_id": outcome.run_id, "status": outcome.status, "results": outcome.results}
-            )
-        )
-    else:
-        print(f"{workflow!r}: run {outcome.run_id} {outcome.status}")
-        rows = [
-            {
-                "node": node_id,
-                "status": "failed" if node_id in failed else "completed",
-                "output": preview(output),
-            }
-            for node_id, output in outcome.results.items()
-        ]
-        print(format_table(rows, ["node", "status", "output"]))
-    for node_id, failure in failed.items():
-        print(
-            f"error: node {node_id!r} failed: {failure.error_type}: {failure.message}",
-            file=sys.stderr,
-        )
-    return 0 if outcome.succeeded else 1
-
-
-def _report_stopped(args: argparse.Namespace, outcome: RunOutcome) -> None:
-    """A run that stopped at a failed node, timed out or was cancelled."""
-    if args.json:
-        print(
-            _json_report(
-                {
-                    "run_id": outcome.run_id,
-                    "status": outcome.status,
-                    "failed_node": outcome.stopped_at,
-                    "error": outcome.error,
-                    "results": outcome.results,
-                }
-            )
-        )
-    print(f"error: {outcome.error}", file=sys.stderr)
-
-
-def _json_report(report: dict[str, Any]) -> str:
-    # Values JSON cannot hold follow the one rule the gateway and the store use too.
-    return json.dumps(plain(report), indent=2)
 
 
 def list_runs(args: argparse.Namespace) -> int:
@@ -218,9 +132,8 @@ def list_nodes(args: argparse.Namespace) -> int:
         return 0
     for name, parameters in catalog.items():
         print(name)
-        if parameters is None:
-            print("  (parameters depend on its configuration)\n")
-            continue
+        if name in _CONFIGURED_NODES:
+            print("  " + _CONFIGURED_NODES[name])
         rows = [{"parameter": key, **value} for key, value in parameters.items()]
         table = format_table(rows, ["parameter", "type", "required", "default", "description"])
         print("\n".join("  " + line for line in table.splitlines()))
@@ -228,11 +141,45 @@ def list_nodes(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parameter_schema(node_class: Any, type_name: Any) -> dict[str, Any] | None:
+#: Node types whose inputs depend on their configuration: what ``nodes`` says of them.
+_CONFIGURED_NODES = {
+    "PythonCodeNode": "config: code; its inputs are the names the code reads, its output `result`",
+    "AsyncPythonCodeNode": "config: code (may await); inputs and output as PythonCodeNode's",
+}
+
+#: The configuration of a code node, shown in place of its inputs.
+_CODE_CONFIG = {
+    "code": {
+        "type": "str",
+        "required": "one of code/function",
+        "default": None,
+        "description": "Python source; the names it reads are the node's inputs",
+    },
+    "function": {
+        "type": "callable",
+        "required": "one of code/function",
+        "default": None,
+        "description": "a function whose parameters are the inputs (Python only, no file)",
+    },
+    "input_types": {
+        "type": "dict",
+        "required": False,
+        "default": None,
+        "description": "input name -> type the input is coerced to",
+    },
+}
+
+
+def _parameter_schema(node_class: Any, type_name: Any) -> dict[str, Any]:
     try:
         declared = node_class().parameters
     except NodeConfigurationError:
-        return None  # code nodes need their code: their inputs are read off it
+        # Code nodes need their code: their inputs are read off it.
+        return {
+            key: value
+            for key, value in _CODE_CONFIG.items()
+            if key in getattr(node_class, "config_only_keys", ())
+        }
     return {
         key: {
             "type": type_name(parameter.type) if parameter.type is not None else "Any",

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from kailash_nb.hosts import is_loopback
 
-__all__ = ["JWT_SECRET_ENV", "add_parser", "serve"]
+__all__ = ["JWT_SECRET_ENV", "add_parser", "port_number", "serve"]
 
 #: Environment variable holding the gateway's HS256 signing secret.
 JWT_SECRET_ENV = "KAILASH_NB_JWT_SECRET"  # noqa: S105 - a variable name, not a secret
@@ -43,14 +43,17 @@ def add_parser(commands_parser: argparse._SubParsersAction) -> None:  # type: ig
         "serve",
         help="serve the workflows a notebook publishes",
         description="Run NOTEBOOK's code cells in a fresh IPython shell (skipping "
-        "%kailash show/run/status, kn.show()/kn.run()/kn.status() and what only uses their "
-        "results), then serve every workflow published with %kailash publish over HTTP. "
+        "%kailash show/run/status/export, kn.show()/kn.run()/kn.status()/kn.export() and "
+        "what only uses their results), then serve every workflow published with "
+        "%kailash publish over HTTP. "
         f"Set {JWT_SECRET_ENV} to require tokens; without it the gateway serves "
         "without authentication on loopback only.",
     )
     serve_parser.add_argument("notebook", metavar="NOTEBOOK", help="path of the .ipynb file")
     serve_parser.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
-    serve_parser.add_argument("--port", type=int, default=8000, help="default 8000")
+    serve_parser.add_argument(
+        "--port", type=port_number, default=8000, help="1-65535, default 8000"
+    )
     serve_parser.add_argument(
         "--workers",
         type=int,
@@ -59,6 +62,17 @@ def add_parser(commands_parser: argparse._SubParsersAction) -> None:  # type: ig
         "KAILASH_NB_REDIS_URL for one global rate limit (else it is split over the workers)",
     )
     serve_parser.set_defaults(handler=serve)
+
+
+def port_number(text: str) -> int:
+    """``--port``: a TCP port, 1-65535 (argparse type)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a port number, got {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be between 1 and 65535, got {port}")
+    return port
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -71,7 +85,7 @@ def serve(args: argparse.Namespace) -> int:
     if not path.is_file():
         raise NotebookServeError(f"no notebook file {args.notebook!r}")
     secret = os.environ.get(JWT_SECRET_ENV)
-    security = SecurityConfig(jwt_secret=secret) if secret else None
+    security = _security_config(SecurityConfig, secret) if secret else None
     if security is None and not is_loopback(args.host):
         raise NotebookServeError(
             f"refusing to serve on {args.host!r} without authentication: set {JWT_SECRET_ENV} "
@@ -84,6 +98,7 @@ def serve(args: argparse.Namespace) -> int:
         security_config=security,
         worker_processes=args.workers,
     )
+    _check_port_free(args.host, args.port)  # before the cells run, which may take long
     os.chdir(path.parent)
     sys.path.insert(0, str(path.parent))
     loaded = load_notebook(path)
@@ -97,8 +112,54 @@ def serve(args: argparse.Namespace) -> int:
     print(f"{path.name} on http://{args.host}:{args.port}", file=sys.stderr, flush=True)
     if args.workers > 1:
         _stop_shell_threads()
-    gateway.run(args.host, args.port)
+    try:
+        gateway.run(args.host, args.port)
+    except OSError as exc:
+        raise NotebookServeError(_listen_error(args.host, args.port, exc)) from None
     return 0
+
+
+def _security_config(config_class: type, secret: str) -> object:
+    """``SecurityConfig(jwt_secret=secret)``, its refusal as one line naming the variable."""
+    from pydantic import ValidationError
+
+    from kailash_nb.notebook.serving import NotebookServeError
+
+    try:
+        return config_class(jwt_secret=secret)
+    except ValidationError as exc:
+        reasons = "; ".join(
+            str(error["msg"]).removeprefix("Value error, ") for error in exc.errors()
+        )
+        raise NotebookServeError(f"{JWT_SECRET_ENV} is refused: {reasons}") from None
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Refuse a port another process listens on, naming it (the bind is retried when
+    serving starts; this only saves running every cell first)."""
+    import socket
+
+    from kailash_nb.notebook.serving import NotebookServeError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise NotebookServeError(f"cannot serve on host {host!r}: {exc.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise NotebookServeError(_listen_error(host, port, exc)) from None
+
+
+def _listen_error(host: str, port: int, exc: OSError) -> str:
+    import errno
+
+    if exc.errno == errno.EADDRINUSE:
+        return f"port {port} on {host} is already in use; stop what listens there or pass --port"
+    return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
 
 
 def _stop_shell_threads() -> None:

@@ -1,14 +1,17 @@
-"""Which statements of a notebook ``kailash-nb serve`` runs, and which it skips.
+"""Which statements of a notebook ``kailash-nb serve`` and ``kailash-nb run`` run, and
+which they skip.
 
-``serve`` re-executes the notebook's code cells in order: the cells are the source of
-truth. It skips only what displays or exercises the workflow instead of defining it,
-deciding per *top-level statement* of each cell (after IPython turns magics into
-``get_ipython().run_line_magic(...)`` calls):
+``serve`` and ``run`` re-execute the notebook's code cells in order: the cells are the
+source of truth. They skip only what displays, exercises or exports the workflow instead
+of defining it, deciding per *top-level statement* of each cell (after IPython turns
+magics into ``get_ipython().run_line_magic(...)`` calls):
 
-1. **Display-only statements** are dropped: ``%kailash show``, ``%kailash run ...``,
-   ``%kailash status`` and top-level calls of ``kn.show``, ``kn.run``, ``kn.run_async``
-   and ``kn.status`` (however the module or function was imported), alone, awaited or
-   assigned (``result = kn.run()``, ``r = %kailash run``).
+1. **Display-only and side-effect statements** are dropped: ``%kailash show``,
+   ``%kailash run ...``, ``%kailash status``, ``%kailash export ...`` and top-level
+   calls of ``kn.show``, ``kn.run``, ``kn.run_async``, ``kn.status`` and ``kn.export``
+   (however the module or function was imported), alone, awaited or assigned
+   (``result = kn.run()``, ``r = %kailash run``), so serving a notebook never rewrites
+   the files it exports.
 2. **Preview statements** run, but without a preview (``serve`` starts no preview
    server): ``%kailash publish ... --preview`` and ``kn.publish(..., preview=...)``.
    The names they assign (``preview = %kailash publish x --preview``) count as skipped.
@@ -36,8 +39,8 @@ __all__ = ["SKIP_TAG", "CellFilter", "CellPlan"]
 
 #: Cell tag that makes ``serve`` skip the whole cell.
 SKIP_TAG = "kailash-nb-skip"
-_DISPLAY_MAGICS = frozenset({"show", "run", "status"})
-_DISPLAY_FUNCTIONS = ("run", "run_async", "show", "status")
+_DISPLAY_MAGICS = frozenset({"show", "run", "status", "export"})
+_DISPLAY_FUNCTIONS = ("run", "run_async", "show", "status", "export")
 
 
 @dataclass

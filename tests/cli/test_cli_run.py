@@ -264,9 +264,12 @@ def test_nodes_lists_parameter_schemas(capsys):
     catalog = json.loads(capsys.readouterr().out)
     assert catalog["SwitchNode"]["operator"]["default"] == "=="
     assert catalog["SQLDatabaseNode"]["query"]["type"] == "str"
-    assert catalog["PythonCodeNode"] is None
+    assert catalog["PythonCodeNode"]["code"]["type"] == "str"
+    assert catalog["PythonCodeNode"]["code"]["required"] == "one of code/function"
     assert main(["nodes"]) == 0
-    assert "MergeNode" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "MergeNode" in out
+    assert "PythonCodeNode\n  config: code; its inputs are the names the code reads" in out
 
 
 def test_every_command_has_help(capsys):
