@@ -31,6 +31,7 @@ from typing import Any
 
 __all__ = [
     "combine",
+    "content_digest",
     "fingerprint_function",
     "fingerprint_value",
     "global_names",
@@ -60,6 +61,18 @@ def fingerprint_value(value: Any, memo: dict[int, str] | None = None) -> str:
         _Pickler(sink, memo).dump(value)
     except Exception:
         return _identity(value)
+    return sink.hexdigest()
+
+
+def content_digest(value: Any) -> str | None:
+    """Digest of ``value``'s content, or ``None`` when it cannot be pickled (then a
+    change made to it in place could not be seen). The output cache keeps one per
+    stored output to notice outputs that were changed after they were stored."""
+    sink = _DigestSink()
+    try:
+        _Pickler(sink, {}).dump(value)
+    except Exception:
+        return None
     return sink.hexdigest()
 
 

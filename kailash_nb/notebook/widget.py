@@ -50,6 +50,8 @@ ENGINE_STATES: dict[str, str] = {
 # Longest text of one detail (a parameter preview, an error, an output preview) sent
 # to the browser; the view already truncates, this bounds a careless one.
 _MAX_DETAIL = 2000
+# A traceback keeps its end (the failing line and the error) when it is cut.
+_MAX_TRACEBACK = 8000
 
 
 class _Snapshot(NamedTuple):
@@ -79,7 +81,8 @@ class GraphWidget(anywidget.AnyWidget):
         insertion order); ``edges`` (list of ``{source, target, label, back}``, one
         per connected pair); ``size`` (``{width, height}``); ``details`` (the
         selected node: ``{id, type, state, parameters, duration, error,
-        output_preview, cell}``, or ``{}``); ``edge_labels`` (bool); ``run_status``
+        output_preview, cell, traceback}``, or ``{}``; ``traceback`` is the last
+        failure's text, trimmed to the user's frames); ``edge_labels`` (bool); ``run_status``
         (``""`` before any run, ``running``, then the run's final status from
         ``kailash_nb.run_status``: a run in which any node failed is ``failed``).
     """
@@ -362,6 +365,13 @@ def _text(value: Any) -> str | None:
     return None if value is None else shorten(str(value), _MAX_DETAIL)
 
 
+def _tail(value: Any, limit: int) -> str | None:
+    if value is None:
+        return None
+    text = str(value)
+    return text if len(text) <= limit else "…" + text[-(limit - 1) :]
+
+
 def _details(node_id: str, info: NodeInfo, state: str) -> dict[str, Any]:
     """The details panel of one node: only ``NodeInfo``'s fields, which the view masked."""
     duration = info.get("duration")
@@ -375,4 +385,5 @@ def _details(node_id: str, info: NodeInfo, state: str) -> dict[str, Any]:
         "error": _text(info.get("error")),
         "output_preview": _text(info.get("output_preview")),
         "cell": _text(info.get("cell")),
+        "traceback": _tail(info.get("traceback"), _MAX_TRACEBACK),
     }

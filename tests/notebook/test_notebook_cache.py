@@ -301,3 +301,74 @@ def test_async_runs_use_the_same_cache():
     calls.clear()
     result = asyncio.run(kn.run_async())
     assert calls == [] and set(result.states.values()) == {"cached"}
+
+
+# -- outputs changed in place ---------------------------------------------------------------
+def _mutating_pipeline(calls):
+    @kn.node
+    def load():
+        calls.append("load")
+        return [{"v": 1}, {"v": 2}]
+
+    @kn.node
+    def scale(load, factor=3):
+        calls.append("scale")
+        for r in load:
+            r["v"] *= factor
+        return [r["v"] for r in load]
+
+
+def test_a_node_mutating_its_input_never_changes_the_cached_output():
+    calls = Calls()
+    _mutating_pipeline(calls)
+    for factor in (3, 3, 3, 2, 3, 3):
+        assert kn.run(factor=factor).value("scale") == [factor, 2 * factor]
+    # load runs again after each run in which scale changed its rows in place.
+    assert calls == ["load", "scale", "load", "scale", "load", "scale", "load"]
+
+    @kn.node
+    def scale(load, factor=3):  # redefined: only its downstream reruns, on intact rows
+        for r in load:
+            r["v"] *= factor
+        return [r["v"] for r in load]
+
+    assert kn.run().value("scale") == [3, 6]
+    assert kn.run(no_cache=True).value("scale") == [3, 6]
+
+
+def test_a_result_changed_in_a_cell_is_not_reused():
+    calls = Calls()
+
+    @kn.node
+    def rows():
+        calls.append("rows")
+        return [1, 2]
+
+    first = kn.run()
+    assert kn.run().states == {"rows": "cached"}
+    first.value("rows").append(99)
+    again = kn.run()
+    assert again.states == {"rows": "completed"} and again.value("rows") == [1, 2]
+    assert calls == ["rows", "rows"]
+
+
+def test_outputs_that_cannot_be_digested_are_not_reused():
+    import threading
+
+    @kn.node
+    def lock():
+        return threading.Lock()
+
+    assert kn.run().states == {"lock": "completed"}
+    assert kn.run().states == {"lock": "completed"}
+
+
+def test_the_cache_drops_an_entry_changed_after_it_was_stored():
+    cache = OutputCache()
+    outputs = {"result": [1, 2]}
+    cache.store("n", "k", outputs)
+    assert cache.lookup("n", "k") is outputs
+    outputs["result"].append(3)
+    assert cache.lookup("n", "k") is None and "n" not in cache
+    cache.store("n", "k", {"result": 1}, digest=None)  # could not be digested
+    assert cache.lookup("n", "k") is None
