@@ -336,6 +336,14 @@ def test_a_node_mutating_its_input_never_changes_the_cached_output():
     assert kn.run(no_cache=True).value("scale") == [3, 6]
 
 
+def test_run_async_keeps_the_cache_intact_too():
+    calls = Calls()
+    _mutating_pipeline(calls)
+    for factor in (3, 2, 3):
+        result = asyncio.run(kn.run_async(factor=factor))
+        assert result.value("scale") == [factor, 2 * factor]
+
+
 def test_a_result_changed_in_a_cell_is_not_reused():
     calls = Calls()
 
