@@ -14,6 +14,7 @@ import kailash_nb as kn
 from kailash_nb.notebook.cache import OutputCache, chain_keys
 from kailash_nb.notebook.failures import NodeRunError
 from kailash_nb.notebook.fingerprint import (
+    content_digest,
     fingerprint_function,
     fingerprint_value,
     global_names,
@@ -369,6 +370,24 @@ def test_outputs_that_cannot_be_digested_are_not_reused():
 
     assert kn.run().states == {"lock": "completed"}
     assert kn.run().states == {"lock": "completed"}
+
+
+def test_large_arrays_are_digested_by_content():
+    numpy = pytest.importorskip("numpy")
+    array = numpy.arange(1_000_000.0)  # pickled as an out-of-band buffer
+    digest = content_digest({"result": array})
+    assert digest is not None and digest == content_digest({"result": array.copy()})
+    array[5] = -1
+    assert content_digest({"result": array}) != digest
+
+
+def test_data_frames_are_digested_by_content():
+    pandas = pytest.importorskip("pandas")
+    frame = pandas.DataFrame({"id": range(1000), "name": [f"n{i}" for i in range(1000)]})
+    digest = content_digest({"result": frame})
+    assert digest is not None and digest == content_digest({"result": frame.copy()})
+    frame.loc[3, "name"] = "changed"
+    assert content_digest({"result": frame}) != digest
 
 
 def test_the_cache_drops_an_entry_changed_after_it_was_stored():
