@@ -12,8 +12,14 @@ key and the keys of everything downstream, and nothing else::
 
 Keys do not cover output values: a node that reads a changing file or a random
 source looks unchanged; ``invalidate`` it (the session also drops its downstream).
-Outputs are kept by reference, so a node that mutates its inputs in place mutates
-the cached outputs of the node that produced them.
+
+Outputs are kept by reference, with a digest of their content taken when the node
+completed (``content_digest``, before any node downstream could see them). A node
+that mutates its inputs in place, or a cell that changes a result, changes the cached
+object; ``lookup`` digests it again and, when it differs, drops the entry, so the node
+runs again instead of handing on changed data. Outputs that cannot be digested
+(unpicklable objects) are never reused. See "Cached outputs and in-place changes" in
+docs/workflows.md for why digests rather than copies, and what they cost.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from dataclasses import dataclass
 from graphlib import TopologicalSorter
 from typing import Any
 
-from kailash_nb.notebook.fingerprint import combine
+from kailash_nb.notebook.fingerprint import combine, content_digest
 
 __all__ = ["CacheEntry", "OutputCache", "chain_keys"]
 
@@ -55,12 +61,18 @@ def chain_keys(
     return keys
 
 
+#: ``store``'s default: digest the outputs when they are stored.
+_DIGEST_NOW: Any = object()
+
+
 @dataclass(frozen=True)
 class CacheEntry:
-    """The outputs a node produced, and the key it had when it produced them."""
+    """The outputs a node produced, the key it had when it produced them, and the
+    digest of their content then (``None``: they cannot be digested)."""
 
     key: str
     outputs: dict[str, Any]
+    digest: str | None = None
 
 
 class OutputCache:
@@ -71,14 +83,30 @@ class OutputCache:
         self._lock = threading.Lock()
 
     def lookup(self, node_id: str, key: str) -> dict[str, Any] | None:
-        """The outputs stored for ``node_id`` if they were produced under ``key``."""
+        """The outputs stored for ``node_id`` if they were produced under ``key`` and
+        are unchanged since; changed outputs are dropped (``None``)."""
         entry = self._entries.get(node_id)
-        return entry.outputs if entry is not None and entry.key == key else None
+        if entry is None or entry.key != key or entry.digest is None:
+            return None
+        if content_digest(entry.outputs) != entry.digest:
+            with self._lock:
+                if self._entries.get(node_id) is entry:
+                    del self._entries[node_id]
+            return None
+        return entry.outputs
 
-    def store(self, node_id: str, key: str, outputs: dict[str, Any]) -> None:
-        """Remember ``outputs`` of ``node_id`` under ``key``, replacing older ones."""
+    def store(
+        self, node_id: str, key: str, outputs: dict[str, Any], digest: Any = _DIGEST_NOW
+    ) -> None:
+        """Remember ``outputs`` of ``node_id`` under ``key``, replacing older ones.
+
+        ``digest`` is ``content_digest(outputs)`` taken when the node completed
+        (``None`` when they could not be digested); by default it is taken now.
+        """
+        if digest is _DIGEST_NOW:
+            digest = content_digest(outputs)
         with self._lock:
-            self._entries[node_id] = CacheEntry(key, outputs)
+            self._entries[node_id] = CacheEntry(key, outputs, digest)
 
     def invalidate(self, node_ids: Iterable[str] | None = None) -> None:
         """Forget the given nodes' outputs, or every node's with ``None``."""

@@ -24,7 +24,7 @@ from kailash_nb.notebook.function_node import DEFAULT_OUTPUT, function_node
 from kailash_nb.notebook.refs import OutputRef, parse_output_ref
 from kailash_nb.sdk_exceptions import close_matches
 
-__all__ = ["NodeDefinition", "defining_cell", "running_cell_number"]
+__all__ = ["NodeDefinition", "cell_label", "defining_cell", "running_cell_number"]
 
 
 @dataclass
@@ -180,6 +180,13 @@ def defining_cell(function: Callable[..., Any] | None) -> str | None:
             fallback = f"{Path(filename).name}:{frame.f_lineno}"
         frame = frame.f_back
     return fallback
+
+
+def cell_label(filename: str) -> str | None:
+    """``"In [n]"`` when ``filename`` is the file IPython compiled cell ``n`` under,
+    else ``None``."""
+    number = _cell_numbers().get(filename)
+    return f"In [{number}]" if number else None
 
 
 def running_cell_number() -> int | None:

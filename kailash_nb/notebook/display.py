@@ -21,7 +21,7 @@ import os
 import re
 import reprlib
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kailash_nb.notebook.errors import NotebookError
@@ -152,6 +152,10 @@ class NodeOutcome:
         error: ``"ErrorType: message"`` when it failed.
         cell: where the node was defined (``"In [3]"``), when known.
         output: preview of its outputs.
+        traceback: when it failed, its traceback trimmed to the user's frames
+            (``Cell In [3], line 2, in f``, the failing line, ``ErrorType: message``),
+            secrets scrubbed.
+        exception: what it raised, when it failed (not part of equality).
     """
 
     node_id: str
@@ -160,6 +164,8 @@ class NodeOutcome:
     error: str | None = None
     cell: str | None = None
     output: str | None = None
+    traceback: str | None = None
+    exception: BaseException | None = field(default=None, compare=False, repr=False)
 
     @property
     def detail(self) -> str:

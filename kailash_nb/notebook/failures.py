@@ -1,8 +1,15 @@
 """How a failed notebook run reaches its user: ``NodeRunError``.
 
 ``run_failure`` turns the failed nodes of a run into the ``NodeRunError`` that
-``kn.run`` raises; IPython prints it as one message followed by the frames of the
-user's own code that failed (``_render_traceback_``), not the frames of the SDK.
+``kn.run`` (and ``%kailash run``) raises; IPython prints it the way it prints an
+error raised in a cell: one message, then the frames of the user's own code that
+failed (``Cell In [3], line 2, in clean`` and the failing line), not the frames of
+the SDK (``_render_traceback_``). ``user_traceback`` builds that text; each failed
+node's ``NodeOutcome`` and the widget's ``NodeInfo`` carry it too::
+
+    Cell In [3], line 2, in clean
+        return [row for row in rows if row["amount"] > threshold]
+    KeyError: 'amount'
 """
 
 from __future__ import annotations
@@ -12,10 +19,12 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
+from kailash_nb.notebook.definitions import cell_label
 from kailash_nb.notebook.display import NodeOutcome, RunResult
+from kailash_nb.redaction import scrub_secrets
 from kailash_nb.sdk_exceptions import WorkflowExecutionError
 
-__all__ = ["NodeRunError", "innermost_cause", "run_failure"]
+__all__ = ["NodeRunError", "innermost_cause", "run_failure", "user_traceback"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
@@ -50,19 +59,31 @@ class NodeRunError(WorkflowExecutionError):
 
     def _render_traceback_(self) -> list[str]:
         lines = [f"{type(self).__name__}: {self}"]
-        original = innermost_cause(self)
-        if original is not None and original.__traceback__ is not None:
-            frames = [
-                frame
-                for frame in traceback.extract_tb(original.__traceback__)
-                if not os.path.abspath(frame.filename).startswith(_PACKAGE_DIR)
-            ]
-            if frames:
-                lines.append("The failing code:")
-                lines.extend(
-                    line.rstrip("\n") for line in traceback.StackSummary.from_list(frames).format()
-                )
+        failed = [o for o in self.result.outcomes if o.state == "failed" and o.traceback]
+        for outcome in failed:
+            where = f" (defined in {outcome.cell})" if outcome.cell else ""
+            lines.append(f"Traceback of node {outcome.node_id!r}{where}:")
+            lines.extend(outcome.traceback.splitlines())  # type: ignore[union-attr]
         return lines
+
+
+def user_traceback(error: BaseException, *secret_sources: Any) -> str:
+    """``error``'s traceback as IPython shows an error in a cell, without the SDK's
+    frames: ``Cell In [n], line L, in f`` (or ``File "path", line L, in f``) and the
+    failing line for each of the user's frames, then ``ErrorType: message``. Secrets
+    of ``secret_sources`` (node config, run parameters) are scrubbed out."""
+    lines = []
+    for frame in traceback.extract_tb(error.__traceback__):
+        filename = frame.filename
+        if os.path.abspath(filename).startswith(_PACKAGE_DIR):
+            continue
+        label = cell_label(filename)
+        where = f"Cell {label}" if label else f'File "{filename}"'
+        lines.append(f"{where}, line {frame.lineno}, in {frame.name}")
+        if frame.line:
+            lines.append(f"    {frame.line.strip()}")
+    lines.extend(line.rstrip("\n") for line in traceback.format_exception_only(type(error), error))
+    return scrub_secrets("\n".join(lines), *secret_sources)
 
 
 def innermost_cause(error: BaseException) -> BaseException | None:
@@ -91,6 +112,8 @@ def run_failure(
     if len(failed) > 1:
         message += "; also failed: " + ", ".join(repr(o.node_id) for o in failed[1:])
     failure = NodeRunError(message, result=result, node_id=first.node_id, cell=first.cell)
-    if error is not None:
+    if first.exception is not None:
+        failure.__cause__ = first.exception
+    elif error is not None:
         failure.__cause__ = innermost_cause(error)
     return failure

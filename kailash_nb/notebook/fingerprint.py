@@ -31,6 +31,7 @@ from typing import Any
 
 __all__ = [
     "combine",
+    "content_digest",
     "fingerprint_function",
     "fingerprint_value",
     "global_names",
@@ -60,6 +61,18 @@ def fingerprint_value(value: Any, memo: dict[int, str] | None = None) -> str:
         _Pickler(sink, memo).dump(value)
     except Exception:
         return _identity(value)
+    return sink.hexdigest()
+
+
+def content_digest(value: Any) -> str | None:
+    """Digest of ``value``'s content, or ``None`` when it cannot be pickled (then a
+    change made to it in place could not be seen). The output cache keeps one per
+    stored output to notice outputs that were changed after they were stored."""
+    sink = _DigestSink()
+    try:
+        _Pickler(sink, {}, pandas_rows=False).dump(value)
+    except Exception:
+        return None
     return sink.hexdigest()
 
 
@@ -204,8 +217,10 @@ class _DigestSink(io.RawIOBase):
         return True
 
     def write(self, data: Any) -> int:
-        self._digest.update(data)
-        return len(data)
+        # Large buffers (numpy arrays) arrive as a PickleBuffer, which has no len().
+        view = memoryview(data)
+        self._digest.update(view)
+        return view.nbytes
 
     def hexdigest(self) -> str:
         return self._digest.hexdigest()[:32]
@@ -213,11 +228,16 @@ class _DigestSink(io.RawIOBase):
 
 class _Pickler(pickle.Pickler):
     """Pickles for digesting: code by content, classes and modules by identity,
-    pandas objects through their fast row hashes."""
+    pandas objects through their fast row hashes (unless ``pandas_rows=False``)."""
 
-    def __init__(self, file: io.RawIOBase, memo: dict[int, str]) -> None:
+    def __init__(
+        self, file: io.RawIOBase, memo: dict[int, str], *, pandas_rows: bool = True
+    ) -> None:
         super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
         self._digests = memo
+        # False: pandas objects are pickled as they are (faster than row hashes for a
+        # one-off digest of a whole frame).
+        self._pandas_rows = pandas_rows
 
     def reducer_override(self, obj: Any) -> Any:
         if isinstance(obj, (types.FunctionType, functools.partial, types.MethodType)):
@@ -228,7 +248,7 @@ class _Pickler(pickle.Pickler):
             return str, (_identity(obj),)
         if isinstance(obj, types.ModuleType):
             return str, ("module:" + obj.__name__,)
-        if type(obj).__module__.startswith("pandas."):
+        if self._pandas_rows and type(obj).__module__.startswith("pandas."):
             digest = _pandas_digest(obj)
             if digest is not None:
                 return str, (digest,)

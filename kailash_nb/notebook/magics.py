@@ -2,7 +2,9 @@
 
 Every subcommand calls one function of the plain API, so nothing here is only
 reachable through a magic. Mistakes (unknown node or command, bad arguments) are
-shown as one ``UsageError`` line, with close matches, instead of a traceback::
+shown as one ``UsageError`` line, with close matches, instead of a traceback. A node
+that fails in ``%kailash run`` is shown as IPython shows an error in a cell: the
+message, then the node's own frames (``Cell In [3], line 2``) and failing line::
 
     %load_ext kailash_nb
     %kailash workflow etl
@@ -34,6 +36,7 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 
 from kailash_nb import notebook
 from kailash_nb.notebook.definitions import running_cell_number
+from kailash_nb.notebook.failures import NodeRunError
 from kailash_nb.notebook.magic_args import (
     ConnectCommand,
     DisconnectCommand,
@@ -69,6 +72,8 @@ class KailashMagics(Magics):
         except HelpRequested as request:
             print(request.text)
             return None
+        except NodeRunError:
+            raise  # shown like an error in a cell: message, then the user's frames
         except KailashException as exc:
             raise UsageError(str(exc)) from None
 

@@ -27,7 +27,8 @@ from kailash_nb.notebook.composition import Composition, compose
 from kailash_nb.notebook.definitions import NodeDefinition
 from kailash_nb.notebook.display import MASK, RunResult, WorkflowStatus, preview
 from kailash_nb.notebook.errors import NotebookError
-from kailash_nb.notebook.failures import run_failure
+from kailash_nb.notebook.failures import run_failure, user_traceback
+from kailash_nb.notebook.fingerprint import content_digest
 from kailash_nb.notebook.refs import ConnectionSpec, parse_connection
 from kailash_nb.notebook.run_plan import RunPlan, plan_run, shape_keys
 from kailash_nb.notebook.states import NodeRecord, NodeStates
@@ -111,6 +112,7 @@ class WorkflowSession:
             error=record.error,
             output_preview=record.output_preview,
             cell=definition.cell,
+            traceback=record.traceback,
         )
 
     def add_listener(self, callback: Callable[[], Any]) -> Callable[[], None]:
@@ -309,16 +311,22 @@ class WorkflowSession:
             WorkflowValidationError: unknown or missing parameters.
         """
         plan = self._plan(node, {**(parameters or {}), **params}, no_cache)
+        watch = _RunWatch()
         try:
             results, run_id = self._runtime.execute(
-                plan.workflow, plan.parameters, cached_outputs=plan.cached
+                plan.workflow,
+                plan.parameters,
+                cached_outputs=plan.cached,
+                copy_cached=False,  # the cache verifies its outputs' digests instead
+                on_output=watch.output,
+                on_failure=watch.failure,
             )
         except WorkflowExecutionError as exc:
-            return self._finish(plan, exc.results, exc.run_id or "", exc)
+            return self._finish(plan, exc.results, exc.run_id or "", exc, watch)
         except BaseException:  # interrupted, or refused before it started
             self._abandon(plan)
             raise
-        return self._finish(plan, results, run_id, None)
+        return self._finish(plan, results, run_id, None, watch)
 
     async def run_async(
         self,
@@ -331,16 +339,22 @@ class WorkflowSession:
     ) -> RunResult:
         """``run`` on the current event loop: ``await session.run_async()``."""
         plan = self._plan(node, {**(parameters or {}), **params}, no_cache)
+        watch = _RunWatch()
         try:
             results, run_id = await self._runtime.execute_async(
-                plan.workflow, plan.parameters, cached_outputs=plan.cached
+                plan.workflow,
+                plan.parameters,
+                cached_outputs=plan.cached,
+                copy_cached=False,  # the cache verifies its outputs' digests instead
+                on_output=watch.output,
+                on_failure=watch.failure,
             )
         except WorkflowExecutionError as exc:
-            return self._finish(plan, exc.results, exc.run_id or "", exc)
+            return self._finish(plan, exc.results, exc.run_id or "", exc, watch)
         except BaseException:  # cancelled, interrupted, refused before it started
             self._abandon(plan)
             raise
-        return self._finish(plan, results, run_id, None)
+        return self._finish(plan, results, run_id, None, watch)
 
     def _plan(self, target: str | None, params: dict[str, Any], no_cache: bool) -> RunPlan:
         if not self._definitions:
@@ -374,6 +388,7 @@ class WorkflowSession:
         results: dict[str, dict[str, Any]],
         run_id: str,
         error: WorkflowExecutionError | None,
+        watch: _RunWatch,
     ) -> RunResult:
         stopped_at = None
         if error is not None and error.node_id:
@@ -381,6 +396,12 @@ class WorkflowSession:
             text = f"{type(cause).__name__}: {cause}" if cause is not None else str(error)
             stopped_at = (error.node_id, text)
         definitions = dict(self._definitions)
+        secret_sources = [plan.parameters]
+        tracebacks = {}
+        for node_id, exc in watch.failures.items():
+            node = plan.workflow.nodes.get(node_id)
+            sources = [node.config, *secret_sources] if node is not None else secret_sources
+            tracebacks[node_id] = user_traceback(exc, *sources)
         outcomes = self._states.finish_run(
             run_id,
             [node_id for node_id in plan.scope if node_id in definitions],
@@ -390,11 +411,15 @@ class WorkflowSession:
             primary_outputs={n: d.output for n, d in definitions.items()},
             cells={n: d.cell for n, d in definitions.items()},
             stopped_at=stopped_at,
+            exceptions=watch.failures,
+            tracebacks=tracebacks,
         )
         ended = {outcome.node_id: outcome.state for outcome in outcomes}
         for node_id, state in ended.items():
             if state == "completed" and node_id in results:
-                self.cache.store(node_id, plan.keys[node_id], results[node_id])
+                self.cache.store(
+                    node_id, plan.keys[node_id], results[node_id], watch.digests.get(node_id)
+                )
         status = "completed"
         if isinstance(error, WorkflowTimeoutError):
             status = "timeout"
@@ -493,6 +518,22 @@ class WorkflowSession:
                 feeds.setdefault(name, []).append(f"<- {source}.{output}")
         previews.update((name, ", ".join(sources)) for name, sources in feeds.items())
         return previews
+
+
+class _RunWatch:
+    """What one run reports as it goes: each completed node's output digest, taken
+    before anything downstream could change the outputs, and what failing nodes
+    raised. Called on the engine's threads; each node is written once."""
+
+    def __init__(self) -> None:
+        self.digests: dict[str, str | None] = {}
+        self.failures: dict[str, BaseException] = {}
+
+    def output(self, node_id: str, outputs: dict[str, Any]) -> None:
+        self.digests[node_id] = content_digest(outputs)
+
+    def failure(self, node_id: str, error: BaseException) -> None:
+        self.failures[node_id] = error
 
 
 # -- the notebook's workflows ----------------------------------------------------------

@@ -43,12 +43,14 @@ class NodeRecord:
         duration: seconds of its last execution (kept while it is served from cache).
         error: ``"ErrorType: message"`` of its last failure, if its last run failed.
         output_preview: a short preview of its last outputs.
+        traceback: the traceback of its last failure, trimmed to the user's frames.
         run_values: previews of the run parameters it received last (secrets masked).
     """
 
     state: str = "idle"
     duration: float | None = None
     error: str | None = None
+    traceback: str | None = None
     output_preview: str | None = None
     run_values: dict[str, str] = field(default_factory=dict)
     ran_shape: str | None = None
@@ -129,13 +131,19 @@ class NodeStates:
         primary_outputs: Mapping[str, str],
         cells: Mapping[str, str | None],
         stopped_at: tuple[str, str] | None = None,
+        exceptions: Mapping[str, BaseException] | None = None,
+        tracebacks: Mapping[str, str] | None = None,
     ) -> list[NodeOutcome]:
         """Settle the states of the nodes in ``scope`` after run ``run_id``.
 
         ``stopped_at`` is ``(node, error text)`` when the run stopped at a node
         without a ``failed`` event (a wiring error). Nodes the run never reached get
         back the state they had ``before`` and the outcome ``not run``.
+        ``exceptions`` and ``tracebacks`` hold what failed nodes raised and its
+        trimmed traceback text.
         """
+        exceptions = exceptions or {}
+        tracebacks = tracebacks or {}
         with self._lock:
             log = self._run_logs.pop(run_id, {})
             if stopped_at is not None and log.get(stopped_at[0], ("",))[0] != "failed":
@@ -155,6 +163,7 @@ class NodeStates:
                     record.ran_shape = shapes[node_id]
                     record.forced_stale = False
                     record.error = _short_error(error) if state == "failed" else None
+                    record.traceback = tracebacks.get(node_id) if state == "failed" else None
                     record.output_preview = output_text
                     if state in ("completed", "failed"):
                         record.duration = duration
@@ -168,6 +177,8 @@ class NodeStates:
                         error=record.error if state == "failed" else None,
                         cell=cells.get(node_id),
                         output=output_text,
+                        traceback=record.traceback if state == "failed" else None,
+                        exception=exceptions.get(node_id) if state == "failed" else None,
                     )
                 )
             return outcomes

@@ -39,6 +39,9 @@ class NodeInfo(TypedDict):
     error: str | None
     output_preview: str | None  # truncated repr of the last output
     cell: str | None  # where the node was defined (e.g. "In [3]"), when known
+    # the last failure as IPython shows an error: the user's frames only (cell and
+    # line, the failing line), then "ErrorType: message"; secrets scrubbed
+    traceback: str | None
 
 
 class WorkflowView(Protocol):

@@ -30,9 +30,10 @@ something is (or when a timeout must be able to interrupt them).
 
 from __future__ import annotations
 
+import copy
 import functools
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,7 +107,15 @@ class WorkflowRun(CycleExecution, RunEvents):
 
     ``cached_outputs`` maps node ids to outputs of an earlier run that the caller
     knows are still valid (the notebook's cache): those nodes do not execute, their
-    outputs are reused and a ``cached`` event is emitted for them.
+    outputs are reused and a ``cached`` event is emitted for them. The run works on a
+    deep copy of them, so a node that mutates its inputs in place cannot change the
+    caller's objects; ``copy_cached=False`` hands them over as they are, for a caller
+    that checks them itself before reusing them (the notebook digests them).
+
+    ``on_output(node_id, outputs)`` is called when a node outside a cycle completes,
+    before any node that depends on it starts (the notebook digests outputs there);
+    ``on_failure(node_id, exception)`` when a node fails, with what the node raised.
+    Both run on the engine's threads and must not raise.
 
     Raises (at construction):
         WorkflowValidationError: bad parameters or missing required inputs.
@@ -122,6 +131,9 @@ class WorkflowRun(CycleExecution, RunEvents):
         settings: EngineSettings,
         cached_outputs: Mapping[str, dict[str, Any]] | None = None,
         node_events: bool = True,
+        copy_cached: bool = True,
+        on_output: Callable[[str, dict[str, Any]], object] | None = None,
+        on_failure: Callable[[str, BaseException], object] | None = None,
     ) -> None:
         if not isinstance(workflow, Workflow):
             raise TypeError(
@@ -154,7 +166,9 @@ class WorkflowRun(CycleExecution, RunEvents):
         self._wall_offset = time.time() - time.perf_counter()
         self.inline = plan.sequential and not settings.needs_loop_always
         self._thread_limiter: anyio.CapacityLimiter | None = None
-        self.cached = self._check_cached(cached_outputs)
+        self.on_output = on_output
+        self.on_failure = on_failure
+        self.cached = self._check_cached(cached_outputs, copy_cached)
         self._node_limiter: anyio.CapacityLimiter | None = None
         self._task_group: Any = None
         self._in_flight = 0
@@ -306,6 +320,8 @@ class WorkflowRun(CycleExecution, RunEvents):
             self._node_failed(node_id, exc, started, iteration)
             return
         self.results[node_id] = outputs
+        if self.on_output is not None and iteration is None:
+            self.on_output(node_id, outputs)
         if timing:
             duration = time.perf_counter() - started
             if emitting:
@@ -351,6 +367,8 @@ class WorkflowRun(CycleExecution, RunEvents):
                 self._node_failed(node_id, exc, started, iteration)
                 return
             self.results[node_id] = outputs
+            if self.on_output is not None and iteration is None:
+                self.on_output(node_id, outputs)
             self._node_completed(node_id, time.perf_counter() - started, iteration)
             return
 
@@ -400,7 +418,7 @@ class WorkflowRun(CycleExecution, RunEvents):
         already in ``failed_nodes``."""
         if not recorded:
             self.failed_nodes.append(
-                NodeFailure(node_id, type(exc).__name__, self._scrubbed(exc, node_id))
+                NodeFailure(node_id, type(exc).__name__, self._scrubbed(exc, node_id), exc)
             )
         if self.failure is None:
             self.failure = (node_id, exc)
@@ -449,7 +467,7 @@ class WorkflowRun(CycleExecution, RunEvents):
         return kwargs
 
     def _check_cached(
-        self, cached_outputs: Mapping[str, dict[str, Any]] | None
+        self, cached_outputs: Mapping[str, dict[str, Any]] | None, copy_cached: bool
     ) -> dict[str, dict[str, Any]]:
         if not cached_outputs:
             return {}
@@ -474,7 +492,19 @@ class WorkflowRun(CycleExecution, RunEvents):
                     f"cached output of node {node_id!r} must be a dict, got "
                     f"{type(outputs).__name__}"
                 )
-        return dict(cached_outputs)
+        if not copy_cached:
+            return dict(cached_outputs)
+        copies = {}
+        for node_id, outputs in cached_outputs.items():
+            try:
+                copies[node_id] = copy.deepcopy(outputs)
+            except Exception as exc:
+                raise errors.WorkflowValidationError(
+                    f"cached output of node {node_id!r} cannot be copied "
+                    f"({type(exc).__name__}: {exc}); leave the node out of cached_outputs, or "
+                    "pass copy_cached=False and make sure no node changes it"
+                ) from exc
+        return copies
 
     def _use_cached(self, node_id: str) -> None:
         self.results[node_id] = self.cached[node_id]
@@ -530,8 +560,12 @@ class WorkflowRun(CycleExecution, RunEvents):
         if self.timeline is not None:
             self._record(node_id, "failed", duration or 0.0, exc, iteration)
         raised = raised_by_node(exc)
+        if self.on_failure is not None:
+            self.on_failure(node_id, raised)
         error_type = type(raised).__name__
-        self.failed_nodes.append(NodeFailure(node_id, error_type, self._scrubbed(raised, node_id)))
+        self.failed_nodes.append(
+            NodeFailure(node_id, error_type, self._scrubbed(raised, node_id), raised)
+        )
         if self.plan.has_dependents[node_id]:
             self._stop(node_id, exc, recorded=True)
             return

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from kailash_nb._loop_thread import run_blocking
@@ -139,6 +140,9 @@ class LocalRuntime:
         cached_outputs: dict[str, dict[str, Any]] | None = None,
         run_id: str | None = None,
         node_events: bool = True,
+        copy_cached: bool = True,
+        on_output: Callable[[str, dict[str, Any]], object] | None = None,
+        on_failure: Callable[[str, BaseException], object] | None = None,
     ) -> tuple[dict[str, dict[str, Any]], str]:
         """Run ``workflow`` to completion and return ``(results, run_id)``.
 
@@ -146,7 +150,12 @@ class LocalRuntime:
         unless the caller passes its own (a server that must know the id before the
         run starts). ``cached_outputs`` (``{node_id: outputs}``) are reused instead of
         executing those nodes (``cached`` events); the notebook layer decides what is
-        fresh. ``node_events=False`` publishes only the run's own events (with their
+        fresh. The run uses deep copies of them, so no node can change the caller's
+        objects (``copy_cached=False`` shares them, for a caller that verifies them
+        before reuse). ``on_output(node_id, outputs)`` is called as each node outside a
+        cycle completes, before its dependents start, and ``on_failure(node_id,
+        exception)`` with what a failing node raised; both must not raise.
+        ``node_events=False`` publishes only the run's own events (with their
         timeline): for a run that nobody can be watching node by node.
 
         Raises:
@@ -155,7 +164,16 @@ class LocalRuntime:
             WorkflowExecutionError: a node with dependents failed (partial results
                 in ``err.results``); ``WorkflowTimeoutError`` past ``workflow_timeout``.
         """
-        run = self._new_run(workflow, parameters, cached_outputs, run_id, node_events)
+        run = self._new_run(
+            workflow,
+            parameters,
+            cached_outputs,
+            run_id,
+            node_events,
+            copy_cached=copy_cached,
+            on_output=on_output,
+            on_failure=on_failure,
+        )
         if self._slots is not None:
             self._slots.acquire()
         try:
@@ -201,9 +219,19 @@ class LocalRuntime:
         parameters: dict[str, Any] | None = None,
         *,
         cached_outputs: dict[str, dict[str, Any]] | None = None,
+        copy_cached: bool = True,
+        on_output: Callable[[str, dict[str, Any]], object] | None = None,
+        on_failure: Callable[[str, BaseException], object] | None = None,
     ) -> tuple[dict[str, dict[str, Any]], str]:
         """Run ``workflow`` on the current event loop; same contract as ``execute``."""
-        run = self._new_run(workflow, parameters, cached_outputs)
+        run = self._new_run(
+            workflow,
+            parameters,
+            cached_outputs,
+            copy_cached=copy_cached,
+            on_output=on_output,
+            on_failure=on_failure,
+        )
         if self._slots is not None:
             await self._slots.acquire_async()
         try:
@@ -238,6 +266,10 @@ class LocalRuntime:
         cached_outputs: dict[str, dict[str, Any]] | None = None,
         run_id: str | None = None,
         node_events: bool = True,
+        *,
+        copy_cached: bool = True,
+        on_output: Callable[[str, dict[str, Any]], object] | None = None,
+        on_failure: Callable[[str, BaseException], object] | None = None,
     ) -> WorkflowRun:
         if self._closed:
             raise RuntimeExecutionError("this runtime is closed; create a new one")
@@ -253,4 +285,7 @@ class LocalRuntime:
             settings=self.settings,
             cached_outputs=cached_outputs,
             node_events=node_events,
+            copy_cached=copy_cached,
+            on_output=on_output,
+            on_failure=on_failure,
         )

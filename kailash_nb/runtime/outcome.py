@@ -29,11 +29,15 @@ class NodeFailure:
         error_type: the exception's class name (the cause's, for a node wrapper error).
         message: the exception's text, scrubbed of the node's secrets; it may still
             hold internal details, so servers show it only where allowed.
+        exception: what the node raised, with its traceback (``None`` when unknown).
+            It is for the process that ran the node (a notebook shows its frames);
+            its text is not scrubbed, and ``public`` never includes it.
     """
 
     node_id: str
     error_type: str
     message: str
+    exception: BaseException | None = field(default=None, compare=False, repr=False)
 
     def public(self, with_message: bool) -> dict[str, str]:
         """JSON-ready ``{"node_id", "error_type"}``, plus ``"error"`` when

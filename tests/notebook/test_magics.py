@@ -200,10 +200,21 @@ def test_mistakes_are_one_line_usage_errors(shell, capsys):
 
 def test_a_failing_node_reports_itself_and_its_cell(shell, capsys):
     defined = shown(cell(shell, "%%kailash node\ndef broken(x=0):\n    return 1 / x\n"))
-    message = usage_error(shell, capsys, "%kailash run")
-    assert message == (
+    capsys.readouterr()
+    result = shell.run_cell("%kailash run", store_history=True)
+    assert isinstance(result.error_in_exec, kn.NodeRunError)
+    assert str(result.error_in_exec) == (
         f"node 'broken' (defined in {defined}) failed: ZeroDivisionError: division by zero"
     )
+    shown_error = capsys.readouterr().out.splitlines()
+    assert shown_error == [
+        f"NodeRunError: node 'broken' (defined in {defined}) failed: "
+        "ZeroDivisionError: division by zero",
+        f"Traceback of node 'broken' (defined in {defined}):",
+        f"Cell {defined}, line 2, in broken",
+        "    return 1 / x",
+        "ZeroDivisionError: division by zero",
+    ]
     assert kn.current().node_info("broken")["state"] == "failed"
 
 
@@ -260,5 +271,7 @@ def test_cell_labels_ignore_where_the_shell_counter_points_while_a_cell_runs(she
     assert kn.current().node_info("broken")["cell"] == defined
     status_row = repr(cell(shell, "%kailash status").result).splitlines()[-1]
     assert status_row.split()[:2] == ["broken", "PythonCodeNode"] and defined in status_row
-    message = usage_error(shell, capsys, "%kailash run")
+    capsys.readouterr()
+    message = str(shell.run_cell("%kailash run", store_history=True).error_in_exec)
     assert f"(defined in {defined})" in message
+    assert f"Cell {defined}, line 2, in broken" in capsys.readouterr().out

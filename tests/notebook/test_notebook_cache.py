@@ -14,6 +14,7 @@ import kailash_nb as kn
 from kailash_nb.notebook.cache import OutputCache, chain_keys
 from kailash_nb.notebook.failures import NodeRunError
 from kailash_nb.notebook.fingerprint import (
+    content_digest,
     fingerprint_function,
     fingerprint_value,
     global_names,
@@ -301,3 +302,100 @@ def test_async_runs_use_the_same_cache():
     calls.clear()
     result = asyncio.run(kn.run_async())
     assert calls == [] and set(result.states.values()) == {"cached"}
+
+
+# -- outputs changed in place ---------------------------------------------------------------
+def _mutating_pipeline(calls):
+    @kn.node
+    def load():
+        calls.append("load")
+        return [{"v": 1}, {"v": 2}]
+
+    @kn.node
+    def scale(load, factor=3):
+        calls.append("scale")
+        for r in load:
+            r["v"] *= factor
+        return [r["v"] for r in load]
+
+
+def test_a_node_mutating_its_input_never_changes_the_cached_output():
+    calls = Calls()
+    _mutating_pipeline(calls)
+    for factor in (3, 3, 3, 2, 3, 3):
+        assert kn.run(factor=factor).value("scale") == [factor, 2 * factor]
+    # load runs again after each run in which scale changed its rows in place.
+    assert calls == ["load", "scale", "load", "scale", "load", "scale", "load"]
+
+    @kn.node
+    def scale(load, factor=3):  # redefined: only its downstream reruns, on intact rows
+        for r in load:
+            r["v"] *= factor
+        return [r["v"] for r in load]
+
+    assert kn.run().value("scale") == [3, 6]
+    assert kn.run(no_cache=True).value("scale") == [3, 6]
+
+
+def test_run_async_keeps_the_cache_intact_too():
+    calls = Calls()
+    _mutating_pipeline(calls)
+    for factor in (3, 2, 3):
+        result = asyncio.run(kn.run_async(factor=factor))
+        assert result.value("scale") == [factor, 2 * factor]
+
+
+def test_a_result_changed_in_a_cell_is_not_reused():
+    calls = Calls()
+
+    @kn.node
+    def rows():
+        calls.append("rows")
+        return [1, 2]
+
+    first = kn.run()
+    assert kn.run().states == {"rows": "cached"}
+    first.value("rows").append(99)
+    again = kn.run()
+    assert again.states == {"rows": "completed"} and again.value("rows") == [1, 2]
+    assert calls == ["rows", "rows"]
+
+
+def test_outputs_that_cannot_be_digested_are_not_reused():
+    import threading
+
+    @kn.node
+    def lock():
+        return threading.Lock()
+
+    assert kn.run().states == {"lock": "completed"}
+    assert kn.run().states == {"lock": "completed"}
+
+
+def test_large_arrays_are_digested_by_content():
+    numpy = pytest.importorskip("numpy")
+    array = numpy.arange(1_000_000.0)  # pickled as an out-of-band buffer
+    digest = content_digest({"result": array})
+    assert digest is not None and digest == content_digest({"result": array.copy()})
+    array[5] = -1
+    assert content_digest({"result": array}) != digest
+
+
+def test_data_frames_are_digested_by_content():
+    pandas = pytest.importorskip("pandas")
+    frame = pandas.DataFrame({"id": range(1000), "name": [f"n{i}" for i in range(1000)]})
+    digest = content_digest({"result": frame})
+    assert digest is not None and digest == content_digest({"result": frame.copy()})
+    frame.loc[3, "name"] = "changed"
+    assert content_digest({"result": frame}) != digest
+
+
+def test_the_cache_drops_an_entry_changed_after_it_was_stored():
+    cache = OutputCache()
+    outputs = {"result": [1, 2]}
+    cache.store("n", "k", outputs)
+    assert cache.lookup("n", "k") is outputs
+    outputs["result"].append(3)
+    assert cache.lookup("n", "k") is None and "n" not in cache
+    cache.store("n", "k", {"result": 1}, digest=None)  # could not be digested
+    assert cache.lookup("n", "k") is None

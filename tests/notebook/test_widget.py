@@ -62,6 +62,7 @@ class NotebookView:
         self.states: dict[str, str] = {}
         self.durations: dict[str, float] = {}
         self.errors: dict[str, str] = {}
+        self.tracebacks: dict[str, str] = {}
         self.outputs: dict[str, str] = {}
         self.extra_info: dict[str, Any] = {}
 
@@ -119,6 +120,7 @@ class NotebookView:
             "error": self.errors.get(node_id),
             "output_preview": self.outputs.get(node_id),
             "cell": "In [3]",
+            "traceback": self.tracebacks.get(node_id),
             **self.extra_info,
         }
         return info  # type: ignore[return-value]
@@ -617,6 +619,7 @@ def test_click_message_round_trip(make_widget: Callable[..., GraphWidget]) -> No
     view.durations["b"] = 0.25
     view.errors["b"] = "ValueError: bad x"
     view.outputs["b"] = "{'result': 2}"
+    view.tracebacks["b"] = "Cell In [3], line 2, in f\n    x = bad()\nValueError: bad x"
     widget = make_widget(view)
     # What ipywidgets does with a comm message from model.send({type, node}).
     message = {"type": "select", "node": "b"}
@@ -632,6 +635,7 @@ def test_click_message_round_trip(make_widget: Callable[..., GraphWidget]) -> No
         "error": "ValueError: bad x",
         "output_preview": "{'result': 2}",
         "cell": "In [3]",
+        "traceback": "Cell In [3], line 2, in f\n    x = bad()\nValueError: bad x",
     }
     widget._handle_message(widget, {"type": "select", "node": "nope"}, [])
     assert widget.details == {}

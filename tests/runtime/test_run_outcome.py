@@ -122,3 +122,20 @@ def test_an_interrupted_inline_run_ends_cancelled():
     with pytest.raises(KeyboardInterrupt):
         LocalRuntime(event_bus=bus).execute(workflow)
     assert [event.state for event in events] == ["started", "cancelled"]
+
+
+def test_a_node_failure_keeps_its_exception_but_never_shows_it():
+    from kailash_nb.runtime.local import LocalRuntime
+    from kailash_nb.workflow.builder import WorkflowBuilder
+
+    builder = WorkflowBuilder()
+    builder.add_node("PythonCodeNode", "leaf", {"code": "result = 1 / 0"})
+    outcome = LocalRuntime().execute_outcome(builder.build())
+    (failure,) = outcome.failed_nodes
+    assert isinstance(failure.exception, ZeroDivisionError)
+    assert failure.exception.__traceback__ is not None
+    assert failure.public(with_message=True) == {
+        "node_id": "leaf",
+        "error_type": "ZeroDivisionError",
+        "error": "division by zero",
+    }
