@@ -81,8 +81,8 @@ class GraphWidget(anywidget.AnyWidget):
         insertion order); ``edges`` (list of ``{source, target, label, back}``, one
         per connected pair); ``size`` (``{width, height}``); ``details`` (the
         selected node: ``{id, type, state, parameters, duration, error,
-        output_preview, cell}``, plus ``traceback`` when the view's ``NodeInfo`` has
-        one, or ``{}``); ``edge_labels`` (bool); ``run_status``
+        output_preview, cell, traceback}``, or ``{}``; ``traceback`` is the last
+        failure's text, trimmed to the user's frames); ``edge_labels`` (bool); ``run_status``
         (``""`` before any run, ``running``, then the run's final status from
         ``kailash_nb.run_status``: a run in which any node failed is ``failed``).
     """
@@ -378,16 +378,9 @@ def _tail(value: Any, limit: int) -> str | None:
 
 
 def _details(node_id: str, info: NodeInfo, state: str) -> dict[str, Any]:
-    """The details panel of one node: only ``NodeInfo``'s fields, which the view masked.
-
-    ``traceback`` is passed on only when the view's ``NodeInfo`` has that key.
-    """
+    """The details panel of one node: only ``NodeInfo``'s fields, which the view masked."""
     duration = info.get("duration")
     parameters = info.get("parameters") or {}
-    fields: dict[str, Any] = dict(info)
-    extra = (
-        {"traceback": _tail(fields["traceback"], _MAX_TRACEBACK)} if "traceback" in fields else {}
-    )
     return {
         "id": node_id,
         "type": str(info.get("type", "")),
@@ -397,5 +390,5 @@ def _details(node_id: str, info: NodeInfo, state: str) -> dict[str, Any]:
         "error": _text(info.get("error")),
         "output_preview": _text(info.get("output_preview")),
         "cell": _text(info.get("cell")),
-        **extra,
+        "traceback": _tail(info.get("traceback"), _MAX_TRACEBACK),
     }
