@@ -26,11 +26,13 @@ __all__ = [
     "DATABASE_TYPES",
     "FETCH_MODES",
     "RESULT_FORMATS",
+    "SQLALCHEMY_POOL_SIZE",
     "SQL_URL_ENV",
     "KailashConnection",
     "SQLNodeCore",
     "SQLRequest",
     "kailash_connection",
+    "pool_setting",
     "pooled_url",
     "positional_to_named",
 ]
@@ -41,6 +43,8 @@ FETCH_MODES = ("one", "all", "many", "none")
 RESULT_FORMATS = ("dict", "list")
 #: Kailash's ``database_type`` values.
 DATABASE_TYPES = ("postgresql", "mysql", "sqlite")
+#: SQLAlchemy's default ``pool_size``.
+SQLALCHEMY_POOL_SIZE = 5
 #: Kailash's connection parameters, from which the URL is built.
 CONNECTION_KEYS = ("database_type", "host", "port", "database", "user", "password")
 
@@ -107,8 +111,8 @@ def kailash_connection(config: dict[str, Any], label: str) -> KailashConnection:
                 f"{database_type!r:.60}"
             )
         database_type = database_type.lower()
-    pool_size = _pool_setting(config, "pool_size", label)
-    max_pool_size = _pool_setting(config, "max_pool_size", label)
+    pool_size = pool_setting(config, "pool_size", label)
+    max_pool_size = pool_setting(config, "max_pool_size", label)
     if pool_size is not None and max_pool_size is not None and max_pool_size < pool_size:
         raise NodeConfigurationError(
             f"{label}: max_pool_size ({max_pool_size}) must be at least pool_size ({pool_size})"
@@ -168,14 +172,19 @@ def kailash_connection(config: dict[str, Any], label: str) -> KailashConnection:
     return KailashConnection(url, database_type, pool_size, max_pool_size)
 
 
-def _pool_setting(config: dict[str, Any], key: str, label: str) -> int | None:
+def pool_setting(config: dict[str, Any], key: str, label: str, least: int = 1) -> int | None:
+    """``config[key]`` as an int >= ``least`` (digits in a string accepted), or ``None``.
+
+    Raises:
+        NodeConfigurationError: anything else.
+    """
     value = config.get(key)
     if value is None:
         return None
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise NodeConfigurationError(f"{label}: {key} must be an int >= 1, got {value!r:.40}")
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise NodeConfigurationError(f"{label}: {key} must be an int >= {least}, got {value!r:.40}")
     return value
 
 
@@ -189,13 +198,9 @@ def pooled_url(url: URL, pool_size: int | None, max_pool_size: int | None) -> UR
     if pool_size is None and max_pool_size is None:
         return url
     if pool_size is None:
-        pool_size = min(_SQLALCHEMY_POOL_SIZE, max_pool_size)  # type: ignore[type-var]
+        pool_size = min(SQLALCHEMY_POOL_SIZE, max_pool_size)  # type: ignore[type-var]
     overflow = None if max_pool_size is None else max_pool_size - pool_size
     return parse_url(with_pool_size(url, pool_size, max_overflow=overflow))
-
-
-#: SQLAlchemy's default ``pool_size``.
-_SQLALCHEMY_POOL_SIZE = 5
 
 
 class SQLNodeCore:

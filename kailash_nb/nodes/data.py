@@ -20,9 +20,11 @@ from typing import Any
 from kailash_nb.nodes._files import FileNode, TextFileNode, reading_encoding, write_atomically
 from kailash_nb.nodes._sql import (
     SQL_URL_ENV,
+    SQLALCHEMY_POOL_SIZE,
     KailashConnection,
     SQLNodeCore,
     kailash_connection,
+    pool_setting,
     pooled_url,
 )
 from kailash_nb.nodes.base_async import AsyncNode
@@ -334,22 +336,55 @@ class SQLDatabaseNode(SQLNodeCore, Node):
     Outputs ``{"data": ..., "row_count": n, "columns": [...]}``, as Kailash's
     ``SQLDatabaseNode``: ``row_count`` is the number of rows returned, or affected for
     statements that return none (``0`` if the driver cannot tell); ``columns`` names
-    the result columns (``[]`` for none).
+    the result columns (``[]`` for none). Kailash's ``execution_time`` is left out (it
+    would make equal runs differ; run events carry each node's duration).
+
+    As in Kailash, ``parameters`` is another name for ``params``, and the config may
+    set the engine's ``pool_size`` and ``max_overflow`` (SQLAlchemy's own meaning).
     """
 
     __doc__ = (__doc__ or "").rstrip() + "\n" + _SQL_DOC
+
+    config_only_keys = frozenset({"pool_size", "max_overflow"})
+
+    def get_parameters(self) -> dict[str, NodeParameter]:
+        """The SQL node inputs plus Kailash's ``parameters``."""
+        parameters = super().get_parameters()
+        parameters["parameters"] = _parameter(
+            "parameters", None, text="Kailash's name for params (give one of the two)"
+        )
+        return parameters
+
+    def _prepare(self) -> None:
+        super()._prepare()
+        label = self._label()
+        self._pool_size = pool_setting(self.config, "pool_size", label)
+        self._max_overflow = pool_setting(self.config, "max_overflow", label, least=0)
 
     def run(self, **kwargs: Any) -> dict[str, Any]:
         """Execute the statement; see the class docstring."""
         from sqlalchemy import exc as sa_exc
 
-        from kailash_nb.store.database import get_engine
+        from kailash_nb.store.database import get_engine, with_pool_size
 
+        parameters = kwargs.pop("parameters", None)
+        if parameters is not None:
+            if kwargs.get("params") is not None:
+                raise NodeValidationError(
+                    f"{self._label()}: give the bind values as 'params' or as 'parameters' "
+                    "(Kailash's name), not both"
+                )
+            kwargs["params"] = parameters
         request = self.sql_request(**kwargs)
         if request.params == []:
             return self.shape(None, request.fetch_mode)
+        url = request.url
+        if self._pool_size is not None or self._max_overflow is not None:
+            url = with_pool_size(
+                url, self._pool_size or SQLALCHEMY_POOL_SIZE, max_overflow=self._max_overflow
+            )
         try:
-            engine = get_engine(request.url)
+            engine = get_engine(url)
             if request.transaction:
                 connection = engine.begin()
             else:

@@ -202,7 +202,9 @@ def test_code_and_query_overrides_are_refused():
     assert settable_inputs(workflow) == {
         "compute": frozenset({"a", "b"}),
         "reader": frozenset({"result"}),
-        "sql": frozenset({"fetch_mode", "fetch_size", "params", "result_format", "transaction"}),
+        "sql": frozenset(
+            {"fetch_mode", "fetch_size", "params", "parameters", "result_format", "transaction"}
+        ),
     }
     check = validator(workflow_input_schema(workflow))
     assert check.is_valid({"compute": {"a": 2}})

@@ -734,3 +734,63 @@ def test_timeout_must_be_positive(timeout):
     node = AsyncSQLDatabaseNode(id="db", connection_string="sqlite://")
     with pytest.raises(NodeValidationError, match="timeout must be > 0"):
         node.execute(query="SELECT 1", timeout=timeout)
+
+
+# -- Kailash's SQLDatabaseNode options ------------------------------------------------------
+
+
+def test_sync_node_takes_kailash_parameters_and_returns_its_flat_shape(database_url, table):
+    """Values as Kailash 2.65's SQLDatabaseNode gives them (its execution_time left out)."""
+    node = SQLDatabaseNode(connection_string=database_url)
+    inserted = node.execute(
+        query=f"INSERT INTO {table} (id, name, qty) VALUES (?, ?, ?)", parameters=[2, "b", 1]
+    )
+    assert inserted == {"data": [], "row_count": 1, "columns": []}
+    node.execute(
+        query=f"INSERT INTO {table} (id, name, qty) VALUES (:id, :name, :qty)",
+        parameters={"id": 1, "name": "a", "qty": 1},
+    )
+    updated = node.execute(query=f"UPDATE {table} SET name = name || 'x'")
+    assert updated == {"data": [], "row_count": 2, "columns": []}
+    selected = node.execute(query=f"SELECT id, name FROM {table} ORDER BY id")
+    assert selected == {
+        "data": [{"id": 1, "name": "ax"}, {"id": 2, "name": "bx"}],
+        "row_count": 2,
+        "columns": ["id", "name"],
+    }
+    empty = node.execute(query=f"SELECT id, name FROM {table} WHERE id = 9")
+    assert empty == {"data": [], "row_count": 0, "columns": ["id", "name"]}
+
+
+def test_sync_node_refuses_params_and_parameters_together():
+    node = SQLDatabaseNode(id="db", connection_string="sqlite://")
+    with pytest.raises(NodeValidationError, match=r"node 'db'.*not both"):
+        node.execute(query="SELECT :a", params={"a": 1}, parameters={"a": 2})
+
+
+def test_sync_pool_size_and_max_overflow_shape_the_engine_pool(database_url, monkeypatch):
+    engines = []
+    real_get_engine = store_database.get_engine
+
+    def spy(url):
+        engines.append(real_get_engine(url))
+        return engines[-1]
+
+    monkeypatch.setattr(store_database, "get_engine", spy)
+    node = SQLDatabaseNode(connection_string=database_url, pool_size=2, max_overflow="3")
+    assert node.execute(query="SELECT 1 AS one")["data"] == [{"one": 1}]
+    assert (engines[0].pool.size(), engines[0].pool._max_overflow) == (2, 3)
+    assert not engines[0].url.query
+
+
+@pytest.mark.parametrize(
+    ("config", "problem"),
+    [
+        ({"pool_size": 0}, "pool_size must be an int >= 1"),
+        ({"max_overflow": -1}, "max_overflow must be an int >= 0"),
+        ({"pool_recycle": 60}, "has no parameter 'pool_recycle'"),
+    ],
+)
+def test_sync_bad_pool_options_fail_at_build(config, problem):
+    with pytest.raises(NodeConfigurationError, match=problem):
+        SQLDatabaseNode(id="db", connection_string="sqlite://", **config)
