@@ -223,7 +223,10 @@ class SQLNodeCore:
             "params": NodeParameter(
                 name="params",
                 required=False,
-                description="bind parameters: a dict, or a list of dicts to execute many",
+                description=(
+                    "bind parameters: a dict, a list of dicts to execute many, or a list of "
+                    "values for positional placeholders"
+                ),
             ),
             "fetch_mode": NodeParameter(
                 name="fetch_mode",
