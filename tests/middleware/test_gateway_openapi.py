@@ -225,6 +225,23 @@ def test_code_and_query_overrides_are_refused():
         check_caller_parameters(workflow, [1])
 
 
+def test_optional_code_inputs_are_settable_but_never_required():
+    """A name the code guards with try/except NameError may be sent, need not be, and
+    publishes no default: left out, the code finds it undefined."""
+    builder = WorkflowBuilder()
+    code = "try:\n    v = value\nexcept NameError:\n    v = 0\nresult = v + x"
+    builder.add_node("PythonCodeNode", "n", {"code": code})
+    workflow = builder.build()
+    assert settable_inputs(workflow)["n"] == frozenset({"value", "x"})
+    schema = workflow_input_schema(workflow)
+    assert "default" not in schema["properties"]["n"]["properties"]["value"]
+    check = validator(schema)
+    assert check.is_valid({"n": {"x": 1}})
+    assert check.is_valid({"n": {"x": 1, "value": 2}})
+    assert check.is_valid({"x": 1, "value": 2})
+    assert not check.is_valid({"n": {"value": 2}})
+
+
 def test_workflow_level_name_is_refused_when_one_declaring_node_forbids_it():
     builder = WorkflowBuilder()
     builder.add_node("PythonCodeNode", "echo", {"code": "result = query"})
