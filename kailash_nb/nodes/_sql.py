@@ -478,8 +478,8 @@ _POSITIONAL = re.compile(
 
 def positional_to_named(query: str, values: list[Any]) -> tuple[str, dict[str, Any]]:
     """``query`` with its positional placeholders (``?``, ``$1``... or ``%s``, outside
-    string literals, quoted identifiers and comments) made ``:p0``, ``:p1``..., and the
-    values keyed by those names.
+    string literals, quoted identifiers and comments) made ``:p0``, ``:p1``... (``(:p0)``
+    before a ``::type`` cast), and the values keyed by those names.
 
     Raises:
         ValueError: placeholders and values do not match one to one.
@@ -502,6 +502,9 @@ def positional_to_named(query: str, values: list[Any]) -> tuple[str, dict[str, A
                 "in params"
             )
         used.add(index)
+        if query.startswith("::", match.end()):
+            # ":p0::int" is no bind parameter to SQLAlchemy; "(:p0)::int" is.
+            return f"(:p{index})"
         return f":p{index}"
 
     named = _POSITIONAL.sub(replace, query)

@@ -200,6 +200,15 @@ def test_positional_params_are_bound_like_kailash(node_class, database_url, tabl
         assert ":p0" in result["result"]["query"]
 
 
+@pytest.mark.postgres
+@pytest.mark.parametrize("node_type", [SQLDatabaseNode, AsyncSQLDatabaseNode])
+def test_positional_placeholder_before_a_cast(pg_url, node_type):
+    result = node_type(connection_string=pg_url).execute(
+        query="SELECT $1::int + 1 AS v, $2::text AS t", params=["41", 7]
+    )
+    assert _core(node_type, result)["data"] == [{"v": 42, "t": "7"}]
+
+
 @pytest.mark.parametrize(("query", "params"), [("SELECT ?", [1, 2]), ("SELECT ?, ?", [1])])
 def test_positional_params_must_match_the_placeholders(node_class, query, params):
     node = node_class(id="db", connection_string="sqlite://")
