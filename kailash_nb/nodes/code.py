@@ -3,6 +3,14 @@
 ``PythonCodeNode(code="result = x + 1")`` runs the snippet with its inputs as
 variables and returns ``{"result": ...}``. The inputs it needs are read off the code
 (names it uses but never assigns), so a missing one fails before the run starts.
+Names the code is ready to find undefined are optional inputs, as in Kailash::
+
+    try:
+        total = total          # cycle state: undefined on the first iteration
+    except NameError:
+        total = 0
+    limit = locals().get("limit", 10)
+
 The snippet is compiled once, when the node is built.
 
 Code nodes run trusted code with the full Python builtins: they are for the
@@ -89,10 +97,20 @@ def _snippet_scope(
     return scope, tuple(inputs)
 
 
+_REQUIRED_INPUT = "read by the code"
+_OPTIONAL_INPUT = "read by the code if given (it is ready to find the name undefined)"
+
+
 @functools.lru_cache(maxsize=2048)
-def _untyped_parameters(names: tuple[str, ...]) -> dict[str, NodeParameter]:
+def _untyped_parameters(
+    names: tuple[str, ...], optional: frozenset[str]
+) -> dict[str, NodeParameter]:
     return {
-        name: NodeParameter(name=name, required=True, description="read by the code")
+        name: NodeParameter(
+            name=name,
+            required=name not in optional,
+            description=_OPTIONAL_INPUT if name in optional else _REQUIRED_INPUT,
+        )
         for name in names
     }
 
@@ -108,6 +126,10 @@ class _CodeRunner:
         if name is not None:
             config["name"] = name
         super().__init__(**config)
+        # An optional input nobody gives stays undefined, so the snippet's
+        # ``except NameError`` branch (or its ``locals()`` check) sees it missing.
+        for optional in self._optional_names - self.config.keys():
+            self._base_kwargs.pop(optional, None)
 
     def _prepare(self) -> None:
         config = self.config
@@ -161,9 +183,12 @@ class _CodeRunner:
         self._code = analysis.code
         self._bounded = analysis.bounded
         self._bound_names = analysis.bound_names
-        self._globals, self._input_names = _snippet_scope(
+        self._globals, inputs = _snippet_scope(
             analysis.free_names, self._PRELOADED | self._extra_modules
         )
+        optional = tuple(name for name in analysis.optional_names if name not in self._globals)
+        self._input_names = inputs + tuple(name for name in optional if name not in inputs)
+        self._optional_names = frozenset(optional)
         self._function = None
 
     _PRELOADED: ClassVar[frozenset[str]] = _PRELOADED_MODULES
@@ -174,6 +199,7 @@ class _CodeRunner:
         self._function = function
         self._code = None
         self._bounded = False
+        self._optional_names = frozenset()
         try:
             # Resolve postponed (string) annotations so they can be coerced.
             self._signature = inspect.signature(function, eval_str=True)
@@ -196,16 +222,22 @@ class _CodeRunner:
         return self._bounded
 
     def get_parameters(self) -> dict[str, NodeParameter]:
-        """Inputs read off the code's free names, or off the function's signature."""
+        """Inputs read off the code's free names, or off the function's signature.
+
+        A name the code is ready to find undefined (read under ``try``/``except
+        NameError``, copied onto itself there, or looked up with ``locals().get``,
+        ``"x" in locals()`` and the like) is an optional input: not required, and
+        left undefined when nothing gives it."""
         if self._function is None:
+            optional = self._optional_names
             if not self._input_types:
-                return dict(_untyped_parameters(self._input_names))
+                return dict(_untyped_parameters(self._input_names, optional))
             return {
                 name: NodeParameter(
                     name=name,
                     type=self._input_types.get(name, Any),
-                    required=True,
-                    description="read by the code",
+                    required=name not in optional,
+                    description=_OPTIONAL_INPUT if name in optional else _REQUIRED_INPUT,
                 )
                 for name in self._input_names
             }

@@ -18,11 +18,23 @@ import json
 from typing import Any
 
 from kailash_nb.nodes._files import FileNode, TextFileNode, reading_encoding, write_atomically
-from kailash_nb.nodes._sql import SQL_URL_ENV, SQLNodeCore
+from kailash_nb.nodes._sql import (
+    SQL_URL_ENV,
+    SQLALCHEMY_POOL_SIZE,
+    KailashConnection,
+    SQLNodeCore,
+    kailash_connection,
+    pool_setting,
+    pooled_url,
+)
 from kailash_nb.nodes.base_async import AsyncNode
 from kailash_nb.nodes.node import Node, NodeParameter
 from kailash_nb.nodes.registry import register_node
-from kailash_nb.sdk_exceptions import NodeExecutionError, NodeValidationError
+from kailash_nb.sdk_exceptions import (
+    NodeConfigurationError,
+    NodeExecutionError,
+    NodeValidationError,
+)
 
 __all__ = [
     "SQL_URL_ENV",
@@ -285,18 +297,20 @@ _SQL_DOC = """
             password out of workflow definitions.
         query: one SQL statement; values go in ``:name`` placeholders, never in the text.
         params: a dict of bind values, or a list of dicts to run the statement once per
-            dict (executemany; an empty list runs nothing).
+            dict (executemany; an empty list runs nothing), or a list of plain values
+            for positional placeholders ``?``, ``$1`` or ``%s`` (bound, never pasted).
         fetch_mode: ``"all"`` (list of row dicts, default), ``"one"`` (first row dict or
-            ``None``) or ``"none"`` (``None``).
+            ``None``), ``"many"`` (the first ``fetch_size`` rows) or ``"none"``
+            (``None``).
+        fetch_size: rows to fetch in ``"many"`` mode (an int >= 1).
+        result_format: ``"dict"`` (default) rows keyed by column, or ``"list"`` rows
+            holding the values in column order.
         transaction: ``True`` (default) commits on success and rolls back on error, so an
             executemany that fails half way writes nothing. ``False`` autocommits, for
             statements such as ``VACUUM`` that refuse a transaction; a failing
             executemany may then leave the rows before the failure (SQLite) or none
             (PostgreSQL sends the batch as one pipeline).
 
-    Outputs ``{"data": ..., "row_count": n, "columns": [...]}``: ``row_count`` is the
-    number of rows returned, or affected for statements that return none (``0`` if the
-    driver cannot tell); ``columns`` names the result columns (``[]`` for none).
 
     Raises:
         NodeConfigurationError: unknown ``fetch_mode`` or malformed URL in the config.
@@ -318,32 +332,76 @@ class SQLDatabaseNode(SQLNodeCore, Node):
         SQLDatabaseNode(connection_string="sqlite:///app.db").execute(
             query="SELECT name FROM users WHERE id = :id", params={"id": 7}, fetch_mode="one"
         )  # {"data": {"name": "Ada"}, "row_count": 1, "columns": ["name"]}
+
+    Outputs ``{"data": ..., "row_count": n, "columns": [...]}``, as Kailash's
+    ``SQLDatabaseNode``: ``row_count`` is the number of rows returned, or affected for
+    statements that return none (``0`` if the driver cannot tell); ``columns`` names
+    the result columns (``[]`` for none). Kailash's ``execution_time`` is left out (it
+    would make equal runs differ; run events carry each node's duration).
+
+    As in Kailash, ``parameters`` is another name for ``params``, and the config may
+    set the engine's ``pool_size`` and ``max_overflow`` (SQLAlchemy's own meaning).
     """
 
     __doc__ = (__doc__ or "").rstrip() + "\n" + _SQL_DOC
+
+    config_only_keys = frozenset({"pool_size", "max_overflow"})
+
+    def get_parameters(self) -> dict[str, NodeParameter]:
+        """The SQL node inputs plus Kailash's ``parameters``."""
+        parameters = super().get_parameters()
+        parameters["parameters"] = _parameter(
+            "parameters", None, text="Kailash's name for params (give one of the two)"
+        )
+        return parameters
+
+    def _prepare(self) -> None:
+        super()._prepare()
+        label = self._label()
+        self._pool_size = pool_setting(self.config, "pool_size", label)
+        self._max_overflow = pool_setting(self.config, "max_overflow", label, least=0)
 
     def run(self, **kwargs: Any) -> dict[str, Any]:
         """Execute the statement; see the class docstring."""
         from sqlalchemy import exc as sa_exc
 
-        from kailash_nb.store.database import get_engine
+        from kailash_nb.store.database import get_engine, with_pool_size
 
+        parameters = kwargs.pop("parameters", None)
+        if parameters is not None:
+            if kwargs.get("params") is not None:
+                raise NodeValidationError(
+                    f"{self._label()}: give the bind values as 'params' or as 'parameters' "
+                    "(Kailash's name), not both"
+                )
+            kwargs["params"] = parameters
         request = self.sql_request(**kwargs)
         if request.params == []:
             return self.shape(None, request.fetch_mode)
+        url = request.url
+        if self._pool_size is not None or self._max_overflow is not None:
+            url = with_pool_size(
+                url, self._pool_size or SQLALCHEMY_POOL_SIZE, max_overflow=self._max_overflow
+            )
         try:
-            engine = get_engine(request.url)
+            engine = get_engine(url)
             if request.transaction:
                 connection = engine.begin()
             else:
                 connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             with connection as conn:
                 result = conn.execute(request.statement, request.params)
-                return self.shape(result, request.fetch_mode)
+                return self.shape(
+                    result, request.fetch_mode, request.fetch_size, request.result_format
+                )
         except ImportError as exc:
             raise self.driver_error(exc, request.url) from None
         except sa_exc.SQLAlchemyError as exc:
             raise self.database_error(exc, request.url) from getattr(exc, "orig", None)
+
+
+#: Kailash ``transaction_mode`` values and the ``transaction`` flag each one means.
+_TRANSACTION_MODES = {"auto": True, "none": False}
 
 
 @register_node()
@@ -351,31 +409,153 @@ class AsyncSQLDatabaseNode(SQLNodeCore, AsyncNode):
     """Run one SQL statement on a pooled async connection (SQLAlchemy 2 asyncio).
 
     ``add_node("AsyncSQLDatabaseNode", "db", {})`` builds; the URL and query can come
-    at run time. ``await node.execute_async(query=...)`` runs it on its own.
+    at run time. ``await node.execute_async(query=...)`` runs it on its own. Kailash's
+    connection parameters build the URL instead of ``connection_string``::
+
+        AsyncSQLDatabaseNode(
+            database_type="postgresql", host="db", port=5432, database="app",
+            user="app", password=secret, pool_size=5, max_pool_size=20,
+            query="SELECT id, name FROM users",
+        )
+
+    Outputs Kailash's async shape, ``{"result": {"data": ..., "row_count": n,
+    "columns": [...], "query": text, "database_type": kind, "format": result_format}}``.
+    ``data`` holds the rows (``"all"``, ``"many"``), the first row or ``None``
+    (``"one"``), or ``None`` (``"none"``); a statement that returns no rows gives
+    ``[{"rows_affected": n}]`` when it changes rows (``INSERT``, ``UPDATE``,
+    ``DELETE``) and ``[]`` otherwise (``CREATE TABLE``). ``row_count`` is the number of
+    rows returned, or affected; ``query`` is the statement as run; ``database_type`` is
+    ``"postgresql"``, ``"mysql"`` or ``"sqlite"``.
+
+    Kailash's connection parameters go in the config only, never in run-time inputs,
+    so no caller can point the node elsewhere:
+
+    - ``database_type``: ``"postgresql"`` (default, as in Kailash), ``"mysql"`` (needs
+      the ``kailash-nb[mysql]`` extra) or ``"sqlite"``.
+    - ``host``, ``port``, ``database``, ``user``, ``password``: the server; for SQLite
+      ``database`` is the file path (or ``":memory:"``). A ``connection_string`` wins
+      over them. The password is a secret: never shown in errors, definitions, events
+      or logs.
+    - ``pool_size``: connections the pool keeps (SQLAlchemy's ``pool_size``);
+      ``max_pool_size``: connections open at most (``pool_size`` plus SQLAlchemy's
+      ``max_overflow``).
+    - ``transaction_mode``: Kailash's ``"auto"`` (``transaction=True``) or ``"none"``
+      (``transaction=False``); ``"manual"`` is refused.
+    - ``allow_admin=True`` and ``validate_queries=False`` are accepted: kailash_nb never
+      screens statement text (values are always bound), so ``allow_admin=False`` and
+      ``validate_queries=True`` are refused rather than pretended.
+
+    The ``timeout`` input is the seconds the statement may run (``None``: no limit);
+    past it the statement is cancelled, its transaction rolled back, and the node fails.
     """
 
     __doc__ = (__doc__ or "").rstrip() + "\n" + _SQL_DOC
 
+    config_only_keys = frozenset(
+        {
+            "database_type",
+            "host",
+            "port",
+            "database",
+            "user",
+            "password",
+            "pool_size",
+            "max_pool_size",
+            "transaction_mode",
+            "allow_admin",
+            "validate_queries",
+        }
+    )
+
+    def get_parameters(self) -> dict[str, NodeParameter]:
+        """The SQL node inputs plus ``timeout``."""
+        parameters = super().get_parameters()
+        parameters["timeout"] = _parameter(
+            "timeout", float, text="seconds the statement may run; None: no limit"
+        )
+        return parameters
+
+    def _prepare(self) -> None:
+        super()._prepare()
+        config = self.config
+        label = self._label()
+        mode = config.get("transaction_mode")
+        if mode is not None:
+            if mode not in _TRANSACTION_MODES:
+                raise NodeConfigurationError(
+                    f"{label}: transaction_mode must be 'auto' or 'none', got {mode!r:.40} "
+                    "('manual' transactions spanning several nodes are not supported)"
+                )
+            transaction = config.get("transaction")
+            if transaction is not None and transaction is not _TRANSACTION_MODES[mode]:
+                raise NodeConfigurationError(
+                    f"{label}: transaction={transaction!r} contradicts transaction_mode={mode!r}"
+                )
+            config["transaction"] = _TRANSACTION_MODES[mode]
+        for key, accepted in (("allow_admin", True), ("validate_queries", False)):
+            value = config.get(key)
+            if value is not None and value is not accepted:
+                raise NodeConfigurationError(
+                    f"{label}: {key}={value!r} is not supported: kailash_nb does not screen "
+                    "SQL text (values always go in bound parameters); remove the option"
+                )
+        self._connection: KailashConnection = kailash_connection(config, label)
+
     async def async_run(self, **kwargs: Any) -> dict[str, Any]:
         """Execute the statement; see the class docstring."""
+        import asyncio
+
         from sqlalchemy import exc as sa_exc
 
         from kailash_nb.store.database import get_async_engine
 
-        request = self.sql_request(**kwargs)
+        timeout = kwargs.pop("timeout", None)
+        if timeout is not None and (isinstance(timeout, bool) or timeout <= 0):
+            raise NodeValidationError(f"{self._label()}: timeout must be > 0, got {timeout!r}")
+        settings = self._connection
+        request = self.sql_request(**kwargs, default_url=settings.url)
+        url = pooled_url(request.url, settings.pool_size, settings.max_pool_size)
         if request.params == []:
-            return self.shape(None, request.fetch_mode)
+            return self._kailash_shape(self.shape(None, request.fetch_mode), request)
         try:
-            engine = get_async_engine(request.url)
-            if request.transaction:
-                async with engine.begin() as conn:
-                    result = await conn.execute(request.statement, request.params)
-                    return self.shape(result, request.fetch_mode)
-            async with engine.connect() as conn:
-                await conn.execution_options(isolation_level="AUTOCOMMIT")
-                result = await conn.execute(request.statement, request.params)
-                return self.shape(result, request.fetch_mode)
+            engine = get_async_engine(url)
+            shaped = await asyncio.wait_for(self._execute(engine, request), timeout)
+        except asyncio.TimeoutError:
+            raise NodeExecutionError(
+                f"{self._label()}: the statement ran longer than its timeout of {timeout} s "
+                "and was cancelled (its transaction rolled back)"
+            ) from None
         except ImportError as exc:
             raise self.driver_error(exc, request.url) from None
         except sa_exc.SQLAlchemyError as exc:
             raise self.database_error(exc, request.url) from getattr(exc, "orig", None)
+        return self._kailash_shape(shaped, request)
+
+    async def _execute(self, engine: Any, request: Any) -> dict[str, Any]:
+        if request.transaction:
+            async with engine.begin() as conn:
+                result = await conn.execute(request.statement, request.params)
+                return self._shaped(result, request)
+        async with engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            result = await conn.execute(request.statement, request.params)
+            return self._shaped(result, request)
+
+    def _shaped(self, result: Any, request: Any) -> dict[str, Any]:
+        shaped = self.shape(result, request.fetch_mode, request.fetch_size, request.result_format)
+        if not result.returns_rows and result.rowcount >= 0 and request.fetch_mode != "none":
+            # A statement that changed rows, as Kailash reports it.
+            shaped["data"] = [{"rows_affected": result.rowcount}]
+        return shaped
+
+    @staticmethod
+    def _kailash_shape(shaped: dict[str, Any], request: Any) -> dict[str, Any]:
+        backend = request.url.get_backend_name()
+        return {
+            "result": {
+                **shaped,
+                "query": request.query,
+                "database_type": "postgresql" if backend == "postgres" else backend,
+                "format": request.result_format,
+            }
+        }

@@ -5,8 +5,9 @@ an SQLite file in the user's data directory is used. SQLite connections run in
 WAL mode with a busy timeout so several processes can write; ``sqlite:///:memory:``
 shares one connection so every user sees the same database.
 
-A URL may carry the pool size as the query parameter ``kailash_nb_pool_size``
-(:func:`with_pool_size`); it is read here and never reaches the database driver::
+A URL may carry the pool size as the query parameter ``kailash_nb_pool_size`` and
+the connections allowed beyond it as ``kailash_nb_max_overflow``
+(:func:`with_pool_size`); they are read here and never reach the database driver::
 
     engine = get_engine(with_pool_size("postgresql://app@db/app", 50))
     engine.pool.size()  # 50
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
 __all__ = [
+    "MAX_OVERFLOW_PARAMETER",
     "POOL_SIZE_PARAMETER",
     "SQLITE_BUSY_TIMEOUT_MS",
     "close_pooled_connections",
@@ -53,6 +55,8 @@ __all__ = [
 SQLITE_BUSY_TIMEOUT_MS = 5000
 #: URL query parameter naming the engine's connection pool size.
 POOL_SIZE_PARAMETER = "kailash_nb_pool_size"
+#: URL query parameter naming how many connections the pool may open beyond its size.
+MAX_OVERFLOW_PARAMETER = "kailash_nb_max_overflow"
 
 _lock = threading.Lock()
 _engines: dict[str, Engine] = {}
@@ -83,20 +87,28 @@ def _is_memory(url: URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
 
-def with_pool_size(url: str | URL, pool_size: int) -> str:
-    """``url`` carrying ``pool_size`` as the size of its engine's connection pool.
+def with_pool_size(url: str | URL, pool_size: int, *, max_overflow: int | None = None) -> str:
+    """``url`` carrying ``pool_size`` as the size of its engine's connection pool, and
+    ``max_overflow`` (if given) as the connections it may open beyond that size.
 
     An in-memory SQLite URL is returned unchanged: its engine shares one connection.
 
     Raises:
-        ValueError: ``pool_size`` is not an int >= 1.
+        ValueError: ``pool_size`` is not an int >= 1, or ``max_overflow`` not an int >= 0.
         StoreConfigurationError: ``url`` is not a database URL.
     """
     _check_pool_size(pool_size, "pool_size")
+    if max_overflow is not None and (
+        isinstance(max_overflow, bool) or not isinstance(max_overflow, int) or max_overflow < 0
+    ):
+        raise ValueError(f"max_overflow must be an int >= 0, got {max_overflow!r}")
     parsed = parse_url(url)
     if _is_memory(parsed):
         return url if isinstance(url, str) else parsed.render_as_string(hide_password=False)
-    parsed = parsed.update_query_dict({POOL_SIZE_PARAMETER: str(pool_size)})
+    settings = {POOL_SIZE_PARAMETER: str(pool_size)}
+    if max_overflow is not None:
+        settings[MAX_OVERFLOW_PARAMETER] = str(max_overflow)
+    parsed = parsed.update_query_dict(settings)
     return parsed.render_as_string(hide_password=False)
 
 
@@ -106,23 +118,32 @@ def _check_pool_size(value: object, where: str) -> int:
     return value
 
 
-def _split_pool_size(url: URL) -> tuple[URL, int | None]:
-    """``url`` without the pool size parameter, and the size it carried."""
-    raw = url.query.get(POOL_SIZE_PARAMETER)
-    if raw is None:
-        return url, None
-    text = raw if isinstance(raw, str) else raw[-1]
-    if not text.isdigit() or int(text) < 1:
-        raise StoreConfigurationError(
-            f"{POOL_SIZE_PARAMETER}={text!r:.40} in {redact_url(url)!r} must be an int >= 1"
-        )
-    return url.difference_update_query([POOL_SIZE_PARAMETER]), int(text)
+def _split_pool_size(url: URL) -> tuple[URL, dict[str, int]]:
+    """``url`` without the pool parameters, and the pool options they carried
+    (``pool_size``, ``max_overflow``)."""
+    options: dict[str, int] = {}
+    for parameter, option, least in (
+        (POOL_SIZE_PARAMETER, "pool_size", 1),
+        (MAX_OVERFLOW_PARAMETER, "max_overflow", 0),
+    ):
+        raw = url.query.get(parameter)
+        if raw is None:
+            continue
+        text = raw if isinstance(raw, str) else raw[-1]
+        if not text.isdigit() or int(text) < least:
+            raise StoreConfigurationError(
+                f"{parameter}={text!r:.40} in {redact_url(url)!r} must be an int >= {least}"
+            )
+        options[option] = int(text)
+    if options:
+        url = url.difference_update_query([POOL_SIZE_PARAMETER, MAX_OVERFLOW_PARAMETER])
+    return url, options
 
 
-def _engine_options(url: URL, pool_size: int | None = None) -> dict[str, Any]:
+def _engine_options(url: URL, pool: dict[str, int] | None = None) -> dict[str, Any]:
     options: dict[str, Any] = {}
-    if pool_size is not None and not _is_memory(url):
-        options["pool_size"] = pool_size
+    if pool and not _is_memory(url):
+        options.update(pool)
     if url.get_backend_name() != "sqlite":
         options["pool_pre_ping"] = True
         return options
@@ -152,8 +173,8 @@ def create_engine(url: str | URL | None = None, **options: Any) -> Engine:
     Raises:
         StoreConfigurationError: a bad URL or pool size parameter.
     """
-    parsed, pool_size = _split_pool_size(sync_url(url if url is not None else default_url()))
-    engine = sa.create_engine(parsed, **{**_engine_options(parsed, pool_size), **options})
+    parsed, pool = _split_pool_size(sync_url(url if url is not None else default_url()))
+    engine = sa.create_engine(parsed, **{**_engine_options(parsed, pool), **options})
     if parsed.get_backend_name() == "sqlite":
         _tune_sqlite(engine, parsed)
     return engine
@@ -179,13 +200,13 @@ def get_async_engine(url: str | URL) -> AsyncEngine:
 
     parsed = async_url(parse_url(url))
     key = parsed.render_as_string(hide_password=False)
-    parsed, pool_size = _split_pool_size(parsed)
+    parsed, pool = _split_pool_size(parsed)
     loop = asyncio.get_running_loop()
     with _lock:
         engines = _async_engines.setdefault(loop, {})
         engine = engines.get(key)
         if engine is None:
-            engine = create_async_engine(parsed, **_engine_options(parsed, pool_size))
+            engine = create_async_engine(parsed, **_engine_options(parsed, pool))
             if parsed.get_backend_name() == "sqlite":
                 _tune_sqlite(engine.sync_engine, parsed)
             engines[key] = engine

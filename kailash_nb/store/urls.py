@@ -1,7 +1,9 @@
 """Database URLs: one spelling for users, the right driver for each engine kind.
 
 Users write ``postgresql://...`` or ``sqlite:///path``; kailash_nb picks psycopg 3
-for PostgreSQL (sync and async alike) and aiosqlite for async SQLite.
+for PostgreSQL (sync and async alike) and aiosqlite for async SQLite. The SQL nodes
+also reach MySQL (``mysql://...``) through PyMySQL and aiomysql, the
+``kailash-nb[mysql]`` extra.
 """
 
 from __future__ import annotations
@@ -18,12 +20,18 @@ __all__ = ["DATABASE_URL_ENV", "StoreConfigurationError", "async_url", "redact_u
 #: Environment variable naming the store's database.
 DATABASE_URL_ENV = "KAILASH_NB_DATABASE_URL"
 
-_SYNC_DRIVERS = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg"}
+_SYNC_DRIVERS = {
+    "postgresql": "postgresql+psycopg",
+    "postgres": "postgresql+psycopg",
+    "mysql": "mysql+pymysql",
+}
 _ASYNC_DRIVERS = {
     "postgresql": "postgresql+psycopg",
     "postgres": "postgresql+psycopg",
     "sqlite": "sqlite+aiosqlite",
+    "mysql": "mysql+aiomysql",
 }
+_ASYNC_MYSQL_DRIVERS = frozenset({"aiomysql", "asyncmy"})
 
 
 class StoreConfigurationError(KailashException):
@@ -68,6 +76,8 @@ def async_url(url: str | URL) -> URL:
         return parsed.set(drivername="postgresql+psycopg")
     if backend == "sqlite" and parsed.get_driver_name() != "aiosqlite":
         return parsed.set(drivername="sqlite+aiosqlite")
+    if backend == "mysql" and parsed.get_driver_name() not in _ASYNC_MYSQL_DRIVERS:
+        return parsed.set(drivername="mysql+aiomysql")
     return parsed
 
 

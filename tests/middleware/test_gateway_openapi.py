@@ -202,7 +202,9 @@ def test_code_and_query_overrides_are_refused():
     assert settable_inputs(workflow) == {
         "compute": frozenset({"a", "b"}),
         "reader": frozenset({"result"}),
-        "sql": frozenset({"fetch_mode", "params", "transaction"}),
+        "sql": frozenset(
+            {"fetch_mode", "fetch_size", "params", "parameters", "result_format", "transaction"}
+        ),
     }
     check = validator(workflow_input_schema(workflow))
     assert check.is_valid({"compute": {"a": 2}})
@@ -221,6 +223,23 @@ def test_code_and_query_overrides_are_refused():
     check_caller_parameters(workflow, {"compute": {"a": 2}, "fetch_mode": "one"})
     with pytest.raises(WorkflowValidationError, match="must be a JSON object"):
         check_caller_parameters(workflow, [1])
+
+
+def test_optional_code_inputs_are_settable_but_never_required():
+    """A name the code guards with try/except NameError may be sent, need not be, and
+    publishes no default: left out, the code finds it undefined."""
+    builder = WorkflowBuilder()
+    code = "try:\n    v = value\nexcept NameError:\n    v = 0\nresult = v + x"
+    builder.add_node("PythonCodeNode", "n", {"code": code})
+    workflow = builder.build()
+    assert settable_inputs(workflow)["n"] == frozenset({"value", "x"})
+    schema = workflow_input_schema(workflow)
+    assert "default" not in schema["properties"]["n"]["properties"]["value"]
+    check = validator(schema)
+    assert check.is_valid({"n": {"x": 1}})
+    assert check.is_valid({"n": {"x": 1, "value": 2}})
+    assert check.is_valid({"x": 1, "value": 2})
+    assert not check.is_valid({"n": {"value": 2}})
 
 
 def test_workflow_level_name_is_refused_when_one_declaring_node_forbids_it():

@@ -10,6 +10,7 @@ import pytest
 from kailash_nb.middleware.gateway import create_gateway
 from kailash_nb.middleware.gateway_errors import GatewayConfigurationError
 from kailash_nb.store.database import (
+    MAX_OVERFLOW_PARAMETER,
     POOL_SIZE_PARAMETER,
     create_engine,
     get_async_engine,
@@ -60,6 +61,26 @@ def test_pool_size_parameter_never_reaches_the_driver(database_url):
         assert POOL_SIZE_PARAMETER not in engine.url.query
     finally:
         engine.dispose()
+
+
+def test_max_overflow_parameter_sets_the_connections_beyond_the_pool(database_url):
+    engine = create_engine(with_pool_size(database_url, 3, max_overflow=2))
+    try:
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("SELECT 1").scalar() == 1
+        assert (engine.pool.size(), engine.pool._max_overflow) == (3, 2)
+        assert not engine.url.query
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("raw", ["x", "-1"])
+def test_bad_max_overflow_parameter_is_a_store_configuration_error(tmp_path, raw):
+    url = f"sqlite:///{tmp_path / 'b.db'}?{MAX_OVERFLOW_PARAMETER}={raw}"
+    with pytest.raises(StoreConfigurationError, match=MAX_OVERFLOW_PARAMETER):
+        create_engine(url)
+    with pytest.raises(ValueError, match="max_overflow"):
+        with_pool_size("sqlite:///x.db", 2, max_overflow=-1)
 
 
 def test_async_engines_take_the_pool_size_too(tmp_path):

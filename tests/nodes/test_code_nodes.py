@@ -182,6 +182,169 @@ def test_name_is_metadata():
     assert "name" not in node.config
 
 
+# -- optional inputs (the Kailash idioms) --------------------------------------------
+# Expected values are those Kailash 2.65 gives for the same snippets.
+
+_GUARDED = "try:\n    v = value\nexcept NameError:\n    v = 0\nresult = {'value': v + 1}"
+
+
+def test_name_read_under_except_name_error_is_an_optional_input():
+    node = PythonCodeNode(code=_GUARDED)
+    assert list(node.parameters) == ["value"]
+    assert node.parameters["value"].required is False
+    assert node.execute() == {"result": {"value": 1}}
+    assert node.execute(value=5) == {"result": {"value": 6}}
+
+
+def test_unsupplied_optional_input_is_undefined_not_none():
+    code = "try:\n    v = value\nexcept NameError:\n    v = 'missing'\nresult = v"
+    node = PythonCodeNode(code=code)
+    assert node.execute() == {"result": "missing"}
+    assert node.execute(value=None) == {"result": None}
+
+
+def test_optional_input_given_in_config_is_its_default():
+    node = PythonCodeNode(code=_GUARDED, value=4)
+    assert node.execute() == {"result": {"value": 5}}
+    assert node.execute(value=6) == {"result": {"value": 7}}
+
+
+@pytest.mark.parametrize(
+    "handler",
+    [
+        "except NameError:",
+        "except (KeyError, NameError):",
+        "except Exception:",
+        "except BaseException:",
+        "except:",
+        "except Exception as exc:",
+    ],
+)
+def test_handlers_catching_name_error_make_the_name_optional(handler):
+    node = PythonCodeNode(code=f"try:\n    v = value\n{handler}\n    v = 0\nresult = v")
+    assert node.parameters["value"].required is False
+    assert node.execute() == {"result": 0}
+    assert node.execute(value=9) == {"result": 9}
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "try:\n    v = value\nexcept KeyError:\n    v = 0\nresult = v",
+        "try:\n    pass\nexcept NameError:\n    v = value\nresult = 1",
+        "try:\n    pass\nexcept NameError:\n    pass\nelse:\n    v = value\nresult = 1",
+        "try:\n    pass\nfinally:\n    v = value\nresult = 1",
+    ],
+)
+def test_names_outside_a_name_error_guard_stay_required(code):
+    node = PythonCodeNode(code=code)
+    assert node.parameters["value"].required is True
+    with pytest.raises(NodeValidationError, match="missing required input 'value'"):
+        node.execute()
+
+
+def test_guard_covers_nested_expressions_in_the_try_body():
+    code = (
+        "try:\n"
+        "    scaled = [x * factor for x in items]\n"
+        "except NameError:\n"
+        "    scaled = []\n"
+        "result = scaled"
+    )
+    node = PythonCodeNode(code=code)
+    assert {name: p.required for name, p in node.parameters.items()} == {
+        "factor": False,
+        "items": False,
+    }
+    assert node.execute() == {"result": []}
+    assert node.execute(items=[1, 2], factor=3) == {"result": [3, 6]}
+
+
+def test_self_copy_under_the_guard_declares_cycle_state():
+    code = (
+        "try:\n"
+        "    count = count\n"
+        "    total = total\n"
+        "except NameError:\n"
+        "    count = 0\n"
+        "    total = 0\n"
+        "count += 1\n"
+        "total += input_value\n"
+        "result = {'count': count, 'total': total}"
+    )
+    node = PythonCodeNode(code=code)
+    assert {name: p.required for name, p in node.parameters.items()} == {
+        "count": False,
+        "total": False,
+        "input_value": True,
+    }
+    assert node.execute(input_value=5) == {"result": {"count": 1, "total": 5}}
+    assert node.execute(input_value=5, count=1, total=5) == {"result": {"count": 2, "total": 10}}
+
+
+@pytest.mark.parametrize(
+    ("code", "missing", "given"),
+    [
+        ("x = locals().get('x', 3)\nresult = x * 2", 6, 10),
+        ("x = globals().get('x', 3)\nresult = x * 2", 6, 10),
+        ("x = vars().get('x', 3)\nresult = x * 2", 6, 10),
+        ("result = x * 2 if 'x' in locals() else -1", -1, 10),
+        ("result = x * 2 if 'x' in globals() else -1", -1, 10),
+        ("result = x * 2 if 'x' in dir() else -1", -1, 10),
+        ("result = -1 if 'x' not in locals() else x * 2", -1, 10),
+    ],
+)
+def test_names_looked_up_in_the_namespace_are_optional_inputs(code, missing, given):
+    node = PythonCodeNode(code=code)
+    assert node.parameters["x"].required is False
+    assert node.execute() == {"result": missing}
+    assert node.execute(x=5) == {"result": given}
+
+
+def test_namespace_lookup_through_a_shadowed_locals_is_not_a_probe():
+    node = PythonCodeNode(code="locals = {}\nresult = locals.get('x', 1)")
+    assert "x" not in node.parameters
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "v = locals().get('__builtins__')\nresult = 1",
+        "v = locals().get('len')\nresult = 1",
+        "v = locals().get('not a name')\nresult = 1",
+        "try:\n    v = len\nexcept NameError:\n    v = 0\nresult = 1",
+    ],
+)
+def test_dunders_builtins_and_non_identifiers_are_never_optional_inputs(code):
+    assert PythonCodeNode(code=code).parameters == {}
+
+
+def test_read_names_come_first_then_names_only_looked_up_by_string():
+    code = (
+        "x = locals().get('b', 0)\n"
+        "try:\n    y = a\nexcept NameError:\n    y = 0\n"
+        "result = x + y + c"
+    )
+    node = PythonCodeNode(code=code)
+    assert list(node.parameters) == ["a", "c", "b"]
+    assert [name for name, p in node.parameters.items() if p.required] == ["c"]
+
+
+def test_optional_inputs_take_input_types():
+    node = PythonCodeNode(code=_GUARDED, input_types={"value": int})
+    assert node.parameters["value"].required is False
+    assert node.parameters["value"].type is int
+    assert node.execute(value="2") == {"result": {"value": 3}}
+    assert node.execute() == {"result": {"value": 1}}
+
+
+def test_async_code_optional_inputs():
+    node = AsyncPythonCodeNode(code="await asyncio.sleep(0)\n" + _GUARDED)
+    assert node.parameters["value"].required is False
+    assert asyncio.run(node.execute_async()) == {"result": {"value": 1}}
+    assert asyncio.run(node.execute_async(value=2)) == {"result": {"value": 3}}
+
+
 # -- function mode ------------------------------------------------------------------
 
 

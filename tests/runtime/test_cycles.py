@@ -349,3 +349,139 @@ def test_overlapping_cycles_rejected() -> None:
     builder.create_cycle("two").connect("b", "b", {"result": "y"}).max_iterations(2).build()
     with pytest.raises(CycleConfigurationError, match="'b'"):
         builder.build()
+
+
+# -- optional inputs: the Kailash cycle idioms ----------------------------------------------
+# A cycle node reads its previous output under try/except NameError (or a locals() check);
+# on the first iteration nothing feeds it yet. Expected values are Kailash 2.65's.
+
+
+def test_cycle_node_reading_its_previous_output_under_name_error_guard(run: Runner) -> None:
+    builder = WorkflowBuilder()
+    builder.add_node(
+        "PythonCodeNode",
+        "n",
+        {
+            "code": "try:\n    v = value\nexcept NameError:\n    v = 0\n"
+            "result = {'value': v + 1, 'done': v + 1 >= 5}"
+        },
+    )
+    workflow = builder.build()
+    workflow.create_cycle("c").connect("n", "n", {"result.value": "value"}).max_iterations(
+        20
+    ).converge_when("done == True").build()
+    results, _ = run(workflow)
+    assert results == {"n": {"result": {"value": 5, "done": True}}}
+
+
+def test_cycle_accumulator_keeps_state_copied_onto_itself(run: Runner) -> None:
+    code = (
+        "try:\n    count = count\n    total = total\n"
+        "except NameError:\n    count = 0\n    total = 0\n"
+        "count += 1\ntotal += input_value\naverage = total / count\n"
+        "result = {'count': count, 'total': total, 'average': average, 'converged': count >= 4}"
+    )
+    builder = WorkflowBuilder()
+    builder.add_node("PythonCodeNode", "acc", {"code": code})
+    workflow = builder.build()
+    workflow.create_cycle("c").connect(
+        "acc", "acc", {"result.count": "count", "result.total": "total"}
+    ).max_iterations(10).converge_when("converged == True").build()
+    results, _ = run(workflow, {"acc": {"input_value": 5}})
+    assert results == {
+        "acc": {"result": {"count": 4, "total": 20, "average": 5.0, "converged": True}}
+    }
+
+
+def test_cycle_convergence_check_with_in_locals(run: Runner) -> None:
+    code = (
+        "try:\n    previous = previous\n    iteration = iteration\n"
+        "except NameError:\n    previous = None\n    iteration = 0\n"
+        "iteration += 1\n"
+        "current = value if 'value' in locals() else 100.0\n"
+        "new = current / 2\n"
+        "converged = previous is not None and abs(previous - new) < 5\n"
+        "result = {'value': new, 'previous': new, 'iteration': iteration, "
+        "'converged': converged}"
+    )
+    builder = WorkflowBuilder()
+    builder.add_node("AsyncPythonCodeNode", "p", {"code": code})
+    workflow = builder.build()
+    workflow.create_cycle("c").connect(
+        "p",
+        "p",
+        {"result.value": "value", "result.previous": "previous", "result.iteration": "iteration"},
+    ).max_iterations(20).converge_when("converged == True").build()
+    results, _ = run(workflow)
+    assert results == {
+        "p": {"result": {"value": 3.125, "previous": 3.125, "iteration": 5, "converged": True}}
+    }
+
+
+def test_two_node_cycle_whose_first_iteration_has_no_feedback(run: Runner) -> None:
+    builder = WorkflowBuilder()
+    builder.add_node(
+        "PythonCodeNode",
+        "prod",
+        {
+            "code": "try:\n    q = quality\nexcept NameError:\n    q = 0.0\n"
+            "result = {'quality': q + 0.25}"
+        },
+    )
+    builder.add_node(
+        "PythonCodeNode",
+        "ev",
+        {"code": "result = {'quality': data['quality'], 'done': data['quality'] >= 0.9}"},
+    )
+    builder.add_connection("prod", "result", "ev", "data")
+    workflow = builder.build()
+    workflow.create_cycle("c").connect("ev", "prod", {"result.quality": "quality"}).max_iterations(
+        10
+    ).converge_when("done == True").build()
+    results, _ = run(workflow)
+    assert results == {
+        "prod": {"result": {"quality": 1.0}},
+        "ev": {"result": {"quality": 1.0, "done": True}},
+    }
+
+
+_FILTER = (
+    "try:\n    lim = limit\nexcept NameError:\n    lim = 2\n"
+    "kept = []\nfor x in data:\n    if x > lim:\n        kept.append(x)\nresult = kept"
+)
+
+
+def _filter_chain() -> WorkflowBuilder:
+    builder = WorkflowBuilder()
+    builder.add_node("PythonCodeNode", "load", {"code": "result = [1, 2, 3, 4]"})
+    builder.add_node("PythonCodeNode", "filt", {"code": _FILTER})
+    fmt = "result = {'n': len(items), 'limit': limit}"
+    builder.add_node("PythonCodeNode", "fmt", {"code": fmt})
+    builder.add_connection("load", "result", "filt", "data")
+    builder.add_connection("filt", "result", "fmt", "items")
+    return builder
+
+
+def test_node_checking_for_a_parameter_meant_for_another_node(run: Runner) -> None:
+    results, _ = run(_filter_chain().build(), {"fmt": {"limit": 3}})
+    assert results["filt"] == {"result": [3, 4]}
+    assert results["fmt"] == {"result": {"n": 2, "limit": 3}}
+    results, _ = run(_filter_chain().build(), {"filt": {"limit": 0}, "fmt": {"limit": 0}})
+    assert results["filt"] == {"result": [1, 2, 3, 4]}
+
+
+def test_workflow_level_parameter_reaches_optional_inputs(run: Runner) -> None:
+    results, _ = run(_filter_chain().build(), {"limit": 1})
+    assert results["filt"] == {"result": [2, 3, 4]}
+    assert results["fmt"] == {"result": {"n": 3, "limit": 1}}
+
+
+def test_guard_that_does_not_catch_name_error_keeps_the_input_required(run: Runner) -> None:
+    builder = WorkflowBuilder()
+    builder.add_node(
+        "PythonCodeNode",
+        "n",
+        {"code": "try:\n    v = value\nexcept KeyError:\n    v = 0\nresult = v"},
+    )
+    with pytest.raises(WorkflowValidationError, match="node 'n' input 'value'"):
+        run(builder.build())
