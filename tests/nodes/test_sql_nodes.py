@@ -595,9 +595,9 @@ def test_connection_string_wins_over_kailash_parameters(database_url):
     assert node.execute(query="SELECT 1 AS one")["result"]["data"] == [{"one": 1}]
 
 
-def test_pool_sizes_shape_the_engine_pool(database_url, table, monkeypatch):
-    if sa.make_url(database_url).get_backend_name() == "sqlite":
-        pytest.skip("the pool sizes of a file database are checked on PostgreSQL")
+@pytest.mark.postgres
+def test_pool_sizes_shape_the_engine_pool(pg_url, monkeypatch):
+    # A server database: SQLite files get SQLAlchemy's own pool, whatever the sizes.
     engines = []
     real_get_async_engine = store_database.get_async_engine
 
@@ -607,7 +607,7 @@ def test_pool_sizes_shape_the_engine_pool(database_url, table, monkeypatch):
 
     monkeypatch.setattr(store_database, "get_async_engine", spy)
     node = AsyncSQLDatabaseNode(
-        **_kailash_connection(database_url), pool_size=3, max_pool_size=7, query="SELECT 1"
+        **_kailash_connection(pg_url), pool_size=3, max_pool_size=7, query="SELECT 1"
     )
     node.execute()
     pool = engines[0].sync_engine.pool
