@@ -21,7 +21,10 @@ from kailash_nb.runtime.outcome import RunOutcome
 from kailash_nb.sdk_exceptions import RuntimeExecutionError, WorkflowExecutionError
 from kailash_nb.workflow.graph import Workflow
 
-__all__ = ["HISTORY_ENV", "LocalRuntime"]
+__all__ = ["CONDITIONAL_EXECUTION_MODES", "HISTORY_ENV", "LocalRuntime"]
+
+#: The values ``conditional_execution`` accepts (Kailash's two modes).
+CONDITIONAL_EXECUTION_MODES = ("skip_branches", "route_data")
 
 #: Environment variable that turns run history on by default.
 HISTORY_ENV = "KAILASH_NB_HISTORY"
@@ -50,6 +53,11 @@ class LocalRuntime:
         database_url: the store's URL for ``history`` (default:
             ``KAILASH_NB_DATABASE_URL`` or an SQLite file in the user's data directory).
         debug: set the ``kailash_nb`` logger to DEBUG (as Kailash's ``debug`` does).
+        conditional_execution: what the results say about nodes on a branch a
+            ``SwitchNode`` did not take (those nodes never run in either mode):
+            ``"skip_branches"`` (the default) leaves them out of ``results``;
+            ``"route_data"`` lists them with the value ``None``, as Kailash's
+            ``route_data`` mode (Kailash's default) does.
 
     Other keyword arguments raise ``TypeError`` rather than being ignored.
 
@@ -72,7 +80,15 @@ class LocalRuntime:
         history: bool | None = None,
         database_url: str | None = None,
         debug: bool = False,
+        conditional_execution: str = "skip_branches",
     ) -> None:
+        if conditional_execution not in CONDITIONAL_EXECUTION_MODES:
+            raise RuntimeExecutionError(
+                f"invalid runtime option: conditional_execution must be one of "
+                f"{', '.join(map(repr, CONDITIONAL_EXECUTION_MODES))}, got "
+                f"{conditional_execution!r:.80}"
+            )
+        self.conditional_execution = conditional_execution
         try:
             self.settings = EngineSettings(
                 max_concurrent_nodes=max_concurrent_nodes,
@@ -163,7 +179,7 @@ class LocalRuntime:
         finally:
             if self._slots is not None:
                 self._slots.release()
-        return results, run.run_id
+        return self._routed(results, run), run.run_id
 
     def execute_outcome(
         self,
@@ -211,7 +227,7 @@ class LocalRuntime:
         finally:
             if self._slots is not None:
                 self._slots.release()
-        return results, run.run_id
+        return self._routed(results, run), run.run_id
 
     def close(self) -> None:
         """Refuse further runs and write pending history. Started runs finish normally."""
@@ -230,6 +246,13 @@ class LocalRuntime:
 
     async def __aexit__(self, *exc_info: object) -> None:
         self.close()
+
+    def _routed(self, results: dict[str, Any], run: WorkflowRun) -> dict[str, Any]:
+        """``results`` with the skipped nodes listed as ``None`` in ``route_data`` mode."""
+        if self.conditional_execution == "route_data":
+            for node_id in sorted(run.skipped):
+                results.setdefault(node_id, None)
+        return results
 
     def _new_run(
         self,

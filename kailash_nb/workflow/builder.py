@@ -12,10 +12,13 @@ suits notebooks where cells add and replace nodes one at a time::
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from kailash_nb.sdk_exceptions import WorkflowValidationError
 from kailash_nb.workflow.draft import WorkflowDraft
 from kailash_nb.workflow.graph import Workflow
+from kailash_nb.workflow.serialization import fill_draft
 
 __all__ = ["WorkflowBuilder"]
 
@@ -30,30 +33,67 @@ class WorkflowBuilder(WorkflowDraft):
     unknown input, cycles) raises at ``build()``.
     """
 
-    def build(
-        self,
-        workflow_id: str | None = None,
-        *,
-        name: str | None = None,
-        description: str = "",
-        version: str = "1.0.0",
-        author: str = "",
-        **metadata: Any,
-    ) -> Workflow:
+    def __init__(self) -> None:
+        super().__init__()
+        self._metadata: dict[str, Any] = {}
+
+    @classmethod
+    def from_dict(cls, config: Mapping[str, Any]) -> WorkflowBuilder:
+        """A builder holding the nodes, connections and cycles of definition ``config``.
+
+        Reads Kailash's layouts (``nodes`` as a list of ``{id, type, parameters}`` or a
+        dict of ``{type, parameters}``; connections as ``from_node``/``from_output``/
+        ``to_node``/``to_input`` or the short ``from``/``to``, defaulting to output
+        ``result`` and input ``input``) and kailash_nb's own ``Workflow.to_dict()``
+        layout. Every other top-level key (``name``, ``description``, ``version``,
+        ``author``, ``workflow_id``, ``metadata``, anything else) becomes the builder's
+        metadata, used by ``build()``.
+
+        Raises:
+            WorkflowValidationError: malformed definition (a node without id or type, a
+                connection without its nodes, ...).
+        """
+        builder = fill_draft(cls(), config)
+        builder._metadata = {
+            key: value for key, value in config.items() if key not in ("nodes", "connections")
+        }
+        return builder
+
+    def set_metadata(self, **metadata: Any) -> WorkflowBuilder:
+        """Add workflow metadata used by ``build()`` (``name``, ``description``,
+        ``version``, ``author`` and free keys); returns the builder."""
+        self._metadata.update(metadata)
+        return self
+
+    def build(self, workflow_id: str | None = None, **settings: Any) -> Workflow:
         """Instantiate every node and return a validated ``Workflow``.
+
+        ``settings`` (overriding ``set_metadata``/``from_dict`` metadata) may hold
+        ``name``, ``description``, ``version``, ``author`` and ``metadata`` (a dict);
+        other keys are added to the workflow's metadata.
 
         Raises:
             WorkflowValidationError: unknown node type (close matches listed),
                 unmarked cycle, or connection to an unknown input.
             NodeConfigurationError: a node's config does not fit its parameters.
         """
+        merged = {**self._metadata, **settings}
+        nested = merged.pop("metadata", None) or {}
+        if not isinstance(nested, dict):
+            raise WorkflowValidationError(f"metadata must be a dict, got {type(nested).__name__}")
+        workflow_id = workflow_id or merged.pop("workflow_id", None)
+        merged.pop("workflow_id", None)
+        name = merged.pop("name", None)
+        description = merged.pop("description", "")
+        version = merged.pop("version", "1.0.0")
+        author = merged.pop("author", "")
         return Workflow(
             **self.workflow_arguments(
-                workflow_id,
+                None if workflow_id is None else str(workflow_id),
                 name=name,
-                description=description,
-                version=version,
-                author=author,
-                metadata=metadata,
+                description=str(description or ""),
+                version=str(version or "1.0.0"),
+                author=str(author or ""),
+                metadata={**nested, **merged},
             )
         )

@@ -8,7 +8,8 @@ Kailash way of declaring one on a built workflow). ``graph`` is a networkx
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,9 @@ if TYPE_CHECKING:
     import networkx as nx
 
 __all__ = ["Workflow"]
+
+#: ``(source, target, data)``: one edge as ``separate_dag_and_cycle_edges`` lists it.
+_Edge = tuple[str, str, dict[str, Any]]
 
 
 class Workflow:
@@ -88,6 +92,7 @@ class Workflow:
         for cycle in cycles:
             self._add_cycle(cycle)
         self._plan: ExecutionPlan | None = None
+        self._kahn_order: tuple[str, ...] | None = None
 
     # -- structure ----------------------------------------------------------------
     @property
@@ -118,6 +123,66 @@ class Workflow:
         import networkx as nx
 
         return list(nx.lexicographical_topological_sort(self.graph))
+
+    def get_execution_order(self) -> tuple[str, ...]:
+        """Node ids in topological order of the ordinary connections (Kailash's order).
+
+        Kahn's algorithm as Kailash runs it: the nodes without inputs in sorted order
+        first, then each node's successors, in sorted order, as their last input is
+        placed. Cycle edges are left out, so a cycle's nodes appear once.
+        """
+        if self._kahn_order is None:
+            waiting = {node_id: self.graph.in_degree(node_id) for node_id in self.graph}
+            queue = deque(sorted(node_id for node_id, count in waiting.items() if not count))
+            order: list[str] = []
+            while queue:
+                node_id = queue.popleft()
+                order.append(node_id)
+                for successor in sorted(self.graph.successors(node_id)):
+                    waiting[successor] -= 1
+                    if not waiting[successor]:
+                        queue.append(successor)
+            self._kahn_order = tuple(order)
+        return self._kahn_order
+
+    def validate(self, runtime_parameters: dict[str, Any] | None = None) -> None:
+        """Check that every required input is provided, counting ``runtime_parameters``
+        (the ``parameters`` a run will be given) as Kailash's ``validate`` does.
+
+        The graph itself (unknown nodes and inputs, unmarked cycles) was already checked
+        when the workflow was made, so only the inputs remain to check.
+
+        Raises:
+            WorkflowValidationError: a required input that neither config, connection nor
+                ``runtime_parameters`` provides, or malformed ``runtime_parameters``.
+        """
+        by_node, flat_by_node = self.plan.split_parameters(runtime_parameters)
+        self.plan.check_required(by_node, flat_by_node)
+
+    def has_cycles(self) -> bool:
+        """True when the workflow declares at least one cycle."""
+        return bool(self.cycles)
+
+    def separate_dag_and_cycle_edges(self) -> tuple[tuple[_Edge, ...], tuple[_Edge, ...]]:
+        """``(dag_edges, cycle_edges)``, each a tuple of ``(source, target, data)`` with
+        ``data`` laid out as Kailash's graph edges: ``mapping`` (``{output: input}``),
+        ``from_output`` and ``to_input`` (a string for one connection, lists for
+        several); cycle edges also carry ``cycle``, ``cycle_id``, ``max_iterations``,
+        ``convergence_check`` and ``timeout`` (and ``memory_limit``, ``condition``,
+        ``parent_cycle``, always ``None`` here). The data dicts are fresh copies.
+        """
+        dag_edges = tuple(
+            (source, target, _edge_data(connections))
+            for (source, target), connections in _by_pair(self._dag_connections).items()
+        )
+        cycle_edges = []
+        for cycle in self.cycles:
+            for (source, target), connections in _by_pair(cycle.connections).items():
+                data = _edge_data(connections)
+                data.update(cycle.to_dict())
+                data.update(memory_limit=None, condition=None, parent_cycle=None)
+                cycle_edges.append((source, target, data))
+        return dag_edges, tuple(cycle_edges)
 
     def create_cycle(self, cycle_id: str) -> CycleBuilder:
         """Declare a cycle on this workflow; see ``kailash_nb.workflow.cycles``."""
@@ -199,3 +264,23 @@ class Workflow:
         check_cycles(self.graph, (*self.cycles, cycle))
         self.cycles = (*self.cycles, cycle)
         self._plan = None
+        self._kahn_order = None
+
+
+def _edge_data(connections: list[Connection]) -> dict[str, Any]:
+    """Kailash's edge attributes for the connections between one pair of nodes."""
+    outputs = [c.source_output for c in connections]
+    inputs = [c.target_input for c in connections]
+    return {
+        "mapping": dict(zip(outputs, inputs, strict=True)),
+        "from_output": outputs[0] if len(outputs) == 1 else outputs,
+        "to_input": inputs[0] if len(inputs) == 1 else inputs,
+    }
+
+
+def _by_pair(connections: Iterable[Connection]) -> dict[tuple[str, str], list[Connection]]:
+    """Connections grouped by (source, target), pairs in order of their first connection."""
+    grouped: dict[tuple[str, str], list[Connection]] = {}
+    for connection in connections:
+        grouped.setdefault((connection.source_node, connection.target_node), []).append(connection)
+    return grouped
