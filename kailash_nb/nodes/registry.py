@@ -21,16 +21,16 @@ NodeClass = TypeVar("NodeClass", bound="type[Node]")
 
 # Built-in node type -> module that registers it when imported.
 _BUILTIN_MODULES: dict[str, str] = {
-    "PythonCodeNode": "kailash_nb.nodes.code",
-    "AsyncPythonCodeNode": "kailash_nb.nodes.code",
-    "SwitchNode": "kailash_nb.nodes.logic",
-    "MergeNode": "kailash_nb.nodes.logic",
-    "CSVReaderNode": "kailash_nb.nodes.data",
-    "CSVWriterNode": "kailash_nb.nodes.data",
-    "JSONReaderNode": "kailash_nb.nodes.data",
-    "JSONWriterNode": "kailash_nb.nodes.data",
-    "SQLDatabaseNode": "kailash_nb.nodes.data",
-    "AsyncSQLDatabaseNode": "kailash_nb.nodes.data",
+    "PythonCodeNode": "kailash_nb.nodes.code.python",
+    "AsyncPythonCodeNode": "kailash_nb.nodes.code.python",
+    "SwitchNode": "kailash_nb.nodes.logic.operations",
+    "MergeNode": "kailash_nb.nodes.logic.operations",
+    "CSVReaderNode": "kailash_nb.nodes.data._nodes",
+    "CSVWriterNode": "kailash_nb.nodes.data._nodes",
+    "JSONReaderNode": "kailash_nb.nodes.data._nodes",
+    "JSONWriterNode": "kailash_nb.nodes.data._nodes",
+    "SQLDatabaseNode": "kailash_nb.nodes.data._nodes",
+    "AsyncSQLDatabaseNode": "kailash_nb.nodes.data._nodes",
     "HTTPRequestNode": "kailash_nb.nodes.api",
     "AsyncHTTPRequestNode": "kailash_nb.nodes.api",
 }
