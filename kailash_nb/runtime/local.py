@@ -30,6 +30,26 @@ CONDITIONAL_EXECUTION_MODES = ("skip_branches", "route_data")
 HISTORY_ENV = "KAILASH_NB_HISTORY"
 
 
+# Kailash runtime options kailash_nb refuses, with what to do instead.
+_REFUSED_OPTIONS = {
+    "enable_monitoring": (
+        "kailash_nb always publishes node and run events (with timings) on "
+        "runtime.events; pass history=True to record runs in the run store, and see "
+        "kailash_nb.monitoring for metrics"
+    ),
+}
+
+
+def _refuse_options(runtime_name: str, options: dict[str, Any]) -> None:
+    """Raise ``TypeError`` for the first of ``options``: a Kailash option kailash_nb
+    refuses gets the reason and what to use instead."""
+    for name in options:
+        reason = _REFUSED_OPTIONS.get(name)
+        if reason is not None:
+            raise TypeError(f"{runtime_name} does not take Kailash's {name!r}: {reason}")
+        raise TypeError(f"{runtime_name}() got an unexpected keyword argument {name!r}")
+
+
 class LocalRuntime:
     """Execute workflows and return ``(results, run_id)``.
 
@@ -58,8 +78,14 @@ class LocalRuntime:
             ``"skip_branches"`` (the default) leaves them out of ``results``;
             ``"route_data"`` lists them with the value ``None``, as Kailash's
             ``route_data`` mode (Kailash's default) does.
+        connection_validation: only ``"strict"``, what kailash_nb always does: every
+            connection is checked when the workflow is built. Kailash's ``"warn"`` and
+            ``"off"`` (run despite bad connections) are refused.
 
-    Other keyword arguments raise ``TypeError`` rather than being ignored.
+    Kailash options with no counterpart raise ``TypeError`` saying what to use instead
+    (``enable_monitoring``: node events are always published on ``events``, and
+    ``history=True`` records runs); other unknown keyword arguments raise
+    ``TypeError`` rather than being ignored.
 
     Usage::
 
@@ -81,7 +107,16 @@ class LocalRuntime:
         database_url: str | None = None,
         debug: bool = False,
         conditional_execution: str = "skip_branches",
+        connection_validation: str = "strict",
+        **unsupported: Any,
     ) -> None:
+        _refuse_options(type(self).__name__, unsupported)
+        if connection_validation != "strict":
+            raise TypeError(
+                f"{type(self).__name__}(connection_validation={connection_validation!r:.40}) is "
+                "not supported: kailash_nb always validates connections strictly, when the "
+                "workflow is built; pass 'strict' or leave the option out"
+            )
         if conditional_execution not in CONDITIONAL_EXECUTION_MODES:
             raise RuntimeExecutionError(
                 f"invalid runtime option: conditional_execution must be one of "

@@ -41,6 +41,12 @@ _Edge = tuple[str, str, dict[str, Any]]
 class Workflow:
     """An immutable, validated workflow.
 
+    Two metadata entries, written by ``WorkflowBuilder`` as Kailash writes them, shape
+    the parameters of every run: ``workflow_parameters`` (``{name: value}``, defaults
+    delivered like workflow-level run parameters) and ``_workflow_inputs`` /
+    ``parameter_mappings`` (``{node_id: {parameter: input}}``: a workflow-level run
+    parameter ``parameter`` is delivered to that node's ``input``).
+
     Attributes:
         workflow_id: unique id (a uuid4 string unless given).
         name: human name, shown in runs, events and the widget.
@@ -91,6 +97,7 @@ class Workflow:
         check_cycles(self.graph, ())
         for cycle in cycles:
             self._add_cycle(cycle)
+        self._default_parameters, self._input_mappings = _workflow_inputs(self.nodes, self.metadata)
         self._plan: ExecutionPlan | None = None
         self._kahn_order: tuple[str, ...] | None = None
 
@@ -197,6 +204,8 @@ class Workflow:
                 self.node_options,
                 self._dag_connections,
                 [(cycle, self.cycle_members(cycle)) for cycle in self.cycles],
+                default_parameters=self._default_parameters,
+                input_mappings=self._input_mappings,
             )
         return self._plan
 
@@ -284,3 +293,47 @@ def _by_pair(connections: Iterable[Connection]) -> dict[tuple[str, str], list[Co
     for connection in connections:
         grouped.setdefault((connection.source_node, connection.target_node), []).append(connection)
     return grouped
+
+
+def _workflow_inputs(
+    nodes: Mapping[str, Node], metadata: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, list[tuple[str, str]]]]:
+    """The default parameters and parameter mappings held in ``metadata``, checked."""
+    defaults = metadata.get("workflow_parameters") or {}
+    if not isinstance(defaults, dict):
+        raise errors.WorkflowValidationError("metadata 'workflow_parameters' must be a dict")
+    mappings: dict[str, list[tuple[str, str]]] = {}
+    for key in ("_workflow_inputs", "parameter_mappings"):
+        by_node = metadata.get(key) or {}
+        if not isinstance(by_node, dict):
+            raise errors.WorkflowValidationError(f"metadata {key!r} must be a dict")
+        for node_id, mapping in by_node.items():
+            node = nodes.get(node_id)
+            if node is None:
+                raise errors.WorkflowValidationError(
+                    f"metadata {key!r} maps inputs of node {node_id!r}, which does not exist"
+                    f"{close_matches(str(node_id), nodes)}"
+                )
+            if not isinstance(mapping, dict):
+                raise errors.WorkflowValidationError(
+                    f"metadata {key!r}[{node_id!r}] must be a dict of parameter -> input"
+                )
+            for parameter, name in mapping.items():
+                if not isinstance(parameter, str) or not isinstance(name, str):
+                    raise errors.WorkflowValidationError(
+                        f"metadata {key!r}[{node_id!r}] must map strings to strings"
+                    )
+                if not node.accepts_extra_inputs and name not in node.parameters:
+                    raise errors.WorkflowValidationError(
+                        f"metadata {key!r}: node {node_id!r} ({node.type_name()}) has no "
+                        f"input {name!r}{close_matches(name, node.parameters)}"
+                    )
+                pair = (node_id, name)
+                if pair not in mappings.setdefault(parameter, []):
+                    mappings[parameter].append(pair)
+    for name in defaults:
+        if name not in mappings and not any(name in node.parameters for node in nodes.values()):
+            raise errors.WorkflowValidationError(
+                f"workflow parameter {name!r} is an input of no node and is mapped to none"
+            )
+    return dict(defaults), mappings

@@ -76,3 +76,29 @@ def test_other_modes_are_refused(mode):
     for runtime_class in (LocalRuntime, AsyncLocalRuntime):
         with pytest.raises(RuntimeExecutionError, match="conditional_execution must be one of"):
             runtime_class(conditional_execution=mode)
+
+
+# -- the other Kailash runtime options (docs/porting.md) ---------------------------------
+def test_connection_validation_strict_is_what_kailash_nb_does():
+    for runtime_class in (LocalRuntime, AsyncLocalRuntime):
+        runtime_class(connection_validation="strict")
+        for mode in ("warn", "off"):
+            with pytest.raises(TypeError, match="always validates connections strictly"):
+                runtime_class(connection_validation=mode)
+
+
+def test_enable_monitoring_is_refused_with_what_to_use_instead():
+    for runtime_class in (LocalRuntime, AsyncLocalRuntime):
+        with pytest.raises(TypeError, match=r"'enable_monitoring'.*history=True"):
+            runtime_class(enable_monitoring=True)
+
+
+def test_thread_pool_size_is_async_runtime_max_worker_threads():
+    assert AsyncLocalRuntime(thread_pool_size=4).settings.max_worker_threads == 4
+    with pytest.raises(TypeError, match="not both"):
+        AsyncLocalRuntime(thread_pool_size=4, max_worker_threads=4)
+    with pytest.raises(RuntimeExecutionError, match="max_worker_threads"):
+        AsyncLocalRuntime(thread_pool_size=0)
+    # Kailash's LocalRuntime has no such option either.
+    with pytest.raises(TypeError, match="unexpected keyword argument 'thread_pool_size'"):
+        LocalRuntime(thread_pool_size=4)
