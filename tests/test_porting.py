@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from kailash_nb import AsyncLocalRuntime, LocalRuntime, WorkflowBuilder
+from kailash_nb import AsyncLocalRuntime, LocalRuntime, Workflow, WorkflowBuilder
 from kailash_nb.nodes.code import PythonCodeNode
 from kailash_nb.nodes.data import SQLDatabaseNode
 from kailash_nb.sdk_exceptions import (
@@ -182,6 +182,13 @@ def test_connections_read_like_dicts_but_are_not_dicts():
     assert connection != expected
 
 
-def test_a_built_workflow_has_no_add_node():
-    workflow = WorkflowBuilder().build()
-    assert not hasattr(workflow, "add_node")
+def test_a_workflow_only_grows_and_checks_each_addition():
+    # Kailash: connect() closing a loop is accepted; get_execution_order() fails later.
+    workflow = Workflow("wf-1", "direct")
+    workflow.add_node("a", "PythonCodeNode", code="result = x")
+    workflow.add_node("b", "PythonCodeNode", code="result = y")
+    workflow.connect("a", "b", {"result": "y"})
+    with pytest.raises(WorkflowValidationError, match="unmarked cycle"):
+        workflow.connect("b", "a", {"result": "x"})
+    assert workflow.get_execution_order() == ("a", "b")
+    assert not hasattr(workflow, "remove_node")

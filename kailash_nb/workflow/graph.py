@@ -1,13 +1,15 @@
 """``Workflow``: a validated graph of node instances, ready to run.
 
-A workflow is made by ``WorkflowBuilder.build()`` or ``Workflow.from_dict()`` and
-does not change afterwards, except that ``create_cycle`` may add a cycle (the
-Kailash way of declaring one on a built workflow). ``graph`` is a networkx
+A workflow is made by ``WorkflowBuilder.build()`` or ``Workflow.from_dict()``, or
+Kailash's way: ``Workflow(workflow_id, name)`` then ``add_node``/``connect``. Nodes,
+connections and cycles (``create_cycle``) may be added, never removed or changed;
+every addition is validated at once. ``graph`` is a networkx
 ``DiGraph`` with one vertex per node and one edge per connected pair.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections import deque
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
@@ -18,6 +20,7 @@ from kailash_nb.nodes.node import Node
 from kailash_nb.sdk_exceptions import close_matches
 from kailash_nb.workflow.connection import Connection, NodeOptions
 from kailash_nb.workflow.cycles import CycleBuilder, CycleSpec
+from kailash_nb.workflow.draft import WorkflowDraft
 from kailash_nb.workflow.plan import ExecutionPlan
 from kailash_nb.workflow.serialization import (
     dump_json,
@@ -39,7 +42,8 @@ _Edge = tuple[str, str, dict[str, Any]]
 
 
 class Workflow:
-    """An immutable, validated workflow.
+    """A validated workflow: it only grows (``add_node``, ``connect``, ``create_cycle``),
+    and every addition is checked at once.
 
     Two metadata entries, written by ``WorkflowBuilder`` as Kailash writes them, shape
     the parameters of every run: ``workflow_parameters`` (``{name: value}``, defaults
@@ -64,20 +68,21 @@ class Workflow:
 
     def __init__(
         self,
-        *,
-        workflow_id: str,
-        name: str,
-        nodes: Mapping[str, Node],
-        connections: list[Connection] | tuple[Connection, ...] = (),
-        cycles: list[CycleSpec] | tuple[CycleSpec, ...] = (),
-        node_options: Mapping[str, NodeOptions] | None = None,
+        workflow_id: str | None = None,
+        name: str | None = None,
         description: str = "",
         version: str = "1.0.0",
         author: str = "",
         metadata: dict[str, Any] | None = None,
+        *,
+        nodes: Mapping[str, Node] | None = None,
+        connections: list[Connection] | tuple[Connection, ...] = (),
+        cycles: list[CycleSpec] | tuple[CycleSpec, ...] = (),
+        node_options: Mapping[str, NodeOptions] | None = None,
     ) -> None:
-        self.workflow_id = workflow_id
-        self.name = name
+        self.workflow_id = workflow_id or str(uuid.uuid4())
+        self.name = name or f"Workflow-{self.workflow_id[:8]}"
+        nodes = nodes or {}
         self.description = description
         self.version = version
         self.author = author
@@ -191,6 +196,90 @@ class Workflow:
                 cycle_edges.append((source, target, data))
         return dag_edges, tuple(cycle_edges)
 
+    def add_node(self, node_id: str, node_or_type: str | type[Node] | Node, **config: Any) -> None:
+        """Add a node to this workflow, Kailash's way of building one without a builder:
+        ``Workflow("wf-1", "etl")`` then ``add_node`` and ``connect``.
+
+        ``node_or_type`` is a registered type name, a ``Node`` subclass (both made with
+        ``config``) or a ``Node`` instance (its class and config, overlaid with
+        ``config``, make the workflow's own instance).
+
+        Raises:
+            WorkflowValidationError: duplicate or invalid id, or an unknown node type.
+            NodeConfigurationError: ``config`` does not fit the node's parameters.
+        """
+        if node_id in self.nodes:
+            raise errors.WorkflowValidationError(
+                f"node id {node_id!r} already exists in workflow {self.name!r}"
+            )
+        draft = WorkflowDraft()
+        draft.add_node(node_or_type, node_id, config)
+        (node,) = draft.workflow_arguments(self.workflow_id)["nodes"].values()
+        self.nodes = MappingProxyType({**self.nodes, node_id: node})
+        self.graph.add_node(node_id, node=node, type=node.type_name())
+        self._changed()
+
+    def connect(
+        self,
+        source_node: str,
+        target_node: str,
+        mapping: dict[str, str] | None = None,
+        cycle: bool = False,
+        **cycle_options: Any,
+    ) -> None:
+        """Connect ``source_node`` outputs to ``target_node`` inputs by ``mapping``
+        (``{output: input}``; Kailash's default ``{"output": "input"}`` when omitted).
+
+        As in Kailash, ``cycle=True`` is refused: declare cycles with ``create_cycle``.
+
+        Raises:
+            ConnectionError: unknown node or input, self-connection, duplicate.
+            WorkflowValidationError: the connection closes an unmarked cycle, or
+                ``cycle=True``.
+        """
+        if cycle or cycle_options:
+            raise errors.WorkflowValidationError(
+                "connect(..., cycle=True) is not supported (nor in Kailash since 1.0); "
+                "declare the cycle with workflow.create_cycle(id).connect(source, target, "
+                "mapping).max_iterations(n).build()"
+            )
+        mapping = {"output": "input"} if mapping is None else mapping
+        if not isinstance(mapping, dict) or not mapping:
+            raise errors.ConnectionError(
+                f"connect({source_node!r}, {target_node!r}): mapping must be a non-empty "
+                "{output: input} dict"
+            )
+        for node_id, role in ((source_node, "source"), (target_node, "target")):
+            if node_id not in self.nodes:
+                raise errors.WorkflowValidationError(
+                    f"connect({source_node!r}, {target_node!r}): {role} node {node_id!r} is "
+                    f"not in workflow {self.name!r}{close_matches(str(node_id), self.nodes)}"
+                )
+        if source_node == target_node:
+            raise errors.ConnectionError(
+                f"connect({source_node!r}, {target_node!r}): a node cannot feed itself; use "
+                "create_cycle(id) for a loop"
+            )
+        added = tuple(
+            Connection(source_node, output, target_node, target_input)
+            for output, target_input in mapping.items()
+        )
+        for connection in added:
+            if connection in self._dag_connections:
+                raise errors.ConnectionError(f"connection {connection} was already added")
+        check_connections(self.nodes, added)
+        graph = self.graph.copy()
+        for connection in added:
+            edge = (connection.source_node, connection.target_node)
+            if graph.has_edge(*edge):
+                graph.edges[edge]["connections"] = [*graph.edges[edge]["connections"], connection]
+            else:
+                graph.add_edge(*edge, connections=[connection])
+        check_cycles(graph, self.cycles)
+        self.graph = graph
+        self._dag_connections += added
+        self._changed()
+
     def create_cycle(self, cycle_id: str) -> CycleBuilder:
         """Declare a cycle on this workflow; see ``kailash_nb.workflow.cycles``."""
         return CycleBuilder(cycle_id, self._add_cycle)
@@ -272,6 +361,10 @@ class Workflow:
         check_connections(self.nodes, cycle.connections)
         check_cycles(self.graph, (*self.cycles, cycle))
         self.cycles = (*self.cycles, cycle)
+        self._changed()
+
+    def _changed(self) -> None:
+        """Forget what was computed from the graph (a node, edge or cycle was added)."""
         self._plan = None
         self._kahn_order = None
 

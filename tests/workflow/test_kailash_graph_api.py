@@ -6,10 +6,16 @@ The expected values were observed by running the same workflows under Kailash 2.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from kailash_nb import LocalRuntime, Workflow, WorkflowBuilder
-from kailash_nb.sdk_exceptions import WorkflowValidationError
+from kailash_nb import LocalRuntime, Node, NodeParameter, Workflow, WorkflowBuilder
+from kailash_nb.nodes.code import PythonCodeNode
+from kailash_nb.sdk_exceptions import (
+    ConnectionError,  # noqa: A004 - the Kailash name
+    WorkflowValidationError,
+)
 
 
 def _fan_in() -> Workflow:
@@ -238,3 +244,66 @@ def test_build_settings_override_builder_metadata():
     workflow = builder.build(name="second", metadata={"owner": "me"})
     assert (workflow.name, workflow.description) == ("second", "d")
     assert workflow.metadata == {"owner": "me", "team": "x"}
+
+
+# -- Workflow(workflow_id, name) + add_node/connect, as Kailash builds workflows ------------
+def test_workflow_built_directly_runs_as_in_kailash():
+    workflow = Workflow("wf-1", "direct")
+    workflow.add_node("a", "PythonCodeNode", code="result = {'output': 2}")
+    workflow.add_node("b", PythonCodeNode, code="result = input * 10")
+    workflow.connect("a", "b", {"result.output": "input"})
+    assert (workflow.workflow_id, workflow.name, sorted(workflow.nodes)) == (
+        "wf-1",
+        "direct",
+        ["a", "b"],
+    )
+    assert workflow.get_execution_order() == ("a", "b")
+    results, _ = LocalRuntime().execute(workflow)
+    assert results == {"a": {"result": {"output": 2}}, "b": {"result": 20}}
+    workflow.add_node("c", PythonCodeNode(code="result = 7"))
+    assert LocalRuntime().execute(workflow)[0]["c"] == {"result": 7}
+    workflow.connect("c", "b")  # Kailash's default mapping
+    assert workflow.separate_dag_and_cycle_edges()[0][-1] == (
+        "c",
+        "b",
+        {"mapping": {"output": "input"}, "from_output": "output", "to_input": "input"},
+    )
+
+
+def test_workflow_built_directly_refuses_what_kailash_refuses():
+    workflow = Workflow("wf-1", "direct")
+    workflow.add_node("a", "PythonCodeNode", code="result = 1")
+    with pytest.raises(WorkflowValidationError, match="'a' already exists"):
+        workflow.add_node("a", "PythonCodeNode", code="result = 1")
+    with pytest.raises(WorkflowValidationError, match="create_cycle"):
+        workflow.connect("a", "a", {"result": "x"}, cycle=True, max_iterations=3)
+    with pytest.raises(ConnectionError, match="cannot feed itself"):
+        workflow.connect("a", "a", {"result": "x"})
+    with pytest.raises(WorkflowValidationError, match="target node 'zz'"):
+        workflow.connect("a", "zz", {"result": "x"})
+
+
+def test_workflow_defaults_its_id_and_name():
+    workflow = Workflow()
+    assert workflow.name == f"Workflow-{workflow.workflow_id[:8]}"
+    assert workflow.nodes == {}
+
+
+def test_a_node_whose_init_skips_node_init_has_an_id_and_runs():
+    class NoInit(Node):
+        def __init__(self, **config: Any) -> None:
+            self.factor = 3
+
+        def get_parameters(self) -> dict[str, NodeParameter]:
+            return {"x": NodeParameter(name="x", type=int, required=True)}
+
+        def run(self, **kwargs: Any) -> dict[str, Any]:
+            return {"result": kwargs["x"] * self.factor}
+
+    assert NoInit().id == "NoInit"
+    builder = WorkflowBuilder()
+    builder.add_node(NoInit, "n")
+    workflow = builder.build()
+    assert workflow.nodes["n"].id == "n"
+    results, _ = LocalRuntime().execute(workflow, parameters={"n": {"x": 2}})
+    assert results == {"n": {"result": 6}}
