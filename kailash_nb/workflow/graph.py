@@ -303,7 +303,7 @@ class Workflow:
         """The workflow as a JSON-ready dict in Kailash's layout.
 
         Raises:
-            WorkflowValidationError: a node's config holds a value JSON cannot carry
+            ExportException: a node's config holds a value JSON cannot carry
                 (a function from ``from_function``, an object).
         """
         return workflow_to_dict(self)

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from kailash_nb.redaction import REDACTED, redact_config, redacted_paths
-from kailash_nb.sdk_exceptions import WorkflowValidationError
+from kailash_nb.sdk_exceptions import ExportException, WorkflowValidationError
 from kailash_nb.workflow.draft import WorkflowDraft
 
 _Draft = TypeVar("_Draft", bound=WorkflowDraft)
@@ -226,12 +226,12 @@ def _connection_from(raw: Any, position: int) -> tuple[str, str, str, str]:
 
 def _check_portable(value: Any, where: str, depth: int = 0) -> None:
     if depth > 64:
-        raise WorkflowValidationError(f"{where} is nested more than 64 levels deep")
+        raise ExportException(f"{where} is nested more than 64 levels deep")
     if value is None or isinstance(value, (str, bool, int)):
         return
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise WorkflowValidationError(f"{where} is {value!r}, which JSON cannot carry")
+            raise ExportException(f"{where} is {value!r}, which JSON cannot carry")
         return
     if isinstance(value, (list, tuple)):
         for item in value:
@@ -240,10 +240,10 @@ def _check_portable(value: Any, where: str, depth: int = 0) -> None:
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
-                raise WorkflowValidationError(f"{where} has a non-string key {key!r}")
+                raise ExportException(f"{where} has a non-string key {key!r}")
             _check_portable(item, where, depth + 1)
         return
-    raise WorkflowValidationError(
+    raise ExportException(
         f"{where} holds a {type(value).__name__}, which a definition cannot carry; use a "
         "code string instead of a function, or plain data"
     )

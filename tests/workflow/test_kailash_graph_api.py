@@ -14,6 +14,7 @@ from kailash_nb import LocalRuntime, Node, NodeParameter, Workflow, WorkflowBuil
 from kailash_nb.nodes.code import PythonCodeNode
 from kailash_nb.sdk_exceptions import (
     ConnectionError,  # noqa: A004 - the Kailash name
+    ExportException,
     WorkflowValidationError,
 )
 
@@ -307,3 +308,12 @@ def test_a_node_whose_init_skips_node_init_has_an_id_and_runs():
     assert workflow.nodes["n"].id == "n"
     results, _ = LocalRuntime().execute(workflow, parameters={"n": {"x": 2}})
     assert results == {"n": {"result": 6}}
+
+
+def test_an_unexportable_config_raises_export_exception():
+    builder = WorkflowBuilder()
+    builder.add_node(PythonCodeNode.from_function(lambda: {"result": 1}), "f")
+    workflow = builder.build()
+    with pytest.raises(ExportException, match="cannot carry") as caught:
+        workflow.to_dict()
+    assert isinstance(caught.value, WorkflowValidationError)
