@@ -23,6 +23,9 @@ from kailash_nb.workflow.serialization import fill_draft
 
 __all__ = ["WorkflowBuilder"]
 
+# Builder metadata that shapes run parameters; left out of the workflow when empty.
+_INPUT_SETTINGS = frozenset({"workflow_parameters", "parameter_mappings", "_workflow_inputs"})
+
 
 class WorkflowBuilder(WorkflowDraft):
     """Mutable description of a workflow; ``build()`` returns a validated ``Workflow``.
@@ -73,6 +76,16 @@ class WorkflowBuilder(WorkflowDraft):
                 entry["class"] = spec.node_type
             listed[node_id] = entry
         return listed
+
+    @property
+    def workflow_parameters(self) -> dict[str, Any]:
+        """The defaults ``set_workflow_parameters`` collected (a live dict, as in Kailash)."""
+        return self._metadata.setdefault("workflow_parameters", {})
+
+    @property
+    def parameter_mappings(self) -> dict[str, dict[str, str]]:
+        """The mappings ``add_parameter_mapping`` collected (a live dict, as in Kailash)."""
+        return self._metadata.setdefault("parameter_mappings", {})
 
     def add_node_type(
         self, node_type: str, node_id: str | None = None, config: dict[str, Any] | None = None
@@ -166,7 +179,11 @@ class WorkflowBuilder(WorkflowDraft):
                 unmarked cycle, or connection to an unknown input.
             NodeConfigurationError: a node's config does not fit its parameters.
         """
-        merged = {**self._metadata, **settings}
+        merged = {
+            key: value
+            for key, value in {**self._metadata, **settings}.items()
+            if not (key in _INPUT_SETTINGS and not value)
+        }
         nested = merged.pop("metadata", None) or {}
         if not isinstance(nested, dict):
             raise WorkflowValidationError(f"metadata must be a dict, got {type(nested).__name__}")

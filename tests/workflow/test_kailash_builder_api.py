@@ -140,3 +140,15 @@ def test_set_metadata_and_clear():
     assert builder.clear() is builder
     assert (builder.nodes, builder.connections) == ({}, [])
     assert builder.build().name.startswith("Workflow-")
+
+
+def test_workflow_parameters_and_parameter_mappings_are_live_attributes():
+    builder = WorkflowBuilder()
+    builder.add_node(Double, "a", {})
+    assert builder.workflow_parameters == {}
+    assert builder.parameter_mappings == {}
+    assert "workflow_parameters" not in builder.build().metadata
+    builder.workflow_parameters["x"] = 3
+    builder.add_parameter_mapping("a", {"inp": "x"})
+    assert builder.parameter_mappings == {"a": {"inp": "x"}}
+    assert _run(builder) == {"a": {"result": 6}}
