@@ -11,7 +11,8 @@ catches Kailash errors ports by renaming the import::
     │   └── NodeConfigurationError
     ├── WorkflowException
     │   ├── WorkflowValidationError
-    │   │   └── CycleConfigurationError
+    │   │   ├── CycleConfigurationError
+    │   │   └── ExportException
     │   ├── WorkflowExecutionError
     │   │   └── WorkflowTimeoutError
     │   └── ConnectionError
@@ -29,6 +30,7 @@ from typing import Any
 __all__ = [
     "ConnectionError",
     "CycleConfigurationError",
+    "ExportException",
     "KailashException",
     "NodeConfigurationError",
     "NodeException",
@@ -74,6 +76,14 @@ class WorkflowValidationError(WorkflowException):
 
 class CycleConfigurationError(WorkflowValidationError):
     """A cycle declared with ``create_cycle`` is incomplete or inconsistent."""
+
+
+class ExportException(WorkflowValidationError):
+    """A workflow could not be exported: its config holds a value JSON cannot carry.
+
+    Kailash's name; it is also a ``WorkflowValidationError``, which kailash_nb raised
+    for the same problem before it had this name.
+    """
 
 
 class ConnectionError(WorkflowException):  # noqa: A001 - the Kailash name

@@ -51,12 +51,50 @@ def test_import_is_lazy():
         ("kailash_nb.nodes.data", "CSVReaderNode"),
         ("kailash_nb.nodes.data", "AsyncSQLDatabaseNode"),
         ("kailash_nb.nodes.api", "HTTPRequestNode"),
+        ("kailash_nb.nodes.code.python", "PythonCodeNode"),
+        ("kailash_nb.nodes.code.async_python", "AsyncPythonCodeNode"),
+        ("kailash_nb.nodes.logic.operations", "SwitchNode"),
+        ("kailash_nb.nodes.logic.operations", "MergeNode"),
+        ("kailash_nb.nodes.data.readers", "CSVReaderNode"),
+        ("kailash_nb.nodes.data.readers", "JSONReaderNode"),
+        ("kailash_nb.nodes.data.writers", "CSVWriterNode"),
+        ("kailash_nb.nodes.data.writers", "JSONWriterNode"),
+        ("kailash_nb.nodes.data.sql", "SQLDatabaseNode"),
+        ("kailash_nb.nodes.data.async_sql", "AsyncSQLDatabaseNode"),
+        ("kailash_nb.workflow.cycle_exceptions", "CycleConfigurationError"),
+        ("kailash_nb.nodes.data.readers", "TextReaderNode"),
+        ("kailash_nb.nodes.logic.async_operations", "AsyncSwitchNode"),
+        ("kailash_nb.nodes.logic.async_operations", "AsyncMergeNode"),
+        ("kailash_nb.nodes", "TextReaderNode"),
+        ("kailash_nb.sdk_exceptions", "ExportException"),
         ("kailash_nb.middleware.auth", "KailashJWTAuth"),
         ("kailash_nb.security", "SecurityConfig"),
     ],
 )
 def test_kailash_module_paths_exist(module, name):
     assert hasattr(importlib.import_module(module), name)
+
+
+@pytest.mark.parametrize(
+    ("alias", "package", "name"),
+    [
+        ("kailash_nb.nodes.code.python", "kailash_nb.nodes.code", "PythonCodeNode"),
+        ("kailash_nb.nodes.code.async_python", "kailash_nb.nodes.code", "AsyncPythonCodeNode"),
+        ("kailash_nb.nodes.logic.operations", "kailash_nb.nodes.logic", "SwitchNode"),
+        ("kailash_nb.nodes.data.readers", "kailash_nb.nodes.data", "CSVReaderNode"),
+        ("kailash_nb.nodes.data.sql", "kailash_nb.nodes.data", "SQLDatabaseNode"),
+        ("kailash_nb.nodes.data.async_sql", "kailash_nb.nodes.data", "AsyncSQLDatabaseNode"),
+        (
+            "kailash_nb.workflow.cycle_exceptions",
+            "kailash_nb.sdk_exceptions",
+            "CycleConfigurationError",
+        ),
+    ],
+)
+def test_kailash_module_paths_name_the_same_objects(alias, package, name):
+    assert getattr(importlib.import_module(alias), name) is getattr(
+        importlib.import_module(package), name
+    )
 
 
 def _public_packages() -> list[str]:

@@ -10,9 +10,11 @@ from kailash_nb.nodes.registry import NodeRegistry, register_node
 
 __all__ = [
     "AsyncHTTPRequestNode",
+    "AsyncMergeNode",
     "AsyncNode",
     "AsyncPythonCodeNode",
     "AsyncSQLDatabaseNode",
+    "AsyncSwitchNode",
     "CSVReaderNode",
     "CSVWriterNode",
     "HTTPRequestNode",
@@ -25,6 +27,7 @@ __all__ = [
     "PythonCodeNode",
     "SQLDatabaseNode",
     "SwitchNode",
+    "TextReaderNode",
     "register_node",
 ]
 

@@ -60,6 +60,20 @@ class NodeParameter(BaseModel):
     description: str = ""
 
 
+# Attributes Node.__init__ derives from config and parameters (see _derive_inputs).
+_DERIVED = frozenset({"_base_kwargs", "_required_names", "_typed_parameters"})
+
+
+class _TypeNameId:
+    """``Node.id`` of an instance whose ``__init__`` did not set one: its type name.
+
+    A non-data descriptor, so the ``id`` ``Node.__init__`` sets on the instance wins.
+    """
+
+    def __get__(self, instance: Node | None, owner: type[Node]) -> Any:
+        return self if instance is None else owner.type_name()
+
+
 class Node:
     """Base class of every node.
 
@@ -84,6 +98,9 @@ class Node:
     is_branching: ClassVar[bool] = False
     #: Config keys a node accepts that are not inputs (e.g. a code node's ``code``).
     config_only_keys: ClassVar[frozenset[str]] = frozenset()
+    #: The node's id; a subclass whose ``__init__`` skips ``Node.__init__`` still has
+    #: one (its type name, or its id in the workflow that holds it).
+    id: str = _TypeNameId()  # type: ignore[assignment]
 
     def __init__(self, **config: Any) -> None:
         self.config: dict[str, Any] = dict(config)
@@ -97,6 +114,11 @@ class Node:
                 if key in self.config:
                     self.metadata[key] = self.config.pop(key)
         self.config = self._validated_config(self.config, parameters)
+        self._derive_inputs()
+
+    def _derive_inputs(self) -> None:
+        """Precompute from ``config`` and ``parameters`` what ``merge_inputs`` needs."""
+        parameters = self.parameters
         base: dict[str, Any] = {}
         required: list[str] = []
         typed: list[tuple[str, Any]] = []
@@ -114,6 +136,19 @@ class Node:
         self._base_kwargs = base
         self._required_names = tuple(required)
         self._typed_parameters = tuple(typed)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for attributes Node.__init__ sets, on an instance whose own
+        # __init__ skipped it (as Kailash allows): derive them from what it has.
+        if name in ("config", "metadata"):
+            value: dict[str, Any] = {}
+            setattr(self, name, value)
+            return value
+        if name in _DERIVED and "_derived" not in self.__dict__:
+            self.__dict__["_derived"] = True
+            self._derive_inputs()
+            return getattr(self, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     # -- what subclasses implement ------------------------------------------------
     def get_parameters(self) -> dict[str, NodeParameter]:

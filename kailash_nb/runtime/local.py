@@ -22,10 +22,33 @@ from kailash_nb.runtime.outcome import RunOutcome
 from kailash_nb.sdk_exceptions import RuntimeExecutionError, WorkflowExecutionError
 from kailash_nb.workflow.graph import Workflow
 
-__all__ = ["HISTORY_ENV", "LocalRuntime"]
+__all__ = ["CONDITIONAL_EXECUTION_MODES", "HISTORY_ENV", "LocalRuntime"]
+
+#: The values ``conditional_execution`` accepts (Kailash's two modes).
+CONDITIONAL_EXECUTION_MODES = ("skip_branches", "route_data")
 
 #: Environment variable that turns run history on by default.
 HISTORY_ENV = "KAILASH_NB_HISTORY"
+
+
+# Kailash runtime options kailash_nb refuses, with what to do instead.
+_REFUSED_OPTIONS = {
+    "enable_monitoring": (
+        "kailash_nb always publishes node and run events (with timings) on "
+        "runtime.events; pass history=True to record runs in the run store, and see "
+        "kailash_nb.monitoring for metrics"
+    ),
+}
+
+
+def _refuse_options(runtime_name: str, options: dict[str, Any]) -> None:
+    """Raise ``TypeError`` for the first of ``options``: a Kailash option kailash_nb
+    refuses gets the reason and what to use instead."""
+    for name in options:
+        reason = _REFUSED_OPTIONS.get(name)
+        if reason is not None:
+            raise TypeError(f"{runtime_name} does not take Kailash's {name!r}: {reason}")
+        raise TypeError(f"{runtime_name}() got an unexpected keyword argument {name!r}")
 
 
 class LocalRuntime:
@@ -51,8 +74,19 @@ class LocalRuntime:
         database_url: the store's URL for ``history`` (default:
             ``KAILASH_NB_DATABASE_URL`` or an SQLite file in the user's data directory).
         debug: set the ``kailash_nb`` logger to DEBUG (as Kailash's ``debug`` does).
+        conditional_execution: what the results say about nodes on a branch a
+            ``SwitchNode`` did not take (those nodes never run in either mode):
+            ``"skip_branches"`` (the default) leaves them out of ``results``;
+            ``"route_data"`` lists them with the value ``None``, as Kailash's
+            ``route_data`` mode (Kailash's default) does.
+        connection_validation: only ``"strict"``, what kailash_nb always does: every
+            connection is checked when the workflow is built. Kailash's ``"warn"`` and
+            ``"off"`` (run despite bad connections) are refused.
 
-    Other keyword arguments raise ``TypeError`` rather than being ignored.
+    Kailash options with no counterpart raise ``TypeError`` saying what to use instead
+    (``enable_monitoring``: node events are always published on ``events``, and
+    ``history=True`` records runs); other unknown keyword arguments raise
+    ``TypeError`` rather than being ignored.
 
     Usage::
 
@@ -73,7 +107,24 @@ class LocalRuntime:
         history: bool | None = None,
         database_url: str | None = None,
         debug: bool = False,
+        conditional_execution: str = "skip_branches",
+        connection_validation: str = "strict",
+        **unsupported: Any,
     ) -> None:
+        _refuse_options(type(self).__name__, unsupported)
+        if connection_validation != "strict":
+            raise TypeError(
+                f"{type(self).__name__}(connection_validation={connection_validation!r:.40}) is "
+                "not supported: kailash_nb always validates connections strictly, when the "
+                "workflow is built; pass 'strict' or leave the option out"
+            )
+        if conditional_execution not in CONDITIONAL_EXECUTION_MODES:
+            raise RuntimeExecutionError(
+                f"invalid runtime option: conditional_execution must be one of "
+                f"{', '.join(map(repr, CONDITIONAL_EXECUTION_MODES))}, got "
+                f"{conditional_execution!r:.80}"
+            )
+        self.conditional_execution = conditional_execution
         try:
             self.settings = EngineSettings(
                 max_concurrent_nodes=max_concurrent_nodes,
@@ -181,7 +232,7 @@ class LocalRuntime:
         finally:
             if self._slots is not None:
                 self._slots.release()
-        return results, run.run_id
+        return self._routed(results, run), run.run_id
 
     def execute_outcome(
         self,
@@ -239,7 +290,7 @@ class LocalRuntime:
         finally:
             if self._slots is not None:
                 self._slots.release()
-        return results, run.run_id
+        return self._routed(results, run), run.run_id
 
     def close(self) -> None:
         """Refuse further runs and write pending history. Started runs finish normally."""
@@ -258,6 +309,13 @@ class LocalRuntime:
 
     async def __aexit__(self, *exc_info: object) -> None:
         self.close()
+
+    def _routed(self, results: dict[str, Any], run: WorkflowRun) -> dict[str, Any]:
+        """``results`` with the skipped nodes listed as ``None`` in ``route_data`` mode."""
+        if self.conditional_execution == "route_data":
+            for node_id in sorted(run.skipped):
+                results.setdefault(node_id, None)
+        return results
 
     def _new_run(
         self,

@@ -12,12 +12,19 @@ suits notebooks where cells add and replace nodes one at a time::
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from kailash_nb.nodes.node import Node
+from kailash_nb.sdk_exceptions import WorkflowValidationError
 from kailash_nb.workflow.draft import WorkflowDraft
 from kailash_nb.workflow.graph import Workflow
+from kailash_nb.workflow.serialization import fill_draft
 
 __all__ = ["WorkflowBuilder"]
+
+# Builder metadata that shapes run parameters; left out of the workflow when empty.
+_INPUT_SETTINGS = frozenset({"workflow_parameters", "parameter_mappings", "_workflow_inputs"})
 
 
 class WorkflowBuilder(WorkflowDraft):
@@ -30,30 +37,169 @@ class WorkflowBuilder(WorkflowDraft):
     unknown input, cycles) raises at ``build()``.
     """
 
-    def build(
-        self,
-        workflow_id: str | None = None,
-        *,
-        name: str | None = None,
-        description: str = "",
-        version: str = "1.0.0",
-        author: str = "",
-        **metadata: Any,
-    ) -> Workflow:
+    def __init__(self) -> None:
+        super().__init__()
+        self._metadata: dict[str, Any] = {}
+
+    @classmethod
+    def from_dict(cls, config: Mapping[str, Any]) -> WorkflowBuilder:
+        """A builder holding the nodes, connections and cycles of definition ``config``.
+
+        Reads Kailash's layouts (``nodes`` as a list of ``{id, type, parameters}`` or a
+        dict of ``{type, parameters}``; connections as ``from_node``/``from_output``/
+        ``to_node``/``to_input`` or the short ``from``/``to``, defaulting to output
+        ``result`` and input ``input``) and kailash_nb's own ``Workflow.to_dict()``
+        layout. Every other top-level key (``name``, ``description``, ``version``,
+        ``author``, ``workflow_id``, ``metadata``, anything else) becomes the builder's
+        metadata, used by ``build()``.
+
+        Raises:
+            WorkflowValidationError: malformed definition (a node without id or type, a
+                connection without its nodes, ...).
+        """
+        builder = fill_draft(cls(), config)
+        builder._metadata = {
+            key: value for key, value in config.items() if key not in ("nodes", "connections")
+        }
+        return builder
+
+    # -- Kailash's builder API ---------------------------------------------------------
+    @property
+    def nodes(self) -> dict[str, dict[str, Any]]:
+        """The nodes added so far as Kailash lists them: ``{node_id: {"type": name,
+        "config": config}}`` (plus ``"class"`` for a node given by class). Each
+        ``config`` is the builder's own dict: changing it changes the node."""
+        listed: dict[str, dict[str, Any]] = {}
+        for node_id, spec in self._nodes.items():
+            entry: dict[str, Any] = {"type": spec.type_label, "config": spec.config}
+            if not isinstance(spec.node_type, str):
+                entry["class"] = spec.node_type
+            listed[node_id] = entry
+        return listed
+
+    @property
+    def workflow_parameters(self) -> dict[str, Any]:
+        """The defaults ``set_workflow_parameters`` collected (a live dict, as in Kailash)."""
+        return self._metadata.setdefault("workflow_parameters", {})
+
+    @property
+    def parameter_mappings(self) -> dict[str, dict[str, str]]:
+        """The mappings ``add_parameter_mapping`` collected (a live dict, as in Kailash)."""
+        return self._metadata.setdefault("parameter_mappings", {})
+
+    def add_node_type(
+        self, node_type: str, node_id: str | None = None, config: dict[str, Any] | None = None
+    ) -> str:
+        """Add a node by registered type name; ``add_node`` with a string type."""
+        if not isinstance(node_type, str):
+            raise WorkflowValidationError(
+                f"add_node_type needs a registered type name, got {node_type!r}; use add_node "
+                "for classes and instances"
+            )
+        return self.add_node(node_type, node_id, config)
+
+    def add_node_instance(self, node_instance: Node, node_id: str | None = None) -> str:
+        """Add a configured node instance (its class and config are reused)."""
+        if not isinstance(node_instance, Node):
+            raise WorkflowValidationError(
+                f"add_node_instance needs a Node instance, got {type(node_instance).__name__}"
+            )
+        return self.add_node(node_instance, node_id)
+
+    def update_node(self, node_id: str, config_updates: dict[str, Any]) -> WorkflowBuilder:
+        """Merge ``config_updates`` into the config of node ``node_id``; returns the builder.
+
+        Raises:
+            WorkflowValidationError: unknown node, or updates that are not a dict.
+        """
+        self._require_node(node_id, "update")
+        if not isinstance(config_updates, dict):
+            raise WorkflowValidationError(
+                f"update_node({node_id!r}, ...): the updates must be a dict, got "
+                f"{type(config_updates).__name__}"
+            )
+        self._nodes[node_id].config.update(config_updates)
+        return self
+
+    def set_workflow_parameters(self, **parameters: Any) -> WorkflowBuilder:
+        """Default workflow-level parameters for every run of the built workflow (run
+        parameters override them); kept in the workflow's metadata as
+        ``workflow_parameters``. Returns the builder."""
+        self._metadata.setdefault("workflow_parameters", {}).update(parameters)
+        return self
+
+    def add_workflow_inputs(
+        self, input_node_id: str, input_mappings: dict[str, str]
+    ) -> WorkflowBuilder:
+        """Deliver workflow-level run parameters to inputs of ``input_node_id``:
+        ``{parameter_name: input_name}``, kept in metadata as ``_workflow_inputs``.
+
+        Raises:
+            WorkflowValidationError: unknown node or a mapping that is not a dict.
+        """
+        return self._map_inputs("_workflow_inputs", input_node_id, input_mappings)
+
+    def add_parameter_mapping(self, node_id: str, mappings: dict[str, str]) -> WorkflowBuilder:
+        """Like ``add_workflow_inputs`` (kept in metadata as ``parameter_mappings``)."""
+        return self._map_inputs("parameter_mappings", node_id, mappings)
+
+    def clear(self) -> WorkflowBuilder:
+        """Remove every node, connection, cycle and metadata entry; returns the builder."""
+        WorkflowDraft.__init__(self)
+        self._metadata = {}
+        return self
+
+    def _map_inputs(self, key: str, node_id: str, mappings: dict[str, str]) -> WorkflowBuilder:
+        self._require_node(node_id, "map inputs of")
+        if not isinstance(mappings, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in mappings.items()
+        ):
+            raise WorkflowValidationError(
+                f"input mappings of node {node_id!r} must be a dict of parameter name -> "
+                f"input name, got {mappings!r:.80}"
+            )
+        self._metadata.setdefault(key, {}).setdefault(node_id, {}).update(mappings)
+        return self
+
+    def set_metadata(self, **metadata: Any) -> WorkflowBuilder:
+        """Add workflow metadata used by ``build()`` (``name``, ``description``,
+        ``version``, ``author`` and free keys); returns the builder."""
+        self._metadata.update(metadata)
+        return self
+
+    def build(self, workflow_id: str | None = None, **settings: Any) -> Workflow:
         """Instantiate every node and return a validated ``Workflow``.
+
+        ``settings`` (overriding ``set_metadata``/``from_dict`` metadata) may hold
+        ``name``, ``description``, ``version``, ``author`` and ``metadata`` (a dict);
+        other keys are added to the workflow's metadata.
 
         Raises:
             WorkflowValidationError: unknown node type (close matches listed),
                 unmarked cycle, or connection to an unknown input.
             NodeConfigurationError: a node's config does not fit its parameters.
         """
+        merged = {
+            key: value
+            for key, value in {**self._metadata, **settings}.items()
+            if not (key in _INPUT_SETTINGS and not value)
+        }
+        nested = merged.pop("metadata", None) or {}
+        if not isinstance(nested, dict):
+            raise WorkflowValidationError(f"metadata must be a dict, got {type(nested).__name__}")
+        workflow_id = workflow_id or merged.pop("workflow_id", None)
+        merged.pop("workflow_id", None)
+        name = merged.pop("name", None)
+        description = merged.pop("description", "")
+        version = merged.pop("version", "1.0.0")
+        author = merged.pop("author", "")
         return Workflow(
             **self.workflow_arguments(
-                workflow_id,
+                None if workflow_id is None else str(workflow_id),
                 name=name,
-                description=description,
-                version=version,
-                author=author,
-                metadata=metadata,
+                description=str(description or ""),
+                version=str(version or "1.0.0"),
+                author=str(author or ""),
+                metadata={**nested, **merged},
             )
         )

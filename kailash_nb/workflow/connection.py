@@ -21,6 +21,20 @@ class _Missing:
 MISSING: Any = _Missing()
 
 
+# Kailash's keys of a connection dict -> Connection field.
+_KAILASH_KEYS = {
+    "from_node": "source_node",
+    "from_output": "source_output",
+    "to_node": "target_node",
+    "to_input": "target_input",
+    "source_node": "source_node",
+    "source_output": "source_output",
+    "target_node": "target_node",
+    "target_input": "target_input",
+    "cycle_id": "cycle_id",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Connection:
     """One edge: ``source_node.source_output -> target_node.target_input``.
@@ -41,6 +55,22 @@ class Connection:
 
     def __str__(self) -> str:
         return f"{self.source_node}.{self.source_output} -> {self.target_node}.{self.target_input}"
+
+    def __getitem__(self, key: str) -> Any:
+        """Read a field by its Kailash key, as Kailash code indexes its connection dicts:
+        ``from_node``/``from_output``/``to_node``/``to_input`` (or the ``source_*`` and
+        ``target_*`` names)."""
+        try:
+            return getattr(self, _KAILASH_KEYS[key])
+        except (KeyError, TypeError):
+            raise KeyError(key) from None
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """``self[key]``, or ``default`` for a key a connection does not have."""
+        try:
+            return self[key]
+        except KeyError:
+            return default
 
     def to_dict(self) -> dict[str, Any]:
         """Kailash's connection entry: ``source_node``/``source_output``/``target_*``."""

@@ -248,7 +248,10 @@ class WorkflowDraft:
         nodes: dict[str, Node] = {}
         for node_id, spec in self._nodes.items():
             node_class = self._resolve(node_id, spec.node_type)
-            nodes[node_id] = node_class(**spec.metadata, **spec.config, _node_id=node_id)
+            node = node_class(**spec.metadata, **spec.config, _node_id=node_id)
+            if "id" not in vars(node):  # its __init__ did not call Node.__init__
+                node.id = node_id
+            nodes[node_id] = node
         return {
             "workflow_id": workflow_id,
             "name": name or f"Workflow-{workflow_id[:8]}",

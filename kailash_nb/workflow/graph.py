@@ -1,14 +1,17 @@
 """``Workflow``: a validated graph of node instances, ready to run.
 
-A workflow is made by ``WorkflowBuilder.build()`` or ``Workflow.from_dict()`` and
-does not change afterwards, except that ``create_cycle`` may add a cycle (the
-Kailash way of declaring one on a built workflow). ``graph`` is a networkx
+A workflow is made by ``WorkflowBuilder.build()`` or ``Workflow.from_dict()``, or
+Kailash's way: ``Workflow(workflow_id, name)`` then ``add_node``/``connect``. Nodes,
+connections and cycles (``create_cycle``) may be added, never removed or changed;
+every addition is validated at once. ``graph`` is a networkx
 ``DiGraph`` with one vertex per node and one edge per connected pair.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import uuid
+from collections import deque
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +20,7 @@ from kailash_nb.nodes.node import Node
 from kailash_nb.sdk_exceptions import close_matches
 from kailash_nb.workflow.connection import Connection, NodeOptions
 from kailash_nb.workflow.cycles import CycleBuilder, CycleSpec
+from kailash_nb.workflow.draft import WorkflowDraft
 from kailash_nb.workflow.plan import ExecutionPlan
 from kailash_nb.workflow.serialization import (
     dump_json,
@@ -33,9 +37,19 @@ if TYPE_CHECKING:
 
 __all__ = ["Workflow"]
 
+#: ``(source, target, data)``: one edge as ``separate_dag_and_cycle_edges`` lists it.
+_Edge = tuple[str, str, dict[str, Any]]
+
 
 class Workflow:
-    """An immutable, validated workflow.
+    """A validated workflow: it only grows (``add_node``, ``connect``, ``create_cycle``),
+    and every addition is checked at once.
+
+    Two metadata entries, written by ``WorkflowBuilder`` as Kailash writes them, shape
+    the parameters of every run: ``workflow_parameters`` (``{name: value}``, defaults
+    delivered like workflow-level run parameters) and ``_workflow_inputs`` /
+    ``parameter_mappings`` (``{node_id: {parameter: input}}``: a workflow-level run
+    parameter ``parameter`` is delivered to that node's ``input``).
 
     Attributes:
         workflow_id: unique id (a uuid4 string unless given).
@@ -54,20 +68,21 @@ class Workflow:
 
     def __init__(
         self,
-        *,
-        workflow_id: str,
-        name: str,
-        nodes: Mapping[str, Node],
-        connections: list[Connection] | tuple[Connection, ...] = (),
-        cycles: list[CycleSpec] | tuple[CycleSpec, ...] = (),
-        node_options: Mapping[str, NodeOptions] | None = None,
+        workflow_id: str | None = None,
+        name: str | None = None,
         description: str = "",
         version: str = "1.0.0",
         author: str = "",
         metadata: dict[str, Any] | None = None,
+        *,
+        nodes: Mapping[str, Node] | None = None,
+        connections: list[Connection] | tuple[Connection, ...] = (),
+        cycles: list[CycleSpec] | tuple[CycleSpec, ...] = (),
+        node_options: Mapping[str, NodeOptions] | None = None,
     ) -> None:
-        self.workflow_id = workflow_id
-        self.name = name
+        self.workflow_id = workflow_id or str(uuid.uuid4())
+        self.name = name or f"Workflow-{self.workflow_id[:8]}"
+        nodes = nodes or {}
         self.description = description
         self.version = version
         self.author = author
@@ -87,7 +102,9 @@ class Workflow:
         check_cycles(self.graph, ())
         for cycle in cycles:
             self._add_cycle(cycle)
+        self._default_parameters, self._input_mappings = _workflow_inputs(self.nodes, self.metadata)
         self._plan: ExecutionPlan | None = None
+        self._kahn_order: tuple[str, ...] | None = None
 
     # -- structure ----------------------------------------------------------------
     @property
@@ -119,6 +136,150 @@ class Workflow:
 
         return list(nx.lexicographical_topological_sort(self.graph))
 
+    def get_execution_order(self) -> tuple[str, ...]:
+        """Node ids in topological order of the ordinary connections (Kailash's order).
+
+        Kahn's algorithm as Kailash runs it: the nodes without inputs in sorted order
+        first, then each node's successors, in sorted order, as their last input is
+        placed. Cycle edges are left out, so a cycle's nodes appear once.
+        """
+        if self._kahn_order is None:
+            waiting = {node_id: self.graph.in_degree(node_id) for node_id in self.graph}
+            queue = deque(sorted(node_id for node_id, count in waiting.items() if not count))
+            order: list[str] = []
+            while queue:
+                node_id = queue.popleft()
+                order.append(node_id)
+                for successor in sorted(self.graph.successors(node_id)):
+                    waiting[successor] -= 1
+                    if not waiting[successor]:
+                        queue.append(successor)
+            self._kahn_order = tuple(order)
+        return self._kahn_order
+
+    def validate(self, runtime_parameters: dict[str, Any] | None = None) -> None:
+        """Check that every required input is provided, counting ``runtime_parameters``
+        (the ``parameters`` a run will be given) as Kailash's ``validate`` does.
+
+        The graph itself (unknown nodes and inputs, unmarked cycles) was already checked
+        when the workflow was made, so only the inputs remain to check.
+
+        Raises:
+            WorkflowValidationError: a required input that neither config, connection nor
+                ``runtime_parameters`` provides, or malformed ``runtime_parameters``.
+        """
+        by_node, flat_by_node = self.plan.split_parameters(runtime_parameters)
+        self.plan.check_required(by_node, flat_by_node)
+
+    def has_cycles(self) -> bool:
+        """True when the workflow declares at least one cycle."""
+        return bool(self.cycles)
+
+    def separate_dag_and_cycle_edges(self) -> tuple[tuple[_Edge, ...], tuple[_Edge, ...]]:
+        """``(dag_edges, cycle_edges)``, each a tuple of ``(source, target, data)`` with
+        ``data`` laid out as Kailash's graph edges: ``mapping`` (``{output: input}``),
+        ``from_output`` and ``to_input`` (a string for one connection, lists for
+        several); cycle edges also carry ``cycle``, ``cycle_id``, ``max_iterations``,
+        ``convergence_check`` and ``timeout`` (and ``memory_limit``, ``condition``,
+        ``parent_cycle``, always ``None`` here). The data dicts are fresh copies.
+        """
+        dag_edges = tuple(
+            (source, target, _edge_data(connections))
+            for (source, target), connections in _by_pair(self._dag_connections).items()
+        )
+        cycle_edges = []
+        for cycle in self.cycles:
+            for (source, target), connections in _by_pair(cycle.connections).items():
+                data = _edge_data(connections)
+                data.update(cycle.to_dict())
+                data.update(memory_limit=None, condition=None, parent_cycle=None)
+                cycle_edges.append((source, target, data))
+        return dag_edges, tuple(cycle_edges)
+
+    def add_node(self, node_id: str, node_or_type: str | type[Node] | Node, **config: Any) -> None:
+        """Add a node to this workflow, Kailash's way of building one without a builder:
+        ``Workflow("wf-1", "etl")`` then ``add_node`` and ``connect``.
+
+        ``node_or_type`` is a registered type name, a ``Node`` subclass (both made with
+        ``config``) or a ``Node`` instance (its class and config, overlaid with
+        ``config``, make the workflow's own instance).
+
+        Raises:
+            WorkflowValidationError: duplicate or invalid id, or an unknown node type.
+            NodeConfigurationError: ``config`` does not fit the node's parameters.
+        """
+        if node_id in self.nodes:
+            raise errors.WorkflowValidationError(
+                f"node id {node_id!r} already exists in workflow {self.name!r}"
+            )
+        draft = WorkflowDraft()
+        draft.add_node(node_or_type, node_id, config)
+        (node,) = draft.workflow_arguments(self.workflow_id)["nodes"].values()
+        self.nodes = MappingProxyType({**self.nodes, node_id: node})
+        self.graph.add_node(node_id, node=node, type=node.type_name())
+        self._changed()
+
+    def connect(
+        self,
+        source_node: str,
+        target_node: str,
+        mapping: dict[str, str] | None = None,
+        cycle: bool = False,
+        **cycle_options: Any,
+    ) -> None:
+        """Connect ``source_node`` outputs to ``target_node`` inputs by ``mapping``
+        (``{output: input}``; Kailash's default ``{"output": "input"}`` when omitted).
+
+        As in Kailash, ``cycle=True`` is refused: declare cycles with ``create_cycle``.
+
+        Raises:
+            ConnectionError: unknown node or input, self-connection, duplicate.
+            WorkflowValidationError: the connection closes an unmarked cycle, or
+                ``cycle=True``.
+        """
+        if cycle or cycle_options:
+            raise errors.WorkflowValidationError(
+                "connect(..., cycle=True) is not supported (nor in Kailash since 1.0); "
+                "declare the cycle with workflow.create_cycle(id).connect(source, target, "
+                "mapping).max_iterations(n).build()"
+            )
+        mapping = {"output": "input"} if mapping is None else mapping
+        if not isinstance(mapping, dict) or not mapping:
+            raise errors.ConnectionError(
+                f"connect({source_node!r}, {target_node!r}): mapping must be a non-empty "
+                "{output: input} dict"
+            )
+        for node_id, role in ((source_node, "source"), (target_node, "target")):
+            if node_id not in self.nodes:
+                raise errors.WorkflowValidationError(
+                    f"connect({source_node!r}, {target_node!r}): {role} node {node_id!r} is "
+                    f"not in workflow {self.name!r}{close_matches(str(node_id), self.nodes)}"
+                )
+        if source_node == target_node:
+            raise errors.ConnectionError(
+                f"connect({source_node!r}, {target_node!r}): a node cannot feed itself; use "
+                "create_cycle(id) for a loop"
+            )
+        added = tuple(
+            Connection(source_node, output, target_node, target_input)
+            for output, target_input in mapping.items()
+        )
+        for connection in added:
+            if connection in self._dag_connections:
+                raise errors.ConnectionError(f"connection {connection} was already added")
+        check_connections(self.nodes, added)
+        graph = self.graph.copy()
+        for connection in added:
+            edge = (connection.source_node, connection.target_node)
+            if graph.has_edge(*edge):
+                graph.edges[edge]["connections"] = [*graph.edges[edge]["connections"], connection]
+            else:
+                graph.add_edge(*edge, connections=[connection])
+        check_cycles(graph, self.cycles)
+        self.graph = graph
+        self._dag_connections += added
+        self._changed()
+
     def create_cycle(self, cycle_id: str) -> CycleBuilder:
         """Declare a cycle on this workflow; see ``kailash_nb.workflow.cycles``."""
         return CycleBuilder(cycle_id, self._add_cycle)
@@ -132,6 +293,8 @@ class Workflow:
                 self.node_options,
                 self._dag_connections,
                 [(cycle, self.cycle_members(cycle)) for cycle in self.cycles],
+                default_parameters=self._default_parameters,
+                input_mappings=self._input_mappings,
             )
         return self._plan
 
@@ -140,7 +303,7 @@ class Workflow:
         """The workflow as a JSON-ready dict in Kailash's layout.
 
         Raises:
-            WorkflowValidationError: a node's config holds a value JSON cannot carry
+            ExportException: a node's config holds a value JSON cannot carry
                 (a function from ``from_function``, an object).
         """
         return workflow_to_dict(self)
@@ -198,4 +361,72 @@ class Workflow:
         check_connections(self.nodes, cycle.connections)
         check_cycles(self.graph, (*self.cycles, cycle))
         self.cycles = (*self.cycles, cycle)
+        self._changed()
+
+    def _changed(self) -> None:
+        """Forget what was computed from the graph (a node, edge or cycle was added)."""
         self._plan = None
+        self._kahn_order = None
+
+
+def _edge_data(connections: list[Connection]) -> dict[str, Any]:
+    """Kailash's edge attributes for the connections between one pair of nodes."""
+    outputs = [c.source_output for c in connections]
+    inputs = [c.target_input for c in connections]
+    return {
+        "mapping": dict(zip(outputs, inputs, strict=True)),
+        "from_output": outputs[0] if len(outputs) == 1 else outputs,
+        "to_input": inputs[0] if len(inputs) == 1 else inputs,
+    }
+
+
+def _by_pair(connections: Iterable[Connection]) -> dict[tuple[str, str], list[Connection]]:
+    """Connections grouped by (source, target), pairs in order of their first connection."""
+    grouped: dict[tuple[str, str], list[Connection]] = {}
+    for connection in connections:
+        grouped.setdefault((connection.source_node, connection.target_node), []).append(connection)
+    return grouped
+
+
+def _workflow_inputs(
+    nodes: Mapping[str, Node], metadata: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, list[tuple[str, str]]]]:
+    """The default parameters and parameter mappings held in ``metadata``, checked."""
+    defaults = metadata.get("workflow_parameters") or {}
+    if not isinstance(defaults, dict):
+        raise errors.WorkflowValidationError("metadata 'workflow_parameters' must be a dict")
+    mappings: dict[str, list[tuple[str, str]]] = {}
+    for key in ("_workflow_inputs", "parameter_mappings"):
+        by_node = metadata.get(key) or {}
+        if not isinstance(by_node, dict):
+            raise errors.WorkflowValidationError(f"metadata {key!r} must be a dict")
+        for node_id, mapping in by_node.items():
+            node = nodes.get(node_id)
+            if node is None:
+                raise errors.WorkflowValidationError(
+                    f"metadata {key!r} maps inputs of node {node_id!r}, which does not exist"
+                    f"{close_matches(str(node_id), nodes)}"
+                )
+            if not isinstance(mapping, dict):
+                raise errors.WorkflowValidationError(
+                    f"metadata {key!r}[{node_id!r}] must be a dict of parameter -> input"
+                )
+            for parameter, name in mapping.items():
+                if not isinstance(parameter, str) or not isinstance(name, str):
+                    raise errors.WorkflowValidationError(
+                        f"metadata {key!r}[{node_id!r}] must map strings to strings"
+                    )
+                if not node.accepts_extra_inputs and name not in node.parameters:
+                    raise errors.WorkflowValidationError(
+                        f"metadata {key!r}: node {node_id!r} ({node.type_name()}) has no "
+                        f"input {name!r}{close_matches(name, node.parameters)}"
+                    )
+                pair = (node_id, name)
+                if pair not in mappings.setdefault(parameter, []):
+                    mappings[parameter].append(pair)
+    for name in defaults:
+        if name not in mappings and not any(name in node.parameters for node in nodes.values()):
+            raise errors.WorkflowValidationError(
+                f"workflow parameter {name!r} is an input of no node and is mapped to none"
+            )
+    return dict(defaults), mappings

@@ -49,10 +49,19 @@ class ExecutionPlan:
         options: Mapping[str, NodeOptions],
         connections: Sequence[Connection],
         cycles: Sequence[tuple[CycleSpec, Sequence[str]]],
+        *,
+        default_parameters: Mapping[str, Any] | None = None,
+        input_mappings: Mapping[str, Sequence[tuple[str, str]]] | None = None,
     ) -> None:
         """Plan the workflow made of ``nodes``, their ``options``, its ordinary
-        ``connections`` and its ``cycles``, each with its members in execution order."""
+        ``connections`` and its ``cycles``, each with its members in execution order.
+
+        ``default_parameters`` are workflow-level parameters every run starts from;
+        ``input_mappings`` maps a workflow-level parameter name to the
+        ``(node_id, input)`` pairs it is delivered to."""
         self.nodes = nodes
+        self.default_parameters = dict(default_parameters or {})
+        self.input_mappings = {key: tuple(pairs) for key, pairs in (input_mappings or {}).items()}
         self.options: dict[str, NodeOptions] = dict(options)
         self.is_async = {node_id: node.is_async for node_id, node in nodes.items()}
         self.is_branching = {node_id: node.is_branching for node_id, node in nodes.items()}
@@ -129,12 +138,14 @@ class ExecutionPlan:
             WorkflowValidationError: not a dict, dunder names, unknown inputs, or a
                 key that is neither a node id nor a declared input.
         """
-        if not parameters:
-            return {}, {}
-        if not isinstance(parameters, dict):
+        if parameters and not isinstance(parameters, dict):
             raise WorkflowValidationError(
                 f"parameters must be a dict, got {type(parameters).__name__}"
             )
+        if self.default_parameters:
+            parameters = {**self.default_parameters, **(parameters or {})}
+        if not parameters:
+            return {}, {}
         by_node: dict[str, dict[str, Any]] = {}
         flat_by_node: dict[str, dict[str, Any]] = {}
         for key, value in parameters.items():
@@ -155,6 +166,11 @@ class ExecutionPlan:
                             f"{sorted(node.parameters)}"
                         )
                 by_node[key] = value
+                continue
+            mapped = self.input_mappings.get(key)
+            if mapped:
+                for node_id, name in mapped:
+                    flat_by_node.setdefault(node_id, {})[name] = value
                 continue
             targets = self.declared_by.get(key)
             if not targets:

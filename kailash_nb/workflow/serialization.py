@@ -17,11 +17,13 @@ import json
 import math
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from kailash_nb.redaction import REDACTED, redact_config, redacted_paths
-from kailash_nb.sdk_exceptions import WorkflowValidationError
+from kailash_nb.sdk_exceptions import ExportException, WorkflowValidationError
 from kailash_nb.workflow.draft import WorkflowDraft
+
+_Draft = TypeVar("_Draft", bound=WorkflowDraft)
 
 __all__ = [
     "MAX_CONNECTIONS",
@@ -30,6 +32,7 @@ __all__ = [
     "REDACTED",
     "dump_json",
     "dump_yaml",
+    "fill_draft",
     "load_json",
     "load_yaml",
     "redact_definition",
@@ -90,6 +93,33 @@ def workflow_arguments_from_dict(data: Mapping[str, Any]) -> dict[str, Any]:
         WorkflowValidationError: malformed definition, unknown node type, caps exceeded,
             or a config value holding ``REDACTED`` (a secret left out on export).
     """
+    draft = fill_draft(WorkflowDraft(), data)
+    metadata = data.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise WorkflowValidationError("'metadata' must be a mapping")
+    return draft.workflow_arguments(
+        workflow_id=str(data.get("workflow_id") or uuid.uuid4()),
+        name=data.get("name"),
+        description=str(data.get("description") or ""),
+        version=str(data.get("version") or "1.0.0"),
+        author=str(data.get("author") or ""),
+        metadata=metadata,
+    )
+
+
+def fill_draft(draft: _Draft, data: Mapping[str, Any]) -> _Draft:
+    """Add the nodes, connections and cycles of definition ``data`` to ``draft``.
+
+    Node entries take ``node_type`` (or ``type``) and ``config`` (or Kailash's
+    ``parameters``, preferred when both are given). Connections take
+    ``source_node``/``source_output``/``target_node``/``target_input``, or
+    ``from_node``/``from_output``/``to_node``/``to_input``, or Kailash's short
+    ``from``/``to``, whose output and input default to ``result`` and ``input``.
+
+    Raises:
+        WorkflowValidationError: malformed definition, caps exceeded, or a config
+            value holding ``REDACTED``.
+    """
     if not isinstance(data, Mapping):
         raise WorkflowValidationError(
             f"a workflow definition must be a mapping, got {type(data).__name__}"
@@ -102,14 +132,14 @@ def workflow_arguments_from_dict(data: Mapping[str, Any]) -> dict[str, Any]:
         raise WorkflowValidationError(
             f"definition has {len(raw_connections)} connections; the limit is {MAX_CONNECTIONS}"
         )
-    draft = WorkflowDraft()
     for node_id, entry in node_entries:
         node_type = entry.get("node_type", entry.get("type"))
         if not isinstance(node_type, str):
             raise WorkflowValidationError(
                 f"node {node_id!r}: 'node_type' must be a registered type name, got {node_type!r}"
             )
-        config = entry.get("config") or {}
+        config = entry["parameters"] if "parameters" in entry else entry.get("config")
+        config = {} if config is None else config
         if not isinstance(config, dict):
             raise WorkflowValidationError(f"node {node_id!r}: 'config' must be a mapping")
         redacted = list(redacted_paths(config, "config"))
@@ -148,17 +178,7 @@ def workflow_arguments_from_dict(data: Mapping[str, Any]) -> dict[str, Any]:
         if spec.get("timeout") is not None:
             cycle.timeout(spec["timeout"])
         cycle.build()
-    metadata = data.get("metadata") or {}
-    if not isinstance(metadata, dict):
-        raise WorkflowValidationError("'metadata' must be a mapping")
-    return draft.workflow_arguments(
-        workflow_id=str(data.get("workflow_id") or uuid.uuid4()),
-        name=data.get("name"),
-        description=str(data.get("description") or ""),
-        version=str(data.get("version") or "1.0.0"),
-        author=str(data.get("author") or ""),
-        metadata=metadata,
-    )
+    return draft
 
 
 def _node_entries(raw: Any) -> list[tuple[str, dict[str, Any]]]:
@@ -187,12 +207,15 @@ def _node_entries(raw: Any) -> list[tuple[str, dict[str, Any]]]:
 def _connection_from(raw: Any, position: int) -> tuple[str, str, str, str]:
     if not isinstance(raw, Mapping):
         raise WorkflowValidationError(f"connections[{position}] must be a mapping")
-    fields = (
-        raw.get("source_node", raw.get("from_node")),
-        raw.get("source_output", raw.get("from_output")),
-        raw.get("target_node", raw.get("to_node")),
-        raw.get("target_input", raw.get("to_input")),
-    )
+    source = raw.get("source_node", raw.get("from_node"))
+    target = raw.get("target_node", raw.get("to_node"))
+    output = raw.get("source_output", raw.get("from_output"))
+    target_input = raw.get("target_input", raw.get("to_input"))
+    if source is None and "from" in raw:
+        source, output = raw["from"], output or "result"
+    if target is None and "to" in raw:
+        target, target_input = raw["to"], target_input or "input"
+    fields = (source, output, target, target_input)
     if not all(isinstance(value, str) and value for value in fields):
         raise WorkflowValidationError(
             f"connections[{position}] needs source_node, source_output, target_node and "
@@ -203,12 +226,12 @@ def _connection_from(raw: Any, position: int) -> tuple[str, str, str, str]:
 
 def _check_portable(value: Any, where: str, depth: int = 0) -> None:
     if depth > 64:
-        raise WorkflowValidationError(f"{where} is nested more than 64 levels deep")
+        raise ExportException(f"{where} is nested more than 64 levels deep")
     if value is None or isinstance(value, (str, bool, int)):
         return
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise WorkflowValidationError(f"{where} is {value!r}, which JSON cannot carry")
+            raise ExportException(f"{where} is {value!r}, which JSON cannot carry")
         return
     if isinstance(value, (list, tuple)):
         for item in value:
@@ -217,10 +240,10 @@ def _check_portable(value: Any, where: str, depth: int = 0) -> None:
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
-                raise WorkflowValidationError(f"{where} has a non-string key {key!r}")
+                raise ExportException(f"{where} has a non-string key {key!r}")
             _check_portable(item, where, depth + 1)
         return
-    raise WorkflowValidationError(
+    raise ExportException(
         f"{where} holds a {type(value).__name__}, which a definition cannot carry; use a "
         "code string instead of a function, or plain data"
     )

@@ -38,7 +38,7 @@ def _leftovers(directory: Path) -> list[str]:
     ["CSVReaderNode", "CSVWriterNode", "JSONReaderNode", "JSONWriterNode"],
 )
 def test_file_nodes_are_registered_builtins(name):
-    assert NodeRegistry.get(name).__module__ == "kailash_nb.nodes.data"
+    assert NodeRegistry.get(name).__module__ == "kailash_nb.nodes.data._nodes"
 
 
 # -- CSV reading -----------------------------------------------------------------------

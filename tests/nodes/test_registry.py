@@ -11,10 +11,11 @@ from kailash_nb.nodes.registry import NodeRegistry, register_node
 from kailash_nb.sdk_exceptions import NodeConfigurationError
 
 BUILTIN_TYPES = {
-    "PythonCodeNode": "kailash_nb.nodes.code",
-    "AsyncPythonCodeNode": "kailash_nb.nodes.code",
-    "SwitchNode": "kailash_nb.nodes.logic",
-    "MergeNode": "kailash_nb.nodes.logic",
+    # Defined where Kailash defines them.
+    "PythonCodeNode": "kailash_nb.nodes.code.python",
+    "AsyncPythonCodeNode": "kailash_nb.nodes.code.python",
+    "SwitchNode": "kailash_nb.nodes.logic.operations",
+    "MergeNode": "kailash_nb.nodes.logic.operations",
 }
 
 
@@ -137,7 +138,7 @@ def test_builtin_types_load_lazily_on_first_get():
         assert "SwitchNode" in NodeRegistry.names()
         assert "kailash_nb.nodes.logic" not in sys.modules
         switch = NodeRegistry.get("SwitchNode")
-        assert switch.__module__ == "kailash_nb.nodes.logic"
+        assert switch.__module__ == "kailash_nb.nodes.logic.operations"
         assert "kailash_nb.nodes.logic" in sys.modules
         assert "kailash_nb.nodes.code" not in sys.modules
         """
@@ -181,7 +182,7 @@ def test_builtin_name_cannot_be_taken_by_another_module():
     impostor = _node_class("PythonCodeNode", "someone_else")
     with pytest.raises(NodeConfigurationError, match="already registered"):
         NodeRegistry.register(impostor)
-    assert NodeRegistry.get("PythonCodeNode").__module__ == "kailash_nb.nodes.code"
+    assert NodeRegistry.get("PythonCodeNode").__module__ == "kailash_nb.nodes.code.python"
 
 
 def test_builtin_name_cannot_be_taken_before_the_builtin_is_loaded():
@@ -199,7 +200,7 @@ def test_builtin_name_cannot_be_taken_before_the_builtin_is_loaded():
             pass
         else:
             raise SystemExit("registered a user class as 'SwitchNode'")
-        assert NodeRegistry.get("SwitchNode").__module__ == "kailash_nb.nodes.logic"
+        assert NodeRegistry.get("SwitchNode").__module__ == "kailash_nb.nodes.logic.operations"
         """
     )
     assert result.returncode == 0, result.stderr

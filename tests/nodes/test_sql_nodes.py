@@ -81,7 +81,7 @@ def _insert(node, table, rows):
 
 @pytest.mark.parametrize("name", ["SQLDatabaseNode", "AsyncSQLDatabaseNode"])
 def test_sql_nodes_are_registered_builtins(name):
-    assert NodeRegistry.get(name).__module__ == "kailash_nb.nodes.data"
+    assert NodeRegistry.get(name).__module__ == "kailash_nb.nodes.data._nodes"
 
 
 # -- statements and parameters -----------------------------------------------------------

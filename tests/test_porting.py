@@ -1,0 +1,194 @@
+"""The deliberate differences from Kailash 2.65 listed in docs/porting.md, one test each,
+showing kailash_nb's behaviour (Kailash's, observed by running the same code, is quoted
+in each test's comment)."""
+
+from __future__ import annotations
+
+import pytest
+
+from kailash_nb import AsyncLocalRuntime, LocalRuntime, Workflow, WorkflowBuilder
+from kailash_nb.nodes.code import PythonCodeNode
+from kailash_nb.nodes.data import SQLDatabaseNode
+from kailash_nb.sdk_exceptions import (
+    ConnectionError,  # noqa: A004 - the Kailash name
+    NodeConfigurationError,
+    RuntimeExecutionError,
+    WorkflowExecutionError,
+    WorkflowValidationError,
+)
+
+
+def _one_node(code: str) -> dict:
+    builder = WorkflowBuilder()
+    builder.add_node("PythonCodeNode", "a", {"code": code})
+    return LocalRuntime().execute(builder.build())[0]["a"]
+
+
+# -- stricter validation --------------------------------------------------------------
+def test_unknown_config_key_fails_at_build():
+    # Kailash: built.
+    builder = WorkflowBuilder()
+    builder.add_node("SwitchNode", "s", {"condition_field": "v", "value": 3, "bogus": 1})
+    with pytest.raises(NodeConfigurationError, match="no parameter 'bogus'"):
+        builder.build()
+
+
+def test_connection_to_an_unknown_input_fails_at_build():
+    # Kailash: built.
+    builder = WorkflowBuilder()
+    builder.add_node("PythonCodeNode", "a", {"code": "result = 1"})
+    builder.add_node("SwitchNode", "s", {"condition_field": "v", "value": 3})
+    builder.add_connection("a", "result", "s", "nonexistent")
+    with pytest.raises(ConnectionError, match="no input 'nonexistent'"):
+        builder.build()
+
+
+def test_unmarked_cycle_fails_at_build():
+    # Kailash: built; get_execution_order() raises WorkflowValidationError.
+    builder = WorkflowBuilder()
+    builder.add_node("PythonCodeNode", "x", {"code": "result = a"})
+    builder.add_node("PythonCodeNode", "y", {"code": "result = b"})
+    builder.add_connection("x", "result", "y", "b")
+    builder.add_connection("y", "result", "x", "a")
+    with pytest.raises(WorkflowValidationError, match="unmarked cycle: x -> y -> x"):
+        builder.build()
+
+
+def test_from_dict_refuses_parameters_that_are_not_a_dict():
+    # Kailash: logs a warning and uses {}.
+    definition = {"nodes": [{"id": "a", "type": "PythonCodeNode", "parameters": ["x"]}]}
+    with pytest.raises(WorkflowValidationError, match="'config' must be a mapping"):
+        WorkflowBuilder.from_dict(definition)
+
+
+# -- code nodes, outputs, missing outputs, failures --------------------------------------
+def test_code_nodes_have_no_import_deny_list():
+    # Kailash: {'error': "... Import of module 'subprocess' is not allowed ..."}.
+    assert _one_node("import subprocess\nresult = subprocess.__name__") == {"result": "subprocess"}
+
+
+def test_outputs_need_not_be_json_serialisable():
+    # Kailash: {'error': "Node outputs must be JSON-serializable. Failed keys: ['result']"}.
+    assert _one_node("result = {1, 2}") == {"result": {1, 2}}
+
+
+def test_a_missing_source_output_stops_the_run():
+    # Kailash: 'b' fails with "name 'x' is not defined".
+    builder = WorkflowBuilder()
+    builder.add_node("PythonCodeNode", "a", {"code": "result = 1"})
+    builder.add_node("PythonCodeNode", "b", {"code": "result = x"})
+    builder.add_connection("a", "nope", "b", "x")
+    with pytest.raises(WorkflowExecutionError, match=r"produced no output 'nope'.*'result'"):
+        LocalRuntime().execute(builder.build())
+
+
+def test_a_failing_node_with_dependents_raises_workflow_execution_error():
+    # Kailash: RuntimeExecutionError("Unified enterprise workflow execution failed: ...").
+    builder = WorkflowBuilder()
+    builder.add_node("PythonCodeNode", "a", {"code": "result = 1 / 0"})
+    builder.add_node("PythonCodeNode", "b", {"code": "result = x"})
+    builder.add_connection("a", "result", "b", "x")
+    with pytest.raises(WorkflowExecutionError, match="ZeroDivisionError"):
+        LocalRuntime().execute(builder.build())
+
+
+# -- conditional execution and runtime options ---------------------------------------------
+def _switch() -> WorkflowBuilder:
+    builder = WorkflowBuilder()
+    builder.add_node("PythonCodeNode", "src", {"code": "result = {'v': 5}"})
+    builder.add_node("SwitchNode", "sw", {"condition_field": "v", "operator": ">", "value": 3})
+    builder.add_node("PythonCodeNode", "no", {"code": "result = 'small'"})
+    builder.add_connection("src", "result", "sw", "input_data")
+    builder.add_connection("sw", "false_output", "no", "data")
+    return builder
+
+
+def test_default_conditional_execution_is_skip_branches():
+    # Kailash's default (route_data) gives results['no'] == None.
+    results, _ = LocalRuntime().execute(_switch().build())
+    assert "no" not in results
+    results, _ = LocalRuntime(conditional_execution="route_data").execute(_switch().build())
+    assert results["no"] is None
+
+
+def test_invalid_conditional_execution_raises_runtime_execution_error():
+    # Kailash: ValueError("Invalid conditional_execution mode: ...").
+    with pytest.raises(RuntimeExecutionError, match="'skip_branches', 'route_data'"):
+        LocalRuntime(conditional_execution="all")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"connection_validation": "warn"}, "always validates connections strictly"),
+        ({"connection_validation": "off"}, "always validates connections strictly"),
+        ({"enable_monitoring": True}, "history=True"),
+    ],
+)
+def test_runtime_options_refused_with_the_reason(options, message):
+    for runtime_class in (LocalRuntime, AsyncLocalRuntime):
+        with pytest.raises(TypeError, match=message):
+            runtime_class(**options)
+
+
+def test_runtime_options_accepted_with_kailash_meaning():
+    assert LocalRuntime(connection_validation="strict") is not None
+    assert AsyncLocalRuntime(thread_pool_size=3).settings.max_worker_threads == 3
+
+
+# -- node options ----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("sandbox_mode", "trusted"),
+        ("validate_security", True),
+        ("max_code_lines", 10),
+        ("input_schema", {}),
+        ("output_schema", {}),
+    ],
+)
+def test_python_code_node_refuses_kailash_sandbox_and_schema_options(option, value):
+    with pytest.raises(NodeConfigurationError, match=f"'{option}' is not supported"):
+        PythonCodeNode(code="result = 1", **{option: value})
+
+
+def test_sql_node_refuses_pool_size():
+    with pytest.raises(NodeConfigurationError, match="no parameter 'pool_size'"):
+        SQLDatabaseNode(connection_string="sqlite://", query="SELECT 1", pool_size=5)
+
+
+# -- builder and workflow ----------------------------------------------------------------------
+def test_auto_generated_ids_are_type_and_counter():
+    # Kailash: 'node_' and 8 hex digits.
+    builder = WorkflowBuilder()
+    assert builder.add_node("PythonCodeNode", None, {"code": "result = 1"}) == "pythoncodenode_1"
+    assert builder.add_node("PythonCodeNode", None, {"code": "result = 2"}) == "pythoncodenode_2"
+
+
+def test_parameter_mapping_on_an_unknown_node_is_refused():
+    # Kailash: accepted.
+    with pytest.raises(WorkflowValidationError, match="'zz'"):
+        WorkflowBuilder().add_parameter_mapping("zz", {"p": "x"})
+
+
+def test_connections_read_like_dicts_but_are_not_dicts():
+    builder = WorkflowBuilder()
+    builder.add_node("PythonCodeNode", "a", {"code": "result = 1"})
+    builder.add_node("PythonCodeNode", "b", {"code": "result = x"})
+    builder.add_connection("a", "result", "b", "x")
+    (connection,) = builder.connections
+    assert connection["from_node"] == "a"
+    expected = {"from_node": "a", "from_output": "result", "to_node": "b", "to_input": "x"}
+    assert connection != expected
+
+
+def test_a_workflow_only_grows_and_checks_each_addition():
+    # Kailash: connect() closing a loop is accepted; get_execution_order() fails later.
+    workflow = Workflow("wf-1", "direct")
+    workflow.add_node("a", "PythonCodeNode", code="result = x")
+    workflow.add_node("b", "PythonCodeNode", code="result = y")
+    workflow.connect("a", "b", {"result": "y"})
+    with pytest.raises(WorkflowValidationError, match="unmarked cycle"):
+        workflow.connect("b", "a", {"result": "x"})
+    assert workflow.get_execution_order() == ("a", "b")
+    assert not hasattr(workflow, "remove_node")
