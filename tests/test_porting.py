@@ -152,9 +152,11 @@ def test_python_code_node_refuses_kailash_sandbox_and_schema_options(option, val
         PythonCodeNode(code="result = 1", **{option: value})
 
 
-def test_sql_node_refuses_pool_size():
-    with pytest.raises(NodeConfigurationError, match="no parameter 'pool_size'"):
-        SQLDatabaseNode(connection_string="sqlite://", query="SELECT 1", pool_size=5)
+def test_sql_node_takes_pool_sizes(tmp_path):
+    # Kailash's pool_size is accepted: it sizes the pooled engine of the node's URL.
+    url = f"sqlite:///{tmp_path / 'pool.db'}"
+    node = SQLDatabaseNode(connection_string=url, query="SELECT 1 AS one", pool_size=5)
+    assert node.execute()["data"] == [{"one": 1}]
 
 
 # -- builder and workflow ----------------------------------------------------------------------
