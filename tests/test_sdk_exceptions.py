@@ -8,6 +8,7 @@ from kailash_nb import sdk_exceptions
 from kailash_nb.sdk_exceptions import ConnectionError as KailashConnectionError
 from kailash_nb.sdk_exceptions import (
     CycleConfigurationError,
+    ExportException,
     KailashException,
     NodeConfigurationError,
     NodeException,
@@ -34,6 +35,7 @@ from kailash_nb.sdk_exceptions import (
         (WorkflowException, KailashException),
         (WorkflowValidationError, WorkflowException),
         (CycleConfigurationError, WorkflowValidationError),
+        (ExportException, WorkflowValidationError),
         (WorkflowExecutionError, WorkflowException),
         (WorkflowTimeoutError, WorkflowExecutionError),
         (KailashConnectionError, WorkflowException),
@@ -49,7 +51,7 @@ def test_error_has_documented_parent(error, parent):
 def test_every_error_is_a_kailash_exception():
     errors = [getattr(sdk_exceptions, name) for name in sdk_exceptions.__all__]
     errors = [error for error in errors if isinstance(error, type)]
-    assert len(errors) == 13
+    assert len(errors) == 14
     assert all(issubclass(error, KailashException) for error in errors)
 
 
