@@ -44,11 +44,23 @@ _GLOBAL_OPS = frozenset({"LOAD_GLOBAL", "LOAD_NAME"})
 
 def combine(*parts: str) -> str:
     """One digest of several digests or strings, order-sensitive."""
+    known = _COMBINED.get(parts)
+    if known is not None:
+        return known
     digest = hashlib.sha256()
     for part in parts:
         digest.update(part.encode("utf-8", "surrogatepass"))
         digest.update(b"\x00")
-    return digest.hexdigest()[:32]
+    if len(_COMBINED) >= _COMBINED_SIZE:
+        _COMBINED.clear()
+    result = _COMBINED[parts] = digest.hexdigest()[:32]
+    return result
+
+
+# Recent ``combine`` results: re-planning an unchanged workflow combines the same
+# digests again (a pure function, so remembering is exact).
+_COMBINED: dict[tuple[str, ...], str] = {}
+_COMBINED_SIZE = 16_384
 
 
 def fingerprint_value(value: Any, memo: dict[int, str] | None = None) -> str:

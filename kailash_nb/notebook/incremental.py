@@ -65,6 +65,8 @@ class WiringState:
         self._own: dict[str, str] = {}
         self._reads_globals: dict[str, list[tuple[dict[str, Any], str, Any]]] = {}
         self._instances: dict[str, tuple[tuple[Any, ...], Node]] = {}
+        # The last workflow built of each part (``None``: the whole), for reuse.
+        self._built: dict[frozenset[str] | None, tuple[Wiring, str, Workflow]] = {}
 
     # -- updating ---------------------------------------------------------------------
     def rebuild(
@@ -78,7 +80,7 @@ class WiringState:
         self._reads, self._readers = {}, {}
         for node_id, definition in definitions.items():
             self._index(node_id, definition, manual)
-        self._order, self._wiring = list(definitions), None
+        self._order, self._wiring, self._built = list(definitions), None, {}
         self._position = {node_id: index for index, node_id in enumerate(self._order)}
         memo: dict[int, str] = {}
         self._own = {node_id: d.digest(memo) for node_id, d in definitions.items()}
@@ -133,7 +135,7 @@ class WiringState:
         if node_id not in self._position:
             self._position[node_id] = len(self._order)
             self._order.append(node_id)
-        self._wiring = None
+        self._wiring, self._built = None, {}
 
     # -- reading ----------------------------------------------------------------------
     @property
@@ -205,7 +207,9 @@ class WiringState:
     ) -> Workflow:
         """The workflow of ``definitions`` (only ``include``, if given), as
         ``compose(...).builder.build(name=name)`` makes it, reusing the instances of
-        function nodes whose function is unchanged.
+        function nodes whose function is unchanged. When every node is a function node
+        and nothing changed since the last build of the same part, that workflow is
+        returned again (it is not changed by running it).
 
         Raises:
             KailashException: a node or connection that does not build.
@@ -218,17 +222,33 @@ class WiringState:
         ordered = {
             node_id: self._node(node_id, definition) for node_id, definition in chosen.items()
         }
+        wiring = self.wiring
+        part = None if include is None else frozenset(include)
+        reusable = all(definition.function is not None for definition in chosen.values())
+        last = self._built.get(part)
+        if (
+            reusable
+            and last is not None
+            and last[0] is wiring
+            and last[1] == name
+            and len(last[2].nodes) == len(ordered)
+            and all(last[2].nodes.get(n) is node for n, node in ordered.items())
+        ):
+            return last[2]
         connections = [
             Connection(*edge)
-            for edge in self.wiring.connections
+            for edge in wiring.connections
             if edge[0] in ordered and edge[2] in ordered
         ]
-        return Workflow(
+        workflow = Workflow(
             workflow_id=str(uuid.uuid4()),
             name=name,
             nodes=ordered,
             connections=connections,
         )
+        if reusable:
+            self._built[part] = (wiring, name, workflow)
+        return workflow
 
     # -- internals --------------------------------------------------------------------
     def _node(self, node_id: str, definition: NodeDefinition) -> Node:

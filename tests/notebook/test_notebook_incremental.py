@@ -233,3 +233,21 @@ def test_a_reused_digest_equals_a_fresh_one(cells):
     assert fingerprint_function(cells.ns["node_function"]) != fingerprint_function(
         cells.ns["helper"]
     )
+
+
+def test_a_run_reuses_the_built_workflow_only_while_nothing_changed(cells):
+    session = kn.current()
+    cells("@kn.node\ndef a():\n    return 1\n")
+    cells("@kn.node\ndef b(a):\n    return a + 1\n")
+    build = session._wiring.build
+    first = build(session.definitions, session.name)
+    assert build(session.definitions, session.name) is first
+    assert build(session.definitions, session.name, {"a"}) is not first
+    cells("@kn.node\ndef b(a):\n    return a + 2\n")
+    second = build(session.definitions, session.name)
+    assert second is not first and second.nodes["a"] is first.nodes["a"]
+    assert kn.run().value("b") == 3
+    kn.add_node("PythonCodeNode", "typed", {"code": "result = 1"})
+    typed = build(session.definitions, session.name)
+    again = build(session.definitions, session.name)
+    assert again is not typed and again.nodes["typed"] is not typed.nodes["typed"]
