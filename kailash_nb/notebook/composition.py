@@ -16,7 +16,7 @@ the workflow still composes, and running the node that needs it fails clearly.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kailash_nb.notebook.cache import Incoming
 from kailash_nb.notebook.definitions import NodeDefinition
@@ -25,24 +25,22 @@ from kailash_nb.notebook.refs import ConnectionSpec
 from kailash_nb.sdk_exceptions import close_matches
 from kailash_nb.workflow.builder import WorkflowBuilder
 
-__all__ = ["Composition", "compose"]
+__all__ = ["Composition", "Wiring", "compose", "incoming_edges", "wiring"]
 
 #: ``(source, output, target, input)``.
 Edge = tuple[str, str, str, str]
 
 
 @dataclass
-class Composition:
-    """The definitions as a builder, with every connection it holds.
+class Wiring:
+    """Every connection between the definitions, without building anything.
 
     Attributes:
-        builder: a fresh ``WorkflowBuilder`` (nothing built yet).
         connections: every connection, in the order it was added.
         dangling: ``(node, input, missing source)`` for explicit inputs from
             nodes that are not defined.
     """
 
-    builder: WorkflowBuilder
     connections: list[Edge]
     dangling: list[tuple[str, str, str]]
 
@@ -76,6 +74,20 @@ class Composition:
                 )
 
 
+@dataclass
+class Composition(Wiring):
+    """The definitions as a builder, with every connection it holds.
+
+    Attributes:
+        builder: a fresh ``WorkflowBuilder`` (nothing built yet).
+        connections: every connection, in the order it was added.
+        dangling: ``(node, input, missing source)`` for explicit inputs from
+            nodes that are not defined.
+    """
+
+    builder: WorkflowBuilder = field(default_factory=WorkflowBuilder)
+
+
 def compose(
     definitions: Mapping[str, NodeDefinition],
     manual: Sequence[ConnectionSpec],
@@ -87,37 +99,64 @@ def compose(
     Raises:
         KailashException: a connection the builder refuses (unknown node).
     """
-    chosen = [d for d in definitions.values() if include is None or d.node_id in include]
-    present = {d.node_id for d in chosen}
+    wired = wiring(definitions, manual, include)
     builder = WorkflowBuilder()
-    for definition in chosen:
-        builder.add_node(definition.builder_node(), definition.node_id, definition.config)
+    for definition in definitions.values():
+        if include is None or definition.node_id in include:
+            builder.add_node(definition.builder_node(), definition.node_id, definition.config)
+    for edge in wired.connections:
+        builder.add_connection(*edge)
+    return Composition(wired.connections, wired.dangling, builder)
+
+
+def wiring(
+    definitions: Mapping[str, NodeDefinition],
+    manual: Sequence[ConnectionSpec],
+    include: Collection[str] | None = None,
+) -> Wiring:
+    """The connections ``compose`` makes, without a builder (cheap: no node is
+    instantiated); only the ids in ``include``, if given."""
     connections: list[Edge] = []
     dangling: list[tuple[str, str, str]] = []
+    for definition in definitions.values():
+        if include is None or definition.node_id in include:
+            edges, missing = incoming_edges(definition, definitions, manual, include)
+            connections.extend(edges)
+            dangling.extend(missing)
+    return Wiring(connections, dangling)
 
-    def wire(source: str, output: str | None, target: str, name: str) -> None:
+
+def incoming_edges(
+    definition: NodeDefinition,
+    definitions: Mapping[str, NodeDefinition],
+    manual: Sequence[ConnectionSpec],
+    include: Collection[str] | None = None,
+) -> tuple[list[Edge], list[tuple[str, str, str]]]:
+    """The connections into one node, and its dangling explicit inputs."""
+    target = definition.node_id
+    edges: list[Edge] = []
+    dangling: list[tuple[str, str, str]] = []
+
+    def wire(source: str, output: str | None, name: str) -> None:
         edge = (source, output or definitions[source].output, target, name)
-        if source in present and edge not in connections:
-            builder.add_connection(*edge)
-            connections.append(edge)
+        if source in definitions and (include is None or source in include) and edge not in edges:
+            edges.append(edge)
 
-    for definition in chosen:
-        target = definition.node_id
-        fed = set()
-        for name, reference in definition.inputs.items():
-            fed.add(name)
-            if reference.node_id in definitions:
-                wire(reference.node_id, reference.output, target, name)
-            else:
-                dangling.append((target, name, reference.node_id))
-        for spec in manual:
-            if spec.target_node == target:
-                fed.add(spec.target_input)
-                wire(spec.source.node_id, spec.source.output, target, spec.target_input)
-        for name in definition.parameter_names():
-            if name not in fed and name != target and name in definitions:
-                wire(name, None, target, name)
-    return Composition(builder, connections, dangling)
+    fed = set()
+    for name, reference in definition.inputs.items():
+        fed.add(name)
+        if reference.node_id in definitions:
+            wire(reference.node_id, reference.output, name)
+        else:
+            dangling.append((target, name, reference.node_id))
+    for spec in manual:
+        if spec.target_node == target:
+            fed.add(spec.target_input)
+            wire(spec.source.node_id, spec.source.output, spec.target_input)
+    for name in definition.parameter_names():
+        if name not in fed and name != target and name in definitions:
+            wire(name, None, name)
+    return edges, dangling
 
 
 def _reachable(start: str, arcs: set[tuple[str, str]]) -> set[str]:

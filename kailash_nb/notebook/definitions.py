@@ -2,9 +2,10 @@
 
 A definition is declarative: what the node runs (a function, or a registered type
 with its config), the inputs it takes from named nodes, the name of its primary
-output and the cell that defined it. The session composes definitions into a
-``WorkflowBuilder`` whenever something changes, so re-running a cell simply swaps
-one definition for another.
+output and the cell that defined it. The session wires definitions together
+whenever something changes, so re-running a cell simply swaps one definition for
+another. A definition keeps its function's fingerprint while everything the function
+reads is the same objects (see ``fingerprint.function_dependencies``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import inspect
 import os
 import sys
+import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +21,12 @@ from typing import Any
 
 from kailash_nb.nodes.node import Node
 from kailash_nb.notebook.errors import NotebookError
-from kailash_nb.notebook.fingerprint import combine, fingerprint_function, fingerprint_value
+from kailash_nb.notebook.fingerprint import (
+    combine,
+    fingerprint_function,
+    fingerprint_value,
+    function_dependencies,
+)
 from kailash_nb.notebook.function_node import DEFAULT_OUTPUT, function_node
 from kailash_nb.notebook.refs import OutputRef, parse_output_ref
 from kailash_nb.sdk_exceptions import close_matches
@@ -48,6 +55,13 @@ class NodeDefinition:
     inputs: dict[str, OutputRef] = field(default_factory=dict)
     output: str = DEFAULT_OUTPUT
     cell: str | None = None
+    # The last fingerprint of ``function`` and the objects it was computed from.
+    _digested: tuple[tuple[Any, ...], str] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+    _signed: tuple[tuple[Any, ...], inspect.Signature] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def for_function(
@@ -135,9 +149,8 @@ class NodeDefinition:
         parameters without a default map to ``inspect.Parameter.empty``)."""
         if self.function is None:
             return {}
-        try:
-            signature = inspect.signature(self.function)
-        except (TypeError, ValueError):
+        signature = self._signature()
+        if signature is None:
             return {}
         return {
             name: parameter.default
@@ -146,14 +159,57 @@ class NodeDefinition:
             and (all_parameters or parameter.default is not parameter.empty)
         }
 
+    def _signature(self) -> inspect.Signature | None:
+        """``inspect.signature`` of the function, kept while a plain function's code
+        and defaults are the same objects (a wrapper is inspected every time)."""
+        function = self.function
+        plain = isinstance(function, types.FunctionType) and not function.__dict__
+        key = (
+            (function.__code__, function.__defaults__, function.__kwdefaults__)  # type: ignore[union-attr]
+            if plain
+            else None
+        )
+        cached = self._signed
+        if (
+            key is not None
+            and cached is not None
+            and all(a is b for a, b in zip(cached[0], key, strict=True))
+        ):
+            return cached[1]
+        try:
+            signature = inspect.signature(function)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return None
+        self._signed = None if key is None else (key, signature)
+        return signature
+
     def digest(self, memo: dict[int, str]) -> str:
         """Fingerprint of what this node runs (function or config) and its output name."""
-        body = (
-            fingerprint_function(self.function, memo)
-            if self.function is not None
-            else fingerprint_value(self.config, memo)
+        if self.function is None:
+            return combine(self.node_type, self.output, fingerprint_value(self.config, memo))
+        return self._function_digest(memo)
+
+    def _function_digest(self, memo: dict[int, str]) -> str:
+        """The node's digest with its function's fingerprint, reused while everything
+        the function reads is the same objects and none of them can change in place
+        (else digested again)."""
+        dependencies = function_dependencies(self.function)  # type: ignore[arg-type]
+        cached = self._digested
+        if (
+            dependencies is not None
+            and cached is not None
+            and len(cached[0]) == len(dependencies)
+            and all(a is b for a, b in zip(cached[0], dependencies, strict=True))
+        ):
+            return cached[1]
+        # A fresh memo: a reused digest must not depend on what was digested before it.
+        function_digest = fingerprint_function(
+            self.function,  # type: ignore[arg-type]
+            {} if dependencies is not None else memo,
         )
-        return combine(self.node_type, self.output, body)
+        digest = combine(self.node_type, self.output, function_digest)
+        self._digested = None if dependencies is None else (dependencies, digest)
+        return digest
 
 
 def defining_cell(function: Callable[..., Any] | None) -> str | None:

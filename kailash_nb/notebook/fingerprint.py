@@ -34,7 +34,10 @@ __all__ = [
     "content_digest",
     "fingerprint_function",
     "fingerprint_value",
+    "function_dependencies",
     "global_names",
+    "global_reads",
+    "rebound",
 ]
 
 _GLOBAL_OPS = frozenset({"LOAD_GLOBAL", "LOAD_NAME"})
@@ -42,11 +45,23 @@ _GLOBAL_OPS = frozenset({"LOAD_GLOBAL", "LOAD_NAME"})
 
 def combine(*parts: str) -> str:
     """One digest of several digests or strings, order-sensitive."""
+    known = _COMBINED.get(parts)
+    if known is not None:
+        return known
     digest = hashlib.sha256()
     for part in parts:
         digest.update(part.encode("utf-8", "surrogatepass"))
         digest.update(b"\x00")
-    return digest.hexdigest()[:32]
+    if len(_COMBINED) >= _COMBINED_SIZE:
+        _COMBINED.clear()
+    result = _COMBINED[parts] = digest.hexdigest()[:32]
+    return result
+
+
+# Recent ``combine`` results: re-planning an unchanged workflow combines the same
+# digests again (a pure function, so remembering is exact).
+_COMBINED: dict[tuple[str, ...], str] = {}
+_COMBINED_SIZE = 16_384
 
 
 def fingerprint_value(value: Any, memo: dict[int, str] | None = None) -> str:
@@ -115,15 +130,107 @@ def fingerprint_function(function: Callable[..., Any], memo: dict[int, str] | No
 
 def global_names(code: types.CodeType) -> list[str]:
     """Names ``code`` (and the code nested in it) loads as globals, first use first."""
+    return list(_global_names(code))
+
+
+def function_dependencies(function: Callable[..., Any]) -> tuple[Any, ...] | None:
+    """Every object ``fingerprint_function(function)`` reads, or ``None`` when one of them
+    may change in place (a list, a dict, an arbitrary object).
+
+    Two calls returning tuples whose items are the same objects (``is``) mean the
+    fingerprint is unchanged, so a stored fingerprint can be reused without digesting
+    again. The objects read by helper functions it calls are included.
+    """
+    found: list[Any] = []
+    if _collect_dependencies(function, found, set()):
+        return tuple(found)
+    return None
+
+
+def global_reads(function: Callable[..., Any] | None) -> list[tuple[dict[str, Any], str, Any]]:
+    """``(namespace, name, value)`` for every global ``function`` reads, helper functions
+    it reaches included: when ``namespace.get(name)`` is no longer ``value``, a cell
+    rebound the global and the function's fingerprint may have changed."""
+    reads: list[tuple[dict[str, Any], str, Any]] = []
+    seen: set[int] = set()
+    pending: list[Any] = [function]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, (tuple, frozenset)):
+            pending.extend(value)
+            continue
+        if (
+            not isinstance(value, types.FunctionType)
+            or id(value) in seen
+            or _is_library(value.__module__)
+        ):
+            continue
+        seen.add(id(value))
+        namespace = value.__globals__
+        for name in _global_names(value.__code__):
+            read = namespace.get(name, _MISSING)
+            reads.append((namespace, name, read))
+            pending.append(read)
+        pending.extend(_cell_value(cell) for cell in value.__closure__ or ())
+        pending.extend(value.__defaults__ or ())
+    return reads
+
+
+def rebound(reads: list[tuple[dict[str, Any], str, Any]]) -> bool:
+    """True if one of the globals listed by ``global_reads`` now holds another object."""
+    return any(namespace.get(name, _MISSING) is not value for namespace, name, value in reads)
+
+
+# -- internals ----------------------------------------------------------------------------
+@functools.lru_cache(maxsize=4096)
+def _global_names(code: types.CodeType) -> tuple[str, ...]:
+    # Code objects compare by content, so an unchanged cell re-run hits the cache.
     found: dict[str, None] = {}
     for nested in _code_objects(code):
         for instruction in dis.get_instructions(nested):
             if instruction.opname in _GLOBAL_OPS and isinstance(instruction.argval, str):
                 found[instruction.argval] = None
-    return list(found)
+    return tuple(found)
 
 
-# -- internals ----------------------------------------------------------------------------
+_MISSING = object()
+#: Types whose instances cannot change while they live (exact types: a subclass may
+#: carry attributes); modules and classes are digested by name and identity.
+_ATOMS = frozenset({type(None), bool, int, float, complex, str, bytes, range})
+
+
+def _collect_dependencies(value: Any, found: list[Any], seen: set[int]) -> bool:
+    """Append what the digest of ``value`` reads to ``found``; False if it may mutate."""
+    found.append(value)
+    if type(value) in _ATOMS or isinstance(value, (types.ModuleType, type)) or value is _MISSING:
+        return True
+    if type(value) in (tuple, frozenset):
+        return all(_collect_dependencies(item, found, seen) for item in value)
+    if isinstance(value, types.BuiltinFunctionType):  # ``len``, or ``rows.append``
+        return _collect_dependencies(value.__self__, found, seen)
+    if not isinstance(value, types.FunctionType):
+        return False  # methods, partials, containers, objects: digest them every time
+    found.extend((value.__module__, value.__qualname__))
+    if id(value) in seen or _is_library(value.__module__):
+        return True
+    seen.add(id(value))
+    code = value.__code__
+    found.append(code)
+    if value.__kwdefaults__ is not None:
+        return False
+    if not _collect_dependencies(value.__defaults__, found, seen):
+        return False
+    for cell in value.__closure__ or ():
+        if not _collect_dependencies(_cell_value(cell), found, seen):
+            return False
+    namespace = value.__globals__
+    found.append(namespace)
+    for name in _global_names(code):
+        if not _collect_dependencies(namespace.get(name, _MISSING), found, seen):
+            return False
+    return True
+
+
 def _function_digest(function: types.FunctionType, memo: dict[int, str]) -> str:
     # The compiled code stands for the source: reading the source text back through
     # ``inspect`` is unreliable in notebooks (kernels may give every cell the same file
@@ -134,7 +241,7 @@ def _function_digest(function: types.FunctionType, memo: dict[int, str]) -> str:
         for name, cell in zip(code.co_freevars, function.__closure__ or (), strict=False)
     }
     namespace = function.__globals__
-    used_globals = {name: namespace[name] for name in global_names(code) if name in namespace}
+    used_globals = {name: namespace[name] for name in _global_names(code) if name in namespace}
     return combine(
         "function",
         function.__qualname__,
@@ -162,6 +269,7 @@ def _cell_value(cell: types.CellType) -> Any:
 _EMPTY_CELL = "<empty cell>"
 
 
+@functools.lru_cache(maxsize=4096)
 def _code_digest(code: types.CodeType) -> str:
     digest = hashlib.sha256()
     for nested in _code_objects(code):

@@ -7,12 +7,12 @@ the cached outputs that are still valid.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from kailash_nb.notebook.cache import OutputCache, chain_keys
-from kailash_nb.notebook.composition import Composition, compose
+from kailash_nb.notebook.composition import Wiring, compose, wiring
 from kailash_nb.notebook.definitions import NodeDefinition
 from kailash_nb.notebook.fingerprint import combine, fingerprint_value
 from kailash_nb.notebook.refs import ConnectionSpec
@@ -48,7 +48,7 @@ class RunPlan:
 
 def shape_keys(
     definitions: Mapping[str, NodeDefinition],
-    composition: Composition,
+    composition: Wiring,
     memo: dict[int, str] | None = None,
 ) -> dict[str, str]:
     """Each node's key from its definition and its upstream, without run parameters."""
@@ -66,28 +66,37 @@ def plan_run(
     target: str | None,
     params: dict[str, Any],
     no_cache: bool,
+    wired: Wiring | None = None,
+    build: Callable[[Collection[str] | None], Workflow] | None = None,
 ) -> RunPlan:
     """Plan a run of the workflow ``name`` (or of ``target`` and its upstream).
 
     A node's key chains its definition's fingerprint, the run parameters it
     receives (workflow-level ones it declares and does not get from a connection,
-    and node-keyed ones) and the keys of its sources.
+    and node-keyed ones) and the keys of its sources. ``wired`` is the definitions'
+    ``wiring`` when the caller keeps it; ``build(include)`` builds the workflow (only
+    the ids in ``include``, if not ``None``) as ``compose(...).builder.build`` does.
 
     Raises:
         NotebookError: a node in the run takes an input from an undefined node.
         WorkflowValidationError: unknown parameters (checked against the whole
             workflow, with close matches).
     """
-    composition = compose(definitions, manual)
+    composition = wired if wired is not None else wiring(definitions, manual)
+    if build is None:
+
+        def build(include: Collection[str] | None) -> Workflow:
+            return compose(definitions, manual, include=include).builder.build(name=name)
+
     needed = composition.upstream(target) if target is not None else set(definitions)
     scope = [node_id for node_id in definitions if node_id in needed]
     composition.check_dangling(scope, definitions)
-    full = composition.builder.build(name=name)
+    full = build(None)
     by_node, flat = full.plan.split_parameters(params)
     if target is None:
         workflow, parameters = full, dict(params)
     else:
-        workflow = compose(definitions, manual, include=needed).builder.build(name=name)
+        workflow = build(needed)
         parameters = {
             key: value
             for key, value in params.items()
@@ -102,8 +111,15 @@ def plan_run(
         received[node_id] = values
     memo: dict[int, str] = {}
     own = {node_id: definitions[node_id].digest(memo) for node_id in scope}
+    nothing = fingerprint_value([], memo)  # most nodes receive no run parameter
     keys = chain_keys(
-        {n: combine(own[n], fingerprint_value(sorted(received[n].items()), memo)) for n in scope},
+        {
+            n: combine(
+                own[n],
+                fingerprint_value(sorted(received[n].items()), memo) if received[n] else nothing,
+            )
+            for n in scope
+        },
         incoming,
     )
     in_cycles = {m for cycle in workflow.cycles for m in workflow.cycle_members(cycle)}

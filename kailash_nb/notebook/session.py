@@ -1,10 +1,11 @@
 """``WorkflowSession``: one named notebook workflow, its node states and its cache.
 
-The session keeps the node definitions made by cells, composes them into a
-``WorkflowBuilder`` after every change (see ``composition`` for the wiring rules),
-runs the workflow through ``LocalRuntime`` reusing the cached outputs of unchanged
-nodes, and tracks each node's state from the runtime's event bus (see
-``states``). It implements ``WorkflowView`` for the graph widget::
+The session keeps the node definitions made by cells, keeps their wiring up to date
+after every change (see ``composition`` for the wiring rules; defining a node
+recomputes only what touches it and its downstream, see ``incremental``), runs the
+workflow through ``LocalRuntime`` reusing the cached outputs of unchanged nodes, and
+tracks each node's state from the runtime's event bus (see ``states``). It
+implements ``WorkflowView`` for the graph widget::
 
     session = select("etl")
     session.add(NodeDefinition.for_function(load))
@@ -29,8 +30,9 @@ from kailash_nb.notebook.display import MASK, RunResult, WorkflowStatus, preview
 from kailash_nb.notebook.errors import NotebookError
 from kailash_nb.notebook.failures import run_failure, user_traceback
 from kailash_nb.notebook.fingerprint import content_digest
+from kailash_nb.notebook.incremental import WiringState
 from kailash_nb.notebook.refs import ConnectionSpec, parse_connection
-from kailash_nb.notebook.run_plan import RunPlan, plan_run, shape_keys
+from kailash_nb.notebook.run_plan import RunPlan, plan_run
 from kailash_nb.notebook.states import NodeRecord, NodeStates
 from kailash_nb.notebook.view import NodeInfo
 from kailash_nb.redaction import looks_secret
@@ -74,7 +76,7 @@ class WorkflowSession:
         self._bus = EventBus()
         self._bus.subscribe(self._states.on_event, runs=False)
         self._runtime = LocalRuntime(event_bus=self._bus)
-        self._composition = compose({}, [])
+        self._wiring = WiringState()
 
     # -- WorkflowView -------------------------------------------------------------------------
     @property
@@ -88,7 +90,7 @@ class WorkflowSession:
 
     def edges(self) -> list[tuple[str, str, str]]:
         """``(source, target, "output -> input")`` for every connection."""
-        return [(s, t, f"{o} -> {i}") for s, o, t, i in self._composition.connections]
+        return [(s, t, f"{o} -> {i}") for s, o, t, i in self._wiring.wiring.connections]
 
     def run_status(self) -> str:
         """The latest run's final status (``completed``, ``failed``, ``timeout``), or
@@ -154,15 +156,18 @@ class WorkflowSession:
             previous = self._definitions.get(definition.node_id)
             self._definitions[definition.node_id] = definition
             try:
-                self._check_builds()
+                self._wiring.rewire(definition.node_id, self._definitions, self._manual)
+                if not self._wiring.check_around(definition.node_id, self._definitions, self.name):
+                    self._check_builds()
             except KailashException:
                 if previous is None:
                     del self._definitions[definition.node_id]
                 else:
                     self._definitions[definition.node_id] = previous
+                self._wiring.rebuild(self._definitions, self._manual)
                 raise
             self._states.add(definition.node_id)
-        self._changed()
+        self._changed(definition.node_id)
         return definition.node_id
 
     def remove(self, node_id: str) -> None:
@@ -240,7 +245,7 @@ class WorkflowSession:
             targets = set(self._definitions)
         else:
             self._definition(node_id)
-            targets = {node_id} | self._composition.downstream(node_id)
+            targets = {node_id} | self._wiring.downstream(node_id)
         with self._lock:
             self.cache.invalidate(targets)
             self._states.force_stale(targets)
@@ -372,6 +377,8 @@ class WorkflowSession:
             target=target,
             params=params,
             no_cache=no_cache,
+            wired=self._wiring.wiring,
+            build=lambda include: self._wiring.build(self._definitions, self.name, include),
         )
         with self._lock:
             for node_id, values in plan.received.items():
@@ -380,6 +387,7 @@ class WorkflowSession:
                     for name, value in values.items()
                 }
             plan.before = {node_id: self._states[node_id].state for node_id in plan.scope}
+            self._wiring.refresh(plan.shapes)
         return plan
 
     def _finish(
@@ -449,11 +457,16 @@ class WorkflowSession:
     def _check_builds(self) -> None:
         compose(self._definitions, self._manual).builder.build(name=self.name)
 
-    def _changed(self) -> None:
-        """Recompose, re-mark stale nodes and tell the listeners."""
+    def _changed(self, defined: str | None = None) -> None:
+        """Rewire, re-mark stale nodes and tell the listeners. After ``add``, only the
+        node ``defined`` and its downstream get new shape keys; otherwise all do."""
         with self._lock:
-            self._composition = compose(self._definitions, self._manual)
-            self._states.reshape(shape_keys(self._definitions, self._composition))
+            if defined is None:
+                self._wiring.rebuild(self._definitions, self._manual)
+                self._states.reshape(self._wiring.shapes)
+            else:
+                affected = self._wiring.define(defined, self._definitions)
+                self._states.reshape(self._wiring.shapes, affected)
         self._notify()
 
     def _notify(self) -> None:
@@ -513,7 +526,7 @@ class WorkflowSession:
         values.update(record.run_values)
         previews = {name: MASK if looks_secret(name) else text for name, text in values.items()}
         feeds: dict[str, list[str]] = {}
-        for source, output, target, name in self._composition.connections:
+        for source, output, target, name in self._wiring.wiring.connections:
             if target == definition.node_id:
                 feeds.setdefault(name, []).append(f"<- {source}.{output}")
         previews.update((name, ", ".join(sources)) for name, sources in feeds.items())

@@ -79,11 +79,18 @@ class NodeStates:
         with self._lock:
             self._records.pop(node_id, None)
 
-    def reshape(self, shapes: Mapping[str, str]) -> None:
+    def reshape(self, shapes: Mapping[str, str], node_ids: Iterable[str] | None = None) -> None:
         """Mark stale every node that ran under another shape (or was invalidated);
-        restore the outcome of a stale node whose shape is back to the one it ran with."""
+        restore the outcome of a stale node whose shape is back to the one it ran with.
+        With ``node_ids``, only those nodes are looked at (the others' shapes did not
+        change)."""
         with self._lock:
-            for node_id, record in self._records.items():
+            records = (
+                self._records.items()
+                if node_ids is None
+                else [(n, self._records[n]) for n in node_ids if n in self._records]
+            )
+            for node_id, record in records:
                 if record.state in ("queued", "running") or record.ran_shape is None:
                     continue
                 if record.forced_stale or shapes.get(node_id) != record.ran_shape:
