@@ -27,13 +27,14 @@ import contextlib
 import copy
 import json
 import os
-import statistics
 import sys
 import time
 import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from timing import median_time
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -43,13 +44,7 @@ SKIPPED_CELLS = ("publish", "httpx", "response")
 
 def median_ms(action: Callable[[], Any], runs: int = 5) -> float:
     """Median milliseconds of ``action`` over ``runs`` runs after one warm-up."""
-    action()
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        action()
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples) * 1000
+    return median_time(action, runs) * 1000
 
 
 def freeze(value: Any) -> Any:

@@ -26,22 +26,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+
+from timing import median_time
 
 CHAIN_CODE = "result = x + 1"
 SLEEP_CODE = "await asyncio.sleep(0.02)\nresult = 1"
 KAILASH_SLEEP_CODE = "import asyncio\nawait asyncio.sleep(0.02)\nresult = 1"
-
-
-def median_time(action: Callable[[], Any], runs: int = 5) -> float:
-    """Median wall seconds of ``action`` over ``runs`` runs after one warm-up."""
-    action()
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        action()
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples)
 
 
 # -- workflows -------------------------------------------------------------------------

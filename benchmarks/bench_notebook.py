@@ -30,18 +30,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from timing import median_time
+
 EXTRA_CELLS = 20  # new cells timed after the chain is defined
-
-
-def median_time(action: Callable[[], Any], runs: int = 5) -> float:
-    """Median wall seconds of ``action`` over ``runs`` runs after one warm-up."""
-    action()
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        action()
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples)
 
 
 def node_cell(index: int, prefix: str, *, decorated: bool, step: int = 1) -> str:
