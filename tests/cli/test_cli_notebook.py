@@ -21,6 +21,7 @@ import kailash_nb as kn
 from kailash_nb.notebook.serve_cells import CellFilter
 
 QUICKSTART = ROOT / "notebooks" / "01-quickstart.ipynb"
+DATA_PIPELINE = ROOT / "notebooks" / "02-data-pipeline.ipynb"
 
 
 @pytest.fixture
@@ -58,6 +59,20 @@ def test_run_quickstart_prints_the_results_of_the_notebook_run(store):
     }
     assert "skipped cell 14: rerun = kn.run()" in completed.stderr
     assert "running notebook workflow 'quickstart'" in completed.stderr
+
+
+def test_run_data_pipeline_skips_its_tagged_cleanup_cell(tmp_path):
+    # The notebook's last cell removes its working directory: tagged kailash-nb-skip, it
+    # does not run before the workflow reads orders.csv there. (Its working directory is
+    # made under TMPDIR, so it stays inside tmp_path.)
+    env = cli_env(KAILASH_NB_DATABASE_URL=f"sqlite:///{tmp_path / 'runs.db'}", TMPDIR=str(tmp_path))
+    completed = run_cli("run", str(DATA_PIPELINE), "--json", env=env)
+
+    assert completed.returncode == 0, completed.stderr
+    report = json.loads(completed.stdout)
+    assert report["status"] == "completed"
+    assert set(report["results"]) == {"orders", "paid_orders", "totals", "store"}
+    assert "tagged kailash-nb-skip" in completed.stderr
 
 
 def write(path: Path, *sources: str) -> Path:
