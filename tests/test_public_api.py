@@ -106,23 +106,7 @@ def _public_packages() -> list[str]:
     return found
 
 
-# Packages whose public names do not match their __all__ yet (strict: a fix must drop
-# the package from this set).
-_UNDECLARED: set[str] = set()
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(
-            name,
-            marks=pytest.mark.xfail(reason="__all__ not yet its public names", strict=True),
-        )
-        if name in _UNDECLARED
-        else name
-        for name in _public_packages()
-    ],
-)
+@pytest.mark.parametrize("name", _public_packages())
 def test_package_all_is_its_public_names(name):
     # As httpx checks its exported members: a package's public names are exactly its
     # __all__. A package that loads names lazily lists them in __dir__ (what its

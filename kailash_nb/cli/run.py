@@ -64,14 +64,19 @@ def check_params(workflow: Any, parameters: dict[str, Any]) -> None:
     node's ``code``) are refused too: they belong in the workflow file. Then every
     required input nothing provides is named, as ``--param node.input=VALUE``.
 
+    The messages are the CLI's; the decision stays the engine's: whatever the checks
+    here let through is split by the workflow's plan (``split_parameters``, which also
+    knows workflow-level defaults and mapped inputs), and its refusal is a usage error.
+
     Raises:
         UsageError: the first unknown node or input, naming the known ones (with close
             matches), or the missing required inputs.
     """
-    from kailash_nb.sdk_exceptions import close_matches
+    from kailash_nb.sdk_exceptions import WorkflowValidationError, close_matches
 
     nodes = workflow.nodes
-    declared_by = workflow.plan.declared_by
+    plan = workflow.plan
+    declared_by = plan.declared_by
     for key, value in parameters.items():
         node = nodes.get(key)
         if node is None:
@@ -80,7 +85,7 @@ def check_params(workflow: Any, parameters: dict[str, Any]) -> None:
                     f"--param {key}.{next(iter(value), '')}: the workflow has no node {key!r}"
                     f"{close_matches(key, nodes)}; its nodes: {', '.join(nodes)}"
                 )
-            if key not in declared_by:
+            if key not in declared_by and key not in plan.input_mappings:
                 raise UsageError(
                     f"--param {key}: no node has an input {key!r}"
                     f"{close_matches(key, [*declared_by, *nodes])}; set a node's input "
@@ -107,11 +112,15 @@ def check_params(workflow: Any, parameters: dict[str, Any]) -> None:
                 f"--param {key}.{name}: node {key!r} ({node.type_name()}) has no input "
                 f"{name!r}{close_matches(name, known)}; its inputs: {inputs}"
             )
+    try:
+        by_node, flat_by_node = plan.split_parameters(parameters)
+    except WorkflowValidationError as exc:
+        raise UsageError(f"--param: {exc}") from None
     missing = [
         f"{node_id}.{name}"
-        for node_id, names in workflow.plan.unsatisfied.items()
+        for node_id, names in plan.unsatisfied.items()
         for name in names
-        if name not in parameters.get(node_id, {}) and name not in parameters
+        if name not in by_node.get(node_id, {}) and name not in flat_by_node.get(node_id, {})
     ]
     if missing:
         raise UsageError(

@@ -319,12 +319,7 @@ class WorkflowSession:
         watch = _RunWatch()
         try:
             results, run_id = self._runtime.execute(
-                plan.workflow,
-                plan.parameters,
-                cached_outputs=plan.cached,
-                copy_cached=False,  # the cache verifies its outputs' digests instead
-                on_output=watch.output,
-                on_failure=watch.failure,
+                plan.workflow, plan.parameters, **watch.engine_options(plan)
             )
         except WorkflowExecutionError as exc:
             return self._finish(plan, exc.results, exc.run_id or "", exc, watch)
@@ -347,12 +342,7 @@ class WorkflowSession:
         watch = _RunWatch()
         try:
             results, run_id = await self._runtime.execute_async(
-                plan.workflow,
-                plan.parameters,
-                cached_outputs=plan.cached,
-                copy_cached=False,  # the cache verifies its outputs' digests instead
-                on_output=watch.output,
-                on_failure=watch.failure,
+                plan.workflow, plan.parameters, **watch.engine_options(plan)
             )
         except WorkflowExecutionError as exc:
             return self._finish(plan, exc.results, exc.run_id or "", exc, watch)
@@ -547,6 +537,16 @@ class _RunWatch:
 
     def failure(self, node_id: str, error: BaseException) -> None:
         self.failures[node_id] = error
+
+    def engine_options(self, plan: RunPlan) -> dict[str, Any]:
+        """The runtime's keyword arguments for ``plan``'s run: its cached outputs, shared
+        rather than copied (the cache checks their digests instead), and this watch."""
+        return {
+            "cached_outputs": plan.cached,
+            "copy_cached": False,
+            "on_output": self.output,
+            "on_failure": self.failure,
+        }
 
 
 # -- the notebook's workflows ----------------------------------------------------------

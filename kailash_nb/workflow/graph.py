@@ -30,7 +30,12 @@ from kailash_nb.workflow.serialization import (
     workflow_arguments_from_dict,
     workflow_to_dict,
 )
-from kailash_nb.workflow.validation import check_connections, check_cycles, cycle_members
+from kailash_nb.workflow.validation import (
+    check_connections,
+    check_cycles,
+    cycle_members,
+    missing_input,
+)
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -416,11 +421,9 @@ def _workflow_inputs(
                     raise errors.WorkflowValidationError(
                         f"metadata {key!r}[{node_id!r}] must map strings to strings"
                     )
-                if not node.accepts_extra_inputs and name not in node.parameters:
-                    raise errors.WorkflowValidationError(
-                        f"metadata {key!r}: node {node_id!r} ({node.type_name()}) has no "
-                        f"input {name!r}{close_matches(name, node.parameters)}"
-                    )
+                missing = missing_input(node, name)
+                if missing:
+                    raise errors.WorkflowValidationError(f"metadata {key!r}: {missing}")
                 pair = (node_id, name)
                 if pair not in mappings.setdefault(parameter, []):
                     mappings[parameter].append(pair)

@@ -43,11 +43,10 @@ def check_connections(nodes: Mapping[str, Node], connections: Iterable[Connectio
             raise errors.ConnectionError(
                 f"connection {connection}: target input {name!r} is not a valid input name"
             )
-        if not target.accepts_extra_inputs and name not in target.parameters:
+        missing = missing_input(target, name)
+        if missing:
             raise errors.ConnectionError(
-                f"connection {connection}: node {target.id!r} ({target.type_name()}) has no "
-                f"input {name!r}{close_matches(name, target.parameters)}; its inputs are "
-                f"{sorted(target.parameters)}"
+                f"connection {connection}: {missing}; its inputs are {sorted(target.parameters)}"
             )
 
 
@@ -108,3 +107,14 @@ def cycle_members(graph: nx.DiGraph, cycle: CycleSpec) -> list[str]:
         upstream = nx.ancestors(graph, source) | {source}
         members |= downstream & upstream
     return list(nx.lexicographical_topological_sort(graph.subgraph(members)))
+
+
+def missing_input(node: Node, name: str) -> str | None:
+    """Why ``node`` cannot take an input called ``name`` (``"node 'x' (Type) has no input
+    'y'"`` with close matches), or ``None`` when it can."""
+    if node.accepts_extra_inputs or name in node.parameters:
+        return None
+    return (
+        f"node {node.id!r} ({node.type_name()}) has no input {name!r}"
+        f"{close_matches(name, node.parameters)}"
+    )

@@ -314,3 +314,21 @@ def test_progress_bar_ticks_once_per_finished_node():
     runtime.execute(builder.build())
     bar.finish()
     assert stream.getvalue() == "\r[#--] 1/3 nodes\r[##-] 2/3 nodes\r[###] 3/3 nodes\n"
+
+
+def test_param_accepts_a_mapped_workflow_input_and_still_names_missing_ones():
+    # A workflow-level name mapped with add_workflow_inputs is an input of the run, as the
+    # engine delivers it; the CLI's checks defer to the plan that delivers it.
+    from kailash_nb.cli.commands import check_params
+    from kailash_nb.runtime.local import LocalRuntime
+    from kailash_nb.workflow.builder import WorkflowBuilder
+
+    builder = WorkflowBuilder()
+    builder.add_node("PythonCodeNode", "a", {"code": "result = x + 1"})
+    builder.add_workflow_inputs("a", {"amount": "x"})
+    workflow = builder.build()
+
+    check_params(workflow, {"amount": 2})
+    assert LocalRuntime().execute(workflow, {"amount": 2})[0] == {"a": {"result": 3}}
+    with pytest.raises(UsageError, match=r"required inputs are missing: a\.x"):
+        check_params(workflow, {})
