@@ -15,6 +15,7 @@ Exit status: 0 when pytest ran (whatever the pass count), 2 for bad arguments.
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import re
 import subprocess
@@ -61,6 +62,45 @@ def read_test(repo: Path, path: str) -> str:
     return result.stdout
 
 
+_CONFTEST_IMPORT = re.compile(r"^from tests\.conftest import ([\w, ]+)$", re.MULTILINE)
+
+
+def conftest_names(source: str) -> set[str]:
+    """The names a test file imports from Kailash's ``tests.conftest``."""
+    return {
+        name.strip()
+        for match in _CONFTEST_IMPORT.finditer(source)
+        for name in match.group(1).split(",")
+        if name.strip()
+    }
+
+
+def conftest_module(conftest: str, names: set[str]) -> str:
+    """A module holding only ``names``' definitions from Kailash's conftest, with their imports.
+
+    Kailash's conftest imports subsystems outside the public API under test (tracking,
+    manifests, access control); a test that imports one helper class from it should not
+    depend on all of them, so only the requested definitions and the imports they use are
+    kept.
+    """
+    tree = ast.parse(conftest)
+    wanted = [
+        node
+        for node in tree.body
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef)) and node.name in names
+    ]
+    used = {n.id for node in wanted for n in ast.walk(node) if isinstance(n, ast.Name)}
+    lines = []
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            kept = [alias for alias in node.names if (alias.asname or alias.name) in used]
+            if kept:
+                node.names = kept
+                lines.append(ast.unparse(node))
+    lines.extend(ast.unparse(node) for node in wanted)
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("repo", type=Path, help="Kailash checkout or bare mirror")
@@ -72,8 +112,17 @@ def main(argv: list[str] | None = None) -> int:
     project = Path(__file__).resolve().parent.parent
     totals = {"passed": 0, "failed": 0, "error": 0, "skipped": 0}
     with tempfile.TemporaryDirectory(prefix="kailash-tests-") as work:
+        helpers = Path(work) / "tests"
+        helpers.mkdir()
+        (helpers / "__init__.py").write_text("", encoding="utf-8")
         for path in args.tests:
             text = read_test(args.repo, path)
+            names = conftest_names(text)
+            if names:
+                module = conftest_module(read_test(args.repo, "tests/conftest.py"), names)
+                (helpers / "conftest.py").write_text(
+                    module if args.original else renamed(module), encoding="utf-8"
+                )
             target = Path(work) / path.replace("/", "__")
             target.write_text(text if args.original else renamed(text), encoding="utf-8")
             env = dict(os.environ)
