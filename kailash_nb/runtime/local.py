@@ -82,6 +82,10 @@ class LocalRuntime:
         connection_validation: only ``"strict"``, what kailash_nb always does: every
             connection is checked when the workflow is built. Kailash's ``"warn"`` and
             ``"off"`` (run despite bad connections) are refused.
+        enable_cycles: only ``True``, what kailash_nb always does: declared cycles
+            iterate until a stop rule ends them. Kailash's ``False`` (run each cycle's
+            nodes once, ignoring its edges) raises ``TypeError``; give the cycle
+            ``max_iterations(1)`` instead.
 
     Kailash options with no counterpart raise ``TypeError`` saying what to use instead
     (``enable_monitoring``: node events are always published on ``events``, and
@@ -109,9 +113,16 @@ class LocalRuntime:
         debug: bool = False,
         conditional_execution: str = "skip_branches",
         connection_validation: str = "strict",
+        enable_cycles: bool = True,
         **unsupported: Any,
     ) -> None:
         _refuse_options(type(self).__name__, unsupported)
+        if enable_cycles is not True:
+            raise TypeError(
+                f"{type(self).__name__}(enable_cycles={enable_cycles!r:.40}) is not supported: "
+                "kailash_nb always runs declared cycles until a stop rule ends them; to run a "
+                "cycle's nodes once, give the cycle max_iterations(1)"
+            )
         if connection_validation != "strict":
             raise TypeError(
                 f"{type(self).__name__}(connection_validation={connection_validation!r:.40}) is "
