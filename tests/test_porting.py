@@ -4,6 +4,8 @@ in each test's comment)."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from kailash_nb import AsyncLocalRuntime, LocalRuntime, Workflow, WorkflowBuilder
@@ -90,6 +92,30 @@ def test_a_failing_node_with_dependents_raises_workflow_execution_error():
     builder.add_connection("a", "result", "b", "x")
     with pytest.raises(WorkflowExecutionError, match="ZeroDivisionError"):
         LocalRuntime().execute(builder.build())
+
+
+def test_async_runtime_delivers_a_connection_from_result_like_the_sync_one():
+    # Kailash's AsyncLocalRuntime: b gets {"result": {"value": 1}} (LocalRuntime: {"value": 1}).
+    builder = WorkflowBuilder()
+    builder.add_node("PythonCodeNode", "a", {"code": "result = {'value': 1}"})
+    builder.add_node("PythonCodeNode", "b", {"code": "result = data"})
+    builder.add_connection("a", "result", "b", "data")
+    workflow = builder.build()
+    results, _ = asyncio.run(AsyncLocalRuntime().execute_workflow_async(workflow, {}))
+    assert results["b"] == {"result": {"value": 1}}
+    assert results == LocalRuntime().execute(workflow)[0]
+
+
+def test_async_runtime_reports_a_failed_leaf_like_the_sync_one():
+    # Kailash's AsyncLocalRuntime: WorkflowExecutionError("Node 'node1' execution failed: ...").
+    builder = WorkflowBuilder()
+    builder.add_node("PythonCodeNode", "node1", {"code": "raise RuntimeError('Test error')"})
+    workflow = builder.build()
+    results, _ = asyncio.run(AsyncLocalRuntime().execute_workflow_async(workflow, {}))
+    assert results["node1"]["failed"] is True
+    assert results["node1"]["error_type"] == "RuntimeError"
+    outcome = AsyncLocalRuntime().execute_outcome(workflow)
+    assert outcome.status == "failed" and outcome.failed_nodes[0].node_id == "node1"
 
 
 # -- cycles through a SwitchNode -------------------------------------------------------------
