@@ -40,12 +40,17 @@ def run(request: pytest.FixtureRequest) -> Runner:
     return _run_local if request.param == "local" else _run_async
 
 
-def _repeat_until(end: int, max_iterations: int = 1000, converge_when: str | None = None):
+def _repeat_until(
+    end: int,
+    max_iterations: int = 1000,
+    converge_when: str | None = None,
+    switch_type: str = "SwitchNode",
+) -> Workflow:
     """counter -> check; check's false_output back into counter, true_output to done."""
     builder = WorkflowBuilder()
     builder.add_node("PythonCodeNode", "counter", {"code": _COUNTER})
     builder.add_node(
-        "SwitchNode", "check", {"condition_field": "count", "operator": ">=", "value": end}
+        switch_type, "check", {"condition_field": "count", "operator": ">=", "value": end}
     )
     builder.add_node("PythonCodeNode", "done", {"code": "result = data['count']"})
     builder.add_connection("counter", "result", "check", "input_data")
@@ -86,6 +91,31 @@ def test_loop_runs_until_the_switch_takes_the_exit_branch(run: Runner) -> None:
         },
         "done": {"result": 12},
     }
+
+
+def test_async_switch_node_loops_the_same_way(run: Runner) -> None:
+    results, _ = run(_repeat_until(10, switch_type="AsyncSwitchNode"), _start(0, 3))
+    assert results["done"] == {"result": 12}
+    assert results["check"]["condition_result"] is True
+
+
+def test_multi_case_switch_loops_until_its_exit_case(run: Runner) -> None:
+    builder = WorkflowBuilder()
+    code = "n = count + 1\nresult = {'count': n, 'status': 'done' if n >= 4 else 'more'}"
+    builder.add_node("PythonCodeNode", "step", {"code": code})
+    builder.add_node(
+        "SwitchNode", "route", {"condition_field": "status", "cases": ["more", "done"]}
+    )
+    builder.add_node("PythonCodeNode", "finish", {"code": "result = data['count']"})
+    builder.add_connection("step", "result", "route", "input_data")
+    builder.add_connection("route", "case_done", "finish", "data")
+    workflow = builder.build()
+    workflow.create_cycle("steps").connect(
+        "route", "step", {"case_more.count": "count"}
+    ).max_iterations(50).build()
+    results, _ = run(workflow, {"step": {"count": 0}})
+    assert results["finish"] == {"result": 4}
+    assert results["route"]["case_more"] is None
 
 
 @pytest.mark.parametrize("runtime_class", [LocalRuntime, AsyncLocalRuntime])
