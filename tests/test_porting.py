@@ -179,6 +179,7 @@ def test_invalid_conditional_execution_raises_runtime_execution_error():
         ({"connection_validation": "off"}, "always validates connections strictly"),
         ({"enable_monitoring": True}, "history=True"),
         ({"enable_cycles": False}, r"always runs declared cycles.*max_iterations\(1\)"),
+        ({"enable_async": False}, "always runs async nodes on its event loop"),
     ],
 )
 def test_runtime_options_refused_with_the_reason(options, message):
@@ -190,7 +191,17 @@ def test_runtime_options_refused_with_the_reason(options, message):
 def test_runtime_options_accepted_with_kailash_meaning():
     assert LocalRuntime(connection_validation="strict") is not None
     assert AsyncLocalRuntime(thread_pool_size=3).settings.max_worker_threads == 3
-    assert LocalRuntime(enable_cycles=True) is not None
+    assert LocalRuntime(enable_cycles=True, enable_async=True) is not None
+
+
+def test_execute_refuses_a_kailash_task_manager():
+    # Kailash: LocalRuntime.execute(workflow, task_manager=TaskManager()) tracks the run.
+    builder = WorkflowBuilder()
+    builder.add_node("PythonCodeNode", "a", {"code": "result = 1"})
+    workflow = builder.build()
+    assert LocalRuntime().execute(workflow, task_manager=None)[0] == {"a": {"result": 1}}
+    with pytest.raises(TypeError, match=r"kailash\.tracking.*runtime\.events"):
+        LocalRuntime().execute(workflow, task_manager=object())
 
 
 # -- node options ----------------------------------------------------------------------------
