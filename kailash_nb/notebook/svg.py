@@ -130,8 +130,7 @@ def render_svg(
         '<defs><marker id="kn-arrow" viewBox="0 0 10 10" refX="10" refY="5" '
         'markerWidth="8" markerHeight="8" orient="auto-start-reverse">'
         f'<path d="M0,0 L10,5 L0,10 z" fill="{EDGE_COLOR}"/></marker></defs>',
-        f'<rect class="kn-background" width="{width}" height="{total}" '
-        f'fill="{BACKGROUND_COLOR}"/>',
+        f'<rect class="kn-background" width="{width}" height="{total}" fill="{BACKGROUND_COLOR}"/>',
         '<g class="kn-edges">',
     ]
     for edge in edges:
