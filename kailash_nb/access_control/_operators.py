@@ -10,6 +10,7 @@ is linear in the input (no catastrophic backtracking).
 from __future__ import annotations
 
 import ipaddress
+import operator
 from collections.abc import Callable, Collection, Mapping
 from datetime import datetime, time
 from typing import Any, NamedTuple
@@ -164,10 +165,15 @@ def _regex(value: Any) -> Any:
             "the 'matches' operator needs RE2, whose matching time is bounded: "
             "pip install 'kailash-nb[re2]' (Python's re has no time bound)"
         ) from None
+    options = re2.Options()
+    options.log_errors = False
     try:
-        return re2.compile(value)
+        return re2.compile(value, options)
     except re2.error as error:
-        raise PolicyError(f"{value!r} is not a valid RE2 regular expression: {error}") from None
+        reason = error.args[0] if error.args else error
+        if isinstance(reason, bytes):
+            reason = reason.decode("utf-8", "replace")
+        raise PolicyError(f"{value!r} is not a valid RE2 regular expression: {reason}") from None
 
 
 def _matches(actual: Any, pattern: Any) -> bool:
@@ -177,22 +183,27 @@ def _matches(actual: Any, pattern: Any) -> bool:
 
 
 def _ordered(compare: Callable[[Any, Any], bool]) -> Operator:
-    return Operator(_number, lambda actual, expected: compare(_actual_number(actual), expected))
+    def ordered(actual: Any, expected: Any) -> bool:
+        if actual.__class__ is int or actual.__class__ is float:
+            return compare(actual, expected)
+        return compare(_actual_number(actual), expected)
+
+    return Operator(_number, ordered)
 
 
 #: The operators, by the name a condition uses. Kailash's names where Kailash has one.
 OPERATORS: Mapping[str, Operator] = {
-    "equals": Operator(_any, lambda actual, expected: actual == expected),
-    "not_equals": Operator(_any, lambda actual, expected: actual != expected),
+    "equals": Operator(_any, operator.eq),
+    "not_equals": Operator(_any, operator.ne),
     "in": Operator(_list, lambda actual, expected: actual in expected),
     "not_in": Operator(_list, lambda actual, expected: actual not in expected),
     "contains": Operator(_any, _contains),
     "not_contains": Operator(_any, lambda actual, expected: not _contains(actual, expected)),
     "contains_any": Operator(_list, _contains_any),
-    "greater_than": _ordered(lambda actual, expected: actual > expected),
-    "less_than": _ordered(lambda actual, expected: actual < expected),
-    "greater_or_equal": _ordered(lambda actual, expected: actual >= expected),
-    "less_or_equal": _ordered(lambda actual, expected: actual <= expected),
+    "greater_than": _ordered(operator.gt),
+    "less_than": _ordered(operator.lt),
+    "greater_or_equal": _ordered(operator.ge),
+    "less_or_equal": _ordered(operator.le),
     "between": Operator(
         _range, lambda actual, bounds: bounds[0] <= _actual_number(actual) <= bounds[1]
     ),

@@ -89,6 +89,8 @@ Getter = Callable[[EvaluationContext], Any]
 def _user_field(name: str) -> Getter:
     if name == "roles":
         return lambda context: context.roles
+    if name == "attributes":
+        return lambda context: context.user.attributes
     return lambda context: getattr(context.user, name)
 
 
@@ -154,15 +156,50 @@ def compile_path(path: Any) -> tuple[Getter, bool]:
         )
     base = _ROOT_GETTERS[root](name)
 
-    def read(context: EvaluationContext) -> Any:
-        value = base(context)
-        try:
-            for key in keys:
-                value = value[key]
-        except (KeyError, TypeError, IndexError):
-            raise ConditionError(f"{path} is not set") from None
-        if value is None:
-            raise ConditionError(f"{path} is not set")
-        return value
+    # One closure per shape of path: most paths have no key or one key below their
+    # attribute, and a decision reads many of them.
+    if not keys:
+
+        def read(context: EvaluationContext) -> Any:
+            value = base(context)
+            if value is None:
+                raise ConditionError(f"{path} is not set")
+            return value
+
+    elif len(keys) == 1 and name == "attributes" and root in ("user", "resource"):
+        (key,) = keys
+        holder = root
+
+        def read(context: EvaluationContext) -> Any:
+            attributes = (context.user if holder == "user" else context.resource).attributes
+            value = attributes.get(key)
+            if value is None:
+                raise ConditionError(f"{path} is not set")
+            return value
+
+    elif len(keys) == 1:
+        (key,) = keys
+
+        def read(context: EvaluationContext) -> Any:
+            try:
+                value = base(context)[key]
+            except (KeyError, TypeError, IndexError):
+                raise ConditionError(f"{path} is not set") from None
+            if value is None:
+                raise ConditionError(f"{path} is not set")
+            return value
+
+    else:
+
+        def read(context: EvaluationContext) -> Any:
+            value = base(context)
+            try:
+                for key in keys:
+                    value = value[key]
+            except (KeyError, TypeError, IndexError):
+                raise ConditionError(f"{path} is not set") from None
+            if value is None:
+                raise ConditionError(f"{path} is not set")
+            return value
 
     return read, root == "environment" or (root, name) in _PER_REQUEST

@@ -28,6 +28,7 @@ At decision time a missing attribute or a value of the wrong type raises
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import timezone
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -48,7 +49,7 @@ __all__ = [
 
 _COMPARISON_KEYS = frozenset({"attribute", "operator", "value", "value_from", "timezone"})
 _NO_VALUE_FROM = frozenset({"matches", "in_network"}) | TIME_OPERATORS
-_UTC = ZoneInfo("UTC")
+_UTC = timezone.utc
 
 
 class Condition:
@@ -149,7 +150,7 @@ def _comparison(spec: Mapping[str, Any]) -> Condition:
     try:
         expected = prepare(spec["value"])
     except PolicyError as error:
-        raise PolicyError(f"operator {operator!r} {error.problem}") from None
+        raise PolicyError(f"operator {operator!r}: {error.problem}") from None
     if operator == "time_between":
         expected = (*expected, _zone(spec.get("timezone", "UTC")))
     elif operator == "weekday_in":

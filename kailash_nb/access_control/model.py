@@ -285,8 +285,11 @@ class AccessDecision:
     Attributes:
         allowed: the action may go ahead.
         reason: why, naming the deciding rules (or default deny).
-        applied_rules: ids of the rules that decided, sorted: the matching deny rules
-            for a denial, the matching allow rules for an allowance, none for default deny.
+        applied_rules: ids of the rules that decided, sorted: every matching deny rule
+            for a denial; for an allowance the matching unconditional allow rules, or
+            when there are none the allow rules whose condition held (allow conditions
+            are not evaluated when they cannot change the decision); none for default
+            deny.
         masked_fields: for ``read_output`` on a node, the output fields the caller may
             not read (``"*"``: all of them).
         errors: conditions that raised while deciding (a raising deny denies, a raising

@@ -1,11 +1,14 @@
 """A policy: compiled rules and role inheritance, and the decision they give.
 
-Decisions are order-independent: every rule that matches the request is found, then
+Decisions are order-independent:
 
 1. a resource of another tenant is denied;
-2. a matching deny rule (or a deny rule whose condition raised) denies;
-3. else a matching allow rule (whose condition held) allows;
-4. else the request is denied (default deny).
+2. every deny rule that covers the request is evaluated: if any matches (or its
+   condition raised), the request is denied, and ``applied_rules`` are those deny rules;
+3. else the unconditional allow rules that cover it allow, if there are any (allow
+   conditions are then not evaluated: they cannot change the decision);
+4. else the allow rules whose condition holds allow (a raising condition grants nothing);
+5. else the request is denied (default deny).
 
 ``priority`` and the order of the rules never enter; ``applied_rules`` are sorted.
 """
@@ -185,16 +188,24 @@ class Policy:
         check = _Check(user, resource, environment, roles, now)
         denies: list[str] = []
         allows: list[str] = []
+        conditional_allows: list[CompiledRule] = []
         for slot in self._index.slots(
             action, resource.workflow_id, resource.node_id, resource.field, user.user_id, roles
         ):
             denies.extend(slot.denies)
             allows.extend(slot.allows)
             for rule in slot.checked:
-                if check.matches(rule):
+                if not rule.deny and rule.condition is not None:
+                    conditional_allows.append(rule)
+                elif check.matches(rule):
                     (denies if rule.deny else allows).append(rule.id)
+        # Every deny rule is evaluated; allow conditions only when they can decide: after
+        # no deny matched and no unconditional allow did.
+        if not denies and not allows:
+            allows = [rule.id for rule in conditional_allows if check.matches(rule)]
         masked: set[str] = set()
-        if action is Action.READ_OUTPUT and resource.node_id is not None and resource.field is None:
+        reads_output = action is Action.READ_OUTPUT and resource.field is None
+        if allows and not denies and reads_output and resource.node_id is not None:
             for rule in self._index.masks(resource.workflow_id, resource.node_id):
                 if check.subject(rule) and check.matches(rule):
                     masked.add(rule.field)

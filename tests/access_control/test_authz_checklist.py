@@ -137,7 +137,7 @@ def expected(specs: list[tuple], user: UserContext, action: Action, resource: Re
             and (condition in ("none", "holds") or (condition == "raises" and effect == "deny"))
         )
 
-    denies, allows, masked = set(), set(), set()
+    denies, allows, conditional_allows, masked = set(), set(), set(), set()
     for index, spec in enumerate(specs):
         rule_level = 0 if spec[3] is None else 1 if spec[4] is None else 2
         if not applies(spec, rule_level):
@@ -147,10 +147,14 @@ def expected(specs: list[tuple], user: UserContext, action: Action, resource: Re
                 masked.add(spec[4])
         elif spec[0] == "deny":
             denies.add(f"rule{index:02d}")
-        else:
+        elif spec[8] == "none":
             allows.add(f"rule{index:02d}")
-    if denies:
+        else:
+            conditional_allows.add(f"rule{index:02d}")
+    if denies:  # every matching deny is named
         return False, tuple(sorted(denies)), ()
+    # the unconditional allows decide when there are any; else the conditional ones
+    allows = allows or conditional_allows
     if allows:
         return True, tuple(sorted(allows)), tuple(sorted(masked))
     return False, (), ()
