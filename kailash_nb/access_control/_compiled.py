@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import datetime
+from enum import Enum
 from typing import Any
 
 from kailash_nb.access_control.conditions import Condition, compile_condition
@@ -74,8 +75,11 @@ def _text(value: object, name: str) -> str:
 
 
 def _effect(rule: PermissionRule) -> PermissionEffect:
+    value = rule.effect
+    if isinstance(value, Enum) and not isinstance(value, PermissionEffect):
+        value = value.value  # another package's PermissionEffect (Kailash's)
     try:
-        effect = PermissionEffect(rule.effect)
+        effect = PermissionEffect(value)
     except ValueError:
         raise PolicyError(f"unknown effect {rule.effect!r}; it is allow or deny") from None
     if effect is PermissionEffect.CONDITIONAL:

@@ -361,3 +361,24 @@ def test_decision_lists_every_matching_rule_sorted():
         make_user("alice", "acme", "analyst"), "payroll", "execute"
     )
     assert decision.applied_rules == ("a-allow", "b-allow", "c-allow")
+
+
+def test_effects_and_permissions_of_other_enums_are_read_by_value():
+    import enum
+
+    Effect = enum.Enum("PermissionEffect", {"ALLOW": "allow", "DENY": "deny"})
+    Permission = enum.Enum("WorkflowPermission", {"EXECUTE": "execute"})
+    rule = PermissionRule("r", "workflow", "payroll", Permission.EXECUTE, Effect.ALLOW)
+    manager = AccessControlManager(rules=[rule])
+    assert manager.check_workflow_access(make_user(), "payroll", Permission.EXECUTE).allowed
+
+
+def test_strategy_information():
+    manager = AccessControlManager("rbac", rules=[make_rule("r")])
+    info = manager.get_strategy_info()
+    assert info["strategy"] == "rbac" and info["rule_count"] == 1
+    assert info["policy_version"] == manager.policy_version
+    assert manager.supports_conditions() is False
+    assert AccessControlManager().supports_conditions() is True
+    with pytest.raises(TypeError, match="use_policy takes a Policy"):
+        manager.use_policy([make_rule("x")])
