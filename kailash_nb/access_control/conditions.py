@@ -111,6 +111,13 @@ def _logical(key: str, operand: Any) -> Condition:
     parts = [compile_condition(item) for item in operand]
     tests = tuple(part.holds for part in parts)
     reads = any(part.reads_environment for part in parts)
+    if len(tests) == 1:
+        return parts[0]
+    if len(tests) == 2:  # the common case, without a generator per evaluation
+        first, second = tests
+        if key == "all":
+            return Condition(lambda context: bool(first(context) and second(context)), reads)
+        return Condition(lambda context: bool(first(context) or second(context)), reads)
     if key == "all":
         return Condition(lambda context: all(test(context) for test in tests), reads)
     return Condition(lambda context: any(test(context) for test in tests), reads)

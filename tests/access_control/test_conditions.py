@@ -103,6 +103,10 @@ def test_logical_combinations():
     assert holds({"all": [finance, {"not": hr}]}) is True
     assert holds({"any": [hr, {"all": [hr, finance]}]}) is False
     assert holds({"any": [hr, finance]}) is True
+    assert holds({"all": [finance]}) is True
+    assert holds({"any": [hr, hr, finance]}) is True
+    assert holds({"all": [finance, finance, hr]}) is False
+    assert holds({"any": [hr, hr, hr]}) is False
 
 
 @pytest.mark.parametrize(
