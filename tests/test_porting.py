@@ -9,6 +9,15 @@ import asyncio
 import pytest
 
 from kailash_nb import AsyncLocalRuntime, LocalRuntime, Workflow, WorkflowBuilder
+from kailash_nb.access_control import (
+    AccessControlConfigurationError,
+    AccessControlManager,
+    NodePermission,
+    PermissionRule,
+    PolicyError,
+    UserContext,
+    WorkflowPermission,
+)
 from kailash_nb.nodes.code import PythonCodeNode
 from kailash_nb.nodes.data import SQLDatabaseNode
 from kailash_nb.sdk_exceptions import (
@@ -262,3 +271,82 @@ def test_a_workflow_only_grows_and_checks_each_addition():
         workflow.connect("b", "a", {"result": "x"})
     assert workflow.get_execution_order() == ("a", "b")
     assert not hasattr(workflow, "remove_node")
+
+
+# -- access control -------------------------------------------------------------------
+def _acl_user(user_id: str, tenant_id: str, *roles: str, **attributes):
+    return UserContext(
+        user_id=user_id, tenant_id=tenant_id, roles=list(roles), attributes=attributes
+    )
+
+
+def _acl_rule(rule_id: str, effect: str, **subject):
+    return PermissionRule(
+        rule_id, "workflow", "payroll", WorkflowPermission.EXECUTE, effect, **subject
+    )
+
+
+def test_access_control_cannot_be_disabled():
+    # Kailash: AccessControlManager(enabled=False) allows every request.
+
+    with pytest.raises(AccessControlConfigurationError, match="cannot be disabled"):
+        AccessControlManager(enabled=False)
+
+
+def test_a_deny_beats_an_allow_of_higher_priority():
+    # Kailash: allowed (the allow with priority 10 is taken first).
+
+    manager = AccessControlManager(
+        strategy="rbac",
+        rules=[
+            _acl_rule("deny", "deny", role="a"),
+            _acl_rule("allow", "allow", role="a", priority=10),
+        ],
+    )
+    assert not manager.check_workflow_access(
+        _acl_user("x", "acme", "a"), "payroll", "execute"
+    ).allowed
+
+
+def test_every_subject_part_of_a_rule_must_match():
+    # Kailash: allowed (the tenant alone matches a rule for role admin in tenant acme).
+
+    manager = AccessControlManager(rules=[_acl_rule("r", "allow", role="admin", tenant_id="acme")])
+    assert not manager.check_workflow_access(
+        _acl_user("v", "acme", "viewer"), "payroll", "execute"
+    ).allowed
+
+
+def test_unknown_condition_types_and_rbac_conditions_are_refused_at_load():
+    # Kailash: the unknown type evaluates as false at request time (a deny rule turns into
+    # nothing); the rbac strategy ignores a rule's conditions.
+
+    with pytest.raises(PolicyError, match="rule 'd': unknown condition type 'bogus'"):
+        AccessControlManager(
+            rules=[_acl_rule("d", "deny", conditions={"type": "bogus", "value": {}})]
+        )
+    condition = {"type": "user_attribute", "value": {"attribute": "dept", "value": "hr"}}
+    with pytest.raises(PolicyError, match="rule 'c': the rbac strategy decides by roles only"):
+        AccessControlManager(strategy="rbac", rules=[_acl_rule("c", "allow", conditions=condition)])
+
+
+def test_a_cached_decision_never_answers_for_another_tenant():
+    # Kailash: the acme decision for user id sam is cached and answers for globex's sam.
+
+    manager = AccessControlManager(
+        rules=[_acl_rule("t", "allow", role="admin"), _acl_rule("t2", "deny", tenant_id="globex")]
+    )
+    assert manager.check_workflow_access(
+        _acl_user("sam", "acme", "admin"), "payroll", "execute"
+    ).allowed
+    globex = _acl_user("sam", "globex", "admin")
+    assert not manager.check_workflow_access(globex, "payroll", "execute").allowed
+
+
+def test_unknown_resource_types_and_outcome_permissions_are_refused():
+    # Kailash: resource_type "table" is accepted (and never matches); SKIP is a permission.
+
+    with pytest.raises(PolicyError, match="unknown resource_type 'table'"):
+        AccessControlManager(rules=[PermissionRule("x", "table", "p", "execute", "allow")])
+    with pytest.raises(PolicyError, match="'skip' is not an action"):
+        AccessControlManager(rules=[PermissionRule("s", "node", "n", NodePermission.SKIP, "allow")])

@@ -69,6 +69,13 @@ def test_import_is_lazy():
         ("kailash_nb.sdk_exceptions", "ExportException"),
         ("kailash_nb.middleware.auth", "KailashJWTAuth"),
         ("kailash_nb.security", "SecurityConfig"),
+        ("kailash_nb.access_control", "AccessControlManager"),
+        ("kailash_nb.access_control", "UserContext"),
+        ("kailash_nb.access_control", "PermissionRule"),
+        ("kailash_nb.access_control", "NodePermission"),
+        ("kailash_nb.access_control", "WorkflowPermission"),
+        ("kailash_nb.access_control", "PermissionEffect"),
+        ("kailash_nb.access_control", "AccessDecision"),
     ],
 )
 def test_kailash_module_paths_exist(module, name):
