@@ -169,8 +169,10 @@ class RealtimeMiddleware:
         """
         if not self.enable_websockets:
             raise RuntimeError("WebSocket streams are disabled (enable_websockets=False)")
-        async for event in self._events(session_id, event_types, user_id, tenant_id, subject):
-            yield event
+        events = self._events(session_id, event_types, user_id, tenant_id, subject)
+        async with contextlib.aclosing(events):
+            async for event in events:
+                yield event
 
     async def create_sse_stream(
         self,
@@ -191,8 +193,10 @@ class RealtimeMiddleware:
         """
         if not self.enable_sse:
             raise RuntimeError("SSE streams are disabled (enable_sse=False)")
-        async for event in self._events(session_id, event_types, user_id, tenant_id, subject):
-            yield f"id: {event.id}\nevent: {event.type.value}\ndata: {event.to_json()}\n\n"
+        events = self._events(session_id, event_types, user_id, tenant_id, subject)
+        async with contextlib.aclosing(events):
+            async for event in events:
+                yield f"id: {event.id}\nevent: {event.type.value}\ndata: {event.to_json()}\n\n"
 
     async def _events(
         self,
