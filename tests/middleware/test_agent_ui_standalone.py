@@ -260,3 +260,20 @@ def test_a_gateway_agent_ui_runs_on_the_gateways_executor(tmp_path):
         await gateway.runs.drain(5)
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [
+        ("kailash_nb.middleware.core.agent_ui", "AgentUIMiddleware"),
+        ("kailash_nb.middleware.communication.realtime", "RealtimeMiddleware"),
+        ("kailash_nb.middleware.communication.api_gateway", "APIGateway"),
+        ("kailash_nb.middleware.communication.events", "EventType"),
+    ],
+)
+def test_kailash_module_paths_name_the_same_objects(module, name):
+    import importlib
+
+    import kailash_nb.middleware
+
+    assert getattr(importlib.import_module(module), name) is getattr(kailash_nb.middleware, name)
