@@ -175,6 +175,17 @@ class Session(str):
         """The owner in the ``tenant:user`` form."""
         return f"{self.tenant_id}:{self.subject}"
 
+    def add_workflow(self, workflow_id: str, workflow: Any) -> None:
+        """Register ``workflow`` for this session (Kailash's ``WorkflowSession`` call;
+        ``AgentUIMiddleware.register_workflow`` also builds a builder and checks it).
+
+        Raises:
+            TypeError: ``workflow`` is not a built ``Workflow``.
+        """
+        if not isinstance(workflow, Workflow):
+            raise TypeError(f"add_workflow needs a built Workflow, got {type(workflow).__name__}")
+        self.workflows[workflow_id] = workflow
+
     @property
     def executions(self) -> dict[str, dict[str, Any]]:
         """``execution_id -> status dict`` of this session's executions in this process."""

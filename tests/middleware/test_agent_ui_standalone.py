@@ -277,3 +277,16 @@ def test_kailash_module_paths_name_the_same_objects(module, name):
     import kailash_nb.middleware
 
     assert getattr(importlib.import_module(module), name) is getattr(kailash_nb.middleware, name)
+
+
+def test_session_add_workflow_registers_for_the_session(agent_ui):
+    async def scenario() -> None:
+        session = await agent_ui.create_session()
+        session.add_workflow("double", doubling().build())
+        with pytest.raises(TypeError, match="built Workflow"):
+            session.add_workflow("builder", doubling())
+        run = await agent_ui.execute(session, "double", {"double": {"x": 4}})
+        status = await wait_for_status(agent_ui, run, session)
+        assert status["outputs"]["double"]["result"] == {"value": 8}
+
+    asyncio.run(scenario())
