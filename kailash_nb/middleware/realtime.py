@@ -31,7 +31,8 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
 from kailash_nb.middleware.agent_events import AgentEvent, EventFilter, EventType, event_types
-from kailash_nb.middleware.agent_ui import AgentUIMiddleware, resolve_owner
+from kailash_nb.middleware.agent_sessions import resolve_owner
+from kailash_nb.middleware.agent_ui import AgentUIMiddleware
 from kailash_nb.middleware.webhooks import WebhookManager
 
 __all__ = ["RealtimeMiddleware", "StreamOverflowError"]
