@@ -122,9 +122,10 @@ class AgentUIMiddleware:
             ``None`` makes one on the first ``execute``.
         enable_persistence: ``False`` keeps sessions in an in-memory database of this
             instance instead of ``database_url``.
-        max_sessions, session_timeout_minutes, enable_dynamic_workflows,
-        enable_workflow_sharing: Kailash's options, accepted and recorded;
-            ``enable_workflow_sharing=False`` refuses shared workflows.
+        max_sessions: Kailash's option, recorded (not enforced).
+        session_timeout_minutes: Kailash's option, recorded (not enforced).
+        enable_dynamic_workflows: Kailash's option, recorded.
+        enable_workflow_sharing: ``False`` refuses shared workflows.
         runtime: must be ``None``: executions always run on the one engine through
             ``executor``.
 
