@@ -350,3 +350,113 @@ def test_unknown_resource_types_and_outcome_permissions_are_refused():
         AccessControlManager(rules=[PermissionRule("x", "table", "p", "execute", "allow")])
     with pytest.raises(PolicyError, match="'skip' is not an action"):
         AccessControlManager(rules=[PermissionRule("s", "node", "n", NodePermission.SKIP, "allow")])
+
+
+# -- agent-UI middleware, realtime, APIGateway -------------------------------------------------
+def _agent_ui(tmp_path):
+    from kailash_nb.middleware import AgentUIMiddleware
+
+    return AgentUIMiddleware(f"sqlite:///{tmp_path / 'sessions.db'}")
+
+
+def test_agent_ui_sessions_are_scoped_to_their_owner(tmp_path):
+    # Kailash: get_session(any id) returns the session, or None; close_session ignores
+    # unknown ids; create_session returns a plain str.
+    from kailash_nb.middleware.agent_ui import Session, SessionNotFoundError
+
+    async def scenario() -> None:
+        agent_ui = _agent_ui(tmp_path)
+        session = await agent_ui.create_session("acme:alice")
+        assert isinstance(session, Session) and isinstance(session, str)
+        assert await agent_ui.get_session(session) == session  # the Session names its owner
+        with pytest.raises(SessionNotFoundError):  # a plain id names the anonymous owner
+            await agent_ui.get_session(str(session))
+        assert await agent_ui.get_session(str(session), user_id="acme:alice") == session
+        with pytest.raises(SessionNotFoundError):
+            await agent_ui.close_session("unknown")
+        with pytest.raises(SessionNotFoundError):
+            await agent_ui.execute(str(session), "wf")
+
+    asyncio.run(scenario())
+
+
+def test_agent_ui_statuses_and_events(tmp_path):
+    # Kailash: status "started" first, the status holds "inputs", datetimes; session
+    # creation is a "workflow.started" event; completion events carry the outputs.
+    async def scenario() -> None:
+        agent_ui = _agent_ui(tmp_path)
+        seen = []
+        await agent_ui.subscribe_to_events("all", seen.append)
+        session = await agent_ui.create_session("acme:alice")
+        builder = WorkflowBuilder()
+        builder.add_node("PythonCodeNode", "a", {"code": "result = 1"})
+        await agent_ui.register_workflow("wf", builder, session_id=session)
+        execution_id = await agent_ui.execute(session, "wf")
+        status = await agent_ui.get_execution_status(execution_id, session)
+        assert status["status"] == "queued" and "inputs" not in status
+        assert isinstance(status["created_at"], float)
+        while status["status"] == "queued" or status["status"] == "running":
+            await asyncio.sleep(0.01)
+            status = await agent_ui.get_execution_status(execution_id, session)
+        assert status["outputs"] == {"a": {"result": 1}}
+        types = [event.type.value for event in seen]
+        assert types[0] == "session.created" and types[-1] == "workflow.completed"
+        assert "outputs" not in seen[-1].data
+
+    asyncio.run(scenario())
+
+
+def test_agent_ui_refuses_options_it_cannot_honour(tmp_path):
+    # Kailash: runtime= accepted (a second runtime), a positional runtime taken as
+    # enable_dynamic_workflows, config_overrides accepted and ignored.
+    from kailash_nb.middleware import AgentUIMiddleware
+
+    with pytest.raises(TypeError, match="one engine"):
+        AgentUIMiddleware(runtime=LocalRuntime())
+    with pytest.raises(TypeError, match="database_url"):
+        AgentUIMiddleware(LocalRuntime())
+
+    async def scenario() -> None:
+        agent_ui = _agent_ui(tmp_path)
+        session = await agent_ui.create_session()
+        with pytest.raises(TypeError, match="config_overrides"):
+            await agent_ui.execute(session, "wf", config_overrides={"a": {"code": "x"}})
+
+    asyncio.run(scenario())
+
+
+def test_webhooks_are_signed_and_private_destinations_refused(tmp_path):
+    # Kailash: X-Kailash-Signature is "sha256=" + the secret's first 8 characters + "...",
+    # any address is reached, and a 3xx counts as a successful delivery.
+    import hashlib
+    import hmac
+
+    from kailash_nb.middleware import RealtimeMiddleware
+    from kailash_nb.middleware.webhooks import sign_webhook
+
+    body = b'{"event":1}'
+    expected = hmac.new(b"secret-value", b"1700000000." + body, hashlib.sha256).hexdigest()
+    assert sign_webhook("secret-value", 1700000000, body) == f"sha256={expected}"
+
+    async def scenario() -> None:
+        agent_ui = _agent_ui(tmp_path)
+        realtime = RealtimeMiddleware(agent_ui)
+        realtime.register_webhook("local", "http://127.0.0.1:9/hook", secret="secret-value")
+        seen = []
+        await agent_ui.subscribe_to_events("one", seen.append)
+        await agent_ui.create_session("acme:alice")
+        (result,) = await realtime.deliver_event(seen[0])
+        assert not result["success"] and "127.0.0.1" in result["error"]
+
+    asyncio.run(scenario())
+
+
+def test_api_gateway_is_the_tornado_gateway_and_refuses_auth_bypasses(tmp_path):
+    # Kailash: a FastAPI app; external_auth_reason/auth_exempt_paths open routes.
+    from kailash_nb.middleware import APIGateway, Gateway
+    from kailash_nb.middleware.gateway_errors import GatewayConfigurationError
+
+    url = f"sqlite:///{tmp_path / 'gw.db'}"
+    assert isinstance(APIGateway(database_url=url, enable_auth=False), Gateway)
+    with pytest.raises(GatewayConfigurationError, match="not supported"):
+        APIGateway(database_url=url, enable_auth=False, auth_exempt_paths=["/api"])

@@ -125,8 +125,11 @@ class GatewayState:
         #: Each tenant's own database (``database_per_tenant``), or ``None``.
         self.tenant_databases: Any = _tenant_databases(settings, self.store_url)
         self._tenant_records: TenantRunRouter | None = None
-        #: Sessions (``create_session``/``get_session``/...), stored in ``database_url``.
-        self.agent_ui = AgentUIMiddleware(self.store_url, tenant_databases=self.tenant_databases)
+        #: Sessions (``create_session``/``get_session``/...), stored in ``database_url``;
+        #: their executions (``agent_ui.execute``) are runs of this gateway's executor.
+        self.agent_ui = AgentUIMiddleware(
+            self.store_url, tenant_databases=self.tenant_databases, executor=self.runs
+        )
         #: Live run events for clients (``/runs/{id}/events``, ``/ws``): attached to
         #: ``events`` by ``live_events()`` when the routes are built.
         self._live_events: RunEventHub | None = None

@@ -52,11 +52,17 @@ _DRAIN_POLL_SECONDS = 0.02
 
 
 class StartedRun:
-    """A run handed to the engine: its index entry once started, and its task."""
+    """A run handed to the engine: its id, its index entry once started, and its task."""
 
-    def __init__(self, task: asyncio.Task[RunEntry], started: asyncio.Future[RunEntry]) -> None:
+    def __init__(
+        self,
+        task: asyncio.Task[RunEntry],
+        started: asyncio.Future[RunEntry],
+        run_id: str | None = None,
+    ) -> None:
         self.task = task
         self.started = started
+        self.run_id = run_id
 
     async def wait_started(self) -> RunEntry:
         """The run's entry as soon as the engine started it.
@@ -174,7 +180,7 @@ class RunExecutor:
         task = loop.create_task(self._execute(entry, workflow, parameters, live=True))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return StartedRun(task, started)
+        return StartedRun(task, started, entry.run_id)
 
     def _new_run_id(self) -> str:
         """A time-ordered UUID (version 7: 48 bits of milliseconds, then 74 random

@@ -156,7 +156,9 @@ async def start_in_session(
     except BaseException:
         slot.release()
         raise
-    return StartedRun(gateway.agent_ui.hold_until_done(slot, started.task), started.started)
+    return StartedRun(
+        gateway.agent_ui.hold_until_done(slot, started.task), started.started, started.run_id
+    )
 
 
 def _not_found() -> ProblemError:
