@@ -16,6 +16,7 @@ catches Kailash errors ports by renaming the import::
     │   ├── WorkflowExecutionError
     │   │   └── WorkflowTimeoutError
     │   └── ConnectionError
+    │       └── UnknownNodeError (also a WorkflowValidationError)
     └── RuntimeException
         └── RuntimeExecutionError
 """
@@ -38,6 +39,7 @@ __all__ = [
     "NodeValidationError",
     "RuntimeException",
     "RuntimeExecutionError",
+    "UnknownNodeError",
     "WorkflowException",
     "WorkflowExecutionError",
     "WorkflowTimeoutError",
@@ -91,6 +93,15 @@ class ConnectionError(WorkflowException):  # noqa: A001 - the Kailash name
 
     Shadows the builtin ``ConnectionError`` inside this module only, as in Kailash;
     import it by name from ``kailash_nb.sdk_exceptions``.
+    """
+
+
+class UnknownNodeError(ConnectionError, WorkflowValidationError):
+    """A connection names a node the workflow does not have.
+
+    Both a ``ConnectionError`` (kailash_nb's error for a bad connection) and a
+    ``WorkflowValidationError`` (Kailash's error for an unknown source or target
+    node), so code catching either one catches it.
     """
 
 

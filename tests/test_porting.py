@@ -194,3 +194,43 @@ def test_a_workflow_only_grows_and_checks_each_addition():
         workflow.connect("b", "a", {"result": "x"})
     assert workflow.get_execution_order() == ("a", "b")
     assert not hasattr(workflow, "remove_node")
+
+
+def test_workflow_nodes_cannot_be_written_and_get_node_raises():
+    # Kailash: workflow.nodes["x"] = anything is stored; get_node("nope") returns None.
+    workflow = Workflow("wf-1", "direct")
+    workflow.add_node("a", "PythonCodeNode", code="result = 1")
+    with pytest.raises(TypeError):
+        workflow.nodes["b"] = workflow.nodes["a"]  # type: ignore[index]
+    with pytest.raises(WorkflowValidationError, match="no node 'nope'"):
+        workflow.get_node("nope")
+
+
+def test_a_workflow_is_run_by_a_runtime_and_keeps_its_metadata_as_given():
+    # Kailash: Workflow.run()/execute()/execute_with_state() run it directly, and its
+    # metadata gains 'created_at'; repr is "Workflow(id=..., name=..., ...)".
+    workflow = Workflow("wf-1", "direct")
+    assert not any(hasattr(workflow, name) for name in ("run", "execute", "execute_with_state"))
+    assert workflow.metadata == {}
+    assert repr(workflow) == "<Workflow direct: 0 nodes, 0 edges>"
+    assert "wf-1" in str(workflow)
+
+
+def test_adding_a_node_by_class_or_instance_warns_nothing():
+    # Kailash: a UserWarning nudging towards add_node("Type", "id", {...}).
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        builder = WorkflowBuilder()
+        builder.add_node(PythonCodeNode, "a", {"code": "result = 1"})
+        builder.add_node(PythonCodeNode(code="result = 2"), "b")
+    assert builder.node_ids == ["a", "b"]
+
+
+def test_add_input_connection_delivers_the_run_parameter():
+    # Kailash: build() fails ("Source node '__workflow_input__' not found").
+    builder = WorkflowBuilder()
+    builder.add_node("PythonCodeNode", "a", {"code": "result = x * 2"})
+    builder.add_input_connection("a", "x", "inp")
+    assert LocalRuntime().execute(builder.build(), parameters={"inp": 4})[0] == {"a": {"result": 8}}

@@ -1,8 +1,14 @@
-"""Checks a workflow must pass before it exists: ports, cycles, and size caps."""
+"""Checks a workflow must pass before it exists: ports, cycles, and size caps.
+
+``IssueSeverity`` and ``ValidationIssue`` are Kailash's types for describing one
+finding (severity, category, code, message, node, hint).
+"""
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from kailash_nb import sdk_exceptions as errors
@@ -14,7 +20,47 @@ from kailash_nb.workflow.cycles import CycleSpec
 if TYPE_CHECKING:
     import networkx as nx
 
-__all__ = ["check_connections", "check_cycles", "cycle_members"]
+__all__ = [
+    "IssueSeverity",
+    "ValidationIssue",
+    "check_connections",
+    "check_cycles",
+    "cycle_members",
+    "missing_input",
+]
+
+
+class IssueSeverity(enum.Enum):
+    """How serious a ``ValidationIssue`` is (Kailash's values)."""
+
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+@dataclass
+class ValidationIssue:
+    """One finding about a workflow, as Kailash describes it.
+
+    Attributes:
+        severity: how serious it is.
+        category: the area (``"parameter"``, ``"cycle"``, ...).
+        code: a short stable code (``"PAR001"``).
+        message: what is wrong.
+        node_id: the node concerned, if any.
+        cycle_id: the cycle concerned, if any.
+        suggestion: what to do about it.
+        documentation_link: where to read more.
+    """
+
+    severity: IssueSeverity
+    category: str
+    code: str
+    message: str
+    node_id: str | None = None
+    cycle_id: str | None = None
+    suggestion: str | None = None
+    documentation_link: str | None = None
 
 
 def check_connections(nodes: Mapping[str, Node], connections: Iterable[Connection]) -> None:
