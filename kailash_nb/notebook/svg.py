@@ -14,7 +14,10 @@ same bytes) and every piece of text in it is XML-escaped::
     )
 
 Each node is a ``<g class="kn-node" data-node="<id>" data-state="<state>">``; each
-edge a ``<g class="kn-edge" data-source="<id>" data-target="<id>">``.
+edge a ``<g class="kn-edge" data-source="<id>" data-target="<id>">``. Below the graph, a
+legend (``<g class="kn-legend">``, one ``<g class="kn-legend-item" data-state="<state>">``
+per state in ``STATE_COLORS`` order) names the colours, as the widget's legend does; it
+adds rows under the canvas, so the picture is taller than the canvas.
 """
 
 from __future__ import annotations
@@ -61,6 +64,12 @@ _LOOP_DEPTH = 56
 # fit between two layers.
 _MAX_LABEL = 22
 _MAX_EDGE_LABEL = 18
+# Legend rows: height of a row, swatch size, gap after an item, and an estimate of
+# the width of one character of a label at the legend's font size.
+_LEGEND_ROW = 20
+_LEGEND_SWATCH = 12
+_LEGEND_GAP = 14
+_LEGEND_CHAR = 6.5
 # XML 1.0 forbids these characters even when escaped.
 _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
@@ -111,15 +120,17 @@ def render_svg(
         ValueError: a node has a state outside ``STATE_COLORS``.
     """
     by_id = {node["id"]: node for node in nodes}
+    legend, legend_height = _legend(width, height) if nodes else ("", 0)
+    total = height + legend_height
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="kn-graph" width="{width}" '
-        f'height="{height}" viewBox="0 0 {width} {height}" '
+        f'height="{total}" viewBox="0 0 {width} {total}" '
         'font-family="system-ui, -apple-system, Segoe UI, sans-serif" font-size="12">',
         f"<title>{_escape(f'Workflow {name}')}</title>",
         '<defs><marker id="kn-arrow" viewBox="0 0 10 10" refX="10" refY="5" '
         'markerWidth="8" markerHeight="8" orient="auto-start-reverse">'
         f'<path d="M0,0 L10,5 L0,10 z" fill="{EDGE_COLOR}"/></marker></defs>',
-        f'<rect class="kn-background" width="{width}" height="{height}" '
+        f'<rect class="kn-background" width="{width}" height="{total}" '
         f'fill="{BACKGROUND_COLOR}"/>',
         '<g class="kn-edges">',
     ]
@@ -129,7 +140,10 @@ def render_svg(
             parts.append(_edge(edge, source, target, edge_labels))
     parts.append('</g><g class="kn-nodes">')
     parts.extend(_node(node) for node in nodes)
-    parts.append("</g></svg>")
+    parts.append("</g>")
+    if legend:
+        parts.append(legend)
+    parts.append("</svg>")
     return "\n".join(parts)
 
 
@@ -175,6 +189,25 @@ def _edge(edge: GraphEdge, source: GraphNode, target: GraphNode, with_label: boo
         )
     parts.append("</g>")
     return "".join(parts)
+
+
+def _legend(width: int, top: int) -> tuple[str, int]:
+    """The legend's rows starting at ``top``, wrapped to ``width``, and their height."""
+    items, x, row = [], 8.0, 0
+    for state, (fill, stroke) in STATE_COLORS.items():
+        item_width = _LEGEND_SWATCH + 4 + len(state) * _LEGEND_CHAR
+        if x > 8 and x + item_width > width - 8:
+            x, row = 8.0, row + 1
+        y = top + 4 + row * _LEGEND_ROW
+        items.append(
+            f'<g class="kn-legend-item" data-state="{state}" transform="translate({x:g},{y})">'
+            f'<rect width="{_LEGEND_SWATCH}" height="{_LEGEND_SWATCH}" rx="3" ry="3" '
+            f'fill="{fill}" stroke="{stroke}" stroke-width="1.5"/>'
+            f'<text x="{_LEGEND_SWATCH + 4}" y="10" font-size="11" fill="{TEXT_COLOR}">'
+            f"{state}</text></g>"
+        )
+        x += item_width + _LEGEND_GAP
+    return '<g class="kn-legend">' + "".join(items) + "</g>", (row + 1) * _LEGEND_ROW + 4
 
 
 def _node(node: GraphNode) -> str:

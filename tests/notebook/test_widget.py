@@ -328,6 +328,36 @@ def test_svg_has_one_group_per_node_with_state_and_color() -> None:
     assert len([g for g in root.iter() if g.get("class") == "kn-edge"]) == len(edges)
 
 
+def _legend_items(svg: str) -> list[Any]:
+    root = ET.fromstring(svg)
+    return [g for g in root.iter() if g.get("class") == "kn-legend-item"]
+
+
+@pytest.mark.parametrize("width", [208, 400, 2000])
+def test_svg_legend_names_every_state_colour_within_the_canvas_width(width: int) -> None:
+    nodes, edges = _graph({"a": "completed", "b": "failed"})
+    svg = render_svg("wf", nodes, edges, width, 96)
+    items = _legend_items(svg)
+    assert [item.get("data-state") for item in items] == list(STATE_COLORS)
+    for item in items:
+        rect = item.find("{http://www.w3.org/2000/svg}rect")
+        text = item.find("{http://www.w3.org/2000/svg}text")
+        assert (rect.get("fill"), rect.get("stroke")) == STATE_COLORS[item.get("data-state")]
+        assert text.text == item.get("data-state")
+        x, y = map(float, re.findall(r"[\d.]+", item.get("transform")))
+        assert y >= 96  # below the canvas: never over a node
+        assert x + 16 + len(text.text) * svg_module._LEGEND_CHAR <= width
+    root = ET.fromstring(svg)
+    rows = {item.get("transform").split(",")[1] for item in items}
+    assert int(root.get("height")) == 96 + len(rows) * svg_module._LEGEND_ROW + 4
+
+
+def test_svg_of_an_empty_graph_has_no_legend() -> None:
+    svg = render_svg("wf", [], [], 200, 60)
+    assert _legend_items(svg) == []
+    assert ET.fromstring(svg).get("height") == "60"
+
+
 def test_svg_is_deterministic() -> None:
     nodes, edges = _graph({"a": "completed", "b": "running", "c": "idle"})
     first = render_svg("wf", nodes, edges, 800, 120)
