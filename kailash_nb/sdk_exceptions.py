@@ -12,7 +12,8 @@ catches Kailash errors ports by renaming the import::
     ├── WorkflowException
     │   ├── WorkflowValidationError
     │   │   ├── CycleConfigurationError
-    │   │   └── ExportException
+    │   │   ├── ExportException
+    │   │   └── RunParameterError
     │   ├── WorkflowExecutionError
     │   │   └── WorkflowTimeoutError
     │   └── ConnectionError
@@ -37,6 +38,7 @@ __all__ = [
     "NodeException",
     "NodeExecutionError",
     "NodeValidationError",
+    "RunParameterError",
     "RuntimeException",
     "RuntimeExecutionError",
     "UnknownNodeError",
@@ -86,6 +88,41 @@ class ExportException(WorkflowValidationError):
     Kailash's name; it is also a ``WorkflowValidationError``, which kailash_nb raised
     for the same problem before it had this name.
     """
+
+
+class RunParameterError(WorkflowValidationError):
+    """The parameters given to a run do not fit the workflow.
+
+    The message speaks Python (``parameters={node_id: {input: value}}``); front ends
+    with their own syntax (the CLI's ``--param node.input=value``) phrase it from the
+    attributes instead.
+
+    Attributes:
+        kind: what was wrong, one of ``"not_a_dict"`` (the parameters are not a dict),
+            ``"bad_name"`` (an empty or dunder name), ``"node_value_not_a_dict"`` (the
+            value under a node id is not a dict of inputs), ``"unknown_input"`` (the
+            node has no such input), ``"unknown_parameter"`` (a key that is neither a
+            node id nor an input any node declares) and ``"missing_required"``.
+        node_id: the node concerned, if any.
+        input_name: the input or workflow-level parameter name concerned, if any.
+        missing: for ``"missing_required"``, every ``(node_id, input_name)`` pair
+            that nothing provides.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str,
+        node_id: str | None = None,
+        input_name: str | None = None,
+        missing: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.node_id = node_id
+        self.input_name = input_name
+        self.missing = missing
 
 
 class ConnectionError(WorkflowException):  # noqa: A001 - the Kailash name

@@ -43,6 +43,24 @@ def test_connection_to_an_unknown_input_fails_at_build():
         builder.build()
 
 
+def test_run_parameter_for_an_unknown_input_is_refused():
+    # Kailash: ignored, by validate(runtime_parameters=...) and by runs.
+    from kailash_nb.sdk_exceptions import RunParameterError
+
+    builder = WorkflowBuilder()
+    builder.add_node("SwitchNode", "s", {"condition_field": "v", "value": 3})
+    workflow = builder.build()
+    with pytest.raises(RunParameterError, match="no input 'nope'") as info:
+        workflow.validate(runtime_parameters={"s": {"nope": 1}})
+    assert (info.value.kind, info.value.node_id, info.value.input_name) == (
+        "unknown_input",
+        "s",
+        "nope",
+    )
+    with pytest.raises(WorkflowValidationError, match="no input 'nope'"):
+        LocalRuntime().execute(workflow, parameters={"s": {"nope": 1}})
+
+
 def test_unmarked_cycle_fails_at_build():
     # Kailash: built; get_execution_order() raises WorkflowValidationError.
     builder = WorkflowBuilder()

@@ -14,6 +14,7 @@ from kailash_nb.sdk_exceptions import (
     NodeException,
     NodeExecutionError,
     NodeValidationError,
+    RunParameterError,
     RuntimeException,
     RuntimeExecutionError,
     UnknownNodeError,
@@ -37,6 +38,7 @@ from kailash_nb.sdk_exceptions import (
         (WorkflowValidationError, WorkflowException),
         (CycleConfigurationError, WorkflowValidationError),
         (ExportException, WorkflowValidationError),
+        (RunParameterError, WorkflowValidationError),
         (WorkflowExecutionError, WorkflowException),
         (WorkflowTimeoutError, WorkflowExecutionError),
         (KailashConnectionError, WorkflowException),
@@ -53,7 +55,7 @@ def test_error_has_documented_parent(error, parent):
 def test_every_error_is_a_kailash_exception():
     errors = [getattr(sdk_exceptions, name) for name in sdk_exceptions.__all__]
     errors = [error for error in errors if isinstance(error, type)]
-    assert len(errors) == 15
+    assert len(errors) == 16
     assert all(issubclass(error, KailashException) for error in errors)
 
 

@@ -452,7 +452,7 @@ def _workflow_inputs(
                     raise errors.WorkflowValidationError(
                         f"metadata {key!r}[{node_id!r}] must map strings to strings"
                     )
-                missing = missing_input(node, name)
+                missing = missing_input(node, name, node_id)
                 if missing:
                     raise errors.WorkflowValidationError(f"metadata {key!r}: {missing}")
                 pair = (node_id, name)

@@ -89,7 +89,7 @@ def check_connections(nodes: Mapping[str, Node], connections: Iterable[Connectio
             raise errors.ConnectionError(
                 f"connection {connection}: target input {name!r} is not a valid input name"
             )
-        missing = missing_input(target, name)
+        missing = missing_input(target, name, connection.target_node)
         if missing:
             raise errors.ConnectionError(
                 f"connection {connection}: {missing}; its inputs are {sorted(target.parameters)}"
@@ -155,12 +155,15 @@ def cycle_members(graph: nx.DiGraph, cycle: CycleSpec) -> list[str]:
     return list(nx.lexicographical_topological_sort(graph.subgraph(members)))
 
 
-def missing_input(node: Node, name: str) -> str | None:
+def missing_input(node: Node, name: str, node_id: str | None = None) -> str | None:
     """Why ``node`` cannot take an input called ``name`` (``"node 'x' (Type) has no input
-    'y'"`` with close matches), or ``None`` when it can."""
+    'y'"`` with close matches), or ``None`` when it can.
+
+    ``node_id`` is the node's id in the workflow (``node.id`` when not given; a node
+    class whose ``__init__`` sets its own ``id`` may disagree with the workflow)."""
     if node.accepts_extra_inputs or name in node.parameters:
         return None
     return (
-        f"node {node.id!r} ({node.type_name()}) has no input {name!r}"
+        f"node {node_id or node.id!r} ({node.type_name()}) has no input {name!r}"
         f"{close_matches(name, node.parameters)}"
     )
