@@ -135,9 +135,7 @@ class WorkflowDraft:
         try:
             self._nodes[node_id].options = NodeOptions(timeout, retries, retry_delay)
         except ValueError as exc:
-            raise WorkflowValidationError(
-                f"Failed to add node {node_id!r} to workflow: {exc}"
-            ) from None
+            raise WorkflowValidationError(f"node {node_id!r}: {exc}") from None
         return self
 
     @property
@@ -327,9 +325,9 @@ def _check_signature(node_type: Any, node_id: Any, config: Any) -> None:
     if isinstance(node_type, str) and isinstance(node_id, type):
         name = getattr(node_id, "__name__", str(node_id))
         raise WorkflowValidationError(
-            f"Legacy fluent API add_node({node_type!r}, {name}) was removed in v1.0.0 (as "
-            f"in Kailash): the type comes first; write add_node({name!r}, {node_type!r}, "
-            "config)"
+            f"Legacy fluent API add_node({node_type!r}, {name}) is not taken (the form "
+            f"Kailash removed in v1.0.0): the type comes first; write add_node({name!r}, "
+            f"{node_type!r}, config)"
         )
     valid_type = isinstance(node_type, (str, Node)) or (
         isinstance(node_type, type) and issubclass(node_type, Node)
