@@ -9,6 +9,7 @@ every addition is validated at once. ``graph`` is a networkx
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -209,6 +210,14 @@ class Workflow:
                 cycle_edges.append((source, target, data))
         return dag_edges, tuple(cycle_edges)
 
+    def get_cycle_groups(self) -> dict[str, list[_Edge]]:
+        """The cycle edges of ``separate_dag_and_cycle_edges`` grouped by cycle id:
+        ``{cycle_id: [(source, target, data), ...]}``, cycles in declaration order."""
+        groups: dict[str, list[_Edge]] = {}
+        for source, target, data in self.separate_dag_and_cycle_edges()[1]:
+            groups.setdefault(data["cycle_id"], []).append((source, target, data))
+        return groups
+
     def add_node(self, node_id: str, node_or_type: str | type[Node] | Node, **config: Any) -> None:
         """Add a node to this workflow, Kailash's way of building one without a builder:
         ``Workflow("wf-1", "etl")`` then ``add_node`` and ``connect``.
@@ -351,6 +360,21 @@ class Workflow:
     def from_yaml(cls, text: str | bytes) -> Workflow:
         """Rebuild a workflow from YAML text (safe loader only)."""
         return cls.from_dict(load_yaml(text))
+
+    def save(self, path: str | os.PathLike[str], format: str = "json") -> None:  # noqa: A002 - Kailash's name
+        """Write ``to_json()`` (``format="json"``) or ``to_yaml()`` (``"yaml"``) to
+        the file ``path``, replacing it.
+
+        Raises:
+            ValueError: a format other than ``"json"`` or ``"yaml"`` (as in Kailash).
+            ExportException: a node's config holds a value a definition cannot carry.
+        """
+        writers = {"json": self.to_json, "yaml": self.to_yaml}
+        if format not in writers:
+            raise ValueError(f"Unsupported format: {format!r}; use 'json' or 'yaml'")
+        text = writers[format]()
+        with open(path, "w", encoding="utf-8") as file:
+            file.write(text)
 
     def __repr__(self) -> str:
         edges = len(self.connections)

@@ -113,3 +113,35 @@ def test_validation_issue_record():
     assert issue.severity.value == "warning"
     assert (issue.node_id, issue.suggestion) == (None, None)
     assert [s.value for s in IssueSeverity] == ["error", "warning", "info"]
+
+
+def _looped() -> Workflow:
+    workflow = Workflow("w", "loop")
+    workflow.add_node("p", Pair)
+    workflow.add_node("q", Pair)
+    workflow.connect("p", "q", {"sum": "a"})
+    workflow.create_cycle("again").connect("q", "p", {"sum": "a"}).max_iterations(3).build()
+    return workflow
+
+
+def test_get_cycle_groups_lists_each_cycles_edges():
+    assert Workflow("w", "flat").get_cycle_groups() == {}
+    groups = _looped().get_cycle_groups()
+    assert list(groups) == ["again"]
+    ((source, target, data),) = groups["again"]
+    assert (source, target, data["mapping"], data["max_iterations"]) == ("q", "p", {"sum": "a"}, 3)
+
+
+def test_save_writes_json_or_yaml(tmp_path):
+    builder = WorkflowBuilder()
+    builder.add_node("PythonCodeNode", "load", {"code": "result = [1, 2]"})
+    builder.add_node("PythonCodeNode", "total", {"code": "result = sum(rows)"})
+    builder.add_connection("load", "result", "total", "rows")
+    workflow = builder.build(name="etl")
+    workflow.save(tmp_path / "w.json")
+    assert Workflow.from_json((tmp_path / "w.json").read_text()).to_dict() == workflow.to_dict()
+    workflow.save(str(tmp_path / "w.yaml"), format="yaml")
+    assert Workflow.from_yaml((tmp_path / "w.yaml").read_text()).to_dict() == workflow.to_dict()
+    with pytest.raises(ValueError, match="Unsupported format"):
+        workflow.save(tmp_path / "w.xml", format="xml")
+    assert not (tmp_path / "w.xml").exists()
