@@ -4,6 +4,8 @@ in each test's comment)."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from kailash_nb import AsyncLocalRuntime, LocalRuntime, Workflow, WorkflowBuilder
@@ -110,6 +112,59 @@ def test_a_failing_node_with_dependents_raises_workflow_execution_error():
         LocalRuntime().execute(builder.build())
 
 
+def test_async_runtime_delivers_a_connection_from_result_like_the_sync_one():
+    # Kailash's AsyncLocalRuntime: b gets {"result": {"value": 1}} (LocalRuntime: {"value": 1}).
+    builder = WorkflowBuilder()
+    builder.add_node("PythonCodeNode", "a", {"code": "result = {'value': 1}"})
+    builder.add_node("PythonCodeNode", "b", {"code": "result = data"})
+    builder.add_connection("a", "result", "b", "data")
+    workflow = builder.build()
+    results, _ = asyncio.run(AsyncLocalRuntime().execute_workflow_async(workflow, {}))
+    assert results["b"] == {"result": {"value": 1}}
+    assert results == LocalRuntime().execute(workflow)[0]
+
+
+def test_async_runtime_reports_a_failed_leaf_like_the_sync_one():
+    # Kailash's AsyncLocalRuntime: WorkflowExecutionError("Node 'node1' execution failed: ...").
+    builder = WorkflowBuilder()
+    builder.add_node("PythonCodeNode", "node1", {"code": "raise RuntimeError('Test error')"})
+    workflow = builder.build()
+    results, _ = asyncio.run(AsyncLocalRuntime().execute_workflow_async(workflow, {}))
+    assert results["node1"]["failed"] is True
+    assert results["node1"]["error_type"] == "RuntimeError"
+    outcome = AsyncLocalRuntime().execute_outcome(workflow)
+    assert outcome.status == "failed" and outcome.failed_nodes[0].node_id == "node1"
+
+
+# -- cycles through a SwitchNode -------------------------------------------------------------
+def _repeat_until(whole_output: bool) -> Workflow:
+    builder = WorkflowBuilder()
+    code = "result = {'count': %s + 3}" % ("data['count']" if whole_output else "count")
+    builder.add_node("PythonCodeNode", "counter", {"code": code})
+    switch = {"condition_field": "count", "operator": ">=", "value": 10}
+    builder.add_node("SwitchNode", "check", switch)
+    builder.add_node("PythonCodeNode", "done", {"code": "result = data['count']"})
+    builder.add_connection("counter", "result", "check", "input_data")
+    builder.add_connection("check", "true_output", "done", "data")
+    workflow = builder.build()
+    mapping = {"false_output": "data"} if whole_output else {"false_output.count": "count"}
+    workflow.create_cycle("until").connect("check", "counter", mapping).max_iterations(50).build()
+    return workflow
+
+
+@pytest.mark.parametrize("whole_output", [True, False])
+@pytest.mark.parametrize("runtime_class", [LocalRuntime, AsyncLocalRuntime])
+def test_a_cycle_through_a_switch_ends_when_the_switch_exits(whole_output, runtime_class):
+    # Kailash: done == 12 only on LocalRuntime with {"false_output": "data"}. With
+    # {"false_output.count": "count"} LocalRuntime restarts the loop from count=0 up to
+    # max_iterations (done None, counter 6); AsyncLocalRuntime runs each node once
+    # (done None, counter 3) with either mapping.
+    start = {"data": {"count": 0}} if whole_output else {"count": 0}
+    results, _ = runtime_class().execute(_repeat_until(whole_output), {"counter": start})
+    assert results["done"] == {"result": 12}
+    assert results["counter"] == {"result": {"count": 12}}
+
+
 # -- conditional execution and runtime options ---------------------------------------------
 def _switch() -> WorkflowBuilder:
     builder = WorkflowBuilder()
@@ -141,6 +196,8 @@ def test_invalid_conditional_execution_raises_runtime_execution_error():
         ({"connection_validation": "warn"}, "always validates connections strictly"),
         ({"connection_validation": "off"}, "always validates connections strictly"),
         ({"enable_monitoring": True}, "history=True"),
+        ({"enable_cycles": False}, r"always runs declared cycles.*max_iterations\(1\)"),
+        ({"enable_async": False}, "always runs async nodes on its event loop"),
     ],
 )
 def test_runtime_options_refused_with_the_reason(options, message):
@@ -152,6 +209,17 @@ def test_runtime_options_refused_with_the_reason(options, message):
 def test_runtime_options_accepted_with_kailash_meaning():
     assert LocalRuntime(connection_validation="strict") is not None
     assert AsyncLocalRuntime(thread_pool_size=3).settings.max_worker_threads == 3
+    assert LocalRuntime(enable_cycles=True, enable_async=True) is not None
+
+
+def test_execute_refuses_a_kailash_task_manager():
+    # Kailash: LocalRuntime.execute(workflow, task_manager=TaskManager()) tracks the run.
+    builder = WorkflowBuilder()
+    builder.add_node("PythonCodeNode", "a", {"code": "result = 1"})
+    workflow = builder.build()
+    assert LocalRuntime().execute(workflow, task_manager=None)[0] == {"a": {"result": 1}}
+    with pytest.raises(TypeError, match=r"kailash\.tracking.*runtime\.events"):
+        LocalRuntime().execute(workflow, task_manager=object())
 
 
 # -- node options ----------------------------------------------------------------------------

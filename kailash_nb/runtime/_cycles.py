@@ -2,8 +2,16 @@
 
 A declared cycle runs its member nodes in order, iteration after iteration; after
 each, the cycle's edges feed the source's outputs back and the stop rules are
-checked: ``converge_when`` (evaluated on the source node's fields), then
-``max_iterations``, then ``timeout``.
+checked: the loop's own exit, then ``converge_when`` (evaluated on the source node's
+fields), then ``max_iterations``, then ``timeout``.
+
+The loop exits by itself when no cycle edge carries a value back: every edge's
+source either sat on a branch a ``SwitchNode`` did not take (it was skipped) or is
+a branching node whose output on that edge is ``None`` (the branch not taken). This
+is the "repeat until" pattern: ``counter -> SwitchNode``, the switch's
+``false_output`` fed back into ``counter``, its ``true_output`` on to the node that
+receives the end value. A member skipped in the last iteration keeps the outputs of
+the last iteration it ran in, so the results hold the loop's end values.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ class CycleExecution:
                 if self.failure is not None:
                     return
             if self._cycle_finished(unit, iteration, started):
+                self._keep_last_outputs(unit)
                 return
 
     async def _run_cycle(self, unit: CycleUnit) -> None:
@@ -45,7 +54,17 @@ class CycleExecution:
                 if self.failure is not None:
                     return
             if self._cycle_finished(unit, iteration, started):
+                self._keep_last_outputs(unit)
                 return
+
+    def _keep_last_outputs(self, unit: CycleUnit) -> None:
+        """Give members skipped in the last iteration the outputs of the last one they
+        ran in: the loop is over, and those are its end values."""
+        earlier = self.earlier_cycle_outputs
+        for node_id in unit.members:
+            if node_id not in self.results and node_id in earlier:
+                self.results[node_id] = earlier.pop(node_id)
+                self.skipped.discard(node_id)
 
     def _cycle_finished(self, unit: CycleUnit, iteration: int, started: float) -> bool:
         try:
@@ -56,16 +75,25 @@ class CycleExecution:
 
     def _cycle_should_stop(self, unit: CycleUnit, iteration: int, started: float) -> bool:
         spec = unit.spec
+        carried = False
+        branching = self.plan.is_branching
         for connection in self.plan.cycle_edges[spec.cycle_id]:
-            outputs = self.results.get(connection.source_node)
-            value = None if outputs is None else read_output(outputs, connection)
+            source = connection.source_node
+            outputs = self.results.get(source)
+            if outputs is None:
+                continue  # skipped: it sat on a branch not taken
+            value = read_output(outputs, connection)
             if value is MISSING:
                 raise errors.ConnectionError(
-                    f"cycle {spec.cycle_id!r} edge {connection}: node "
-                    f"{connection.source_node!r} produced no output "
-                    f"{connection.source_output!r}; its outputs are {sorted(outputs or {})}"
+                    f"cycle {spec.cycle_id!r} edge {connection}: node {source!r} produced no "
+                    f"output {connection.source_output!r}; its outputs are {sorted(outputs)}"
                 )
+            if value is None and branching[source]:
+                continue  # the branch this edge leaves by was not taken
+            carried = True
             self.fed_back.setdefault(connection.target_node, {})[connection.target_input] = value
+        if not carried:
+            return True  # the loop left through a branch: nothing comes back
         elapsed = time.monotonic() - started
         if unit.condition is not None:
             names = self._convergence_names(unit, iteration, elapsed)
@@ -105,13 +133,24 @@ class CycleExecution:
         fields = source_outputs.get("result")
         if not isinstance(fields, dict):
             fields = source_outputs
-        names.update(
-            (key, value)
-            for key, value in fields.items()
-            if isinstance(key, str) and isinstance(value, (int, float, str, bool))
-        )
+        names.update(_scalars(fields))
+        if self.plan.is_branching[unit.source_node]:
+            # A switch's fields are those of the data on the branch it took.
+            for branch in source_outputs.values():
+                if isinstance(branch, dict):
+                    for key, value in _scalars(branch):
+                        names.setdefault(key, value)
         names.update(
             (node_id, outputs) for node_id, outputs in members.items() if node_id.isidentifier()
         )
         names.update(results=members, iteration=iteration, elapsed_time=elapsed)
         return names
+
+
+def _scalars(fields: dict[Any, Any]) -> list[tuple[str, Any]]:
+    """The ``(name, value)`` pairs of ``fields`` a convergence expression can read."""
+    return [
+        (key, value)
+        for key, value in fields.items()
+        if isinstance(key, str) and isinstance(value, (int, float, str, bool))
+    ]

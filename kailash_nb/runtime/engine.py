@@ -10,6 +10,10 @@ Data flow contract (identical for every runtime):
   not node ids, delivered to every node declaring that input) < connected inputs <
   node-keyed parameters ``{node_id: {...}}`` (which reach only that node). Inside a
   cycle, values fed back by the cycle's edges win from the second iteration on.
+- A cycle iterates until a stop rule ends it: its own exit (no cycle edge carries a
+  value back because the ``SwitchNode`` it loops through took the branch that leaves
+  the loop), ``converge_when``, ``max_iterations`` or ``timeout``. Its members'
+  results are those of the last iteration each one ran in (see ``_cycles``).
 - Required inputs that nothing provides fail before any node runs.
 - A node whose connected inputs are all ``None`` and all come from a branching node
   (``SwitchNode``) or from skipped nodes is skipped, and so on downstream. Skipped
@@ -150,6 +154,9 @@ class WorkflowRun(CycleExecution, RunEvents):
         self.results: dict[str, dict[str, Any]] = {}
         self.skipped: set[str] = set()
         self.fed_back: dict[str, dict[str, Any]] = {}
+        #: Outputs of cycle members skipped in a later iteration, from the last one
+        #: they ran in (the cycle restores them if the loop ends there).
+        self.earlier_cycle_outputs: dict[str, dict[str, Any]] = {}
         self.failure: tuple[str, BaseException] | None = None
         #: Every node that failed, in order (those that stopped the run included).
         self.failed_nodes: list[NodeFailure] = []
@@ -515,7 +522,9 @@ class WorkflowRun(CycleExecution, RunEvents):
 
     def _skip(self, node_id: str, iteration: int | None) -> None:
         self.skipped.add(node_id)
-        self.results.pop(node_id, None)
+        earlier = self.results.pop(node_id, None)
+        if earlier is not None and iteration is not None:
+            self.earlier_cycle_outputs[node_id] = earlier
         if self.emitting:
             self._emit_node(node_id, "skipped", iteration=iteration)
         if self.timeline is not None:

@@ -82,6 +82,12 @@ class LocalRuntime:
         connection_validation: only ``"strict"``, what kailash_nb always does: every
             connection is checked when the workflow is built. Kailash's ``"warn"`` and
             ``"off"`` (run despite bad connections) are refused.
+        enable_cycles: only ``True``, what kailash_nb always does: declared cycles
+            iterate until a stop rule ends them. Kailash's ``False`` (run each cycle's
+            nodes once, ignoring its edges) raises ``TypeError``; give the cycle
+            ``max_iterations(1)`` instead.
+        enable_async: only ``True``, what kailash_nb always does: async nodes run on
+            the engine's event loop. Kailash's ``False`` raises ``TypeError``.
 
     Kailash options with no counterpart raise ``TypeError`` saying what to use instead
     (``enable_monitoring``: node events are always published on ``events``, and
@@ -109,9 +115,23 @@ class LocalRuntime:
         debug: bool = False,
         conditional_execution: str = "skip_branches",
         connection_validation: str = "strict",
+        enable_cycles: bool = True,
+        enable_async: bool = True,
         **unsupported: Any,
     ) -> None:
         _refuse_options(type(self).__name__, unsupported)
+        if enable_async is not True:
+            raise TypeError(
+                f"{type(self).__name__}(enable_async={enable_async!r:.40}) is not supported: "
+                "kailash_nb always runs async nodes on its event loop (synchronous nodes in "
+                "worker threads); pass True or leave the option out"
+            )
+        if enable_cycles is not True:
+            raise TypeError(
+                f"{type(self).__name__}(enable_cycles={enable_cycles!r:.40}) is not supported: "
+                "kailash_nb always runs declared cycles until a stop rule ends them; to run a "
+                "cycle's nodes once, give the cycle max_iterations(1)"
+            )
         if connection_validation != "strict":
             raise TypeError(
                 f"{type(self).__name__}(connection_validation={connection_validation!r:.40}) is "
@@ -194,6 +214,7 @@ class LocalRuntime:
         copy_cached: bool = True,
         on_output: Callable[[str, dict[str, Any]], object] | None = None,
         on_failure: Callable[[str, BaseException], object] | None = None,
+        task_manager: None = None,
     ) -> tuple[dict[str, dict[str, Any]], str]:
         """Run ``workflow`` to completion and return ``(results, run_id)``.
 
@@ -208,13 +229,22 @@ class LocalRuntime:
         exception)`` with what a failing node raised; both must not raise.
         ``node_events=False`` publishes only the run's own events (with their
         timeline): for a run that nobody can be watching node by node.
+        ``task_manager`` is Kailash's, accepted only as ``None``: kailash_nb does not
+        mirror ``kailash.tracking`` (``events`` and ``history=True`` do that job).
 
         Raises:
+            TypeError: a ``task_manager`` other than ``None``.
             WorkflowValidationError: bad parameters or missing required inputs
                 (before any node runs).
             WorkflowExecutionError: a node with dependents failed (partial results
                 in ``err.results``); ``WorkflowTimeoutError`` past ``workflow_timeout``.
         """
+        if task_manager is not None:
+            raise TypeError(
+                f"{type(self).__name__}.execute(task_manager=...) is not supported: kailash_nb "
+                "does not mirror kailash.tracking; node and run events are published on "
+                "runtime.events, and history=True records runs in the run store"
+            )
         run = self._new_run(
             workflow,
             parameters,

@@ -93,6 +93,39 @@ def test_enable_monitoring_is_refused_with_what_to_use_instead():
             runtime_class(enable_monitoring=True)
 
 
+def test_enable_cycles_true_is_what_kailash_nb_does():
+    builder = WorkflowBuilder()
+    builder.add_node("PythonCodeNode", "inc", {"code": "result = count + 1", "count": 0})
+    workflow = builder.build()
+    workflow.create_cycle("c").connect("inc", "inc", {"result": "count"}).max_iterations(3).build()
+    for runtime_class in (LocalRuntime, AsyncLocalRuntime):
+        results, _ = runtime_class(enable_cycles=True).execute(workflow)
+        assert results == {"inc": {"result": 3}}
+        for value in (False, None, 0):
+            with pytest.raises(TypeError, match="always runs declared cycles"):
+                runtime_class(enable_cycles=value)
+
+
+def test_enable_async_true_is_what_kailash_nb_does():
+    builder = WorkflowBuilder()
+    builder.add_node("AsyncPythonCodeNode", "a", {"code": "result = 1"})
+    for runtime_class in (LocalRuntime, AsyncLocalRuntime):
+        results, _ = runtime_class(enable_async=True).execute(builder.build())
+        assert results == {"a": {"result": 1}}
+        with pytest.raises(TypeError, match="always runs async nodes on its event loop"):
+            runtime_class(enable_async=False)
+
+
+def test_execute_takes_kailash_task_manager_none_only():
+    builder = WorkflowBuilder()
+    builder.add_node("PythonCodeNode", "a", {"code": "result = 1"})
+    runtime = LocalRuntime()
+    results, _ = runtime.execute(builder.build(), task_manager=None)
+    assert results == {"a": {"result": 1}}
+    with pytest.raises(TypeError, match=r"does not mirror kailash\.tracking"):
+        runtime.execute(builder.build(), task_manager=object())
+
+
 def test_thread_pool_size_is_async_runtime_max_worker_threads():
     assert AsyncLocalRuntime(thread_pool_size=4).settings.max_worker_threads == 4
     with pytest.raises(TypeError, match="not both"):
