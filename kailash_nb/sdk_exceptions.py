@@ -12,10 +12,12 @@ catches Kailash errors ports by renaming the import::
     ├── WorkflowException
     │   ├── WorkflowValidationError
     │   │   ├── CycleConfigurationError
-    │   │   └── ExportException
+    │   │   ├── ExportException
+    │   │   └── RunParameterError
     │   ├── WorkflowExecutionError
     │   │   └── WorkflowTimeoutError
     │   └── ConnectionError
+    │       └── UnknownNodeError (also a WorkflowValidationError)
     └── RuntimeException
         └── RuntimeExecutionError
 """
@@ -36,8 +38,10 @@ __all__ = [
     "NodeException",
     "NodeExecutionError",
     "NodeValidationError",
+    "RunParameterError",
     "RuntimeException",
     "RuntimeExecutionError",
+    "UnknownNodeError",
     "WorkflowException",
     "WorkflowExecutionError",
     "WorkflowTimeoutError",
@@ -86,11 +90,55 @@ class ExportException(WorkflowValidationError):
     """
 
 
+class RunParameterError(WorkflowValidationError):
+    """The parameters given to a run do not fit the workflow.
+
+    The message speaks Python (``parameters={node_id: {input: value}}``); front ends
+    with their own syntax (the CLI's ``--param node.input=value``) phrase it from the
+    attributes instead.
+
+    Attributes:
+        kind: what was wrong, one of ``"not_a_dict"`` (the parameters are not a dict),
+            ``"bad_name"`` (an empty or dunder name), ``"node_value_not_a_dict"`` (the
+            value under a node id is not a dict of inputs), ``"unknown_input"`` (the
+            node has no such input), ``"unknown_parameter"`` (a key that is neither a
+            node id nor an input any node declares) and ``"missing_required"``.
+        node_id: the node concerned, if any.
+        input_name: the input or workflow-level parameter name concerned, if any.
+        missing: for ``"missing_required"``, every ``(node_id, input_name)`` pair
+            that nothing provides.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str,
+        node_id: str | None = None,
+        input_name: str | None = None,
+        missing: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.node_id = node_id
+        self.input_name = input_name
+        self.missing = missing
+
+
 class ConnectionError(WorkflowException):  # noqa: A001 - the Kailash name
     """A connection between two nodes is invalid.
 
     Shadows the builtin ``ConnectionError`` inside this module only, as in Kailash;
     import it by name from ``kailash_nb.sdk_exceptions``.
+    """
+
+
+class UnknownNodeError(ConnectionError, WorkflowValidationError):
+    """A connection names a node the workflow does not have.
+
+    Both a ``ConnectionError`` (kailash_nb's error for a bad connection) and a
+    ``WorkflowValidationError`` (Kailash's error for an unknown source or target
+    node), so code catching either one catches it.
     """
 
 

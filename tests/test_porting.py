@@ -54,6 +54,24 @@ def test_connection_to_an_unknown_input_fails_at_build():
         builder.build()
 
 
+def test_run_parameter_for_an_unknown_input_is_refused():
+    # Kailash: ignored, by validate(runtime_parameters=...) and by runs.
+    from kailash_nb.sdk_exceptions import RunParameterError
+
+    builder = WorkflowBuilder()
+    builder.add_node("SwitchNode", "s", {"condition_field": "v", "value": 3})
+    workflow = builder.build()
+    with pytest.raises(RunParameterError, match="no input 'nope'") as info:
+        workflow.validate(runtime_parameters={"s": {"nope": 1}})
+    assert (info.value.kind, info.value.node_id, info.value.input_name) == (
+        "unknown_input",
+        "s",
+        "nope",
+    )
+    with pytest.raises(WorkflowValidationError, match="no input 'nope'"):
+        LocalRuntime().execute(workflow, parameters={"s": {"nope": 1}})
+
+
 def test_unmarked_cycle_fails_at_build():
     # Kailash: built; get_execution_order() raises WorkflowValidationError.
     builder = WorkflowBuilder()
@@ -460,3 +478,43 @@ def test_api_gateway_is_the_tornado_gateway_and_refuses_auth_bypasses(tmp_path):
     assert isinstance(APIGateway(database_url=url, enable_auth=False), Gateway)
     with pytest.raises(GatewayConfigurationError, match="not supported"):
         APIGateway(database_url=url, enable_auth=False, auth_exempt_paths=["/api"])
+
+
+def test_workflow_nodes_cannot_be_written_and_get_node_raises():
+    # Kailash: workflow.nodes["x"] = anything is stored; get_node("nope") returns None.
+    workflow = Workflow("wf-1", "direct")
+    workflow.add_node("a", "PythonCodeNode", code="result = 1")
+    with pytest.raises(TypeError):
+        workflow.nodes["b"] = workflow.nodes["a"]  # type: ignore[index]
+    with pytest.raises(WorkflowValidationError, match="no node 'nope'"):
+        workflow.get_node("nope")
+
+
+def test_a_workflow_is_run_by_a_runtime_and_keeps_its_metadata_as_given():
+    # Kailash: Workflow.run()/execute()/execute_with_state() run it directly, and its
+    # metadata gains 'created_at'; repr is "Workflow(id=..., name=..., ...)".
+    workflow = Workflow("wf-1", "direct")
+    assert not any(hasattr(workflow, name) for name in ("run", "execute", "execute_with_state"))
+    assert workflow.metadata == {}
+    assert repr(workflow) == "<Workflow direct: 0 nodes, 0 edges>"
+    assert "wf-1" in str(workflow)
+
+
+def test_adding_a_node_by_class_or_instance_warns_nothing():
+    # Kailash: a UserWarning nudging towards add_node("Type", "id", {...}).
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        builder = WorkflowBuilder()
+        builder.add_node(PythonCodeNode, "a", {"code": "result = 1"})
+        builder.add_node(PythonCodeNode(code="result = 2"), "b")
+    assert builder.node_ids == ["a", "b"]
+
+
+def test_add_input_connection_delivers_the_run_parameter():
+    # Kailash: build() fails ("Source node '__workflow_input__' not found").
+    builder = WorkflowBuilder()
+    builder.add_node("PythonCodeNode", "a", {"code": "result = x * 2"})
+    builder.add_input_connection("a", "x", "inp")
+    assert LocalRuntime().execute(builder.build(), parameters={"inp": 4})[0] == {"a": {"result": 8}}

@@ -14,8 +14,10 @@ from kailash_nb.sdk_exceptions import (
     NodeException,
     NodeExecutionError,
     NodeValidationError,
+    RunParameterError,
     RuntimeException,
     RuntimeExecutionError,
+    UnknownNodeError,
     WorkflowException,
     WorkflowExecutionError,
     WorkflowTimeoutError,
@@ -36,9 +38,11 @@ from kailash_nb.sdk_exceptions import (
         (WorkflowValidationError, WorkflowException),
         (CycleConfigurationError, WorkflowValidationError),
         (ExportException, WorkflowValidationError),
+        (RunParameterError, WorkflowValidationError),
         (WorkflowExecutionError, WorkflowException),
         (WorkflowTimeoutError, WorkflowExecutionError),
         (KailashConnectionError, WorkflowException),
+        (UnknownNodeError, KailashConnectionError),
         (RuntimeException, KailashException),
         (RuntimeExecutionError, RuntimeException),
     ],
@@ -51,8 +55,13 @@ def test_error_has_documented_parent(error, parent):
 def test_every_error_is_a_kailash_exception():
     errors = [getattr(sdk_exceptions, name) for name in sdk_exceptions.__all__]
     errors = [error for error in errors if isinstance(error, type)]
-    assert len(errors) == 14
+    assert len(errors) == 16
     assert all(issubclass(error, KailashException) for error in errors)
+
+
+def test_unknown_node_error_is_also_a_validation_error():
+    assert issubclass(UnknownNodeError, WorkflowValidationError)
+    assert not issubclass(KailashConnectionError, WorkflowValidationError)
 
 
 def test_branches_of_the_hierarchy_are_disjoint():

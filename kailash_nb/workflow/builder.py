@@ -17,7 +17,8 @@ from typing import Any
 
 from kailash_nb.nodes.node import Node
 from kailash_nb.sdk_exceptions import WorkflowValidationError
-from kailash_nb.workflow.draft import WorkflowDraft
+from kailash_nb.workflow.connection import WORKFLOW_INPUT, Connection
+from kailash_nb.workflow.draft import WorkflowDraft, _NodeSpec
 from kailash_nb.workflow.graph import Workflow
 from kailash_nb.workflow.serialization import fill_draft
 
@@ -40,6 +41,7 @@ class WorkflowBuilder(WorkflowDraft):
     def __init__(self) -> None:
         super().__init__()
         self._metadata: dict[str, Any] = {}
+        self._input_connections: list[Connection] = []
 
     @classmethod
     def from_dict(cls, config: Mapping[str, Any]) -> WorkflowBuilder:
@@ -67,15 +69,17 @@ class WorkflowBuilder(WorkflowDraft):
     @property
     def nodes(self) -> dict[str, dict[str, Any]]:
         """The nodes added so far as Kailash lists them: ``{node_id: {"type": name,
-        "config": config}}`` (plus ``"class"`` for a node given by class). Each
-        ``config`` is the builder's own dict: changing it changes the node."""
-        listed: dict[str, dict[str, Any]] = {}
-        for node_id, spec in self._nodes.items():
-            entry: dict[str, Any] = {"type": spec.type_label, "config": spec.config}
-            if not isinstance(spec.node_type, str):
-                entry["class"] = spec.node_type
-            listed[node_id] = entry
-        return listed
+        "config": config}}`` (plus ``"class"`` for a node given by class and
+        ``"instance"`` for one given by instance). Each ``config`` is the builder's own
+        dict: changing it changes the node. Setting ``nodes[node_id] = {"type": ...,
+        "config": {...}}`` adds or replaces a node; deleting one removes it."""
+        return _BuilderNodes(self)
+
+    @property
+    def connections(self) -> list[Connection]:
+        """The ordinary (non-cycle) connections added so far, then the workflow-input
+        connections ``add_input_connection`` added (source ``WORKFLOW_INPUT``)."""
+        return [*self._connections, *self._input_connections]
 
     @property
     def workflow_parameters(self) -> dict[str, Any]:
@@ -139,6 +143,29 @@ class WorkflowBuilder(WorkflowDraft):
         """
         return self._map_inputs("_workflow_inputs", input_node_id, input_mappings)
 
+    def add_input_connection(
+        self, to_node: str, to_input: str, from_workflow_param: str
+    ) -> WorkflowBuilder:
+        """Deliver the workflow-level run parameter ``from_workflow_param`` to input
+        ``to_input`` of ``to_node`` (``add_workflow_inputs(to_node,
+        {from_workflow_param: to_input})``). ``connections`` lists it as a connection
+        from ``WORKFLOW_INPUT`` (``"__workflow_input__"``), as Kailash does.
+
+        Raises:
+            WorkflowValidationError: unknown node, or names that are not strings.
+        """
+        self._map_inputs("_workflow_inputs", to_node, {from_workflow_param: to_input})
+        connection = Connection(WORKFLOW_INPUT, from_workflow_param, to_node, to_input)
+        if connection not in self._input_connections:
+            self._input_connections.append(connection)
+        return self
+
+    def remove_node(self, node_id: str) -> None:
+        """Remove ``node_id`` with its connections (workflow-input ones included) and
+        the cycles through it."""
+        super().remove_node(node_id)
+        self._input_connections = [c for c in self._input_connections if c.target_node != node_id]
+
     def add_parameter_mapping(self, node_id: str, mappings: dict[str, str]) -> WorkflowBuilder:
         """Like ``add_workflow_inputs`` (kept in metadata as ``parameter_mappings``)."""
         return self._map_inputs("parameter_mappings", node_id, mappings)
@@ -147,6 +174,7 @@ class WorkflowBuilder(WorkflowDraft):
         """Remove every node, connection, cycle and metadata entry; returns the builder."""
         WorkflowDraft.__init__(self)
         self._metadata = {}
+        self._input_connections = []
         return self
 
     def _map_inputs(self, key: str, node_id: str, mappings: dict[str, str]) -> WorkflowBuilder:
@@ -203,3 +231,48 @@ class WorkflowBuilder(WorkflowDraft):
                 metadata={**nested, **merged},
             )
         )
+
+
+class _BuilderNodes(dict[str, dict[str, Any]]):
+    """``WorkflowBuilder.nodes``: Kailash's dict of node entries; writes go to the builder.
+
+    A ``dict`` (Kailash code checks ``isinstance(builder.nodes, dict)``) filled with the
+    entries at the time it was read; setting or deleting a key adds, replaces or
+    removes the builder's node as well.
+    """
+
+    def __init__(self, builder: WorkflowBuilder) -> None:
+        super().__init__((node_id, _entry(spec)) for node_id, spec in builder._nodes.items())
+        self._builder = builder
+
+    def __setitem__(self, node_id: str, entry: dict[str, Any]) -> None:
+        if not isinstance(entry, Mapping) or "type" not in entry:
+            raise WorkflowValidationError(
+                f"builder.nodes[{node_id!r}] must be a dict with 'type' (and optionally "
+                f"'config'), got {entry!r:.80}; or use add_node"
+            )
+        node_type = entry.get("class") or entry["type"]
+        if node_id in self._builder._nodes:
+            self._builder.replace_node(node_id, node_type, entry.get("config"))
+        else:
+            self._builder.add_node(node_type, node_id, entry.get("config"))
+        super().__setitem__(node_id, _entry(self._builder._nodes[node_id]))
+
+    def __delitem__(self, node_id: str) -> None:
+        super().__delitem__(node_id)
+        self._builder.remove_node(node_id)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        """Set every given entry, as ``self[node_id] = entry`` does."""
+        for node_id, entry in dict(*args, **kwargs).items():
+            self[node_id] = entry
+
+
+def _entry(spec: _NodeSpec) -> dict[str, Any]:
+    """Kailash's entry for one node: ``type``, ``config`` (live), ``class``, ``instance``."""
+    entry: dict[str, Any] = {"type": spec.type_label, "config": spec.config}
+    if not isinstance(spec.node_type, str):
+        entry["class"] = spec.node_type
+    if spec.instance is not None:
+        entry["instance"] = spec.instance
+    return entry

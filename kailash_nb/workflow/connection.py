@@ -7,7 +7,18 @@ from typing import Any
 
 from kailash_nb import sdk_exceptions as errors
 
-__all__ = ["MISSING", "Connection", "NodeOptions", "read_output"]
+__all__ = [
+    "MISSING",
+    "WORKFLOW_INPUT",
+    "Connection",
+    "CyclicConnection",
+    "NodeOptions",
+    "read_output",
+]
+
+#: Source node of the connections ``WorkflowBuilder.add_input_connection`` lists: the
+#: workflow's own run parameters (Kailash's name).
+WORKFLOW_INPUT = "__workflow_input__"
 
 
 class _Missing:
@@ -59,7 +70,11 @@ class Connection:
     def __getitem__(self, key: str) -> Any:
         """Read a field by its Kailash key, as Kailash code indexes its connection dicts:
         ``from_node``/``from_output``/``to_node``/``to_input`` (or the ``source_*`` and
-        ``target_*`` names)."""
+        ``target_*`` names); ``is_workflow_input`` is ``True`` on the connections from
+        workflow-level run parameters (source ``WORKFLOW_INPUT``) and absent on others,
+        as in Kailash's dicts."""
+        if key == "is_workflow_input" and self.source_node == WORKFLOW_INPUT:
+            return True
         try:
             return getattr(self, _KAILASH_KEYS[key])
         except (KeyError, TypeError):
@@ -80,6 +95,25 @@ class Connection:
             "target_node": self.target_node,
             "target_input": self.target_input,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class CyclicConnection(Connection):
+    """A connection with Kailash's cycle settings, as Kailash's ``CyclicConnection``
+    describes a cycle edge.
+
+    kailash_nb declares cycles with ``create_cycle(id)`` (``CycleSpec`` holds what
+    a run uses); this record carries the same settings for code that builds or reads
+    Kailash's cycle-edge descriptions.
+    """
+
+    cycle: bool = False
+    max_iterations: int | None = None
+    convergence_check: str | None = None
+    timeout: float | None = None
+    memory_limit: int | None = None
+    condition: str | None = None
+    parent_cycle: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

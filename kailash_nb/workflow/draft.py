@@ -29,6 +29,7 @@ class _NodeSpec:
     config: dict[str, Any]
     options: NodeOptions | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    instance: Node | None = None  # the instance it was given as, if any
 
     @property
     def type_label(self) -> str:
@@ -53,7 +54,7 @@ class WorkflowDraft:
     # -- nodes ----------------------------------------------------------------------
     def add_node(
         self,
-        node_type: str | type[Node] | Node,
+        node_type: str | type[Node] | Node | None = None,
         node_id: str | dict[str, Any] | None = None,
         config: dict[str, Any] | None = None,
         **config_kwargs: Any,
@@ -67,32 +68,26 @@ class WorkflowDraft:
             config: the node's configuration; keyword arguments are merged into it.
 
         Raises:
-            WorkflowValidationError: duplicate or invalid id, or a bad node type.
+            WorkflowValidationError: duplicate or invalid id, a bad node type, or
+                arguments in an order ``add_node`` does not take.
         """
+        if node_type is None:
+            raise WorkflowValidationError(
+                "node_type is required when using keyword arguments: "
+                "add_node(node_type='NodeType', node_id='id', config={...})"
+            )
         if isinstance(node_id, dict) and config is None:
             node_id, config = None, node_id
-        if config is not None and not isinstance(config, dict):
-            raise WorkflowValidationError(
-                f"config for node {node_id!r} must be a dict, got {type(config).__name__}"
-            )
+        _check_signature(node_type, node_id, config)
         merged = {**(config or {}), **config_kwargs}
         metadata: dict[str, Any] = {}
+        instance = None
         if isinstance(node_type, Node):
+            instance = node_type
             metadata = dict(node_type.metadata)
             merged = {**node_type.config, **merged}
             node_type = type(node_type)
-        elif isinstance(node_type, str):
-            if isinstance(node_id, type) and issubclass(node_id, Node):
-                raise WorkflowValidationError(
-                    f"add_node({node_type!r}, {node_id.__name__}) puts the id first; write "
-                    f"add_node({node_id.__name__!r}, {node_type!r}, config)"
-                )
-        elif not (isinstance(node_type, type) and issubclass(node_type, Node)):
-            raise WorkflowValidationError(
-                f"node type must be a registered type name, a Node subclass or a Node "
-                f"instance, got {node_type!r}"
-            )
-        spec = _NodeSpec(node_type, merged, metadata=metadata)
+        spec = _NodeSpec(node_type, merged, metadata=metadata, instance=instance)
         node_id = self._new_id(spec.type_label) if node_id is None else node_id
         self._check_new_id(node_id)
         self._nodes[node_id] = spec
@@ -167,14 +162,15 @@ class WorkflowDraft:
         connection = Connection(from_node, from_output, to_node, to_input)
         for node_id, role in ((from_node, "source"), (to_node, "target")):
             if node_id not in self._nodes:
-                raise errors.ConnectionError(
-                    f"connection {connection}: {role} node {node_id!r} has not been added"
+                raise errors.UnknownNodeError(
+                    f"{role.capitalize()} node {node_id!r} not found in workflow: connection "
+                    f"{connection} names a node that has not been added"
                     f"{close_matches(str(node_id), self._nodes)}; nodes so far: {self.node_ids}"
                 )
         if from_node == to_node:
             raise errors.ConnectionError(
-                f"connection {connection}: a node cannot feed itself; use "
-                "create_cycle(id).connect(node, node, mapping) for a loop"
+                f"Cannot connect node {from_node!r} to itself ({connection}): a node cannot "
+                "feed itself; use create_cycle(id).connect(node, node, mapping) for a loop"
             )
         if connection in self._connection_set:
             raise errors.ConnectionError(f"connection {connection} was already added")
@@ -275,7 +271,9 @@ class WorkflowDraft:
         try:
             return NodeRegistry.get(node_type)
         except errors.NodeConfigurationError as exc:
-            raise WorkflowValidationError(f"node {node_id!r}: {exc}") from None
+            raise WorkflowValidationError(
+                f"Failed to add node {node_id!r} to workflow: {exc}"
+            ) from None
 
     def _new_id(self, type_label: str) -> str:
         stem = type_label.lower()
@@ -298,15 +296,15 @@ class WorkflowDraft:
             )
         if node_id in self._nodes:
             raise WorkflowValidationError(
-                f"node id {node_id!r} already exists; use replace_node({node_id!r}, ...) to "
-                "change it"
+                f"Node ID {node_id!r} already exists in workflow; use "
+                f"replace_node({node_id!r}, ...) to change it"
             )
 
     def _require_node(self, node_id: str, action: str) -> None:
         if node_id not in self._nodes:
             raise WorkflowValidationError(
-                f"cannot {action} node {node_id!r}: it has not been added"
-                f"{close_matches(str(node_id), self._nodes)}"
+                f"Node {node_id!r} not found in workflow: cannot {action} it, it has not "
+                f"been added{close_matches(str(node_id), self._nodes)}"
             )
 
     def _add_cycle(self, cycle: CycleSpec) -> None:
@@ -320,3 +318,27 @@ class WorkflowDraft:
         if any(existing.cycle_id == cycle.cycle_id for existing in self._cycles):
             raise errors.CycleConfigurationError(f"cycle {cycle.cycle_id!r} was already declared")
         self._cycles.append(cycle)
+
+
+def _check_signature(node_type: Any, node_id: Any, config: Any) -> None:
+    """Refuse argument orders ``add_node`` does not take, naming the one to write."""
+    if isinstance(node_type, str) and isinstance(node_id, type):
+        name = getattr(node_id, "__name__", str(node_id))
+        raise WorkflowValidationError(
+            f"Legacy fluent API add_node({node_type!r}, {name}) is not taken (the form "
+            f"Kailash removed in v1.0.0): the type comes first; write add_node({name!r}, "
+            f"{node_type!r}, config)"
+        )
+    valid_type = isinstance(node_type, (str, Node)) or (
+        isinstance(node_type, type) and issubclass(node_type, Node)
+    )
+    if config is not None and not isinstance(config, dict):
+        raise WorkflowValidationError(
+            f"Invalid add_node signature: the config of node {node_id!r} must be a dict, got "
+            f"{type(config).__name__}; write add_node('NodeType', 'node_id', {{'param': value}})"
+        )
+    if not valid_type:
+        raise WorkflowValidationError(
+            f"Invalid node type: {node_type!r}. Expected a registered type name (str), a "
+            "Node subclass or a Node instance"
+        )

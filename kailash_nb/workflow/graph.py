@@ -9,6 +9,7 @@ every addition is validated at once. ``graph`` is a networkx
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -18,9 +19,10 @@ from typing import TYPE_CHECKING, Any
 from kailash_nb import sdk_exceptions as errors
 from kailash_nb.nodes.node import Node
 from kailash_nb.sdk_exceptions import close_matches
-from kailash_nb.workflow.connection import Connection, NodeOptions
+from kailash_nb.workflow.connection import Connection, CyclicConnection, NodeOptions
 from kailash_nb.workflow.cycles import CycleBuilder, CycleSpec
 from kailash_nb.workflow.draft import WorkflowDraft
+from kailash_nb.workflow.node_instance import NodeInstance
 from kailash_nb.workflow.plan import ExecutionPlan
 from kailash_nb.workflow.serialization import (
     dump_json,
@@ -39,8 +41,13 @@ from kailash_nb.workflow.validation import (
 
 if TYPE_CHECKING:
     import networkx as nx
+    from pydantic import BaseModel
 
-__all__ = ["Workflow"]
+    from kailash_nb.workflow.state import WorkflowStateWrapper
+
+# Connection, CyclicConnection and NodeInstance are importable from here, as from
+# Kailash's ``kailash.workflow.graph``.
+__all__ = ["Connection", "CyclicConnection", "NodeInstance", "Workflow"]
 
 #: ``(source, target, data)``: one edge as ``separate_dag_and_cycle_edges`` lists it.
 _Edge = tuple[str, str, dict[str, Any]]
@@ -63,7 +70,9 @@ class Workflow:
         connections: every connection, cycle edges included.
         cycles: the declared cycles.
         graph: networkx ``DiGraph`` of the nodes; edge attribute ``connections``
-            lists the connections between the two nodes.
+            lists the connections between the two nodes, and ``mapping``
+            (``{output: input}``), ``from_output`` and ``to_input`` describe them as
+            Kailash's graph edges do (a string for one connection, lists for several).
 
     Raises:
         ConnectionError: a connection to a missing node or input.
@@ -201,6 +210,14 @@ class Workflow:
                 cycle_edges.append((source, target, data))
         return dag_edges, tuple(cycle_edges)
 
+    def get_cycle_groups(self) -> dict[str, list[_Edge]]:
+        """The cycle edges of ``separate_dag_and_cycle_edges`` grouped by cycle id:
+        ``{cycle_id: [(source, target, data), ...]}``, cycles in declaration order."""
+        groups: dict[str, list[_Edge]] = {}
+        for source, target, data in self.separate_dag_and_cycle_edges()[1]:
+            groups.setdefault(data["cycle_id"], []).append((source, target, data))
+        return groups
+
     def add_node(self, node_id: str, node_or_type: str | type[Node] | Node, **config: Any) -> None:
         """Add a node to this workflow, Kailash's way of building one without a builder:
         ``Workflow("wf-1", "etl")`` then ``add_node`` and ``connect``.
@@ -215,7 +232,7 @@ class Workflow:
         """
         if node_id in self.nodes:
             raise errors.WorkflowValidationError(
-                f"node id {node_id!r} already exists in workflow {self.name!r}"
+                f"Node ID {node_id!r} already exists in workflow {self.name!r}"
             )
         draft = WorkflowDraft()
         draft.add_node(node_or_type, node_id, config)
@@ -256,14 +273,16 @@ class Workflow:
             )
         for node_id, role in ((source_node, "source"), (target_node, "target")):
             if node_id not in self.nodes:
-                raise errors.WorkflowValidationError(
-                    f"connect({source_node!r}, {target_node!r}): {role} node {node_id!r} is "
-                    f"not in workflow {self.name!r}{close_matches(str(node_id), self.nodes)}"
+                raise errors.UnknownNodeError(
+                    f"{role.capitalize()} node {node_id!r} not found in workflow "
+                    f"{self.name!r}: connect({source_node!r}, {target_node!r}) names {role} "
+                    f"node {node_id!r}, which has not been added"
+                    f"{close_matches(str(node_id), self.nodes)}; add it with add_node first"
                 )
         if source_node == target_node:
             raise errors.ConnectionError(
-                f"connect({source_node!r}, {target_node!r}): a node cannot feed itself; use "
-                "create_cycle(id) for a loop"
+                f"Cannot connect node {source_node!r} to itself: a node cannot feed itself; "
+                "use create_cycle(id) for a loop"
             )
         added = tuple(
             Connection(source_node, output, target_node, target_input)
@@ -274,12 +293,7 @@ class Workflow:
                 raise errors.ConnectionError(f"connection {connection} was already added")
         check_connections(self.nodes, added)
         graph = self.graph.copy()
-        for connection in added:
-            edge = (connection.source_node, connection.target_node)
-            if graph.has_edge(*edge):
-                graph.edges[edge]["connections"] = [*graph.edges[edge]["connections"], connection]
-            else:
-                graph.add_edge(*edge, connections=[connection])
+        _add_edges(graph, added)
         check_cycles(graph, self.cycles)
         self.graph = graph
         self._dag_connections += added
@@ -288,6 +302,17 @@ class Workflow:
     def create_cycle(self, cycle_id: str) -> CycleBuilder:
         """Declare a cycle on this workflow; see ``kailash_nb.workflow.cycles``."""
         return CycleBuilder(cycle_id, self._add_cycle)
+
+    def create_state_wrapper(self, state_model: BaseModel) -> WorkflowStateWrapper[Any]:
+        """Wrap the pydantic model ``state_model`` for immutable updates
+        (``update_in``, ``batch_update``, ``merge``); see ``kailash_nb.workflow.state``.
+
+        Raises:
+            TypeError: ``state_model`` is not a pydantic model.
+        """
+        from kailash_nb.workflow.state import WorkflowStateWrapper
+
+        return WorkflowStateWrapper(state_model)
 
     @property
     def plan(self) -> ExecutionPlan:
@@ -336,11 +361,33 @@ class Workflow:
         """Rebuild a workflow from YAML text (safe loader only)."""
         return cls.from_dict(load_yaml(text))
 
+    def save(self, path: str | os.PathLike[str], format: str = "json") -> None:  # noqa: A002 - Kailash's name
+        """Write ``to_json()`` (``format="json"``) or ``to_yaml()`` (``"yaml"``) to
+        the file ``path``, replacing it.
+
+        Raises:
+            ValueError: a format other than ``"json"`` or ``"yaml"`` (as in Kailash).
+            ExportException: a node's config holds a value a definition cannot carry.
+        """
+        writers = {"json": self.to_json, "yaml": self.to_yaml}
+        if format not in writers:
+            raise ValueError(f"Unsupported format: {format!r}; use 'json' or 'yaml'")
+        text = writers[format]()
+        with open(path, "w", encoding="utf-8") as file:
+            file.write(text)
+
     def __repr__(self) -> str:
         edges = len(self.connections)
         return (
             f"<Workflow {self.name}: {len(self.nodes)} node{'s' * (len(self.nodes) != 1)}, "
             f"{edges} edge{'s' * (edges != 1)}>"
+        )
+
+    def __str__(self) -> str:
+        edges = len(self.connections)
+        return (
+            f"Workflow {self.name!r} (ID: {self.workflow_id}) with {len(self.nodes)} "
+            f"node{'s' * (len(self.nodes) != 1)} and {edges} connection{'s' * (edges != 1)}"
         )
 
     # -- internals ----------------------------------------------------------------
@@ -350,12 +397,7 @@ class Workflow:
         graph = nx.DiGraph()
         for node_id, node in self.nodes.items():
             graph.add_node(node_id, node=node, type=node.type_name())
-        for connection in self._dag_connections:
-            edge = (connection.source_node, connection.target_node)
-            if graph.has_edge(*edge):
-                graph.edges[edge]["connections"].append(connection)
-            else:
-                graph.add_edge(*edge, connections=[connection])
+        _add_edges(graph, self._dag_connections)
         return graph
 
     def _add_cycle(self, cycle: CycleSpec) -> None:
@@ -372,6 +414,19 @@ class Workflow:
         """Forget what was computed from the graph (a node, edge or cycle was added)."""
         self._plan = None
         self._kahn_order = None
+
+
+def _add_edges(graph: nx.DiGraph, connections: Iterable[Connection]) -> None:
+    """Add ``connections`` to ``graph``: one edge per node pair, its attributes
+    ``connections`` (the list) and Kailash's ``mapping``/``from_output``/``to_input``."""
+    for connection in connections:
+        edge = (connection.source_node, connection.target_node)
+        listed = (
+            [*graph.edges[edge]["connections"], connection]
+            if graph.has_edge(*edge)
+            else [connection]
+        )
+        graph.add_edge(*edge, connections=listed, **_edge_data(listed))
 
 
 def _edge_data(connections: list[Connection]) -> dict[str, Any]:
@@ -421,7 +476,7 @@ def _workflow_inputs(
                     raise errors.WorkflowValidationError(
                         f"metadata {key!r}[{node_id!r}] must map strings to strings"
                     )
-                missing = missing_input(node, name)
+                missing = missing_input(node, name, node_id)
                 if missing:
                     raise errors.WorkflowValidationError(f"metadata {key!r}: {missing}")
                 pair = (node_id, name)

@@ -10,7 +10,7 @@ from types import CodeType
 from typing import Any
 
 from kailash_nb.nodes.node import Node
-from kailash_nb.sdk_exceptions import WorkflowValidationError, close_matches
+from kailash_nb.sdk_exceptions import RunParameterError, close_matches
 from kailash_nb.workflow.connection import Connection, NodeOptions
 from kailash_nb.workflow.cycles import CycleSpec
 
@@ -135,12 +135,13 @@ class ExecutionPlan:
         input of that name.
 
         Raises:
-            WorkflowValidationError: not a dict, dunder names, unknown inputs, or a
-                key that is neither a node id nor a declared input.
+            RunParameterError: (a ``WorkflowValidationError``) not a dict, dunder
+                names, unknown inputs, or a key that is neither a node id nor a
+                declared input; its ``kind``, ``node_id`` and ``input_name`` say which.
         """
         if parameters and not isinstance(parameters, dict):
-            raise WorkflowValidationError(
-                f"parameters must be a dict, got {type(parameters).__name__}"
+            raise RunParameterError(
+                f"parameters must be a dict, got {type(parameters).__name__}", kind="not_a_dict"
             )
         if self.default_parameters:
             parameters = {**self.default_parameters, **(parameters or {})}
@@ -153,17 +154,22 @@ class ExecutionPlan:
             node = self.nodes.get(key)
             if node is not None:
                 if not isinstance(value, dict):
-                    raise WorkflowValidationError(
+                    raise RunParameterError(
                         f"parameters[{key!r}] must be a dict of inputs for node {key!r}, got "
-                        f"{type(value).__name__}"
+                        f"{type(value).__name__}",
+                        kind="node_value_not_a_dict",
+                        node_id=key,
                     )
                 for name in value:
-                    _check_name(name, f"input of node {key!r}")
+                    _check_name(name, f"input of node {key!r}", key)
                     if not node.accepts_extra_inputs and name not in node.parameters:
-                        raise WorkflowValidationError(
+                        raise RunParameterError(
                             f"parameters[{key!r}]: node {key!r} ({node.type_name()}) has no input "
                             f"{name!r}{close_matches(name, node.parameters)}; its inputs are "
-                            f"{sorted(node.parameters)}"
+                            f"{sorted(node.parameters)}",
+                            kind="unknown_input",
+                            node_id=key,
+                            input_name=name,
                         )
                 by_node[key] = value
                 continue
@@ -174,10 +180,12 @@ class ExecutionPlan:
                 continue
             targets = self.declared_by.get(key)
             if not targets:
-                raise WorkflowValidationError(
+                raise RunParameterError(
                     f"parameter {key!r} is neither a node id nor an input any node declares"
                     f"{close_matches(key, [*self.nodes, *self.declared_by])}; pass node inputs "
-                    "as parameters={node_id: {input: value}}"
+                    "as parameters={node_id: {input: value}}",
+                    kind="unknown_parameter",
+                    input_name=key,
                 )
             for node_id in targets:
                 flat_by_node.setdefault(node_id, {})[key] = value
@@ -186,19 +194,30 @@ class ExecutionPlan:
     def check_required(
         self, by_node: dict[str, dict[str, Any]], flat_by_node: dict[str, dict[str, Any]]
     ) -> None:
-        """Raise ``WorkflowValidationError`` naming every required input nobody provides."""
+        """Check that every required input is provided by config, connection or the
+        run's parameters (``split_parameters``' result).
+
+        Raises:
+            RunParameterError: kind ``"missing_required"``, naming every required input
+                nobody provides (all of them in ``missing``).
+        """
         problems = []
+        pairs: list[tuple[str, str]] = []
         for node_id, names in self.unsatisfied.items():
             given = by_node.get(node_id, {}).keys() | flat_by_node.get(node_id, {}).keys()
             missing = [name for name in names if name not in given]
             if missing:
                 problems.append(f"node {node_id!r} input {', '.join(map(repr, missing))}")
+                pairs += [(node_id, name) for name in missing]
         if problems:
-            raise WorkflowValidationError(
+            raise RunParameterError(
                 "required inputs are missing: "
                 + "; ".join(problems)
                 + ". Set them in the node config, connect an output to them, or pass "
-                "parameters={node_id: {input: value}}"
+                "parameters={node_id: {input: value}}",
+                kind="missing_required",
+                node_id=pairs[0][0] if len(problems) == 1 else None,
+                missing=tuple(pairs),
             )
 
     @staticmethod
@@ -259,8 +278,18 @@ class ExecutionPlan:
         return units, successors
 
 
-def _check_name(name: Any, what: str) -> None:
+def _check_name(name: Any, what: str, node_id: str | None = None) -> None:
     if not isinstance(name, str) or not name:
-        raise WorkflowValidationError(f"{what} name {name!r} must be a non-empty string")
+        raise RunParameterError(
+            f"{what} name {name!r} must be a non-empty string",
+            kind="bad_name",
+            node_id=node_id,
+            input_name=name if isinstance(name, str) else None,
+        )
     if name.startswith("__"):
-        raise WorkflowValidationError(f"{what} name {name!r} is not allowed (dunder names)")
+        raise RunParameterError(
+            f"{what} name {name!r} is not allowed (dunder names)",
+            kind="bad_name",
+            node_id=node_id,
+            input_name=name,
+        )

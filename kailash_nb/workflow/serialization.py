@@ -134,6 +134,11 @@ def fill_draft(draft: _Draft, data: Mapping[str, Any]) -> _Draft:
         )
     for node_id, entry in node_entries:
         node_type = entry.get("node_type", entry.get("type"))
+        if node_type is None:
+            raise WorkflowValidationError(
+                f"Node type is required for node {node_id!r}: give its 'node_type' (or "
+                "'type'), a registered type name"
+            )
         if not isinstance(node_type, str):
             raise WorkflowValidationError(
                 f"node {node_id!r}: 'node_type' must be a registered type name, got {node_type!r}"
@@ -197,6 +202,10 @@ def _node_entries(raw: Any) -> list[tuple[str, dict[str, Any]]]:
             f"definition has {len(items)} nodes; the limit is {MAX_NODES}"
         )
     for node_id, entry in items:
+        if node_id is None:
+            raise WorkflowValidationError(
+                "Node ID is required (node id None): every node entry needs an 'id' (or 'node_id')"
+            )
         if not isinstance(node_id, str) or not node_id:
             raise WorkflowValidationError(f"node id {node_id!r} must be a non-empty string")
         if not isinstance(entry, Mapping):
@@ -216,9 +225,15 @@ def _connection_from(raw: Any, position: int) -> tuple[str, str, str, str]:
     if target is None and "to" in raw:
         target, target_input = raw["to"], target_input or "input"
     fields = (source, output, target, target_input)
+    if source is None and target is None:
+        raise WorkflowValidationError(
+            f"Invalid connection: missing from_node and to_node in connections[{position}]: "
+            f"{dict(raw)!r}"
+        )
     if not all(isinstance(value, str) and value for value in fields):
         raise WorkflowValidationError(
-            f"connections[{position}] needs source_node, source_output, target_node and "
+            f"Invalid connection: connections[{position}] needs source_node, source_output, "
+            "target_node and "
             f"target_input as strings, got {dict(raw)!r}"
         )
     return fields  # type: ignore[return-value]

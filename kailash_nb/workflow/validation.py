@@ -1,8 +1,14 @@
-"""Checks a workflow must pass before it exists: ports, cycles, and size caps."""
+"""Checks a workflow must pass before it exists: ports, cycles, and size caps.
+
+``IssueSeverity`` and ``ValidationIssue`` are Kailash's types for describing one
+finding (severity, category, code, message, node, hint).
+"""
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from kailash_nb import sdk_exceptions as errors
@@ -14,7 +20,47 @@ from kailash_nb.workflow.cycles import CycleSpec
 if TYPE_CHECKING:
     import networkx as nx
 
-__all__ = ["check_connections", "check_cycles", "cycle_members"]
+__all__ = [
+    "IssueSeverity",
+    "ValidationIssue",
+    "check_connections",
+    "check_cycles",
+    "cycle_members",
+    "missing_input",
+]
+
+
+class IssueSeverity(enum.Enum):
+    """How serious a ``ValidationIssue`` is (Kailash's values)."""
+
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+@dataclass
+class ValidationIssue:
+    """One finding about a workflow, as Kailash describes it.
+
+    Attributes:
+        severity: how serious it is.
+        category: the area (``"parameter"``, ``"cycle"``, ...).
+        code: a short stable code (``"PAR001"``).
+        message: what is wrong.
+        node_id: the node concerned, if any.
+        cycle_id: the cycle concerned, if any.
+        suggestion: what to do about it.
+        documentation_link: where to read more.
+    """
+
+    severity: IssueSeverity
+    category: str
+    code: str
+    message: str
+    node_id: str | None = None
+    cycle_id: str | None = None
+    suggestion: str | None = None
+    documentation_link: str | None = None
 
 
 def check_connections(nodes: Mapping[str, Node], connections: Iterable[Connection]) -> None:
@@ -43,7 +89,7 @@ def check_connections(nodes: Mapping[str, Node], connections: Iterable[Connectio
             raise errors.ConnectionError(
                 f"connection {connection}: target input {name!r} is not a valid input name"
             )
-        missing = missing_input(target, name)
+        missing = missing_input(target, name, connection.target_node)
         if missing:
             raise errors.ConnectionError(
                 f"connection {connection}: {missing}; its inputs are {sorted(target.parameters)}"
@@ -109,12 +155,15 @@ def cycle_members(graph: nx.DiGraph, cycle: CycleSpec) -> list[str]:
     return list(nx.lexicographical_topological_sort(graph.subgraph(members)))
 
 
-def missing_input(node: Node, name: str) -> str | None:
+def missing_input(node: Node, name: str, node_id: str | None = None) -> str | None:
     """Why ``node`` cannot take an input called ``name`` (``"node 'x' (Type) has no input
-    'y'"`` with close matches), or ``None`` when it can."""
+    'y'"`` with close matches), or ``None`` when it can.
+
+    ``node_id`` is the node's id in the workflow (``node.id`` when not given; a node
+    class whose ``__init__`` sets its own ``id`` may disagree with the workflow)."""
     if node.accepts_extra_inputs or name in node.parameters:
         return None
     return (
-        f"node {node.id!r} ({node.type_name()}) has no input {name!r}"
+        f"node {node_id or node.id!r} ({node.type_name()}) has no input {name!r}"
         f"{close_matches(name, node.parameters)}"
     )
