@@ -43,11 +43,17 @@ def test_a_conftest_helper_comes_with_only_the_imports_it_uses():
         "class Other(TaskManager):\n"
         "    pass\n"
     )
-    names = runner.conftest_names("from tests.conftest import MockNode\n")
+    names = runner.conftest_names(
+        "from tests.conftest import MockNode\n"
+        "try:\n    from tests.conftest import Other\nexcept ImportError:\n    pass\n"
+    )
     module = runner.conftest_module(conftest, names)
-    assert names == {"MockNode"}
+    assert names == {"MockNode", "Other"}
     assert "from kailash.nodes.base import Node, NodeMetadata" in module
-    assert "tracking" not in module and "os" not in module and "Other" not in module
+    assert "from kailash.tracking import TaskManager" in module
+    assert "import os" not in module
+    only_mock = runner.conftest_module(conftest, {"MockNode"})
+    assert "tracking" not in only_mock and "Other" not in only_mock
     compile(module, "conftest", "exec")
 
 

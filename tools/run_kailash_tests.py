@@ -83,7 +83,7 @@ def read_test(repo: Path, path: str) -> str:
     return result.stdout
 
 
-_CONFTEST_IMPORT = re.compile(r"^from tests\.conftest import ([\w, ]+)$", re.MULTILINE)
+_CONFTEST_IMPORT = re.compile(r"^[ \t]*from tests\.conftest import ([\w, ]+)$", re.MULTILINE)
 
 
 def conftest_names(source: str) -> set[str]:
@@ -185,11 +185,11 @@ def run_file(repo: Path, path: str, work: Path, original: bool) -> dict[str, str
     """Run one Kailash test file (renamed unless ``original``) and return its outcomes."""
     text = read_test(repo, path)
     names = conftest_names(text)
-    if names:
-        module = conftest_module(read_test(repo, "tests/conftest.py"), names)
-        (work / "tests" / "conftest.py").write_text(
-            module if original else renamed(module), encoding="utf-8"
-        )
+    # Written for every file, so no file sees helpers that another file asked for.
+    module = conftest_module(read_test(repo, "tests/conftest.py"), names) if names else ""
+    (work / "tests" / "conftest.py").write_text(
+        module if original else renamed(module), encoding="utf-8"
+    )
     target = work / path.replace("/", "__")
     target.write_text(text if original else renamed(text), encoding="utf-8")
     report = target.with_suffix(".xml")
