@@ -20,10 +20,12 @@ coerced against the declared types right away, so a bad workflow fails at
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
+from kailash_nb.nodes.metadata import NodeMetadata
 from kailash_nb.nodes.types import coerce, is_any_type
 from kailash_nb.redaction import looks_secret, redact_config, scrub_secrets
 from kailash_nb.sdk_exceptions import (
@@ -108,11 +110,12 @@ class Node:
         self.id: str = str(node_id or type(self).type_name())
         self._prepare()
         parameters = self.parameters
-        self.metadata: dict[str, Any] = {}
+        given: dict[str, Any] = {}
         if not _METADATA_KEYS.isdisjoint(self.config):
             for key in sorted(_METADATA_KEYS - parameters.keys()):
                 if key in self.config:
-                    self.metadata[key] = self.config.pop(key)
+                    given[key] = self.config.pop(key)
+        self.metadata: NodeMetadata = self._metadata_from(given)
         self.config = self._validated_config(self.config, parameters)
         self._derive_inputs()
 
@@ -140,10 +143,12 @@ class Node:
     def __getattr__(self, name: str) -> Any:
         # Only reached for attributes Node.__init__ sets, on an instance whose own
         # __init__ skipped it (as Kailash allows): derive them from what it has.
-        if name in ("config", "metadata"):
-            value: dict[str, Any] = {}
-            setattr(self, name, value)
-            return value
+        if name == "config":
+            self.config = {}
+            return self.config
+        if name == "metadata":
+            self.metadata = self._metadata_from({})
+            return self.metadata
         if name in _DERIVED and "_derived" not in self.__dict__:
             self.__dict__["_derived"] = True
             self._derive_inputs()
@@ -257,6 +262,26 @@ class Node:
         return f"<{self.type_name()} {self.id!r}>"
 
     # -- internals ----------------------------------------------------------------
+    def _metadata_from(self, given: dict[str, Any]) -> NodeMetadata:
+        """The node's ``NodeMetadata``: a ``NodeMetadata`` given as ``metadata`` as is,
+        else the keys given over defaults (class name, docstring, version 1.0.0)."""
+        if isinstance(given.get("metadata"), NodeMetadata):
+            return given["metadata"]
+        defaults = {
+            "id": self.id,
+            "name": type(self).__name__,
+            "description": inspect.getdoc(type(self)) or "",
+        }
+        try:
+            return NodeMetadata.for_node(defaults, given)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, error['loc']))}: {error['msg']}" for error in exc.errors()
+            )
+            raise NodeConfigurationError(
+                f"node {self.id!r} ({self.type_name()}): invalid metadata: {problems}"
+            ) from None
+
     def _validated_config(
         self, config: dict[str, Any], parameters: dict[str, NodeParameter]
     ) -> dict[str, Any]:
