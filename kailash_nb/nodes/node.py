@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from kailash_nb.nodes._checks import checked_inputs, checked_outputs, parameter_schema
 from kailash_nb.nodes.metadata import NodeMetadata
 from kailash_nb.nodes.types import coerce, is_any_type
 from kailash_nb.redaction import looks_secret, redact_config, scrub_secrets
@@ -48,8 +49,10 @@ class NodeParameter(BaseModel):
     Attributes:
         name: the input's name, as used in ``run(**kwargs)`` and in connections.
         type: the Python type values are coerced to (``None`` or ``Any`` accepts anything).
-        required: whether a run fails before it starts when no value is provided.
-        default: value used when the input is optional and not provided.
+        required: whether a run fails before it starts when no value is provided and
+            there is no ``default``.
+        default: value used when the input is not provided (a required input with a
+            default is never missing, as in Kailash).
         description: one line shown in node listings and schemas.
     """
 
@@ -60,6 +63,11 @@ class NodeParameter(BaseModel):
     required: bool = True
     default: Any = None
     description: str = ""
+
+
+def _is_internal(key: Any) -> bool:
+    """A config key starting with one underscore: Kailash's internal keys."""
+    return isinstance(key, str) and key.startswith("_") and not key.startswith("__")
 
 
 # Attributes Node.__init__ derives from config and parameters (see _derive_inputs).
@@ -83,6 +91,8 @@ class Node:
     takes the node's configuration as keyword arguments; ``id`` and the Kailash
     metadata keys (``name``, ``description``, ``version``, ``author``, ``tags``,
     ``metadata``) are kept as metadata unless the node declares a parameter of that name.
+    Keys starting with one underscore are internal, as in Kailash: ``_node_id`` sets the
+    node's id and the others are left out of the configuration.
 
     Raises:
         NodeConfigurationError: unknown configuration key, or a value that cannot be
@@ -105,8 +115,10 @@ class Node:
     id: str = _TypeNameId()  # type: ignore[assignment]
 
     def __init__(self, **config: Any) -> None:
-        self.config: dict[str, Any] = dict(config)
-        node_id = self.config.pop("_node_id", None) or config.get("id")
+        self.config: dict[str, Any] = {
+            key: value for key, value in config.items() if not _is_internal(key)
+        }
+        node_id = config.get("_node_id") or config.get("id")
         self.id: str = str(node_id or type(self).type_name())
         self._prepare()
         parameters = self.parameters
@@ -126,7 +138,7 @@ class Node:
         required: list[str] = []
         typed: list[tuple[str, Any]] = []
         for name, parameter in parameters.items():
-            if parameter.required:
+            if parameter.required and parameter.default is None:
                 required.append(name)
             else:
                 base[name] = parameter.default
@@ -164,6 +176,14 @@ class Node:
         """Do the node's work and return its outputs as a dict."""
         raise NotImplementedError(f"{type(self).__name__} must implement run(**kwargs)")
 
+    def get_output_schema(self) -> dict[str, NodeParameter]:
+        """Return the outputs this node promises, keyed by name (none by default).
+
+        When a node declares outputs, every run's outputs are checked against them
+        (see ``validate_outputs``); outputs not declared pass unchecked.
+        """
+        return {}
+
     def _prepare(self) -> None:
         """Hook run before parameters are read, with the raw ``self.config`` in place."""
 
@@ -172,6 +192,14 @@ class Node:
     def type_name(cls) -> str:
         """The name this class is registered under (its class name by default)."""
         return cls.__dict__.get("_type_name") or cls.__name__
+
+    @property
+    def output_schema(self) -> dict[str, NodeParameter]:
+        """The declared outputs (``get_output_schema()``), computed once per node."""
+        cached = self.__dict__.get("_output_schema")
+        if cached is None:
+            cached = self.__dict__["_output_schema"] = dict(self.get_output_schema())
+        return cached
 
     @property
     def parameters(self) -> dict[str, NodeParameter]:
@@ -230,13 +258,45 @@ class Node:
         return NodeExecutionError(scrub_secrets(message, self.config))
 
     def check_outputs(self, outputs: Any) -> dict[str, Any]:
-        """Return ``outputs`` if it is a dict, else raise ``NodeExecutionError``."""
+        """Return ``outputs`` if it is a dict (checked against the declared outputs, if
+        any), else raise ``NodeExecutionError``.
+
+        Raises:
+            NodeExecutionError: ``outputs`` is not a dict.
+            NodeValidationError: outputs do not match ``get_output_schema()``.
+        """
         if not isinstance(outputs, dict):
             raise NodeExecutionError(
                 f"node {self.id!r} ({self.type_name()}) returned {type(outputs).__name__}; "
                 "run() must return a dict of outputs such as {'result': value}"
             )
+        if self.output_schema:
+            return self.validate_outputs(outputs)
         return outputs
+
+    def validate_inputs(self, **inputs: Any) -> dict[str, Any]:
+        """Kailash's check of ``inputs`` on their own (the configuration is not used).
+
+        Returns the declared inputs given, coerced to their types, plus the defaults
+        of required inputs not given; optional inputs given as ``None`` are left out.
+
+        Raises:
+            NodeValidationError: a required input without default is missing, a value
+                cannot be coerced, or the node does not declare an input given.
+        """
+        return checked_inputs(
+            self._label(), self.parameters, inputs, extra_ok=self.accepts_extra_inputs
+        )
+
+    def validate_outputs(self, outputs: dict[str, Any]) -> dict[str, Any]:
+        """``outputs`` checked against ``get_output_schema()``: required outputs present,
+        values coerced to the declared types. Outputs need not be JSON-serialisable.
+
+        Raises:
+            NodeValidationError: not a dict, a required output missing, or a value of
+                the wrong type.
+        """
+        return checked_outputs(self._label(), self.output_schema, outputs)
 
     def check_input_names(self, inputs: dict[str, Any]) -> None:
         """Raise ``NodeValidationError`` for input names this node does not declare."""
@@ -254,14 +314,24 @@ class Node:
                 )
 
     def to_dict(self) -> dict[str, Any]:
-        """The node as ``{"type": ..., "config": ...}`` for workflow definitions, secrets
-        in its config redacted (WF-13)."""
-        return {"type": self.type_name(), "config": redact_config(self.config)}
+        """The node as a dict (Kailash's layout): ``id``, ``type``, ``metadata``,
+        ``config`` (secrets redacted, WF-13) and ``parameters`` (type name, required,
+        default and description of each)."""
+        return {
+            "id": self.id,
+            "type": self.type_name(),
+            "metadata": self.metadata.model_dump(),
+            "config": redact_config(self.config),
+            "parameters": parameter_schema(self.parameters),
+        }
 
     def __repr__(self) -> str:
         return f"<{self.type_name()} {self.id!r}>"
 
     # -- internals ----------------------------------------------------------------
+    def _label(self) -> str:
+        return f"node {self.id!r} ({self.type_name()})"
+
     def _metadata_from(self, given: dict[str, Any]) -> NodeMetadata:
         """The node's ``NodeMetadata``: a ``NodeMetadata`` given as ``metadata`` as is,
         else the keys given over defaults (class name, docstring, version 1.0.0)."""
