@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -101,3 +102,39 @@ def test_the_project_list_parses_and_each_entry_belongs_to_a_selected_file():
         if entry.category == "difference":
             section = entry.reason.split(":")[0]
             assert section in headings, f"{entry.test}: no porting section {section!r}"
+
+
+def test_asyncio_marked_coroutine_tests_run_without_pytest_asyncio(tmp_path):
+    (tmp_path / "conftest.py").write_text(runner.ASYNCIO_SHIM, encoding="utf-8")
+    (tmp_path / "test_async.py").write_text(
+        "import pytest\n"
+        "@pytest.fixture\n"
+        "def base():\n"
+        "    return 2\n"
+        "@pytest.mark.asyncio\n"
+        "async def test_ok(base):\n"
+        "    assert base == 2\n"
+        "@pytest.mark.asyncio\n"
+        "async def test_bad():\n"
+        "    assert False\n",
+        encoding="utf-8",
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-o",
+            "addopts=",
+            "-p",
+            "no:asyncio",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert "1 failed, 1 passed" in result.stdout, result.stdout

@@ -83,6 +83,31 @@ def read_test(repo: Path, path: str) -> str:
     return result.stdout
 
 
+#: The root conftest of the run: Kailash marks coroutine tests ``@pytest.mark.asyncio``
+#: (pytest-asyncio); where that plugin is not installed, such a test runs under
+#: ``asyncio.run`` instead of being reported as unsupported.
+ASYNCIO_SHIM = """\
+import asyncio
+import importlib.util
+import inspect
+
+import pytest
+
+if importlib.util.find_spec("pytest_asyncio") is None:
+
+    def pytest_configure(config):
+        config.addinivalue_line("markers", "asyncio: a coroutine test run with asyncio.run")
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_pyfunc_call(pyfuncitem):
+        if not inspect.iscoroutinefunction(pyfuncitem.obj):
+            return None
+        names = pyfuncitem._fixtureinfo.argnames
+        arguments = {name: pyfuncitem.funcargs[name] for name in names}
+        asyncio.run(pyfuncitem.obj(**arguments))
+        return True
+"""
+
 _CONFTEST_IMPORT = re.compile(r"^[ \t]*from tests\.conftest import ([\w, ]+)$", re.MULTILINE)
 
 
@@ -259,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     totals = {"passed": 0, "listed": 0, "unlisted": 0, "skipped": 0}
     with tempfile.TemporaryDirectory(prefix="kailash-tests-") as work_dir:
         work = Path(work_dir)
+        (work / "conftest.py").write_text(ASYNCIO_SHIM, encoding="utf-8")
         (work / "tests").mkdir()
         (work / "tests" / "__init__.py").write_text("", encoding="utf-8")
         for path in args.tests:
