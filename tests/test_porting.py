@@ -18,11 +18,14 @@ from kailash_nb.access_control import (
     UserContext,
     WorkflowPermission,
 )
-from kailash_nb.nodes.code import PythonCodeNode
+from kailash_nb.nodes.base import Node, NodeParameter
+from kailash_nb.nodes.code import CodeExecutor, PythonCodeNode
 from kailash_nb.nodes.data import SQLDatabaseNode
+from kailash_nb.nodes.logic import SwitchNode
 from kailash_nb.sdk_exceptions import (
     ConnectionError,  # noqa: A004 - the Kailash name
     NodeConfigurationError,
+    NodeExecutionError,
     RuntimeExecutionError,
     WorkflowExecutionError,
     WorkflowValidationError,
@@ -72,6 +75,14 @@ def test_run_parameter_for_an_unknown_input_is_refused():
         LocalRuntime().execute(workflow, parameters={"s": {"nope": 1}})
 
 
+def test_unknown_switch_operator_is_refused():
+    # Kailash: an error is logged and the condition is false.
+    with pytest.raises(NodeConfigurationError, match="unknown operator 'invalid_op'"):
+        SwitchNode(condition_field="v", operator="invalid_op", value=1)
+    with pytest.raises(NodeExecutionError, match="unknown operator 'invalid_op'"):
+        SwitchNode().execute(input_data={"v": 1}, condition_field="v", operator="invalid_op")
+
+
 def test_unmarked_cycle_fails_at_build():
     # Kailash: built; get_execution_order() raises WorkflowValidationError.
     builder = WorkflowBuilder()
@@ -99,6 +110,30 @@ def test_code_nodes_have_no_import_deny_list():
 def test_outputs_need_not_be_json_serialisable():
     # Kailash: {'error': "Node outputs must be JSON-serializable. Failed keys: ['result']"}.
     assert _one_node("result = {1, 2}") == {"result": {1, 2}}
+
+
+def test_validate_outputs_checks_the_schema_not_json():
+    # Kailash: NodeValidationError "Node outputs must be JSON-serializable".
+    node = PythonCodeNode(code="result = 1")
+    assert node.validate_outputs({"items": {1, 2}}) == {"items": {1, 2}}
+
+
+def test_node_config_holds_what_was_given_not_defaults():
+    # Kailash: node.config == {"value": 2, "factor": 3}.
+    class Scale(Node):
+        def get_parameters(self):
+            return {
+                "value": NodeParameter(name="value", type=int),
+                "factor": NodeParameter(name="factor", type=int, required=False, default=3),
+            }
+
+        def run(self, value, factor):
+            return {"result": value * factor}
+
+    node = Scale(value=2)
+    assert node.config == {"value": 2}
+    assert node.parameters["factor"].default == 3
+    assert node.execute() == {"result": 6}
 
 
 def test_a_missing_source_output_stops_the_run():
@@ -193,6 +228,22 @@ def test_default_conditional_execution_is_skip_branches():
     assert results["no"] is None
 
 
+def test_multi_case_switch_publishes_every_case_output():
+    # Kailash 2.65: {"default": ..., "condition_result": None} for exactly this input.
+    result = SwitchNode().execute(
+        input_data={"status": "unknown"},
+        condition_field="status",
+        cases=["success", "warning", "error"],
+    )
+    assert result == {
+        "default": {"status": "unknown"},
+        "case_success": None,
+        "case_warning": None,
+        "case_error": None,
+        "condition_result": None,
+    }
+
+
 def test_invalid_conditional_execution_raises_runtime_execution_error():
     # Kailash: ValueError("Invalid conditional_execution mode: ...").
     with pytest.raises(RuntimeExecutionError, match="'skip_branches', 'route_data'"):
@@ -245,6 +296,12 @@ def test_execute_refuses_a_kailash_task_manager():
 def test_python_code_node_refuses_kailash_sandbox_and_schema_options(option, value):
     with pytest.raises(NodeConfigurationError, match=f"'{option}' is not supported"):
         PythonCodeNode(code="result = 1", **{option: value})
+
+
+def test_code_executor_refuses_kailash_sandbox_options():
+    # Kailash: CodeExecutor(allowed_modules=[...]) restricts imports.
+    with pytest.raises(NodeConfigurationError, match="'allowed_modules' is not supported"):
+        CodeExecutor(allowed_modules=["math"])
 
 
 def test_sql_node_takes_pool_sizes(tmp_path):

@@ -92,7 +92,8 @@ class Node:
     metadata keys (``name``, ``description``, ``version``, ``author``, ``tags``,
     ``metadata``) are kept as metadata unless the node declares a parameter of that name.
     Keys starting with one underscore are internal, as in Kailash: ``_node_id`` sets the
-    node's id and the others are left out of the configuration.
+    node's id and the others are left out of the configuration (unless the class lists
+    them in ``config_only_keys``).
 
     Raises:
         NodeConfigurationError: unknown configuration key, or a value that cannot be
@@ -115,8 +116,9 @@ class Node:
     id: str = _TypeNameId()  # type: ignore[assignment]
 
     def __init__(self, **config: Any) -> None:
+        keep = self.config_only_keys
         self.config: dict[str, Any] = {
-            key: value for key, value in config.items() if not _is_internal(key)
+            key: value for key, value in config.items() if key in keep or not _is_internal(key)
         }
         node_id = config.get("_node_id") or config.get("id")
         self.id: str = str(node_id or type(self).type_name())
@@ -161,6 +163,9 @@ class Node:
         if name == "metadata":
             self.metadata = self._metadata_from({})
             return self.metadata
+        if name == "_workflow_context":
+            self._workflow_context: dict[str, Any] = {}
+            return self._workflow_context
         if name in _DERIVED and "_derived" not in self.__dict__:
             self.__dict__["_derived"] = True
             self._derive_inputs()
@@ -250,6 +255,20 @@ class Node:
         except Exception as exc:
             raise self.execution_error(exc) from exc
         return self.check_outputs(outputs)
+
+    def get_workflow_context(self, key: str, default: Any = None) -> Any:
+        """The value stored under ``key`` in the workflow context, else ``default``.
+
+        The context is a dict of values nodes share; a runtime may give the nodes of
+        a run one shared dict, otherwise each node has its own. In a code node's
+        snippet, ``get_workflow_context`` and ``set_workflow_context`` are callable
+        by name, as in Kailash.
+        """
+        return self._workflow_context.get(key, default)
+
+    def set_workflow_context(self, key: str, value: Any) -> None:
+        """Store ``value`` under ``key`` in the workflow context (see ``get_workflow_context``)."""
+        self._workflow_context[key] = value
 
     def execution_error(self, exc: Exception) -> NodeExecutionError:
         """The ``NodeExecutionError`` reporting that this node's work raised ``exc``;

@@ -305,3 +305,11 @@ def test_merge_dict_on_bad_inputs_raises_execution_error():
         MergeNode(merge_type="merge_dict").execute(data1={"a": 1}, data2=[1, 2])
     with pytest.raises(NodeExecutionError, match="merge_dict"):
         MergeNode(merge_type="merge_dict").execute(data1=[{"id": 1}], data2=[{"id": 2}])
+
+
+def test_unknown_merge_type_or_operator_at_run_time_is_also_a_value_error():
+    # Kailash raises ValueError for both; the NodeExecutionError names the node.
+    with pytest.raises(ValueError, match=r"node 'MergeNode' .*unknown merge_type 'union'"):
+        MergeNode().execute(data1=[1], data2=[2], merge_type="union")
+    with pytest.raises(NodeExecutionError, match=r"unknown operator '=>'.*did you mean"):
+        SwitchNode().execute(input_data=1, operator="=>", value=1)

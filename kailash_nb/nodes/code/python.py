@@ -20,268 +20,34 @@ workflow author's own code, never for definitions submitted by untrusted callers
 from __future__ import annotations
 
 import ast
-import builtins
-import functools
-import importlib
 import inspect
-import types
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from kailash_nb.nodes._code_analysis import analyze
 from kailash_nb.nodes.base_async import AsyncNode
-from kailash_nb.nodes.node import Node, NodeParameter
+from kailash_nb.nodes.code._executor import (
+    call_with,
+    parameter_info,
+    process_method,
+    run_code,
+    type_hints,
+)
+from kailash_nb.nodes.code._runner import PRELOADED_MODULES, CodeRunner
+from kailash_nb.nodes.node import Node
 from kailash_nb.nodes.registry import register_node
-from kailash_nb.sdk_exceptions import NodeConfigurationError
+from kailash_nb.sdk_exceptions import NodeConfigurationError, NodeExecutionError
 
-__all__ = ["AsyncPythonCodeNode", "PythonCodeNode"]
-
-# Standard modules a snippet may use without importing them, as in Kailash.
-_PRELOADED_MODULES = frozenset(
-    {
-        "base64",
-        "collections",
-        "copy",
-        "csv",
-        "datetime",
-        "functools",
-        "hashlib",
-        "itertools",
-        "json",
-        "math",
-        "random",
-        "re",
-        "statistics",
-        "string",
-        "time",
-        "uuid",
-    }
-)
-# Kailash constructor options that kailash_nb does not implement; accepting them
-# silently would promise a sandbox or schema check that does not happen.
-_UNSUPPORTED_OPTIONS = frozenset(
-    {
-        "class_type",
-        "process_method",
-        "input_schema",
-        "output_schema",
-        "max_code_lines",
-        "validate_security",
-        "sandbox_mode",
-    }
-)
-_TYPE_NAMES: dict[str, Any] = {
-    "int": int,
-    "float": float,
-    "str": str,
-    "bool": bool,
-    "list": list,
-    "dict": dict,
-    "Any": Any,
-}
-
-
-@functools.lru_cache(maxsize=2048)
-def _snippet_scope(
-    free: tuple[str, ...], modules: frozenset[str]
-) -> tuple[dict[str, Any], tuple[str, ...]]:
-    """The globals template of a snippet (builtins plus the preloaded modules it
-    uses) and its input names; shared by every node running the same snippet."""
-    scope: dict[str, Any] = {"__builtins__": builtins, "__name__": "kailash_nb.node"}
-    inputs = []
-    for name in free:
-        if name in modules:
-            scope[name] = importlib.import_module(name)
-        else:
-            inputs.append(name)
-    return scope, tuple(inputs)
-
-
-_REQUIRED_INPUT = "read by the code"
-_OPTIONAL_INPUT = "read by the code if given (it is ready to find the name undefined)"
-
-
-@functools.lru_cache(maxsize=2048)
-def _untyped_parameters(
-    names: tuple[str, ...], optional: frozenset[str]
-) -> dict[str, NodeParameter]:
-    return {
-        name: NodeParameter(
-            name=name,
-            required=name not in optional,
-            description=_OPTIONAL_INPUT if name in optional else _REQUIRED_INPUT,
-        )
-        for name in names
-    }
-
-
-class _CodeRunner:
-    """Shared machinery of the sync and async code nodes."""
-
-    config_only_keys: ClassVar[frozenset[str]] = frozenset({"code", "function", "input_types"})
-    _compile_flags: ClassVar[int] = 0
-    _extra_modules: ClassVar[frozenset[str]] = frozenset()
-
-    def __init__(self, name: str | None = None, **config: Any) -> None:
-        if name is not None:
-            config["name"] = name
-        super().__init__(**config)
-        # An optional input nobody gives stays undefined, so the snippet's
-        # ``except NameError`` branch (or its ``locals()`` check) sees it missing.
-        for optional in self._optional_names - self.config.keys():
-            self._base_kwargs.pop(optional, None)
-
-    def _prepare(self) -> None:
-        config = self.config
-        for option in _UNSUPPORTED_OPTIONS & config.keys():
-            raise NodeConfigurationError(
-                f"node {self.id!r}: option {option!r} is not supported; kailash_nb code nodes "
-                "run trusted code without a sandbox and check inputs against the code itself"
-            )
-        code, function = config.get("code"), config.get("function")
-        if (code is None) == (function is None):
-            raise NodeConfigurationError(
-                f"node {self.id!r} ({self.type_name()}): give exactly one of 'code' (a string) "
-                "or 'function' (a callable)"
-            )
-        self._input_types = self._read_input_types(config.get("input_types"))
-        if code is not None:
-            self._prepare_code(code)
-        else:
-            self._prepare_function(function)
-
-    def _read_input_types(self, input_types: Any) -> dict[str, Any]:
-        if input_types is None:
-            return {}
-        if not isinstance(input_types, dict):
-            raise NodeConfigurationError(
-                f"node {self.id!r}: 'input_types' must map input names to types"
-            )
-        resolved = {}
-        for name, declared in input_types.items():
-            if isinstance(declared, str):
-                if declared not in _TYPE_NAMES:
-                    raise NodeConfigurationError(
-                        f"node {self.id!r}: input_types[{name!r}] = {declared!r} is not one of "
-                        f"{sorted(_TYPE_NAMES)}"
-                    )
-                declared = _TYPE_NAMES[declared]
-            resolved[name] = declared
-        return resolved
-
-    def _prepare_code(self, code: Any) -> None:
-        if not isinstance(code, str) or not code.strip():
-            raise NodeConfigurationError(
-                f"node {self.id!r}: 'code' must be a non-empty string of Python"
-            )
-        try:
-            analysis = analyze(code, self._compile_flags)
-        except SyntaxError as exc:
-            raise NodeConfigurationError(
-                f"node {self.id!r}: invalid Python in 'code' at line {exc.lineno}: {exc.msg}"
-            ) from None
-        self._code = analysis.code
-        self._bounded = analysis.bounded
-        self._bound_names = analysis.bound_names
-        self._globals, inputs = _snippet_scope(
-            analysis.free_names, self._PRELOADED | self._extra_modules
-        )
-        optional = tuple(name for name in analysis.optional_names if name not in self._globals)
-        self._input_names = inputs + tuple(name for name in optional if name not in inputs)
-        self._optional_names = frozenset(optional)
-        self._function = None
-
-    _PRELOADED: ClassVar[frozenset[str]] = _PRELOADED_MODULES
-
-    def _prepare_function(self, function: Any) -> None:
-        if not callable(function):
-            raise NodeConfigurationError(f"node {self.id!r}: 'function' must be callable")
-        self._function = function
-        self._code = None
-        self._bounded = False
-        self._optional_names = frozenset()
-        try:
-            # Resolve postponed (string) annotations so they can be coerced.
-            self._signature = inspect.signature(function, eval_str=True)
-        except (NameError, SyntaxError, TypeError):
-            self._signature = inspect.signature(function)
-        if any(p.kind is p.VAR_POSITIONAL for p in self._signature.parameters.values()):
-            raise NodeConfigurationError(
-                f"node {self.id!r}: function {function.__name__!r} takes *args; node inputs are "
-                "passed by name, so declare named parameters"
-            )
-        self.accepts_extra_inputs = any(
-            p.kind is p.VAR_KEYWORD for p in self._signature.parameters.values()
-        )
-
-    @property
-    def bounded(self) -> bool:
-        """True when the node's code provably runs in time linear in the size of its
-        inputs: straight-line glue code without calls, loops or costly operators
-        (``kailash_nb.nodes._code_analysis.is_bounded``); ``False`` for functions."""
-        return self._bounded
-
-    def get_parameters(self) -> dict[str, NodeParameter]:
-        """Inputs read off the code's free names, or off the function's signature.
-
-        A name the code is ready to find undefined (read under ``try``/``except
-        NameError``, copied onto itself there, or looked up with ``locals().get``,
-        ``"x" in locals()`` and the like) is an optional input: not required, and
-        left undefined when nothing gives it."""
-        if self._function is None:
-            optional = self._optional_names
-            if not self._input_types:
-                return dict(_untyped_parameters(self._input_names, optional))
-            return {
-                name: NodeParameter(
-                    name=name,
-                    type=self._input_types.get(name, Any),
-                    required=name not in optional,
-                    description=_OPTIONAL_INPUT if name in optional else _REQUIRED_INPUT,
-                )
-                for name in self._input_names
-            }
-        parameters = {}
-        for name, parameter in self._signature.parameters.items():
-            if parameter.kind is parameter.VAR_KEYWORD:
-                continue
-            annotation = self._input_types.get(name, parameter.annotation)
-            if annotation is inspect.Parameter.empty or isinstance(annotation, str):
-                annotation = Any
-            has_default = parameter.default is not inspect.Parameter.empty
-            parameters[name] = NodeParameter(
-                name=name,
-                type=annotation,
-                required=not has_default,
-                default=parameter.default if has_default else None,
-            )
-        return parameters
-
-    def _namespace(self, kwargs: dict[str, Any]) -> dict[str, Any]:
-        namespace = dict(self._globals)
-        namespace.update(kwargs)
-        return namespace
-
-    def _outputs_from(self, namespace: dict[str, Any]) -> dict[str, Any]:
-        if "result" in self._bound_names:
-            return {"result": namespace.get("result")}
-        return {
-            name: namespace[name]
-            for name in sorted(self._bound_names)
-            if name in namespace
-            and not name.startswith("_")
-            and not isinstance(namespace[name], (types.ModuleType, types.FunctionType, type))
-        }
-
-    @staticmethod
-    def _wrap_return(value: Any) -> dict[str, Any]:
-        if isinstance(value, dict) and "result" in value:
-            return value
-        return {"result": value}
+__all__ = [
+    "AsyncPythonCodeNode",
+    "ClassWrapper",
+    "CodeExecutor",
+    "FunctionWrapper",
+    "PythonCodeNode",
+]
 
 
 @register_node()
-class PythonCodeNode(_CodeRunner, Node):
+class PythonCodeNode(CodeRunner, Node):
     """Run a Python snippet (``code``) or a function (``function``) as a node.
 
     Code mode: inputs become variables; if the snippet assigns ``result`` the output
@@ -294,11 +60,16 @@ class PythonCodeNode(_CodeRunner, Node):
     ``{"result": value}``, except a dict that already has a ``"result"`` key, which
     is returned as is (so a function can produce several outputs).
 
-    Config keys other than ``code``, ``function`` and ``input_types`` are default
-    values for the snippet's inputs.
+    Class mode (``PythonCodeNode.from_class(cls)`` or ``class_type=cls``): every run
+    makes a new instance and calls its ``process_method`` (found among ``process``,
+    ``execute``, ``run``, ``transform`` when not named); a dict it returns is the
+    outputs, any other value becomes ``{"result": value}``.
+
+    Config keys other than ``code``, ``function``, ``class_type``, ``process_method``,
+    ``input_types`` and ``output_type`` are default values for the inputs.
 
     Raises:
-        NodeConfigurationError: neither or both of code/function, a syntax error
+        NodeConfigurationError: not exactly one of code/function/class_type, a syntax error
             (with its line), or an option kailash_nb does not implement.
     """
 
@@ -313,8 +84,32 @@ class PythonCodeNode(_CodeRunner, Node):
             return AsyncPythonCodeNode.from_function(func, name=name, **config)
         return cls(name=name or getattr(func, "__name__", None), function=func, **config)
 
+    @classmethod
+    def from_class(
+        cls,
+        class_type: type,
+        process_method: str | None = None,
+        name: str | None = None,
+        **config: Any,
+    ) -> PythonCodeNode:
+        """Wrap ``class_type`` as a node: each run calls ``process_method`` of a new
+        instance (found among Kailash's usual names when not given).
+
+        Raises:
+            NodeConfigurationError: no such method.
+        """
+        return cls(
+            name=name or class_type.__name__,
+            class_type=class_type,
+            process_method=process_method,
+            **config,
+        )
+
     def run(self, **kwargs: Any) -> dict[str, Any]:
         """Execute the snippet or call the function with ``kwargs``."""
+        if self._class is not None:
+            value = self._class_method()(**kwargs)
+            return value if isinstance(value, dict) else {"result": value}
         if self._function is not None:
             return self._wrap_return(self._function(**kwargs))
         namespace = self._namespace(kwargs)
@@ -323,7 +118,7 @@ class PythonCodeNode(_CodeRunner, Node):
 
 
 @register_node()
-class AsyncPythonCodeNode(_CodeRunner, AsyncNode):
+class AsyncPythonCodeNode(CodeRunner, AsyncNode):
     """Like ``PythonCodeNode`` but the snippet may ``await`` at top level.
 
     ``asyncio`` is available without an import. With ``function``, the function may
@@ -343,6 +138,11 @@ class AsyncPythonCodeNode(_CodeRunner, AsyncNode):
 
     async def async_run(self, **kwargs: Any) -> dict[str, Any]:
         """Execute the snippet or call the function with ``kwargs``, awaiting as needed."""
+        if self._class is not None:
+            value = self._class_method()(**kwargs)
+            if inspect.isawaitable(value):
+                value = await value
+            return value if isinstance(value, dict) else {"result": value}
         if self._function is not None:
             value = self._function(**kwargs)
             if inspect.isawaitable(value):
@@ -353,3 +153,182 @@ class AsyncPythonCodeNode(_CodeRunner, AsyncNode):
         if pending is not None:
             await pending
         return self._outputs_from(namespace)
+
+
+class CodeExecutor:
+    """Runs code strings and functions with named inputs, outside any node (Kailash's
+    ``CodeExecutor``).
+
+    Each call starts from a fresh namespace, so variables never carry over from one
+    call to the next. The code is trusted: full builtins and any import, with
+    ``math``, ``json``, ``datetime`` and the other standard modules of code nodes
+    available without an import. Kailash's ``allowed_modules`` and
+    ``security_config`` raise ``NodeConfigurationError`` (there is no sandbox to
+    configure)::
+
+        CodeExecutor().execute_code("total = x + y", {"x": 1, "y": 2})
+        # {"x": 1, "y": 2, "total": 3}
+    """
+
+    def __init__(self, allowed_modules: Any = None, security_config: Any = None) -> None:
+        for option, value in (
+            ("allowed_modules", allowed_modules),
+            ("security_config", security_config),
+        ):
+            if value is not None:
+                raise NodeConfigurationError(
+                    f"CodeExecutor option {option!r} is not supported: code runs trusted, "
+                    "with any import and no sandbox to configure"
+                )
+
+    def execute_code(
+        self, code: str, inputs: dict[str, Any], node_instance: Any = None
+    ) -> dict[str, Any]:
+        """Execute ``code`` with ``inputs`` as variables and return the variables left
+        at the end (inputs included), without names starting with ``_`` and modules.
+        ``node_instance`` is accepted for Kailash's signature and not used.
+
+        Raises:
+            NodeExecutionError: the code does not compile or raised.
+        """
+        return run_code(code, inputs, PRELOADED_MODULES)
+
+    def execute_function(self, func: Callable[..., Any], inputs: dict[str, Any]) -> Any:
+        """Call ``func`` with the inputs its signature names (all of them if it takes
+        ``**kwargs``) and return what it returns.
+
+        Raises:
+            NodeExecutionError: a parameter without default has no input, or ``func`` raised.
+        """
+        return call_with(func, inputs)
+
+
+class FunctionWrapper:
+    """A Python function seen as a node (Kailash's ``FunctionWrapper``)::
+
+    FunctionWrapper(multiply).execute({"x": 2, "y": 3})   # {"result": 6}
+    node = FunctionWrapper(multiply).to_node(name="multiplier")
+    """
+
+    def __init__(self, func: Callable[..., Any], executor: CodeExecutor | None = None) -> None:
+        self.func = func
+        self.executor = executor or CodeExecutor()
+        self.signature = inspect.signature(func)
+        self.name: str = getattr(func, "__name__", type(func).__name__)
+        self.doc = inspect.getdoc(func) or ""
+        self.type_hints = type_hints(func)
+
+    def get_input_types(self) -> dict[str, Any]:
+        """The type of each named parameter (``Any`` when not annotated)."""
+        return {name: info["type"] for name, info in self.get_parameter_info().items()}
+
+    def get_parameter_info(self) -> dict[str, dict[str, Any]]:
+        """Each named parameter's ``type``, ``has_default`` and ``default``."""
+        return parameter_info(self.func)
+
+    def accepts_var_keyword(self) -> bool:
+        """True when the function takes ``**kwargs``."""
+        return any(p.kind is p.VAR_KEYWORD for p in self.signature.parameters.values())
+
+    def get_output_type(self) -> Any:
+        """The return annotation (``Any`` when there is none)."""
+        return self.type_hints.get("return", Any)
+
+    def execute(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """Call the function; its value as ``{"result": value}`` unless it already is
+        a dict with just a ``"result"`` key.
+
+        Raises:
+            NodeExecutionError: a parameter without default has no input, or it raised.
+        """
+        value = self.executor.execute_function(self.func, inputs)
+        if isinstance(value, dict) and list(value) == ["result"]:
+            return value
+        return {"result": value}
+
+    def to_node(
+        self, name: str | None = None, description: str | None = None, **config: Any
+    ) -> PythonCodeNode:
+        """A ``PythonCodeNode`` calling the function."""
+        return PythonCodeNode.from_function(
+            self.func, name=name or self.name, description=description or self.doc, **config
+        )
+
+
+class ClassWrapper:
+    """A Python class seen as a stateful node (Kailash's ``ClassWrapper``).
+
+    ``execute`` keeps one instance across calls, so state accumulates; the node made
+    by ``to_node`` makes a new instance on every run, as in Kailash::
+
+        wrapper = ClassWrapper(Accumulator)      # finds Accumulator.process
+        wrapper.execute({"value": 5.0})          # {"result": 5.0}
+        wrapper.execute({"value": 3.0})          # {"result": 8.0}
+
+    Raises:
+        NodeConfigurationError: ``method_name`` is not a method of the class, or none
+            of ``process``, ``execute``, ``run``, ``transform`` is when it is not given.
+    """
+
+    def __init__(
+        self,
+        cls: type,
+        method_name: str | None = None,
+        executor: CodeExecutor | None = None,
+    ) -> None:
+        self.cls = cls
+        self.method_name = method_name
+        self.executor = executor or CodeExecutor()
+        self.name = cls.__name__
+        self.doc = inspect.getdoc(cls) or ""
+        self.instance: Any = None
+        self.process_method = process_method(cls, method_name)
+        self.method = getattr(cls, self.process_method)
+        self.signature = inspect.signature(self.method)
+        self.type_hints = type_hints(self.method)
+
+    def get_input_types(self) -> dict[str, Any]:
+        """The type of each named parameter of the method (``Any`` when not annotated)."""
+        return {name: info["type"] for name, info in self.get_parameter_info().items()}
+
+    def get_parameter_info(self) -> dict[str, dict[str, Any]]:
+        """Each named parameter's ``type``, ``has_default`` and ``default`` (no ``self``)."""
+        return parameter_info(self.method)
+
+    def accepts_var_keyword(self) -> bool:
+        """True when the method takes ``**kwargs``."""
+        return any(p.kind is p.VAR_KEYWORD for p in self.signature.parameters.values())
+
+    def get_output_type(self) -> Any:
+        """The method's return annotation (``Any`` when there is none)."""
+        return self.type_hints.get("return", Any)
+
+    def execute(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """Call the method of this wrapper's instance (made on first use); a dict it
+        returns is the outputs, any other value becomes ``{"result": value}``.
+
+        Raises:
+            NodeExecutionError: the class cannot be instantiated, an input is missing,
+                or the method raised.
+        """
+        if self.instance is None:
+            try:
+                self.instance = self.cls()
+            except Exception as exc:
+                raise NodeExecutionError(
+                    f"cannot make an instance of {self.name}: {type(exc).__name__}: {exc}"
+                ) from exc
+        value = self.executor.execute_function(getattr(self.instance, self.process_method), inputs)
+        return value if isinstance(value, dict) else {"result": value}
+
+    def to_node(
+        self, name: str | None = None, description: str | None = None, **config: Any
+    ) -> PythonCodeNode:
+        """A ``PythonCodeNode`` calling the method of a new instance on every run."""
+        return PythonCodeNode.from_class(
+            self.cls,
+            process_method=self.process_method,
+            name=name or self.name,
+            description=description or self.doc,
+            **config,
+        )

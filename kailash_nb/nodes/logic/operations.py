@@ -9,9 +9,14 @@ from typing import Any, ClassVar
 
 from kailash_nb.nodes.node import Node, NodeParameter
 from kailash_nb.nodes.registry import register_node
-from kailash_nb.sdk_exceptions import NodeConfigurationError, close_matches
+from kailash_nb.sdk_exceptions import NodeConfigurationError, NodeExecutionError, close_matches
 
 __all__ = ["MergeNode", "SwitchNode"]
+
+
+class _UnknownOptionError(NodeExecutionError, ValueError):
+    """A run given an ``operator`` or ``merge_type`` the node does not know; also a
+    ``ValueError``, which is what Kailash raises for it."""
 
 
 def _contains(container: Any, item: Any) -> bool:
@@ -57,7 +62,8 @@ class SwitchNode(Node):
     missing value except ``==``, ``!=``, ``is_null`` and ``is_not_null``.
 
     Raises:
-        NodeConfigurationError: unknown operator.
+        NodeConfigurationError: unknown operator in the configuration.
+        NodeExecutionError: unknown operator given at run time (also a ``ValueError``).
     """
 
     is_branching: ClassVar[bool] = True
@@ -122,7 +128,11 @@ class SwitchNode(Node):
         field = kwargs.get("condition_field")
         compare = _OPERATORS.get(kwargs.get("operator") or "==")
         if compare is None:
-            raise ValueError(f"unknown operator {kwargs.get('operator')!r}")
+            operator = kwargs.get("operator")
+            raise _UnknownOptionError(
+                f"node {self.id!r} (SwitchNode): unknown operator {operator!r}"
+                f"{close_matches(str(operator), _OPERATORS)}; use one of {list(_OPERATORS)}"
+            )
         cases = kwargs.get("cases")
         if cases:
             return self._route_cases(data, field, compare, kwargs)
@@ -206,7 +216,9 @@ class MergeNode(Node):
     and none at all gives ``None``.
 
     Raises:
-        NodeConfigurationError: unknown ``merge_type``.
+        NodeConfigurationError: unknown ``merge_type`` in the configuration.
+        NodeExecutionError: unknown ``merge_type`` given at run time (also a
+            ``ValueError``, as in Kailash).
         NodeExecutionError: ``merge_dict`` on inputs that are not dicts or keyed lists.
     """
 
@@ -264,7 +276,11 @@ class MergeNode(Node):
             }
         if merge_type == "merge_dict":
             return {"merged_data": _merge_dicts(values, kwargs.get("key"))}
-        raise ValueError(f"unknown merge_type {merge_type!r}")
+        raise _UnknownOptionError(
+            f"node {self.id!r} (MergeNode): unknown merge_type {merge_type!r}"
+            f"{close_matches(str(merge_type), self._MERGE_TYPES)}; use one of "
+            f"{sorted(self._MERGE_TYPES)}"
+        )
 
 
 def _concat(values: list[Any]) -> list[Any]:
