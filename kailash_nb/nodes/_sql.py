@@ -5,6 +5,7 @@ SQLAlchemy is imported on first use, so workflows with only file nodes never loa
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -40,7 +41,7 @@ __all__ = [
 #: Environment variable the SQL nodes read when ``connection_string`` is not set.
 SQL_URL_ENV = "KAILASH_NB_SQL_URL"
 FETCH_MODES = ("one", "all", "many", "none")
-RESULT_FORMATS = ("dict", "list")
+RESULT_FORMATS = ("dict", "list", "dataframe")
 #: Kailash's ``database_type`` values.
 DATABASE_TYPES = ("postgresql", "mysql", "sqlite")
 #: SQLAlchemy's default ``pool_size``.
@@ -225,7 +226,7 @@ class SQLNodeCore:
                 required=False,
                 description=(
                     "bind parameters: a dict, a list of dicts to execute many, or a list of "
-                    "values for positional placeholders"
+                    "values (or a single value) for positional placeholders"
                 ),
             ),
             "fetch_mode": NodeParameter(
@@ -246,7 +247,10 @@ class SQLNodeCore:
                 type=str,
                 required=False,
                 default="dict",
-                description="'dict' rows (by column name) or 'list' rows (in column order)",
+                description=(
+                    "'dict' rows (by column name), 'list' rows (in column order) or "
+                    "'dataframe' (a pandas.DataFrame; needs pandas)"
+                ),
             ),
             "transaction": NodeParameter(
                 name="transaction",
@@ -272,10 +276,10 @@ class SQLNodeCore:
         if fetch_mode is not None and fetch_mode not in FETCH_MODES:
             raise NodeConfigurationError(f"{self._label()}: {_fetch_mode_problem(fetch_mode)}")
         result_format = config.get("result_format")
-        if result_format is not None and result_format not in RESULT_FORMATS:
-            raise NodeConfigurationError(
-                f"{self._label()}: {_result_format_problem(result_format)}"
-            )
+        if result_format is not None:
+            problem = _result_format_problem(result_format)
+            if problem:
+                raise NodeConfigurationError(f"{self._label()}: {problem}")
         query = config.get("query")
         if isinstance(query, str) and not query.strip():
             raise NodeConfigurationError(f"{self._label()}: query must not be empty")
@@ -326,13 +330,14 @@ class SQLNodeCore:
         """Check the run's inputs and turn them into a ``SQLRequest``.
 
         ``params`` may also be a list of plain values for positional placeholders
-        (``?``, ``$1`` or ``%s``, as Kailash takes them); they are bound as named
-        parameters. ``default_url`` is used when ``connection_string`` is not given,
-        before ``$KAILASH_NB_SQL_URL``.
+        (``?``, ``$1`` or ``%s``, as Kailash takes them), or a single such value; they
+        are bound as named parameters. ``default_url`` is used when
+        ``connection_string`` is not given, before ``$KAILASH_NB_SQL_URL``.
 
         Raises:
-            NodeValidationError: empty query, unknown fetch mode or result format, a
-                ``"many"`` fetch without ``fetch_size``, malformed params or URL.
+            NodeValidationError: empty query, unknown fetch mode or result format (or
+                ``"dataframe"`` without pandas installed), a ``"many"`` fetch without
+                ``fetch_size``, malformed params or URL.
             NodeExecutionError: no URL given and ``$KAILASH_NB_SQL_URL`` unset.
         """
         from sqlalchemy import text
@@ -348,8 +353,11 @@ class SQLNodeCore:
                 f"{self._label()}: fetch_mode 'many' needs fetch_size, an int >= 1; got "
                 f"{fetch_size!r}"
             )
-        if result_format not in RESULT_FORMATS:
-            raise NodeValidationError(f"{self._label()}: {_result_format_problem(result_format)}")
+        problem = _result_format_problem(result_format)
+        if problem:
+            raise NodeValidationError(f"{self._label()}: {problem}")
+        if params is not None and not isinstance(params, (dict, list, tuple)):
+            params = [params]  # one value for one positional placeholder, as in Kailash
         if not (params is None or _is_named(params)):
             listed = isinstance(params, (list, tuple))
             if listed and all(_is_named(item) for item in params):
@@ -401,6 +409,8 @@ class SQLNodeCore:
                 "columns": [],
             }
         columns = list(result.keys())
+        if result_format == "dataframe":
+            return _dataframe_shape(result, columns, fetch_mode, fetch_size)
         rows_of = result.mappings() if result_format == "dict" else result
         if fetch_mode == "one":
             row = rows_of.first()
@@ -461,8 +471,37 @@ def _fetch_mode_problem(fetch_mode: Any) -> str:
     return f"fetch_mode must be one of {list(FETCH_MODES)}, got {fetch_mode!r}"
 
 
-def _result_format_problem(result_format: Any) -> str:
-    return f"result_format must be one of {list(RESULT_FORMATS)}, got {result_format!r}"
+def _result_format_problem(result_format: Any) -> str | None:
+    """What is wrong with ``result_format``, or ``None``."""
+    if result_format not in RESULT_FORMATS:
+        return f"result_format must be one of {list(RESULT_FORMATS)}, got {result_format!r}"
+    if result_format == "dataframe" and importlib.util.find_spec("pandas") is None:
+        return (
+            "result_format 'dataframe' needs the pandas package, which is not installed; "
+            "pip install pandas, or use 'dict' or 'list'"
+        )
+    return None
+
+
+def _dataframe_shape(
+    result: Any, columns: list[str], fetch_mode: str, fetch_size: int | None
+) -> dict[str, Any]:
+    """The rows as a ``pandas.DataFrame`` (``None`` for ``fetch_mode="none"``)."""
+    import pandas
+
+    if fetch_mode == "one":
+        first = result.first()
+        fetched = [] if first is None else [first]
+    elif fetch_mode == "many":
+        fetched = result.fetchmany(fetch_size)
+    else:
+        fetched = result.all()
+    frame = pandas.DataFrame([tuple(row) for row in fetched], columns=columns)
+    return {
+        "data": None if fetch_mode == "none" else frame,
+        "row_count": len(fetched),
+        "columns": columns,
+    }
 
 
 _POSITIONAL = re.compile(

@@ -7,7 +7,10 @@ database is shared by the session, so each test works in its own uniquely named 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
+import sys
+import types
 import uuid
 
 import pytest
@@ -180,7 +183,7 @@ def test_list_result_format_gives_rows_in_column_order(
     if node_class is AsyncSQLDatabaseNode:
         assert result["result"]["format"] == "list"
     with pytest.raises(NodeConfigurationError, match="result_format must be one of"):
-        node_class(result_format="dataframe")
+        node_class(result_format="xml")
 
 
 @pytest.mark.parametrize(
@@ -240,7 +243,7 @@ def test_statement_without_rows_reports_rows_affected(node_class, database_url, 
     assert _core(node_class, result) == {"data": data, "row_count": 3, "columns": []}
 
 
-@pytest.mark.parametrize("params", ["id=1", [{"id": 1}, "x"], {1: "a"}, 7])
+@pytest.mark.parametrize("params", [[{"id": 1}, "x"], {1: "a"}])
 def test_params_must_be_named(node_class, params):
     node = node_class(id="db", connection_string="sqlite://")
     with pytest.raises(NodeValidationError, match=r"node 'db'.*params must be a dict"):
@@ -803,3 +806,53 @@ def test_sync_pool_size_and_max_overflow_shape_the_engine_pool(database_url, mon
 def test_sync_bad_pool_options_fail_at_build(config, problem):
     with pytest.raises(NodeConfigurationError, match=problem):
         SQLDatabaseNode(id="db", connection_string="sqlite://", **config)
+
+
+@pytest.mark.parametrize("value", [2, "2"])
+def test_a_single_value_binds_one_positional_placeholder(node_class, database_url, table, value):
+    # As in Kailash: params=2 is params=[2].
+    node = node_class(connection_string=database_url)
+    _insert(node, table, [{"id": 1, "name": "a", "qty": 1}, {"id": 2, "name": "b", "qty": 2}])
+    result = node.execute(query=f"SELECT name FROM {table} WHERE id = ?", params=value)
+    assert _core(node_class, result)["data"] == [{"name": "b"}]
+    with pytest.raises(NodeValidationError, match="placeholder"):
+        node.execute(query="SELECT 1", params=7)
+
+
+def test_dataframe_result_format_needs_pandas(node_class, monkeypatch):
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
+    with pytest.raises(NodeConfigurationError, match="needs the pandas package"):
+        node_class(result_format="dataframe")
+    with pytest.raises(NodeValidationError, match="needs the pandas package"):
+        node_class(connection_string="sqlite://").execute(
+            query="SELECT 1", result_format="dataframe"
+        )
+
+
+class _FakeFrame:
+    """Stands in for pandas.DataFrame (pandas is not a dependency)."""
+
+    def __init__(self, rows, columns):
+        self.rows, self.columns = rows, columns
+
+
+@pytest.mark.parametrize(
+    ("fetch_mode", "rows"), [("all", [(1, "a"), (2, "b")]), ("one", [(1, "a")])]
+)
+def test_dataframe_result_format_gives_a_dataframe(
+    node_class, database_url, table, monkeypatch, fetch_mode, rows
+):
+    monkeypatch.setitem(sys.modules, "pandas", types.SimpleNamespace(DataFrame=_FakeFrame))
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: object() if name == "pandas" else real_find_spec(name, *a),
+    )
+    node = node_class(connection_string=database_url, result_format="dataframe")
+    _insert(node, table, [{"id": 1, "name": "a", "qty": 1}, {"id": 2, "name": "b", "qty": 2}])
+    result = node.execute(query=f"SELECT id, name FROM {table} ORDER BY id", fetch_mode=fetch_mode)
+    frame = _core(node_class, result)["data"]
+    assert isinstance(frame, _FakeFrame)
+    assert (frame.rows, frame.columns) == (rows, ["id", "name"])
+    assert _core(node_class, result)["row_count"] == len(rows)

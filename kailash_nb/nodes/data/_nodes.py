@@ -298,13 +298,15 @@ _SQL_DOC = """
         query: one SQL statement; values go in ``:name`` placeholders, never in the text.
         params: a dict of bind values, or a list of dicts to run the statement once per
             dict (executemany; an empty list runs nothing), or a list of plain values
-            for positional placeholders ``?``, ``$1`` or ``%s`` (bound, never pasted).
+            for positional placeholders ``?``, ``$1`` or ``%s`` (bound, never pasted); a
+            single value that is not a list, tuple or dict is one positional value.
         fetch_mode: ``"all"`` (list of row dicts, default), ``"one"`` (first row dict or
             ``None``), ``"many"`` (the first ``fetch_size`` rows) or ``"none"``
             (``None``).
         fetch_size: rows to fetch in ``"many"`` mode (an int >= 1).
-        result_format: ``"dict"`` (default) rows keyed by column, or ``"list"`` rows
-            holding the values in column order.
+        result_format: ``"dict"`` (default) rows keyed by column, ``"list"`` rows
+            holding the values in column order, or ``"dataframe"``: a
+            ``pandas.DataFrame`` (needs pandas, which kailash_nb does not install).
         transaction: ``True`` (default) commits on success and rolls back on error, so an
             executemany that fails half way writes nothing. ``False`` autocommits, for
             statements such as ``VACUUM`` that refuse a transaction; a failing
