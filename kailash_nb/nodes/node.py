@@ -20,6 +20,7 @@ coerced against the declared types right away, so a bad workflow fails at
 
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Any, ClassVar
 
@@ -63,6 +64,16 @@ class NodeParameter(BaseModel):
     required: bool = True
     default: Any = None
     description: str = ""
+
+
+# Metadata keys whose string values always validate (checked when first read).
+_PLAIN_METADATA = frozenset({"id", "name", "description", "version", "author"})
+
+
+@functools.lru_cache(maxsize=1024)
+def _class_doc(cls: type) -> str:
+    """A node class's docstring, the default description of its nodes."""
+    return inspect.getdoc(cls) or ""
 
 
 def _is_internal(key: Any) -> bool:
@@ -129,7 +140,11 @@ class Node:
             for key in sorted(_METADATA_KEYS - parameters.keys()):
                 if key in self.config:
                     given[key] = self.config.pop(key)
-        self.metadata: NodeMetadata = self._metadata_from(given)
+        self.__dict__["_metadata_given"] = given
+        if not all(key in _PLAIN_METADATA and type(value) is str for key, value in given.items()):
+            # Anything that may not validate is checked now; plain strings are made
+            # into NodeMetadata on first use, which keeps building a node cheap.
+            self.__dict__["_metadata"] = self._metadata_from(given)
         self.config = self._validated_config(self.config, parameters)
         self._derive_inputs()
 
@@ -160,9 +175,6 @@ class Node:
         if name == "config":
             self.config = {}
             return self.config
-        if name == "metadata":
-            self.metadata = self._metadata_from({})
-            return self.metadata
         if name == "_workflow_context":
             self._workflow_context: dict[str, Any] = {}
             return self._workflow_context
@@ -197,6 +209,22 @@ class Node:
     def type_name(cls) -> str:
         """The name this class is registered under (its class name by default)."""
         return cls.__dict__.get("_type_name") or cls.__name__
+
+    @property
+    def metadata(self) -> NodeMetadata:
+        """The node's ``NodeMetadata`` (name, description, version, author, tags, ...);
+        as a mapping it holds the metadata keys given when the node was made."""
+        cached = self.__dict__.get("_metadata")
+        if cached is None:
+            given = self.__dict__.get("_metadata_given") or {}
+            cached = self.__dict__["_metadata"] = self._metadata_from(given)
+        return cached
+
+    @metadata.setter
+    def metadata(self, value: NodeMetadata | dict[str, Any]) -> None:
+        self.__dict__["_metadata"] = (
+            value if isinstance(value, NodeMetadata) else self._metadata_from(dict(value))
+        )
 
     @property
     def output_schema(self) -> dict[str, NodeParameter]:
@@ -333,13 +361,13 @@ class Node:
                 )
 
     def to_dict(self) -> dict[str, Any]:
-        """The node as a dict (Kailash's layout): ``id``, ``type``, ``metadata``,
-        ``config`` (secrets redacted, WF-13) and ``parameters`` (type name, required,
-        default and description of each)."""
+        """The node as a dict (Kailash's layout): ``id``, ``type``, ``metadata`` and
+        ``config`` (secrets redacted in both, WF-13) and ``parameters`` (type name,
+        required, default and description of each)."""
         return {
             "id": self.id,
             "type": self.type_name(),
-            "metadata": self.metadata.model_dump(),
+            "metadata": redact_config(self.metadata.model_dump()),
             "config": redact_config(self.config),
             "parameters": parameter_schema(self.parameters),
         }
@@ -359,7 +387,7 @@ class Node:
         defaults = {
             "id": self.id,
             "name": type(self).__name__,
-            "description": inspect.getdoc(type(self)) or "",
+            "description": _class_doc(type(self)),
         }
         try:
             return NodeMetadata.for_node(defaults, given)

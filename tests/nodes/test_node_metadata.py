@@ -78,3 +78,12 @@ def test_metadata_of_node_whose_init_skipped_node_init():
             pass
 
     assert Bare().metadata.name == "Bare"
+
+
+def test_metadata_can_be_replaced():
+    node = Doubler(name="D")
+    node.metadata = NodeMetadata(name="Other")
+    assert node.metadata.name == "Other"
+    node.metadata = {"name": "Third", "tags": ["a"]}
+    assert node.metadata.tags == {"a"}
+    assert dict(node.metadata) == {"name": "Third", "tags": {"a"}}
