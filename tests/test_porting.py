@@ -289,11 +289,9 @@ def test_execute_refuses_a_kailash_task_manager():
         ("sandbox_mode", "trusted"),
         ("validate_security", True),
         ("max_code_lines", 10),
-        ("input_schema", {}),
-        ("output_schema", {}),
     ],
 )
-def test_python_code_node_refuses_kailash_sandbox_and_schema_options(option, value):
+def test_python_code_node_refuses_kailash_sandbox_options(option, value):
     with pytest.raises(NodeConfigurationError, match=f"'{option}' is not supported"):
         PythonCodeNode(code="result = 1", **{option: value})
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from kailash_nb import LocalRuntime, WorkflowBuilder
+from kailash_nb.nodes.base import NodeParameter
 from kailash_nb.nodes.code import (
     AsyncPythonCodeNode,
     ClassWrapper,
@@ -13,7 +14,11 @@ from kailash_nb.nodes.code import (
     FunctionWrapper,
     PythonCodeNode,
 )
-from kailash_nb.sdk_exceptions import NodeConfigurationError, NodeExecutionError
+from kailash_nb.sdk_exceptions import (
+    NodeConfigurationError,
+    NodeExecutionError,
+    NodeValidationError,
+)
 
 
 class Accumulator:
@@ -103,11 +108,34 @@ def test_class_without_a_process_method_is_refused():
         PythonCodeNode(code="r = 1", class_type=Accumulator)
 
 
-def test_kailash_schema_options_left_at_none_are_accepted():
-    node = PythonCodeNode(code="result = x", input_schema=None, output_schema=None, output_type=int)
+def test_kailash_options_left_at_none_are_accepted():
+    node = PythonCodeNode(code="result = x", input_schema=None, sandbox_mode=None, output_type=int)
     assert node.execute(x=1) == {"result": 1}
-    with pytest.raises(NodeConfigurationError, match="'output_schema' is not supported"):
-        PythonCodeNode(code="result = x", output_schema={})
+    with pytest.raises(NodeConfigurationError, match="'sandbox_mode' is not supported"):
+        PythonCodeNode(code="result = x", sandbox_mode="trusted")
+
+
+def test_input_and_output_schemas_declare_and_check():
+    def total(values):
+        return str(sum(values))
+
+    node = PythonCodeNode.from_function(
+        total,
+        input_schema={"values": NodeParameter(name="values", type=list, required=True)},
+        output_schema={"result": NodeParameter(name="result", type=int, required=True)},
+    )
+    assert node.parameters["values"].type is list
+    assert node.execute(values=(1, 2)) == {"result": 3}
+    with pytest.raises(NodeValidationError, match="input 'values'"):
+        node.execute(values=5)
+    snippet = PythonCodeNode(
+        code="result = {'n': n}",
+        output_schema={"total": NodeParameter(name="total", type=int, required=True)},
+    )
+    with pytest.raises(NodeValidationError, match="Required output 'total' not provided"):
+        snippet.execute(n=1)
+    with pytest.raises(NodeConfigurationError, match="'input_schema' must map names"):
+        PythonCodeNode(code="result = x", input_schema={"x": int})
 
 
 def test_snippets_call_the_workflow_context():

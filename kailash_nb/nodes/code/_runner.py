@@ -39,12 +39,10 @@ PRELOADED_MODULES = frozenset(
     }
 )
 # Kailash constructor options that kailash_nb does not implement; accepting them
-# silently would promise a sandbox or schema check that does not happen (``None``,
+# silently would promise a sandbox or a check that does not happen (``None``,
 # Kailash's default, is accepted and ignored).
 _UNSUPPORTED_OPTIONS = frozenset(
     {
-        "input_schema",
-        "output_schema",
         "max_code_lines",
         "validate_security",
         "sandbox_mode",
@@ -102,7 +100,16 @@ class CodeRunner:
     """Shared machinery of the sync and async code nodes."""
 
     config_only_keys: ClassVar[frozenset[str]] = frozenset(
-        {"code", "function", "class_type", "process_method", "input_types", "output_type"}
+        {
+            "code",
+            "function",
+            "class_type",
+            "process_method",
+            "input_types",
+            "output_type",
+            "input_schema",
+            "output_schema",
+        }
     )
     _compile_flags: ClassVar[int] = 0
     _extra_modules: ClassVar[frozenset[str]] = frozenset()
@@ -124,7 +131,7 @@ class CodeRunner:
                 continue
             raise NodeConfigurationError(
                 f"node {self.id!r}: option {option!r} is not supported; kailash_nb code nodes "
-                "run trusted code without a sandbox and check inputs against the code itself"
+                "run trusted code, with no sandbox or code-length limit to configure"
             )
         sources = [key for key in ("code", "function", "class_type") if config.get(key) is not None]
         if len(sources) != 1:
@@ -133,6 +140,8 @@ class CodeRunner:
                 f"'function' (a callable) or 'class_type' (a class); given {sources}"
             )
         self._input_types = self._read_input_types(config.get("input_types"))
+        self._input_schema = self._read_schema(config, "input_schema")
+        self._declared_outputs = self._read_schema(config, "output_schema")
         self._class: type | None = None
         if sources == ["code"]:
             self._prepare_code(config["code"])
@@ -140,6 +149,19 @@ class CodeRunner:
             self._prepare_function(config["function"])
         else:
             self._prepare_class(config["class_type"], config.get("process_method"))
+
+    def _read_schema(self, config: dict[str, Any], key: str) -> dict[str, NodeParameter]:
+        schema = config.get(key)
+        if schema is None:
+            return {}
+        if not isinstance(schema, dict) or not all(
+            isinstance(name, str) and isinstance(parameter, NodeParameter)
+            for name, parameter in schema.items()
+        ):
+            raise NodeConfigurationError(
+                f"node {self.id!r}: {key!r} must map names to NodeParameter declarations"
+            )
+        return dict(schema)
 
     def _read_input_types(self, input_types: Any) -> dict[str, Any]:
         if input_types is None:
@@ -232,12 +254,21 @@ class CodeRunner:
         return self._bounded
 
     def get_parameters(self) -> dict[str, NodeParameter]:
-        """Inputs read off the code's free names, or off the function's signature.
+        """Inputs read off the code's free names, or off the function's signature,
+        overridden by the declarations of ``input_schema`` (as in Kailash).
 
         A name the code is ready to find undefined (read under ``try``/``except
         NameError``, copied onto itself there, or looked up with ``locals().get``,
         ``"x" in locals()`` and the like) is an optional input: not required, and
         left undefined when nothing gives it."""
+        derived = self._derived_parameters()
+        return {**derived, **self._input_schema} if self._input_schema else derived
+
+    def get_output_schema(self) -> dict[str, NodeParameter]:
+        """The outputs declared with ``output_schema`` (checked on every run), if any."""
+        return self._declared_outputs
+
+    def _derived_parameters(self) -> dict[str, NodeParameter]:
         if self._function is None:
             optional = self._optional_names
             if not self._input_types:

@@ -65,8 +65,11 @@ class PythonCodeNode(CodeRunner, Node):
     ``execute``, ``run``, ``transform`` when not named); a dict it returns is the
     outputs, any other value becomes ``{"result": value}``.
 
+    ``input_schema`` (names to ``NodeParameter``) declares inputs over those read off
+    the code or signature; ``output_schema`` declares outputs, checked on every run.
     Config keys other than ``code``, ``function``, ``class_type``, ``process_method``,
-    ``input_types`` and ``output_type`` are default values for the inputs.
+    ``input_types``, ``output_type``, ``input_schema`` and ``output_schema`` are default
+    values for the inputs.
 
     Raises:
         NodeConfigurationError: not exactly one of code/function/class_type, a syntax error
