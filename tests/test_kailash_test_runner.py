@@ -46,7 +46,8 @@ def test_a_conftest_helper_comes_with_only_the_imports_it_uses():
     )
     names = runner.conftest_names(
         "from tests.conftest import MockNode\n"
-        "try:\n    from tests.conftest import Other\nexcept ImportError:\n    pass\n"
+        "try:\n    from tests.conftest import (  # a comment\n        Other,\n    )\n"
+        "except ImportError:\n    pass\n"
     )
     module = runner.conftest_module(conftest, names)
     assert names == {"MockNode", "Other"}

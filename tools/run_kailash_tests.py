@@ -57,6 +57,8 @@ DEFAULT_TESTS = (
     "tests/integration/workflows/test_cyclic_examples.py",
     "tests/integration/workflows/test_exception_handling.py",
     "tests/integration/test_workflow_patterns.py",
+    "tests/integration/middleware/test_agent_ui_shared_workflow_fix.py",
+    "tests/integration/test_agent_ui_middleware_input_passing.py",
 )
 
 _IMPORT = re.compile(r"\b(from|import)\s+kailash\b(?=[.\s])")
@@ -108,16 +110,14 @@ if importlib.util.find_spec("pytest_asyncio") is None:
         return True
 """
 
-_CONFTEST_IMPORT = re.compile(r"^[ \t]*from tests\.conftest import ([\w, ]+)$", re.MULTILINE)
-
 
 def conftest_names(source: str) -> set[str]:
-    """The names a test file imports from Kailash's ``tests.conftest``."""
+    """The names a test file imports from Kailash's ``tests.conftest``, at any depth."""
     return {
-        name.strip()
-        for match in _CONFTEST_IMPORT.finditer(source)
-        for name in match.group(1).split(",")
-        if name.strip()
+        alias.name
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.ImportFrom) and node.module == "tests.conftest"
+        for alias in node.names
     }
 
 
