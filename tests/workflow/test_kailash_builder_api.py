@@ -7,24 +7,13 @@ documented difference (docs/porting.md).
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
+from _double import Double
 
-from kailash_nb import LocalRuntime, Node, NodeParameter, WorkflowBuilder
+from kailash_nb import LocalRuntime, WorkflowBuilder
 from kailash_nb.nodes.code import PythonCodeNode
 from kailash_nb.sdk_exceptions import WorkflowValidationError
 from kailash_nb.workflow import Connection
-
-
-class Double(Node):
-    """Doubles ``x`` (default 1)."""
-
-    def get_parameters(self) -> dict[str, NodeParameter]:
-        return {"x": NodeParameter(name="x", type=int, required=False, default=1)}
-
-    def run(self, **kwargs: Any) -> dict[str, Any]:
-        return {"result": kwargs["x"] * 2}
 
 
 def _run(builder: WorkflowBuilder, parameters: dict | None = None) -> dict:

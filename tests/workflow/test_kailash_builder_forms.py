@@ -8,24 +8,13 @@ documented difference (docs/porting.md).
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
+from _double import Double
 
-from kailash_nb import LocalRuntime, Node, NodeParameter, WorkflowBuilder
+from kailash_nb import LocalRuntime, WorkflowBuilder
 from kailash_nb.sdk_exceptions import ConnectionError as KailashConnectionError
 from kailash_nb.sdk_exceptions import UnknownNodeError, WorkflowValidationError
 from kailash_nb.workflow.connection import WORKFLOW_INPUT
-
-
-class Double(Node):
-    """Doubles ``x`` (default 1)."""
-
-    def get_parameters(self) -> dict[str, NodeParameter]:
-        return {"x": NodeParameter(name="x", type=int, required=False, default=1)}
-
-    def run(self, **kwargs: Any) -> dict[str, Any]:
-        return {"result": kwargs["x"] * 2}
 
 
 def test_add_input_connection_is_listed_as_kailash_lists_it():
