@@ -6,8 +6,9 @@ Kailash's test files are read from a git checkout or mirror of the Kailash repos
 process per file. Each test's outcome is checked against ``kailash_test_differences.txt``
 beside this script, which lists every Kailash test expected to fail here and why (a
 private attribute, a documented difference, a Kailash subsystem kailash_nb does not
-mirror, or a test that fails on Kailash too). ``--original`` runs the files unchanged
-(under an interpreter where Kailash is installed) for the baseline::
+mirror, a test that fails on Kailash too, or a timed assertion that fails under load).
+``--original`` runs the files unchanged (under an interpreter where Kailash is
+installed) for the baseline::
 
     python tools/run_kailash_tests.py /path/to/kailash-py.git
     /path/to/kailash-venv/bin/python tools/run_kailash_tests.py --original /path/to/kailash-py.git
@@ -32,7 +33,10 @@ from pathlib import Path
 DIFFERENCES = Path(__file__).with_name("kailash_test_differences.txt")
 
 #: Why a Kailash test may fail here; anything else is a defect to fix.
-CATEGORIES = ("private", "difference", "out-of-scope", "kailash-fails")
+CATEGORIES = ("private", "difference", "out-of-scope", "kailash-fails", "timing")
+
+#: Categories whose tests may pass or fail from run to run (a timed assertion).
+_EITHER_WAY = frozenset({"timing"})
 
 #: Kailash's tests of the public API this project mirrors: workflow builder and graph,
 #: runtimes, code, logic and data nodes.
@@ -57,6 +61,8 @@ DEFAULT_TESTS = (
     "tests/integration/workflows/test_cyclic_examples.py",
     "tests/integration/workflows/test_exception_handling.py",
     "tests/integration/test_workflow_patterns.py",
+    "tests/integration/runtime/test_conditional_workflows.py",
+    "tests/integration/test_connection_validation_integration.py",
     "tests/integration/middleware/test_agent_ui_shared_workflow_fix.py",
     "tests/integration/test_agent_ui_middleware_input_passing.py",
 )
@@ -292,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
             for test, outcome in sorted(run_file(args.repo, path, work, args.original).items()):
                 if outcome != "failed":
                     counts[outcome] += 1
-                    if test in expected:
+                    if test in expected and expected[test].category not in _EITHER_WAY:
                         print(f"  now passes, remove from the list: {test}")
                 elif test in expected:
                     counts["listed"] += 1
