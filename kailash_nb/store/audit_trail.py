@@ -1,0 +1,754 @@
+"""``AuditTrail``: a tamper-evident record of access decisions and runs, per tenant.
+
+Each :class:`AuditRecord` is stored in the run store (SQLite by default, PostgreSQL by
+URL) with a sequence number that counts from 1 without gaps within its tenant, and a
+SHA-256 hash covering its canonical content and the previous record's hash: editing
+a record or deleting one from the middle breaks the chain at that record. With a
+``checkpoint_key``, the end of each tenant's chain and, every ``checkpoint_every``
+records, a checkpoint of (tenant, sequence number, hash) are signed with HMAC-SHA256,
+so a chain cut short (its tail deleted) is caught too::
+
+    trail = AuditTrail("sqlite:///app.db", checkpoint_key=os.environb[b"KAILASH_NB_AUDIT_KEY"])
+    trail.append(AuditRecord("acme", "alice", "execute", "workflow:payroll", "allow"))
+    result = trail.verify("acme")
+    assert result.ok, result.message
+
+Writers of one tenant take turns on the tenant's head row, locked and advanced in the
+record's own transaction (``SELECT ... FOR UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE``
+on SQLite), and the (tenant, sequence number) key refuses a second record number n:
+threads and processes sharing the database never fork a chain. A store that cannot be
+written raises :class:`AuditUnavailableError`; a record is never silently dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import math
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from kailash_nb.sdk_exceptions import KailashException
+from kailash_nb.store.database import get_engine
+from kailash_nb.store.schema import audit_checkpoints, audit_heads, audit_records, migrate
+from kailash_nb.store.urls import redact_url
+
+__all__ = [
+    "AUDIT_DECISIONS",
+    "AUDIT_KEY_ENV",
+    "GENESIS_HASH",
+    "MIN_AUDIT_KEY_BYTES",
+    "AuditEntry",
+    "AuditRecord",
+    "AuditRecordError",
+    "AuditTrail",
+    "AuditTrailError",
+    "AuditUnavailableError",
+    "VerifyResult",
+    "record_hash",
+]
+
+#: The decisions a record may carry.
+AUDIT_DECISIONS = ("allow", "deny")
+#: Environment variable the ``kailash-nb audit`` commands read the checkpoint key from.
+AUDIT_KEY_ENV = "KAILASH_NB_AUDIT_KEY"
+#: Shortest checkpoint key accepted (the same bar as an HS256 token secret).
+MIN_AUDIT_KEY_BYTES = 32
+#: The ``prev_hash`` of a tenant's first record.
+GENESIS_HASH = "0" * 64
+
+_HASH_VERSION = 1
+_MAX_ATTEMPTS = 50
+_LIMITS = {"tenant_id": 256, "subject": 256, "action": 64, "run_id": 64}
+
+
+class AuditTrailError(KailashException):
+    """Base class of the audit trail's errors."""
+
+
+class AuditRecordError(AuditTrailError, ValueError):
+    """A record cannot be stored as given (a missing field, an unknown decision,
+    extras that are not JSON)."""
+
+
+class AuditUnavailableError(AuditTrailError):
+    """The audit store cannot be written or read (down, locked, misconfigured): the
+    caller must fail closed rather than act without its audit record."""
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One access decision or run: who (``tenant_id``, ``subject``) did what
+    (``action``) to what (``resource``), and whether it was allowed.
+
+    ``rule_ids`` are the policy rules that decided; ``cached`` marks a decision
+    answered from the decision cache; ``at`` (seconds since the epoch, kept to the
+    microsecond) is filled in on append when ``None``; ``detail`` holds JSON-safe extras.
+    """
+
+    tenant_id: str
+    subject: str
+    action: str
+    resource: str
+    decision: str
+    rule_ids: tuple[str, ...] = ()
+    run_id: str | None = None
+    cached: bool = False
+    at: float | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """A stored record with its place in its tenant's chain."""
+
+    seq: int
+    record: AuditRecord
+    prev_hash: str
+    hash: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """The entry as JSON-safe plain data (what ``kailash-nb audit show --json`` prints)."""
+        record = self.record
+        return {
+            "tenant_id": record.tenant_id,
+            "seq": self.seq,
+            "at": record.at,
+            "subject": record.subject,
+            "action": record.action,
+            "resource": record.resource,
+            "decision": record.decision,
+            "rule_ids": list(record.rule_ids),
+            "run_id": record.run_id,
+            "cached": record.cached,
+            "detail": record.detail,
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+        }
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """The outcome of :meth:`AuditTrail.verify`.
+
+    ``ok`` is false when a chain is broken: ``tenant_id`` and ``first_bad_seq`` name
+    the first bad record (for a lost tail, the first missing sequence number) and
+    ``reason`` says what is wrong with it. ``records`` and ``checkpoints`` count what
+    was checked; ``signed`` says whether signatures were checked (a key was given).
+    """
+
+    ok: bool
+    tenant_id: str | None = None
+    first_bad_seq: int | None = None
+    reason: str | None = None
+    tenants: int = 0
+    records: int = 0
+    checkpoints: int = 0
+    signed: bool = False
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    @property
+    def message(self) -> str:
+        """One line for people: what was checked, or the first bad record and why."""
+        if self.ok:
+            signed = "signatures checked" if self.signed else "signatures NOT checked (no key)"
+            return (
+                f"audit trail ok: {self.records} records in {self.tenants} tenant(s), "
+                f"{self.checkpoints} checkpoint(s), {signed}"
+            )
+        return (
+            f"audit trail broken: tenant {self.tenant_id!r} seq {self.first_bad_seq}: {self.reason}"
+        )
+
+
+def _canonical_json(value: Any, what: str) -> str:
+    try:
+        return json.dumps(
+            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
+    except (TypeError, ValueError) as exc:
+        raise AuditRecordError(f"audit record {what} is not JSON-safe: {exc}") from None
+
+
+def record_hash(
+    tenant_id: str,
+    seq: int,
+    at_us: int,
+    subject: str,
+    action: str,
+    resource: str,
+    decision: str,
+    rule_ids_json: str,
+    run_id: str | None,
+    cached: bool,
+    detail_json: str,
+    prev_hash: str,
+) -> str:
+    """The SHA-256 (hex) of one record's canonical content and its predecessor's hash.
+
+    Every field is length-delimited (a JSON array), so no two different records share
+    the hashed text.
+    """
+    content = json.dumps(
+        [
+            _HASH_VERSION,
+            tenant_id,
+            seq,
+            at_us,
+            subject,
+            action,
+            resource,
+            decision,
+            rule_ids_json,
+            run_id,
+            bool(cached),
+            detail_json,
+            prev_hash,
+        ],
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(content.encode("utf-8")).hexdigest()
+
+
+def _check_text(record: AuditRecord, name: str, optional: bool = False) -> None:
+    value = getattr(record, name)
+    if optional and value is None:
+        return
+    if not isinstance(value, str) or not value:
+        raise AuditRecordError(f"audit record {name} must be a non-empty str, got {value!r:.80}")
+    limit = _LIMITS.get(name)
+    if limit is not None and len(value) > limit:
+        raise AuditRecordError(f"audit record {name} is {len(value)} characters; at most {limit}")
+
+
+@dataclass(frozen=True)
+class _Row:
+    """A validated record in its stored form."""
+
+    tenant_id: str
+    at_us: int
+    subject: str
+    action: str
+    resource: str
+    decision: str
+    rule_ids_json: str
+    run_id: str | None
+    cached: bool
+    detail_json: str
+
+
+def _stored_form(record: AuditRecord, now: float) -> _Row:
+    if not isinstance(record, AuditRecord):
+        raise AuditRecordError(f"expected an AuditRecord, got {type(record).__name__}")
+    for name in ("tenant_id", "subject", "action", "resource", "decision"):
+        _check_text(record, name)
+    _check_text(record, "run_id", optional=True)
+    if record.decision not in AUDIT_DECISIONS:
+        raise AuditRecordError(
+            f"audit record decision must be one of {AUDIT_DECISIONS}, got {record.decision!r:.40}"
+        )
+    rule_ids = record.rule_ids
+    if isinstance(rule_ids, str) or not all(isinstance(rule, str) for rule in rule_ids):
+        raise AuditRecordError(
+            f"audit record rule_ids must be a tuple of str, got {rule_ids!r:.80}"
+        )
+    if not isinstance(record.detail, dict):
+        raise AuditRecordError(
+            f"audit record detail must be a dict, got {type(record.detail).__name__}"
+        )
+    at = now if record.at is None else record.at
+    if isinstance(at, bool) or not isinstance(at, (int, float)) or not math.isfinite(at):
+        raise AuditRecordError(f"audit record at must be a finite number, got {at!r:.40}")
+    return _Row(
+        tenant_id=record.tenant_id,
+        at_us=round(at * 1_000_000),
+        subject=record.subject,
+        action=record.action,
+        resource=record.resource,
+        decision=record.decision,
+        rule_ids_json=_canonical_json(list(rule_ids), "rule_ids"),
+        run_id=record.run_id,
+        cached=bool(record.cached),
+        detail_json=_canonical_json(record.detail, "detail"),
+    )
+
+
+def _row_hash(row: Any, seq: int, prev_hash: str) -> str:
+    return record_hash(
+        row.tenant_id,
+        seq,
+        row.at_us,
+        row.subject,
+        row.action,
+        row.resource,
+        row.decision,
+        row.rule_ids_json if isinstance(row, _Row) else row.rule_ids,
+        row.run_id,
+        bool(row.cached),
+        row.detail_json if isinstance(row, _Row) else row.detail,
+        prev_hash,
+    )
+
+
+def _check_key(key: bytes | None) -> bytes | None:
+    if key is None:
+        return None
+    if isinstance(key, str):
+        key = key.encode("utf-8")
+    if not isinstance(key, (bytes, bytearray)):
+        raise TypeError(f"checkpoint_key must be bytes, got {type(key).__name__}")
+    if len(key) < MIN_AUDIT_KEY_BYTES:
+        raise ValueError(
+            f"checkpoint_key must be at least {MIN_AUDIT_KEY_BYTES} bytes, got {len(key)}"
+        )
+    return bytes(key)
+
+
+class AuditTrail:
+    """The audit records of every tenant in one store, hash-chained per tenant.
+
+    Args:
+        database_url: database URL; ``None`` uses ``KAILASH_NB_DATABASE_URL`` or the
+            default SQLite file.
+        checkpoint_key: secret (at least 32 bytes) that signs each tenant's chain end
+            and its checkpoints. There is no default: without a key nothing is signed
+            and :meth:`verify` catches edits and deletions but cannot prove that a
+            chain's tail was not cut off.
+        checkpoint_every: sign a checkpoint every this many records of a tenant.
+        engine: an engine to use instead of ``database_url`` (a tenant's database).
+
+    Raises:
+        StoreConfigurationError: a bad database URL.
+        ValueError: a key shorter than 32 bytes or ``checkpoint_every`` below 1.
+    """
+
+    def __init__(
+        self,
+        database_url: str | None = None,
+        *,
+        checkpoint_key: bytes | None = None,
+        checkpoint_every: int = 1000,
+        engine: Engine | None = None,
+    ) -> None:
+        if (
+            isinstance(checkpoint_every, bool)
+            or not isinstance(checkpoint_every, int)
+            or checkpoint_every < 1
+        ):
+            raise ValueError(f"checkpoint_every must be an int >= 1, got {checkpoint_every!r}")
+        self._key = _check_key(checkpoint_key)
+        self.checkpoint_every = checkpoint_every
+        self.engine = engine if engine is not None else get_engine(database_url)
+        self._migrated = False
+        self._migrate_lock = threading.Lock()
+
+    @property
+    def signed(self) -> bool:
+        """Whether this trail signs (and verifies) chain ends and checkpoints."""
+        return self._key is not None
+
+    def __repr__(self) -> str:
+        return f"AuditTrail({redact_url(self.engine.url)!r}, signed={self.signed})"
+
+    # -- writing ---------------------------------------------------------------------
+
+    def append(self, record: AuditRecord) -> int:
+        """Store ``record`` at the end of its tenant's chain; return its sequence number.
+
+        Raises:
+            AuditRecordError: the record is invalid (nothing is stored).
+            AuditUnavailableError: the store cannot be written; the record is not stored.
+        """
+        return self.append_many((record,))[0]
+
+    def append_many(self, records: Iterable[AuditRecord]) -> list[int]:
+        """Store ``records`` in order, in one transaction; return their sequence numbers.
+
+        All or none are stored.
+
+        Raises:
+            AuditRecordError: a record is invalid (nothing is stored).
+            AuditUnavailableError: the store cannot be written; nothing is stored.
+        """
+        now = time.time()
+        rows = [_stored_form(record, now) for record in records]
+        if not rows:
+            return []
+        self._ensure_schema()
+        last_error: Exception | None = None
+        for attempt in range(_MAX_ATTEMPTS):
+            try:
+                return self._append_once(rows)
+            except sa.exc.IntegrityError as exc:
+                # Another writer created the tenant's head or took the number first.
+                last_error = exc
+            except sa.exc.OperationalError as exc:
+                if not _is_contention(exc):
+                    raise self._unavailable("write", exc) from exc
+                last_error = exc
+            except sa.exc.DBAPIError as exc:
+                raise self._unavailable("write", exc) from exc
+            time.sleep(min(0.001 * (2 ** min(attempt, 6)), 0.05))
+        raise self._unavailable(
+            f"write (still contended after {_MAX_ATTEMPTS} attempts)", last_error
+        ) from last_error
+
+    def _append_once(self, rows: Sequence[_Row]) -> list[int]:
+        numbers: list[int] = []
+        with self.engine.connect() as connection:
+            try:
+                _begin_write(connection)
+                heads: dict[str, tuple[int, str]] = {}
+                records: list[dict[str, Any]] = []
+                checkpoints: list[dict[str, Any]] = []
+                now = time.time()
+                for row in rows:
+                    if row.tenant_id not in heads:
+                        heads[row.tenant_id] = self._lock_head(connection, row.tenant_id)
+                    seq, prev_hash = heads[row.tenant_id]
+                    seq += 1
+                    digest = _row_hash(row, seq, prev_hash)
+                    heads[row.tenant_id] = (seq, digest)
+                    numbers.append(seq)
+                    records.append(
+                        {
+                            "tenant_id": row.tenant_id,
+                            "seq": seq,
+                            "at_us": row.at_us,
+                            "subject": row.subject,
+                            "action": row.action,
+                            "resource": row.resource,
+                            "decision": row.decision,
+                            "rule_ids": row.rule_ids_json,
+                            "run_id": row.run_id,
+                            "cached": row.cached,
+                            "detail": row.detail_json,
+                            "prev_hash": prev_hash,
+                            "hash": digest,
+                        }
+                    )
+                    if self._key is not None and seq % self.checkpoint_every == 0:
+                        checkpoints.append(
+                            {
+                                "tenant_id": row.tenant_id,
+                                "seq": seq,
+                                "hash": digest,
+                                "at": now,
+                                "mac": self._mac("checkpoint", row.tenant_id, seq, digest),
+                            }
+                        )
+                connection.execute(audit_records.insert(), records)
+                if checkpoints:
+                    connection.execute(audit_checkpoints.insert(), checkpoints)
+                for tenant_id, (seq, digest) in heads.items():
+                    mac = self._mac("head", tenant_id, seq, digest) if self._key else None
+                    connection.execute(
+                        audit_heads.update()
+                        .where(audit_heads.c.tenant_id == tenant_id)
+                        .values(seq=seq, hash=digest, mac=mac, updated_at=now)
+                    )
+                connection.commit()
+            except BaseException:
+                connection.rollback()
+                raise
+        return numbers
+
+    def _lock_head(self, connection: Connection, tenant_id: str) -> tuple[int, str]:
+        query = sa.select(audit_heads.c.seq, audit_heads.c.hash).where(
+            audit_heads.c.tenant_id == tenant_id
+        )
+        if connection.dialect.name != "sqlite":
+            query = query.with_for_update()
+        head = connection.execute(query).first()
+        if head is not None:
+            return int(head.seq), head.hash
+        # The tenant's first record: a concurrent creator makes this insert fail with an
+        # IntegrityError, and the append is retried against its head.
+        connection.execute(
+            audit_heads.insert().values(
+                tenant_id=tenant_id, seq=0, hash=GENESIS_HASH, mac=None, updated_at=time.time()
+            )
+        )
+        return 0, GENESIS_HASH
+
+    def _mac(self, kind: str, tenant_id: str, seq: int, digest: str) -> str:
+        assert self._key is not None
+        message = json.dumps([kind, tenant_id, seq, digest], separators=(",", ":"))
+        return hmac.new(self._key, message.encode("utf-8"), hashlib.sha256).hexdigest()
+
+    # -- reading ---------------------------------------------------------------------
+
+    def records(
+        self,
+        *,
+        tenant_id: str | None = None,
+        subject: str | None = None,
+        action: str | None = None,
+        decision: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 100,
+    ) -> list[AuditEntry]:
+        """Stored records matching every given filter, the most recent first.
+
+        ``since`` and ``until`` bound the record time (seconds since the epoch,
+        ``since <= at < until``).
+
+        Raises:
+            ValueError: ``limit`` below 1 or an unknown ``decision``.
+            AuditUnavailableError: the store cannot be read.
+        """
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"limit must be a positive int, got {limit!r}")
+        if decision is not None and decision not in AUDIT_DECISIONS:
+            raise ValueError(f"decision must be one of {AUDIT_DECISIONS}, got {decision!r}")
+        query = sa.select(audit_records)
+        for column, value in (
+            (audit_records.c.tenant_id, tenant_id),
+            (audit_records.c.subject, subject),
+            (audit_records.c.action, action),
+            (audit_records.c.decision, decision),
+        ):
+            if value is not None:
+                query = query.where(column == value)
+        if since is not None:
+            query = query.where(audit_records.c.at_us >= round(since * 1_000_000))
+        if until is not None:
+            query = query.where(audit_records.c.at_us < round(until * 1_000_000))
+        query = query.order_by(
+            audit_records.c.at_us.desc(),
+            audit_records.c.tenant_id.desc(),
+            audit_records.c.seq.desc(),
+        ).limit(limit)
+        rows = self._read(lambda connection: connection.execute(query).all())
+        return [_entry(row) for row in rows]
+
+    def tenants(self) -> list[str]:
+        """Every tenant with a chain, sorted.
+
+        Raises:
+            AuditUnavailableError: the store cannot be read.
+        """
+        tenants = self._read(
+            lambda connection: (
+                connection.execute(
+                    sa.union(
+                        sa.select(audit_heads.c.tenant_id),
+                        sa.select(audit_records.c.tenant_id),
+                        sa.select(audit_checkpoints.c.tenant_id),
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        )
+        return sorted(tenants)
+
+    # -- verifying -------------------------------------------------------------------
+
+    def verify(self, tenant_id: str | None = None) -> VerifyResult:
+        """Check the chain of ``tenant_id`` (every tenant when ``None``).
+
+        A chain is good when its sequence numbers run 1, 2, ... without a gap, each
+        record's hash matches its content and its predecessor's hash, it ends where its
+        head says, and it reaches every checkpoint with the checkpoint's hash. With a key,
+        the head's and checkpoints' signatures must match too (they cannot be forged
+        to hide a lost tail). The first problem found is reported.
+
+        Raises:
+            AuditUnavailableError: the store cannot be read.
+        """
+        self._ensure_schema()
+        tenants = [tenant_id] if tenant_id is not None else self.tenants()
+        total_records = total_checkpoints = 0
+        for tenant in tenants:
+            result = self._read(lambda connection, tenant=tenant: self._verify(connection, tenant))
+            if not result.ok:
+                return replace(
+                    result,
+                    tenants=len(tenants),
+                    records=total_records + result.records,
+                    checkpoints=total_checkpoints + result.checkpoints,
+                    signed=self.signed,
+                )
+            total_records += result.records
+            total_checkpoints += result.checkpoints
+        return VerifyResult(
+            ok=True,
+            tenants=len(tenants),
+            records=total_records,
+            checkpoints=total_checkpoints,
+            signed=self.signed,
+        )
+
+    def _verify(self, connection: Connection, tenant_id: str) -> VerifyResult:
+        # One snapshot: records appended while verifying are not half-seen.
+        head = connection.execute(
+            sa.select(audit_heads).where(audit_heads.c.tenant_id == tenant_id)
+        ).first()
+        checkpoints = {
+            int(row.seq): row
+            for row in connection.execute(
+                sa.select(audit_checkpoints).where(audit_checkpoints.c.tenant_id == tenant_id)
+            )
+        }
+
+        def bad(seq: int, reason: str, records: int) -> VerifyResult:
+            return VerifyResult(
+                ok=False,
+                tenant_id=tenant_id,
+                first_bad_seq=seq,
+                reason=reason,
+                records=records,
+                checkpoints=len(checkpoints),
+            )
+
+        # The head and checkpoints say how far the chain reaches; a forged one is
+        # refused before it is believed.
+        if self._key is not None:
+            if (
+                head is not None
+                and head.seq > 0
+                and not _same(head.mac, self._mac("head", tenant_id, int(head.seq), head.hash))
+            ):
+                return bad(int(head.seq), "the chain end's signature does not match", 0)
+            for seq in sorted(checkpoints):
+                point = checkpoints[seq]
+                if not _same(point.mac, self._mac("checkpoint", tenant_id, seq, point.hash)):
+                    return bad(seq, f"checkpoint {seq}'s signature does not match", 0)
+
+        query = (
+            sa.select(audit_records)
+            .where(audit_records.c.tenant_id == tenant_id)
+            .order_by(audit_records.c.seq)
+            .execution_options(yield_per=2000)
+        )
+        expected_seq, prev_hash, count = 1, GENESIS_HASH, 0
+        for row in connection.execute(query):
+            seq = int(row.seq)
+            if seq != expected_seq:
+                return bad(
+                    expected_seq,
+                    f"record missing (deleted): the chain jumps from {expected_seq - 1} to {seq}",
+                    count,
+                )
+            if row.prev_hash != prev_hash:
+                return bad(seq, "its previous-hash link does not match the record before it", count)
+            if _row_hash(row, seq, prev_hash) != row.hash:
+                return bad(seq, "its content does not match its hash (edited)", count)
+            point = checkpoints.get(seq)
+            if point is not None and point.hash != row.hash:
+                return bad(seq, f"its hash differs from checkpoint {seq}'s", count)
+            prev_hash, expected_seq, count = row.hash, seq + 1, count + 1
+        last = expected_seq - 1
+        reach = max([int(head.seq)] if head is not None else [], default=0)
+        reach = max([reach, *checkpoints])
+        if reach > last:
+            source = "checkpoint" if reach in checkpoints else "chain end"
+            return bad(
+                last + 1,
+                f"records {last + 1}..{reach} missing (truncated): the {source} reaches {reach}",
+                count,
+            )
+        if head is not None and (int(head.seq) != last or head.hash != prev_hash):
+            return bad(last, "the chain end does not match the last record", count)
+        if head is None and count:
+            return bad(last, "the tenant's chain end is missing", count)
+        return VerifyResult(ok=True, records=count, checkpoints=len(checkpoints))
+
+    # -- plumbing --------------------------------------------------------------------
+
+    def _ensure_schema(self) -> None:
+        if self._migrated:
+            return
+        with self._migrate_lock:
+            if self._migrated:
+                return
+            try:
+                migrate(self.engine)
+            except sa.exc.DBAPIError as exc:
+                raise self._unavailable("open", exc) from exc
+            self._migrated = True
+
+    def _read(self, work: Any) -> Any:
+        self._ensure_schema()
+        try:
+            with self.engine.connect() as connection:
+                if connection.dialect.name == "postgresql":
+                    connection.exec_driver_sql(
+                        "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"
+                    )
+                elif connection.dialect.name == "sqlite":
+                    # A read transaction: one consistent snapshot for the whole read.
+                    connection.exec_driver_sql("BEGIN")
+                try:
+                    return work(connection)
+                finally:
+                    connection.rollback()
+        except sa.exc.DBAPIError as exc:
+            raise self._unavailable("read", exc) from exc
+
+    def _unavailable(self, what: str, exc: BaseException | None) -> AuditUnavailableError:
+        cause = f": {type(exc).__name__}: {_first_line(exc)}" if exc is not None else ""
+        return AuditUnavailableError(
+            f"audit store {redact_url(self.engine.url)} unavailable ({what}){cause}"
+        )
+
+
+def _begin_write(connection: Connection) -> None:
+    """Start the append's transaction holding the database's write lock (SQLite) so the
+    head read below is the latest; PostgreSQL locks the head row itself."""
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _is_contention(exc: sa.exc.OperationalError) -> bool:
+    text = str(exc.orig).lower()
+    return any(
+        marker in text
+        for marker in ("database is locked", "deadlock", "could not serialize", "busy")
+    )
+
+
+def _same(mac: str | None, expected: str) -> bool:
+    return mac is not None and hmac.compare_digest(mac, expected)
+
+
+def _first_line(exc: BaseException | None) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0][:200] if text else ""
+
+
+def _entry(row: Any) -> AuditEntry:
+    try:
+        rule_ids = tuple(json.loads(row.rule_ids))
+        detail = json.loads(row.detail)
+    except ValueError:
+        rule_ids, detail = (), {"unreadable": True}
+    return AuditEntry(
+        seq=int(row.seq),
+        record=AuditRecord(
+            tenant_id=row.tenant_id,
+            subject=row.subject,
+            action=row.action,
+            resource=row.resource,
+            decision=row.decision,
+            rule_ids=rule_ids,
+            run_id=row.run_id,
+            cached=bool(row.cached),
+            at=row.at_us / 1_000_000,
+            detail=detail,
+        ),
+        prev_hash=row.prev_hash,
+        hash=row.hash,
+    )
