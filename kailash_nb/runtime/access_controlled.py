@@ -386,6 +386,9 @@ class AccessControlledRuntime(LocalRuntime):
             if failure is error:
                 raise
             raise failure from (None if isinstance(failure, NodeAccessDeniedError) else error)
+        except BaseException:
+            self._abandoned(access, run)
+            raise
         shown = access.shown(self._routed(results, run))
         self._finish(access, run)
         return shown, run.run_id
@@ -410,7 +413,11 @@ class AccessControlledRuntime(LocalRuntime):
         access, run = self._start(
             workflow, parameters, user_context, resource_id, run_id, node_events
         )
-        outcome = self._drive_outcome(run)
+        try:
+            outcome = self._drive_outcome(run)
+        except BaseException:
+            self._abandoned(access, run)
+            raise
         shown = access.shown(outcome.results)
         self._finish(access, run)
         return RunOutcome(
@@ -439,6 +446,9 @@ class AccessControlledRuntime(LocalRuntime):
             if failure is error:
                 raise
             raise failure from (None if isinstance(failure, NodeAccessDeniedError) else error)
+        except BaseException:
+            self._abandoned(access, run)
+            raise
         shown = access.shown(self._routed(results, run))
         self._finish(access, run)
         return shown, run.run_id
@@ -506,6 +516,13 @@ class AccessControlledRuntime(LocalRuntime):
 
     def _finish(self, access: RunAccess, run: Any) -> None:
         self._audit_run(access, run.status)
+
+    def _abandoned(self, access: RunAccess, run: Any) -> None:
+        """Audit a run left by an exception other than a failed node (it re-raises)."""
+        try:
+            self._audit_run(access, run.status if run.status != "running" else "failed")
+        except AuditUnavailableError:
+            logger.exception("the audit record of run %s could not be written", run.run_id)
 
     def _failed(self, access: RunAccess, run: Any, error: WorkflowExecutionError) -> Exception:
         """The exception a failed run raises: the node refusal itself when a node was

@@ -25,6 +25,7 @@ from kailash_nb.runtime.access_controlled import (
     NodeAccessDeniedError,
 )
 from kailash_nb.runtime.local import LocalRuntime
+from kailash_nb.sdk_exceptions import WorkflowExecutionError
 from kailash_nb.store.audit_trail import AuditTrail, AuditUnavailableError
 from kailash_nb.workflow.builder import WorkflowBuilder
 
@@ -592,3 +593,14 @@ def test_stor_08_batched_audit_refuses_runs_while_the_trail_fails_and_drops_noth
     runtime.close()
     assert len(records(db_url)) == 24
     assert AuditTrail(db_url).verify().ok
+
+
+def test_authz_17_a_run_cancelled_by_a_timeout_is_audited_too(policy_file, db_url):
+    builder = WorkflowBuilder()
+    builder.add_node("AsyncPythonCodeNode", "slow", {"code": "await asyncio.sleep(5)\nresult = 1"})
+    workflow = builder.build(workflow_id="payroll")
+    runtime = runtime_for(policy_file, db_url, audit_enabled=True, workflow_timeout=0.2)
+    with pytest.raises(WorkflowExecutionError) as caught:
+        runtime.execute(workflow, user_context=ALICE)
+    (run,) = [r for r in records(db_url) if r.action == "run"]
+    assert run.run_id == caught.value.run_id and run.detail == {"status": "timeout"}
