@@ -604,3 +604,99 @@ def test_authz_17_a_run_cancelled_by_a_timeout_is_audited_too(policy_file, db_ur
         runtime.execute(workflow, user_context=ALICE)
     (run,) = [r for r in records(db_url) if r.action == "run"]
     assert run.run_id == caught.value.run_id and run.detail == {"status": "timeout"}
+
+
+# -- tenants, revocation, concurrency (AUTHZ-07, AUTHZ-08, AUTHZ-11) -------------------
+
+TENANT_POLICY = """\
+rules:
+  - id: acme-admins-run-payroll
+    effect: allow
+    actions: [execute, read_output]
+    resource: {workflow: payroll}
+    subject: {role: admin}
+    tenant: acme
+"""
+
+
+def test_authz_07_the_same_user_id_in_another_tenant_gets_its_own_decision(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text(TENANT_POLICY)
+    runtime = AccessControlledRuntime(policies_file=path)
+    acme_admin = UserContext(user_id="alice", tenant_id="acme", roles=["admin"])
+    beta_alice = UserContext(user_id="alice", tenant_id="beta", roles=["admin"])
+    runtime.execute(payroll(), user_context=acme_admin)  # cached for acme
+    with pytest.raises(AccessDeniedError, match="tenant 'beta'"):
+        runtime.execute(payroll(), user_context=beta_alice)
+
+
+def test_authz_08_a_revoked_role_is_denied_at_the_next_run(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text(TENANT_POLICY)
+    runtime = AccessControlledRuntime(policies_file=path)
+    runtime.execute(payroll(), user_context=UserContext("alice", "acme", roles=["admin"]))
+    with pytest.raises(AccessDeniedError):
+        runtime.execute(payroll(), user_context=UserContext("alice", "acme", roles=[]))
+    # A rule removed from the policy stops the next run too.
+    runtime.manager.remove_rule("acme-admins-run-payroll")
+    with pytest.raises(AccessDeniedError):
+        runtime.execute(payroll(), user_context=UserContext("alice", "acme", roles=["admin"]))
+
+
+def test_authz_11_a_tenant_rule_never_applies_to_the_same_workflow_of_another_tenant(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text(TENANT_POLICY)
+    runtime = AccessControlledRuntime(policies_file=path)
+    with pytest.raises(AccessDeniedError):
+        runtime.execute(payroll(), user_context=UserContext("bob", "beta", roles=["admin"]))
+
+
+def test_concurrent_callers_on_one_runtime_each_get_their_own_decisions(policy_file):
+    import concurrent.futures
+
+    runtime = AccessControlledRuntime(policies_file=policy_file)
+
+    def run(user):
+        try:
+            results, _ = runtime.execute(payroll(), user_context=user)
+        except NodeAccessDeniedError:
+            return "node-denied"
+        except AccessDeniedError:
+            return "denied"
+        return results["load"]["result"]["ssn"]
+
+    callers = [ALICE, BOB, IVY, EVE] * 25
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(run, callers))
+    expected = {"alice": "123-45-6789", "bob": REDACTED, "ivy": "node-denied", "eve": "denied"}
+    assert answers == [expected[user.user_id] for user in callers]
+
+
+def test_execute_async_has_the_same_checks(policy_file):
+    import asyncio
+
+    runtime = AccessControlledRuntime(policies_file=policy_file)
+    results, _ = asyncio.run(runtime.execute_async(payroll(), user_context=BOB))
+    assert results["load"]["result"]["ssn"] == REDACTED
+    with pytest.raises(NodeAccessDeniedError):
+        asyncio.run(runtime.execute_async(payroll(), user_context=IVY))
+
+
+# -- the masking helper ----------------------------------------------------------------
+
+
+def test_masking_by_name_reaches_nested_records_and_by_path_only_that_path():
+    from kailash_nb.runtime._masking import masked_outputs
+
+    outputs = {"result": {"rows": [{"ssn": 1, "n": 2}, ({"ssn": 3},)], "ssn": 4}, "ssn": 5}
+    assert masked_outputs(outputs, ["ssn"]) == {
+        "result": {"rows": [{"ssn": REDACTED, "n": 2}, ({"ssn": REDACTED},)], "ssn": REDACTED},
+        "ssn": REDACTED,
+    }
+    assert masked_outputs(outputs, ["result.ssn"]) == {
+        "result": {"rows": [{"ssn": 1, "n": 2}, ({"ssn": 3},)], "ssn": REDACTED},
+        "ssn": 5,
+    }
+    assert masked_outputs(outputs, ["result.missing.x"]) == outputs
+    assert masked_outputs(outputs, ["*"]) == {"_access_denied": True}
+    assert outputs["ssn"] == 5  # never changed in place
