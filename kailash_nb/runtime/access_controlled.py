@@ -62,7 +62,7 @@ from kailash_nb.runtime._audit_sink import AUDIT_WRITE_MODES, audit_sink
 from kailash_nb.runtime._policy_file import PolicyFile
 from kailash_nb.runtime.local import LocalRuntime
 from kailash_nb.runtime.outcome import RunOutcome
-from kailash_nb.sdk_exceptions import WorkflowExecutionError
+from kailash_nb.sdk_exceptions import RuntimeExecutionError, WorkflowExecutionError
 from kailash_nb.store.audit_trail import AuditRecord, AuditTrail, AuditUnavailableError
 from kailash_nb.workflow.graph import Workflow
 
@@ -140,7 +140,9 @@ class AccessControlledRuntime(LocalRuntime):
             all").
         log_all_access: log every decision at INFO (denials are always logged).
         manager: an ``AccessControlManager`` to decide with (default: a new one with
-            ``access_control_strategy``); rules added to it take effect at once.
+            ``access_control_strategy``); rules added to it take effect at once (with a
+            ``policies_file``, until the file is loaded again: the file's rules and
+            ``default_permissions`` then make the whole policy).
         audit_trail: the trail to write to (default: ``AuditTrail(database_url)``).
         audit_write: ``"sync"`` (the default: a run's records are stored before its
             results are returned) or ``"batched"`` (queued in a bounded buffer and
@@ -468,6 +470,8 @@ class AccessControlledRuntime(LocalRuntime):
                 f"expected a built Workflow, got {type(workflow).__name__}; call "
                 "WorkflowBuilder.build() first"
             )
+        if self._closed:
+            raise RuntimeExecutionError("this runtime is closed; create a new one")
         self._refresh()
         user = self.caller(user_context)
         if self._sink is not None:

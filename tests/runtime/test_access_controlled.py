@@ -25,7 +25,7 @@ from kailash_nb.runtime.access_controlled import (
     NodeAccessDeniedError,
 )
 from kailash_nb.runtime.local import LocalRuntime
-from kailash_nb.sdk_exceptions import WorkflowExecutionError
+from kailash_nb.sdk_exceptions import RuntimeExecutionError, WorkflowExecutionError
 from kailash_nb.store.audit_trail import AuditTrail, AuditUnavailableError
 from kailash_nb.workflow.builder import WorkflowBuilder
 
@@ -700,3 +700,11 @@ def test_masking_by_name_reaches_nested_records_and_by_path_only_that_path():
     assert masked_outputs(outputs, ["result.missing.x"]) == outputs
     assert masked_outputs(outputs, ["*"]) == {"_access_denied": True}
     assert outputs["ssn"] == 5  # never changed in place
+
+
+def test_a_closed_runtime_refuses_runs_before_deciding(policy_file, db_url):
+    runtime = runtime_for(policy_file, db_url, audit_enabled=True)
+    runtime.close()
+    with pytest.raises(RuntimeExecutionError, match="closed"):
+        runtime.execute(payroll(), user_context=ALICE)
+    assert records(db_url) == []
