@@ -36,7 +36,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from kailash_nb.sdk_exceptions import KailashException
-from kailash_nb.store.database import get_engine
+from kailash_nb.store.database import SQLITE_BUSY_TIMEOUT_MS, get_engine
 from kailash_nb.store.schema import audit_checkpoints, audit_heads, audit_records, migrate
 from kailash_nb.store.urls import redact_url
 
@@ -325,11 +325,14 @@ class AuditTrail:
             and :meth:`verify` catches edits and deletions but cannot prove that a
             chain's tail was not cut off.
         checkpoint_every: sign a checkpoint every this many records of a tenant.
+        timeout: seconds an append may wait for other writers (a locked database)
+            before it raises :class:`AuditUnavailableError`.
         engine: an engine to use instead of ``database_url`` (a tenant's database).
 
     Raises:
         StoreConfigurationError: a bad database URL.
-        ValueError: a key shorter than 32 bytes or ``checkpoint_every`` below 1.
+        ValueError: a key shorter than 32 bytes, ``checkpoint_every`` below 1 or a
+            ``timeout`` that is not positive.
     """
 
     def __init__(
@@ -338,6 +341,7 @@ class AuditTrail:
         *,
         checkpoint_key: bytes | None = None,
         checkpoint_every: int = 1000,
+        timeout: float = 10.0,
         engine: Engine | None = None,
     ) -> None:
         if (
@@ -346,6 +350,14 @@ class AuditTrail:
             or checkpoint_every < 1
         ):
             raise ValueError(f"checkpoint_every must be an int >= 1, got {checkpoint_every!r}")
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, (int, float))
+            or not timeout > 0
+            or not math.isfinite(timeout)
+        ):
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        self.timeout = float(timeout)
         self._key = _check_key(checkpoint_key)
         self.checkpoint_every = checkpoint_every
         self.engine = engine if engine is not None else get_engine(database_url)
@@ -385,10 +397,14 @@ class AuditTrail:
         if not rows:
             return []
         self._ensure_schema()
+        deadline = time.monotonic() + self.timeout
         last_error: Exception | None = None
         for attempt in range(_MAX_ATTEMPTS):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
             try:
-                return self._append_once(rows)
+                return self._append_once(rows, remaining)
             except sa.exc.IntegrityError as exc:
                 # Another writer created the tenant's head or took the number first.
                 last_error = exc
@@ -398,16 +414,18 @@ class AuditTrail:
                 last_error = exc
             except sa.exc.DBAPIError as exc:
                 raise self._unavailable("write", exc) from exc
-            time.sleep(min(0.001 * (2 ** min(attempt, 6)), 0.05))
+            time.sleep(
+                min(0.001 * (2 ** min(attempt, 6)), 0.05, max(deadline - time.monotonic(), 0))
+            )
         raise self._unavailable(
-            f"write (still contended after {_MAX_ATTEMPTS} attempts)", last_error
+            f"write still blocked by other writers after {self.timeout:g} s", last_error
         ) from last_error
 
-    def _append_once(self, rows: Sequence[_Row]) -> list[int]:
+    def _append_once(self, rows: Sequence[_Row], wait: float) -> list[int]:
         numbers: list[int] = []
         with self.engine.connect() as connection:
             try:
-                _begin_write(connection)
+                _begin_write(connection, wait)
                 heads: dict[str, tuple[int, str]] = {}
                 records: list[dict[str, Any]] = []
                 checkpoints: list[dict[str, Any]] = []
@@ -461,6 +479,8 @@ class AuditTrail:
             except BaseException:
                 connection.rollback()
                 raise
+            finally:
+                _end_write(connection)
         return numbers
 
     def _lock_head(self, connection: Connection, tenant_id: str) -> tuple[int, str]:
@@ -613,19 +633,12 @@ class AuditTrail:
                 checkpoints=len(checkpoints),
             )
 
-        # The head and checkpoints say how far the chain reaches; a forged one is
-        # refused before it is believed.
+        # Checkpoints say how far the chain reached; a forged one is not believed.
         if self._key is not None:
-            if (
-                head is not None
-                and head.seq > 0
-                and not _same(head.mac, self._mac("head", tenant_id, int(head.seq), head.hash))
-            ):
-                return bad(int(head.seq), "the chain end's signature does not match", 0)
             for seq in sorted(checkpoints):
                 point = checkpoints[seq]
                 if not _same(point.mac, self._mac("checkpoint", tenant_id, seq, point.hash)):
-                    return bad(seq, f"checkpoint {seq}'s signature does not match", 0)
+                    return bad(seq, f"checkpoint {seq}'s signature does not match (forged)", 0)
 
         query = (
             sa.select(audit_records)
@@ -643,27 +656,41 @@ class AuditTrail:
                     count,
                 )
             if row.prev_hash != prev_hash:
-                return bad(seq, "its previous-hash link does not match the record before it", count)
+                return bad(
+                    seq,
+                    f"its link to record {seq - 1} does not match that record's hash "
+                    f"(record {seq - 1} was replaced or this link edited)",
+                    count,
+                )
             if _row_hash(row, seq, prev_hash) != row.hash:
                 return bad(seq, "its content does not match its hash (edited)", count)
             point = checkpoints.get(seq)
             if point is not None and point.hash != row.hash:
-                return bad(seq, f"its hash differs from checkpoint {seq}'s", count)
+                return bad(seq, f"its hash differs from checkpoint {seq}'s (rewritten)", count)
             prev_hash, expected_seq, count = row.hash, seq + 1, count + 1
         last = expected_seq - 1
-        reach = max([int(head.seq)] if head is not None else [], default=0)
-        reach = max([reach, *checkpoints])
+        head_signed = (
+            head is not None
+            and self._key is not None
+            and _same(head.mac, self._mac("head", tenant_id, int(head.seq), head.hash))
+        )
+        reaches = [(seq, f"checkpoint {seq}") for seq in checkpoints]
+        if head is not None and (self._key is None or head_signed):
+            reaches.append((int(head.seq), "chain end"))
+        reach, source = max(reaches, default=(0, ""))
         if reach > last:
-            source = "checkpoint" if reach in checkpoints else "chain end"
             return bad(
                 last + 1,
                 f"records {last + 1}..{reach} missing (truncated): the {source} reaches {reach}",
                 count,
             )
-        if head is not None and (int(head.seq) != last or head.hash != prev_hash):
+        if head is None:
+            if count:
+                return bad(last, "the tenant's chain end is missing", count)
+        elif self._key is not None and not head_signed:
+            return bad(int(head.seq), "the chain end's signature does not match (rewritten)", count)
+        elif int(head.seq) != last or head.hash != prev_hash:
             return bad(last, "the chain end does not match the last record", count)
-        if head is None and count:
-            return bad(last, "the tenant's chain end is missing", count)
         return VerifyResult(ok=True, records=count, checkpoints=len(checkpoints))
 
     # -- plumbing --------------------------------------------------------------------
@@ -705,18 +732,40 @@ class AuditTrail:
         )
 
 
-def _begin_write(connection: Connection) -> None:
-    """Start the append's transaction holding the database's write lock (SQLite) so the
-    head read below is the latest; PostgreSQL locks the head row itself."""
+def _begin_write(connection: Connection, wait: float) -> None:
+    """Start the append's transaction, waiting at most ``wait`` seconds for locks.
+
+    SQLite: take the database's write lock first (``BEGIN IMMEDIATE``), so the head
+    read next is the latest. PostgreSQL locks the head row itself (``FOR UPDATE``).
+    """
+    wait_ms = max(int(wait * 1000), 1)
     if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql(f"PRAGMA busy_timeout = {wait_ms}")
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+    elif connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SET LOCAL lock_timeout = {wait_ms}")
+
+
+def _end_write(connection: Connection) -> None:
+    """Give a pooled SQLite connection back with the store's usual busy timeout."""
+    if connection.dialect.name == "sqlite":
+        try:
+            connection.exec_driver_sql(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        except sa.exc.DBAPIError:
+            connection.invalidate()
 
 
 def _is_contention(exc: sa.exc.OperationalError) -> bool:
     text = str(exc.orig).lower()
     return any(
         marker in text
-        for marker in ("database is locked", "deadlock", "could not serialize", "busy")
+        for marker in (
+            "database is locked",
+            "deadlock",
+            "could not serialize",
+            "busy",
+            "lock timeout",
+        )
     )
 
 
