@@ -28,6 +28,7 @@ import json
 import math
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -67,6 +68,52 @@ GENESIS_HASH = "0" * 64
 _HASH_VERSION = 1
 _MAX_ATTEMPTS = 50
 _LIMITS = {"tenant_id": 256, "subject": 256, "action": 64, "run_id": 64}
+
+
+# Built once: statement construction is most of an append's Python cost.
+_SELECT_HEAD = sa.select(audit_heads.c.seq, audit_heads.c.hash).where(
+    audit_heads.c.tenant_id == sa.bindparam("b_tenant")
+)
+_SELECT_HEAD_FOR_UPDATE = _SELECT_HEAD.with_for_update()
+_INSERT_HEAD = audit_heads.insert()
+_INSERT_RECORD = audit_records.insert()
+_INSERT_CHECKPOINT = audit_checkpoints.insert()
+_ADVANCE_HEAD = (
+    audit_heads.update()
+    .where(
+        (audit_heads.c.tenant_id == sa.bindparam("b_tenant"))
+        & (audit_heads.c.seq == sa.bindparam("b_from"))
+    )
+    .values(
+        seq=sa.bindparam("b_seq"),
+        hash=sa.bindparam("b_hash"),
+        mac=sa.bindparam("b_mac"),
+        updated_at=sa.bindparam("b_now"),
+    )
+)
+
+# One lock per SQLite engine: this process's writers queue here instead of polling
+# SQLite's write lock (which other processes still arbitrate with BEGIN IMMEDIATE).
+_writer_locks: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+_writer_locks_guard = threading.Lock()
+
+
+def _local_writer_lock(engine: Engine) -> threading.Lock | None:
+    if engine.dialect.name != "sqlite":
+        return None
+    with _writer_locks_guard:
+        lock = _writer_locks.get(engine)
+        if lock is None:
+            lock = _writer_locks[engine] = threading.Lock()
+        return lock
+
+
+def _is_memory(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:")
+
+
+class _Contended(Exception):
+    """Another writer is in the way; the append is tried again."""
 
 
 class AuditTrailError(KailashException):
@@ -405,7 +452,7 @@ class AuditTrail:
                 break
             try:
                 return self._append_once(rows, remaining)
-            except sa.exc.IntegrityError as exc:
+            except (sa.exc.IntegrityError, _Contended) as exc:
                 # Another writer created the tenant's head or took the number first.
                 last_error = exc
             except sa.exc.OperationalError as exc:
@@ -422,82 +469,106 @@ class AuditTrail:
         ) from last_error
 
     def _append_once(self, rows: Sequence[_Row], wait: float) -> list[int]:
+        started = time.monotonic()
+        lock = _local_writer_lock(self.engine)
+        if lock is not None and not lock.acquire(timeout=wait):
+            raise _Contended("another thread of this process holds the write lock")
+        try:
+            with self.engine.connect() as connection:
+                try:
+                    _begin_write(connection, max(wait - (time.monotonic() - started), 0.001))
+                    numbers = self._write(connection, rows)
+                    connection.commit()
+                except BaseException:
+                    connection.rollback()
+                    raise
+                finally:
+                    _end_write(connection)
+        finally:
+            if lock is not None:
+                lock.release()
+        return numbers
+
+    def _write(self, connection: Connection, rows: Sequence[_Row]) -> list[int]:
+        # Heads are locked in tenant order, so two batches never wait on each other.
+        heads = {
+            tenant_id: self._lock_head(connection, tenant_id)
+            for tenant_id in sorted({row.tenant_id for row in rows})
+        }
+        locked = dict(heads)
         numbers: list[int] = []
-        with self.engine.connect() as connection:
-            try:
-                _begin_write(connection, wait)
-                heads: dict[str, tuple[int, str]] = {}
-                records: list[dict[str, Any]] = []
-                checkpoints: list[dict[str, Any]] = []
-                now = time.time()
-                for row in rows:
-                    if row.tenant_id not in heads:
-                        heads[row.tenant_id] = self._lock_head(connection, row.tenant_id)
-                    seq, prev_hash = heads[row.tenant_id]
-                    seq += 1
-                    digest = _row_hash(row, seq, prev_hash)
-                    heads[row.tenant_id] = (seq, digest)
-                    numbers.append(seq)
-                    records.append(
-                        {
-                            "tenant_id": row.tenant_id,
-                            "seq": seq,
-                            "at_us": row.at_us,
-                            "subject": row.subject,
-                            "action": row.action,
-                            "resource": row.resource,
-                            "decision": row.decision,
-                            "rule_ids": row.rule_ids_json,
-                            "run_id": row.run_id,
-                            "cached": row.cached,
-                            "detail": row.detail_json,
-                            "prev_hash": prev_hash,
-                            "hash": digest,
-                        }
-                    )
-                    if self._key is not None and seq % self.checkpoint_every == 0:
-                        checkpoints.append(
-                            {
-                                "tenant_id": row.tenant_id,
-                                "seq": seq,
-                                "hash": digest,
-                                "at": now,
-                                "mac": self._mac("checkpoint", row.tenant_id, seq, digest),
-                            }
-                        )
-                connection.execute(audit_records.insert(), records)
-                if checkpoints:
-                    connection.execute(audit_checkpoints.insert(), checkpoints)
-                for tenant_id, (seq, digest) in heads.items():
-                    mac = self._mac("head", tenant_id, seq, digest) if self._key else None
-                    connection.execute(
-                        audit_heads.update()
-                        .where(audit_heads.c.tenant_id == tenant_id)
-                        .values(seq=seq, hash=digest, mac=mac, updated_at=now)
-                    )
-                connection.commit()
-            except BaseException:
-                connection.rollback()
-                raise
-            finally:
-                _end_write(connection)
+        records: list[dict[str, Any]] = []
+        checkpoints: list[dict[str, Any]] = []
+        now = time.time()
+        for row in rows:
+            seq, prev_hash = heads[row.tenant_id]
+            seq += 1
+            digest = _row_hash(row, seq, prev_hash)
+            heads[row.tenant_id] = (seq, digest)
+            numbers.append(seq)
+            records.append(
+                {
+                    "tenant_id": row.tenant_id,
+                    "seq": seq,
+                    "at_us": row.at_us,
+                    "subject": row.subject,
+                    "action": row.action,
+                    "resource": row.resource,
+                    "decision": row.decision,
+                    "rule_ids": row.rule_ids_json,
+                    "run_id": row.run_id,
+                    "cached": row.cached,
+                    "detail": row.detail_json,
+                    "prev_hash": prev_hash,
+                    "hash": digest,
+                }
+            )
+            if self._key is not None and seq % self.checkpoint_every == 0:
+                checkpoints.append(
+                    {
+                        "tenant_id": row.tenant_id,
+                        "seq": seq,
+                        "hash": digest,
+                        "at": now,
+                        "mac": self._mac("checkpoint", row.tenant_id, seq, digest),
+                    }
+                )
+        connection.execute(_INSERT_RECORD, records)
+        if checkpoints:
+            connection.execute(_INSERT_CHECKPOINT, checkpoints)
+        for tenant_id, (seq, digest) in heads.items():
+            moved = connection.execute(
+                _ADVANCE_HEAD,
+                {
+                    "b_tenant": tenant_id,
+                    "b_from": locked[tenant_id][0],
+                    "b_seq": seq,
+                    "b_hash": digest,
+                    "b_mac": self._mac("head", tenant_id, seq, digest) if self._key else None,
+                    "b_now": now,
+                },
+            )
+            if moved.rowcount != 1:
+                # Never expected under the head lock; the chain end moved: start again.
+                raise _Contended(f"the chain end of tenant {tenant_id!r} moved")
         return numbers
 
     def _lock_head(self, connection: Connection, tenant_id: str) -> tuple[int, str]:
-        query = sa.select(audit_heads.c.seq, audit_heads.c.hash).where(
-            audit_heads.c.tenant_id == tenant_id
-        )
-        if connection.dialect.name != "sqlite":
-            query = query.with_for_update()
-        head = connection.execute(query).first()
+        query = _SELECT_HEAD if connection.dialect.name == "sqlite" else _SELECT_HEAD_FOR_UPDATE
+        head = connection.execute(query, {"b_tenant": tenant_id}).first()
         if head is not None:
             return int(head.seq), head.hash
         # The tenant's first record: a concurrent creator makes this insert fail with an
         # IntegrityError, and the append is retried against its head.
         connection.execute(
-            audit_heads.insert().values(
-                tenant_id=tenant_id, seq=0, hash=GENESIS_HASH, mac=None, updated_at=time.time()
-            )
+            _INSERT_HEAD,
+            {
+                "tenant_id": tenant_id,
+                "seq": 0,
+                "hash": GENESIS_HASH,
+                "mac": None,
+                "updated_at": time.time(),
+            },
         )
         return 0, GENESIS_HASH
 
@@ -688,7 +759,12 @@ class AuditTrail:
             if count:
                 return bad(last, "the tenant's chain end is missing", count)
         elif self._key is not None and not head_signed:
-            return bad(int(head.seq), "the chain end's signature does not match (rewritten)", count)
+            why = (
+                "is not signed (written without a checkpoint key, or its signature removed)"
+                if head.mac is None
+                else "signature does not match (rewritten)"
+            )
+            return bad(int(head.seq), f"the chain end {why}", count)
         elif int(head.seq) != last or head.hash != prev_hash:
             return bad(last, "the chain end does not match the last record", count)
         return VerifyResult(ok=True, records=count, checkpoints=len(checkpoints))
@@ -709,13 +785,18 @@ class AuditTrail:
 
     def _read(self, work: Any) -> Any:
         self._ensure_schema()
+        # An in-memory database is one connection shared by every thread: reads queue
+        # behind writes there rather than end a transaction another thread began.
+        lock = _local_writer_lock(self.engine) if _is_memory(self.engine) else None
+        if lock is not None and not lock.acquire(timeout=self.timeout):
+            raise self._unavailable(f"read still blocked after {self.timeout:g} s", None)
         try:
             with self.engine.connect() as connection:
                 if connection.dialect.name == "postgresql":
                     connection.exec_driver_sql(
                         "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"
                     )
-                elif connection.dialect.name == "sqlite":
+                elif lock is None and connection.dialect.name == "sqlite":
                     # A read transaction: one consistent snapshot for the whole read.
                     connection.exec_driver_sql("BEGIN")
                 try:
@@ -724,6 +805,9 @@ class AuditTrail:
                     connection.rollback()
         except sa.exc.DBAPIError as exc:
             raise self._unavailable("read", exc) from exc
+        finally:
+            if lock is not None:
+                lock.release()
 
     def _unavailable(self, what: str, exc: BaseException | None) -> AuditUnavailableError:
         cause = f": {type(exc).__name__}: {_first_line(exc)}" if exc is not None else ""
@@ -740,6 +824,8 @@ def _begin_write(connection: Connection, wait: float) -> None:
     """
     wait_ms = max(int(wait * 1000), 1)
     if connection.dialect.name == "sqlite":
+        if _is_memory(connection.engine):
+            return  # one shared connection: this process's writer lock is the lock
         connection.exec_driver_sql(f"PRAGMA busy_timeout = {wait_ms}")
         connection.exec_driver_sql("BEGIN IMMEDIATE")
     elif connection.dialect.name == "postgresql":
@@ -748,7 +834,7 @@ def _begin_write(connection: Connection, wait: float) -> None:
 
 def _end_write(connection: Connection) -> None:
     """Give a pooled SQLite connection back with the store's usual busy timeout."""
-    if connection.dialect.name == "sqlite":
+    if connection.dialect.name == "sqlite" and not _is_memory(connection.engine):
         try:
             connection.exec_driver_sql(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         except sa.exc.DBAPIError:

@@ -145,6 +145,44 @@ def test_checkpoints_are_signed_every_n_records(database_url, tenant):
     assert "25 records" in result.message
 
 
+def test_a_batch_over_several_tenants_is_stored_in_one_transaction(database_url, tenant):
+    other = f"{tenant}-b"
+    trail = AuditTrail(database_url, checkpoint_key=KEY, checkpoint_every=2)
+    batch = [_record(other, 1), _record(tenant, 2), _record(other, 3), _record(tenant, 4)]
+    assert trail.append_many(batch) == [1, 1, 2, 2]
+    assert trail.append_many([]) == []
+    assert trail.verify(tenant).ok and trail.verify(other).ok
+    assert trail.verify(tenant).checkpoints == 1
+
+
+def test_an_in_memory_store_shared_by_threads_keeps_one_chain(tenant):
+    trail = AuditTrail("sqlite:///:memory:", checkpoint_key=KEY, checkpoint_every=50)
+    threads = [
+        threading.Thread(target=lambda: [trail.append(_record(tenant, n)) for n in range(100)])
+        for _ in range(4)
+    ]
+    verifier_results: list[bool] = []
+    verifier = threading.Thread(
+        target=lambda: verifier_results.extend(trail.verify(tenant).ok for _ in range(20))
+    )
+    for thread in [*threads, verifier]:
+        thread.start()
+    for thread in [*threads, verifier]:
+        thread.join()
+    assert all(verifier_results)
+    result = trail.verify(tenant)
+    assert (result.ok, result.records, result.checkpoints) == (True, 400, 8)
+
+
+def test_a_chain_written_without_the_key_is_reported_unsigned_by_a_keyed_verify(
+    database_url, tenant
+):
+    AuditTrail(database_url).append(_record(tenant))
+    result = AuditTrail(database_url, checkpoint_key=KEY).verify(tenant)
+    assert (result.ok, result.first_bad_seq) == (False, 1)
+    assert "not signed" in result.reason
+
+
 # -- STOR-09: tampering is named by its first bad sequence number --------------------------
 
 
