@@ -211,7 +211,7 @@ class FunctionWrapper:
 
     Example::
 
-        FunctionWrapper(multiply).execute({"x": 2, "y": 3})  # {"result": 6}
+        FunctionWrapper(multiply).execute({"x": 2, "y": 3})   # {"result": 6}
         node = FunctionWrapper(multiply).to_node(name="multiplier")
     """
 
