@@ -28,15 +28,32 @@ import json
 import math
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from kailash_nb.sdk_exceptions import KailashException
-from kailash_nb.store.database import get_engine
+from kailash_nb.store.audit_records import (
+    AUDIT_DECISIONS,
+    AUDIT_KEY_ENV,
+    GENESIS_HASH,
+    MIN_AUDIT_KEY_BYTES,
+    AuditEntry,
+    AuditRecord,
+    AuditRecordError,
+    AuditTrailError,
+    AuditUnavailableError,
+    StoredRecord,
+    VerifyResult,
+    chain_hash,
+    checkpoint_key_bytes,
+    record_hash,
+    stored_form,
+)
+from kailash_nb.store.database import SQLITE_BUSY_TIMEOUT_MS, get_engine
 from kailash_nb.store.schema import audit_checkpoints, audit_heads, audit_records, migrate
 from kailash_nb.store.urls import redact_url
 
@@ -55,263 +72,53 @@ __all__ = [
     "record_hash",
 ]
 
-#: The decisions a record may carry.
-AUDIT_DECISIONS = ("allow", "deny")
-#: Environment variable the ``kailash-nb audit`` commands read the checkpoint key from.
-AUDIT_KEY_ENV = "KAILASH_NB_AUDIT_KEY"
-#: Shortest checkpoint key accepted (the same bar as an HS256 token secret).
-MIN_AUDIT_KEY_BYTES = 32
-#: The ``prev_hash`` of a tenant's first record.
-GENESIS_HASH = "0" * 64
-
-_HASH_VERSION = 1
 _MAX_ATTEMPTS = 50
-_LIMITS = {"tenant_id": 256, "subject": 256, "action": 64, "run_id": 64}
 
 
-class AuditTrailError(KailashException):
-    """Base class of the audit trail's errors."""
-
-
-class AuditRecordError(AuditTrailError, ValueError):
-    """A record cannot be stored as given (a missing field, an unknown decision,
-    extras that are not JSON)."""
-
-
-class AuditUnavailableError(AuditTrailError):
-    """The audit store cannot be written or read (down, locked, misconfigured): the
-    caller must fail closed rather than act without its audit record."""
-
-
-@dataclass(frozen=True)
-class AuditRecord:
-    """One access decision or run: who (``tenant_id``, ``subject``) did what
-    (``action``) to what (``resource``), and whether it was allowed.
-
-    ``rule_ids`` are the policy rules that decided; ``cached`` marks a decision
-    answered from the decision cache; ``at`` (seconds since the epoch, kept to the
-    microsecond) is filled in on append when ``None``; ``detail`` holds JSON-safe extras.
-    """
-
-    tenant_id: str
-    subject: str
-    action: str
-    resource: str
-    decision: str
-    rule_ids: tuple[str, ...] = ()
-    run_id: str | None = None
-    cached: bool = False
-    at: float | None = None
-    detail: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    """A stored record with its place in its tenant's chain."""
-
-    seq: int
-    record: AuditRecord
-    prev_hash: str
-    hash: str
-
-    def as_dict(self) -> dict[str, Any]:
-        """The entry as JSON-safe plain data (what ``kailash-nb audit show --json`` prints)."""
-        record = self.record
-        return {
-            "tenant_id": record.tenant_id,
-            "seq": self.seq,
-            "at": record.at,
-            "subject": record.subject,
-            "action": record.action,
-            "resource": record.resource,
-            "decision": record.decision,
-            "rule_ids": list(record.rule_ids),
-            "run_id": record.run_id,
-            "cached": record.cached,
-            "detail": record.detail,
-            "prev_hash": self.prev_hash,
-            "hash": self.hash,
-        }
-
-
-@dataclass(frozen=True)
-class VerifyResult:
-    """The outcome of :meth:`AuditTrail.verify`.
-
-    ``ok`` is false when a chain is broken: ``tenant_id`` and ``first_bad_seq`` name
-    the first bad record (for a lost tail, the first missing sequence number) and
-    ``reason`` says what is wrong with it. ``records`` and ``checkpoints`` count what
-    was checked; ``signed`` says whether signatures were checked (a key was given).
-    """
-
-    ok: bool
-    tenant_id: str | None = None
-    first_bad_seq: int | None = None
-    reason: str | None = None
-    tenants: int = 0
-    records: int = 0
-    checkpoints: int = 0
-    signed: bool = False
-
-    def __bool__(self) -> bool:
-        return self.ok
-
-    @property
-    def message(self) -> str:
-        """One line for people: what was checked, or the first bad record and why."""
-        if self.ok:
-            signed = "signatures checked" if self.signed else "signatures NOT checked (no key)"
-            return (
-                f"audit trail ok: {self.records} records in {self.tenants} tenant(s), "
-                f"{self.checkpoints} checkpoint(s), {signed}"
-            )
-        return (
-            f"audit trail broken: tenant {self.tenant_id!r} seq {self.first_bad_seq}: {self.reason}"
-        )
-
-
-def _canonical_json(value: Any, what: str) -> str:
-    try:
-        return json.dumps(
-            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        )
-    except (TypeError, ValueError) as exc:
-        raise AuditRecordError(f"audit record {what} is not JSON-safe: {exc}") from None
-
-
-def record_hash(
-    tenant_id: str,
-    seq: int,
-    at_us: int,
-    subject: str,
-    action: str,
-    resource: str,
-    decision: str,
-    rule_ids_json: str,
-    run_id: str | None,
-    cached: bool,
-    detail_json: str,
-    prev_hash: str,
-) -> str:
-    """The SHA-256 (hex) of one record's canonical content and its predecessor's hash.
-
-    Every field is length-delimited (a JSON array), so no two different records share
-    the hashed text.
-    """
-    content = json.dumps(
-        [
-            _HASH_VERSION,
-            tenant_id,
-            seq,
-            at_us,
-            subject,
-            action,
-            resource,
-            decision,
-            rule_ids_json,
-            run_id,
-            bool(cached),
-            detail_json,
-            prev_hash,
-        ],
-        separators=(",", ":"),
-        ensure_ascii=False,
+# Built once: statement construction is most of an append's Python cost.
+_SELECT_HEAD = sa.select(audit_heads.c.seq, audit_heads.c.hash).where(
+    audit_heads.c.tenant_id == sa.bindparam("b_tenant")
+)
+_SELECT_HEAD_FOR_UPDATE = _SELECT_HEAD.with_for_update()
+_INSERT_HEAD = audit_heads.insert()
+_INSERT_RECORD = audit_records.insert()
+_INSERT_CHECKPOINT = audit_checkpoints.insert()
+_ADVANCE_HEAD = (
+    audit_heads.update()
+    .where(
+        (audit_heads.c.tenant_id == sa.bindparam("b_tenant"))
+        & (audit_heads.c.seq == sa.bindparam("b_from"))
     )
-    return hashlib.sha256(content.encode("utf-8")).hexdigest()
-
-
-def _check_text(record: AuditRecord, name: str, optional: bool = False) -> None:
-    value = getattr(record, name)
-    if optional and value is None:
-        return
-    if not isinstance(value, str) or not value:
-        raise AuditRecordError(f"audit record {name} must be a non-empty str, got {value!r:.80}")
-    limit = _LIMITS.get(name)
-    if limit is not None and len(value) > limit:
-        raise AuditRecordError(f"audit record {name} is {len(value)} characters; at most {limit}")
-
-
-@dataclass(frozen=True)
-class _Row:
-    """A validated record in its stored form."""
-
-    tenant_id: str
-    at_us: int
-    subject: str
-    action: str
-    resource: str
-    decision: str
-    rule_ids_json: str
-    run_id: str | None
-    cached: bool
-    detail_json: str
-
-
-def _stored_form(record: AuditRecord, now: float) -> _Row:
-    if not isinstance(record, AuditRecord):
-        raise AuditRecordError(f"expected an AuditRecord, got {type(record).__name__}")
-    for name in ("tenant_id", "subject", "action", "resource", "decision"):
-        _check_text(record, name)
-    _check_text(record, "run_id", optional=True)
-    if record.decision not in AUDIT_DECISIONS:
-        raise AuditRecordError(
-            f"audit record decision must be one of {AUDIT_DECISIONS}, got {record.decision!r:.40}"
-        )
-    rule_ids = record.rule_ids
-    if isinstance(rule_ids, str) or not all(isinstance(rule, str) for rule in rule_ids):
-        raise AuditRecordError(
-            f"audit record rule_ids must be a tuple of str, got {rule_ids!r:.80}"
-        )
-    if not isinstance(record.detail, dict):
-        raise AuditRecordError(
-            f"audit record detail must be a dict, got {type(record.detail).__name__}"
-        )
-    at = now if record.at is None else record.at
-    if isinstance(at, bool) or not isinstance(at, (int, float)) or not math.isfinite(at):
-        raise AuditRecordError(f"audit record at must be a finite number, got {at!r:.40}")
-    return _Row(
-        tenant_id=record.tenant_id,
-        at_us=round(at * 1_000_000),
-        subject=record.subject,
-        action=record.action,
-        resource=record.resource,
-        decision=record.decision,
-        rule_ids_json=_canonical_json(list(rule_ids), "rule_ids"),
-        run_id=record.run_id,
-        cached=bool(record.cached),
-        detail_json=_canonical_json(record.detail, "detail"),
+    .values(
+        seq=sa.bindparam("b_seq"),
+        hash=sa.bindparam("b_hash"),
+        mac=sa.bindparam("b_mac"),
+        updated_at=sa.bindparam("b_now"),
     )
+)
+
+# One lock per SQLite engine: this process's writers queue here instead of polling
+# SQLite's write lock (which other processes still arbitrate with BEGIN IMMEDIATE).
+_writer_locks: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+_writer_locks_guard = threading.Lock()
 
 
-def _row_hash(row: Any, seq: int, prev_hash: str) -> str:
-    return record_hash(
-        row.tenant_id,
-        seq,
-        row.at_us,
-        row.subject,
-        row.action,
-        row.resource,
-        row.decision,
-        row.rule_ids_json if isinstance(row, _Row) else row.rule_ids,
-        row.run_id,
-        bool(row.cached),
-        row.detail_json if isinstance(row, _Row) else row.detail,
-        prev_hash,
-    )
-
-
-def _check_key(key: bytes | None) -> bytes | None:
-    if key is None:
+def _local_writer_lock(engine: Engine) -> threading.Lock | None:
+    if engine.dialect.name != "sqlite":
         return None
-    if isinstance(key, str):
-        key = key.encode("utf-8")
-    if not isinstance(key, (bytes, bytearray)):
-        raise TypeError(f"checkpoint_key must be bytes, got {type(key).__name__}")
-    if len(key) < MIN_AUDIT_KEY_BYTES:
-        raise ValueError(
-            f"checkpoint_key must be at least {MIN_AUDIT_KEY_BYTES} bytes, got {len(key)}"
-        )
-    return bytes(key)
+    with _writer_locks_guard:
+        lock = _writer_locks.get(engine)
+        if lock is None:
+            lock = _writer_locks[engine] = threading.Lock()
+        return lock
+
+
+def _is_memory(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:")
+
+
+class _Contended(Exception):
+    """Another writer is in the way; the append is tried again."""
 
 
 class AuditTrail:
@@ -325,11 +132,14 @@ class AuditTrail:
             and :meth:`verify` catches edits and deletions but cannot prove that a
             chain's tail was not cut off.
         checkpoint_every: sign a checkpoint every this many records of a tenant.
+        timeout: seconds an append may wait for other writers (a locked database)
+            before it raises :class:`AuditUnavailableError`.
         engine: an engine to use instead of ``database_url`` (a tenant's database).
 
     Raises:
         StoreConfigurationError: a bad database URL.
-        ValueError: a key shorter than 32 bytes or ``checkpoint_every`` below 1.
+        ValueError: a key shorter than 32 bytes, ``checkpoint_every`` below 1 or a
+            ``timeout`` that is not positive.
     """
 
     def __init__(
@@ -338,6 +148,7 @@ class AuditTrail:
         *,
         checkpoint_key: bytes | None = None,
         checkpoint_every: int = 1000,
+        timeout: float = 10.0,
         engine: Engine | None = None,
     ) -> None:
         if (
@@ -346,7 +157,15 @@ class AuditTrail:
             or checkpoint_every < 1
         ):
             raise ValueError(f"checkpoint_every must be an int >= 1, got {checkpoint_every!r}")
-        self._key = _check_key(checkpoint_key)
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, (int, float))
+            or not timeout > 0
+            or not math.isfinite(timeout)
+        ):
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        self.timeout = float(timeout)
+        self._key = checkpoint_key_bytes(checkpoint_key)
         self.checkpoint_every = checkpoint_every
         self.engine = engine if engine is not None else get_engine(database_url)
         self._migrated = False
@@ -381,15 +200,19 @@ class AuditTrail:
             AuditUnavailableError: the store cannot be written; nothing is stored.
         """
         now = time.time()
-        rows = [_stored_form(record, now) for record in records]
+        rows = [stored_form(record, now) for record in records]
         if not rows:
             return []
         self._ensure_schema()
+        deadline = time.monotonic() + self.timeout
         last_error: Exception | None = None
         for attempt in range(_MAX_ATTEMPTS):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
             try:
-                return self._append_once(rows)
-            except sa.exc.IntegrityError as exc:
+                return self._append_once(rows, remaining)
+            except (sa.exc.IntegrityError, _Contended) as exc:
                 # Another writer created the tenant's head or took the number first.
                 last_error = exc
             except sa.exc.OperationalError as exc:
@@ -398,86 +221,114 @@ class AuditTrail:
                 last_error = exc
             except sa.exc.DBAPIError as exc:
                 raise self._unavailable("write", exc) from exc
-            time.sleep(min(0.001 * (2 ** min(attempt, 6)), 0.05))
+            time.sleep(
+                min(0.001 * (2 ** min(attempt, 6)), 0.05, max(deadline - time.monotonic(), 0))
+            )
         raise self._unavailable(
-            f"write (still contended after {_MAX_ATTEMPTS} attempts)", last_error
+            f"write still blocked by other writers after {self.timeout:g} s", last_error
         ) from last_error
 
-    def _append_once(self, rows: Sequence[_Row]) -> list[int]:
+    def _append_once(self, rows: Sequence[StoredRecord], wait: float) -> list[int]:
+        started = time.monotonic()
+        lock = _local_writer_lock(self.engine)
+        if lock is not None and not lock.acquire(timeout=wait):
+            raise _Contended("another thread of this process holds the write lock")
+        try:
+            with self.engine.connect() as connection:
+                try:
+                    _begin_write(connection, max(wait - (time.monotonic() - started), 0.001))
+                    numbers = self._write(connection, rows)
+                    connection.commit()
+                except BaseException:
+                    connection.rollback()
+                    raise
+                finally:
+                    _end_write(connection)
+        finally:
+            if lock is not None:
+                lock.release()
+        return numbers
+
+    def _write(self, connection: Connection, rows: Sequence[StoredRecord]) -> list[int]:
+        # Heads are locked in tenant order, so two batches never wait on each other.
+        heads = {
+            tenant_id: self._lock_head(connection, tenant_id)
+            for tenant_id in sorted({row.tenant_id for row in rows})
+        }
+        locked = dict(heads)
         numbers: list[int] = []
-        with self.engine.connect() as connection:
-            try:
-                _begin_write(connection)
-                heads: dict[str, tuple[int, str]] = {}
-                records: list[dict[str, Any]] = []
-                checkpoints: list[dict[str, Any]] = []
-                now = time.time()
-                for row in rows:
-                    if row.tenant_id not in heads:
-                        heads[row.tenant_id] = self._lock_head(connection, row.tenant_id)
-                    seq, prev_hash = heads[row.tenant_id]
-                    seq += 1
-                    digest = _row_hash(row, seq, prev_hash)
-                    heads[row.tenant_id] = (seq, digest)
-                    numbers.append(seq)
-                    records.append(
-                        {
-                            "tenant_id": row.tenant_id,
-                            "seq": seq,
-                            "at_us": row.at_us,
-                            "subject": row.subject,
-                            "action": row.action,
-                            "resource": row.resource,
-                            "decision": row.decision,
-                            "rule_ids": row.rule_ids_json,
-                            "run_id": row.run_id,
-                            "cached": row.cached,
-                            "detail": row.detail_json,
-                            "prev_hash": prev_hash,
-                            "hash": digest,
-                        }
-                    )
-                    if self._key is not None and seq % self.checkpoint_every == 0:
-                        checkpoints.append(
-                            {
-                                "tenant_id": row.tenant_id,
-                                "seq": seq,
-                                "hash": digest,
-                                "at": now,
-                                "mac": self._mac("checkpoint", row.tenant_id, seq, digest),
-                            }
-                        )
-                connection.execute(audit_records.insert(), records)
-                if checkpoints:
-                    connection.execute(audit_checkpoints.insert(), checkpoints)
-                for tenant_id, (seq, digest) in heads.items():
-                    mac = self._mac("head", tenant_id, seq, digest) if self._key else None
-                    connection.execute(
-                        audit_heads.update()
-                        .where(audit_heads.c.tenant_id == tenant_id)
-                        .values(seq=seq, hash=digest, mac=mac, updated_at=now)
-                    )
-                connection.commit()
-            except BaseException:
-                connection.rollback()
-                raise
+        records: list[dict[str, Any]] = []
+        checkpoints: list[dict[str, Any]] = []
+        now = time.time()
+        for row in rows:
+            seq, prev_hash = heads[row.tenant_id]
+            seq += 1
+            digest = chain_hash(row, seq, prev_hash)
+            heads[row.tenant_id] = (seq, digest)
+            numbers.append(seq)
+            records.append(
+                {
+                    "tenant_id": row.tenant_id,
+                    "seq": seq,
+                    "at_us": row.at_us,
+                    "subject": row.subject,
+                    "action": row.action,
+                    "resource": row.resource,
+                    "decision": row.decision,
+                    "rule_ids": row.rule_ids,
+                    "run_id": row.run_id,
+                    "cached": row.cached,
+                    "detail": row.detail,
+                    "prev_hash": prev_hash,
+                    "hash": digest,
+                }
+            )
+            if self._key is not None and seq % self.checkpoint_every == 0:
+                checkpoints.append(
+                    {
+                        "tenant_id": row.tenant_id,
+                        "seq": seq,
+                        "hash": digest,
+                        "at": now,
+                        "mac": self._mac("checkpoint", row.tenant_id, seq, digest),
+                    }
+                )
+        connection.execute(_INSERT_RECORD, records)
+        if checkpoints:
+            connection.execute(_INSERT_CHECKPOINT, checkpoints)
+        for tenant_id, (seq, digest) in heads.items():
+            moved = connection.execute(
+                _ADVANCE_HEAD,
+                {
+                    "b_tenant": tenant_id,
+                    "b_from": locked[tenant_id][0],
+                    "b_seq": seq,
+                    "b_hash": digest,
+                    "b_mac": self._mac("head", tenant_id, seq, digest) if self._key else None,
+                    "b_now": now,
+                },
+            )
+            if moved.rowcount != 1:
+                # Never expected under the head lock; the chain end moved: start again.
+                raise _Contended(f"the chain end of tenant {tenant_id!r} moved")
         return numbers
 
     def _lock_head(self, connection: Connection, tenant_id: str) -> tuple[int, str]:
-        query = sa.select(audit_heads.c.seq, audit_heads.c.hash).where(
-            audit_heads.c.tenant_id == tenant_id
-        )
-        if connection.dialect.name != "sqlite":
-            query = query.with_for_update()
-        head = connection.execute(query).first()
+        query = _SELECT_HEAD if connection.dialect.name == "sqlite" else _SELECT_HEAD_FOR_UPDATE
+        head = connection.execute(query, {"b_tenant": tenant_id}).first()
         if head is not None:
             return int(head.seq), head.hash
         # The tenant's first record: a concurrent creator makes this insert fail with an
         # IntegrityError, and the append is retried against its head.
         connection.execute(
-            audit_heads.insert().values(
-                tenant_id=tenant_id, seq=0, hash=GENESIS_HASH, mac=None, updated_at=time.time()
-            )
+            _INSERT_HEAD,
+            {
+                "tenant_id": tenant_id,
+                "seq": 0,
+                "hash": GENESIS_HASH,
+                "mac": None,
+                "updated_at": time.time(),
+            },
         )
         return 0, GENESIS_HASH
 
@@ -613,19 +464,12 @@ class AuditTrail:
                 checkpoints=len(checkpoints),
             )
 
-        # The head and checkpoints say how far the chain reaches; a forged one is
-        # refused before it is believed.
+        # Checkpoints say how far the chain reached; a forged one is not believed.
         if self._key is not None:
-            if (
-                head is not None
-                and head.seq > 0
-                and not _same(head.mac, self._mac("head", tenant_id, int(head.seq), head.hash))
-            ):
-                return bad(int(head.seq), "the chain end's signature does not match", 0)
             for seq in sorted(checkpoints):
                 point = checkpoints[seq]
                 if not _same(point.mac, self._mac("checkpoint", tenant_id, seq, point.hash)):
-                    return bad(seq, f"checkpoint {seq}'s signature does not match", 0)
+                    return bad(seq, f"checkpoint {seq}'s signature does not match (forged)", 0)
 
         query = (
             sa.select(audit_records)
@@ -643,27 +487,46 @@ class AuditTrail:
                     count,
                 )
             if row.prev_hash != prev_hash:
-                return bad(seq, "its previous-hash link does not match the record before it", count)
-            if _row_hash(row, seq, prev_hash) != row.hash:
+                return bad(
+                    seq,
+                    f"its link to record {seq - 1} does not match that record's hash "
+                    f"(record {seq - 1} was replaced or this link edited)",
+                    count,
+                )
+            if chain_hash(row, seq, prev_hash) != row.hash:
                 return bad(seq, "its content does not match its hash (edited)", count)
             point = checkpoints.get(seq)
             if point is not None and point.hash != row.hash:
-                return bad(seq, f"its hash differs from checkpoint {seq}'s", count)
+                return bad(seq, f"its hash differs from checkpoint {seq}'s (rewritten)", count)
             prev_hash, expected_seq, count = row.hash, seq + 1, count + 1
         last = expected_seq - 1
-        reach = max([int(head.seq)] if head is not None else [], default=0)
-        reach = max([reach, *checkpoints])
+        head_signed = (
+            head is not None
+            and self._key is not None
+            and _same(head.mac, self._mac("head", tenant_id, int(head.seq), head.hash))
+        )
+        reaches = [(seq, f"checkpoint {seq}") for seq in checkpoints]
+        if head is not None and (self._key is None or head_signed):
+            reaches.append((int(head.seq), "chain end"))
+        reach, source = max(reaches, default=(0, ""))
         if reach > last:
-            source = "checkpoint" if reach in checkpoints else "chain end"
             return bad(
                 last + 1,
                 f"records {last + 1}..{reach} missing (truncated): the {source} reaches {reach}",
                 count,
             )
-        if head is not None and (int(head.seq) != last or head.hash != prev_hash):
+        if head is None:
+            if count:
+                return bad(last, "the tenant's chain end is missing", count)
+        elif self._key is not None and not head_signed:
+            why = (
+                "is not signed (written without a checkpoint key, or its signature removed)"
+                if head.mac is None
+                else "signature does not match (rewritten)"
+            )
+            return bad(int(head.seq), f"the chain end {why}", count)
+        elif int(head.seq) != last or head.hash != prev_hash:
             return bad(last, "the chain end does not match the last record", count)
-        if head is None and count:
-            return bad(last, "the tenant's chain end is missing", count)
         return VerifyResult(ok=True, records=count, checkpoints=len(checkpoints))
 
     # -- plumbing --------------------------------------------------------------------
@@ -682,13 +545,18 @@ class AuditTrail:
 
     def _read(self, work: Any) -> Any:
         self._ensure_schema()
+        # An in-memory database is one connection shared by every thread: reads queue
+        # behind writes there rather than end a transaction another thread began.
+        lock = _local_writer_lock(self.engine) if _is_memory(self.engine) else None
+        if lock is not None and not lock.acquire(timeout=self.timeout):
+            raise self._unavailable(f"read still blocked after {self.timeout:g} s", None)
         try:
             with self.engine.connect() as connection:
                 if connection.dialect.name == "postgresql":
                     connection.exec_driver_sql(
                         "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"
                     )
-                elif connection.dialect.name == "sqlite":
+                elif lock is None and connection.dialect.name == "sqlite":
                     # A read transaction: one consistent snapshot for the whole read.
                     connection.exec_driver_sql("BEGIN")
                 try:
@@ -697,6 +565,9 @@ class AuditTrail:
                     connection.rollback()
         except sa.exc.DBAPIError as exc:
             raise self._unavailable("read", exc) from exc
+        finally:
+            if lock is not None:
+                lock.release()
 
     def _unavailable(self, what: str, exc: BaseException | None) -> AuditUnavailableError:
         cause = f": {type(exc).__name__}: {_first_line(exc)}" if exc is not None else ""
@@ -705,18 +576,42 @@ class AuditTrail:
         )
 
 
-def _begin_write(connection: Connection) -> None:
-    """Start the append's transaction holding the database's write lock (SQLite) so the
-    head read below is the latest; PostgreSQL locks the head row itself."""
+def _begin_write(connection: Connection, wait: float) -> None:
+    """Start the append's transaction, waiting at most ``wait`` seconds for locks.
+
+    SQLite: take the database's write lock first (``BEGIN IMMEDIATE``), so the head
+    read next is the latest. PostgreSQL locks the head row itself (``FOR UPDATE``).
+    """
+    wait_ms = max(int(wait * 1000), 1)
     if connection.dialect.name == "sqlite":
+        if _is_memory(connection.engine):
+            return  # one shared connection: this process's writer lock is the lock
+        connection.exec_driver_sql(f"PRAGMA busy_timeout = {wait_ms}")
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+    elif connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SET LOCAL lock_timeout = {wait_ms}")
+
+
+def _end_write(connection: Connection) -> None:
+    """Give a pooled SQLite connection back with the store's usual busy timeout."""
+    if connection.dialect.name == "sqlite" and not _is_memory(connection.engine):
+        try:
+            connection.exec_driver_sql(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        except sa.exc.DBAPIError:
+            connection.invalidate()
 
 
 def _is_contention(exc: sa.exc.OperationalError) -> bool:
     text = str(exc.orig).lower()
     return any(
         marker in text
-        for marker in ("database is locked", "deadlock", "could not serialize", "busy")
+        for marker in (
+            "database is locked",
+            "deadlock",
+            "could not serialize",
+            "busy",
+            "lock timeout",
+        )
     )
 
 
