@@ -24,6 +24,8 @@ Data flow contract (identical for every runtime):
   ``{"error": message, "error_type": exception class name, "failed": True}`` and the
   run goes on; the run still ends ``failed`` (``kailash_nb.run_status``): its final
   event says so, and ``outcome()`` lists the failed nodes.
+- A node the run's guard refuses (``kailash_nb.runtime.guard``, access control) fails
+  and stops the run whether or not anything depends on it; nothing downstream runs.
 
 Scheduling: a workflow that is a single file of synchronous nodes runs inline in the
 caller's thread with no event loop. Anything else runs on an anyio event loop:
