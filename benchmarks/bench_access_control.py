@@ -12,6 +12,13 @@ Three layouts: the rules spread over 30 workflows plus 50 rules for any workflow
 on the requested workflow; and all 200 there with every allow rule conditional, so every
 allow condition is evaluated too (the worst case: no unconditional allow decides first).
 
+With ``--runtime``: the 5-node chain (``benchmarks/bench_engine.py``'s) executed under
+``AccessControlledRuntime`` (a policy allowing the caller, cached decisions) against
+``LocalRuntime``, in executions per second and as a ratio (target: >= 50 % with audit
+on): without audit, with audit written per run (``audit_write="sync"``, the default) and
+batched (``audit_write="batched"``, the time to store every record included). Each run
+makes 12 audit records (the workflow, 5 node executions, 5 outputs read, the run).
+
 Microseconds per decision: the fastest of 9 runs (20,000 decisions a run for the cached
 decision, 2,000 otherwise), the run least disturbed by other processes, which is what
 the targets are checked against; the median is printed beside it. Run:
@@ -21,6 +28,8 @@ the targets are checked against; the median is printed beside it. Run:
 from __future__ import annotations
 
 import statistics
+import sys
+import tempfile
 import time
 
 from kailash_nb.access_control import (
@@ -137,5 +146,82 @@ def main() -> None:
         )
 
 
+def chain(length: int = 5):
+    """The 5-node chain of ``bench_engine.py`` (``result = x + 1``), as workflow ``chain``."""
+    from kailash_nb.workflow.builder import WorkflowBuilder
+
+    builder = WorkflowBuilder()
+    for index in range(length):
+        builder.add_node("PythonCodeNode", f"n{index}", {"code": "result = x + 1"})
+        if index:
+            builder.add_connection(f"n{index - 1}", "result", f"n{index}", "x")
+    return builder.build(workflow_id="chain")
+
+
+def executions_per_second(
+    execute, after=lambda: None, executions: int = 500, runs: int = 7
+) -> float:
+    """The best of ``runs`` batches of ``executions`` calls of ``execute`` (each batch
+    ended by ``after``, which is timed too), per second."""
+    execute()
+    after()
+    best = float("inf")
+    for _ in range(runs):
+        started = time.perf_counter()
+        for _ in range(executions):
+            execute()
+        after()
+        best = min(best, time.perf_counter() - started)
+    return executions / best
+
+
+def runtime_main() -> None:
+    """Print the 5-node chain's executions/s under AccessControlledRuntime vs LocalRuntime."""
+    from kailash_nb.runtime.access_controlled import AccessControlledRuntime
+    from kailash_nb.runtime.local import LocalRuntime
+
+    workflow = chain()
+    parameters = {"n0": {"x": 0}}
+    rules = [
+        PermissionRule("run", "workflow", "chain", Action.EXECUTE, "allow", role="analyst"),
+        PermissionRule("read", "workflow", "chain", Action.READ_OUTPUT, "allow", role="analyst"),
+    ]
+    caller = UserContext("alice", "acme", roles=["analyst"])
+    local = LocalRuntime()
+    baseline = executions_per_second(lambda: local.execute(workflow, parameters=parameters))
+    print(f"{'LocalRuntime':55s} {baseline:9.0f} executions/s")
+    with tempfile.TemporaryDirectory() as directory:
+        setups = [
+            ("AccessControlledRuntime, audit off", {}),
+            ("AccessControlledRuntime, audit on (sync)", {"audit_enabled": True}),
+            (
+                "AccessControlledRuntime, audit on (batched)",
+                {"audit_enabled": True, "audit_write": "batched"},
+            ),
+        ]
+        for index, (name, options) in enumerate(setups):
+            runtime = AccessControlledRuntime(
+                manager=AccessControlManager(rules=rules),
+                database_url=f"sqlite:///{directory}/audit{index}.db",
+                **options,
+            )
+
+            def run(runtime=runtime) -> None:
+                runtime.execute(workflow, parameters=parameters, user_context=caller)
+
+            # flush_audit: the time to store every record counts.
+            rate = executions_per_second(run, runtime.flush_audit)
+            runtime.close()
+            audited = "audit_enabled" in options
+            verdict = ("ok" if rate >= baseline / 2 else "UNDER") if audited else "-"
+            print(
+                f"{name:55s} {rate:9.0f} executions/s  {rate / baseline:6.1%} of LocalRuntime"
+                f"{'  target >= 50 %: ' + verdict if audited else ''}"
+            )
+
+
 if __name__ == "__main__":
-    main()
+    if "--runtime" in sys.argv[1:]:
+        runtime_main()
+    else:
+        main()

@@ -573,3 +573,31 @@ def test_add_input_connection_delivers_the_run_parameter():
     builder.add_node("PythonCodeNode", "a", {"code": "result = x * 2"})
     builder.add_input_connection("a", "x", "inp")
     assert LocalRuntime().execute(builder.build(), parameters={"inp": 4})[0] == {"a": {"result": 8}}
+
+
+def test_access_controlled_runtime_checks_by_default_and_fails_a_denied_node():
+    # Kailash 2.65: checks only when the global manager is enabled (it is not by
+    # default), and a denied node returned {} to its dependents.
+    from kailash_nb.runtime.access_controlled import (
+        AccessControlledRuntime,
+        NodeAccessDeniedError,
+    )
+
+    user = UserContext(user_id="u", tenant_id="t", roles=["r"])
+    builder = WorkflowBuilder()
+    builder.add_node("PythonCodeNode", "a", {"code": "result = 1"})
+    builder.add_node("PythonCodeNode", "b", {"code": "result = x"})
+    builder.add_connection("a", "result", "b", "x")
+    workflow = builder.build(workflow_id="w")
+    with pytest.raises(PermissionError):
+        AccessControlledRuntime(user).execute(workflow)
+    manager = AccessControlManager(
+        rules=[
+            PermissionRule("run", "workflow", "w", "execute", "allow", role="r"),
+            PermissionRule("no-a", "node", "a", "execute", "deny", role="r", workflow_id="w"),
+        ]
+    )
+    with pytest.raises(NodeAccessDeniedError, match="node 'a'"):
+        AccessControlledRuntime(user, manager=manager).execute(workflow)
+    with pytest.raises(TypeError, match="base_runtime"):
+        AccessControlledRuntime(user, base_runtime=object())

@@ -144,6 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
     from kailash_nb.cli import users
 
     users.add_parser(commands_parser)
+
+    from kailash_nb.cli import audit
+
+    audit.add_parser(commands_parser)
     return parser
 
 

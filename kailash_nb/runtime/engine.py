@@ -24,6 +24,8 @@ Data flow contract (identical for every runtime):
   ``{"error": message, "error_type": exception class name, "failed": True}`` and the
   run goes on; the run still ends ``failed`` (``kailash_nb.run_status``): its final
   event says so, and ``outcome()`` lists the failed nodes.
+- A node the run's guard refuses (``kailash_nb.runtime.guard``, access control) fails
+  and stops the run whether or not anything depends on it; nothing downstream runs.
 
 Scheduling: a workflow that is a single file of synchronous nodes runs inline in the
 caller's thread with no event loop. Anything else runs on an anyio event loop:
@@ -48,6 +50,7 @@ from kailash_nb import sdk_exceptions as errors
 from kailash_nb.runtime._cycles import CycleExecution
 from kailash_nb.runtime._run_events import RunEvents, make_timing
 from kailash_nb.runtime.events import EventBus, NodeTiming
+from kailash_nb.runtime.guard import NodeGuard
 from kailash_nb.runtime.node_errors import describe_node_error, raised_by_node
 from kailash_nb.runtime.outcome import NodeFailure, RunOutcome
 from kailash_nb.sdk_exceptions import NodeExecutionError
@@ -116,6 +119,9 @@ class WorkflowRun(CycleExecution, RunEvents):
     caller's objects; ``copy_cached=False`` hands them over as they are, for a caller
     that checks them itself before reusing them (the notebook digests them).
 
+    ``guard`` (a :class:`~kailash_nb.runtime.guard.NodeGuard`) is asked before each node
+    executes; a node it refuses fails and stops the run, dependents or not.
+
     ``on_output(node_id, outputs)`` is called when a node outside a cycle completes,
     before any node that depends on it starts (the notebook digests outputs there);
     ``on_failure(node_id, exception)`` when a node fails, with what the node raised.
@@ -138,6 +144,7 @@ class WorkflowRun(CycleExecution, RunEvents):
         copy_cached: bool = True,
         on_output: Callable[[str, dict[str, Any]], object] | None = None,
         on_failure: Callable[[str, BaseException], object] | None = None,
+        guard: NodeGuard | None = None,
     ) -> None:
         if not isinstance(workflow, Workflow):
             raise TypeError(
@@ -175,6 +182,7 @@ class WorkflowRun(CycleExecution, RunEvents):
         self._thread_limiter: anyio.CapacityLimiter | None = None
         self.on_output = on_output
         self.on_failure = on_failure
+        self.guard = guard
         self.cached = self._check_cached(cached_outputs, copy_cached)
         self._node_limiter: anyio.CapacityLimiter | None = None
         self._task_group: Any = None
@@ -307,7 +315,20 @@ class WorkflowRun(CycleExecution, RunEvents):
         if kwargs is _SKIP:
             self._skip(node_id, iteration)
             return None
+        if self.guard is not None:
+            refusal = self.guard.check_node(node_id)
+            if refusal is not None:
+                self._refused(node_id, refusal, iteration)
+                return None
         return kwargs
+
+    def _refused(self, node_id: str, exc: BaseException, iteration: int | None) -> None:
+        """The guard refused ``node_id``: it fails and the run stops there."""
+        if self.emitting:
+            self._emit_node(node_id, "failed", 0.0, error=exc, iteration=iteration)
+        if self.timeline is not None:
+            self._record(node_id, "failed", 0.0, exc, iteration)
+        self._stop(node_id, exc)
 
     def _run_node_inline(self, node_id: str, iteration: int | None = None) -> None:
         emitting = self.emitting

@@ -18,6 +18,7 @@ from kailash_nb._loop_thread import run_blocking
 from kailash_nb.runtime._admission import RunSlots
 from kailash_nb.runtime.engine import EngineSettings, WorkflowRun
 from kailash_nb.runtime.events import EventBus
+from kailash_nb.runtime.guard import NodeGuard
 from kailash_nb.runtime.outcome import RunOutcome
 from kailash_nb.sdk_exceptions import RuntimeExecutionError, WorkflowExecutionError
 from kailash_nb.workflow.graph import Workflow
@@ -255,14 +256,17 @@ class LocalRuntime:
             on_output=on_output,
             on_failure=on_failure,
         )
+        return self._routed(self._drive(run), run), run.run_id
+
+    def _drive(self, run: WorkflowRun) -> dict[str, dict[str, Any]]:
+        """Run ``run`` to its end in a run slot; its results (raises as ``execute``)."""
         if self._slots is not None:
             self._slots.acquire()
         try:
-            results = run.run_inline() if run.inline else run_blocking(run.run_async())
+            return run.run_inline() if run.inline else run_blocking(run.run_async())
         finally:
             if self._slots is not None:
                 self._slots.release()
-        return self._routed(results, run), run.run_id
 
     def execute_outcome(
         self,
@@ -281,17 +285,17 @@ class LocalRuntime:
                 (before any node runs; nothing was started).
         """
         run = self._new_run(workflow, parameters, None, run_id, node_events)
-        if self._slots is not None:
-            self._slots.acquire()
+        return self._drive_outcome(run)
+
+    def _drive_outcome(self, run: WorkflowRun) -> RunOutcome:
+        """Run ``run`` to its end in a run slot; how it ended (raises only for an end
+        the engine did not record)."""
         try:
-            run.run_inline() if run.inline else run_blocking(run.run_async())
+            self._drive(run)
         except WorkflowExecutionError:
             if run.status == "running":
                 raise  # not an end the engine recorded: let the caller see it
             # The run ended failed or timed out; its outcome says so.
-        finally:
-            if self._slots is not None:
-                self._slots.release()
         return run.outcome()
 
     async def execute_async(
@@ -313,14 +317,17 @@ class LocalRuntime:
             on_output=on_output,
             on_failure=on_failure,
         )
+        return self._routed(await self._drive_async(run), run), run.run_id
+
+    async def _drive_async(self, run: WorkflowRun) -> dict[str, dict[str, Any]]:
+        """Run ``run`` on the current event loop in a run slot; its results."""
         if self._slots is not None:
             await self._slots.acquire_async()
         try:
-            results = await run.run_async()
+            return await run.run_async()
         finally:
             if self._slots is not None:
                 self._slots.release()
-        return self._routed(results, run), run.run_id
 
     def close(self) -> None:
         """Refuse further runs and write pending history. Started runs finish normally."""
@@ -358,6 +365,7 @@ class LocalRuntime:
         copy_cached: bool = True,
         on_output: Callable[[str, dict[str, Any]], object] | None = None,
         on_failure: Callable[[str, BaseException], object] | None = None,
+        guard: NodeGuard | None = None,
     ) -> WorkflowRun:
         if self._closed:
             raise RuntimeExecutionError("this runtime is closed; create a new one")
@@ -376,4 +384,5 @@ class LocalRuntime:
             copy_cached=copy_cached,
             on_output=on_output,
             on_failure=on_failure,
+            guard=guard,
         )

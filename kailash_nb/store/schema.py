@@ -216,6 +216,62 @@ def _create_v5(connection: Connection) -> None:
     metadata.create_all(connection, tables=[gateway_runs])
 
 
+# Version 6: the access-control audit trail (kailash_nb.store.audit_trail). Records
+# are hash-chained per tenant: ``seq`` counts from 1 without gaps, ``hash`` covers the
+# record's canonical content and ``prev_hash``. The (tenant_id, seq) key is what makes
+# a fork impossible: two writers can never both store a record number n.
+audit_records = sa.Table(
+    "kailash_nb_audit_records",
+    metadata,
+    sa.Column("tenant_id", sa.String(256), primary_key=True),
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    # Microseconds since the epoch: an integer, so the hash never depends on float text.
+    sa.Column("at_us", sa.BigInteger, nullable=False),
+    sa.Column("subject", sa.String(256), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("resource", sa.Text, nullable=False),
+    sa.Column("decision", sa.String(8), nullable=False),
+    # Canonical JSON text (what the hash covers), never re-encoded by the database.
+    sa.Column("rule_ids", sa.Text, nullable=False),
+    sa.Column("run_id", sa.String(64)),
+    sa.Column("cached", sa.Boolean, nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Index("ix_kailash_nb_audit_records_at", "at_us"),
+    sa.Index("ix_kailash_nb_audit_records_tenant_at", "tenant_id", "at_us"),
+)
+
+# One row per tenant: the end of its chain. Every append locks and advances it in the
+# record's transaction, so writers of one tenant (threads or processes) take turns.
+# ``mac`` is the HMAC of (tenant, seq, hash) when the trail has a checkpoint key.
+audit_heads = sa.Table(
+    "kailash_nb_audit_heads",
+    metadata,
+    sa.Column("tenant_id", sa.String(256), primary_key=True),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("mac", sa.String(64)),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+# HMAC-signed (tenant, seq, hash) every ``checkpoint_every`` records of a tenant:
+# a chain that ends before its last checkpoint has lost its tail.
+audit_checkpoints = sa.Table(
+    "kailash_nb_audit_checkpoints",
+    metadata,
+    sa.Column("tenant_id", sa.String(256), primary_key=True),
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("mac", sa.String(64), nullable=False),
+)
+
+
+def _create_v6(connection: Connection) -> None:
+    metadata.create_all(connection, tables=[audit_records, audit_heads, audit_checkpoints])
+
+
 #: Ordered migrations: each brings the schema from ``version - 1`` to ``version``.
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _create_v1),
@@ -223,6 +279,7 @@ MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (3, _create_v3),
     (4, _create_v4),
     (5, _create_v5),
+    (6, _create_v6),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

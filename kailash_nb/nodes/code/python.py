@@ -207,10 +207,12 @@ class CodeExecutor:
 
 
 class FunctionWrapper:
-    """A Python function seen as a node (Kailash's ``FunctionWrapper``)::
+    """A Python function seen as a node (Kailash's ``FunctionWrapper``).
 
-    FunctionWrapper(multiply).execute({"x": 2, "y": 3})   # {"result": 6}
-    node = FunctionWrapper(multiply).to_node(name="multiplier")
+    Example::
+
+        FunctionWrapper(multiply).execute({"x": 2, "y": 3})   # {"result": 6}
+        node = FunctionWrapper(multiply).to_node(name="multiplier")
     """
 
     def __init__(self, func: Callable[..., Any], executor: CodeExecutor | None = None) -> None:

@@ -1,0 +1,160 @@
+"""``kailash-nb audit``: verify and list the access-control audit trail.
+
+The trail lives in the store given by ``--database-url`` (default:
+``KAILASH_NB_DATABASE_URL`` or the default SQLite file). Signatures of chain ends and
+checkpoints are checked with the key in ``KAILASH_NB_AUDIT_KEY`` (at least 32 bytes,
+the key the writers were given); without it, edits and deletions are still found but
+a cut-off tail cannot be proven absent, and the output says so::
+
+    kailash-nb audit verify                      # every tenant
+    kailash-nb audit verify --tenant acme
+    kailash-nb audit show --tenant acme --decision deny --limit 20
+    kailash-nb audit show --subject alice --json
+
+``verify`` exits 0 with a one-line summary, or 1 with one line naming the tenant and
+the sequence number of the first bad record and what is wrong with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from kailash_nb.cli.errors import CommandError
+from kailash_nb.cli.tables import format_table, format_time
+
+__all__ = ["add_parser", "show_records", "verify_trail"]
+
+_COLUMNS = ["tenant", "seq", "time", "subject", "action", "resource", "decision", "rules", "cached"]
+
+
+def add_parser(commands_parser: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the ``audit`` subcommand (``verify``, ``show``) to ``kailash-nb``."""
+    from kailash_nb.store.audit_trail import AUDIT_DECISIONS, AUDIT_KEY_ENV
+
+    audit = commands_parser.add_parser(
+        "audit",
+        help="verify or list the access-control audit trail",
+        description="Verify the hash chains of the audit trail or list its records. "
+        f"Signatures are checked with the key in ${AUDIT_KEY_ENV}.",
+    )
+    audit.set_defaults(handler=_usage(audit))
+    audit_commands = audit.add_subparsers(dest="audit_command", metavar="COMMAND")
+
+    verify = audit_commands.add_parser(
+        "verify",
+        help="check the audit trail for edits, deletions and truncation",
+        description="Check every tenant's chain (or TENANT's): exit 0 if intact, else 1 "
+        "with the first bad record's tenant and sequence number. Chain ends and "
+        f"checkpoints are authenticated with ${AUDIT_KEY_ENV} when it is set.",
+    )
+    verify.add_argument("--tenant", metavar="TENANT", help="only this tenant's chain")
+    _database_option(verify)
+    verify.set_defaults(handler=verify_trail)
+
+    show = audit_commands.add_parser(
+        "show",
+        help="list audit records, most recent first",
+        description="List audit records matching every given filter, most recent first.",
+    )
+    show.add_argument("--tenant", metavar="TENANT", help="only this tenant's records")
+    show.add_argument("--subject", metavar="SUBJECT", help="only this subject's records")
+    show.add_argument("--action", metavar="ACTION", help="only this action (execute, ...)")
+    show.add_argument("--decision", choices=AUDIT_DECISIONS, help="only these decisions")
+    show.add_argument(
+        "--limit", type=_positive_int, default=50, metavar="N", help="how many (default 50)"
+    )
+    show.add_argument("--json", action="store_true", help="print the records as JSON")
+    _database_option(show)
+    show.set_defaults(handler=show_records)
+
+
+def verify_trail(args: argparse.Namespace) -> int:
+    """Verify the trail (one tenant's chain with ``--tenant``); print one line.
+
+    Raises:
+        CommandError: the trail is broken (naming the first bad record), the key in
+            ``KAILASH_NB_AUDIT_KEY`` is refused, or the store cannot be read.
+    """
+    trail = _trail(args)
+    result = trail.verify(args.tenant)
+    if not result.ok:
+        raise CommandError(result.message)
+    print(result.message)
+    return 0
+
+
+def show_records(args: argparse.Namespace) -> int:
+    """Print the records matching the filters of ``args``, as a table or JSON."""
+    entries = _trail(args).records(
+        tenant_id=args.tenant,
+        subject=args.subject,
+        action=args.action,
+        decision=args.decision,
+        limit=args.limit,
+    )
+    if args.json:
+        print(json.dumps([entry.as_dict() for entry in entries], indent=2, ensure_ascii=False))
+        return 0
+    if not entries:
+        print("no audit records")
+        return 0
+    rows: list[dict[str, Any]] = [
+        {
+            "tenant": entry.record.tenant_id,
+            "seq": entry.seq,
+            "time": format_time(entry.record.at),
+            "subject": entry.record.subject,
+            "action": entry.record.action,
+            "resource": entry.record.resource,
+            "decision": entry.record.decision,
+            "rules": ",".join(entry.record.rule_ids),
+            "cached": "yes" if entry.record.cached else "",
+        }
+        for entry in entries
+    ]
+    print(format_table(rows, _COLUMNS))
+    return 0
+
+
+def _trail(args: argparse.Namespace) -> Any:
+    from kailash_nb.store.audit_trail import AUDIT_KEY_ENV, AuditTrail
+
+    key_text = os.environ.get(AUDIT_KEY_ENV)
+    key = key_text.encode("utf-8") if key_text else None
+    try:
+        return AuditTrail(args.database_url, checkpoint_key=key)
+    except ValueError as exc:
+        raise CommandError(f"{AUDIT_KEY_ENV}: {exc}") from None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _database_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--database-url",
+        "--database",
+        dest="database_url",
+        metavar="URL",
+        help="the store holding the trail (default: $KAILASH_NB_DATABASE_URL or a file in "
+        "the user data dir)",
+    )
+
+
+def _usage(parser: argparse.ArgumentParser) -> Any:
+    def handler(args: argparse.Namespace) -> int:
+        parser.print_help(sys.stderr)
+        return 2
+
+    return handler

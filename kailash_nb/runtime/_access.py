@@ -1,0 +1,195 @@
+"""The access checks of one run: the ``NodeGuard`` the engine asks per node, the
+redaction of what the caller sees, and the decisions noted for the log and the audit.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from kailash_nb.access_control import (
+    AccessControlManager,
+    AccessDecision,
+    AccessDeniedError,
+    Action,
+    Resource,
+    UserContext,
+)
+from kailash_nb.runtime._masking import ACCESS_DENIED, masked_outputs
+from kailash_nb.sdk_exceptions import WorkflowException
+from kailash_nb.store.audit_trail import AuditRecord
+
+__all__ = ["DecisionNotes", "NodeAccessDeniedError", "RunAccess", "resource_name"]
+
+logger = logging.getLogger("kailash_nb.runtime.access_controlled")
+
+_RESOURCE_MEMO = 4096
+
+
+class NodeAccessDeniedError(AccessDeniedError, WorkflowException):
+    """A node of the run may not be executed by the caller: the run stopped there.
+
+    A ``PermissionError`` (``AccessDeniedError``) naming the node and the deciding rules
+    (``decision.applied_rules``; none for default deny). The run raises it as the cause
+    of its ``WorkflowExecutionError`` and ``AccessControlledRuntime.execute`` raises it
+    directly, with the run's redacted partial ``results`` and ``run_id``.
+    """
+
+    def __init__(self, decision: AccessDecision, node_id: str, message: str) -> None:
+        super().__init__(decision, message)
+        self.node_id = node_id
+        self.results: dict[str, Any] = {}
+        self.run_id: str | None = None
+
+
+def resource_name(resource: Resource) -> str:
+    """``workflow:<id>``, ``node:<workflow>/<node>`` or ``field:<workflow>/<node>/<f>``."""
+    parts = [resource.workflow_id or "*", resource.node_id, resource.field]
+    return f"{resource.type}:{'/'.join(part for part in parts if part)}"
+
+
+def _rules(decision: AccessDecision) -> str:
+    if decision.applied_rules:
+        plural = "s" * (len(decision.applied_rules) > 1)
+        return f"rule{plural} {', '.join(decision.applied_rules)}"
+    return "default deny (no rule allows it)"
+
+
+class DecisionNotes:
+    """Logs decisions and turns them into audit records.
+
+    Args:
+        sink: where audit records go (``write``, ``check``), ``None`` for no audit.
+        log_all: log every decision at INFO (denials are always logged, at WARNING).
+    """
+
+    def __init__(self, sink: Any | None, log_all: bool) -> None:
+        self.sink = sink
+        self.log_all = log_all
+        self._resources: dict[tuple[str, str | None], Resource] = {}
+
+    def resource(self, workflow_id: str, node_id: str | None = None) -> Resource:
+        """The (shared, immutable) ``Resource`` of a workflow or one of its nodes."""
+        key = (workflow_id, node_id)
+        found = self._resources.get(key)
+        if found is None:
+            if len(self._resources) >= _RESOURCE_MEMO:
+                self._resources.clear()
+            found = self._resources[key] = Resource(workflow_id, node_id)
+        return found
+
+    def note(
+        self,
+        decision: AccessDecision,
+        run_id: str | None,
+        records: list[AuditRecord] | None,
+        resource: Resource,
+    ) -> None:
+        """Log ``decision`` and add its audit record to ``records`` (when auditing)."""
+        if not decision.allowed:
+            logger.warning(
+                "access denied: %s (tenant %s) %s %s: %s",
+                decision.user_id,
+                decision.tenant_id,
+                decision.action.value if decision.action else "?",
+                resource_name(resource),
+                decision.reason,
+            )
+        elif self.log_all:
+            logger.info(
+                "access allowed: %s (tenant %s) %s %s: %s",
+                decision.user_id,
+                decision.tenant_id,
+                decision.action.value if decision.action else "?",
+                resource_name(resource),
+                decision.reason,
+            )
+        if records is not None:
+            records.append(
+                AuditRecord(
+                    decision.tenant_id or "",
+                    decision.user_id or "",
+                    decision.action.value if decision.action else "",
+                    resource_name(resource),
+                    "allow" if decision.allowed else "deny",
+                    decision.applied_rules,
+                    run_id,
+                    decision.cached,
+                    time.time(),
+                    {} if decision.allowed else {"reason": decision.reason},
+                )
+            )
+
+    def write(self, records: list[AuditRecord]) -> None:
+        """Hand ``records`` to the audit sink (no-op without one).
+
+        Raises:
+            AuditUnavailableError: they could not be stored or queued (fail closed).
+        """
+        if self.sink is not None and records:
+            self.sink.write(records)
+
+
+class RunAccess:
+    """The checks of one run by ``user`` of workflow ``workflow_id`` (the engine's guard).
+
+    Decisions made here are noted (logged, and collected in ``records`` when auditing);
+    the front end writes ``records`` when the run ends.
+    """
+
+    __slots__ = ("manager", "notes", "records", "run_id", "user", "workflow_id")
+
+    def __init__(
+        self,
+        manager: AccessControlManager,
+        notes: DecisionNotes,
+        user: UserContext,
+        workflow_id: str,
+        run_id: str,
+    ) -> None:
+        self.manager = manager
+        self.notes = notes
+        self.user = user
+        self.workflow_id = workflow_id
+        self.run_id = run_id
+        self.records: list[AuditRecord] | None = [] if notes.sink is not None else None
+
+    def decide(self, action: Action, node_id: str | None = None) -> AccessDecision:
+        """The decision for the caller doing ``action`` on the workflow or one node."""
+        resource = self.notes.resource(self.workflow_id, node_id)
+        decision = self.manager.check_access(self.user, action, resource)
+        self.notes.note(decision, self.run_id, self.records, resource)
+        return decision
+
+    def check_node(self, node_id: str) -> BaseException | None:
+        """``None`` when the caller may execute ``node_id``; else the refusal."""
+        try:
+            decision = self.decide(Action.EXECUTE, node_id)
+        except Exception as error:  # a decision that cannot be made refuses the node
+            return error
+        if decision.allowed:
+            return None
+        return NodeAccessDeniedError(
+            decision,
+            node_id,
+            f"{self.user.user_id!r} (tenant {self.user.tenant_id!r}) may not execute node "
+            f"{node_id!r} of workflow {self.workflow_id!r}: {_rules(decision)}",
+        )
+
+    def shown(self, results: dict[str, Any]) -> dict[str, Any]:
+        """``results`` as the caller may read them: a node whose output the caller may
+        not read is ``ACCESS_DENIED``, masked fields are ``REDACTED``."""
+        shown: dict[str, Any] = {}
+        for node_id, outputs in results.items():
+            if outputs is None:
+                shown[node_id] = outputs
+                continue
+            decision = self.decide(Action.READ_OUTPUT, node_id)
+            if not decision.allowed:
+                shown[node_id] = dict(ACCESS_DENIED)
+            elif decision.masked_fields:
+                shown[node_id] = masked_outputs(outputs, decision.masked_fields)
+            else:
+                shown[node_id] = outputs
+        return shown

@@ -1,0 +1,308 @@
+"""The audit trail's records: what one record holds, how it is checked, and the hash that
+chains it to its predecessor.
+
+:class:`AuditRecord` is what callers append; :func:`stored_form` validates it and turns
+it into the :class:`StoredRecord` the store writes (time in integer microseconds, the
+rule ids and extras as canonical JSON text), and :func:`record_hash` is the SHA-256 over
+that content and the previous record's hash. :class:`AuditEntry` is a record read back
+with its place in the chain; :class:`VerifyResult` what a verification found.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from kailash_nb.sdk_exceptions import KailashException
+
+__all__ = [
+    "AUDIT_DECISIONS",
+    "AUDIT_KEY_ENV",
+    "GENESIS_HASH",
+    "MIN_AUDIT_KEY_BYTES",
+    "AuditEntry",
+    "AuditRecord",
+    "AuditRecordError",
+    "AuditTrailError",
+    "AuditUnavailableError",
+    "StoredRecord",
+    "VerifyResult",
+    "chain_hash",
+    "checkpoint_key_bytes",
+    "record_hash",
+    "stored_form",
+]
+
+#: The decisions a record may carry.
+AUDIT_DECISIONS = ("allow", "deny")
+#: Environment variable the ``kailash-nb audit`` commands read the checkpoint key from.
+AUDIT_KEY_ENV = "KAILASH_NB_AUDIT_KEY"
+#: Shortest checkpoint key accepted (the same bar as an HS256 token secret).
+MIN_AUDIT_KEY_BYTES = 32
+#: The ``prev_hash`` of a tenant's first record.
+GENESIS_HASH = "0" * 64
+
+_HASH_VERSION = 1
+_LIMITS = {"tenant_id": 256, "subject": 256, "action": 64, "run_id": 64}
+
+
+class AuditTrailError(KailashException):
+    """Base class of the audit trail's errors."""
+
+
+class AuditRecordError(AuditTrailError, ValueError):
+    """A record cannot be stored as given (a missing field, an unknown decision,
+    extras that are not JSON)."""
+
+
+class AuditUnavailableError(AuditTrailError):
+    """The audit store cannot be written or read (down, locked, misconfigured): the
+    caller must fail closed rather than act without its audit record."""
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One access decision or run: who (``tenant_id``, ``subject``) did what
+    (``action``) to what (``resource``), and whether it was allowed.
+
+    ``rule_ids`` are the policy rules that decided; ``cached`` marks a decision
+    answered from the decision cache; ``at`` (seconds since the epoch, kept to the
+    microsecond) is filled in on append when ``None``; ``detail`` holds JSON-safe extras.
+    """
+
+    tenant_id: str
+    subject: str
+    action: str
+    resource: str
+    decision: str
+    rule_ids: tuple[str, ...] = ()
+    run_id: str | None = None
+    cached: bool = False
+    at: float | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """A stored record with its place in its tenant's chain."""
+
+    seq: int
+    record: AuditRecord
+    prev_hash: str
+    hash: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """The entry as JSON-safe plain data (what ``kailash-nb audit show --json`` prints)."""
+        record = self.record
+        return {
+            "tenant_id": record.tenant_id,
+            "seq": self.seq,
+            "at": record.at,
+            "subject": record.subject,
+            "action": record.action,
+            "resource": record.resource,
+            "decision": record.decision,
+            "rule_ids": list(record.rule_ids),
+            "run_id": record.run_id,
+            "cached": record.cached,
+            "detail": record.detail,
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+        }
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """The outcome of :meth:`AuditTrail.verify`.
+
+    ``ok`` is false when a chain is broken: ``tenant_id`` and ``first_bad_seq`` name
+    the first bad record (for a lost tail, the first missing sequence number) and
+    ``reason`` says what is wrong with it. ``records`` and ``checkpoints`` count what
+    was checked; ``signed`` says whether signatures were checked (a key was given).
+    """
+
+    ok: bool
+    tenant_id: str | None = None
+    first_bad_seq: int | None = None
+    reason: str | None = None
+    tenants: int = 0
+    records: int = 0
+    checkpoints: int = 0
+    signed: bool = False
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    @property
+    def message(self) -> str:
+        """One line for people: what was checked, or the first bad record and why."""
+        if self.ok:
+            signed = "signatures checked" if self.signed else "signatures NOT checked (no key)"
+            return (
+                f"audit trail ok: {self.records} records in {self.tenants} tenant(s), "
+                f"{self.checkpoints} checkpoint(s), {signed}"
+            )
+        return (
+            f"audit trail broken: tenant {self.tenant_id!r} seq {self.first_bad_seq}: {self.reason}"
+        )
+
+
+def _canonical_json(value: Any, what: str) -> str:
+    try:
+        return json.dumps(
+            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
+    except (TypeError, ValueError) as exc:
+        raise AuditRecordError(f"audit record {what} is not JSON-safe: {exc}") from None
+
+
+def record_hash(
+    tenant_id: str,
+    seq: int,
+    at_us: int,
+    subject: str,
+    action: str,
+    resource: str,
+    decision: str,
+    rule_ids_json: str,
+    run_id: str | None,
+    cached: bool,
+    detail_json: str,
+    prev_hash: str,
+) -> str:
+    """The SHA-256 (hex) of one record's canonical content and its predecessor's hash.
+
+    Every field is length-delimited (a JSON array), so no two different records share
+    the hashed text.
+    """
+    content = json.dumps(
+        [
+            _HASH_VERSION,
+            tenant_id,
+            seq,
+            at_us,
+            subject,
+            action,
+            resource,
+            decision,
+            rule_ids_json,
+            run_id,
+            bool(cached),
+            detail_json,
+            prev_hash,
+        ],
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(content.encode("utf-8")).hexdigest()
+
+
+def _check_text(record: AuditRecord, name: str, optional: bool = False) -> None:
+    value = getattr(record, name)
+    if optional and value is None:
+        return
+    if not isinstance(value, str) or not value:
+        raise AuditRecordError(f"audit record {name} must be a non-empty str, got {value!r:.80}")
+    limit = _LIMITS.get(name)
+    if limit is not None and len(value) > limit:
+        raise AuditRecordError(f"audit record {name} is {len(value)} characters; at most {limit}")
+
+
+@dataclass(frozen=True)
+class StoredRecord:
+    """A validated record as stored: the time in integer microseconds, ``rule_ids``
+    and ``detail`` as canonical JSON text (what the hash covers)."""
+
+    tenant_id: str
+    at_us: int
+    subject: str
+    action: str
+    resource: str
+    decision: str
+    rule_ids: str
+    run_id: str | None
+    cached: bool
+    detail: str
+
+
+def stored_form(record: AuditRecord, now: float) -> StoredRecord:
+    """``record`` validated and in its stored form (``at`` defaulting to ``now``).
+
+    Raises:
+        AuditRecordError: a field is missing, too long or of the wrong type, an unknown
+            decision, or extras that are not JSON.
+    """
+    if not isinstance(record, AuditRecord):
+        raise AuditRecordError(f"expected an AuditRecord, got {type(record).__name__}")
+    for name in ("tenant_id", "subject", "action", "resource", "decision"):
+        _check_text(record, name)
+    _check_text(record, "run_id", optional=True)
+    if record.decision not in AUDIT_DECISIONS:
+        raise AuditRecordError(
+            f"audit record decision must be one of {AUDIT_DECISIONS}, got {record.decision!r:.40}"
+        )
+    rule_ids = record.rule_ids
+    if isinstance(rule_ids, str) or not all(isinstance(rule, str) for rule in rule_ids):
+        raise AuditRecordError(
+            f"audit record rule_ids must be a tuple of str, got {rule_ids!r:.80}"
+        )
+    if not isinstance(record.detail, dict):
+        raise AuditRecordError(
+            f"audit record detail must be a dict, got {type(record.detail).__name__}"
+        )
+    at = now if record.at is None else record.at
+    if isinstance(at, bool) or not isinstance(at, (int, float)) or not math.isfinite(at):
+        raise AuditRecordError(f"audit record at must be a finite number, got {at!r:.40}")
+    return StoredRecord(
+        tenant_id=record.tenant_id,
+        at_us=round(at * 1_000_000),
+        subject=record.subject,
+        action=record.action,
+        resource=record.resource,
+        decision=record.decision,
+        rule_ids=_canonical_json(list(rule_ids), "rule_ids"),
+        run_id=record.run_id,
+        cached=bool(record.cached),
+        detail=_canonical_json(record.detail, "detail"),
+    )
+
+
+def chain_hash(row: Any, seq: int, prev_hash: str) -> str:
+    """:func:`record_hash` of a :class:`StoredRecord` or a stored row at ``seq``."""
+    return record_hash(
+        row.tenant_id,
+        seq,
+        row.at_us,
+        row.subject,
+        row.action,
+        row.resource,
+        row.decision,
+        row.rule_ids,
+        row.run_id,
+        bool(row.cached),
+        row.detail,
+        prev_hash,
+    )
+
+
+def checkpoint_key_bytes(key: bytes | None) -> bytes | None:
+    """``key`` checked as a checkpoint key (``None`` stays ``None``).
+
+    Raises:
+        TypeError: not bytes (or str).
+        ValueError: shorter than :data:`MIN_AUDIT_KEY_BYTES`.
+    """
+    if key is None:
+        return None
+    if isinstance(key, str):
+        key = key.encode("utf-8")
+    if not isinstance(key, (bytes, bytearray)):
+        raise TypeError(f"checkpoint_key must be bytes, got {type(key).__name__}")
+    if len(key) < MIN_AUDIT_KEY_BYTES:
+        raise ValueError(
+            f"checkpoint_key must be at least {MIN_AUDIT_KEY_BYTES} bytes, got {len(key)}"
+        )
+    return bytes(key)
