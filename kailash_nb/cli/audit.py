@@ -10,9 +10,14 @@ a cut-off tail cannot be proven absent, and the output says so::
     kailash-nb audit verify --tenant acme
     kailash-nb audit show --tenant acme --decision deny --limit 20
     kailash-nb audit show --subject alice --json
+    kailash-nb audit checkpoint >> /backup/audit-checkpoints.jsonl
+    kailash-nb audit verify --checkpoints /backup/audit-checkpoints.jsonl
 
-``verify`` exits 0 with a one-line summary, or 1 with one line naming the tenant and
-the sequence number of the first bad record and what is wrong with it.
+``checkpoint`` prints where each tenant's chain ends now, one JSON line per tenant,
+signed with the key: kept outside the database, such lines let ``verify --checkpoints``
+catch a chain that was later cut short, rolled back or wiped. ``verify`` exits 0 with a
+one-line summary, or 1 with one line naming the tenant and the sequence number of the
+first bad record and what is wrong with it.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from typing import Any
 from kailash_nb.cli.errors import CommandError
 from kailash_nb.cli.tables import format_table, format_time
 
-__all__ = ["add_parser", "show_records", "verify_trail"]
+__all__ = ["add_parser", "print_checkpoints", "show_records", "verify_trail"]
 
 _COLUMNS = ["tenant", "seq", "time", "subject", "action", "resource", "decision", "rules", "cached"]
 
@@ -52,8 +57,25 @@ def add_parser(commands_parser: argparse._SubParsersAction) -> None:  # type: ig
         f"checkpoints are authenticated with ${AUDIT_KEY_ENV} when it is set.",
     )
     verify.add_argument("--tenant", metavar="TENANT", help="only this tenant's chain")
+    verify.add_argument(
+        "--checkpoints",
+        metavar="FILE",
+        help="checkpoints kept outside the database (lines printed by `audit checkpoint`); "
+        "every chain must still reach them",
+    )
     _database_option(verify)
     verify.set_defaults(handler=verify_trail)
+
+    checkpoint = audit_commands.add_parser(
+        "checkpoint",
+        help="print where each chain ends now, to keep outside the database",
+        description="Print one JSON line per tenant (or for TENANT) naming the end of its "
+        f"chain, signed with ${AUDIT_KEY_ENV} when set. Keep the lines elsewhere and pass "
+        "them to `audit verify --checkpoints FILE`.",
+    )
+    checkpoint.add_argument("--tenant", metavar="TENANT", help="only this tenant")
+    _database_option(checkpoint)
+    checkpoint.set_defaults(handler=print_checkpoints)
 
     show = audit_commands.add_parser(
         "show",
@@ -79,12 +101,46 @@ def verify_trail(args: argparse.Namespace) -> int:
         CommandError: the trail is broken (naming the first bad record), the key in
             ``KAILASH_NB_AUDIT_KEY`` is refused, or the store cannot be read.
     """
+    kept = _read_checkpoints(args.checkpoints) if args.checkpoints else []
     trail = _trail(args)
-    result = trail.verify(args.tenant)
+    result = trail.verify(args.tenant, checkpoints=kept)
     if not result.ok:
         raise CommandError(result.message)
     print(result.message)
     return 0
+
+
+def print_checkpoints(args: argparse.Namespace) -> int:
+    """Print the end of each tenant's chain (``--tenant``'s only) as a JSON line."""
+    trail = _trail(args)
+    tenants = [args.tenant] if args.tenant is not None else trail.tenants()
+    for tenant in tenants:
+        print(trail.checkpoint(tenant).to_json())
+    return 0
+
+
+def _read_checkpoints(path: str) -> list[Any]:
+    from kailash_nb.store.audit_trail import Checkpoint
+
+    if path == "-":
+        lines = sys.stdin.read().splitlines()
+    else:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                lines = handle.read().splitlines()
+        except FileNotFoundError:
+            raise CommandError(f"no checkpoints file {path!r}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CommandError(f"cannot read checkpoints file {path!r}: {exc}") from None
+    kept = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            kept.append(Checkpoint.from_json(line))
+        except ValueError as exc:
+            raise CommandError(f"{path} line {number}: {exc}") from None
+    return kept
 
 
 def show_records(args: argparse.Namespace) -> int:

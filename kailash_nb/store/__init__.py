@@ -12,6 +12,7 @@ from kailash_nb.store.audit_trail import (
     AuditTrail,
     AuditTrailError,
     AuditUnavailableError,
+    Checkpoint,
     VerifyResult,
 )
 from kailash_nb.store.database import create_engine, default_url, get_engine
@@ -26,6 +27,7 @@ __all__ = [
     "AuditTrail",
     "AuditTrailError",
     "AuditUnavailableError",
+    "Checkpoint",
     "NodeRecord",
     "RunNotFoundError",
     "RunRecord",

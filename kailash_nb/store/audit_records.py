@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,7 @@ __all__ = [
     "AuditRecordError",
     "AuditTrailError",
     "AuditUnavailableError",
+    "Checkpoint",
     "StoredRecord",
     "VerifyResult",
     "chain_hash",
@@ -46,6 +48,7 @@ MIN_AUDIT_KEY_BYTES = 32
 GENESIS_HASH = "0" * 64
 
 _HASH_VERSION = 1
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 _LIMITS = {"tenant_id": 256, "subject": 256, "action": 64, "run_id": 64}
 
 
@@ -112,6 +115,55 @@ class AuditEntry:
             "prev_hash": self.prev_hash,
             "hash": self.hash,
         }
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Where a tenant's chain ended at one moment: kept outside the database (a log, a
+    ticket, another system), it lets :meth:`AuditTrail.verify` catch a chain that was
+    later cut short, rolled back or wiped with its in-database checkpoints.
+
+    ``mac`` is the HMAC of (tenant, seq, hash) under the trail's key (``None`` when the
+    trail has none). :meth:`to_json` and :meth:`from_json` give it as one line of JSON.
+    """
+
+    tenant_id: str
+    seq: int
+    hash: str
+    mac: str | None = None
+
+    def to_json(self) -> str:
+        """The checkpoint as one line of JSON."""
+        return json.dumps(
+            {"tenant_id": self.tenant_id, "seq": self.seq, "hash": self.hash, "mac": self.mac},
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Checkpoint:
+        """The checkpoint written by :meth:`to_json`.
+
+        Raises:
+            ValueError: ``text`` is not such a checkpoint (says what is wrong).
+        """
+        try:
+            data = json.loads(text)
+        except ValueError:
+            raise ValueError(f"a checkpoint is one line of JSON, got {text[:60]!r}") from None
+        if not isinstance(data, dict) or set(data) != {"tenant_id", "seq", "hash", "mac"}:
+            raise ValueError("a checkpoint is a JSON object with tenant_id, seq, hash and mac")
+        tenant_id, seq, digest, mac = data["tenant_id"], data["seq"], data["hash"], data["mac"]
+        if not isinstance(tenant_id, str) or not tenant_id:
+            raise ValueError("checkpoint tenant_id must be a non-empty string")
+        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+            raise ValueError(f"checkpoint seq must be an int >= 0, got {seq!r:.40}")
+        for name, value in (("hash", digest), ("mac", mac)):
+            if value is None and name == "mac":
+                continue
+            if not isinstance(value, str) or not _HEX64.fullmatch(value):
+                raise ValueError(f"checkpoint {name} must be 64 hex digits, got {value!r:.70}")
+        return cls(tenant_id, seq, digest, mac)
 
 
 @dataclass(frozen=True)

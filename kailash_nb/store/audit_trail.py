@@ -46,6 +46,7 @@ from kailash_nb.store.audit_records import (
     AuditRecordError,
     AuditTrailError,
     AuditUnavailableError,
+    Checkpoint,
     StoredRecord,
     VerifyResult,
     chain_hash,
@@ -68,6 +69,7 @@ __all__ = [
     "AuditTrail",
     "AuditTrailError",
     "AuditUnavailableError",
+    "Checkpoint",
     "VerifyResult",
     "record_hash",
 ]
@@ -407,23 +409,50 @@ class AuditTrail:
 
     # -- verifying -------------------------------------------------------------------
 
-    def verify(self, tenant_id: str | None = None) -> VerifyResult:
+    def checkpoint(self, tenant_id: str) -> Checkpoint:
+        """Where ``tenant_id``'s chain ends now (``seq`` 0 before its first record),
+        signed with the trail's key: keep it outside the database and pass it to
+        :meth:`verify` later to catch a chain cut short, rolled back or wiped.
+
+        Raises:
+            AuditUnavailableError: the store cannot be read.
+        """
+        head = self._read(
+            lambda connection: connection.execute(_SELECT_HEAD, {"b_tenant": tenant_id}).first()
+        )
+        seq, digest = (int(head.seq), head.hash) if head is not None else (0, GENESIS_HASH)
+        mac = self._mac("head", tenant_id, seq, digest) if self._key is not None else None
+        return Checkpoint(tenant_id, seq, digest, mac)
+
+    def verify(
+        self, tenant_id: str | None = None, *, checkpoints: Iterable[Checkpoint] = ()
+    ) -> VerifyResult:
         """Check the chain of ``tenant_id`` (every tenant when ``None``).
 
         A chain is good when its sequence numbers run 1, 2, ... without a gap, each
         record's hash matches its content and its predecessor's hash, it ends where its
-        head says, and it reaches every checkpoint with the checkpoint's hash. With a key,
-        the head's and checkpoints' signatures must match too (they cannot be forged
-        to hide a lost tail). The first problem found is reported.
+        head says, and it reaches every checkpoint with the checkpoint's hash: those in
+        the database and the ``checkpoints`` kept elsewhere (from :meth:`checkpoint`).
+        With a key, the head's and checkpoints' signatures must match too (they cannot
+        be forged to hide a lost tail). The first problem found is reported.
 
         Raises:
             AuditUnavailableError: the store cannot be read.
         """
         self._ensure_schema()
-        tenants = [tenant_id] if tenant_id is not None else self.tenants()
+        kept: dict[str, list[Checkpoint]] = {}
+        for point in checkpoints:
+            if not isinstance(point, Checkpoint):
+                raise TypeError(f"checkpoints must be Checkpoint objects, got {point!r:.60}")
+            kept.setdefault(point.tenant_id, []).append(point)
+        tenants = [tenant_id] if tenant_id is not None else sorted({*self.tenants(), *kept})
         total_records = total_checkpoints = 0
         for tenant in tenants:
-            result = self._read(lambda connection, tenant=tenant: self._verify(connection, tenant))
+            result = self._read(
+                lambda connection, tenant=tenant: self._verify(
+                    connection, tenant, kept.get(tenant, [])
+                )
+            )
             if not result.ok:
                 return replace(
                     result,
@@ -442,7 +471,9 @@ class AuditTrail:
             signed=self.signed,
         )
 
-    def _verify(self, connection: Connection, tenant_id: str) -> VerifyResult:
+    def _verify(
+        self, connection: Connection, tenant_id: str, kept: Sequence[Checkpoint]
+    ) -> VerifyResult:
         # One snapshot: records appended while verifying are not half-seen.
         head = connection.execute(
             sa.select(audit_heads).where(audit_heads.c.tenant_id == tenant_id)
@@ -453,6 +484,10 @@ class AuditTrail:
                 sa.select(audit_checkpoints).where(audit_checkpoints.c.tenant_id == tenant_id)
             )
         }
+        external: dict[int, Checkpoint] = {}
+        for point in sorted(kept, key=lambda point: point.seq):
+            if point.seq > 0:
+                external.setdefault(point.seq, point)
 
         def bad(seq: int, reason: str, records: int) -> VerifyResult:
             return VerifyResult(
@@ -461,7 +496,7 @@ class AuditTrail:
                 first_bad_seq=seq,
                 reason=reason,
                 records=records,
-                checkpoints=len(checkpoints),
+                checkpoints=len(checkpoints) + len(external),
             )
 
         # Checkpoints say how far the chain reached; a forged one is not believed.
@@ -470,6 +505,11 @@ class AuditTrail:
                 point = checkpoints[seq]
                 if not _same(point.mac, self._mac("checkpoint", tenant_id, seq, point.hash)):
                     return bad(seq, f"checkpoint {seq}'s signature does not match (forged)", 0)
+            for seq, kept_point in sorted(external.items()):
+                if not _same(kept_point.mac, self._mac("head", tenant_id, seq, kept_point.hash)):
+                    return bad(
+                        seq, f"the kept checkpoint at {seq} has no valid signature (forged)", 0
+                    )
 
         query = (
             sa.select(audit_records)
@@ -498,6 +538,11 @@ class AuditTrail:
             point = checkpoints.get(seq)
             if point is not None and point.hash != row.hash:
                 return bad(seq, f"its hash differs from checkpoint {seq}'s (rewritten)", count)
+            kept_point = external.get(seq)
+            if kept_point is not None and kept_point.hash != row.hash:
+                return bad(
+                    seq, f"its hash differs from the kept checkpoint at {seq} (rewritten)", count
+                )
             prev_hash, expected_seq, count = row.hash, seq + 1, count + 1
         last = expected_seq - 1
         head_signed = (
@@ -506,6 +551,7 @@ class AuditTrail:
             and _same(head.mac, self._mac("head", tenant_id, int(head.seq), head.hash))
         )
         reaches = [(seq, f"checkpoint {seq}") for seq in checkpoints]
+        reaches += [(seq, f"kept checkpoint at {seq}") for seq in external]
         if head is not None and (self._key is None or head_signed):
             reaches.append((int(head.seq), "chain end"))
         reach, source = max(reaches, default=(0, ""))
@@ -527,7 +573,7 @@ class AuditTrail:
             return bad(int(head.seq), f"the chain end {why}", count)
         elif int(head.seq) != last or head.hash != prev_hash:
             return bad(last, "the chain end does not match the last record", count)
-        return VerifyResult(ok=True, records=count, checkpoints=len(checkpoints))
+        return VerifyResult(ok=True, records=count, checkpoints=len(checkpoints) + len(external))
 
     # -- plumbing --------------------------------------------------------------------
 

@@ -323,3 +323,11 @@ def _lock(connection: Connection) -> None:
     if connection.dialect.name == "postgresql":
         # Held until the transaction ends, so concurrent openers migrate one at a time.
         connection.exec_driver_sql("SELECT pg_advisory_xact_lock(4242604242)")
+    elif connection.dialect.name == "sqlite" and connection.engine.url.database not in (
+        None,
+        "",
+        ":memory:",
+    ):
+        # SQLite's write lock, taken before the first read: processes opening a new file
+        # at once migrate one at a time (the DDL is then in this one transaction, too).
+        connection.exec_driver_sql("BEGIN IMMEDIATE")

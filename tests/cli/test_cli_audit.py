@@ -161,3 +161,43 @@ def test_show_refuses_a_bad_decision_or_limit_as_usage(store, capsys):
         main(["audit", "show", "--limit", "0", "--database-url", store])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.count("\n") == 2
+
+
+def test_stor_09_checkpoints_kept_in_a_file_catch_a_rolled_back_chain(store, tmp_path, capsys):
+    kept = tmp_path / "kept.jsonl"
+    assert main(["audit", "checkpoint", "--database-url", store]) == 0
+    kept.write_text(capsys.readouterr().out)
+    assert [json.loads(line)["tenant_id"] for line in kept.read_text().splitlines()] == [
+        "acme",
+        "globex",
+    ]
+    args = ["audit", "verify", "--checkpoints", str(kept), "--database-url", store]
+    assert main(args) == 0
+    assert "4 checkpoint(s)" in capsys.readouterr().out  # 2 stored + 2 kept
+    # Tenant globex wiped from the database: only the kept checkpoint knows.
+    from kailash_nb.store.schema import audit_checkpoints, audit_heads
+
+    with get_engine(store).begin() as connection:
+        for table in (audit_records, audit_heads, audit_checkpoints):
+            connection.execute(table.delete().where(table.c.tenant_id == "globex"))
+    assert main(["audit", "verify", "--database-url", store]) == 0
+    capsys.readouterr()
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("error: audit trail broken: tenant 'globex' seq 1: records 1..3 missing")
+
+
+def test_a_bad_checkpoints_file_is_one_error_line(store, tmp_path):
+    bad = tmp_path / "kept.jsonl"
+    bad.write_text('{"tenant_id": "acme", "seq": 1}\n')
+    for path, expected in (
+        (
+            bad,
+            f"error: {bad} line 1: a checkpoint is a JSON object with tenant_id, seq, hash and mac",
+        ),
+        (tmp_path / "missing.jsonl", f"error: no checkpoints file '{tmp_path / 'missing.jsonl'}'"),
+    ):
+        result = run_cli("audit", "verify", "--checkpoints", str(path), "--database-url", store)
+        assert result.returncode == 1
+        assert one_error_line(result.stderr) == expected

@@ -23,6 +23,7 @@ from kailash_nb.store.audit_trail import (
     AuditRecordError,
     AuditTrail,
     AuditUnavailableError,
+    Checkpoint,
     VerifyResult,
 )
 from kailash_nb.store.database import get_engine
@@ -291,6 +292,71 @@ def test_stor_09_verify_without_the_key_still_catches_edits_and_says_what_it_ski
     where = (audit_records.c.tenant_id == tenant) & (audit_records.c.seq == 2)
     _execute(database_url, audit_records.update().where(where).values(resource="workflow:x"))
     assert unsigned.verify(tenant).first_bad_seq == 2
+
+
+def test_stor_09_a_rolled_back_chain_is_caught_by_a_checkpoint_kept_elsewhere(database_url, tenant):
+    trail = _filled(database_url, tenant, 8, checkpoint_every=1000)
+    early = trail.checkpoint(tenant)
+    assert (early.tenant_id, early.seq) == (tenant, 8) and early.mac
+    trail.append_many(_record(tenant, n) for n in range(9, 13))
+    kept = Checkpoint.from_json(trail.checkpoint(tenant).to_json())
+    assert kept.seq == 12
+    assert trail.verify(tenant, checkpoints=[early, kept]).ok
+    # The database rolled back to its state at record 8: chain end and all.
+    with get_engine(database_url).begin() as connection:
+        connection.execute(
+            audit_records.delete().where(
+                (audit_records.c.tenant_id == tenant) & (audit_records.c.seq > 8)
+            )
+        )
+        connection.execute(
+            audit_heads.update()
+            .where(audit_heads.c.tenant_id == tenant)
+            .values(seq=early.seq, hash=early.hash, mac=early.mac)
+        )
+    assert trail.verify(tenant).ok  # nothing in the database can tell
+    result = trail.verify(tenant, checkpoints=[kept])
+    assert (result.ok, result.first_bad_seq) == (False, 9)
+    assert "kept checkpoint at 12" in result.reason
+
+
+def test_stor_09_a_wiped_tenant_is_caught_by_a_kept_checkpoint(database_url, tenant):
+    trail = _filled(database_url, tenant, 3)
+    kept = trail.checkpoint(tenant)
+    with get_engine(database_url).begin() as connection:
+        for table in (audit_records, audit_heads, audit_checkpoints):
+            connection.execute(table.delete().where(table.c.tenant_id == tenant))
+    result = trail.verify(tenant, checkpoints=[kept])
+    assert (result.ok, result.tenant_id, result.first_bad_seq) == (False, tenant, 1)
+    assert "records 1..3 missing" in result.reason
+
+
+def test_a_kept_checkpoint_that_was_forged_or_does_not_match_is_reported(database_url, tenant):
+    trail = _filled(database_url, tenant, 5)
+    real = trail.checkpoint(tenant)
+    forged = Checkpoint(tenant, 5, "a" * 64, real.mac)
+    result = trail.verify(tenant, checkpoints=[forged])
+    assert (result.ok, result.first_bad_seq) == (False, 5) and "forged" in result.reason
+    # Unsigned (a trail without the key takes it as given): the hash must still match.
+    result = AuditTrail(database_url).verify(tenant, checkpoints=[forged])
+    assert (result.ok, result.first_bad_seq) == (False, 5) and "rewritten" in result.reason
+    assert AuditTrail(database_url).checkpoint(tenant).mac is None
+    empty = trail.checkpoint(f"{tenant}-none")
+    assert (empty.seq, empty.hash) == (0, GENESIS_HASH) and empty.mac
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("nope", "one line of JSON"),
+        ('{"tenant_id": "a", "seq": 1}', "tenant_id, seq, hash and mac"),
+        ('{"tenant_id": "a", "seq": -1, "hash": "' + "0" * 64 + '", "mac": null}', "seq"),
+        ('{"tenant_id": "a", "seq": 1, "hash": "xyz", "mac": null}', "hash"),
+    ],
+)
+def test_a_malformed_checkpoint_is_refused_saying_why(text, problem):
+    with pytest.raises(ValueError, match=problem):
+        Checkpoint.from_json(text)
 
 
 def test_verify_of_every_tenant_names_the_broken_one(sqlite_url):

@@ -261,6 +261,35 @@ def test_stor03_concurrent_writer_processes_lose_no_runs(tmp_path):
     assert sorted({run.workflow_name for run in recorded}) == [f"writer-{n}" for n in range(4)]
 
 
+_OPENER = textwrap.dedent(
+    """
+    import sys, time
+    from kailash_nb.store.database import get_engine
+    from kailash_nb.store.schema import migrate
+
+    url, start = sys.argv[1], float(sys.argv[2])
+    time.sleep(max(start - time.time(), 0))
+    migrate(get_engine(url))
+    """
+)
+
+
+def test_processes_opening_a_new_sqlite_file_at_once_all_migrate_it(tmp_path):
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    start = str(time.time() + 1.5)  # after every interpreter has started
+    openers = [
+        subprocess.Popen([sys.executable, "-c", _OPENER, url, start], stderr=subprocess.PIPE)
+        for _ in range(6)
+    ]
+    for opener in openers:
+        _, stderr = opener.communicate(timeout=60)
+        assert opener.returncode == 0, stderr.decode()[-500:]
+    with get_engine(url).connect() as connection:
+        assert connection.execute(sa.select(schema_table.c.version)).scalars().all() == [
+            SCHEMA_VERSION
+        ]
+
+
 def test_stor06_damaged_run_record_is_reported_and_spares_the_rest(tmp_path):
     url = f"sqlite:///{tmp_path / 'damaged.db'}"
     with LocalRuntime(history=True, database_url=url) as runtime:
