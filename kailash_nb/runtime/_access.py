@@ -56,6 +56,15 @@ def _rules(decision: AccessDecision) -> str:
     return "default deny (no rule allows it)"
 
 
+def _detail(decision: AccessDecision) -> dict[str, Any]:
+    """The audit record's extras: why a denial, which fields an allowed read hid."""
+    if not decision.allowed:
+        return {"reason": decision.reason}
+    if decision.masked_fields:
+        return {"masked_fields": list(decision.masked_fields)}
+    return {}
+
+
 class DecisionNotes:
     """Logs decisions and turns them into audit records.
 
@@ -117,7 +126,7 @@ class DecisionNotes:
                     run_id,
                     decision.cached,
                     time.time(),
-                    {} if decision.allowed else {"reason": decision.reason},
+                    _detail(decision),
                 )
             )
 

@@ -524,6 +524,21 @@ def test_authz_17_every_decision_and_every_run_writes_one_record(policy_file, db
     assert AuditTrail(db_url).verify().ok
 
 
+def test_audit_record_of_a_masked_read_names_the_masked_fields(policy_file, db_url):
+    # An allowed read_output that hid fields says so in its record: an auditor reads
+    # from the trail alone that bob saw load's output without its ssn.
+    runtime = runtime_for(policy_file, db_url, audit_enabled=True)
+    runtime.execute(payroll(), user_context=BOB)
+    runtime.execute(payroll(), user_context=ALICE)
+    reads = {
+        (r.subject, r.resource): r.detail
+        for r in records(db_url, tenant_id="acme", action="read_output")
+    }
+    assert reads[("bob", "node:payroll/load")] == {"masked_fields": ["ssn"]}
+    assert reads[("alice", "node:payroll/load")] == {}
+    assert AuditTrail(db_url).verify().ok
+
+
 class _FailingTrail:
     def __init__(self, fail_after: int = 0):
         self.calls = 0
