@@ -27,7 +27,7 @@ import sys
 import typing
 
 from kailash_nb import run_status
-from kailash_nb.cli import commands
+from kailash_nb.cli import arguments, commands
 from kailash_nb.cli.tables import format_table
 
 __all__ = [
@@ -108,26 +108,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--json", action="store_true", help="print the results as JSON")
     run.add_argument("--no-history", action="store_true", help="do not record the run")
-    _database_option(run)
+    arguments.add_database_option(run, "the run store")
     run.set_defaults(handler=commands.run)
 
     runs = commands_parser.add_parser(
         "runs", help="list recorded runs", description="List recorded runs, newest first."
     )
-    runs.add_argument("--limit", type=_positive_int, default=20, help="how many (default 20)")
+    runs.add_argument(
+        "--limit", type=arguments.positive_int, default=20, help="how many (default 20)"
+    )
     runs.add_argument(
         "--status",
         choices=[status for status in run_status.RUN_STATUSES if status != "queued"],
         help="only these",
     )
-    _database_option(runs)
+    arguments.add_database_option(runs, "the run store")
     runs.set_defaults(handler=commands.list_runs, run_command=None)
     runs_commands = runs.add_subparsers(dest="run_command", metavar="COMMAND")
     show = runs_commands.add_parser(
         "show", help="show one run and its node timeline", description="Show one recorded run."
     )
     show.add_argument("run_id", metavar="RUN_ID")
-    _database_option(show)
+    arguments.add_database_option(show, "the run store")
 
     nodes = commands_parser.add_parser(
         "nodes",
@@ -149,24 +151,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit.add_parser(commands_parser)
     return parser
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _database_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--database-url",
-        metavar="URL",
-        help="the run store (default: $KAILASH_NB_DATABASE_URL or a file in the user data dir)",
-    )
 
 
 def main(argv: collections.abc.Sequence[str] | None = None) -> int:

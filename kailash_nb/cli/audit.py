@@ -28,6 +28,7 @@ import os
 import sys
 from typing import Any
 
+from kailash_nb.cli.arguments import add_database_option, positive_int, print_usage
 from kailash_nb.cli.errors import CommandError
 from kailash_nb.cli.tables import format_table, format_time
 
@@ -46,7 +47,7 @@ def add_parser(commands_parser: argparse._SubParsersAction) -> None:  # type: ig
         description="Verify the hash chains of the audit trail or list its records. "
         f"Signatures are checked with the key in ${AUDIT_KEY_ENV}.",
     )
-    audit.set_defaults(handler=_usage(audit))
+    audit.set_defaults(handler=print_usage(audit))
     audit_commands = audit.add_subparsers(dest="audit_command", metavar="COMMAND")
 
     verify = audit_commands.add_parser(
@@ -63,7 +64,7 @@ def add_parser(commands_parser: argparse._SubParsersAction) -> None:  # type: ig
         help="checkpoints kept outside the database (lines printed by `audit checkpoint`); "
         "every chain must still reach them",
     )
-    _database_option(verify)
+    add_database_option(verify, "the store holding the trail", "--database")
     verify.set_defaults(handler=verify_trail)
 
     checkpoint = audit_commands.add_parser(
@@ -74,7 +75,7 @@ def add_parser(commands_parser: argparse._SubParsersAction) -> None:  # type: ig
         "them to `audit verify --checkpoints FILE`.",
     )
     checkpoint.add_argument("--tenant", metavar="TENANT", help="only this tenant")
-    _database_option(checkpoint)
+    add_database_option(checkpoint, "the store holding the trail", "--database")
     checkpoint.set_defaults(handler=print_checkpoints)
 
     show = audit_commands.add_parser(
@@ -87,10 +88,10 @@ def add_parser(commands_parser: argparse._SubParsersAction) -> None:  # type: ig
     show.add_argument("--action", metavar="ACTION", help="only this action (execute, ...)")
     show.add_argument("--decision", choices=AUDIT_DECISIONS, help="only these decisions")
     show.add_argument(
-        "--limit", type=_positive_int, default=50, metavar="N", help="how many (default 50)"
+        "--limit", type=positive_int, default=50, metavar="N", help="how many (default 50)"
     )
     show.add_argument("--json", action="store_true", help="print the records as JSON")
-    _database_option(show)
+    add_database_option(show, "the store holding the trail", "--database")
     show.set_defaults(handler=show_records)
 
 
@@ -185,32 +186,3 @@ def _trail(args: argparse.Namespace) -> Any:
         return AuditTrail(args.database_url, checkpoint_key=key)
     except ValueError as exc:
         raise CommandError(f"{AUDIT_KEY_ENV}: {exc}") from None
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _database_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--database-url",
-        "--database",
-        dest="database_url",
-        metavar="URL",
-        help="the store holding the trail (default: $KAILASH_NB_DATABASE_URL or a file in "
-        "the user data dir)",
-    )
-
-
-def _usage(parser: argparse.ArgumentParser) -> Any:
-    def handler(args: argparse.Namespace) -> int:
-        parser.print_help(sys.stderr)
-        return 2
-
-    return handler

@@ -30,6 +30,7 @@ import getpass
 import sys
 from typing import Any
 
+from kailash_nb.cli.arguments import add_database_option, print_usage
 from kailash_nb.cli.tables import format_table, format_time
 from kailash_nb.sdk_exceptions import KailashException
 
@@ -55,7 +56,7 @@ def add_parser(commands_parser: argparse._SubParsersAction) -> None:  # type: ig
         description="Add, list and remove the users that get tokens from a gateway's "
         "POST /auth/token.",
     )
-    users.set_defaults(handler=_usage(users))
+    users.set_defaults(handler=print_usage(users))
     users_commands = users.add_subparsers(dest="users_command", metavar="COMMAND")
 
     add = users_commands.add_parser(
@@ -85,14 +86,14 @@ def add_parser(commands_parser: argparse._SubParsersAction) -> None:  # type: ig
         help="also enroll the user in TOTP and print the enrollment once",
     )
     _issuer_option(add)
-    _database_option(add)
+    add_database_option(add, "the user store")
     add.set_defaults(handler=add_user)
 
     listing = users_commands.add_parser(
         "list", help="list users", description="List users, by tenant and username."
     )
     listing.add_argument("--tenant", metavar="TENANT", help="only this tenant's users")
-    _database_option(listing)
+    add_database_option(listing, "the user store")
     listing.set_defaults(handler=list_users)
 
     remove = users_commands.add_parser(
@@ -100,7 +101,7 @@ def add_parser(commands_parser: argparse._SubParsersAction) -> None:  # type: ig
     )
     remove.add_argument("username", metavar="USERNAME")
     remove.add_argument("--tenant", required=True, metavar="TENANT", help="the user's tenant")
-    _database_option(remove)
+    add_database_option(remove, "the user store")
     remove.set_defaults(handler=remove_user)
 
     totp = users_commands.add_parser(
@@ -116,7 +117,7 @@ def add_parser(commands_parser: argparse._SubParsersAction) -> None:  # type: ig
         "--disable", action="store_true", help="remove the TOTP enrollment and backup codes"
     )
     _issuer_option(totp)
-    _database_option(totp)
+    add_database_option(totp, "the user store")
     totp.set_defaults(handler=enroll_totp)
 
 
@@ -251,19 +252,3 @@ def _issuer_option(parser: argparse.ArgumentParser) -> None:
         help="issuer name the authenticator app shows (default: kailash_nb; use the "
         "gateway's SecurityConfig.totp_issuer)",
     )
-
-
-def _database_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--database-url",
-        metavar="URL",
-        help="the user store (default: $KAILASH_NB_DATABASE_URL or a file in the user data dir)",
-    )
-
-
-def _usage(parser: argparse.ArgumentParser) -> Any:
-    def handler(args: argparse.Namespace) -> int:
-        parser.print_help(sys.stderr)
-        return 2
-
-    return handler
