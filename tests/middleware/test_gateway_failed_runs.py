@@ -72,8 +72,13 @@ def served(module_sqlite_url, secured_gateway, serve_module_gateway):
 
 
 def recorded(served, run_url, auth):
-    """``GET run_url`` once the run's node timeline is recorded (within 0.1 s)."""
-    deadline = time.monotonic() + 5
+    """``GET run_url`` once the run's node timeline is recorded.
+
+    The recorder writes in batches from its ticker thread (usually within 0.1 s); on a
+    loaded machine that can take seconds, so the wait is generous and ends as soon as the
+    timeline is there.
+    """
+    deadline = time.monotonic() + 30
     while True:
         run = served.client.get(run_url, headers=auth).json()
         if "nodes" in run or time.monotonic() > deadline:
