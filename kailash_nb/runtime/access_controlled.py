@@ -39,10 +39,11 @@ the start nothing runs; at the end the results are withheld.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from kailash_nb.access_control import (
@@ -373,24 +374,12 @@ class AccessControlledRuntime(LocalRuntime):
             AuditUnavailableError: the audit trail could not be written.
             WorkflowExecutionError: as ``LocalRuntime.execute`` (redacted ``results``).
         """
-        if task_manager is not None:
-            raise TypeError(
-                "AccessControlledRuntime.execute(task_manager=...) is not supported: kailash_nb "
-                "does not mirror kailash.tracking"
-            )
+        self._refuse_task_manager(task_manager)
         access, run = self._start(
             workflow, parameters, user_context, resource_id, run_id, node_events
         )
-        try:
+        with self._audited_end(access, run):
             results = self._drive(run)
-        except WorkflowExecutionError as error:
-            failure = self._failed(access, run, error)
-            if failure is error:
-                raise
-            raise failure from (None if isinstance(failure, NodeAccessDeniedError) else error)
-        except BaseException:
-            self._abandoned(access, run)
-            raise
         shown = access.shown(self._routed(results, run))
         self._finish(access, run)
         return shown, run.run_id
@@ -441,16 +430,8 @@ class AccessControlledRuntime(LocalRuntime):
     ) -> tuple[dict[str, dict[str, Any]], str]:
         """Run ``workflow`` on the current event loop; same contract as ``execute``."""
         access, run = self._start(workflow, parameters, user_context, resource_id, None, True)
-        try:
+        with self._audited_end(access, run):
             results = await self._drive_async(run)
-        except WorkflowExecutionError as error:
-            failure = self._failed(access, run, error)
-            if failure is error:
-                raise
-            raise failure from (None if isinstance(failure, NodeAccessDeniedError) else error)
-        except BaseException:
-            self._abandoned(access, run)
-            raise
         shown = access.shown(self._routed(results, run))
         self._finish(access, run)
         return shown, run.run_id
@@ -517,6 +498,21 @@ class AccessControlledRuntime(LocalRuntime):
             )
         )
         self._notes.write(access.records)
+
+    @contextlib.contextmanager
+    def _audited_end(self, access: RunAccess, run: Any) -> Iterator[None]:
+        """Around driving ``run``: a run that raises is audited and re-raised as the
+        caller should see it (``_failed``), whatever else ended it (``_abandoned``)."""
+        try:
+            yield
+        except WorkflowExecutionError as error:
+            failure = self._failed(access, run, error)
+            if failure is error:
+                raise
+            raise failure from (None if isinstance(failure, NodeAccessDeniedError) else error)
+        except BaseException:
+            self._abandoned(access, run)
+            raise
 
     def _finish(self, access: RunAccess, run: Any) -> None:
         self._audit_run(access, run.status)

@@ -240,12 +240,7 @@ class LocalRuntime:
             WorkflowExecutionError: a node with dependents failed (partial results
                 in ``err.results``); ``WorkflowTimeoutError`` past ``workflow_timeout``.
         """
-        if task_manager is not None:
-            raise TypeError(
-                f"{type(self).__name__}.execute(task_manager=...) is not supported: kailash_nb "
-                "does not mirror kailash.tracking; node and run events are published on "
-                "runtime.events, and history=True records runs in the run store"
-            )
+        self._refuse_task_manager(task_manager)
         run = self._new_run(
             workflow,
             parameters,
@@ -257,6 +252,15 @@ class LocalRuntime:
             on_failure=on_failure,
         )
         return self._routed(self._drive(run), run), run.run_id
+
+    def _refuse_task_manager(self, task_manager: object) -> None:
+        """Kailash's ``task_manager`` is accepted only as ``None`` (no kailash.tracking)."""
+        if task_manager is not None:
+            raise TypeError(
+                f"{type(self).__name__}.execute(task_manager=...) is not supported: kailash_nb "
+                "does not mirror kailash.tracking; node and run events are published on "
+                "runtime.events, and history=True records runs in the run store"
+            )
 
     def _drive(self, run: WorkflowRun) -> dict[str, dict[str, Any]]:
         """Run ``run`` to its end in a run slot; its results (raises as ``execute``)."""

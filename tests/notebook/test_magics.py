@@ -1,19 +1,12 @@
 """The ``%kailash`` magics, in a real in-process IPython shell (no kernel)."""
 
 import pytest
+from _calls import Calls
 from IPython.core.error import UsageError
 
 import kailash_nb as kn
 from kailash_nb.notebook.display import RunResult, WorkflowStatus
 from kailash_nb.workflow.serialization import load_yaml
-
-
-class Calls(list):
-    """A call log fingerprinted by identity, so appending to it changes no node."""
-
-    def __reduce_ex__(self, protocol):
-        raise TypeError("a call log is not part of any node's definition")
-
 
 LOAD = """%%kailash node
 def load(n=3):

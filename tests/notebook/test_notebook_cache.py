@@ -9,6 +9,7 @@ import asyncio
 import functools
 
 import pytest
+from _calls import Calls
 
 import kailash_nb as kn
 from kailash_nb.notebook.cache import OutputCache, chain_keys
@@ -19,13 +20,6 @@ from kailash_nb.notebook.fingerprint import (
     fingerprint_value,
     global_names,
 )
-
-
-class Calls(list):
-    """A call log that is fingerprinted by identity, not content."""
-
-    def __reduce_ex__(self, protocol):
-        raise TypeError("a call log is not part of any node's definition")
 
 
 @pytest.fixture(autouse=True)

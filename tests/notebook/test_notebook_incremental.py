@@ -9,6 +9,7 @@ identity, see ``test_notebook_cache``).
 import dataclasses
 
 import pytest
+from _calls import Calls
 
 import kailash_nb as kn
 from kailash_nb.notebook.composition import compose
@@ -21,13 +22,6 @@ from kailash_nb.notebook.fingerprint import (
 )
 from kailash_nb.notebook.run_plan import shape_keys
 from kailash_nb.sdk_exceptions import KailashException
-
-
-class Calls(list):
-    """A call log that is fingerprinted by identity, not content."""
-
-    def __reduce_ex__(self, protocol):
-        raise TypeError("a call log is not part of any node's definition")
 
 
 @pytest.fixture(autouse=True)
