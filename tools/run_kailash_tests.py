@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import os
 import re
 import subprocess
@@ -76,6 +77,7 @@ def renamed(source: str) -> str:
     return _TARGET.sub(r"\1kailash_nb.", _IMPORT.sub(r"\1 kailash_nb", source))
 
 
+@functools.cache  # Kailash's conftest is read once for every file that asks
 def read_test(repo: Path, path: str) -> str:
     """The text of ``path`` in ``repo`` (a work tree, or a bare mirror read at HEAD)."""
     candidate = repo / path

@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import logging
-import sys
-import types
 import uuid
 
 import pytest
@@ -829,30 +827,20 @@ def test_dataframe_result_format_needs_pandas(node_class, monkeypatch):
         )
 
 
-class _FakeFrame:
-    """Stands in for pandas.DataFrame (pandas is not a dependency)."""
-
-    def __init__(self, rows, columns):
-        self.rows, self.columns = rows, columns
-
-
 @pytest.mark.parametrize(
     ("fetch_mode", "rows"), [("all", [(1, "a"), (2, "b")]), ("one", [(1, "a")])]
 )
 def test_dataframe_result_format_gives_a_dataframe(
-    node_class, database_url, table, monkeypatch, fetch_mode, rows
+    node_class, database_url, table, fetch_mode, rows
 ):
-    monkeypatch.setitem(sys.modules, "pandas", types.SimpleNamespace(DataFrame=_FakeFrame))
-    real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util,
-        "find_spec",
-        lambda name, *a: object() if name == "pandas" else real_find_spec(name, *a),
-    )
+    pandas = pytest.importorskip("pandas")  # in the [dev] extra
     node = node_class(connection_string=database_url, result_format="dataframe")
     _insert(node, table, [{"id": 1, "name": "a", "qty": 1}, {"id": 2, "name": "b", "qty": 2}])
     result = node.execute(query=f"SELECT id, name FROM {table} ORDER BY id", fetch_mode=fetch_mode)
     frame = _core(node_class, result)["data"]
-    assert isinstance(frame, _FakeFrame)
-    assert (frame.rows, frame.columns) == (rows, ["id", "name"])
+    assert isinstance(frame, pandas.DataFrame)
+    assert (list(frame.itertuples(index=False, name=None)), list(frame.columns)) == (
+        rows,
+        ["id", "name"],
+    )
     assert _core(node_class, result)["row_count"] == len(rows)
