@@ -24,7 +24,9 @@ from kailash_nb.middleware.contract.workflow_inputs import WorkflowInputs
 from kailash_nb.middleware.cors import CorsPolicy
 from kailash_nb.middleware.execution import (
     INLINE,
+    OPEN,
     RunExecutor,
+    RunGate,
     RunIndex,
     RunPolicy,
     TenantRunRouter,
@@ -78,6 +80,8 @@ class GatewayState:
             which ``start`` allows on loopback addresses only.
         rate_limiter: an object with ``await acquire(key) -> RateDecision``; ``None``
             disables rate limiting.
+        gate: admits each run for its caller and shows the caller its outcome
+            (``execution.RunGate``; ``OPEN``: no access control).
 
     Attributes:
         auth: the ``KailashJWTAuth`` (``auth.add_user(...)`` creates users), or ``None``.
@@ -92,6 +96,7 @@ class GatewayState:
         store_url: str,
         auth: KailashJWTAuth | None = None,
         rate_limiter: Any = None,
+        gate: RunGate = OPEN,
     ) -> None:
         self.settings = settings
         self.auth = auth
@@ -99,7 +104,7 @@ class GatewayState:
         self.cors = _cors_policy(settings.cors_origins)
         self.metrics = GatewayMetrics()
         self.events = EventBus()
-        self.runs = RunExecutor(self.events, RunIndex(self._run_changed))
+        self.runs = RunExecutor(self.events, RunIndex(self._run_changed), gate=gate)
         self.workflows: dict[str, tuple[Workflow, str]] = {}
         #: Each served workflow's compiled input contract (``contract.workflow_inputs``),
         #: built once at registration; the execute route checks requests against it.

@@ -31,10 +31,12 @@ from kailash_nb.middleware._server import build_server
 from kailash_nb.middleware._worker_limits import gateway_rate_limiter
 from kailash_nb.middleware._workers import serve_workers
 from kailash_nb.middleware.auth import KailashJWTAuth
+from kailash_nb.middleware.execution import OPEN, PolicyGate
 from kailash_nb.middleware.gateway_errors import GatewayConfigurationError
 from kailash_nb.middleware.handlers import routes
 from kailash_nb.middleware.handlers.base import NotFoundHandler
 from kailash_nb.monitoring import ProductionMonitor
+from kailash_nb.runtime.access_controlled import AccessControlledRuntime
 from kailash_nb.security.config import SecurityConfig
 from kailash_nb.store.database import default_url, with_pool_size
 
@@ -58,6 +60,8 @@ class Gateway(GatewayState):
         limits: timeouts, per-IP connection cap and header limits of the server;
             replace it (``ServerLimits(header_timeout=10, ...)``) before
             ``start()``/``run()``.
+        runtime: the ``AccessControlledRuntime`` deciding who may run what
+            (``create_gateway(runtime=...)``), or ``None``.
     """
 
     def __init__(
@@ -66,13 +70,16 @@ class Gateway(GatewayState):
         *,
         auth: KailashJWTAuth | None = None,
         rate_limiter: Any = None,
+        runtime: AccessControlledRuntime | None = None,
     ) -> None:
         super().__init__(
             settings,
             store_url=_pooled_url(settings.database_url, settings.connection_pool_size),
             auth=auth,
             rate_limiter=rate_limiter,
+            gate=OPEN if runtime is None else PolicyGate(runtime),
         )
+        self.runtime = runtime
         self.limits = ServerLimits()
         self._server: tornado.httpserver.HTTPServer | None = None
 
@@ -161,6 +168,8 @@ class Gateway(GatewayState):
             await asyncio.get_running_loop().run_in_executor(None, self.tenant_databases.close)
         if self.rate_limiter is not None and hasattr(self.rate_limiter, "aclose"):
             await self.rate_limiter.aclose()
+        if self.runtime is not None:  # the runtime is the application's: flushed, not closed
+            await asyncio.get_running_loop().run_in_executor(None, self.runtime.flush_audit)
 
     def run(self, host: str = "127.0.0.1", port: int = 8000) -> None:
         """Serve until SIGTERM or SIGINT, then stop gracefully (blocking).
@@ -263,6 +272,27 @@ def _monitor(monitoring: Any) -> Any:
     )
 
 
+def _check_runtime(runtime: Any, security_config: Any, cache_enabled: bool) -> None:
+    if runtime is None:
+        return
+    if not isinstance(runtime, AccessControlledRuntime):
+        raise TypeError(
+            "runtime must be a kailash_nb.runtime.access_controlled.AccessControlledRuntime "
+            f"(the gateway's access policy), got {type(runtime).__name__}; without access "
+            "control leave it out"
+        )
+    if security_config is None:
+        raise GatewayConfigurationError(
+            "runtime=AccessControlledRuntime(...) needs security_config: the caller's "
+            "tenant and roles come from verified tokens"
+        )
+    if cache_enabled:
+        raise GatewayConfigurationError(
+            "cache_enabled=True cannot be combined with an AccessControlledRuntime: a "
+            "cached answer would skip the caller's access decisions and their audit"
+        )
+
+
 def create_gateway(
     *,
     title: str = "kailash_nb gateway",
@@ -282,6 +312,7 @@ def create_gateway(
     connection_pool_size: int = 10,
     database_url: str | None = None,
     metrics_public: bool = False,
+    runtime: AccessControlledRuntime | None = None,
 ) -> Gateway:
     """Create a gateway; register workflows on it, then ``run()`` or ``await start()``.
 
@@ -319,11 +350,22 @@ def create_gateway(
             ``app.tenant-<safe id>.db``; PostgreSQL: a database per tenant, created on
             first use); users and auth state stay in the main one. Needs
             ``tenant_isolation=True``. See ``kailash_nb.store.tenant_databases``.
+        runtime: an ``AccessControlledRuntime`` whose policy decides every run (needs
+            ``security_config``: the caller's tenant, roles and other claims come from
+            the verified token). ``GET /workflows`` then lists only what the caller may
+            execute (another workflow is a 404), a denied execute answers 403
+            ``access_denied``, a denied node fails the run with 403
+            ``node_access_denied``, and results show only what the caller may read.
+            The workflow's resource id in the policy is its registered name. Every
+            decision and run is audited when the runtime's ``audit_enabled`` is on
+            (``audit_write="batched"`` keeps audit writes off the request path). Not
+            with ``cache_enabled``: a cached answer would skip the caller's decisions.
 
     Raises:
-        TypeError: an unknown keyword, or ``monitoring`` of another type.
+        TypeError: an unknown keyword, or ``monitoring`` or ``runtime`` of another type.
         GatewayConfigurationError: ``tenant_isolation`` without ``security_config``,
-            ``database_per_tenant`` without ``tenant_isolation``, a non-bool
+            ``database_per_tenant`` without ``tenant_isolation``, ``runtime`` without
+            ``security_config`` or with ``cache_enabled``, a non-bool
             ``metrics_public``, or a
             bad ``cache_enabled``/``cache_ttl``, ``max_connections``,
             ``connection_pool_size`` or ``worker_processes``
@@ -362,6 +404,7 @@ def create_gateway(
             f"security_config must be a SecurityConfig, got {type(security_config).__name__}"
         )
     _check_count("connection_pool_size", connection_pool_size)
+    _check_runtime(runtime, security_config, cache_enabled)
     if tenant_isolation and security_config is None:
         raise GatewayConfigurationError(
             "tenant_isolation=True needs security_config: tenants come from verified tokens"
@@ -390,7 +433,7 @@ def create_gateway(
         store_url = _pooled_url(database_url, connection_pool_size)
         auth = KailashJWTAuth(config=security_config, store_url=store_url)
     limiter = gateway_rate_limiter(security_config, worker_processes)
-    gateway = Gateway(settings, auth=auth, rate_limiter=limiter)
+    gateway = Gateway(settings, auth=auth, rate_limiter=limiter, runtime=runtime)
     if monitor is not None:
         monitor.attach(gateway)
     return gateway

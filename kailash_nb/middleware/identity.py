@@ -3,19 +3,37 @@ side records it (a run's owner is a tenant and a subject)."""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["ANONYMOUS", "Identity"]
 
 
 @dataclass(frozen=True)
 class Identity:
-    """Who is calling: from a verified access token, or anonymous in open mode."""
+    """Who is calling: from a verified access token, or anonymous in open mode.
+
+    Attributes:
+        subject: the token's subject (the user or service).
+        tenant_id: the token's tenant, the only source of tenant for a request.
+        roles: the token's roles.
+        anonymous: the caller of a gateway served without authentication.
+        attributes: the token's other claims (``extra`` at issue time), which access
+            policies read as ``user.attributes``.
+        address: the client's IP address, which access policies read as the caller's
+            address (``environment.ip``).
+    """
 
     subject: str
     tenant_id: str
     roles: tuple[str, ...]
     anonymous: bool = False
+    attributes: Mapping[str, Any] = dataclasses.field(
+        default_factory=dict, compare=False, hash=False
+    )
+    address: str | None = dataclasses.field(default=None, compare=False, hash=False)
 
     @property
     def is_admin(self) -> bool:

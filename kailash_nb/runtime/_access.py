@@ -144,10 +144,11 @@ class RunAccess:
     """The checks of one run by ``user`` of workflow ``workflow_id`` (the engine's guard).
 
     Decisions made here are noted (logged, and collected in ``records`` when auditing);
-    the front end writes ``records`` when the run ends.
+    the front end writes ``records`` when the run ends. ``refused_node`` is the node
+    the checks refused, if any.
     """
 
-    __slots__ = ("manager", "notes", "records", "run_id", "user", "workflow_id")
+    __slots__ = ("manager", "notes", "records", "refused_node", "run_id", "user", "workflow_id")
 
     def __init__(
         self,
@@ -163,6 +164,7 @@ class RunAccess:
         self.workflow_id = workflow_id
         self.run_id = run_id
         self.records: list[AuditRecord] | None = [] if notes.sink is not None else None
+        self.refused_node: str | None = None
 
     def decide(self, action: Action, node_id: str | None = None) -> AccessDecision:
         """The decision for the caller doing ``action`` on the workflow or one node."""
@@ -176,9 +178,11 @@ class RunAccess:
         try:
             decision = self.decide(Action.EXECUTE, node_id)
         except Exception as error:  # a decision that cannot be made refuses the node
+            self.refused_node = node_id
             return error
         if decision.allowed:
             return None
+        self.refused_node = node_id
         return NodeAccessDeniedError(
             decision,
             node_id,

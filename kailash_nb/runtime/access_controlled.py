@@ -73,6 +73,7 @@ __all__ = [
     "AccessControlledRuntime",
     "AuthorizationRequiredError",
     "NodeAccessDeniedError",
+    "RunAccess",
 ]
 
 logger = logging.getLogger("kailash_nb.runtime.access_controlled")
@@ -409,16 +410,7 @@ class AccessControlledRuntime(LocalRuntime):
         except BaseException:
             self._abandoned(access, run)
             raise
-        shown = access.shown(outcome.results)
-        self._finish(access, run)
-        return RunOutcome(
-            run_id=outcome.run_id,
-            status=outcome.status,
-            results=shown,
-            error=outcome.error,
-            failed_nodes=outcome.failed_nodes,
-            stopped_at=outcome.stopped_at,
-        )
+        return self.close_run(access, outcome)
 
     async def execute_async(  # type: ignore[override]
         self,
@@ -453,17 +445,36 @@ class AccessControlledRuntime(LocalRuntime):
             )
         if self._closed:
             raise RuntimeExecutionError("this runtime is closed; create a new one")
+        access = self.open_run(
+            user_context, resource_id or workflow.workflow_id, run_id or str(uuid.uuid4())
+        )
+        run = self._new_run(workflow, parameters, None, access.run_id, node_events, guard=access)
+        return access, run
+
+    # -- runs executed elsewhere (a gateway's execution backends) ------------------
+
+    def open_run(
+        self, user_context: UserContext | None, workflow_id: str, run_id: str
+    ) -> RunAccess:
+        """Decide whether the caller may execute workflow ``workflow_id`` (the decision
+        is audited before anything runs) and return the run's access checks.
+
+        For front ends that execute the run on an engine of their own (the gateway's
+        execution backends): the returned ``RunAccess`` is the run's
+        :class:`~kailash_nb.runtime.guard.NodeGuard`; end the run with ``close_run``
+        (or ``abandon_run`` when it raised).
+
+        Raises:
+            AuthorizationRequiredError: no caller identity (``require_authorization``).
+            AccessDeniedError: the caller may not execute the workflow (a ``refused``
+                run record is audited).
+            AuditUnavailableError: the audit trail cannot be written (nothing may run).
+        """
         self._refresh()
         user = self.caller(user_context)
         if self._sink is not None:
             self._sink.check()  # a failing trail refuses the run before it is decided
-        access = RunAccess(
-            self.manager,
-            self._notes,
-            user,
-            resource_id or workflow.workflow_id,
-            run_id or str(uuid.uuid4()),
-        )
+        access = RunAccess(self.manager, self._notes, user, workflow_id, run_id)
         decision = access.decide(Action.EXECUTE)
         if not decision.allowed:
             self._audit_run(access, "refused")
@@ -475,8 +486,35 @@ class AccessControlledRuntime(LocalRuntime):
         if access.records:
             self._notes.write(access.records)  # fail closed before anything runs
             access.records.clear()
-        run = self._new_run(workflow, parameters, None, access.run_id, node_events, guard=access)
-        return access, run
+        return access
+
+    def close_run(self, access: RunAccess, outcome: RunOutcome) -> RunOutcome:
+        """``outcome`` with only the results the caller may read, once the run's
+        decisions and its own record are audited.
+
+        Raises:
+            AuditUnavailableError: the audit trail could not be written; the results
+                must not be returned.
+        """
+        shown = access.shown(outcome.results)
+        self._audit_run(access, outcome.status)
+        return RunOutcome(
+            run_id=outcome.run_id,
+            status=outcome.status,
+            results=shown,
+            error=outcome.error,
+            failed_nodes=outcome.failed_nodes,
+            stopped_at=outcome.stopped_at,
+        )
+
+    def abandon_run(self, access: RunAccess, status: str = "failed") -> None:
+        """Audit a run that ended by an exception instead of an outcome (its decisions
+        and its record with ``status``); a trail that cannot be written is logged, as
+        the exception that ended the run is what the caller must see."""
+        try:
+            self._audit_run(access, status)
+        except AuditUnavailableError:
+            logger.exception("the audit record of run %s could not be written", access.run_id)
 
     def _audit_run(self, access: RunAccess, status: str) -> None:
         """Add the run's own record to the access's records and write them all."""
@@ -519,10 +557,7 @@ class AccessControlledRuntime(LocalRuntime):
 
     def _abandoned(self, access: RunAccess, run: Any) -> None:
         """Audit a run left by an exception other than a failed node (it re-raises)."""
-        try:
-            self._audit_run(access, run.status if run.status != "running" else "failed")
-        except AuditUnavailableError:
-            logger.exception("the audit record of run %s could not be written", run.run_id)
+        self.abandon_run(access, run.status if run.status != "running" else "failed")
 
     def _failed(self, access: RunAccess, run: Any, error: WorkflowExecutionError) -> Exception:
         """The exception a failed run raises: the node refusal itself when a node was

@@ -279,16 +279,20 @@ class LocalRuntime:
         *,
         run_id: str | None = None,
         node_events: bool = True,
+        guard: NodeGuard | None = None,
     ) -> RunOutcome:
         """Run ``workflow`` like ``execute``, but return how it ended instead of raising
         for a failed node or a timeout: a ``RunOutcome`` whose ``status`` is
         ``completed`` only when no node failed (servers answer from it).
 
+        ``guard`` is asked before each node executes (``kailash_nb.runtime.guard``; a
+        gateway passes the run's access checks from ``AccessControlledRuntime.open_run``).
+
         Raises:
             WorkflowValidationError: bad parameters or missing required inputs
                 (before any node runs; nothing was started).
         """
-        run = self._new_run(workflow, parameters, None, run_id, node_events)
+        run = self._new_run(workflow, parameters, None, run_id, node_events, guard=guard)
         return self._drive_outcome(run)
 
     def _drive_outcome(self, run: WorkflowRun) -> RunOutcome:

@@ -131,7 +131,9 @@ PROBLEMS: dict[str, ProblemReply] = {
         },
     ),
     "Forbidden": ProblemReply(
-        403, "the token does not allow this (another tenant, or an admin-only override)"
+        403,
+        "the token does not allow this (another tenant, an admin-only override), or the "
+        "gateway's access policy denies the action (access_denied, node_access_denied)",
     ),
     "NotFound": ProblemReply(404, "no such workflow, run or session (or not the caller's)"),
     "PayloadTooLarge": ProblemReply(413, "the request body is above 1 MiB"),
@@ -161,8 +163,9 @@ PROBLEMS: dict[str, ProblemReply] = {
     ),
     "Busy": ProblemReply(
         503,
-        "busy (every run thread taken and the run queue full) or shutting_down (the "
-        "gateway accepts no new runs); retry after Retry-After",
+        "busy (every run thread taken and the run queue full), shutting_down (the "
+        "gateway accepts no new runs) or audit_unavailable (the access decision could "
+        "not be audited, so nothing ran); retry after Retry-After",
         headers={"Retry-After": _RETRY_AFTER},
     ),
     "RunTimeout": ProblemReply(

@@ -1,7 +1,8 @@
 """The gateway's run side: how a registered workflow's runs execute and are kept.
 
 It never touches HTTP. The gateway hands each run to the :class:`RunExecutor`, which
-admits it (a bounded queue: :class:`RunQueueFullError`), executes it on its workflow's
+admits it (a bounded queue: :class:`RunQueueFullError`; then its :class:`RunGate`, the
+caller's access), executes it on its workflow's
 :class:`ExecutionBackend` (``"inline"``, ``"thread"`` or ``"process"``, chosen by the
 workflow's :class:`RunPolicy`; more with :func:`register_backend`) and keeps its entry
 in the :class:`RunIndex`, which reports each run's start and end to one sink::
@@ -23,6 +24,7 @@ from kailash_nb.middleware.execution._backend import (
 )
 from kailash_nb.middleware.execution._errors import RunQueueFullError
 from kailash_nb.middleware.execution._executor import RunExecutor, StartedRun
+from kailash_nb.middleware.execution._gate import OPEN, OpenGate, PolicyGate, RunGate
 from kailash_nb.middleware.execution._policy import INLINE, RunPolicy, run_policy
 from kailash_nb.middleware.execution._run_index import RunEntry, RunIndex, RunNoteSink, may_read
 from kailash_nb.middleware.execution._tenant_records import TenantRunRouter
@@ -32,10 +34,14 @@ from kailash_nb.middleware.execution import _inline, _process  # noqa: F401  iso
 
 __all__ = [
     "INLINE",
+    "OPEN",
     "BackendSetup",
     "ExecutionBackend",
+    "OpenGate",
+    "PolicyGate",
     "RunEntry",
     "RunExecutor",
+    "RunGate",
     "RunIndex",
     "RunNoteSink",
     "RunPolicy",

@@ -27,6 +27,7 @@ from typing import Any
 from kailash_nb.middleware.execution._policy import RunPolicy
 from kailash_nb.middleware.execution._thread_pool import RunThreads
 from kailash_nb.runtime.events import EventBus
+from kailash_nb.runtime.guard import NodeGuard
 from kailash_nb.runtime.local import LocalRuntime
 from kailash_nb.runtime.outcome import RunOutcome
 from kailash_nb.workflow.graph import Workflow
@@ -52,12 +53,16 @@ class RunRequest:
         run_id: the id the run must be announced and recorded under.
         node_events: publish node events while the run executes (somebody may watch
             it live); without it only run events are published.
+        guard: asked before each node executes (the run's access checks, from the
+            executor's ``RunGate``); ``None``: no checks. A backend must have the
+            engine ask it, in whatever process runs the nodes.
     """
 
     workflow: Workflow
     parameters: dict[str, Any]
     run_id: str
     node_events: bool
+    guard: NodeGuard | None = None
 
 
 @dataclass(frozen=True)

@@ -32,12 +32,15 @@ from kailash_nb.middleware.execution._backend import (
     create_backend,
 )
 from kailash_nb.middleware.execution._errors import RunQueueFullError
+from kailash_nb.middleware.execution._gate import OPEN, RunGate
 from kailash_nb.middleware.execution._policy import RunPolicy
 from kailash_nb.middleware.execution._run_index import RunEntry, RunIndex
 from kailash_nb.middleware.execution._thread_pool import RunThreads
 from kailash_nb.middleware.execution._threads import ThreadBackend
+from kailash_nb.middleware.identity import Identity
 from kailash_nb.runtime.events import EventBus, RunEvent
 from kailash_nb.runtime.local import LocalRuntime
+from kailash_nb.store.audit_trail import AuditUnavailableError
 from kailash_nb.workflow.graph import Workflow
 
 __all__ = ["RunExecutor", "StartedRun"]
@@ -85,12 +88,20 @@ class RunExecutor:
         max_workers: runs executing at once; further runs wait for a thread.
         max_queued: runs that may wait for a thread; beyond that a new run is refused
             with ``RunQueueFullError`` (bounded queue, bounded latency).
+        gate: admits each run for its caller and shows the caller its outcome
+            (``_gate``; default ``OPEN``: no access control).
     """
 
     def __init__(
-        self, events: EventBus, index: RunIndex, max_workers: int = 32, max_queued: int = 256
+        self,
+        events: EventBus,
+        index: RunIndex,
+        max_workers: int = 32,
+        max_queued: int = 256,
+        gate: RunGate = OPEN,
     ) -> None:
         self.events = events
+        self.gate = gate
         self.index = index
         self.max_workers = max_workers
         self.max_queued = max_queued
@@ -143,12 +154,18 @@ class RunExecutor:
         *,
         tenant_id: str,
         subject: str,
+        caller: Identity | None = None,
     ) -> RunEntry:
         """Run ``workflow`` to its end while the caller waits; return its entry.
+
+        ``caller`` is who runs it, for the gate (default: ``subject`` of ``tenant_id``
+        without roles).
 
         Raises:
             WorkflowValidationError: the run was refused before it started (bad
                 parameters); nothing was recorded.
+            AccessDeniedError: the gate refused the caller; nothing was recorded.
+            AuditUnavailableError: the gate could not audit its decision; nothing ran.
             RunQueueFullError: ``max_workers + max_queued`` runs are in flight.
         """
         entry = self._admit(name, tenant_id, subject)
@@ -157,7 +174,7 @@ class RunExecutor:
         try:
             # Nobody knows the run id before the answer, so nobody can watch its nodes
             # live: the run publishes only its run events (the timeline replays nodes).
-            return await self._execute(entry, workflow, parameters, live=False)
+            return await self._execute(entry, workflow, parameters, caller, live=False)
         finally:
             self._awaited -= 1
             self._starting.pop(entry.run_id, None)  # a cancelled wait leaves nothing behind
@@ -170,14 +187,16 @@ class RunExecutor:
         *,
         tenant_id: str,
         subject: str,
+        caller: Identity | None = None,
     ) -> StartedRun:
         """Start ``workflow`` as a background task on the running loop (a run that may
-        outlive its request); see ``run`` for ``RunQueueFullError``."""
+        outlive its request); see ``run`` for ``caller`` and what refuses the run
+        (``wait_started`` raises it)."""
         entry = self._admit(name, tenant_id, subject)
         loop = asyncio.get_running_loop()
         started: asyncio.Future[RunEntry] = loop.create_future()
         self._starting[entry.run_id] = (entry, started)
-        task = loop.create_task(self._execute(entry, workflow, parameters, live=True))
+        task = loop.create_task(self._execute(entry, workflow, parameters, caller, live=True))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return StartedRun(task, started, entry.run_id)
@@ -225,20 +244,30 @@ class RunExecutor:
         entry: RunEntry,
         workflow: Workflow,
         parameters: dict[str, Any],
+        caller: Identity | None,
         *,
         live: bool,
     ) -> RunEntry:
         backend = self.backends.get(entry.workflow, self.default_backend)
+        gate = self.gate
+        guard = None
         try:
-            outcome = await backend.execute(RunRequest(workflow, parameters, entry.run_id, live))
+            if caller is None:
+                caller = Identity(entry.subject, entry.tenant_id, ())
+            guard = gate.admit(caller, entry.workflow, entry.run_id)
+            request = RunRequest(workflow, parameters, entry.run_id, live, guard)
+            outcome = gate.release(guard, await backend.execute(request))
         except Exception as exc:
             if self._starting.pop(entry.run_id, None) is not None:
                 raise  # refused before it started: the caller answers, nothing recorded
             entry.status, entry.error = failure_error(exc, entry.run_id)
+            if not isinstance(exc, AuditUnavailableError):  # else the gate could not audit
+                gate.abandon(guard, entry.status)
         else:
             entry.status, entry.results = outcome.status, outcome.results
             if not outcome.succeeded:
                 entry.error = run_error(outcome)
+                entry.denied_node = gate.refused_node(guard)
         entry.finished_at = time.time()
         self.index.run_finished(entry)
         return entry

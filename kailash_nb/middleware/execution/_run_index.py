@@ -43,6 +43,8 @@ class RunEntry:
     error: dict[str, Any] | None = None
     created_at: float = field(default_factory=time.time)
     finished_at: float | None = None
+    #: The node the access policy refused (the run failed there), for the answer.
+    denied_node: str | None = None
 
     def note(self) -> GatewayRunNote:
         """An immutable copy of the entry as it is now, for the store."""

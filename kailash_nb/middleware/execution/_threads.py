@@ -47,6 +47,7 @@ class ThreadBackend(ExecutionBackend):
             run.parameters,
             run_id=run.run_id,
             node_events=run.node_events,
+            guard=run.guard,
         )
         return await self._threads().call(execute)
 

@@ -427,7 +427,13 @@ class GatewayHandler(tornado.web.RequestHandler):
         except AuthenticationError as exc:
             logger.debug("token refused: %s", exc.code)
             raise unauthorized("invalid_token") from None
-        identity = Identity(claims.sub, claims.tenant_id, tuple(claims.roles))
+        identity = Identity(
+            claims.sub,
+            claims.tenant_id,
+            tuple(claims.roles),
+            attributes=claims.extra,
+            address=self.request.remote_ip,
+        )
         claimed_tenant = self.request.headers.get("X-Tenant-ID")
         if (
             self.gateway.settings.tenant_isolation

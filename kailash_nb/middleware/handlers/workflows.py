@@ -7,6 +7,7 @@ from typing import Any
 
 import tornado.web
 
+from kailash_nb.access_control import AccessDeniedError
 from kailash_nb.middleware._problems import ProblemError
 from kailash_nb.middleware._result_cache import CacheLookup
 from kailash_nb.middleware._run_errors import ENDED, ErrorView
@@ -18,6 +19,7 @@ from kailash_nb.middleware.handlers.sessions import start_in_session
 from kailash_nb.middleware.identity import Identity
 from kailash_nb.middleware.schemas import CODE_CARRYING_KEYS
 from kailash_nb.sdk_exceptions import WorkflowValidationError
+from kailash_nb.store.audit_trail import AuditUnavailableError
 from kailash_nb.workflow.graph import Workflow
 
 __all__ = [
@@ -30,39 +32,47 @@ __all__ = [
 
 #: ``Retry-After`` seconds when every run thread is busy and the run queue is full.
 BUSY_RETRY_SECONDS = 1
+#: ``Retry-After`` seconds when the access decision could not be audited.
+AUDIT_RETRY_SECONDS = 5
 
 
 _EXECUTE_CODES = {"parameters": "invalid_parameters", "session_id": "invalid_session_id"}
+
+
+_NOT_SERVED = "no workflow with that name is served"
 
 
 class _WorkflowRoute(GatewayHandler):
     def _workflow(self, name: str) -> tuple[Workflow, str]:
         found = self.gateway.workflows.get(name)
         if found is None:
-            raise ProblemError(404, "workflow_not_found", "no workflow with that name is served")
+            raise ProblemError(404, "workflow_not_found", _NOT_SERVED)
         return found
 
 
 class WorkflowListHandler(GatewayHandler):
-    """``GET /workflows``: the served workflows, by name."""
+    """``GET /workflows``: the served workflows the caller may execute, by name."""
 
     route = "/workflows"
     contract = operations.serving(GET=operations.LIST_WORKFLOWS)
 
     def get(self) -> None:
         """List names, descriptions and URLs."""
+        served = self.gateway.workflows
+        shown = self.gateway.runs.gate.executable(self.identity, sorted(served))
         self.write_json(
             {
                 "workflows": [
-                    {"name": name, "description": description, "url": f"/workflows/{name}"}
-                    for name, (_, description) in sorted(self.gateway.workflows.items())
+                    {"name": name, "description": served[name][1], "url": f"/workflows/{name}"}
+                    for name in shown
                 ]
             }
         )
 
 
 class WorkflowHandler(_WorkflowRoute):
-    """``GET /workflows/{name}``: a workflow's nodes and, when available, its schemas."""
+    """``GET /workflows/{name}``: a workflow's nodes and, when available, its schemas;
+    a 404 for a workflow the caller may not execute, as if it were not served."""
 
     route = "/workflows/{name}"
     contract = operations.serving(GET=operations.DESCRIBE_WORKFLOW)
@@ -70,6 +80,8 @@ class WorkflowHandler(_WorkflowRoute):
     def get(self, name: str) -> None:
         """Describe the workflow."""
         workflow, description = self._workflow(name)
+        if not self.gateway.runs.gate.executable(self.identity, (name,)):
+            raise ProblemError(404, "workflow_not_found", _NOT_SERVED)
         info: dict[str, Any] = {
             "name": name,
             "description": description or workflow.description,
@@ -122,7 +134,8 @@ class ExecuteHandler(_WorkflowRoute):
         cached = _cache_lookup(self, name, parameters, wait, body)
         if cached.answered:
             return
-        owner = {"tenant_id": self.identity.tenant_id, "subject": self.identity.subject}
+        identity = self.identity
+        owner = {"tenant_id": identity.tenant_id, "subject": identity.subject, "caller": identity}
         session_id = request.session_id
         try:
             if wait and session_id is None:
@@ -139,6 +152,17 @@ class ExecuteHandler(_WorkflowRoute):
                     entry = await started.task
         except WorkflowValidationError as exc:
             raise ProblemError(400, "invalid_parameters", str(exc)) from None
+        except AccessDeniedError:
+            raise ProblemError(
+                403, "access_denied", f"the access policy denies executing workflow {name!r}"
+            ) from None
+        except AuditUnavailableError:
+            raise ProblemError(
+                503,
+                "audit_unavailable",
+                "the access decision could not be audited, so nothing ran; retry shortly",
+                headers={"Retry-After": str(AUDIT_RETRY_SECONDS)},
+            ) from None
         except RunQueueFullError as exc:
             raise ProblemError(
                 503, "busy", str(exc), headers={"Retry-After": str(BUSY_RETRY_SECONDS)}
@@ -160,11 +184,20 @@ class ExecuteHandler(_WorkflowRoute):
 
 
 def run_problem(entry: RunEntry, run_url: str, view: ErrorView) -> ProblemError:
-    """The answer to a run that did not complete: 504 ``run_timeout`` past its deadline,
+    """The answer to a run that did not complete: 403 ``node_access_denied`` when the
+    access policy refused one of its nodes, 504 ``run_timeout`` past its deadline,
     else 422 ``run_failed`` (a node failed, or the run could not be executed), naming
     the failed nodes and their error types (their messages only as ``view`` allows)."""
-    error = view.error(entry.error) or {}
     extra = {"run_id": entry.run_id, "run_url": run_url}
+    if entry.denied_node is not None:
+        return ProblemError(
+            403,
+            "node_access_denied",
+            f"the access policy denies executing node {entry.denied_node!r} of workflow "
+            f"{entry.workflow!r}; the run failed there",
+            extra=extra,
+        )
+    error = view.error(entry.error) or {}
     if entry.status == "timeout":
         return ProblemError(504, "run_timeout", error.get("message", ENDED["timeout"]), extra=extra)
     extra["node_id"] = error.get("node_id")

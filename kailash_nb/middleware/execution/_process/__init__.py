@@ -48,7 +48,8 @@ class ProcessBackend(ExecutionBackend):
 
     async def execute(self, run: RunRequest) -> RunOutcome:
         """Run ``run`` in a worker process (see ``ProcessRunPool.run``); node events are
-        re-emitted live as the worker sends them.
+        re-emitted live as the worker sends them, and the worker asks the run's guard,
+        which stays in this process, before each node.
 
         Raises:
             WorkflowValidationError: bad parameters; nothing started.
@@ -57,7 +58,7 @@ class ProcessBackend(ExecutionBackend):
             WorkflowExecutionError: the memory limit or the output cap was hit, or the
                 worker died.
         """
-        return await self.pool.run(run.workflow, run.parameters, run.run_id)
+        return await self.pool.run(run.workflow, run.parameters, run.run_id, run.guard)
 
     def start(self) -> None:
         """Pre-start the worker processes in the background."""

@@ -25,6 +25,7 @@ from typing import Any
 from kailash_nb.middleware.execution._errors import RunQueueFullError
 from kailash_nb.middleware.execution._process import _worker
 from kailash_nb.runtime.events import EventBus, RunEvent
+from kailash_nb.runtime.guard import NodeGuard
 from kailash_nb.runtime.node_errors import describe
 from kailash_nb.runtime.outcome import NodeFailure, RunOutcome
 from kailash_nb.sdk_exceptions import WorkflowExecutionError, WorkflowTimeoutError
@@ -156,9 +157,16 @@ class ProcessRunPool:
                 self._available.wait(remaining)
             return True
 
-    async def run(self, workflow: Workflow, parameters: dict[str, Any], run_id: str) -> RunOutcome:
+    async def run(
+        self,
+        workflow: Workflow,
+        parameters: dict[str, Any],
+        run_id: str,
+        guard: NodeGuard | None = None,
+    ) -> RunOutcome:
         """Run the workflow in a worker and return how it ended (``completed``, or
-        ``failed`` with the failed nodes and partial results).
+        ``failed`` with the failed nodes and partial results). The worker asks
+        ``guard`` (here, in this process) before each node executes.
 
         Raises:
             WorkflowValidationError: bad parameters (checked here; nothing started).
@@ -174,7 +182,9 @@ class ProcessRunPool:
         if threads is None:  # closed between start() and here: the gateway is stopping
             raise RunQueueFullError("the workflow's worker processes are shutting down")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(threads, self._supervise, workflow, parameters, run_id)
+        return await loop.run_in_executor(
+            threads, self._supervise, workflow, parameters, run_id, guard
+        )
 
     def close(self) -> None:
         """Stop every worker (a run still executing is killed) and the pool's threads."""
@@ -197,7 +207,13 @@ class ProcessRunPool:
 
     # -- one run (on a pool thread) ----------------------------------------------
 
-    def _supervise(self, workflow: Workflow, parameters: dict[str, Any], run_id: str) -> RunOutcome:
+    def _supervise(
+        self,
+        workflow: Workflow,
+        parameters: dict[str, Any],
+        run_id: str,
+        guard: NodeGuard | None,
+    ) -> RunOutcome:
         worker = self._take()
         started = time.perf_counter()
         self._announce(workflow, run_id, "started", parameters=parameters)
@@ -211,8 +227,8 @@ class ProcessRunPool:
             )
         wants = (self.events.wants_node_events, self.events.wants_timeline)
         try:
-            worker.conn.send((run_id, parameters, *wants))
-            message = self._await_outcome(worker, workflow, run_id, started)
+            worker.conn.send((run_id, parameters, *wants, guard is not None))
+            message = self._await_outcome(worker, workflow, run_id, started, guard)
         except WorkflowTimeoutError:  # a TimeoutError, so an OSError: not a dead worker
             raise
         except (EOFError, OSError):
@@ -245,7 +261,12 @@ class ProcessRunPool:
         raise self._failure(workflow, run_id, started, detail, node_id=node_id, finished=finished)
 
     def _await_outcome(
-        self, worker: _Worker, workflow: Workflow, run_id: str, started: float
+        self,
+        worker: _Worker,
+        workflow: Workflow,
+        run_id: str,
+        started: float,
+        guard: NodeGuard | None,
     ) -> tuple[Any, ...]:
         deadline = time.monotonic() + self.timeout
         while True:
@@ -262,6 +283,9 @@ class ProcessRunPool:
             message = worker.conn.recv()
             if message[0] == "event":
                 self.events.emit(message[1])
+                continue
+            if message[0] == "check" and guard is not None:
+                worker.conn.send(_worker.guard_answer(guard.check_node(message[1])))
                 continue
             return message
 

@@ -5,8 +5,11 @@ caller's) and its limits. The worker caps its address space (``RLIMIT_AS``, soft
 hard, so node code cannot raise it), rebuilds the workflow once, says ``ready`` and
 then serves one run at a time over its pipe:
 
-- job: ``(run_id, parameters, wants_node_events, wants_timeline)``;
-- while running: ``("event", NodeEvent)`` for each node event, when wanted;
+- job: ``(run_id, parameters, wants_node_events, wants_timeline, guarded)``;
+- while running: ``("event", NodeEvent)`` for each node event, when wanted; for a
+  guarded run, ``("check", node_id)`` before each node executes, answered by the
+  parent's guard with ``("allow",)`` or ``("refuse", message, reason, rule_ids)``
+  (:func:`guard_answer`); a refused node fails with ``NodeAccessDeniedError``;
 - at the end: ``("finished", status, results_json, error, stopped_at, failed_nodes,
   finished_run_event)`` for a run the engine ended (completed, or failed with partial
   results; ``failed_nodes`` as ``(node_id, error_type, message)`` tuples), or
@@ -29,6 +32,8 @@ import threading
 from typing import Any
 
 from kailash_nb._json_text import plain
+from kailash_nb.access_control import AccessDecision, AccessDeniedError
+from kailash_nb.runtime.access_controlled import NodeAccessDeniedError
 from kailash_nb.runtime.events import EventBus, RunEvent
 from kailash_nb.runtime.local import LocalRuntime
 from kailash_nb.sdk_exceptions import WorkflowValidationError
@@ -62,7 +67,7 @@ def serve(conn: Any, definition: dict[str, Any], limits: dict[str, Any]) -> None
         if job is None:
             return
         _limit_cpu(limits["timeout"])
-        send(_run(workflow, job, send, limits))
+        send(_run(workflow, job, conn, send, limits))
 
 
 def _limit_memory(memory_limit_mb: int) -> None:
@@ -83,8 +88,41 @@ def _limit_cpu(timeout: float) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
 
 
-def _run(workflow: Any, job: tuple[Any, ...], send: Any, limits: dict[str, Any]) -> tuple:
-    run_id, parameters, wants_nodes, wants_timeline = job
+def guard_answer(refusal: BaseException | None) -> tuple[Any, ...]:
+    """The parent's answer to a worker's ``("check", node_id)``: its guard's refusal
+    (``None``: the node may execute) as plain data for the pipe."""
+    if refusal is None:
+        return ("allow",)
+    if isinstance(refusal, AccessDeniedError):
+        decision = refusal.decision
+        return ("refuse", str(refusal), decision.reason, tuple(decision.applied_rules))
+    text = f"{type(refusal).__name__}: {refusal}"
+    return ("refuse", text, text, ())
+
+
+class _ParentGuard:
+    """The run's guard in the worker: asks the parent's guard over the pipe."""
+
+    def __init__(self, conn: Any, send: Any) -> None:
+        self._conn = conn
+        self._send = send
+        self._ask = threading.Lock()  # parallel nodes ask one at a time
+
+    def check_node(self, node_id: str) -> BaseException | None:
+        with self._ask:
+            self._send(("check", node_id))
+            answer = self._conn.recv()
+        if answer[0] == "allow":
+            return None
+        _, message, reason, rules = answer
+        decision = AccessDecision(allowed=False, reason=reason, applied_rules=tuple(rules))
+        return NodeAccessDeniedError(decision, node_id, message)
+
+
+def _run(
+    workflow: Any, job: tuple[Any, ...], conn: Any, send: Any, limits: dict[str, Any]
+) -> tuple:
+    run_id, parameters, wants_nodes, wants_timeline, guarded = job
     finished: list[RunEvent] = []
 
     def forward(event: Any) -> None:
@@ -98,7 +136,10 @@ def _run(workflow: Any, job: tuple[Any, ...], send: Any, limits: dict[str, Any])
     bus.subscribe(forward, nodes=wants_nodes, runs=True, timeline=wants_timeline)
     try:
         outcome = LocalRuntime(event_bus=bus, history=False).execute_outcome(
-            workflow, parameters, run_id=run_id
+            workflow,
+            parameters,
+            run_id=run_id,
+            guard=_ParentGuard(conn, send) if guarded else None,
         )
         memory_node = next(
             (f.node_id for f in outcome.failed_nodes if f.error_type == "MemoryError"), None
