@@ -295,6 +295,7 @@ class GatewayState:
                 version=self.settings.version,
                 description=self.settings.description,
                 metrics_public=self.settings.metrics_public,
+                redacted_outputs=self.runs.gate.redacts_outputs,
             )
         return self._openapi
 

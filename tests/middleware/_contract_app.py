@@ -9,6 +9,9 @@ these workflows:
 - ``fails``: one node, which raises;
 - ``fails_early``: a node that raises, with a node depending on it.
 
+With a third argument, a policies file, the gateway runs under an
+``AccessControlledRuntime`` with that policy and its audit trail on.
+
 Once listening it prints one JSON line ``{"port": ..., "token": ...}`` (an admin
 access token) and serves until SIGTERM.
 """
@@ -26,6 +29,7 @@ from pydantic import BaseModel
 from kailash_nb import WorkflowBuilder
 from kailash_nb.middleware.gateway import create_gateway
 from kailash_nb.nodes.code import PythonCodeNode
+from kailash_nb.runtime.access_controlled import AccessControlledRuntime
 from kailash_nb.security import SecurityConfig
 
 
@@ -51,10 +55,20 @@ def explode(n: int = 0) -> int:
     raise RuntimeError(f"exploded on {n}")
 
 
-def build_gateway(database_url: str, jwt_secret: str):
-    """The served gateway (not started)."""
+def build_gateway(database_url: str, jwt_secret: str, policies_file: str | None = None):
+    """The served gateway (not started), under ``policies_file`` if given."""
     config = SecurityConfig(jwt_secret=jwt_secret, max_requests_per_minute=1_000_000)
-    gateway = create_gateway(title="contract", security_config=config, database_url=database_url)
+    runtime = None
+    if policies_file is not None:
+        runtime = AccessControlledRuntime(
+            policies_file=policies_file,
+            audit_enabled=True,
+            audit_write="batched",
+            database_url=database_url,
+        )
+    gateway = create_gateway(
+        title="contract", security_config=config, database_url=database_url, runtime=runtime
+    )
 
     code = WorkflowBuilder()
     code.add_node("PythonCodeNode", "compute", {"code": "result = [a, b]", "b": 3})
@@ -77,9 +91,9 @@ def build_gateway(database_url: str, jwt_secret: str):
     return gateway
 
 
-async def serve(database_url: str) -> None:
+async def serve(database_url: str, policies_file: str | None) -> None:
     """Serve until SIGTERM/SIGINT; announce the port and an admin token first."""
-    gateway = build_gateway(database_url, os.environ["KAILASH_NB_JWT_SECRET"])
+    gateway = build_gateway(database_url, os.environ["KAILASH_NB_JWT_SECRET"], policies_file)
     port = await gateway.start("127.0.0.1", 0)
     pair = gateway.auth.issue_tokens("root", tenant_id="acme", roles=["admin"])
     sys.stdout.write(json.dumps({"port": port, "token": pair.access_token}) + "\n")
@@ -93,4 +107,4 @@ async def serve(database_url: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(serve(sys.argv[1]))
+    asyncio.run(serve(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None))

@@ -49,26 +49,74 @@ checks.not_a_server_error.expected-statuses = ["101", "2xx", "3xx", "4xx"]
 """
 
 
-@pytest.fixture(scope="module")
-def contract_gateway(module_sqlite_url, jwt_secret):
-    """``(base URL, admin token)`` of the contract app served in a subprocess."""
+# The access-controlled variant: the admin may run code, typed and fails_early but not
+# fails (403 access_denied), fails_early's second node is denied (403
+# node_access_denied), and typed's outputs are masked field by field.
+_POLICY = """
+rules:
+  - id: admins-run
+    effect: allow
+    actions: [execute, read_output]
+    resource: {workflow: "*"}
+    subject: {role: admin}
+  - id: not-fails
+    effect: deny
+    action: execute
+    resource: {workflow: fails}
+  - id: not-after
+    effect: deny
+    action: execute
+    resource: {workflow: fails_early, node: after}
+  - id: hide-x
+    effect: deny
+    action: read_output
+    resource: {workflow: typed, node: "*", field: x}
+"""
+
+
+def _serve_contract_app(database_url: str, jwt_secret: str, *arguments: str):
+    """Start the contract app; ``(process, base URL, admin token)``."""
     process = subprocess.Popen(
-        [sys.executable, str(_HERE / "_contract_app.py"), module_sqlite_url],
+        [sys.executable, str(_HERE / "_contract_app.py"), database_url, *arguments],
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "KAILASH_NB_JWT_SECRET": jwt_secret},
     )
+    assert process.stdout is not None
+    ready = json.loads(process.stdout.readline())
+    return process, f"http://127.0.0.1:{ready['port']}", ready["token"]
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    process.send_signal(signal.SIGTERM)
     try:
-        assert process.stdout is not None
-        ready = json.loads(process.stdout.readline())
-        yield f"http://127.0.0.1:{ready['port']}", ready["token"]
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="module")
+def contract_gateway(module_sqlite_url, jwt_secret):
+    """``(base URL, admin token)`` of the contract app served in a subprocess."""
+    process, base_url, token = _serve_contract_app(module_sqlite_url, jwt_secret)
+    try:
+        yield base_url, token
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        _stop(process)
+
+
+@pytest.fixture
+def access_controlled_gateway(tmp_path, jwt_secret):
+    """``(base URL, admin token)`` of the contract app under ``_POLICY``."""
+    policy = tmp_path / "policies.yaml"
+    policy.write_text(_POLICY)
+    url = f"sqlite:///{tmp_path / 'access.db'}"
+    process, base_url, token = _serve_contract_app(url, jwt_secret, str(policy))
+    try:
+        yield base_url, token
+    finally:
+        _stop(process)
 
 
 def run_schemathesis(
@@ -136,6 +184,17 @@ def test_contract_with_the_admin_token(contract_gateway, tmp_path):
     base_url, token = contract_gateway
     assert_no_failures(
         run_schemathesis(base_url, tmp_path, token=token, max_examples=10, max_time=90)
+    )
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.skipif(not _SCHEMATHESIS.exists(), reason="schemathesis is not installed")
+def test_contract_under_access_control(access_controlled_gateway, tmp_path):
+    """The contract holds with an access policy deciding: lists filtered, denied runs
+    and nodes answered 403, outputs masked."""
+    base_url, token = access_controlled_gateway
+    assert_no_failures(
+        run_schemathesis(base_url, tmp_path, token=token, max_examples=5, max_time=45)
     )
 
 

@@ -717,6 +717,43 @@ def test_masking_by_name_reaches_nested_records_and_by_path_only_that_path():
     assert outputs["ssn"] == 5  # never changed in place
 
 
+def test_masking_sees_through_models_and_dataclasses_and_hides_what_it_cannot_read():
+    import dataclasses
+    import datetime
+
+    from pydantic import BaseModel
+
+    from kailash_nb.runtime._masking import masked_outputs
+
+    class Person(BaseModel):
+        name: str
+        ssn: str
+
+    @dataclasses.dataclass
+    class Payslip:
+        person: Person
+        ssn: str
+
+    class Opaque:
+        def __repr__(self) -> str:
+            return "Opaque(ssn='123-45-6789')"
+
+    when = datetime.date(2026, 1, 1)
+    outputs = {
+        "person": Person(name="bob", ssn="1"),
+        "slip": Payslip(Person(name="amy", ssn="2"), "3"),
+        "opaque": Opaque(),
+        "when": when,
+    }
+    assert masked_outputs(outputs, ["ssn"]) == {
+        "person": {"name": "bob", "ssn": REDACTED},
+        "slip": {"person": {"name": "amy", "ssn": REDACTED}, "ssn": REDACTED},
+        "opaque": REDACTED,  # its text could carry the field: not shown
+        "when": when,
+    }
+    assert masked_outputs(outputs, ["person.ssn"])["person"] == {"name": "bob", "ssn": REDACTED}
+
+
 def test_a_closed_runtime_refuses_runs_before_deciding(policy_file, db_url):
     runtime = runtime_for(policy_file, db_url, audit_enabled=True)
     runtime.close()

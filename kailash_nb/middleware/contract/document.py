@@ -28,6 +28,7 @@ from kailash_nb.middleware.contract.operations import (
     Reply,
     metrics_operation,
 )
+from kailash_nb.middleware.contract.redactable import redactable_results
 
 __all__ = ["OPENAPI_VERSION", "ServedWorkflow", "render_document"]
 
@@ -70,8 +71,11 @@ def render_document(
     version: str,
     description: str = "",
     metrics_public: bool = False,
+    redacted_outputs: bool = False,
 ) -> dict[str, Any]:
-    """The OpenAPI 3.1.0 document of a gateway serving ``workflows`` (in name order)."""
+    """The OpenAPI 3.1.0 document of a gateway serving ``workflows`` (in name order);
+    with ``redacted_outputs`` (an access policy decides what callers read) every
+    results schema admits withheld outputs and masked fields."""
     schemas = _model_schemas()
     operations = [
         metrics_operation(metrics_public) if operation.path == "/metrics" else operation
@@ -82,7 +86,10 @@ def render_document(
         _add(paths, operation, _operation(operation, schemas, None))
     for workflow in workflows:
         parameters = _component(schemas, f"{workflow.name}.parameters", workflow.input_schema)
-        _component(schemas, f"{workflow.name}.results", workflow.output_schema)
+        results = workflow.output_schema
+        if redacted_outputs:
+            results = redactable_results(results)
+        _component(schemas, f"{workflow.name}.results", results)
         for template in WORKFLOW_OPERATIONS:
             concrete = template.path.replace("{name}", workflow.name)
             rendered = _operation(template, schemas, workflow)

@@ -28,7 +28,14 @@ __all__ = ["OPEN", "OpenGate", "PolicyGate", "RunGate"]
 
 
 class RunGate(ABC):
-    """Admits runs and shows their outcomes to their callers."""
+    """Admits runs and shows their outcomes to their callers.
+
+    Attributes:
+        redacts_outputs: outcomes may show node outputs withheld and fields masked
+            (the published results schemas must admit it).
+    """
+
+    redacts_outputs = False
 
     @abstractmethod
     def admit(self, caller: Identity, name: str, run_id: str) -> NodeGuard | None:
@@ -91,6 +98,8 @@ class PolicyGate(RunGate):
     other claims (as ``attributes``) with the client's address; the resource is the
     workflow's registered name, so a policy names workflows as the gateway serves them.
     """
+
+    redacts_outputs = True
 
     def __init__(self, runtime: AccessControlledRuntime) -> None:
         self.runtime = runtime
