@@ -23,6 +23,14 @@ both alike. With at least two CPUs the servers are pinned to CPU 0 and the load 
 to CPU 1, so the client never takes the server's core (``--no-pin`` to let the OS place
 them).
 
+``--access-control MODE`` measures what access control costs instead: the same gateway
+(baseline) against that gateway created with ``runtime=AccessControlledRuntime(...)``
+(**guarded**), whose policy file allows the caller's role to execute the workflow and
+read its outputs; every request then makes three decisions (the workflow, the node, its
+output). MODE is the runtime's audit: ``batched`` (``audit_write="batched"``, the
+setting for a gateway), ``sync`` (each request's records stored before it is answered)
+or ``off``. Target: guarded/gateway >= 0.90.
+
 Printed: requests/s of both (and per round), the ratio gateway/bare (target >= 0.50),
 p50 (median over rounds) and p99 (worst round) latency at 32 connections, and error
 counts (non-2xx statuses, socket errors, timeouts). Exits 1 on any error, 2 when the
@@ -70,6 +78,17 @@ NO_PIN_ENV = "KAILASH_NB_BENCH_NO_PIN"
 #: Set (by ``--threaded``) to serve code that runs on the gateway's run threads.
 THREADED_ENV = "KAILASH_NB_BENCH_THREADED"
 THREADED_WORKFLOW_CODE = "result = dict(pong=True)"
+#: Set (by ``--access-control MODE``) to the guarded server's audit mode.
+ACCESS_ENV = "KAILASH_NB_BENCH_ACCESS"
+ACCESS_TARGET_RATIO = 0.90
+ACCESS_POLICY = """\
+rules:
+  - id: analysts-ping
+    effect: allow
+    actions: [execute, read_output]
+    resource: {workflow: ping}
+    subject: {role: analyst}
+"""
 
 
 # -- servers (run with --serve KIND in a child process) ---------------------------------
@@ -128,8 +147,25 @@ async def serve_bare() -> None:
     await server.close_all_connections()
 
 
-async def serve_gateway(database_url: str) -> None:
-    """The gateway serving the 1-node workflow with JWT auth and rate limiting on."""
+def _access_runtime(database_url: str, audit: str) -> Any:
+    """The guarded server's ``AccessControlledRuntime`` (``ACCESS_POLICY``; ``audit`` is
+    ``batched``, ``sync`` or ``off``)."""
+    from kailash_nb.runtime.access_controlled import AccessControlledRuntime
+
+    policy = Path(tempfile.mkdtemp()) / "policies.yaml"
+    policy.write_text(ACCESS_POLICY)
+    return AccessControlledRuntime(
+        policies_file=policy,
+        audit_enabled=audit != "off",
+        audit_write="sync" if audit == "sync" else "batched",
+        database_url=database_url,
+        history=False,
+    )
+
+
+async def serve_gateway(database_url: str, guarded: bool = False) -> None:
+    """The gateway serving the 1-node workflow with JWT auth and rate limiting on; with
+    ``guarded``, under an access policy (``ACCESS_ENV`` names the audit mode)."""
     from kailash_nb import WorkflowBuilder
     from kailash_nb.middleware.gateway import create_gateway
     from kailash_nb.security import SecurityConfig
@@ -139,8 +175,13 @@ async def serve_gateway(database_url: str) -> None:
         enable_rate_limiting=True,
         max_requests_per_minute=RATE_LIMIT_PER_MINUTE,
     )
+    runtime = _access_runtime(database_url, os.environ[ACCESS_ENV]) if guarded else None
     gateway = create_gateway(
-        title="bench", security_config=config, database_url=database_url, enable_docs=False
+        title="bench",
+        security_config=config,
+        database_url=database_url,
+        enable_docs=False,
+        runtime=runtime,
     )
     assert gateway.auth is not None and gateway.rate_limiter is not None
     builder = WorkflowBuilder()
@@ -160,7 +201,7 @@ async def serve_gateway(database_url: str) -> None:
 def serve(kind: str, database_url: str, profile: bool) -> None:
     """Entry point of a server process: pin, optionally profile, serve until SIGTERM."""
     _pin(SERVER_CPU)
-    coroutine = serve_bare() if kind == "bare" else serve_gateway(database_url)
+    coroutine = serve_bare() if kind == "bare" else serve_gateway(database_url, kind == "guarded")
     if not profile:
         asyncio.run(coroutine)
         return
@@ -405,7 +446,7 @@ class Target:
 
     def __init__(self, kind: str, server: Server) -> None:
         self.kind = kind
-        path = f"/workflows/{WORKFLOW}/execute" if kind == "gateway" else "/"
+        path = "/" if kind == "bare" else f"/workflows/{WORKFLOW}/execute"
         self.url = f"http://127.0.0.1:{server.port}{path}"
         self.token = server.token or "unused"
 
@@ -413,7 +454,7 @@ class Target:
 def check(target: Target) -> None:
     """One request each: 2xx, and the gateway's answer carries rate-limit headers."""
     headers = smoke_check(target.url, target.token)
-    if target.kind == "gateway" and "x-ratelimit-limit" not in {k.lower() for k in headers}:
+    if target.kind != "bare" and "x-ratelimit-limit" not in {k.lower() for k in headers}:
         raise RuntimeError("the gateway answered without rate-limit headers")
 
 
@@ -486,7 +527,12 @@ def main() -> int:
         action="store_true",
         help="serve code with a call, which runs on the gateway's run threads",
     )
-    parser.add_argument("--serve", choices=("bare", "gateway"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--access-control",
+        choices=("batched", "sync", "off"),
+        help="compare the gateway with and without an access policy (audit mode)",
+    )
+    parser.add_argument("--serve", choices=("bare", "gateway", "guarded"), help=argparse.SUPPRESS)
     parser.add_argument("--database-url", help=argparse.SUPPRESS)
     parser.add_argument("--load", help=argparse.SUPPRESS)
     parser.add_argument("--token", default="", help=argparse.SUPPRESS)
@@ -510,57 +556,65 @@ def main() -> int:
         os.environ[NO_PIN_ENV] = "1"
     if args.threaded:
         os.environ[THREADED_ENV] = "1"
+    # The baseline and the measured server: bare Tornado against the gateway, or the
+    # gateway against itself under an access policy.
+    base_kind, measured_kind, target_ratio = "bare", "gateway", TARGET_RATIO
+    if args.access_control:
+        os.environ[ACCESS_ENV] = args.access_control
+        base_kind, measured_kind, target_ratio = "gateway", "guarded", ACCESS_TARGET_RATIO
     pinned = _can_pin()
     print(
         f"gateway benchmark: {CONNECTIONS} connections, {args.seconds} s per server in "
         f"{args.rounds} alternating rounds after a {WARMUP_SECONDS} s warm-up, client={client}, "
         + (f"server on CPU {SERVER_CPU}, load on CPU {LOAD_CPU}" if pinned else "not pinned")
         + (", workflow on the run threads" if args.threaded else ", workflow on the event loop")
+        + (f", access control with audit {args.access_control}" if args.access_control else "")
     )
     with tempfile.TemporaryDirectory() as directory:
         database_url = f"sqlite:///{Path(directory) / 'bench.db'}"
         with (
-            Server("bare", database_url) as bare_server,
-            Server("gateway", database_url, profile=args.profile) as gateway_server,
+            Server(base_kind, database_url) as base_server,
+            Server(measured_kind, database_url, profile=args.profile) as measured_server,
         ):
-            targets = [Target("bare", bare_server), Target("gateway", gateway_server)]
+            targets = [Target(base_kind, base_server), Target(measured_kind, measured_server)]
             for target in targets:
                 check(target)
             totals = measure(targets, args.seconds, args.rounds, client)
-    bare, gateway = totals["bare"], totals["gateway"]
+    base, measured = totals[base_kind], totals[measured_kind]
+    rows = ((base_kind, base), (measured_kind, measured))
 
-    ratio = gateway["per_second"] / bare["per_second"]
+    ratio = measured["per_second"] / base["per_second"]
     header = f"{'server':<10}{'requests':>10}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
     header += f"{'max ms':>9}{'non-2xx':>9}{'sock err':>9}{'timeouts':>9}"
     print(header)
-    for label, row in (("bare", bare), ("gateway", gateway)):
+    for label, row in rows:
         print(
             f"{label:<10}{row['requests']:>10}{row['per_second']:>10.0f}{row['p50_ms']:>9.2f}"
             f"{row['p99_ms']:>9.2f}{row['max_ms']:>9.2f}{row['non2xx']:>9}"
             f"{row['socket_errors']:>9}{row['timeouts']:>9}"
         )
-    for label, row in (("bare", bare), ("gateway", gateway)):
+    for label, row in rows:
         rates = ", ".join(f"{rate:.0f}" for rate in row["round_rates"])
         print(f"  {label} req/s per round: {rates}")
     print("  (p50: median over rounds; p99 and max: worst round)")
     print(
-        f"ratio gateway/bare requests/s: {ratio:.2f} (target >= {TARGET_RATIO:.2f}); "
-        f"p99 at {CONNECTIONS} connections: gateway {gateway['p99_ms']:.2f} ms, "
-        f"bare {bare['p99_ms']:.2f} ms"
+        f"ratio {measured_kind}/{base_kind} requests/s: {ratio:.2f} "
+        f"(target >= {target_ratio:.2f}); p99 at {CONNECTIONS} connections: "
+        f"{measured_kind} {measured['p99_ms']:.2f} ms, {base_kind} {base['p99_ms']:.2f} ms"
     )
-    if bare["per_second"] < MIN_BARE_PER_SECOND:
+    if base_kind == "bare" and base["per_second"] < MIN_BARE_PER_SECOND:
         print(
             f"warning: bare Tornado below {MIN_BARE_PER_SECOND} requests/s: the load client or "
             "other work on the machine limits the figures; the ratio is not meaningful"
         )
-    total_errors = sum(errors(row) + row["warmup_errors"] for row in (bare, gateway))
+    total_errors = sum(errors(row) + row["warmup_errors"] for _, row in rows)
     print(f"errors (warm-up included): {total_errors}")
-    for label, row in (("bare", bare), ("gateway", gateway)):
+    for label, row in rows:
         if row["last_bad_status"]:
             print(f"  {label}: last non-2xx status {row['last_bad_status']}")
     if total_errors:
         return 1
-    if ratio < TARGET_RATIO:
+    if ratio < target_ratio:
         return 2
     return 0
 
