@@ -59,6 +59,10 @@ from kailash_nb.notebook.failures import NodeRunError
 from kailash_nb.notebook.publish import Publication, publish
 from kailash_nb.notebook.session import WorkflowSession
 
+if typing.TYPE_CHECKING:
+    from kailash_nb.access_control import UserContext
+    from kailash_nb.runtime.access_controlled import AccessControlledRuntime
+
 __all__ = [
     "ExportError",
     "NodeRunError",
@@ -79,6 +83,7 @@ __all__ = [
     "remove",
     "reset",
     "run",
+    "run_as",
     "run_async",
     "show",
     "status",
@@ -208,6 +213,19 @@ async def run_async(
 ) -> RunResult:
     """``run`` for async code: ``result = await kn.run_async(threshold=3)``."""
     return await current().run_async(node, no_cache=no_cache, parameters=parameters, **params)
+
+
+def run_as(
+    user_context: UserContext | None, **options: typing.Any
+) -> AccessControlledRuntime | None:
+    """Run the current workflow for ``user_context`` under an access policy
+    (``AccessControlledRuntime(**options)``), or without one again (``None``); see
+    ``WorkflowSession.run_as``::
+
+        kn.run_as(UserContext(user_id="bob", tenant_id="acme", roles=["analyst"]),
+                  policies_file="policies.yaml", audit_enabled=True)
+    """
+    return current().run_as(user_context, **options)
 
 
 def status() -> WorkflowStatus:

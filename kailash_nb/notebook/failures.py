@@ -99,7 +99,7 @@ def innermost_cause(error: BaseException) -> BaseException | None:
 def run_failure(
     result: RunResult,
     outcomes: Sequence[NodeOutcome],
-    error: WorkflowExecutionError | None,
+    error: Exception | None,
 ) -> Exception | None:
     """The exception a run ends with: ``NodeRunError`` when nodes failed, the
     engine's own error (a timeout) otherwise, or ``None`` for a clean run."""
@@ -115,5 +115,5 @@ def run_failure(
     if first.exception is not None:
         failure.__cause__ = first.exception
     elif error is not None:
-        failure.__cause__ = innermost_cause(error)
+        failure.__cause__ = innermost_cause(error) or error
     return failure

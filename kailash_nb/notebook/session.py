@@ -23,6 +23,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from kailash_nb.access_control import UserContext
 from kailash_nb.notebook.cache import OutputCache
 from kailash_nb.notebook.composition import Composition, compose
 from kailash_nb.notebook.definitions import NodeDefinition
@@ -36,6 +37,7 @@ from kailash_nb.notebook.run_plan import RunPlan, plan_run
 from kailash_nb.notebook.states import NodeRecord, NodeStates
 from kailash_nb.notebook.view import NodeInfo
 from kailash_nb.redaction import looks_secret
+from kailash_nb.runtime.access_controlled import AccessControlledRuntime, NodeAccessDeniedError
 from kailash_nb.runtime.events import EventBus
 from kailash_nb.runtime.local import LocalRuntime
 from kailash_nb.sdk_exceptions import (
@@ -50,6 +52,10 @@ from kailash_nb.workflow.graph import Workflow
 __all__ = ["DEFAULT_WORKFLOW", "WorkflowSession", "current", "reset", "select"]
 
 logger = logging.getLogger(__name__)
+
+#: How a run ends that the engine stopped with partial results: a node failed, the
+#: deadline passed, or (under ``run_as``) the policy refused a node.
+_RUN_FAILURES = (WorkflowExecutionError, NodeAccessDeniedError)
 
 
 class WorkflowSession:
@@ -75,7 +81,9 @@ class WorkflowSession:
         self._lock = threading.RLock()
         self._bus = EventBus()
         self._bus.subscribe(self._states.on_event, runs=False)
-        self._runtime = LocalRuntime(event_bus=self._bus)
+        self._runtime: LocalRuntime = LocalRuntime(event_bus=self._bus)
+        #: Options every run passes to the runtime (the policy's name for the workflow).
+        self._run_options: dict[str, Any] = {}
         self._wiring = WiringState()
 
     # -- WorkflowView -------------------------------------------------------------------------
@@ -319,9 +327,9 @@ class WorkflowSession:
         watch = _RunWatch()
         try:
             results, run_id = self._runtime.execute(
-                plan.workflow, plan.parameters, **watch.engine_options(plan)
+                plan.workflow, plan.parameters, **watch.engine_options(plan), **self._run_options
             )
-        except WorkflowExecutionError as exc:
+        except _RUN_FAILURES as exc:
             return self._finish(plan, exc.results, exc.run_id or "", exc, watch)
         except BaseException:  # interrupted, or refused before it started
             self._abandon(plan)
@@ -342,14 +350,45 @@ class WorkflowSession:
         watch = _RunWatch()
         try:
             results, run_id = await self._runtime.execute_async(
-                plan.workflow, plan.parameters, **watch.engine_options(plan)
+                plan.workflow, plan.parameters, **watch.engine_options(plan), **self._run_options
             )
-        except WorkflowExecutionError as exc:
+        except _RUN_FAILURES as exc:
             return self._finish(plan, exc.results, exc.run_id or "", exc, watch)
         except BaseException:  # cancelled, interrupted, refused before it started
             self._abandon(plan)
             raise
         return self._finish(plan, results, run_id, None, watch)
+
+    def run_as(
+        self, user_context: UserContext | None, **options: Any
+    ) -> AccessControlledRuntime | None:
+        """Run this workflow for ``user_context`` under an ``AccessControlledRuntime``
+        made from ``options`` (its arguments: ``policies_file=...``,
+        ``audit_enabled=True``...) and publishing on this workflow's bus; ``None`` runs
+        without access control again. Return the runtime (``None`` without).
+
+        The policy knows the workflow by its name. Runs then show only what the caller
+        may read, in their results, the status table and the widget; a node the caller
+        may not execute fails the run (``NodeRunError`` whose cause is
+        ``NodeAccessDeniedError``), and cached outputs are reused only for nodes the
+        caller may execute.
+
+        Raises:
+            PolicyError, AccessControlConfigurationError: as ``AccessControlledRuntime``
+                (the workflow keeps its runtime).
+            TypeError: ``options`` without a ``user_context``.
+        """
+        if user_context is None:
+            if options:
+                raise TypeError("run_as(None) turns access control off; it takes no options")
+            runtime: LocalRuntime = LocalRuntime(event_bus=self._bus)
+            run_options: dict[str, Any] = {}
+        else:
+            runtime = AccessControlledRuntime(user_context, event_bus=self._bus, **options)
+            run_options = {"resource_id": self.name}
+        with self._lock:
+            self._runtime, self._run_options = runtime, run_options
+        return runtime if isinstance(runtime, AccessControlledRuntime) else None
 
     def _plan(self, target: str | None, params: dict[str, Any], no_cache: bool) -> RunPlan:
         if not self._definitions:
@@ -385,7 +424,7 @@ class WorkflowSession:
         plan: RunPlan,
         results: dict[str, dict[str, Any]],
         run_id: str,
-        error: WorkflowExecutionError | None,
+        error: WorkflowExecutionError | NodeAccessDeniedError | None,
         watch: _RunWatch,
     ) -> RunResult:
         stopped_at = None

@@ -43,7 +43,7 @@ import contextlib
 import logging
 import os
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from kailash_nb.access_control import (
@@ -360,12 +360,21 @@ class AccessControlledRuntime(LocalRuntime):
         run_id: str | None = None,
         node_events: bool = True,
         task_manager: None = None,
+        cached_outputs: dict[str, dict[str, Any]] | None = None,
+        copy_cached: bool = True,
+        on_output: Callable[[str, dict[str, Any]], object] | None = None,
+        on_failure: Callable[[str, BaseException], object] | None = None,
     ) -> tuple[dict[str, dict[str, Any]], str]:
         """Run ``workflow`` for the caller; ``(results, run_id)`` with the results the
         caller may read.
 
         ``resource_id`` is the id the policy knows the workflow by (default: its
-        ``workflow_id``; a gateway passes the registered name).
+        ``workflow_id``; a gateway passes the registered name). ``cached_outputs``,
+        ``copy_cached``, ``on_output`` and ``on_failure`` are ``LocalRuntime.execute``'s
+        (the notebook's incremental runs); a cached output is reused only for a node
+        the caller may execute (each such decision audited), any other node executes,
+        so the engine's check refuses it. ``on_output`` gets what nodes produced (what
+        their dependents get), not what the caller may read.
 
         Raises:
             AuthorizationRequiredError: no caller identity (``require_authorization``).
@@ -377,7 +386,16 @@ class AccessControlledRuntime(LocalRuntime):
         """
         self._refuse_task_manager(task_manager)
         access, run = self._start(
-            workflow, parameters, user_context, resource_id, run_id, node_events
+            workflow,
+            parameters,
+            user_context,
+            resource_id,
+            run_id,
+            node_events,
+            cached_outputs=cached_outputs,
+            copy_cached=copy_cached,
+            on_output=on_output,
+            on_failure=on_failure,
         )
         with self._audited_end(access, run):
             results = self._drive(run)
@@ -419,9 +437,24 @@ class AccessControlledRuntime(LocalRuntime):
         *,
         user_context: UserContext | None = None,
         resource_id: str | None = None,
+        cached_outputs: dict[str, dict[str, Any]] | None = None,
+        copy_cached: bool = True,
+        on_output: Callable[[str, dict[str, Any]], object] | None = None,
+        on_failure: Callable[[str, BaseException], object] | None = None,
     ) -> tuple[dict[str, dict[str, Any]], str]:
         """Run ``workflow`` on the current event loop; same contract as ``execute``."""
-        access, run = self._start(workflow, parameters, user_context, resource_id, None, True)
+        access, run = self._start(
+            workflow,
+            parameters,
+            user_context,
+            resource_id,
+            None,
+            True,
+            cached_outputs=cached_outputs,
+            copy_cached=copy_cached,
+            on_output=on_output,
+            on_failure=on_failure,
+        )
         with self._audited_end(access, run):
             results = await self._drive_async(run)
         shown = access.shown(self._routed(results, run))
@@ -436,8 +469,11 @@ class AccessControlledRuntime(LocalRuntime):
         resource_id: str | None,
         run_id: str | None,
         node_events: bool,
+        cached_outputs: dict[str, dict[str, Any]] | None = None,
+        **engine: Any,
     ) -> tuple[RunAccess, Any]:
-        """Decide the workflow (audited before anything runs) and make the guarded run."""
+        """Decide the workflow (audited before anything runs) and make the guarded run;
+        only the cached outputs of nodes the caller may execute are reused."""
         if not isinstance(workflow, Workflow):
             raise TypeError(
                 f"expected a built Workflow, got {type(workflow).__name__}; call "
@@ -448,7 +484,24 @@ class AccessControlledRuntime(LocalRuntime):
         access = self.open_run(
             user_context, resource_id or workflow.workflow_id, run_id or str(uuid.uuid4())
         )
-        run = self._new_run(workflow, parameters, None, access.run_id, node_events, guard=access)
+        if cached_outputs:
+            cached_outputs = {
+                node_id: outputs
+                for node_id, outputs in cached_outputs.items()
+                if access.decide(Action.EXECUTE, node_id).allowed
+            }
+            if access.records:
+                self._notes.write(access.records)  # fail closed before anything runs
+                access.records.clear()
+        run = self._new_run(
+            workflow,
+            parameters,
+            cached_outputs,
+            access.run_id,
+            node_events,
+            guard=access,
+            **engine,
+        )
         return access, run
 
     # -- runs executed elsewhere (a gateway's execution backends) ------------------
