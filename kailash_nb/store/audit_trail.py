@@ -237,15 +237,18 @@ class AuditTrail:
             raise _Contended("another thread of this process holds the write lock")
         try:
             with self.engine.connect() as connection:
+                wait_ms = max(int((wait - (time.monotonic() - started)) * 1000), 1)
+                shortened = _shortens_busy_timeout(connection, wait_ms)
                 try:
-                    _begin_write(connection, max(wait - (time.monotonic() - started), 0.001))
+                    _begin_write(connection, wait_ms, shortened)
                     numbers = self._write(connection, rows)
                     connection.commit()
                 except BaseException:
                     connection.rollback()
                     raise
                 finally:
-                    _end_write(connection)
+                    if shortened:
+                        _end_write(connection)
         finally:
             if lock is not None:
                 lock.release()
@@ -622,17 +625,31 @@ class AuditTrail:
         )
 
 
-def _begin_write(connection: Connection, wait: float) -> None:
-    """Start the append's transaction, waiting at most ``wait`` seconds for locks.
+def _shortens_busy_timeout(connection: Connection, wait_ms: int) -> bool:
+    """Whether the append's wait is shorter than the store's usual SQLite busy timeout
+    (then ``_begin_write`` sets it for the append and ``_end_write`` sets it back).
+
+    A longer wait keeps the usual timeout: a lock held longer fails the attempt as
+    contention, and ``append_many`` tries again until its deadline.
+    """
+    return (
+        connection.dialect.name == "sqlite"
+        and not _is_memory(connection.engine)
+        and wait_ms < SQLITE_BUSY_TIMEOUT_MS
+    )
+
+
+def _begin_write(connection: Connection, wait_ms: int, shortened: bool) -> None:
+    """Start the append's transaction, waiting at most ``wait_ms`` for locks.
 
     SQLite: take the database's write lock first (``BEGIN IMMEDIATE``), so the head
     read next is the latest. PostgreSQL locks the head row itself (``FOR UPDATE``).
     """
-    wait_ms = max(int(wait * 1000), 1)
     if connection.dialect.name == "sqlite":
         if _is_memory(connection.engine):
             return  # one shared connection: this process's writer lock is the lock
-        connection.exec_driver_sql(f"PRAGMA busy_timeout = {wait_ms}")
+        if shortened:
+            connection.exec_driver_sql(f"PRAGMA busy_timeout = {wait_ms}")
         connection.exec_driver_sql("BEGIN IMMEDIATE")
     elif connection.dialect.name == "postgresql":
         connection.exec_driver_sql(f"SET LOCAL lock_timeout = {wait_ms}")
@@ -640,11 +657,10 @@ def _begin_write(connection: Connection, wait: float) -> None:
 
 def _end_write(connection: Connection) -> None:
     """Give a pooled SQLite connection back with the store's usual busy timeout."""
-    if connection.dialect.name == "sqlite" and not _is_memory(connection.engine):
-        try:
-            connection.exec_driver_sql(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-        except sa.exc.DBAPIError:
-            connection.invalidate()
+    try:
+        connection.exec_driver_sql(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+    except sa.exc.DBAPIError:
+        connection.invalidate()
 
 
 def _is_contention(exc: sa.exc.OperationalError) -> bool:
