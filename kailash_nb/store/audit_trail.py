@@ -265,37 +265,43 @@ class AuditTrail:
         records: list[dict[str, Any]] = []
         checkpoints: list[dict[str, Any]] = []
         now = time.time()
+        every = self.checkpoint_every if self._key is not None else 0
         for row in rows:
-            seq, prev_hash = heads[row.tenant_id]
+            tenant_id, at_us, subject, action, resource, decision, rule_ids, run_id = row[:8]
+            cached, detail = row.cached, row.detail
+            seq, prev_hash = heads[tenant_id]
             seq += 1
-            digest = chain_hash(row, seq, prev_hash)
-            heads[row.tenant_id] = (seq, digest)
+            digest = record_hash(
+                tenant_id, seq, at_us, subject, action, resource, decision, rule_ids, run_id,
+                cached, detail, prev_hash,
+            )  # fmt: skip
+            heads[tenant_id] = (seq, digest)
             numbers.append(seq)
             records.append(
                 {
-                    "tenant_id": row.tenant_id,
+                    "tenant_id": tenant_id,
                     "seq": seq,
-                    "at_us": row.at_us,
-                    "subject": row.subject,
-                    "action": row.action,
-                    "resource": row.resource,
-                    "decision": row.decision,
-                    "rule_ids": row.rule_ids,
-                    "run_id": row.run_id,
-                    "cached": row.cached,
-                    "detail": row.detail,
+                    "at_us": at_us,
+                    "subject": subject,
+                    "action": action,
+                    "resource": resource,
+                    "decision": decision,
+                    "rule_ids": rule_ids,
+                    "run_id": run_id,
+                    "cached": cached,
+                    "detail": detail,
                     "prev_hash": prev_hash,
                     "hash": digest,
                 }
             )
-            if self._key is not None and seq % self.checkpoint_every == 0:
+            if every and seq % every == 0:
                 checkpoints.append(
                     {
-                        "tenant_id": row.tenant_id,
+                        "tenant_id": tenant_id,
                         "seq": seq,
                         "hash": digest,
                         "at": now,
-                        "mac": self._mac("checkpoint", row.tenant_id, seq, digest),
+                        "mac": self._mac("checkpoint", tenant_id, seq, digest),
                     }
                 )
         connection.execute(_INSERT_RECORD, records)
