@@ -106,8 +106,7 @@ def _condition(rule: PermissionRule, strategy: str, table: ConditionTable) -> Co
             "the rbac strategy decides by roles only and this rule has conditions: "
             "use access_control_strategy 'hybrid' (or 'abac'), or drop the conditions"
         )
-    # Rules with the same condition share one compiled Condition, evaluated once per
-    # decision (the policy memoizes results by Condition).
+    # Rules with the same condition share one compiled Condition (see ConditionTable).
     return compile_condition(rule.conditions, table)
 
 

@@ -202,6 +202,14 @@ def _ordered(compare: Callable[[Any, Any], bool]) -> Operator:
     return Operator(_number, ordered)
 
 
+#: The ordering operators, by name: each compares two numbers with this function.
+ORDERED: Mapping[str, Callable[[Any, Any], bool]] = {
+    "greater_than": operator.gt,
+    "less_than": operator.lt,
+    "greater_or_equal": operator.ge,
+    "less_or_equal": operator.le,
+}
+
 #: The operators, by the name a condition uses. Kailash's names where Kailash has one.
 OPERATORS: Mapping[str, Operator] = {
     "equals": Operator(as_given, operator.eq),
@@ -211,10 +219,7 @@ OPERATORS: Mapping[str, Operator] = {
     "contains": Operator(as_given, _contains),
     "not_contains": Operator(as_given, lambda actual, expected: not _contains(actual, expected)),
     "contains_any": Operator(_list, _contains_any),
-    "greater_than": _ordered(operator.gt),
-    "less_than": _ordered(operator.lt),
-    "greater_or_equal": _ordered(operator.ge),
-    "less_or_equal": _ordered(operator.le),
+    **{name: _ordered(compare) for name, compare in ORDERED.items()},
     "between": Operator(_range, lambda actual, bounds: bounds[0] <= number(actual) <= bounds[1]),
     "matches": Operator(_regex, _matches),
     "in_network": Operator(_networks, _in_network),
@@ -226,14 +231,6 @@ OPERATORS: Mapping[str, Operator] = {
     "security_level_below": Operator(
         _level, lambda actual, level: _level(actual, ConditionError) < level
     ),
-}
-
-#: The ordering operators, by name: each compares two numbers with this function.
-ORDERED: Mapping[str, Callable[[Any, Any], bool]] = {
-    "greater_than": operator.gt,
-    "less_than": operator.lt,
-    "greater_or_equal": operator.ge,
-    "less_or_equal": operator.le,
 }
 
 #: Operators that compare times and take an optional ``timezone`` (default UTC).

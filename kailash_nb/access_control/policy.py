@@ -83,8 +83,9 @@ class _Check:
         """The ids of ``rules`` that apply: tenant, role (for a user's rule), expiry and
         condition (the index has matched their subject).
 
-        A condition that raises makes a deny rule apply and an allow rule not. Each
-        condition is evaluated once per decision (rules may share one).
+        A condition that raises makes a deny rule apply and an allow rule not. A
+        condition or sub-condition that rules share is evaluated once per decision
+        (``ConditionTable``), except a plain attribute comparison, as cheap to repeat.
         """
         found: list[str] = []
         met = self.met

@@ -145,7 +145,7 @@ class DecisionNotes:
                     run_id,
                     decision.cached,
                     time.time(),
-                    _detail(decision) if not allowed or decision.masked_fields else {},
+                    _detail(decision),
                 )
             )
 

@@ -267,8 +267,8 @@ class AuditTrail:
         now = time.time()
         every = self.checkpoint_every if self._key is not None else 0
         for row in rows:
-            tenant_id, at_us, subject, action, resource, decision, rule_ids, run_id = row[:8]
-            cached, detail = row.cached, row.detail
+            (tenant_id, at_us, subject, action, resource, decision, rule_ids, run_id, cached,
+             detail) = row  # fmt: skip
             seq, prev_hash = heads[tenant_id]
             seq += 1
             digest = record_hash(
