@@ -27,12 +27,25 @@ def spec_key(value: Any) -> Hashable:
     Mappings compare whatever their key order; every plain value carries its type (so
     ``1``, ``1.0`` and ``True``, or a list and a tuple, never share a key); a value that
     cannot be hashed is only ever equal to itself.
+
+    Raises:
+        PolicyError: the spec contains itself.
     """
-    if isinstance(value, Mapping):
-        items = [(spec_key(key), spec_key(item)) for key, item in value.items()]
-        return ("map", tuple(sorted(items, key=repr)))
-    if isinstance(value, (list, tuple)):
-        return (type(value), tuple(spec_key(item) for item in value))
+    return _key(value, set())
+
+
+def _key(value: Any, enclosing: set[int]) -> Hashable:
+    if isinstance(value, (Mapping, list, tuple)):
+        if id(value) in enclosing:
+            raise PolicyError("a condition contains itself")
+        enclosing.add(id(value))
+        if isinstance(value, Mapping):
+            items = [(_key(key, enclosing), _key(item, enclosing)) for key, item in value.items()]
+            key: Hashable = ("map", tuple(sorted(items, key=repr)))
+        else:
+            key = (type(value), tuple(_key(item, enclosing) for item in value))
+        enclosing.discard(id(value))
+        return key
     try:
         hash(value)
     except TypeError:
@@ -70,9 +83,10 @@ def _count(spec: Any, counts: Counter[Hashable]) -> None:
         return
     try:
         spec = native(spec)
-    except PolicyError:
+        key = spec_key(spec)
+    except PolicyError:  # compiling the rule says what is wrong, naming the rule
         return
-    counts[spec_key(spec)] += 1
+    counts[key] += 1
     for name in ("all", "any"):
         parts = spec.get(name)
         if isinstance(parts, list):

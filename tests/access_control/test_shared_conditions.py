@@ -3,9 +3,10 @@ decision, and only shared when they mean the same."""
 
 from __future__ import annotations
 
+import pytest
 from conftest import make_rule, make_user
 
-from kailash_nb.access_control import AccessControlManager, Action, Resource
+from kailash_nb.access_control import AccessControlManager, Action, PolicyError, Resource
 from kailash_nb.access_control._shared import spec_key
 
 HOLDS = {"attribute": "user.attributes.department", "operator": "equals", "value": "finance"}
@@ -88,3 +89,10 @@ def test_spec_keys_ignore_key_order_and_keep_types():
     assert spec_key({"value": 1}) != spec_key({"value": 1.0})
     assert spec_key({"value": [1]}) != spec_key({"value": (1,)})
     assert spec_key({"value": {1: 2}}) == spec_key({"value": {1: 2}})
+
+
+def test_a_condition_that_contains_itself_is_a_policy_error():
+    looped: dict = {"all": [{"attribute": "user.attributes.level", "operator": "exists"}]}
+    looped["all"].append(looped)
+    with pytest.raises(PolicyError, match="rule 'loop': a condition contains itself"):
+        AccessControlManager(rules=[make_rule("loop", conditions=looped)])
