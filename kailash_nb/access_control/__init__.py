@@ -35,9 +35,10 @@ Cedar (``cedarpy``) has the right semantics (default deny, forbid overrides perm
 schema validation) but a decision over 200 parsed policies took about 0.6 ms, and a
 forbid whose condition errors is skipped, so a permit then allows (the opposite of
 checklist AUTHZ-05). The evaluator here is small: rules are indexed by action,
-resource and subject, unconditional rules cost a look-up, and each distinct condition is
-evaluated once per decision; a decision over 200 hybrid rules takes 10-20 µs and a
-cached one about 1 µs (``benchmarks/bench_access_control.py``).
+resource and subject, unconditional rules cost a look-up, and a condition or
+sub-condition that rules share is evaluated once per decision; a decision over 200
+hybrid rules takes 10-30 µs and a cached one about 1 µs
+(``benchmarks/bench_access_control.py``).
 """
 
 from __future__ import annotations

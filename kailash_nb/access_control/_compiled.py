@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import datetime
 from enum import Enum
-from typing import Any
 
+from kailash_nb.access_control._shared import ConditionTable
 from kailash_nb.access_control.conditions import Condition, compile_condition
 from kailash_nb.access_control.errors import PolicyError
 from kailash_nb.access_control.model import Action, PermissionEffect, PermissionRule, action_of
@@ -34,12 +33,13 @@ class CompiledRule:
         "node",
         "role",
         "rule",
+        "scoped",
         "tenant_id",
         "user_id",
         "workflow",
     )
 
-    def __init__(self, rule: PermissionRule, strategy: str, shared: dict[str, Any]) -> None:
+    def __init__(self, rule: PermissionRule, strategy: str, table: ConditionTable) -> None:
         self.rule = rule
         self.id = _text(rule.id, "id")
         self.action: Action = action_of(rule.permission)
@@ -62,8 +62,15 @@ class CompiledRule:
         self.user_id = None if rule.user_id is None else _text(rule.user_id, "user_id")
         self.role = None if rule.role is None else _text(rule.role, "role")
         self.tenant_id = None if rule.tenant_id is None else _text(rule.tenant_id, "tenant_id")
-        self.condition = _condition(rule, strategy, shared)
+        self.condition = _condition(rule, strategy, table)
         self.expires_at = _expiry(rule.expires_at)
+        # What the index cannot decide by itself: a tenant, an expiry, a role besides a
+        # user (rules are indexed under one subject).
+        self.scoped = (
+            self.tenant_id is not None
+            or self.expires_at is not None
+            or (self.user_id is not None and self.role is not None)
+        )
         if isinstance(rule.priority, bool) or not isinstance(rule.priority, int):
             raise PolicyError(f"priority is an integer, not {rule.priority!r}")
 
@@ -89,7 +96,7 @@ def _effect(rule: PermissionRule) -> PermissionEffect:
     return effect
 
 
-def _condition(rule: PermissionRule, strategy: str, shared: dict[str, Any]) -> Condition | None:
+def _condition(rule: PermissionRule, strategy: str, table: ConditionTable) -> Condition | None:
     if not rule.conditions:
         return None
     if not isinstance(rule.conditions, Mapping):
@@ -99,13 +106,8 @@ def _condition(rule: PermissionRule, strategy: str, shared: dict[str, Any]) -> C
             "the rbac strategy decides by roles only and this rule has conditions: "
             "use access_control_strategy 'hybrid' (or 'abac'), or drop the conditions"
         )
-    # Rules with the same condition share one compiled Condition, evaluated once per
-    # decision (the policy memoizes results by Condition).
-    text = json.dumps(rule.conditions, sort_keys=True, default=repr)
-    condition = shared.get(text)
-    if condition is None:
-        condition = shared[text] = compile_condition(rule.conditions)
-    return condition
+    # Rules with the same condition share one compiled Condition (see ConditionTable).
+    return compile_condition(rule.conditions, table)
 
 
 def _expiry(expires_at: object) -> float | None:
@@ -117,9 +119,9 @@ def _expiry(expires_at: object) -> float | None:
 
 
 def compile_rule(
-    rule: PermissionRule, strategy: str = "hybrid", shared: dict[str, Any] | None = None
+    rule: PermissionRule, strategy: str = "hybrid", table: ConditionTable | None = None
 ) -> CompiledRule:
-    """Check ``rule`` and compile it; ``shared`` maps condition texts to compiled conditions
+    """Check ``rule`` and compile it; ``table`` holds the policy's compiled conditions
     (rules with the same condition share one).
 
     Raises:
@@ -128,7 +130,7 @@ def compile_rule(
     if not isinstance(rule, PermissionRule):
         raise PolicyError(f"a rule is a PermissionRule, not {type(rule).__name__}")
     try:
-        return CompiledRule(rule, strategy, {} if shared is None else shared)
+        return CompiledRule(rule, strategy, ConditionTable() if table is None else table)
     except PolicyError as error:
         rule_id = rule.id if isinstance(rule.id, str) else None
         raise PolicyError(

@@ -20,28 +20,37 @@ Target = tuple[Action, str, str | None, str | None]
 
 
 class Slot:
-    """The rules of one target and subject: plain allow and deny ids, and the rest."""
+    """The rules of one target and subject, by what a decision has to do with them.
 
-    __slots__ = ("allows", "checked", "denies")
+    ``denies`` and ``allows`` are the ids of rules with nothing left to check (no
+    tenant, expiry or condition, and one subject); ``checked_denies`` and
+    ``checked_allows`` the other deny rules and unconditional allow rules;
+    ``conditional_allows`` the allow rules with a condition (evaluated only when they
+    can decide).
+    """
+
+    __slots__ = ("allows", "checked_allows", "checked_denies", "conditional_allows", "denies")
 
     def __init__(self) -> None:
         self.denies: tuple[str, ...] = ()
         self.allows: tuple[str, ...] = ()
-        self.checked: tuple[CompiledRule, ...] = ()
+        self.checked_denies: tuple[CompiledRule, ...] = ()
+        self.checked_allows: tuple[CompiledRule, ...] = ()
+        self.conditional_allows: tuple[CompiledRule, ...] = ()
 
     def add(self, rule: CompiledRule) -> None:
-        plain = (
-            rule.condition is None
-            and rule.expires_at is None
-            and rule.tenant_id is None
-            and (rule.user_id is None or rule.role is None)
-        )
-        if not plain:
-            self.checked = (*self.checked, rule)
+        """File ``rule`` (its target and subject are this slot's)."""
+        if rule.condition is None and not rule.scoped:
+            if rule.deny:
+                self.denies = (*self.denies, rule.id)
+            else:
+                self.allows = (*self.allows, rule.id)
         elif rule.deny:
-            self.denies = (*self.denies, rule.id)
+            self.checked_denies = (*self.checked_denies, rule)
+        elif rule.condition is None:
+            self.checked_allows = (*self.checked_allows, rule)
         else:
-            self.allows = (*self.allows, rule.id)
+            self.conditional_allows = (*self.conditional_allows, rule)
 
 
 class _Subjects:

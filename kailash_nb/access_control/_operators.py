@@ -18,7 +18,16 @@ from typing import Any, NamedTuple
 from kailash_nb.access_control._paths import ConditionError
 from kailash_nb.access_control.errors import PolicyError
 
-__all__ = ["LEVELS", "OPERATORS", "TIME_OPERATORS", "WEEKDAYS", "Operator"]
+__all__ = [
+    "LEVELS",
+    "OPERATORS",
+    "ORDERED",
+    "TIME_OPERATORS",
+    "WEEKDAYS",
+    "Operator",
+    "as_given",
+    "number",
+]
 
 #: Classification and clearance levels, lowest first (Kailash's list).
 LEVELS: tuple[str, ...] = ("public", "internal", "confidential", "secret", "top_secret")
@@ -33,7 +42,8 @@ class Operator(NamedTuple):
     compare: Callable[[Any, Any], bool]
 
 
-def _any(value: Any) -> Any:
+def as_given(value: Any) -> Any:
+    """The ``prepare`` of operators that take any expected value as it is."""
     return value
 
 
@@ -63,7 +73,8 @@ def _pair(value: Any) -> tuple[Any, Any]:
     return value[0], value[1]
 
 
-def _actual_number(actual: Any) -> float | int:
+def number(actual: Any) -> float | int:
+    """``actual`` if it is a number (not a bool), else ``ConditionError``."""
     if isinstance(actual, bool) or not isinstance(actual, (int, float)):
         raise ConditionError(f"{actual!r} is not a number")
     return actual
@@ -186,27 +197,30 @@ def _ordered(compare: Callable[[Any, Any], bool]) -> Operator:
     def ordered(actual: Any, expected: Any) -> bool:
         if actual.__class__ is int or actual.__class__ is float:
             return compare(actual, expected)
-        return compare(_actual_number(actual), expected)
+        return compare(number(actual), expected)
 
     return Operator(_number, ordered)
 
 
+#: The ordering operators, by name: each compares two numbers with this function.
+ORDERED: Mapping[str, Callable[[Any, Any], bool]] = {
+    "greater_than": operator.gt,
+    "less_than": operator.lt,
+    "greater_or_equal": operator.ge,
+    "less_or_equal": operator.le,
+}
+
 #: The operators, by the name a condition uses. Kailash's names where Kailash has one.
 OPERATORS: Mapping[str, Operator] = {
-    "equals": Operator(_any, operator.eq),
-    "not_equals": Operator(_any, operator.ne),
+    "equals": Operator(as_given, operator.eq),
+    "not_equals": Operator(as_given, operator.ne),
     "in": Operator(_list, lambda actual, expected: actual in expected),
     "not_in": Operator(_list, lambda actual, expected: actual not in expected),
-    "contains": Operator(_any, _contains),
-    "not_contains": Operator(_any, lambda actual, expected: not _contains(actual, expected)),
+    "contains": Operator(as_given, _contains),
+    "not_contains": Operator(as_given, lambda actual, expected: not _contains(actual, expected)),
     "contains_any": Operator(_list, _contains_any),
-    "greater_than": _ordered(operator.gt),
-    "less_than": _ordered(operator.lt),
-    "greater_or_equal": _ordered(operator.ge),
-    "less_or_equal": _ordered(operator.le),
-    "between": Operator(
-        _range, lambda actual, bounds: bounds[0] <= _actual_number(actual) <= bounds[1]
-    ),
+    **{name: _ordered(compare) for name, compare in ORDERED.items()},
+    "between": Operator(_range, lambda actual, bounds: bounds[0] <= number(actual) <= bounds[1]),
     "matches": Operator(_regex, _matches),
     "in_network": Operator(_networks, _in_network),
     "time_between": Operator(_window, _time_between),

@@ -16,7 +16,14 @@ from kailash_nb.access_control.errors import PolicyError
 from kailash_nb.access_control.model import Resource, UserContext
 from kailash_nb.sdk_exceptions import close_matches
 
-__all__ = ["ROOT_ATTRIBUTES", "ConditionError", "EvaluationContext", "Getter", "compile_path"]
+__all__ = [
+    "ROOT_ATTRIBUTES",
+    "ConditionError",
+    "EvaluationContext",
+    "Getter",
+    "attribute_key",
+    "compile_path",
+]
 
 #: Every attribute a path may name after its root.
 ROOT_ATTRIBUTES: Mapping[str, frozenset[str]] = {
@@ -47,9 +54,11 @@ class EvaluationContext:
     ``environment`` may hold ``time`` (an aware datetime; default: now, UTC), ``ip`` (the
     caller's address; default: ``user.ip_address``) and ``attributes`` (a mapping); a
     Kailash ``runtime_context``'s other keys are read as environment attributes.
+    ``memo`` holds the outcomes of the sub-conditions a policy shares between rules,
+    so each is evaluated once per request.
     """
 
-    __slots__ = ("_now", "environment", "resource", "roles", "user")
+    __slots__ = ("_now", "environment", "memo", "resource", "roles", "user")
 
     def __init__(
         self,
@@ -62,6 +71,7 @@ class EvaluationContext:
         self.resource = resource
         self.environment = environment or {}
         self.roles = roles
+        self.memo: dict[Any, Any] = {}
         self._now: datetime | None = None
 
     def now(self) -> datetime:
@@ -121,6 +131,18 @@ _ROOT_GETTERS = {
 
 #: Attributes that change from one request to the next: a decision reading them is not cached.
 _PER_REQUEST = {("user", "session_id"), ("user", "ip_address")}
+
+
+def attribute_key(path: Any) -> tuple[str, str] | None:
+    """``("user", key)`` for ``user.attributes.<key>``, ``("resource", key)`` for
+    ``resource.attributes.<key>``, else ``None`` (the paths conditions read most, which
+    get a getter of their own)."""
+    if not isinstance(path, str):
+        return None
+    parts = path.split(".")
+    if len(parts) == 3 and parts[0] in ("user", "resource") and parts[1] == "attributes":
+        return (parts[0], parts[2]) if parts[2] else None
+    return None
 
 
 def compile_path(path: Any) -> tuple[Getter, bool]:

@@ -32,8 +32,22 @@ from datetime import timezone
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from kailash_nb.access_control._operators import LEVELS, OPERATORS, TIME_OPERATORS, WEEKDAYS
-from kailash_nb.access_control._paths import ConditionError, EvaluationContext, compile_path
+from kailash_nb.access_control._operators import (
+    LEVELS,
+    OPERATORS,
+    ORDERED,
+    TIME_OPERATORS,
+    WEEKDAYS,
+    as_given,
+    number,
+)
+from kailash_nb.access_control._paths import (
+    ConditionError,
+    EvaluationContext,
+    attribute_key,
+    compile_path,
+)
+from kailash_nb.access_control._shared import ConditionTable, native, spec_key
 from kailash_nb.access_control.errors import PolicyError
 from kailash_nb.sdk_exceptions import close_matches
 
@@ -71,29 +85,44 @@ def _line(spec: Any) -> int | None:
     return getattr(spec, "line", None)
 
 
-def compile_condition(spec: Mapping[str, Any]) -> Condition:
+def compile_condition(spec: Mapping[str, Any], table: ConditionTable | None = None) -> Condition:
     """Check ``spec`` and compile it.
+
+    ``table`` (a policy's): a condition met before is not compiled again but shared,
+    and a sub-condition the policy repeats is evaluated once per request.
 
     Raises:
         PolicyError: an unknown key, operator or attribute path, or a bad value; carries
             the line of the offending mapping when ``spec`` came from a policies file.
     """
     try:
-        return _compile(spec)
+        return _compile(spec, table)
     except PolicyError as error:
         raise error.located(None, _line(spec)) from None
 
 
-def _compile(spec: Any) -> Condition:
+def _compile(spec: Any, table: ConditionTable | None) -> Condition:
     if not isinstance(spec, Mapping) or not spec:
         raise PolicyError(f"a condition is a non-empty mapping, not {spec!r}")
-    if "type" in spec:
-        return compile_condition(_from_kailash(spec))
+    spec = native(spec)
+    if table is None:
+        return _build(spec, None)
+    key = spec_key(spec)
+    condition = table.compiled.get(key)
+    if condition is None:
+        condition = _build(spec, table)
+        if table.repeated(key) and not _is_plain(spec):
+            condition = _remembered(condition)
+        table.compiled[key] = condition
+    return condition
+
+
+def _build(spec: Mapping[str, Any], table: ConditionTable | None) -> Condition:
     logical = [key for key in ("all", "any", "not") if key in spec]
     if logical:
         if len(spec) != 1:
             raise PolicyError(f"a condition with {logical[0]!r} has no other key: {dict(spec)}")
-        return _logical(logical[0], spec[logical[0]])
+        return _logical(logical[0], spec[logical[0]], table)
     if "attribute" not in spec:
         raise PolicyError(
             f"a condition has one of all, any, not or attribute; got keys {sorted(spec)}"
@@ -101,14 +130,58 @@ def _compile(spec: Any) -> Condition:
     return _comparison(spec)
 
 
-def _logical(key: str, operand: Any) -> Condition:
+def _is_plain(spec: Mapping[str, Any]) -> bool:
+    """A comparison of a user or resource attribute with a literal: as cheap to evaluate
+    again as to look up."""
+    return (
+        "value_from" not in spec
+        and spec.get("operator") != "exists"
+        and attribute_key(spec.get("attribute")) is not None
+    )
+
+
+class _Raised:
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+_UNSEEN = object()
+
+
+def _remembered(condition: Condition) -> Condition:
+    """``condition`` evaluated once per request: its outcome (or what it raised) is kept
+    in the request's ``EvaluationContext.memo``. Conditions read only the request, so a
+    second evaluation could only give the same outcome."""
+    test = condition.holds
+
+    def holds(context: EvaluationContext) -> bool:
+        memo = context.memo
+        outcome = memo.get(holds, _UNSEEN)
+        if outcome is _UNSEEN:
+            try:
+                outcome = test(context)
+            except Exception as error:
+                memo[holds] = _Raised(error)
+                raise
+            memo[holds] = outcome
+            return outcome
+        if outcome.__class__ is _Raised:
+            raise outcome.error
+        return outcome
+
+    return Condition(holds, condition.reads_environment)
+
+
+def _logical(key: str, operand: Any, table: ConditionTable | None) -> Condition:
     if key == "not":
-        inner = compile_condition(operand)
+        inner = compile_condition(operand, table)
         test = inner.holds
         return Condition(lambda context: not test(context), inner.reads_environment)
     if not isinstance(operand, list) or not operand:
         raise PolicyError(f"{key!r} takes a non-empty list of conditions, not {operand!r}")
-    parts = [compile_condition(item) for item in operand]
+    parts = [compile_condition(item, table) for item in operand]
     tests = tuple(part.holds for part in parts)
     reads = any(part.reads_environment for part in parts)
     if len(tests) == 1:
@@ -150,9 +223,11 @@ def _comparison(spec: Mapping[str, Any]) -> Condition:
         if operator in _NO_VALUE_FROM:
             raise PolicyError(f"operator {operator!r} takes a literal 'value', not 'value_from'")
         other, other_reads = compile_path(spec["value_from"])
+        reads = reads_environment or other_reads
+        if prepare is as_given:
+            return Condition(lambda context: compare(read(context), other(context)), reads)
         return Condition(
-            lambda context: compare(read(context), _prepared(prepare, other(context))),
-            reads_environment or other_reads,
+            lambda context: compare(read(context), _prepared(prepare, other(context))), reads
         )
     try:
         expected = prepare(spec["value"])
@@ -162,7 +237,42 @@ def _comparison(spec: Mapping[str, Any]) -> Condition:
         expected = (*expected, _zone(spec.get("timezone", "UTC")))
     elif operator == "weekday_in":
         expected = (expected, _zone(spec.get("timezone", "UTC")))
+    place = attribute_key(spec["attribute"])
+    if place is not None:
+        return Condition(_attribute_test(spec["attribute"], place, operator, expected), False)
     return Condition(lambda context: compare(read(context), expected), reads_environment)
+
+
+def _attribute_test(
+    path: str, place: tuple[str, str], operator: str, expected: Any
+) -> Callable[[EvaluationContext], bool]:
+    """The test of a user or resource attribute against ``expected``, reading the
+    attribute in place (the shape of most conditions: one call per evaluation)."""
+    holder, key = place
+    on_user = holder == "user"
+    missing = f"{path} is not set"
+
+    ordered = ORDERED.get(operator)
+    if ordered is not None:
+
+        def holds(context: EvaluationContext) -> bool:
+            value = (context.user if on_user else context.resource).attributes.get(key)
+            if value.__class__ is int or value.__class__ is float:
+                return ordered(value, expected)
+            if value is None:
+                raise ConditionError(missing)
+            return ordered(number(value), expected)
+
+        return holds
+    compare = OPERATORS[operator].compare
+
+    def holds(context: EvaluationContext) -> bool:
+        value = (context.user if on_user else context.resource).attributes.get(key)
+        if value is None:
+            raise ConditionError(missing)
+        return compare(value, expected)
+
+    return holds
 
 
 def _prepared(prepare: Callable[[Any], Any], value: Any) -> Any:
@@ -196,58 +306,3 @@ def _zone(name: Any) -> Any:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, TypeError, ValueError):
         raise PolicyError(f"unknown time zone {name!r}") from None
-
-
-_KAILASH_ROOTS = {"runtime": "environment.attributes", "timestamp": "environment.time"}
-_KAILASH_LOGICAL = {"and": "all", "or": "any", "not": "not"}
-
-
-def _kailash_path(path: Any) -> Any:
-    if not isinstance(path, str):
-        return path
-    root, _, rest = path.partition(".")
-    if root in _KAILASH_ROOTS:
-        return _KAILASH_ROOTS[root] + ("." + rest if rest else "")
-    return path
-
-
-def _from_expression(value: Any) -> Any:
-    if not isinstance(value, Mapping):
-        raise PolicyError(f"an attribute_expression value is a mapping, not {value!r}")
-    if "conditions" in value:
-        operator = _KAILASH_LOGICAL.get(value.get("operator"))
-        if operator is None:
-            raise PolicyError(f"unknown logical operator {value.get('operator')!r}")
-        parts = [_from_expression(item) for item in value["conditions"]]
-        return {operator: parts[0]} if operator == "not" else {operator: parts}
-    if value.get("case_sensitive", True) is not True:
-        raise PolicyError("case-insensitive comparisons are not supported; compare exact values")
-    return {
-        "attribute": _kailash_path(value.get("attribute_path")),
-        "operator": value.get("operator"),
-        "value": value.get("value"),
-    }
-
-
-def _from_kailash(spec: Mapping[str, Any]) -> Mapping[str, Any]:
-    """Kailash's ``{"type": ..., "value": ...}`` condition in this module's form."""
-    kind, value = spec.get("type"), spec.get("value")
-    if set(spec) - {"type", "value"}:
-        raise PolicyError(f"a Kailash condition has only 'type' and 'value': {dict(spec)}")
-    if kind == "attribute_expression":
-        return _from_expression(value)
-    if not isinstance(value, Mapping):
-        raise PolicyError(f"condition type {kind!r} takes a mapping value, not {value!r}")
-    if kind == "time_range":
-        window = [value.get("start", "00:00"), value.get("end", "23:59:59")]
-        return {"attribute": "environment.time", "operator": "time_between", "value": window}
-    if kind == "ip_range":
-        allowed = value.get("allowed")
-        return {"attribute": "environment.ip", "operator": "in_network", "value": allowed}
-    if kind == "user_attribute":
-        path = f"user.attributes.{value.get('attribute')}"
-        return {"attribute": path, "operator": "equals", "value": value.get("value")}
-    raise PolicyError(
-        f"unknown condition type {kind!r}; the Kailash types read are attribute_expression, "
-        "ip_range, time_range and user_attribute (custom code is never run)"
-    )

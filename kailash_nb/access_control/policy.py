@@ -23,6 +23,7 @@ from typing import Any
 from kailash_nb.access_control._compiled import STRATEGIES, CompiledRule, compile_rule
 from kailash_nb.access_control._index import RuleIndex
 from kailash_nb.access_control._paths import EvaluationContext
+from kailash_nb.access_control._shared import ConditionTable
 from kailash_nb.access_control.errors import AccessControlConfigurationError
 from kailash_nb.access_control.model import (
     AccessDecision,
@@ -39,7 +40,8 @@ _versions = itertools.count(1)
 
 
 class _Check:
-    """The per-rule checks of one decision, with its condition results memoized."""
+    """The per-rule checks of one decision: which rules apply, the conditions met, the
+    conditions that raised."""
 
     __slots__ = (
         "cacheable",
@@ -49,7 +51,6 @@ class _Check:
         "met",
         "now",
         "resource",
-        "results",
         "roles",
         "user",
     )
@@ -71,7 +72,6 @@ class _Check:
         self.cacheable = True
         self.errors: list[str] = []
         self.met: dict[str, bool] = {}
-        self.results: dict[Any, bool | str] = {}
 
     def subject(self, rule: CompiledRule) -> bool:
         """The rule's user and role match the caller."""
@@ -79,39 +79,43 @@ class _Check:
             rule.role is None or rule.role in self.roles
         )
 
-    def matches(self, rule: CompiledRule) -> bool:
-        """Tenant, role (for a user's rule), expiry and condition: does the rule apply?
+    def matching(self, rules: Iterable[CompiledRule]) -> list[str]:
+        """The ids of ``rules`` that apply: tenant, role (for a user's rule), expiry and
+        condition (the index has matched their subject).
 
-        A condition that raises makes a deny rule apply and an allow rule not.
+        A condition that raises makes a deny rule apply and an allow rule not. A
+        condition or sub-condition that rules share is evaluated once per decision
+        (``ConditionTable``), except a plain attribute comparison, as cheap to repeat.
         """
-        if (
-            (rule.tenant_id is not None and rule.tenant_id != self.user.tenant_id)
-            or (rule.role is not None and rule.role not in self.roles)
-            or (rule.expires_at is not None and rule.expires_at <= self.now)
-        ):
-            return False
-        condition = rule.condition
-        if condition is None:
-            return True
-        outcome = self.results.get(condition)
-        if outcome is None:
-            if self.context is None:
-                self.context = EvaluationContext(
+        found: list[str] = []
+        met = self.met
+        context = self.context
+        for rule in rules:
+            if rule.scoped and (
+                (rule.tenant_id is not None and rule.tenant_id != self.user.tenant_id)
+                or (rule.role is not None and rule.role not in self.roles)
+                or (rule.expires_at is not None and rule.expires_at <= self.now)
+            ):
+                continue
+            condition = rule.condition
+            if condition is None:
+                found.append(rule.id)
+                continue
+            if context is None:
+                context = self.context = EvaluationContext(
                     self.user, self.resource, self.environment, self.roles
                 )
             if condition.reads_environment:
                 self.cacheable = False
             try:
-                outcome = bool(condition.holds(self.context))
+                holds = True if condition.holds(context) else False  # noqa: SIM210
             except Exception as error:  # a raising condition never grants
-                outcome = str(error) or type(error).__name__
-            self.results[condition] = outcome
-        if outcome is True or outcome is False:
-            self.met[rule.id] = outcome
-            return outcome
-        self.errors.append(f"rule {rule.id!r}: {outcome}")
-        self.met[rule.id] = rule.deny
-        return rule.deny
+                self.errors.append(f"rule {rule.id!r}: {str(error) or type(error).__name__}")
+                holds = rule.deny
+            met[rule.id] = holds
+            if holds:
+                found.append(rule.id)
+        return found
 
 
 class Policy:
@@ -145,8 +149,8 @@ class Policy:
         self.roles = roles if isinstance(roles, RoleHierarchy) else RoleHierarchy(roles)
         self.rules: tuple[PermissionRule, ...] = tuple(rules)
         self.version = next(_versions)
-        shared: dict[str, Any] = {}
-        compiled = [compile_rule(rule, strategy, shared) for rule in self.rules]
+        table = ConditionTable(getattr(rule, "conditions", None) for rule in self.rules)
+        compiled = [compile_rule(rule, strategy, table) for rule in self.rules]
         self._index = RuleIndex(compiled)
         self._expiries = sorted({rule.expires_at for rule in compiled if rule.expires_at})
 
@@ -192,22 +196,25 @@ class Policy:
         for slot in self._index.slots(
             action, resource.workflow_id, resource.node_id, resource.field, user.user_id, roles
         ):
-            denies.extend(slot.denies)
-            allows.extend(slot.allows)
-            for rule in slot.checked:
-                if not rule.deny and rule.condition is not None:
-                    conditional_allows.append(rule)
-                elif check.matches(rule):
-                    (denies if rule.deny else allows).append(rule.id)
+            if slot.denies:
+                denies.extend(slot.denies)
+            if slot.allows:
+                allows.extend(slot.allows)
+            if slot.checked_denies:
+                denies.extend(check.matching(slot.checked_denies))
+            if slot.checked_allows:
+                allows.extend(check.matching(slot.checked_allows))
+            if slot.conditional_allows:
+                conditional_allows.extend(slot.conditional_allows)
         # Every deny rule is evaluated; allow conditions only when they can decide: after
         # no deny matched and no unconditional allow did.
         if not denies and not allows:
-            allows = [rule.id for rule in conditional_allows if check.matches(rule)]
+            allows = check.matching(conditional_allows)
         masked: set[str] = set()
         reads_output = action is Action.READ_OUTPUT and resource.field is None
         if allows and not denies and reads_output and resource.node_id is not None:
             for rule in self._index.masks(resource.workflow_id, resource.node_id):
-                if check.subject(rule) and check.matches(rule):
+                if check.subject(rule) and check.matching((rule,)):
                     masked.add(rule.field)
         errors, met, cacheable = check.errors, check.met, check.cacheable
         if denies:

@@ -65,6 +65,10 @@ def _detail(decision: AccessDecision) -> dict[str, Any]:
     return {}
 
 
+#: The audit text of each action.
+_ACTION_TEXT = {action: action.value for action in Action}
+
+
 class DecisionNotes:
     """Logs decisions and turns them into audit records.
 
@@ -77,6 +81,7 @@ class DecisionNotes:
         self.sink = sink
         self.log_all = log_all
         self._resources: dict[tuple[str, str | None], Resource] = {}
+        self._names: dict[tuple[Any, ...], str] = {}
 
     def resource(self, workflow_id: str, node_id: str | None = None) -> Resource:
         """The (shared, immutable) ``Resource`` of a workflow or one of its nodes."""
@@ -88,6 +93,15 @@ class DecisionNotes:
             found = self._resources[key] = Resource(workflow_id, node_id)
         return found
 
+    def name(self, resource: Resource) -> str:
+        """``resource_name(resource)``, remembered (a run names the same few resources)."""
+        found = self._names.get(resource.key)
+        if found is None:
+            if len(self._names) >= _RESOURCE_MEMO:
+                self._names.clear()
+            found = self._names[resource.key] = resource_name(resource)
+        return found
+
     def note(
         self,
         decision: AccessDecision,
@@ -96,7 +110,8 @@ class DecisionNotes:
         resource: Resource,
     ) -> None:
         """Log ``decision`` and add its audit record to ``records`` (when auditing)."""
-        if not decision.allowed:
+        allowed = decision.allowed
+        if not allowed:
             logger.warning(
                 "access denied: %s (tenant %s) %s %s: %s",
                 decision.user_id,
@@ -115,13 +130,17 @@ class DecisionNotes:
                 decision.reason,
             )
         if records is not None:
+            action = decision.action
+            action_text = _ACTION_TEXT.get(action)  # type: ignore[arg-type]
+            if action_text is None:
+                action_text = action.value if action else ""
             records.append(
                 AuditRecord(
                     decision.tenant_id or "",
                     decision.user_id or "",
-                    decision.action.value if decision.action else "",
-                    resource_name(resource),
-                    "allow" if decision.allowed else "deny",
+                    action_text,
+                    self.name(resource),
+                    "allow" if allowed else "deny",
                     decision.applied_rules,
                     run_id,
                     decision.cached,

@@ -237,15 +237,18 @@ class AuditTrail:
             raise _Contended("another thread of this process holds the write lock")
         try:
             with self.engine.connect() as connection:
+                wait_ms = max(int((wait - (time.monotonic() - started)) * 1000), 1)
+                shortened = _shortens_busy_timeout(connection, wait_ms)
                 try:
-                    _begin_write(connection, max(wait - (time.monotonic() - started), 0.001))
+                    _begin_write(connection, wait_ms, shortened)
                     numbers = self._write(connection, rows)
                     connection.commit()
                 except BaseException:
                     connection.rollback()
                     raise
                 finally:
-                    _end_write(connection)
+                    if shortened:
+                        _end_write(connection)
         finally:
             if lock is not None:
                 lock.release()
@@ -262,37 +265,43 @@ class AuditTrail:
         records: list[dict[str, Any]] = []
         checkpoints: list[dict[str, Any]] = []
         now = time.time()
+        every = self.checkpoint_every if self._key is not None else 0
         for row in rows:
-            seq, prev_hash = heads[row.tenant_id]
+            (tenant_id, at_us, subject, action, resource, decision, rule_ids, run_id, cached,
+             detail) = row  # fmt: skip
+            seq, prev_hash = heads[tenant_id]
             seq += 1
-            digest = chain_hash(row, seq, prev_hash)
-            heads[row.tenant_id] = (seq, digest)
+            digest = record_hash(
+                tenant_id, seq, at_us, subject, action, resource, decision, rule_ids, run_id,
+                cached, detail, prev_hash,
+            )  # fmt: skip
+            heads[tenant_id] = (seq, digest)
             numbers.append(seq)
             records.append(
                 {
-                    "tenant_id": row.tenant_id,
+                    "tenant_id": tenant_id,
                     "seq": seq,
-                    "at_us": row.at_us,
-                    "subject": row.subject,
-                    "action": row.action,
-                    "resource": row.resource,
-                    "decision": row.decision,
-                    "rule_ids": row.rule_ids,
-                    "run_id": row.run_id,
-                    "cached": row.cached,
-                    "detail": row.detail,
+                    "at_us": at_us,
+                    "subject": subject,
+                    "action": action,
+                    "resource": resource,
+                    "decision": decision,
+                    "rule_ids": rule_ids,
+                    "run_id": run_id,
+                    "cached": cached,
+                    "detail": detail,
                     "prev_hash": prev_hash,
                     "hash": digest,
                 }
             )
-            if self._key is not None and seq % self.checkpoint_every == 0:
+            if every and seq % every == 0:
                 checkpoints.append(
                     {
-                        "tenant_id": row.tenant_id,
+                        "tenant_id": tenant_id,
                         "seq": seq,
                         "hash": digest,
                         "at": now,
-                        "mac": self._mac("checkpoint", row.tenant_id, seq, digest),
+                        "mac": self._mac("checkpoint", tenant_id, seq, digest),
                     }
                 )
         connection.execute(_INSERT_RECORD, records)
@@ -622,17 +631,31 @@ class AuditTrail:
         )
 
 
-def _begin_write(connection: Connection, wait: float) -> None:
-    """Start the append's transaction, waiting at most ``wait`` seconds for locks.
+def _shortens_busy_timeout(connection: Connection, wait_ms: int) -> bool:
+    """Whether the append's wait is shorter than the store's usual SQLite busy timeout
+    (then ``_begin_write`` sets it for the append and ``_end_write`` sets it back).
+
+    A longer wait keeps the usual timeout: a lock held longer fails the attempt as
+    contention, and ``append_many`` tries again until its deadline.
+    """
+    return (
+        connection.dialect.name == "sqlite"
+        and not _is_memory(connection.engine)
+        and wait_ms < SQLITE_BUSY_TIMEOUT_MS
+    )
+
+
+def _begin_write(connection: Connection, wait_ms: int, shortened: bool) -> None:
+    """Start the append's transaction, waiting at most ``wait_ms`` for locks.
 
     SQLite: take the database's write lock first (``BEGIN IMMEDIATE``), so the head
     read next is the latest. PostgreSQL locks the head row itself (``FOR UPDATE``).
     """
-    wait_ms = max(int(wait * 1000), 1)
     if connection.dialect.name == "sqlite":
         if _is_memory(connection.engine):
             return  # one shared connection: this process's writer lock is the lock
-        connection.exec_driver_sql(f"PRAGMA busy_timeout = {wait_ms}")
+        if shortened:
+            connection.exec_driver_sql(f"PRAGMA busy_timeout = {wait_ms}")
         connection.exec_driver_sql("BEGIN IMMEDIATE")
     elif connection.dialect.name == "postgresql":
         connection.exec_driver_sql(f"SET LOCAL lock_timeout = {wait_ms}")
@@ -640,11 +663,10 @@ def _begin_write(connection: Connection, wait: float) -> None:
 
 def _end_write(connection: Connection) -> None:
     """Give a pooled SQLite connection back with the store's usual busy timeout."""
-    if connection.dialect.name == "sqlite" and not _is_memory(connection.engine):
-        try:
-            connection.exec_driver_sql(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-        except sa.exc.DBAPIError:
-            connection.invalidate()
+    try:
+        connection.exec_driver_sql(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+    except sa.exc.DBAPIError:
+        connection.invalidate()
 
 
 def _is_contention(exc: sa.exc.OperationalError) -> bool:
