@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
+from _access_rules import make_rule, make_user
 from _clock import Clock
-from conftest import make_rule, make_user
 
 from kailash_nb.access_control import (
     AccessControlConfigurationError,

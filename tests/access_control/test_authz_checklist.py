@@ -12,8 +12,8 @@ import time
 from datetime import datetime, timezone
 
 import pytest
+from _access_rules import make_rule, make_user
 from _clock import Clock
-from conftest import make_rule, make_user
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

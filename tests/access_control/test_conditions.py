@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
-from conftest import make_rule, make_user
+from _access_rules import make_rule, make_user
 
 from kailash_nb.access_control import (
     AccessControlManager,

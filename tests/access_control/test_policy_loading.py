@@ -6,7 +6,7 @@ import sys
 import textwrap
 
 import pytest
-from conftest import make_user
+from _access_rules import make_user
 
 from kailash_nb.access_control import (
     AccessControlManager,

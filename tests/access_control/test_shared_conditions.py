@@ -4,7 +4,7 @@ decision, and only shared when they mean the same."""
 from __future__ import annotations
 
 import pytest
-from conftest import make_rule, make_user
+from _access_rules import make_rule, make_user
 
 from kailash_nb.access_control import AccessControlManager, Action, PolicyError, Resource
 from kailash_nb.access_control._shared import spec_key
