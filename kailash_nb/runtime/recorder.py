@@ -83,6 +83,8 @@ class RunRecorder:
         self._write_lock = threading.Lock()
         self._error: Exception | None = None
         self._last_parameters: tuple[Any, Any, str | None] | None = None
+        #: Gateway runs whose first note was held back one batch for their run event.
+        self._held: set[str] = set()
         self._host = socket.gethostname()
         self._owner = process_token()
         self._subscription: Subscription | None = bus.subscribe(
@@ -127,26 +129,28 @@ class RunRecorder:
         notes = self._notes
         notes.append(note)
         if len(notes) >= self._batch_size:
-            self._write_pending()
+            self._write_pending(hold=True)
 
     def _collect(self, event: RunEvent) -> None:
         pending = self._pending
         pending.append(event)
         if len(pending) >= self._batch_size:
-            self._write_pending()
+            self._write_pending(hold=True)
 
     def _tick(self) -> None:
         while not self._stopping.wait(self._interval):
             if self._pending or self._notes:
-                self._write_pending()
+                self._write_pending(hold=True)
 
-    def _write_pending(self) -> None:
+    def _write_pending(self, hold: bool = False) -> None:
         with self._write_lock:
             pending = self._pending
             # deque appends and pops are atomic: producers never wait for a writer.
             batch = [pending.popleft() for _ in range(len(pending))]
             queued = self._notes
             notes = [queued.popleft() for _ in range(len(queued))]
+            if hold:
+                notes = self._hold_unstarted(batch, notes)
             if not batch and not notes:
                 return
             try:
@@ -169,6 +173,29 @@ class RunRecorder:
                     exc,
                 )
                 self._write_each(rows)
+
+    def _hold_unstarted(
+        self, batch: list[RunEvent], notes: list[GatewayRunNote]
+    ) -> list[GatewayRunNote]:
+        """The notes to write now. A new gateway run's note is queued microseconds
+        before its ``started`` run event; when a batch falls between the two, the run's
+        notes go back to the queue (once) so its gateway row is stored with, never
+        before, the run row naming its owner process, which crash recovery reads: a
+        process killed in between would otherwise leave the run ``running`` for good."""
+        started = {event.run_id for event in batch if event.state == "started"}
+        waiting = {
+            note.run_id
+            for note in notes
+            if note.status == "running"
+            and note.finished_at is None
+            and note.run_id not in started
+            and note.run_id not in self._held
+        }
+        self._held = waiting
+        if not waiting:
+            return notes
+        self._notes.extendleft(reversed([note for note in notes if note.run_id in waiting]))
+        return [note for note in notes if note.run_id not in waiting]
 
     def _rows(self, batch: list[RunEvent], notes: list[GatewayRunNote]) -> _Rows:
         started: dict[str, RunEvent] = {}

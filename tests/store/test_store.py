@@ -376,6 +376,39 @@ def test_an_unencodable_result_next_to_other_runs_in_one_batch_loses_nothing(dat
     assert stored.results == {"n": {"result": str(10**4) + "0" * 4996}}  # digits, as a string
 
 
+def test_a_gateway_run_is_stored_with_its_owner_row_never_before_it(database_url):
+    """A batch written between a new gateway run's note and its ``started`` event holds
+    the note back (once), so the gateway row never exists without the run row naming its
+    owner process: crash recovery reads that row to end the run ``interrupted``."""
+    from kailash_nb.runtime.events import EventBus, RunEvent
+    from kailash_nb.runtime.recorder import RunRecorder
+    from kailash_nb.store.run_history import GatewayRunNote
+
+    bus = EventBus()
+    # A batch of one: every note and every event triggers a write at once.
+    recorder = RunRecorder(RunStore(database_url), bus, batch_size=1, interval=3600)
+    now = time.time()
+    recorder.record_gateway_run(
+        GatewayRunNote("run-a", "t", "ann", "wf", "running", None, None, now, None)
+    )
+    store = RunStore(database_url)
+    assert store.get_gateway_run("run-a") is None  # held back: its run event is not in yet
+    bus.emit(RunEvent("run-a", "wf", "started", now, workflow_id="wf"))
+    assert store.get_gateway_run("run-a").status == "running"
+    assert store.get_run("run-a").status == "running"
+    # A note whose run event never comes is held once, then written with the next batch.
+    recorder.record_gateway_run(
+        GatewayRunNote("run-b", "t", "ann", "wf", "running", None, None, now, None)
+    )
+    assert store.get_gateway_run("run-b") is None
+    recorder.record_gateway_run(
+        GatewayRunNote("run-a", "t", "ann", "wf", "completed", {}, None, now, now)
+    )
+    assert store.get_gateway_run("run-b").status == "running"
+    assert store.get_gateway_run("run-a").status == "completed"
+    recorder.close()
+
+
 def test_a_row_the_database_refuses_costs_only_its_own_run(database_url, caplog):
     runtime, recorder = _recorded(database_url)
     reused = str(uuid.uuid4())
