@@ -18,12 +18,13 @@ commit and abort; a saga calls one step with execute and compensate):
 - every operation is idempotent: asked again, it answers as the first time and
   records nothing new (the answer carries ``"duplicate": true``);
 - ``prepare`` records the step and votes ``{"vote": "prepared"}`` (or ``"abort"``
-  when told to); after an ``abort`` of the step it votes abort without recording
-  (presumed abort, DTM-06);
+  when told to); once the step is aborted, prepared or not, it votes abort without
+  recording (presumed abort, DTM-06);
 - ``commit`` needs a prepared, unaborted step, else 409; ``abort`` of a committed
   step is 409, of an unprepared step leaves a tombstone;
 - ``execute`` answers ``{"result": {...}}``; ``compensate`` of a step that never ran
-  leaves a tombstone and a later ``execute`` of that step answers 409 (DTM-14).
+  leaves a tombstone and a later ``execute`` of that step answers 409 (DTM-14), as
+  does any ``execute`` of a compensated step.
 
 Failures can be injected (:class:`FailureInjection`, ``service.faults``): answer a
 status instead of doing the operation (``fail``), vote abort, stall before
@@ -223,6 +224,14 @@ class _Ledger:
             )
         }
         step = f"step {step_id!r} of transaction {transaction_id!r}"
+        # An undone step stays undone, even for a repeat of the call that did it.
+        if operation == "prepare" and "abort" in done:
+            return 200, {"vote": "abort", "reason": f"{step} was aborted"}
+        if operation == "execute" and "compensate" in done:
+            return 409, {
+                "error": f"refused: {step} was compensated ({done['compensate'][0]}); "
+                "a late execute never runs (DTM-14)"
+            }
         if operation in done:
             outcome, result = done[operation]
             if operation == "prepare":
@@ -232,8 +241,6 @@ class _Ledger:
             return 200, {"status": outcome, "duplicate": True}
 
         if operation == "prepare":
-            if "abort" in done:
-                return 200, {"vote": "abort", "reason": f"{step} was aborted before it prepared"}
             outcome = "vote_abort" if vote_abort else "prepared"
             self._record(db, operation, call, outcome)
             return 200, {"vote": _vote(outcome)}
@@ -250,11 +257,6 @@ class _Ledger:
             self._record(db, operation, call, outcome)
             return 200, {"status": outcome}
         if operation == "execute":
-            if "compensate" in done:
-                return 409, {
-                    "error": f"refused: {step} was compensated "
-                    f"({done['compensate'][0]}); a late execute never runs (DTM-14)"
-                }
             result = {"service": self._service_name, "step_id": step_id, "context": call["context"]}
             self._record(db, operation, call, "executed", result)
             return 200, {"result": result}
@@ -352,15 +354,16 @@ class _OperationHandler(tornado.web.RequestHandler):
             return
         canned = service.faults._take_answer(operation, step_id)
         if canned is not None:
-            status = canned.status
-            self.set_status(status)
+            # Noted before answering, so a caller that got its answer finds its call.
+            service._note_call(operation, call, canned.status)
+            self.set_status(canned.status)
             self.set_header("Content-Type", canned.content_type)
-            self.finish(canned.body)
-        else:
-            vote_abort = operation == "prepare" and service.faults._votes_abort(step_id)
-            status, answer = service._ledger.apply(operation, call, vote_abort=vote_abort)
-            self._answer(status, answer)
+            self.finish(canned.body or None)
+            return
+        vote_abort = operation == "prepare" and service.faults._votes_abort(step_id)
+        status, answer = service._ledger.apply(operation, call, vote_abort=vote_abort)
         service._note_call(operation, call, status)
+        self._answer(status, answer)
 
     def _answer(self, status: int, answer: Any) -> None:
         self.set_status(status)
@@ -508,6 +511,7 @@ class ParticipantService:
         loop.call_soon_threadsafe(loop.stop)
         thread.join()
         self._thread = self._loop = self._server = self._stopping = None
+        self.port = None
 
     async def _shutdown(self) -> None:
         assert self._server is not None and self._stopping is not None
