@@ -494,3 +494,26 @@ def test_stop_answers_a_stalled_call_and_ends_the_thread():
         _ = service.endpoint
     with pytest.raises(httpx.ConnectError):
         httpx.post(f"http://127.0.0.1:{port}/prepare", json=call().payload())
+
+
+def test_three_services_side_by_side_each_keep_their_own_ledger():
+    with (
+        ParticipantService("orders") as orders,
+        ParticipantService("payments", vote_abort=["tx-1/payments"]) as payments,
+        ParticipantService("shipping") as shipping,
+    ):
+        assert len({orders.port, payments.port, shipping.port}) == 3
+        votes = {
+            service.name: participant(service).prepare(
+                StepCall("tx-1", f"tx-1/{service.name}", service.name, {})
+            )
+            for service in (orders, payments, shipping)
+        }
+        assert votes == {"orders": Vote.PREPARED, "payments": Vote.ABORT, "shipping": Vote.PREPARED}
+        for service in (orders, payments, shipping):
+            participant(service).abort(StepCall("tx-1", f"tx-1/{service.name}", service.name, {}))
+        assert [outcomes(service) for service in (orders, payments, shipping)] == [
+            [("tx-1/orders", "prepare", "prepared"), ("tx-1/orders", "abort", "aborted")],
+            [("tx-1/payments", "prepare", "vote_abort"), ("tx-1/payments", "abort", "aborted")],
+            [("tx-1/shipping", "prepare", "prepared"), ("tx-1/shipping", "abort", "aborted")],
+        ]

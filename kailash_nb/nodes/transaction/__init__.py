@@ -18,9 +18,9 @@ from __future__ import annotations
 from kailash_nb.nodes.transaction.errors import ParticipantConfigurationError
 from kailash_nb.nodes.transaction.http_participant import HttpParticipant
 from kailash_nb.nodes.transaction.node_participant import NodeParticipant
-from kailash_nb.transactions.participants import register_kind
+from kailash_nb.transactions import participants as _participants
 
 __all__ = ["HttpParticipant", "NodeParticipant", "ParticipantConfigurationError"]
 
-register_kind("http", HttpParticipant)
-register_kind("node", NodeParticipant)
+_participants.register_kind("http", HttpParticipant)
+_participants.register_kind("node", NodeParticipant)

@@ -23,7 +23,8 @@ them for nodes that take any input (code nodes), else those the node declares. T
 node's outputs decide:
 
 - ``prepare``: ``Vote.PREPARED`` when the output ``vote`` (or, without one, ``result``)
-  is ``"prepared"``; anything else is ``Vote.ABORT`` (DTM-07).
+  is ``"prepared"`` (a code node's ``result = "prepared"`` or ``vote = "prepared"``);
+  anything else is ``Vote.ABORT`` (DTM-07).
 - ``execute``: its result is the node's outputs (a dict).
 - ``commit``, ``abort``, ``compensate``: the outputs are not read.
 
