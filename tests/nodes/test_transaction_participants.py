@@ -8,6 +8,7 @@ here stands in for HTTP: every call crosses a real socket.
 
 from __future__ import annotations
 
+import logging
 import socket
 
 import httpx
@@ -95,10 +96,12 @@ def test_prepare_then_commit_takes_effect_once_each(service):
     )
 
 
-def test_an_abort_vote_is_abort_and_the_step_cannot_then_commit(service):
+def test_an_abort_vote_is_abort_and_the_step_cannot_then_commit(service, caplog):
     service.faults.abort_vote("tx-1/payments")
     payments = participant(service)
-    assert payments.prepare(call()) is Vote.ABORT
+    with caplog.at_level(logging.WARNING, "kailash_nb.nodes.transaction"):
+        assert payments.prepare(call()) is Vote.ABORT
+    assert caplog.records == []
     with pytest.raises(PermanentParticipantError, match="409"):
         payments.commit(call())
     payments.abort(call())
@@ -138,11 +141,13 @@ def test_an_abort_vote_is_abort_and_the_step_cannot_then_commit(service):
     ],
 )
 def test_dtm_07_no_vote_an_unknown_vote_or_garbage_counts_as_abort(
-    service, status, body, content_type
+    service, caplog, status, body, content_type
 ):
     service.faults.answer("prepare", None, status, body, content_type=content_type)
-    assert participant(service).prepare(call()) is Vote.ABORT
+    with caplog.at_level(logging.WARNING, "kailash_nb.nodes.transaction"):
+        assert participant(service).prepare(call()) is Vote.ABORT
     assert service.entries() == []
+    assert "answered prepare of step 'tx-1/payments' without a vote" in caplog.text
 
 
 def test_abort_before_prepare_leaves_a_tombstone_and_a_late_prepare_votes_abort(service):

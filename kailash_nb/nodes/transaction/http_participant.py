@@ -106,6 +106,10 @@ class HttpParticipant(Participant):
         super().__init__(spec)
         options = _checked_options(spec)
         self.endpoint: str = options["endpoint"]
+        #: Seconds each attempt may take to connect, send or read.
+        self.timeout: float = float(options["timeout"])
+        #: Extra attempts after a transient failure.
+        self.retries: int = options["retries"]
         self._request = _ParticipantRequest(
             _node_id=spec.id,
             method="POST",
@@ -127,9 +131,11 @@ class HttpParticipant(Participant):
             answer = None
         if isinstance(answer, dict) and answer.get("vote") == Vote.PREPARED.value:
             return Vote.PREPARED
+        if isinstance(answer, dict) and answer.get("vote") == Vote.ABORT.value:
+            return Vote.ABORT
         logger.warning(
-            "participant %r (http) answered prepare of step %r without a 'prepared' vote "
-            "(%s); counted as ABORT",
+            "participant %r (http) answered prepare of step %r without a vote (%s); "
+            "counted as ABORT",
             self.id,
             call.step_id,
             _excerpt(text) or "an empty body",
