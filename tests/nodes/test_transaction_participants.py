@@ -522,3 +522,15 @@ def test_three_services_side_by_side_each_keep_their_own_ledger():
             [("tx-1/payments", "prepare", "vote_abort"), ("tx-1/payments", "abort", "aborted")],
             [("tx-1/shipping", "prepare", "prepared"), ("tx-1/shipping", "abort", "aborted")],
         ]
+
+
+def test_a_cloud_metadata_address_stays_refused_with_allow_private_network():
+    spec = ParticipantSpec(
+        "payments",
+        "http",
+        options={"endpoint": "http://169.254.169.254/tx", "allow_private_network": True},
+    )
+    with pytest.raises(PermanentParticipantError, match="link-local") as raised:
+        resolve(spec).prepare(call())
+    assert "KAILASH_NB_HTTP_ALLOW_NETWORKS" in str(raised.value)
+    assert "set allow_private_network" not in str(raised.value)

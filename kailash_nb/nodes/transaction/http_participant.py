@@ -39,7 +39,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from kailash_nb.nodes._http import _scrub, _secrets, _shown_url
-from kailash_nb.nodes._ssrf import DestinationNotAllowedError
+from kailash_nb.nodes._ssrf import ALLOW_NETWORKS_ENV, DestinationNotAllowedError
 from kailash_nb.nodes.api import HTTPRequestNode
 from kailash_nb.nodes.transaction.errors import ParticipantConfigurationError
 from kailash_nb.sdk_exceptions import NodeConfigurationError, NodeExecutionError, close_matches
@@ -69,6 +69,8 @@ _TRANSIENT_STATUSES = frozenset({408, 429})
 # The server says it will never handle the request (as the HTTP nodes read them).
 _PERMANENT_5XX = frozenset({501, 505})
 _SHOWN_ERROR_CHARACTERS = 200
+# Refusals allow_private_network does not lift (as the HTTP nodes word them).
+_NEVER_PRIVATE_NETWORK = ("a link-local", "a multicast", "an unspecified", "a reserved")
 
 
 class _ParticipantRequest(HTTPRequestNode):
@@ -110,6 +112,7 @@ class HttpParticipant(Participant):
         self.timeout: float = float(options["timeout"])
         #: Extra attempts after a transient failure.
         self.retries: int = options["retries"]
+        self._allow_private_network: bool = options["allow_private_network"]
         self._request = _ParticipantRequest(
             _node_id=spec.id,
             method="POST",
@@ -177,6 +180,15 @@ class HttpParticipant(Participant):
         """Close the pooled connections; a later call opens new ones."""
         self._request.close()
 
+    def _refusal_advice(self, refusal: DestinationNotAllowedError) -> str:
+        advice = f"list its network in {ALLOW_NETWORKS_ENV} if the deployment must reach it"
+        if self._allow_private_network or refusal.reason.startswith(_NEVER_PRIVATE_NETWORK):
+            return advice
+        return (
+            "set allow_private_network=True in the participant's options to reach internal "
+            f"services, or {advice}"
+        )
+
     def _shown(self, operation: str) -> str:
         return _shown_url(f"{self.endpoint}/{operation}")
 
@@ -196,9 +208,8 @@ class HttpParticipant(Participant):
         except DestinationNotAllowedError as refusal:
             raise PermanentParticipantError(
                 f"participant {self.id!r} (http): POST {_shown_url(url)} refused, nothing was "
-                f"sent: host {refusal.host!r} ({refusal.address}) is {refusal.reason}; set "
-                "allow_private_network=True in the participant's options to reach internal "
-                "services, or list the network in KAILASH_NB_HTTP_ALLOW_NETWORKS"
+                f"sent: host {refusal.host!r} ({refusal.address}) is {refusal.reason}; "
+                f"{self._refusal_advice(refusal)}"
             ) from None
         except NodeConfigurationError as error:
             raise ParticipantConfigurationError(f"participant {self.id!r}: {error}") from None
