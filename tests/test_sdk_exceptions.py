@@ -55,7 +55,7 @@ def test_error_has_documented_parent(error, parent):
 def test_every_error_is_a_kailash_exception():
     errors = [getattr(sdk_exceptions, name) for name in sdk_exceptions.__all__]
     errors = [error for error in errors if isinstance(error, type)]
-    assert len(errors) == 16
+    assert len(errors) == 17
     assert all(issubclass(error, KailashException) for error in errors)
 
 

@@ -451,7 +451,12 @@ def test_execute_documents_run_failures_busy_and_timeouts():
     assert {"run_id", "run_url"} <= set(schemas["RunTimeoutProblem"]["required"])
     run = schemas["Run"]["properties"]
     assert run["status"]["enum"] == list(RUN_STATUSES)
-    assert set(schemas["RunError"]["properties"]) == {"message", "node_id", "failed_nodes"}
+    assert set(schemas["RunError"]["properties"]) == {
+        "message",
+        "node_id",
+        "failed_nodes",
+        "unavailable",
+    }
 
 
 def test_contract_modules_import_neither_the_handlers_nor_the_gateway():
