@@ -164,12 +164,21 @@ class Driver:
         )
         timeout = _number(spec.options.get("timeout"))
         if operation in ("prepare", "execute") and self.record.deadline is not None:
-            remaining = max(self.record.deadline - time.time(), 0.0)
+            remaining = self.record.deadline - time.time()
+            if remaining <= 0:
+                raise ParticipantError(f"{spec.id}.{operation} not sent: the deadline passed")
             timeout = remaining if timeout is None else min(timeout, remaining)
         method = getattr(participant, operation)
-        if timeout is None:
-            return method(call)
-        return _call_with_timeout(method, call, timeout, f"{spec.id}.{operation}")
+        try:
+            if timeout is None:
+                return method(call)
+            return _call_with_timeout(method, call, timeout, f"{spec.id}.{operation}")
+        except ParticipantError:
+            raise
+        except Exception as exc:
+            # A participant kind should raise ParticipantError; anything else it raises
+            # is a failure of that call (recorded with the step), not of the coordinator.
+            raise ParticipantError(f"{type(exc).__name__}: {exc}") from exc
 
     def _participant(self, index: int) -> Participant:
         participant = self._participants.get(index)

@@ -513,6 +513,9 @@ class TransactionLog:
         try:
             with self.engine.connect() as connection:
                 try:
+                    if connection.dialect.name == "postgresql":
+                        wait_ms = max(int(self.timeout * 1000), 1)
+                        connection.exec_driver_sql(f"SET LOCAL lock_timeout = {wait_ms}")
                     return work(connection)
                 finally:
                     connection.rollback()

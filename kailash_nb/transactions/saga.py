@@ -70,10 +70,13 @@ def _forward(driver: Driver) -> None:
             except PermanentParticipantError as exc:
                 failure = f"{type(exc).__name__}: {exc}"
             except ParticipantError as exc:
-                if attempts < driver.retry.max_attempts:
+                if driver.past_deadline():
+                    failure = f"{driver.deadline_error('the saga')}: {exc}"
+                elif attempts < driver.retry.max_attempts:
                     driver.sleep(attempts)
                     continue
-                failure = f"{type(exc).__name__} after {attempts} attempts: {exc}"
+                else:
+                    failure = f"{type(exc).__name__} after {attempts} attempts: {exc}"
             break
         if failure is not None:
             driver.mark(

@@ -66,9 +66,12 @@ def _prepare_all(driver: Driver) -> None:
         driver.crash("2pc.after_prepare_sent")
         try:
             vote = driver.call(index, "prepare", 1)
-            error = None if vote is Vote.PREPARED else f"voted {vote!r:.100}"
+            prepared = vote is Vote.PREPARED or (type(vote) is str and vote == "prepared")
+            error = None if prepared else f"voted {vote!r:.100}"
         except ParticipantError as exc:
             error = f"{type(exc).__name__}: {exc}"
+            if driver.past_deadline():
+                error = f"{driver.deadline_error('prepare')}: {error}"
         driver.crash("2pc.after_prepare_vote")
         if error is None:
             driver.mark(index, "prepare", "done", 1, result=Vote.PREPARED.value)

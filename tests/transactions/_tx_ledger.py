@@ -217,6 +217,8 @@ class Behaviour:
         fail_commit: an int: fail that many first commit tries transiently.
         gate: a ``threading.Event`` ``execute``/``prepare`` waits for (concurrency tests).
         entered: a ``threading.Event`` set when ``execute``/``prepare`` is entered.
+        finished: a ``threading.Event`` set when ``execute``/``prepare`` returns.
+        before_prepare: a function of the ``StepCall`` run first by ``prepare``.
     """
 
     def __init__(self, **settings: Any) -> None:
@@ -227,6 +229,7 @@ class Behaviour:
         self.fail_commit = settings.pop("fail_commit", 0)
         self.gate: threading.Event | None = settings.pop("gate", None)
         self.entered: threading.Event | None = settings.pop("entered", None)
+        self.finished: threading.Event | None = settings.pop("finished", None)
         self.before_prepare = settings.pop("before_prepare", None)
         if settings:
             raise TypeError(f"unknown behaviour settings {sorted(settings)}")
@@ -256,14 +259,18 @@ def register(
             assert behaviour.gate.wait(30), "the test never opened the gate"
 
     def prepare(call: StepCall) -> Any:
-        wait(call)
-        if behaviour.before_prepare is not None:
-            behaviour.before_prepare(call)
-        if behaviour.prepare_delay:
-            time.sleep(behaviour.prepare_delay)
-        if ledger.apply(call, "prepare", refuse_if=("abort",)) == "refused":
-            return Vote.ABORT  # told to abort before this prepare arrived
-        return behaviour.vote
+        try:
+            wait(call)
+            if behaviour.before_prepare is not None:
+                behaviour.before_prepare(call)
+            if behaviour.prepare_delay:
+                time.sleep(behaviour.prepare_delay)
+            if ledger.apply(call, "prepare", refuse_if=("abort",)) == "refused":
+                return Vote.ABORT  # told to abort before this prepare arrived
+            return behaviour.vote
+        finally:
+            if behaviour.finished is not None:
+                behaviour.finished.set()
 
     def commit(call: StepCall) -> None:
         behaviour.transient("commit", behaviour.fail_commit)
@@ -281,11 +288,15 @@ def register(
             raise PermanentParticipantError("abort after commit")
 
     def execute(call: StepCall) -> Any:
-        wait(call)
-        behaviour.transient("execute", behaviour.fail_execute)
-        if ledger.apply(call, "execute", refuse_if=("compensate",)) == "refused":
-            raise PermanentParticipantError(f"step {call.step_id} was compensated: refused")
-        return {"done_by": call.participant_id}
+        try:
+            wait(call)
+            behaviour.transient("execute", behaviour.fail_execute)
+            if ledger.apply(call, "execute", refuse_if=("compensate",)) == "refused":
+                raise PermanentParticipantError(f"step {call.step_id} was compensated: refused")
+            return {"done_by": call.participant_id}
+        finally:
+            if behaviour.finished is not None:
+                behaviour.finished.set()
 
     def compensate(call: StepCall) -> None:
         behaviour.transient("compensate", behaviour.fail_compensate)
@@ -296,3 +307,43 @@ def register(
     )
     options = {"name": name, **spec.pop("options", {})}
     return ParticipantSpec(participant_id, "callable", options=options, **spec)
+
+
+class AlertLog:
+    """An alert sink (``record_alert``) that keeps what it is given, for assertions."""
+
+    def __init__(self) -> None:
+        self.alerts: list[tuple[str, dict[str, Any]]] = []
+
+    def record_alert(self, name: str, detail: Any) -> None:
+        """Keep the alert."""
+        self.alerts.append((name, dict(detail)))
+
+
+class StoreLock:
+    """Holds the transaction log's table locked from another connection, so the
+    coordinator's writes fail (its wait is short): SQLite's write lock
+    (``BEGIN IMMEDIATE``), PostgreSQL's ``LOCK TABLE ... ACCESS EXCLUSIVE``."""
+
+    def __init__(self, url: str, table: str = "kailash_nb_transactions") -> None:
+        from kailash_nb.store.database import create_engine
+
+        self.engine = create_engine(url)
+        self.table = table
+        self.connection = None
+
+    def acquire(self, *_: Any) -> None:
+        """Lock (the signature lets it serve as a ``before_prepare`` hook)."""
+        self.connection = self.engine.connect()
+        if self.engine.dialect.name == "sqlite":
+            self.connection.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            self.connection.exec_driver_sql(f"LOCK TABLE {self.table} IN ACCESS EXCLUSIVE MODE")
+
+    def release(self) -> None:
+        """Unlock."""
+        if self.connection is not None:
+            self.connection.rollback()
+            self.connection.close()
+            self.connection = None
+        self.engine.dispose()

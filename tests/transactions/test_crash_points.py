@@ -75,7 +75,9 @@ def _child(store_url: str, ledger: Ledger, scenario: str, mode: str, tx_id: str,
     )
 
 
-def _crash_and_recover(store_url: str, ledger: Ledger, point: str, hit: int) -> None:
+def _crash_and_recover(store_url: str, ledger: Ledger, point: str, hit: int) -> str:
+    """Kill a coordinator at ``point`` (its ``hit``-th time), recover, check the ledger;
+    return the transaction id."""
     scenario, first_point, _, final = CASES[point]
     requirements, specs = scenario_specs(ledger, scenario)
     manager = TransactionManager(store_url, retry=FAST_RETRY)
@@ -93,9 +95,78 @@ def _crash_and_recover(store_url: str, ledger: Ledger, point: str, hit: int) -> 
     assert recovered[record.id].status == final, recovered[record.id].error
     assert manager.recover_pending() == []
     ledger.check_outcome(record.id, final, PARTICIPANT_IDS)
+    return record.id
 
 
-@pytest.mark.parametrize("point", CRASH_POINTS)
+# The checklist items, each at its crash point; the other points run in
+# test_crash_point_recovers_without_loss_or_duplicates.
+NAMED = {
+    "2pc.after_votes": "DTM-01",
+    "2pc.after_decision": "DTM-02",
+    "2pc.after_first_commit": "DTM-03",
+    "2pc.mid_abort": "DTM-04",
+    "recovery.mid_commit": "DTM-05",
+    "recovery.mid_compensation": "DTM-05",
+    "saga.after_step_effect": "DTM-10",
+    "saga.between_steps": "DTM-11",
+}
+
+
+def test_dtm_01_kill_after_all_prepared_before_the_decision_presumes_abort(database_url, tmp_path):
+    ledger = Ledger(tmp_path / "ledger.db")
+    tx_id = _crash_and_recover(database_url, ledger, "2pc.after_votes", 1)
+    assert ledger.operations(tx_id, "prepare") == PARTICIPANT_IDS
+    assert ledger.operations(tx_id, "abort") == PARTICIPANT_IDS
+    assert ledger.operations(tx_id, "commit") == []
+
+
+def test_dtm_02_kill_after_the_commit_decision_commits_all_once(database_url, tmp_path):
+    ledger = Ledger(tmp_path / "ledger.db")
+    tx_id = _crash_and_recover(database_url, ledger, "2pc.after_decision", 1)
+    assert ledger.operations(tx_id, "commit") == PARTICIPANT_IDS
+
+
+def test_dtm_03_kill_after_commit_reached_one_of_three(database_url, tmp_path):
+    ledger = Ledger(tmp_path / "ledger.db")
+    tx_id = _crash_and_recover(database_url, ledger, "2pc.after_first_commit", 1)
+    assert ledger.operations(tx_id, "commit") == PARTICIPANT_IDS
+    # crm got the commit twice (the second deduplicated by its step id).
+    commits = [call for call in ledger.calls(tx_id) if call[:2] == ("crm", "commit")]
+    assert [outcome for *_, outcome in commits] == ["applied", "repeat"]
+
+
+def test_dtm_04_kill_mid_abort_finishes_the_abort(database_url, tmp_path):
+    ledger = Ledger(tmp_path / "ledger.db")
+    tx_id = _crash_and_recover(database_url, ledger, "2pc.mid_abort", 2)
+    assert ledger.operations(tx_id, "abort") == PARTICIPANT_IDS  # none left prepared
+
+
+@pytest.mark.parametrize("point", ["recovery.mid_commit", "recovery.mid_compensation"])
+def test_dtm_05_kill_during_recovery_converges_on_the_next_run(point, database_url, tmp_path):
+    _crash_and_recover(database_url, Ledger(tmp_path / "ledger.db"), point, 2)
+
+
+def test_dtm_10_kill_after_step_2_effect_before_its_record(database_url, tmp_path):
+    ledger = Ledger(tmp_path / "ledger.db")
+    tx_id = _crash_and_recover(database_url, ledger, "saga.after_step_effect", 2)
+    executes = [call for call in ledger.calls(tx_id) if call[1] == "execute"]
+    # erp (step 2) was asked again with the same step id and deduplicated it.
+    assert executes == [
+        ("crm", "execute", 1, "applied"),
+        ("erp", "execute", 1, "applied"),
+        ("erp", "execute", 2, "repeat"),
+        ("billing", "execute", 1, "applied"),
+    ]
+
+
+def test_dtm_11_kill_between_steps_resumes_at_step_3(database_url, tmp_path):
+    ledger = Ledger(tmp_path / "ledger.db")
+    tx_id = _crash_and_recover(database_url, ledger, "saga.between_steps", 2)
+    executes = [call[0] for call in ledger.calls(tx_id) if call[1] == "execute"]
+    assert executes == PARTICIPANT_IDS  # steps 1-2 never re-run
+
+
+@pytest.mark.parametrize("point", [point for point in CRASH_POINTS if point not in NAMED])
 def test_crash_point_recovers_without_loss_or_duplicates(point, database_url, tmp_path):
     _crash_and_recover(database_url, Ledger(tmp_path / "ledger.db"), point, 1)
 
