@@ -10,6 +10,7 @@ import json
 import time
 
 import pytest
+from _payroll import payroll
 
 from kailash_nb.middleware.gateway import create_gateway
 from kailash_nb.middleware.gateway_errors import GatewayConfigurationError
@@ -53,21 +54,6 @@ rules:
     + PAYROLL_RULES.format(name="payroll")
     + PAYROLL_RULES.format(name="payroll_isolated")
 )
-
-
-def payroll():
-    """load -> pay -> report; load's output carries an ``ssn``."""
-    builder = WorkflowBuilder()
-    builder.add_node(
-        "PythonCodeNode",
-        "load",
-        {"code": "result = {'name': 'bob', 'ssn': '123-45-6789', 'salary': 100}"},
-    )
-    builder.add_node("PythonCodeNode", "pay", {"code": "result = {'paid': data['salary']}"})
-    builder.add_node("PythonCodeNode", "report", {"code": "result = {'total': data['paid']}"})
-    builder.add_connection("load", "result", "pay", "data")
-    builder.add_connection("pay", "result", "report", "data")
-    return builder.build()
 
 
 def ledger():

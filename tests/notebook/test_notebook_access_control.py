@@ -6,43 +6,14 @@ are reused only for nodes the caller may execute."""
 from __future__ import annotations
 
 import pytest
+from _payroll import ALICE, BOB, IVY, POLICY
 
 import kailash_nb as kn
-from kailash_nb.access_control import UserContext
 from kailash_nb.notebook.failures import NodeRunError
 from kailash_nb.notebook.widget import GraphWidget
 from kailash_nb.redaction import REDACTED
 from kailash_nb.runtime.access_controlled import NodeAccessDeniedError
 from kailash_nb.store.audit_trail import AuditTrail
-
-POLICY = """\
-rules:
-  - id: analysts-run-payroll
-    effect: allow
-    actions: [execute, read_output]
-    resource: {workflow: payroll}
-    subject: {role: analyst}
-  - id: interns-never-pay
-    effect: deny
-    action: execute
-    resource: {workflow: payroll, node: pay}
-    subject: {role: intern}
-  - id: hide-ssn
-    effect: deny
-    action: read_output
-    resource: {workflow: payroll, node: "*", field: ssn}
-    when: {attribute: user.attributes.clearance, operator: security_level_below, value: secret}
-"""
-
-BOB = UserContext(
-    user_id="bob", tenant_id="acme", roles=["analyst"], attributes={"clearance": "internal"}
-)
-ALICE = UserContext(
-    user_id="alice", tenant_id="acme", roles=["analyst"], attributes={"clearance": "secret"}
-)
-IVY = UserContext(
-    user_id="ivy", tenant_id="acme", roles=["analyst", "intern"], attributes={"clearance": "secret"}
-)
 
 
 @pytest.fixture(autouse=True)
