@@ -41,6 +41,7 @@ __all__ = [
     "RunParameterError",
     "RuntimeException",
     "RuntimeExecutionError",
+    "ServiceUnavailableError",
     "UnknownNodeError",
     "WorkflowException",
     "WorkflowExecutionError",
@@ -167,6 +168,12 @@ class WorkflowExecutionError(WorkflowException):
 
 class WorkflowTimeoutError(WorkflowExecutionError, builtins.TimeoutError):
     """A workflow run exceeded the runtime's ``workflow_timeout``."""
+
+
+class ServiceUnavailableError(KailashException):
+    """A store or service the work depends on cannot be reached now; the same request
+    may succeed later. A node that fails with one makes the gateway answer 503 with
+    ``Retry-After`` instead of 422."""
 
 
 class RuntimeException(KailashException):

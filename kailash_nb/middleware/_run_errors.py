@@ -36,16 +36,21 @@ ENDED = {
 def run_error(outcome: RunOutcome) -> dict[str, Any]:
     """The error kept for a run that did not complete: ``{"message", "node_id",
     "failed_nodes": [{"node_id", "error_type", "error"}]}``; ``node_id`` is the node
-    whose failure stopped the run (it had dependents), ``None`` when the run went on."""
+    whose failure stopped the run (it had dependents), ``None`` when the run went on;
+    ``"unavailable": True`` when a node failed because a store or service it needs
+    could not be reached (``ServiceUnavailableError``)."""
     message = outcome.error or f"the run ended {outcome.status}"
     if message.startswith(_ENGINE_PREFIX):
         message = message[len(_ENGINE_PREFIX) :]
     failed = outcome.failed_nodes
-    return {
+    error: dict[str, Any] = {
         "message": message,
         "node_id": outcome.stopped_at,
         "failed_nodes": [failure.public(with_message=True) for failure in failed],
     }
+    if any(failure.unavailable for failure in failed):
+        error["unavailable"] = True  # a store or service was down: retry, not a bad run
+    return error
 
 
 def failure_error(exc: Exception, run_id: str) -> tuple[str, dict[str, Any]]:

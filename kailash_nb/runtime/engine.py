@@ -53,7 +53,7 @@ from kailash_nb.runtime.events import EventBus, NodeTiming
 from kailash_nb.runtime.guard import NodeGuard
 from kailash_nb.runtime.node_errors import describe_node_error, raised_by_node
 from kailash_nb.runtime.outcome import NodeFailure, RunOutcome
-from kailash_nb.sdk_exceptions import NodeExecutionError
+from kailash_nb.sdk_exceptions import NodeExecutionError, ServiceUnavailableError
 from kailash_nb.workflow.connection import MISSING, read_output
 from kailash_nb.workflow.graph import Workflow
 from kailash_nb.workflow.plan import CycleUnit, ExecutionPlan
@@ -446,7 +446,13 @@ class WorkflowRun(CycleExecution, RunEvents):
         already in ``failed_nodes``."""
         if not recorded:
             self.failed_nodes.append(
-                NodeFailure(node_id, type(exc).__name__, self._scrubbed(exc, node_id), exc)
+                NodeFailure(
+                    node_id,
+                    type(exc).__name__,
+                    self._scrubbed(exc, node_id),
+                    exc,
+                    isinstance(exc, ServiceUnavailableError),
+                )
             )
         if self.failure is None:
             self.failure = (node_id, exc)
@@ -594,7 +600,13 @@ class WorkflowRun(CycleExecution, RunEvents):
             self.on_failure(node_id, raised)
         error_type = type(raised).__name__
         self.failed_nodes.append(
-            NodeFailure(node_id, error_type, self._scrubbed(raised, node_id), raised)
+            NodeFailure(
+                node_id,
+                error_type,
+                self._scrubbed(raised, node_id),
+                raised,
+                isinstance(raised, ServiceUnavailableError),
+            )
         )
         if self.plan.has_dependents[node_id]:
             self._stop(node_id, exc, recorded=True)

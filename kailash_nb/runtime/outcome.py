@@ -32,12 +32,15 @@ class NodeFailure:
         exception: what the node raised, with its traceback (``None`` when unknown).
             It is for the process that ran the node (a notebook shows its frames);
             its text is not scrubbed, and ``public`` never includes it.
+        unavailable: it raised a ``ServiceUnavailableError`` (a store or service it
+            needs could not be reached): the same run may succeed later.
     """
 
     node_id: str
     error_type: str
     message: str
     exception: BaseException | None = field(default=None, compare=False, repr=False)
+    unavailable: bool = False
 
     def public(self, with_message: bool) -> dict[str, str]:
         """JSON-ready ``{"node_id", "error_type"}``, plus ``"error"`` when

@@ -245,6 +245,10 @@ class RunError(BaseModel):
     message: str
     node_id: str | None = _optional(description="the node that stopped the run, if any")
     failed_nodes: list[FailedNode] = _optional()
+    unavailable: bool = _optional(
+        description="true when a node could not reach a store or service it needs: the "
+        "same run may succeed later"
+    )
 
 
 class RunNode(BaseModel):

@@ -164,8 +164,9 @@ PROBLEMS: dict[str, ProblemReply] = {
     "Busy": ProblemReply(
         503,
         "busy (every run thread taken and the run queue full), shutting_down (the "
-        "gateway accepts no new runs) or audit_unavailable (the access decision could "
-        "not be audited, so nothing ran); retry after Retry-After",
+        "gateway accepts no new runs), audit_unavailable (the access decision could "
+        "not be audited, so nothing ran) or dependency_unavailable (a node could not "
+        "reach a store or service it needs); retry after Retry-After",
         headers={"Retry-After": _RETRY_AFTER},
     ),
     "RunTimeout": ProblemReply(

@@ -34,6 +34,8 @@ __all__ = [
 BUSY_RETRY_SECONDS = 1
 #: ``Retry-After`` seconds when the access decision could not be audited.
 AUDIT_RETRY_SECONDS = 5
+#: ``Retry-After`` seconds when a run failed because a store or service was down.
+UNAVAILABLE_RETRY_SECONDS = 5
 
 
 _EXECUTE_CODES = {"parameters": "invalid_parameters", "session_id": "invalid_session_id"}
@@ -185,7 +187,8 @@ class ExecuteHandler(_WorkflowRoute):
 
 def run_problem(entry: RunEntry, run_url: str, view: ErrorView) -> ProblemError:
     """The answer to a run that did not complete: 403 ``node_access_denied`` when the
-    access policy refused one of its nodes, 504 ``run_timeout`` past its deadline,
+    access policy refused one of its nodes, 503 ``dependency_unavailable`` when a node
+    could not reach a store or service it needs, 504 ``run_timeout`` past its deadline,
     else 422 ``run_failed`` (a node failed, or the run could not be executed), naming
     the failed nodes and their error types (their messages only as ``view`` allows)."""
     extra = {"run_id": entry.run_id, "run_url": run_url}
@@ -195,6 +198,15 @@ def run_problem(entry: RunEntry, run_url: str, view: ErrorView) -> ProblemError:
             "node_access_denied",
             f"the access policy denies executing node {entry.denied_node!r} of workflow "
             f"{entry.workflow!r}; the run failed there",
+            extra=extra,
+        )
+    if entry.error is not None and entry.error.get("unavailable"):
+        return ProblemError(
+            503,
+            "dependency_unavailable",
+            "a store or service the workflow needs could not be reached; the run failed "
+            "and may succeed when retried",
+            headers={"Retry-After": str(UNAVAILABLE_RETRY_SECONDS)},
             extra=extra,
         )
     error = view.error(entry.error) or {}

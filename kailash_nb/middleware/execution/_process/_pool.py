@@ -250,7 +250,10 @@ class ProcessRunPool:
                 status,
                 json.loads(text),
                 error,
-                tuple(NodeFailure(*failure) for failure in failures),
+                tuple(
+                    NodeFailure(node_id, error_type, message, unavailable=unavailable)
+                    for node_id, error_type, message, unavailable in failures
+                ),
                 stopped_at,
             )
         _, detail, node_id, finished, retire = message

@@ -12,7 +12,7 @@ then serves one run at a time over its pipe:
   (:func:`guard_answer`); a refused node fails with ``NodeAccessDeniedError``;
 - at the end: ``("finished", status, results_json, error, stopped_at, failed_nodes,
   finished_run_event)`` for a run the engine ended (completed, or failed with partial
-  results; ``failed_nodes`` as ``(node_id, error_type, message)`` tuples), or
+  results; ``failed_nodes`` as ``(node_id, error_type, message, unavailable)`` tuples), or
   ``("failed", message, node_id, finished_run_event, retire)`` when the worker could not
   return the run's results (memory, the output cap, a refused run).
 
@@ -155,7 +155,7 @@ def _run(
         return _failed(f"the run was refused: {exc}", None, finished, False)
     except Exception as exc:
         return _failed(f"{type(exc).__name__}: {exc}", None, finished, False)
-    failures = [(f.node_id, f.error_type, f.message) for f in outcome.failed_nodes]
+    failures = [(f.node_id, f.error_type, f.message, f.unavailable) for f in outcome.failed_nodes]
     return (
         "finished",
         outcome.status,
