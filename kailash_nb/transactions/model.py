@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from kailash_nb.sdk_exceptions import KailashException
+from kailash_nb.sdk_exceptions import KailashException, ServiceUnavailableError
 from kailash_nb.transactions.participants import ParticipantSpec
 
 __all__ = [
@@ -101,10 +101,11 @@ class IdempotencyConflictError(TransactionError):
     http_status = 422
 
 
-class TransactionStoreUnavailableError(TransactionError):
+class TransactionStoreUnavailableError(TransactionError, ServiceUnavailableError):
     """The transaction log cannot be read or written (database down, locked beyond the
     wait, disk full). No participant was told to commit after the failed write; retry
-    when the store is back, and recovery finishes what is in doubt."""
+    when the store is back, and recovery finishes what is in doubt. A
+    ``ServiceUnavailableError``: a gateway answers the run 503 with ``Retry-After``."""
 
     http_status = 503
 

@@ -294,3 +294,27 @@ def test_the_classes_are_the_registered_node_types():
     ):
         assert NodeRegistry.get(node_class.__name__) is node_class
     assert os.environ.get("KAILASH_NB_TX_CRASH_POINT") is None
+
+
+def test_dtm_09_an_unreachable_log_is_a_503_at_the_gateway(
+    tmp_path, secured_gateway, serve_gateway
+):
+    """STOR-02 through the gateway: the node's log is a PostgreSQL server nobody
+    listens on; the run fails, the caller gets 503 with Retry-After, nothing committed."""
+    gateway = secured_gateway(f"sqlite:///{tmp_path / 'gateway.db'}")
+    builder = WorkflowBuilder()
+    builder.add_node(
+        "DistributedTransactionManagerNode",
+        "dtm",
+        {"storage_config": {"connection_string": "postgresql://postgres@127.0.0.1:1/tx"}},
+    )
+    gateway.register_workflow("order", builder.build())
+    server = serve_gateway(gateway)
+    response = server.client.post(
+        "/workflows/order/execute",
+        json={"parameters": {"dtm": {"operation": "create_transaction"}}},
+        headers=server.bearer_headers("ann"),
+    )
+    assert response.status_code == 503, response.text
+    assert response.json()["code"] == "dependency_unavailable"
+    assert response.headers["Retry-After"]
