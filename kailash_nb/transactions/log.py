@@ -31,6 +31,7 @@ import time
 import uuid
 import weakref
 from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -602,8 +603,8 @@ def _record(row: Any, step_rows: Iterable[Any]) -> TransactionRecord:
         decision=row.decision,
         tenant_id=row.tenant_id,
         principal=row.principal,
-        requirements=requirements,
-        context=context,
+        requirements=MappingProxyType(requirements),
+        context=MappingProxyType(context),
         participants=specs,
         steps=steps,
         idempotency_key=row.idempotency_key,

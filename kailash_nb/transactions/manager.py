@@ -62,9 +62,12 @@ class TransactionManager:
             asked for explicitly: nothing survives the process, nothing is recovered).
         table_name: the transactions table (default ``kailash_nb_transactions``).
         owner: a name for this coordinator, carried by its leases.
-        lease_seconds: how long a driver's lease lasts without a write; another process
-            may take over a transaction whose lease expired (or whose process on this
-            host died).
+        lease_seconds: how long a driver's lease lasts without a write (each write
+            renews it); another process may take over a transaction whose lease
+            expired, or whose process on this host died. Keep it above the longest
+            participant call: a driver whose lease was taken over stops at its next
+            write (``LeaseLostError``), and the same step may reach a participant
+            from both (same step id: it deduplicates).
         retry: backoff and budgets of participant calls.
         monitor: an object with ``record_alert(name, detail)`` that records alerts
             (compensation failed, commit in doubt, row quarantined); alerts are always
@@ -241,6 +244,8 @@ class TransactionManager:
         Raises:
             TransactionNotFoundError: no such transaction.
             TransactionBusyError: another process or thread is running it.
+            UnknownParticipantError: a participant this process cannot build (register
+                its kind or callables); the transaction stays as the log has it.
             TransactionStoreUnavailableError: the log cannot be written; no participant
                 was told to commit without a durable decision (recovery finishes it).
         """
