@@ -191,7 +191,7 @@ class TransactionLog:
                     self.transactions.metadata.create_all(connection)
         except StoreConfigurationError:
             raise
-        except sa.exc.DBAPIError as exc:
+        except (sa.exc.DBAPIError, sa.exc.TimeoutError) as exc:
             raise self._unavailable("open", exc) from exc
 
     def __repr__(self) -> str:
@@ -248,9 +248,16 @@ class TransactionLog:
                 raise TransactionBusyError(f"transaction {tx_id!r} was taken by another driver")
             return int(row.version) + 1
 
-        self._write(take)
+        # Active before the lease is stored, so no other thread of this process ever
+        # sees this lease as one a finished driver left behind.
         with _active_lock:
             _active_tokens.add(token)
+        try:
+            self._write(take)
+        except BaseException:
+            with _active_lock:
+                _active_tokens.discard(token)
+            raise
         try:
             return self.load(tx_id)
         except BaseException:
@@ -472,7 +479,8 @@ class TransactionLog:
             except sa.exc.OperationalError as exc:
                 if not _is_contention(exc) or time.monotonic() >= deadline:
                     raise self._unavailable("write", exc) from exc
-            except sa.exc.DBAPIError as exc:
+            except (sa.exc.DBAPIError, sa.exc.TimeoutError) as exc:
+                # TimeoutError: no pooled connection came free in time (pool exhausted).
                 raise self._unavailable("write", exc) from exc
             time.sleep(min(0.002 * 2 ** min(attempt, 6), max(deadline - time.monotonic(), 0)))
 
@@ -521,7 +529,7 @@ class TransactionLog:
                     return work(connection)
                 finally:
                     connection.rollback()
-        except sa.exc.DBAPIError as exc:
+        except (sa.exc.DBAPIError, sa.exc.TimeoutError) as exc:
             raise self._unavailable("read", exc) from exc
         finally:
             if lock is not None:

@@ -18,6 +18,7 @@ from _tx_ledger import AlertLog, Behaviour, Ledger, register
 
 import kailash_nb.transactions as transactions
 from kailash_nb.store import StoreConfigurationError, get_engine
+from kailash_nb.store.database import with_pool_size
 from kailash_nb.store.schema import SCHEMA_VERSION, schema_table
 from kailash_nb.transactions import (
     InvalidTransactionError,
@@ -331,3 +332,17 @@ def test_the_public_api_is_what_it_says():
     )
     for name in ("TransactionManager", "select_pattern", "CRASH_POINTS", "RetryPolicy"):
         assert name in transactions.__all__
+
+
+def test_stor_11_one_pooled_connection_is_enough_no_deadlock_with_its_own_writes(
+    database_url, ledger
+):
+    # Every log write and read takes one connection and gives it back before the next:
+    # with a pool of one, transactions still run to their end.
+    url = with_pool_size(database_url, 1, max_overflow=0)
+    manager = TransactionManager(url, retry=FAST)
+    specs = [register(ledger, "crm"), register(ledger, "erp")]
+    for pattern, final in (("two_phase", "committed"), ("saga", "completed")):
+        record = manager.create_transaction("order", {"pattern": pattern}, participants=specs)
+        assert manager.execute_transaction(record.id).status == final
+    assert get_engine(url).pool.size() == 1
