@@ -66,9 +66,9 @@ logger = logging.getLogger("kailash_nb.transactions")
 
 _T = TypeVar("_T")
 _TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-# PostgreSQL cuts identifiers at 63 bytes; the longest derived name is "uq_<name>_key"
-# or "<name>_steps", so a longer name could make two derived names collide.
-_MAX_TABLE_NAME = 63 - len("_steps")
+# PostgreSQL cuts identifiers at 63 bytes; the longest derived name is "ix_<name>_status"
+# (an index), so a longer name could make the derived names of two logs collide.
+_MAX_TABLE_NAME = 63 - len("ix__status")
 _PHASE_ORDER = {"prepare": 0, "commit": 1, "abort": 2, "execute": 3, "compensate": 4}
 _HOST = socket.gethostname()
 
@@ -106,13 +106,14 @@ def validate_table_name(name: str) -> str:
     """``name`` if it can name a transaction log's tables.
 
     Raises:
-        InvalidTransactionError: not ``^[a-z_][a-z0-9_]{0,62}$``, or longer than 57
-            characters (its steps table would not fit PostgreSQL's identifier limit).
+        InvalidTransactionError: not ``^[a-z_][a-z0-9_]{0,62}$``, or longer than 53
+            characters (its index names would not fit PostgreSQL's identifier limit).
     """
-    if not isinstance(name, str) or not _TABLE_NAME.match(name) or len(name) > _MAX_TABLE_NAME:
+    if not isinstance(name, str) or not _TABLE_NAME.fullmatch(name) or len(name) > _MAX_TABLE_NAME:
         raise InvalidTransactionError(
             f"table_name {name!r:.80} must match ^[a-z_][a-z0-9_]*$ with at most "
-            f"{_MAX_TABLE_NAME} characters (its steps table is <name>_steps)"
+            f"{_MAX_TABLE_NAME} characters (its steps table is <name>_steps, its indexes "
+            "ix_<name>_status and uq_<name>_key)"
         )
     return name
 

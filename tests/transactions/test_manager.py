@@ -214,8 +214,14 @@ def test_dtm_22_stor_01_unreachable_store_refuses_to_start(url):
 def test_dtm_22_misconfigured_store_refuses_to_start():
     with pytest.raises(StoreConfigurationError):
         TransactionManager("not a database url")
+
+
+@pytest.mark.parametrize(
+    "name", ["Robert'); DROP TABLE x;--", "Upper", "9starts_with_digit", "ok\n", "a" * 54, ""]
+)
+def test_table_names_are_validated(name):
     with pytest.raises(InvalidTransactionError, match="table_name"):
-        TransactionManager("sqlite:///:memory:", table_name="Robert'); DROP TABLE x;--")
+        TransactionManager("sqlite:///:memory:", table_name=name)
 
 
 def test_stor_07_a_newer_schema_refuses_to_start_naming_the_migration(tmp_path):
