@@ -405,7 +405,16 @@ def _specs(participants: Iterable[ParticipantSpec | Mapping[str, Any]]) -> list[
 def _pattern(requirements: Mapping[str, Any], specs: list[ParticipantSpec]) -> str:
     forced = requirements.get("pattern")
     if forced is None:
-        return select_pattern(requirements, specs)
+        selected = select_pattern(requirements, specs)
+        if selected == "saga":
+            no_2pc = [spec.id for spec in specs if not spec.supports_2pc]
+            no_saga = [spec.id for spec in specs if not spec.supports_saga]
+            if no_2pc and no_saga:
+                raise InvalidTransactionError(
+                    f"no protocol suits every participant: {no_2pc} cannot take part in a "
+                    f"two_phase commit and {no_saga} cannot take part in a saga"
+                )
+        return selected
     if forced not in ("two_phase", "saga"):
         raise InvalidTransactionError(
             f"requirements.pattern must be 'two_phase' or 'saga', got {forced!r}"

@@ -101,6 +101,12 @@ def test_a_forced_pattern_must_suit_every_participant(sqlite_url, ledger):
         manager.create_transaction("order", {"pattern": "xa"})
     record = manager.create_transaction("order", {"pattern": "saga", "consistency": "strong"})
     assert record.pattern == "saga"
+    two_phase_only = register(ledger, "erp", supports_saga=False)
+    with pytest.raises(InvalidTransactionError, match="no protocol suits every participant"):
+        manager.create_transaction("order", participants=[legacy, two_phase_only])
+    record = manager.create_transaction("order", participants=[two_phase_only])
+    with pytest.raises(InvalidTransactionError, match="no protocol suits"):
+        manager.add_participant(record.id, legacy)
 
 
 # -- validation ---------------------------------------------------------------------------
