@@ -24,7 +24,6 @@ from kailash_nb.transactions.participants import (
     ParticipantError,
     ParticipantSpec,
     StepCall,
-    UnknownParticipantError,
     resolve,
 )
 
@@ -149,9 +148,10 @@ class Driver:
         ``prepare`` and ``execute``, by the transaction's deadline.
 
         Raises:
-            ParticipantError: it failed, timed out, or cannot be resolved in this
-                process (another attempt, after registering it, may succeed).
+            ParticipantError: it failed or timed out.
             PermanentParticipantError: it failed for good.
+            UnknownParticipantError: this process cannot build it (its kind or its
+                callables are not registered here).
         """
         spec = self.record.participants[index]
         participant = self._participant(index)
@@ -183,11 +183,10 @@ class Driver:
     def _participant(self, index: int) -> Participant:
         participant = self._participants.get(index)
         if participant is None:
-            try:
-                participant = resolve(self.record.participants[index])
-            except UnknownParticipantError as exc:
-                raise ParticipantError(str(exc)) from exc
-            self._participants[index] = participant
+            # UnknownParticipantError goes up as it is: this process cannot reach the
+            # participant, which says nothing about the participant, so the drive stops
+            # and leaves the transaction as the log has it for a process that can.
+            participant = self._participants[index] = resolve(self.record.participants[index])
         return participant
 
     # -- alerts -----------------------------------------------------------------------

@@ -31,6 +31,7 @@ import time
 import uuid
 import weakref
 from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -65,9 +66,9 @@ logger = logging.getLogger("kailash_nb.transactions")
 
 _T = TypeVar("_T")
 _TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-# PostgreSQL cuts identifiers at 63 bytes; the longest derived name is "uq_<name>_key"
-# or "<name>_steps", so a longer name could make two derived names collide.
-_MAX_TABLE_NAME = 63 - len("_steps")
+# PostgreSQL cuts identifiers at 63 bytes; the longest derived name is "ix_<name>_status"
+# (an index), so a longer name could make the derived names of two logs collide.
+_MAX_TABLE_NAME = 63 - len("ix__status")
 _PHASE_ORDER = {"prepare": 0, "commit": 1, "abort": 2, "execute": 3, "compensate": 4}
 _HOST = socket.gethostname()
 
@@ -105,13 +106,14 @@ def validate_table_name(name: str) -> str:
     """``name`` if it can name a transaction log's tables.
 
     Raises:
-        InvalidTransactionError: not ``^[a-z_][a-z0-9_]{0,62}$``, or longer than 57
-            characters (its steps table would not fit PostgreSQL's identifier limit).
+        InvalidTransactionError: not ``^[a-z_][a-z0-9_]{0,62}$``, or longer than 53
+            characters (its index names would not fit PostgreSQL's identifier limit).
     """
-    if not isinstance(name, str) or not _TABLE_NAME.match(name) or len(name) > _MAX_TABLE_NAME:
+    if not isinstance(name, str) or not _TABLE_NAME.fullmatch(name) or len(name) > _MAX_TABLE_NAME:
         raise InvalidTransactionError(
             f"table_name {name!r:.80} must match ^[a-z_][a-z0-9_]*$ with at most "
-            f"{_MAX_TABLE_NAME} characters (its steps table is <name>_steps)"
+            f"{_MAX_TABLE_NAME} characters (its steps table is <name>_steps, its indexes "
+            "ix_<name>_status and uq_<name>_key)"
         )
     return name
 
@@ -190,7 +192,7 @@ class TransactionLog:
                     self.transactions.metadata.create_all(connection)
         except StoreConfigurationError:
             raise
-        except sa.exc.DBAPIError as exc:
+        except (sa.exc.DBAPIError, sa.exc.TimeoutError) as exc:
             raise self._unavailable("open", exc) from exc
 
     def __repr__(self) -> str:
@@ -247,9 +249,16 @@ class TransactionLog:
                 raise TransactionBusyError(f"transaction {tx_id!r} was taken by another driver")
             return int(row.version) + 1
 
-        self._write(take)
+        # Active before the lease is stored, so no other thread of this process ever
+        # sees this lease as one a finished driver left behind.
         with _active_lock:
             _active_tokens.add(token)
+        try:
+            self._write(take)
+        except BaseException:
+            with _active_lock:
+                _active_tokens.discard(token)
+            raise
         try:
             return self.load(tx_id)
         except BaseException:
@@ -471,7 +480,8 @@ class TransactionLog:
             except sa.exc.OperationalError as exc:
                 if not _is_contention(exc) or time.monotonic() >= deadline:
                     raise self._unavailable("write", exc) from exc
-            except sa.exc.DBAPIError as exc:
+            except (sa.exc.DBAPIError, sa.exc.TimeoutError) as exc:
+                # TimeoutError: no pooled connection came free in time (pool exhausted).
                 raise self._unavailable("write", exc) from exc
             time.sleep(min(0.002 * 2 ** min(attempt, 6), max(deadline - time.monotonic(), 0)))
 
@@ -520,7 +530,7 @@ class TransactionLog:
                     return work(connection)
                 finally:
                     connection.rollback()
-        except sa.exc.DBAPIError as exc:
+        except (sa.exc.DBAPIError, sa.exc.TimeoutError) as exc:
             raise self._unavailable("read", exc) from exc
         finally:
             if lock is not None:
@@ -602,8 +612,8 @@ def _record(row: Any, step_rows: Iterable[Any]) -> TransactionRecord:
         decision=row.decision,
         tenant_id=row.tenant_id,
         principal=row.principal,
-        requirements=requirements,
-        context=context,
+        requirements=MappingProxyType(requirements),
+        context=MappingProxyType(context),
         participants=specs,
         steps=steps,
         idempotency_key=row.idempotency_key,

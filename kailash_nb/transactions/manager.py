@@ -62,9 +62,12 @@ class TransactionManager:
             asked for explicitly: nothing survives the process, nothing is recovered).
         table_name: the transactions table (default ``kailash_nb_transactions``).
         owner: a name for this coordinator, carried by its leases.
-        lease_seconds: how long a driver's lease lasts without a write; another process
-            may take over a transaction whose lease expired (or whose process on this
-            host died).
+        lease_seconds: how long a driver's lease lasts without a write (each write
+            renews it); another process may take over a transaction whose lease
+            expired, or whose process on this host died. Keep it above the longest
+            participant call: a driver whose lease was taken over stops at its next
+            write (``LeaseLostError``), and the same step may reach a participant
+            from both (same step id: it deduplicates).
         retry: backoff and budgets of participant calls.
         monitor: an object with ``record_alert(name, detail)`` that records alerts
             (compensation failed, commit in doubt, row quarantined); alerts are always
@@ -241,6 +244,8 @@ class TransactionManager:
         Raises:
             TransactionNotFoundError: no such transaction.
             TransactionBusyError: another process or thread is running it.
+            UnknownParticipantError: a participant this process cannot build (register
+                its kind or callables); the transaction stays as the log has it.
             TransactionStoreUnavailableError: the log cannot be written; no participant
                 was told to commit without a durable decision (recovery finishes it).
         """
@@ -400,7 +405,16 @@ def _specs(participants: Iterable[ParticipantSpec | Mapping[str, Any]]) -> list[
 def _pattern(requirements: Mapping[str, Any], specs: list[ParticipantSpec]) -> str:
     forced = requirements.get("pattern")
     if forced is None:
-        return select_pattern(requirements, specs)
+        selected = select_pattern(requirements, specs)
+        if selected == "saga":
+            no_2pc = [spec.id for spec in specs if not spec.supports_2pc]
+            no_saga = [spec.id for spec in specs if not spec.supports_saga]
+            if no_2pc and no_saga:
+                raise InvalidTransactionError(
+                    f"no protocol suits every participant: {no_2pc} cannot take part in a "
+                    f"two_phase commit and {no_saga} cannot take part in a saga"
+                )
+        return selected
     if forced not in ("two_phase", "saga"):
         raise InvalidTransactionError(
             f"requirements.pattern must be 'two_phase' or 'saga', got {forced!r}"

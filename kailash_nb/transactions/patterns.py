@@ -10,9 +10,10 @@
    participant holds locks waiting for the slowest one.
 4. Otherwise ``two_phase`` (every participant supports it).
 
-A participant that can do neither forces nothing here; it fails when the chosen
-protocol calls it. With no participants yet, the rules read the requirements alone;
-the manager chooses again each time a participant is added (before execution starts)::
+The manager refuses participants no single protocol suits (one without 2PC and one
+without saga support in one transaction). With no participants yet, the rules read
+the requirements alone; the manager chooses again each time a participant is added
+(before execution starts)::
 
     select_pattern({"consistency": "strong"}, [{"id": "billing", "2pc": False}])  # "saga"
 """

@@ -35,6 +35,7 @@ from kailash_nb.transactions.model import (
     TransactionBusyError,
     TransactionRecord,
 )
+from kailash_nb.transactions.participants import UnknownParticipantError
 
 __all__ = ["EngineSettings", "recover_pending", "run"]
 
@@ -71,6 +72,8 @@ def run(
         TransactionNotFoundError: no such transaction.
         TransactionBusyError: another driver holds its lease.
         CorruptTransactionError: its row cannot be read.
+        UnknownParticipantError: a participant this process cannot build; the
+            transaction stays as the log has it (in doubt once started).
         TransactionStoreUnavailableError: the log cannot be written.
     """
     token = new_lease_token(settings.owner)
@@ -127,8 +130,11 @@ def _release(log: TransactionLog, tx_id: str, token: str, failed: bool) -> None:
 def recover_pending(
     log: TransactionLog, settings: EngineSettings, *, limit: int = 1000
 ) -> list[TransactionRecord]:
-    """Finish every in-doubt transaction nobody drives; return them as they ended
-    (transactions another driver holds are skipped; unreadable ones quarantined).
+    """Finish every in-doubt transaction nobody drives; return them as they ended.
+
+    Transactions another driver holds are skipped; unreadable ones quarantined; ones
+    with a participant this process cannot build (not registered here) are left in
+    doubt, logged at ERROR.
 
     Raises:
         TransactionStoreUnavailableError: the log cannot be read or written.
@@ -143,6 +149,12 @@ def recover_pending(
             logger.info("transaction %s: driven by another process, skipped", tx_id)
         except CorruptTransactionError as exc:
             _quarantine(log, settings, tx_id, str(exc))
+        except UnknownParticipantError as exc:
+            logger.error(
+                "transaction %s: left in doubt, this process cannot reach a participant: %s",
+                tx_id,
+                exc,
+            )
     return finished
 
 

@@ -33,8 +33,6 @@ def drive(driver: Driver) -> None:
     """
     status = driver.status
     if status in ("created", "executing"):
-        if status == "created":
-            driver.set(status="executing")
         _forward(driver)
     elif status == "compensating":
         _compensate(driver)
@@ -63,7 +61,9 @@ def _forward(driver: Driver) -> None:
         failure = None
         while True:
             attempts += 1
-            driver.mark(index, "execute", "sent", attempts)
+            # The first mark also records the status: one write instead of two.
+            starting = {"status": "executing"} if driver.status == "created" else {}
+            driver.mark(index, "execute", "sent", attempts, **starting)
             driver.crash("saga.after_step_sent")
             try:
                 result = driver.call(index, "execute", attempts)
@@ -92,20 +92,27 @@ def _forward(driver: Driver) -> None:
             _compensate(driver)
             return
         driver.crash("saga.after_step_effect")
-        driver.mark(index, "execute", "done", attempts, result=result)
-        if index < len(participants) - 1:
+        last = index == len(participants) - 1
+        # The last step's record also records the saga completed, in one write.
+        ending = {"status": "completed"} if last else {}
+        driver.mark(index, "execute", "done", attempts, result=result, **ending)
+        if not last:
             driver.crash("saga.between_steps")
-    driver.set(status="completed")
+    if driver.status != "completed":
+        driver.set(status="completed")  # no step was left to run
 
 
 def _compensate(driver: Driver) -> None:
     participants = driver.record.participants
-    for index in reversed(range(len(participants))):
-        if driver.step(index, "execute") is None:
-            continue  # never sent: nothing to undo
+    # Steps never sent have nothing to undo; steps compensated already are done.
+    pending = [
+        index
+        for index in reversed(range(len(participants)))
+        if driver.step(index, "execute") is not None
+        and ((step := driver.step(index, "compensate")) is None or step.state != "done")
+    ]
+    for position, index in enumerate(pending):
         step = driver.step(index, "compensate")
-        if step is not None and step.state == "done":
-            continue
         attempts = step.attempts if step is not None else 0
         failure = None
         while True:
@@ -136,5 +143,7 @@ def _compensate(driver: Driver) -> None:
             driver.alert("transaction_compensation_failed", message)
             return
         driver.crash("saga.mid_compensation", "recovery.mid_compensation")
-        driver.mark(index, "compensate", "done", attempts)
-    driver.set(status="compensated")
+        ending = {"status": "compensated"} if position == len(pending) - 1 else {}
+        driver.mark(index, "compensate", "done", attempts, **ending)
+    if driver.status != "compensated":
+        driver.set(status="compensated")  # nothing was left to undo

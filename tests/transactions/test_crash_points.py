@@ -6,9 +6,9 @@ Each case: the test creates a transaction, a child process executes it with
 ``KAILASH_NB_TX_CRASH_POINT`` set and dies there; for the ``recovery.*`` points a
 second child runs recovery and dies in it too (DTM-05). Then the test process runs
 ``recover_pending`` (the dead children's leases are free at once: their processes are
-gone) and checks the ledger against the final status. The default run kills once per
-point and backend; ``pytest -m crash_long`` kills at every hit of every point, several
-times over.
+gone) and checks the ledger against the final status. The default run kills at the
+first and the last time each point is reached, on each backend; ``pytest -m
+crash_long`` kills at every time every point is reached, several times over.
 """
 
 from __future__ import annotations
@@ -98,18 +98,24 @@ def _crash_and_recover(store_url: str, ledger: Ledger, point: str, hit: int) -> 
     return record.id
 
 
-# The checklist items, each at its crash point; the other points run in
-# test_crash_point_recovers_without_loss_or_duplicates.
+# (point, hit) the checklist tests below kill at; the other points, at their first and
+# last hit, run in test_crash_point_recovers_without_loss_or_duplicates.
 NAMED = {
-    "2pc.after_votes": "DTM-01",
-    "2pc.after_decision": "DTM-02",
-    "2pc.after_first_commit": "DTM-03",
-    "2pc.mid_abort": "DTM-04",
-    "recovery.mid_commit": "DTM-05",
-    "recovery.mid_compensation": "DTM-05",
-    "saga.after_step_effect": "DTM-10",
-    "saga.between_steps": "DTM-11",
+    ("2pc.after_votes", 1): "DTM-01",
+    ("2pc.after_decision", 1): "DTM-02",
+    ("2pc.after_first_commit", 1): "DTM-03",
+    ("2pc.mid_abort", 2): "DTM-04",
+    ("recovery.mid_commit", 2): "DTM-05",
+    ("recovery.mid_compensation", 2): "DTM-05",
+    ("saga.after_step_effect", 2): "DTM-10",
+    ("saga.between_steps", 2): "DTM-11",
 }
+DEFAULT_CASES = [
+    (point, hit)
+    for point in CRASH_POINTS
+    for hit in sorted({1, CASES[point][2]})
+    if (point, hit) not in NAMED
+]
 
 
 def test_dtm_01_kill_after_all_prepared_before_the_decision_presumes_abort(database_url, tmp_path):
@@ -166,9 +172,9 @@ def test_dtm_11_kill_between_steps_resumes_at_step_3(database_url, tmp_path):
     assert executes == PARTICIPANT_IDS  # steps 1-2 never re-run
 
 
-@pytest.mark.parametrize("point", [point for point in CRASH_POINTS if point not in NAMED])
-def test_crash_point_recovers_without_loss_or_duplicates(point, database_url, tmp_path):
-    _crash_and_recover(database_url, Ledger(tmp_path / "ledger.db"), point, 1)
+@pytest.mark.parametrize(("point", "hit"), DEFAULT_CASES)
+def test_crash_point_recovers_without_loss_or_duplicates(point, hit, database_url, tmp_path):
+    _crash_and_recover(database_url, Ledger(tmp_path / "ledger.db"), point, hit)
 
 
 @pytest.mark.crash_long

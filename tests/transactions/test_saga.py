@@ -10,7 +10,13 @@ import threading
 import pytest
 from _tx_ledger import AlertLog, Behaviour, Ledger, register
 
-from kailash_nb.transactions import RetryPolicy, TransactionManager
+from kailash_nb.transactions import (
+    ParticipantSpec,
+    RetryPolicy,
+    TransactionManager,
+    UnknownParticipantError,
+    register_callables,
+)
 
 FAST = RetryPolicy(initial_delay=0.01, max_delay=0.05, commit_retry_seconds=5.0)
 
@@ -162,3 +168,22 @@ def test_aborting_a_saga_left_executing_compensates_what_it_did(database_url, le
     assert (done.status, done.error) == ("compensated", "cancelled by the operator")
     assert ledger.operations(record.id, "compensate") == ["erp", "crm"]
     assert "billing" not in {call[0] for call in ledger.calls(record.id)}
+
+
+def test_a_participant_unknown_to_this_process_leaves_the_saga_for_one_that_knows_it(
+    database_url, ledger
+):
+    manager = TransactionManager(database_url, retry=FAST)
+    crm = register(ledger, "crm")
+    name = f"erp-not-yet-registered-{ledger.path}"
+    erp = ParticipantSpec("erp", "callable", options={"name": name})
+    record = manager.create_transaction("order", {"pattern": "saga"}, participants=[crm, erp])
+    with pytest.raises(UnknownParticipantError, match="register_callables"):
+        manager.execute_transaction(record.id)
+    stopped = manager.get_status(record.id)
+    assert stopped.status == "executing"  # nothing decided for lack of a registration
+    assert record.id not in [item.id for item in manager.recover_pending()]
+    assert manager.get_status(record.id).status == "executing"
+    register_callables(name, execute=lambda call: {"late": True}, compensate=lambda call: None)
+    assert manager.recover_transaction(record.id).status == "completed"
+    assert ledger.operations(record.id, "execute") == ["crm"]  # once, not re-run
