@@ -150,6 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
     from kailash_nb.cli import audit
 
     audit.add_parser(commands_parser)
+
+    from kailash_nb.cli import tx
+
+    tx.add_parser(commands_parser)
     return parser
 
 

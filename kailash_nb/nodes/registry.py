@@ -36,6 +36,9 @@ _BUILTIN_MODULES: dict[str, str] = {
     "AsyncSQLDatabaseNode": "kailash_nb.nodes.data._nodes",
     "HTTPRequestNode": "kailash_nb.nodes.api",
     "AsyncHTTPRequestNode": "kailash_nb.nodes.api",
+    "DistributedTransactionManagerNode": "kailash_nb.nodes.transaction.coordinators",
+    "SagaCoordinatorNode": "kailash_nb.nodes.transaction.coordinators",
+    "TwoPhaseCommitCoordinatorNode": "kailash_nb.nodes.transaction.coordinators",
 }
 
 

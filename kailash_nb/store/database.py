@@ -16,6 +16,7 @@ the connections allowed beyond it as ``kailash_nb_max_overflow``
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import weakref
 from pathlib import Path
@@ -180,9 +181,26 @@ def create_engine(url: str | URL | None = None, **options: Any) -> Engine:
     return engine
 
 
+def _absolute(url: URL) -> URL:
+    """``url`` with a relative SQLite file path made absolute (from the current
+    directory): the shared engines are keyed by URL, and a relative one would keep
+    using the file of the directory it was first opened in."""
+    database = url.database
+    if (
+        url.get_backend_name() != "sqlite"
+        or _is_memory(url)
+        or not database
+        or database.startswith("file:")
+        or os.path.isabs(database)
+    ):
+        return url
+    return url.set(database=os.path.abspath(database))
+
+
 def get_engine(url: str | URL | None = None) -> Engine:
     """The shared synchronous engine for ``url``; created on first use."""
-    key = sync_url(url if url is not None else default_url()).render_as_string(hide_password=False)
+    parsed = _absolute(sync_url(url if url is not None else default_url()))
+    key = parsed.render_as_string(hide_password=False)
     with _lock:
         engine = _engines.get(key)
         if engine is None:
@@ -198,7 +216,7 @@ def get_async_engine(url: str | URL) -> AsyncEngine:
     """
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    parsed = async_url(parse_url(url))
+    parsed = _absolute(async_url(parse_url(url)))
     key = parsed.render_as_string(hide_password=False)
     parsed, pool = _split_pool_size(parsed)
     loop = asyncio.get_running_loop()

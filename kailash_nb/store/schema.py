@@ -14,7 +14,15 @@ from sqlalchemy.engine import Connection, Engine
 
 from kailash_nb.store.urls import StoreConfigurationError
 
-__all__ = ["NODE_EVENT_FIELDS", "SCHEMA_VERSION", "metadata", "migrate", "runs"]
+__all__ = [
+    "NODE_EVENT_FIELDS",
+    "SCHEMA_VERSION",
+    "TRANSACTIONS_TABLE",
+    "metadata",
+    "migrate",
+    "runs",
+    "transaction_tables",
+]
 
 metadata = sa.MetaData()
 
@@ -272,6 +280,86 @@ def _create_v6(connection: Connection) -> None:
     metadata.create_all(connection, tables=[audit_records, audit_heads, audit_checkpoints])
 
 
+# Version 7: the distributed-transaction log (kailash_nb.transactions). One row per
+# transaction and one per (transaction, participant index, phase) step; the log is the
+# single source of truth recovery reads after a crash. JSON is stored as text so one
+# damaged row is detected (and quarantined) when it is read, never by the driver while
+# listing the others. A log may live in tables of its own name (``storage_config``'s
+# ``table_name``): ``transaction_tables(name)`` builds those, created when opened.
+
+#: The default transactions table; its steps live in ``<name>_steps``.
+TRANSACTIONS_TABLE = "kailash_nb_transactions"
+
+
+def _transaction_tables(target: sa.MetaData, name: str) -> tuple[sa.Table, sa.Table]:
+    transactions = sa.Table(
+        name,
+        target,
+        sa.Column("id", sa.String(36), primary_key=True),
+        sa.Column("name", sa.String(256), nullable=False),
+        sa.Column("tenant_id", sa.String(256), nullable=False),
+        sa.Column("principal", sa.String(256), nullable=False),
+        # "two_phase" or "saga"
+        sa.Column("pattern", sa.String(16), nullable=False),
+        sa.Column("status", sa.String(32), nullable=False),
+        # NULL until decided; "commit" or "abort" (two-phase commit only).
+        sa.Column("decision", sa.String(8)),
+        sa.Column("requirements", sa.Text, nullable=False),
+        sa.Column("context", sa.Text, nullable=False),
+        # JSON list of ParticipantSpec.to_dict(), in execution order.
+        sa.Column("participants", sa.Text, nullable=False),
+        sa.Column("idempotency_key", sa.String(256)),
+        sa.Column("body_digest", sa.String(64), nullable=False),
+        sa.Column("deadline", sa.Float),
+        # Who drives the transaction now, and until when (see transactions.log).
+        sa.Column("lease_owner", sa.String(256)),
+        sa.Column("lease_until", sa.Float),
+        # Bumped by every write: the compare-and-set token of leases and edits.
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("error", sa.Text),
+        sa.Column("created_at", sa.Float, nullable=False),
+        sa.Column("updated_at", sa.Float, nullable=False),
+        # Two processes creating with one key race on this index: one row wins. Keys
+        # are optional, and NULLs never collide (SQLite and PostgreSQL alike).
+        sa.Index(f"uq_{name}_key", "tenant_id", "principal", "idempotency_key", unique=True),
+        sa.Index(f"ix_{name}_status", "status", "updated_at"),
+    )
+    steps = sa.Table(
+        f"{name}_steps",
+        target,
+        sa.Column("transaction_id", sa.String(36), primary_key=True),
+        sa.Column("step_index", sa.Integer, primary_key=True, autoincrement=False),
+        # prepare | commit | abort | execute | compensate
+        sa.Column("phase", sa.String(16), primary_key=True),
+        sa.Column("participant_id", sa.String(128), nullable=False),
+        # sent (the participant may have been told) | done | failed
+        sa.Column("state", sa.String(16), nullable=False),
+        sa.Column("attempts", sa.Integer, nullable=False),
+        sa.Column("result", sa.Text),
+        sa.Column("error", sa.Text),
+        sa.Column("updated_at", sa.Float, nullable=False),
+    )
+    return transactions, steps
+
+
+transactions, transaction_steps = _transaction_tables(metadata, TRANSACTIONS_TABLE)
+
+
+def transaction_tables(name: str = TRANSACTIONS_TABLE) -> tuple[sa.Table, sa.Table]:
+    """The (transactions, steps) tables of the transaction log named ``name``.
+
+    The default name gives the tables of schema version 7; another name gives tables
+    of the same shape in their own metadata, for the caller to create.
+    """
+    if name == TRANSACTIONS_TABLE:
+        return transactions, transaction_steps
+    return _transaction_tables(sa.MetaData(), name)
+
+
+def _create_v7(connection: Connection) -> None:
+    metadata.create_all(connection, tables=[transactions, transaction_steps])
+
+
 #: Ordered migrations: each brings the schema from ``version - 1`` to ``version``.
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _create_v1),
@@ -280,6 +368,7 @@ MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (4, _create_v4),
     (5, _create_v5),
     (6, _create_v6),
+    (7, _create_v7),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

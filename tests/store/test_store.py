@@ -482,3 +482,21 @@ def test_a_batch_that_cannot_be_prepared_is_reported_and_recording_goes_on(
 
 def _fails(*_args):
     raise RuntimeError("a bug while preparing a row")
+
+
+def test_a_relative_sqlite_url_follows_the_current_directory(tmp_path, monkeypatch):
+    """Shared engines are keyed by URL: a relative SQLite path is resolved when the
+    engine is asked for, so the same URL in another directory opens that directory's
+    file instead of the first one."""
+    from kailash_nb.store.database import get_engine
+
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    monkeypatch.chdir(first)
+    RunStore("sqlite:///relative.db")
+    monkeypatch.chdir(second)
+    engine = get_engine("sqlite:///relative.db")
+    assert engine.url.database == str(second / "relative.db")
+    RunStore("sqlite:///relative.db")
+    assert (first / "relative.db").exists() and (second / "relative.db").exists()
