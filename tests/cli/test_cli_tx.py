@@ -12,9 +12,9 @@ import sys
 import textwrap
 
 import pytest
+from _participant_services import three_services
 
 from kailash_nb.cli import main
-from kailash_nb.transactions.service import ParticipantService
 
 COORDINATOR = textwrap.dedent(
     """
@@ -41,13 +41,8 @@ COORDINATOR = textwrap.dedent(
 
 @pytest.fixture
 def services(tmp_path):
-    started = [
-        ParticipantService(name, tmp_path / f"{name}.db").start()
-        for name in ("orders", "payments", "shipping")
-    ]
-    yield started
-    for service in started:
-        service.stop()
+    with three_services(tmp_path) as started:
+        yield started
 
 
 def test_a_transaction_left_in_doubt_is_listed_shown_and_recovered(tmp_path, services, capsys):

@@ -10,6 +10,7 @@ import textwrap
 
 import pytest
 import sqlalchemy as sa
+from _participant_services import three_services
 
 from kailash_nb.nodes.transaction import (
     DistributedTransactionManagerNode,
@@ -21,7 +22,6 @@ from kailash_nb.sdk_exceptions import (
     NodeConfigurationError,
     WorkflowValidationError,
 )
-from kailash_nb.transactions.service import ParticipantService
 from kailash_nb.workflow.builder import WorkflowBuilder
 
 SEED_BLOCK = """
@@ -122,14 +122,8 @@ def test_seed_enterprise_transaction_management(enterprise_db, capsys):
 
 @pytest.fixture
 def services(tmp_path):
-    """Three reference participant services on 127.0.0.1: orders, payments, shipping."""
-    started = [
-        ParticipantService(name, tmp_path / f"{name}.db").start()
-        for name in ("orders", "payments", "shipping")
-    ]
-    yield started
-    for service in started:
-        service.stop()
+    with three_services(tmp_path) as started:
+        yield started
 
 
 def participants(services, **flags):

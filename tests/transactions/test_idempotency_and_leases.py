@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from _tx_ledger import Behaviour, Ledger, register
+from _tx_ledger import Behaviour, register
 
 from kailash_nb.transactions import (
     IdempotencyConflictError,
@@ -23,11 +23,6 @@ from kailash_nb.transactions import (
 
 HERE = Path(__file__).parent
 FAST = RetryPolicy(initial_delay=0.01, max_delay=0.05)
-
-
-@pytest.fixture
-def ledger(tmp_path):
-    return Ledger(tmp_path / "ledger.db")
 
 
 @pytest.fixture

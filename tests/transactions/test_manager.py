@@ -35,11 +35,6 @@ HERE = Path(__file__).parent
 FAST = RetryPolicy(initial_delay=0.01, max_delay=0.05)
 
 
-@pytest.fixture
-def ledger(tmp_path):
-    return Ledger(tmp_path / "ledger.db")
-
-
 # -- pattern selection -------------------------------------------------------------------
 
 SEED_SERVICES = [

@@ -8,7 +8,7 @@ import logging
 import threading
 
 import pytest
-from _tx_ledger import AlertLog, Behaviour, Ledger, register
+from _tx_ledger import AlertLog, Behaviour, register
 
 from kailash_nb.transactions import (
     ParticipantSpec,
@@ -19,11 +19,6 @@ from kailash_nb.transactions import (
 )
 
 FAST = RetryPolicy(initial_delay=0.01, max_delay=0.05, commit_retry_seconds=5.0)
-
-
-@pytest.fixture
-def ledger(tmp_path):
-    return Ledger(tmp_path / "ledger.db")
 
 
 def _saga(manager, ledger, behaviours, **spec_options):

@@ -8,7 +8,7 @@ import logging
 import threading
 
 import pytest
-from _tx_ledger import AlertLog, Behaviour, Ledger, StoreLock, register
+from _tx_ledger import AlertLog, Behaviour, StoreLock, register
 
 from kailash_nb.transactions import (
     ParticipantSpec,
@@ -22,11 +22,6 @@ from kailash_nb.transactions.participants import Participant
 
 IDS = ["crm", "erp", "billing"]
 FAST = RetryPolicy(initial_delay=0.01, max_delay=0.05, commit_retry_seconds=5.0)
-
-
-@pytest.fixture
-def ledger(tmp_path):
-    return Ledger(tmp_path / "ledger.db")
 
 
 def _two_phase(manager, ledger, behaviours, **spec_options):
