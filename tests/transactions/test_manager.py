@@ -142,6 +142,11 @@ def test_malformed_requests_are_400(sqlite_url, arguments, message):
         manager.create_transaction(**arguments)
 
 
+def test_a_monitor_must_record_alerts(sqlite_url):
+    with pytest.raises(TypeError, match="record_alert"):
+        TransactionManager(sqlite_url, monitor=object())
+
+
 def test_unknown_transactions_and_statuses(sqlite_url):
     manager = TransactionManager(sqlite_url)
     with pytest.raises(TransactionNotFoundError) as raised:
