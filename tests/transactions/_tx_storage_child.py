@@ -1,10 +1,12 @@
 """A coordinator process for the storage-fault tests (STOR-04, STOR-05).
 
-``python _tx_storage_child.py kill STORE_URL LEDGER SCENARIO TX_ID STATUS`` executes the
-transaction and dies by SIGKILL inside the log write that sets its status to
-``STATUS``: every statement of that write has run in its database transaction, the
-commit has not. Right before the write's first statement it prints, as one JSON line,
-the transaction as the log held it then (read in that same database transaction).
+``python _tx_storage_child.py kill STORE_URL LEDGER SCENARIO TX_ID STATUS LAST_TABLE``
+executes the transaction and dies by SIGKILL inside the log write that sets its status
+to ``STATUS``, at the commit of the database transaction in which the write's last
+statement (on ``LAST_TABLE``: ``transactions`` or ``steps``) ran: every statement of
+the write has run, the commit has not. Right before the write's first statement it
+prints, as one JSON line, the transaction as the log held it then (read in that same
+database transaction).
 
 ``python _tx_storage_child.py enospc STORE_URL LEDGER`` runs with its store on a small
 file system of its own (see test_storage_faults.py): it creates a two-phase transaction
@@ -71,14 +73,28 @@ def _snapshot(cursor: Any, dialect: sa.engine.Dialect, tx_id: str) -> dict[str, 
     }
 
 
-def kill_inside_write(manager: TransactionManager, tx_id: str, status: str) -> None:
-    """SIGKILL this process at the commit of the log write that sets ``status``."""
+def _writes(statement: str, table: sa.Table) -> bool:
+    """Whether ``statement`` updates or inserts into ``table``."""
+    text = statement.lstrip().upper()
+    name = table.name.upper()
+    return text.startswith((f"UPDATE {name} ", f"INSERT INTO {name} "))
+
+
+def kill_inside_write(
+    manager: TransactionManager, tx_id: str, status: str, last_table: sa.Table
+) -> None:
+    """SIGKILL this process at the commit of the database transaction that runs the
+    last statement (on ``last_table``) of the log write setting ``status``."""
     engine = manager.log.engine
+    armed = False
 
     @sa.event.listens_for(engine, "before_cursor_execute")
     def before(connection, cursor, statement, parameters, context, executemany):
-        if "kill_at_commit" not in connection.info and _sets_status(statement, parameters, status):
+        nonlocal armed
+        if not armed and _sets_status(statement, parameters, status):
             print(json.dumps(_snapshot(cursor, engine.dialect, tx_id)), flush=True)
+            armed = True
+        if armed and _writes(statement, last_table):
             connection.info["kill_at_commit"] = True
 
     @sa.event.listens_for(engine, "commit")
@@ -125,10 +141,11 @@ def main() -> None:
     mode, store_url, ledger_path = sys.argv[1:4]
     ledger = Ledger(ledger_path)
     if mode == "kill":
-        scenario, tx_id, status = sys.argv[4:7]
+        scenario, tx_id, status, last_table = sys.argv[4:8]
         scenario_specs(ledger, scenario)
         manager = TransactionManager(store_url, retry=FAST_RETRY)
-        kill_inside_write(manager, tx_id, status)
+        table = {"transactions": transactions, "steps": transaction_steps}[last_table]
+        kill_inside_write(manager, tx_id, status, table)
         record = manager.execute_transaction(tx_id)
         print(json.dumps({"not_killed": record.status}), flush=True)
         return

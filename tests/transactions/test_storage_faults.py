@@ -61,22 +61,23 @@ def _steps(record) -> list[list]:
 
 # -- STOR-05: killed inside a log write, before its commit ------------------------------
 
-# scenario, the status the killed write sets, the final status after recovery
+# scenario, the status the killed write sets, the table of its last statement (the
+# process dies at the commit that follows it), the final status after recovery
 KILLED_WRITES = {
-    "first_prepare_mark": ("2pc_commit", "preparing", "committed"),
-    "commit_decision": ("2pc_commit", "committing", "aborted"),
-    "compensation_start": ("saga_fail", "compensating", "compensated"),
+    "first_prepare_mark": ("2pc_commit", "preparing", "steps", "committed"),
+    "commit_decision": ("2pc_commit", "committing", "transactions", "aborted"),
+    "compensation_start": ("saga_fail", "compensating", "steps", "compensated"),
 }
 
 
 @pytest.mark.parametrize("write", sorted(KILLED_WRITES))
 def test_stor_05_kill_inside_a_log_write_keeps_the_previous_version(write, database_url, tmp_path):
-    scenario, status, final = KILLED_WRITES[write]
+    scenario, status, last_table, final = KILLED_WRITES[write]
     ledger = Ledger(tmp_path / "ledger.db")
     requirements, specs = scenario_specs(ledger, scenario)
     manager = TransactionManager(database_url, retry=FAST_RETRY)
     record = manager.create_transaction(write, requirements, participants=specs)
-    arguments = ["kill", database_url, ledger.path, scenario, record.id, status]
+    arguments = ["kill", database_url, ledger.path, scenario, record.id, status, last_table]
     killed = subprocess.run(
         [sys.executable, str(CHILD), *arguments],
         env=_environment(),
