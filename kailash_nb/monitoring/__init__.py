@@ -7,8 +7,13 @@
     from kailash_nb.monitoring import ProductionMonitor
 
     gateway = create_gateway(monitoring=ProductionMonitor(alert_rules=[...]))
+
+``record_alert(name, detail)`` raises an event alert (a saga whose compensation failed)
+on every ``ProductionMonitor`` of the process: counted on ``/metrics``, the most recent
+named in ``GET /health``.
 """
 
+from kailash_nb.monitoring.events import EventAlert, record_alert
 from kailash_nb.monitoring.memory import memory_limit_bytes, memory_usage, process_rss_bytes
 from kailash_nb.monitoring.monitor import UNTRACKED_ROUTES, AlertStatus, ProductionMonitor
 from kailash_nb.monitoring.rules import DEFAULT_ALERT_RULES, METRICS, AlertRule, parse_rules
@@ -19,9 +24,11 @@ __all__ = [
     "UNTRACKED_ROUTES",
     "AlertRule",
     "AlertStatus",
+    "EventAlert",
     "ProductionMonitor",
     "memory_limit_bytes",
     "memory_usage",
     "parse_rules",
     "process_rss_bytes",
+    "record_alert",
 ]

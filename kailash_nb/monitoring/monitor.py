@@ -4,7 +4,9 @@ It reads what the gateway's Prometheus metrics already count (requests by latenc
 runs by final status) when it evaluates, periodically while the gateway serves and on
 demand, so it adds no work to a request. Alert states are published as gauges on
 ``/metrics`` and in ``GET /health``; a rule that starts firing logs a warning, one that
-clears logs an info line::
+clears logs an info line. Event alerts that code raises (:meth:`record_alert`, or
+``kailash_nb.monitoring.record_alert`` for every monitor of the process) are counted
+on ``/metrics`` and the most recent are named in ``GET /health``::
 
     monitor = ProductionMonitor(
         alert_rules=[{"metric": "workflow_failure_rate", "threshold": 0.05}],
@@ -24,7 +26,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kailash_nb.monitoring.exposition import AlertGauges
+from kailash_nb.monitoring.events import EventAlert, EventAlerts, register_monitor
+from kailash_nb.monitoring.exposition import AlertGauges, EventAlertCounter
 from kailash_nb.monitoring.memory import memory_usage
 from kailash_nb.monitoring.rules import DEFAULT_ALERT_RULES, AlertRule, parse_rules
 from kailash_nb.monitoring.windows import CounterWindow, bucket_quantile
@@ -85,12 +88,16 @@ class ProductionMonitor:
         window_seconds: the sliding window of the failure rate and the p95.
         memory_limit_bytes: the memory limit; default: the container's cgroup limit,
             else the machine's memory.
+        keep_recent_alerts: how many event alerts (:meth:`record_alert`) to keep.
         clock: monotonic seconds (tests pass their own).
+
+    A monitor registers itself with ``kailash_nb.monitoring.record_alert`` when it is
+    created (held weakly: it receives the process's event alerts while it lives).
 
     Raises:
         ValueError: an invalid rule (its index is named), a rule on a performance
-            metric without ``performance_tracking``, or a non-positive interval,
-            window or limit.
+            metric without ``performance_tracking``, a non-positive interval, window
+            or limit, or ``keep_recent_alerts`` below 1.
         TypeError: a flag that is not a bool.
     """
 
@@ -104,6 +111,7 @@ class ProductionMonitor:
         evaluation_interval: float = 15.0,
         window_seconds: float = 300.0,
         memory_limit_bytes: int | None = None,
+        keep_recent_alerts: int = 20,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         for flag, value in (
@@ -117,6 +125,12 @@ class ProductionMonitor:
         _positive("window_seconds", window_seconds)
         if memory_limit_bytes is not None:
             _positive("memory_limit_bytes", memory_limit_bytes)
+        if (
+            isinstance(keep_recent_alerts, bool)
+            or not isinstance(keep_recent_alerts, int)
+            or keep_recent_alerts < 1
+        ):
+            raise ValueError(f"keep_recent_alerts must be an int >= 1, got {keep_recent_alerts!r}")
         self.metrics_enabled = metrics_enabled
         self.health_checks = health_checks
         self.performance_tracking = performance_tracking
@@ -140,6 +154,8 @@ class ProductionMonitor:
         self._task: asyncio.Task[None] | None = None
         self.alerts: tuple[AlertStatus, ...] = ()
         self._health: dict[str, Any] = {"status": "ok", "alerts": [], "evaluated_at": None}
+        self._events = EventAlerts(keep_recent_alerts)
+        register_monitor(self)
 
     # -- wiring ------------------------------------------------------------------
 
@@ -154,6 +170,7 @@ class ProductionMonitor:
         self._gateway_metrics = gateway.metrics
         if self.metrics_enabled:
             self._gauges = AlertGauges(gateway.metrics.registry, self.rules)
+            self._events.publish_to(EventAlertCounter(gateway.metrics.registry))
         gateway.monitor = self
         self.evaluate()
 
@@ -209,8 +226,35 @@ class ProductionMonitor:
             return self.alerts
 
     def health(self) -> dict[str, Any]:
-        """The last evaluation for ``GET /health`` (computed then, not now: cheap)."""
-        return self._health
+        """The last evaluation for ``GET /health`` (computed then, not now: cheap), and
+        under ``"events"`` the most recent event alerts, oldest first, by name and time
+        only: ``/health`` answers without authentication, and a detail may name a
+        tenant's transaction (:meth:`recent_alerts` has the details)."""
+        events = [{"name": alert.name, "at": alert.at} for alert in self._events.recent()]
+        return {**self._health, "events": events}
+
+    # -- event alerts --------------------------------------------------------------
+
+    def record_alert(self, name: str, detail: str) -> None:
+        """Record the event alert ``name`` (e.g. ``transaction_compensation_failed``):
+        counted in ``kailash_nb_event_alerts_total{alert}`` and kept among the recent
+        alerts. It does not change ``"status"``: it happened, it does not fire or clear.
+        The caller logs it.
+
+        Raises:
+            ValueError: ``name`` is not lower-case letters, digits and ``_`` (at most
+                64 characters).
+            TypeError: ``detail`` is not a string.
+        """
+        self._events.record(name, detail)
+
+    def recent_alerts(self) -> tuple[EventAlert, ...]:
+        """The most recent event alerts with their details, oldest first."""
+        return self._events.recent()
+
+    def alert_counts(self) -> dict[str, int]:
+        """How many event alerts were recorded, per name."""
+        return self._events.counts()
 
     # -- helpers -------------------------------------------------------------------
 

@@ -13,9 +13,9 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Mapping
 from typing import Any, Protocol
 
+from kailash_nb.monitoring import record_alert as alert_monitors
 from kailash_nb.transactions.crash import crash_point
 from kailash_nb.transactions.log import TransactionLog
 from kailash_nb.transactions.model import RetryPolicy, StepRecord, TransactionRecord
@@ -33,9 +33,10 @@ logger = logging.getLogger("kailash_nb.transactions")
 
 
 class AlertSink(Protocol):
-    """Something that records an operator alert (a monitor with a fitting API)."""
+    """Something that records an operator alert, like
+    ``kailash_nb.monitoring.ProductionMonitor``."""
 
-    def record_alert(self, name: str, detail: Mapping[str, Any]) -> None:
+    def record_alert(self, name: str, detail: str) -> None:
         """Record the alert ``name`` with its ``detail``."""
 
 
@@ -54,8 +55,8 @@ class Driver:
         token: the lease owner.
         lease_seconds: how long each write renews the lease for.
         retry: backoff and budgets of participant calls.
-        monitor: an :class:`AlertSink` (any object with ``record_alert``), or ``None``
-            to only log alerts.
+        monitor: an :class:`AlertSink` that records alerts, or ``None`` for every
+            ``ProductionMonitor`` of the process (alerts are logged either way).
         recovering: whether this driver finishes a transaction another driver left.
     """
 
@@ -66,7 +67,7 @@ class Driver:
         token: str,
         lease_seconds: float,
         retry: RetryPolicy,
-        monitor: object | None = None,
+        monitor: AlertSink | None = None,
         *,
         recovering: bool = False,
     ) -> None:
@@ -197,14 +198,20 @@ class Driver:
 
 
 def raise_alert(
-    monitor: object | None, name: str, tx_id: str, tenant_id: str | None, message: str
+    monitor: AlertSink | None, name: str, tx_id: str, tenant_id: str | None, message: str
 ) -> None:
-    """Raise an operator alert: logged at ERROR on ``kailash_nb.transactions``, and
-    recorded by ``monitor`` when it has ``record_alert`` (an :class:`AlertSink`)."""
+    """Raise the operator alert ``name``: logged at ERROR on ``kailash_nb.transactions``,
+    and recorded by ``monitor``, or when it is ``None`` by every
+    ``kailash_nb.monitoring.ProductionMonitor`` of the process
+    (``kailash_nb.monitoring.record_alert``). The detail names the transaction and
+    its tenant."""
     logger.error("transaction %s: %s", tx_id, message)
-    record_alert = getattr(monitor, "record_alert", None)
-    if callable(record_alert):
-        record_alert(name, {"transaction_id": tx_id, "tenant_id": tenant_id, "message": message})
+    tenant = "" if tenant_id is None else f" of tenant {tenant_id!r}"
+    detail = f"transaction {tx_id}{tenant}: {message}"
+    if monitor is None:
+        alert_monitors(name, detail)
+    else:
+        monitor.record_alert(name, detail)
 
 
 def _number(value: Any) -> float | None:

@@ -28,6 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from kailash_nb.transactions import recovery
+from kailash_nb.transactions.driver import AlertSink
 from kailash_nb.transactions.log import CorruptTransactionError, TransactionLog
 from kailash_nb.transactions.model import (
     IN_DOUBT_STATUSES,
@@ -69,11 +70,13 @@ class TransactionManager:
             write (``LeaseLostError``), and the same step may reach a participant
             from both (same step id: it deduplicates).
         retry: backoff and budgets of participant calls.
-        monitor: an object with ``record_alert(name, detail)`` that records alerts
-            (compensation failed, commit in doubt, row quarantined); alerts are always
-            logged at ERROR on ``kailash_nb.transactions``.
-            ``kailash_nb.monitoring.ProductionMonitor`` has no such method: with it,
-            alerts are only logged.
+        monitor: where alerts (compensation failed, commit in doubt, row
+            quarantined) are recorded: an object with ``record_alert(name, detail)``
+            (an ``AlertSink``, e.g. a ``kailash_nb.monitoring.ProductionMonitor``), or
+            ``None`` for every ``ProductionMonitor`` of the process, such as the one of
+            a gateway created with ``monitoring=`` (``kailash_nb.monitoring
+            .record_alert``). Alerts are always logged at ERROR on
+            ``kailash_nb.transactions``.
         store_timeout: seconds a write waits for a locked store before failing.
 
     Raises:
@@ -81,6 +84,7 @@ class TransactionManager:
         InvalidTransactionError: a table name that is not allowed.
         TransactionStoreUnavailableError: the store cannot be reached (never a silent
             fallback to memory).
+        TypeError: a ``monitor`` without a ``record_alert`` method.
     """
 
     def __init__(
@@ -91,9 +95,14 @@ class TransactionManager:
         owner: str | None = None,
         lease_seconds: float = 30.0,
         retry: RetryPolicy | None = None,
-        monitor: object | None = None,
+        monitor: AlertSink | None = None,
         store_timeout: float = 10.0,
     ) -> None:
+        if monitor is not None and not callable(getattr(monitor, "record_alert", None)):
+            raise TypeError(
+                f"monitor must have a record_alert(name, detail) method (an AlertSink, e.g. a "
+                f"kailash_nb.monitoring.ProductionMonitor) or be None, got {type(monitor).__name__}"
+            )
         if (
             isinstance(lease_seconds, bool)
             or not isinstance(lease_seconds, (int, float))

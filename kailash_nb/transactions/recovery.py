@@ -23,7 +23,7 @@ import logging
 
 from kailash_nb.transactions import saga, two_phase
 from kailash_nb.transactions.crash import crash_point
-from kailash_nb.transactions.driver import Driver, raise_alert
+from kailash_nb.transactions.driver import AlertSink, Driver, raise_alert
 from kailash_nb.transactions.log import (
     CorruptTransactionError,
     TransactionLog,
@@ -49,7 +49,7 @@ class EngineSettings:
 
     lease_seconds: float = 30.0
     retry: RetryPolicy = dataclasses.field(default_factory=RetryPolicy)
-    monitor: object | None = None
+    monitor: AlertSink | None = None
     owner: str = ""
 
 

@@ -4,9 +4,11 @@ rule validation, failure rate / p95 / memory over sliding windows, alert gauges 
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import time
+import weakref
 
 import pytest
 from _clock import Clock
@@ -20,6 +22,13 @@ from kailash_nb.monitoring import (
     memory_limit_bytes,
     memory_usage,
     process_rss_bytes,
+    record_alert,
+)
+from kailash_nb.monitoring.events import (
+    MAX_ALERT_NAMES,
+    MAX_DETAIL_CHARS,
+    OTHER_ALERTS,
+    EventAlerts,
 )
 from kailash_nb.monitoring.windows import CounterWindow, bucket_quantile
 from kailash_nb.nodes.code import PythonCodeNode
@@ -313,6 +322,90 @@ def test_rules_are_evaluated_periodically_while_serving(monitored_gateway):
             assert time.monotonic() < deadline, "no periodic evaluation within 10 s"
             time.sleep(0.02)
     assert gateway.monitor._task is None
+
+
+# -- event alerts ------------------------------------------------------------------------
+
+
+def test_event_alerts_are_counted_kept_and_named_in_health(monitored_gateway):
+    monitor = seed_monitor(keep_recent_alerts=3)
+    monitor.record_alert("refund_refused", "order A-1: the refund was refused")
+    gateway = monitored_gateway(monitor)  # alerts recorded before attaching are counted too
+    for index in range(4):
+        monitor.record_alert("ledger_in_doubt", f"entry {index}")
+    assert [alert.detail for alert in monitor.recent_alerts()] == ["entry 1", "entry 2", "entry 3"]
+    assert monitor.alert_counts() == {"refund_refused": 1, "ledger_in_doubt": 4}
+    health = monitor.health()
+    assert [event["name"] for event in health["events"]] == ["ledger_in_doubt"] * 3
+    assert all(set(event) == {"name", "at"} for event in health["events"])
+    assert health["status"] == "ok"
+    exposition = gateway.metrics.render()[0].decode()
+    assert 'kailash_nb_event_alerts_total{alert="refund_refused"} 1.0' in exposition
+    assert 'kailash_nb_event_alerts_total{alert="ledger_in_doubt"} 4.0' in exposition
+
+
+def test_event_alerts_reach_health_of_a_served_gateway(monitored_gateway, serve_gateway):
+    monitor = seed_monitor()
+    server = serve_gateway(monitored_gateway(monitor))
+    assert server.client.get("/health").json()["events"] == []
+    record_alert("refund_refused", "order A-1")
+    (event,) = server.client.get("/health").json()["events"]
+    assert event["name"] == "refund_refused" and event["at"] == monitor.recent_alerts()[0].at
+    assert 'kailash_nb_event_alerts_total{alert="refund_refused"} 1.0' in (
+        server.client.get("/metrics").text
+    )
+
+
+def test_record_alert_reaches_every_live_monitor_and_holds_none_alive():
+    first, second = seed_monitor(), seed_monitor()
+    assert record_alert("refund_refused", "order A-1") >= 2
+    assert [alert.name for alert in first.recent_alerts()] == ["refund_refused"]
+    assert [alert.name for alert in second.recent_alerts()] == ["refund_refused"]
+    dropped = weakref.ref(second)
+    del second
+    gc.collect()
+    assert dropped() is None  # the registry does not keep a monitor alive
+    record_alert("refund_refused", "order A-2")
+    assert [alert.detail for alert in first.recent_alerts()] == ["order A-1", "order A-2"]
+
+
+def test_event_alerts_without_metrics_still_reach_health(monitored_gateway):
+    monitor = seed_monitor(metrics_enabled=False)
+    gateway = monitored_gateway(monitor)
+    monitor.record_alert("refund_refused", "order A-1")
+    assert [event["name"] for event in monitor.health()["events"]] == ["refund_refused"]
+    assert "kailash_nb_event_alerts" not in gateway.metrics.render()[0].decode()
+
+
+@pytest.mark.parametrize(
+    ("name", "detail", "error"),
+    [
+        ("Refund Refused", "x", ValueError),
+        ("", "x", ValueError),
+        ("a" * 65, "x", ValueError),
+        ("refund_refused\n", "x", ValueError),
+        (None, "x", ValueError),
+        ("refund_refused", {"order": "A-1"}, TypeError),
+    ],
+)
+def test_malformed_event_alerts_are_refused(name, detail, error):
+    monitor = seed_monitor()
+    with pytest.raises(error):
+        monitor.record_alert(name, detail)
+    with pytest.raises(error):
+        record_alert(name, detail)
+    assert monitor.recent_alerts() == ()
+
+
+def test_event_alert_names_and_details_are_bounded():
+    alerts = EventAlerts(keep=2)
+    for index in range(MAX_ALERT_NAMES + 5):
+        alerts.record(f"alert_{index}", "d" * (MAX_DETAIL_CHARS + 10))
+    counts = alerts.counts()
+    assert len(counts) == MAX_ALERT_NAMES + 1 and counts[OTHER_ALERTS] == 5
+    assert [len(alert.detail) for alert in alerts.recent()] == [MAX_DETAIL_CHARS] * 2
+    with pytest.raises(ValueError, match="keep_recent_alerts"):
+        ProductionMonitor(keep_recent_alerts=0)
 
 
 # -- windows ------------------------------------------------------------------------------------

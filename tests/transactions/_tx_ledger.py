@@ -313,11 +313,11 @@ class AlertLog:
     """An alert sink (``record_alert``) that keeps what it is given, for assertions."""
 
     def __init__(self) -> None:
-        self.alerts: list[tuple[str, dict[str, Any]]] = []
+        self.alerts: list[tuple[str, str]] = []
 
-    def record_alert(self, name: str, detail: Any) -> None:
+    def record_alert(self, name: str, detail: str) -> None:
         """Keep the alert."""
-        self.alerts.append((name, dict(detail)))
+        self.alerts.append((name, detail))
 
 
 class StoreLock:

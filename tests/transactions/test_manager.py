@@ -137,6 +137,11 @@ def test_malformed_requests_are_400(sqlite_url, arguments, message):
         manager.create_transaction(**arguments)
 
 
+def test_a_monitor_must_record_alerts(sqlite_url):
+    with pytest.raises(TypeError, match="record_alert"):
+        TransactionManager(sqlite_url, monitor=object())
+
+
 def test_unknown_transactions_and_statuses(sqlite_url):
     manager = TransactionManager(sqlite_url)
     with pytest.raises(TransactionNotFoundError) as raised:
@@ -277,8 +282,8 @@ def test_stor_06_corrupt_rows_are_quarantined_and_recovery_goes_on(database_url,
         with get_engine(database_url).connect() as connection:
             row = connection.execute(sa.select(table).where(table.c.id == damaged.id)).one()
         assert row.status == "quarantined" and row.error.startswith("quarantined:")
-    quarantined = {detail["transaction_id"] for _, detail in alerts.alerts}
-    assert {bad_json.id, bad_status.id} <= quarantined
+    quarantined = {detail.split(":")[0] for _, detail in alerts.alerts}
+    assert {f"transaction {bad_json.id}", f"transaction {bad_status.id}"} <= quarantined
     assert "quarantined" in caplog.text
     listed = [item.id for item in manager.list_transactions(status="quarantined")]
     assert bad_status.id in listed and bad_json.id not in listed  # unreadable JSON: left out

@@ -10,6 +10,8 @@ import threading
 import pytest
 from _tx_ledger import AlertLog, Behaviour, register
 
+from kailash_nb.middleware.gateway import create_gateway
+from kailash_nb.monitoring import ProductionMonitor
 from kailash_nb.transactions import (
     ParticipantSpec,
     RetryPolicy,
@@ -104,13 +106,43 @@ def test_dtm_13_compensation_failing_for_good_is_terminal_and_alerted(
     assert done.status == "compensation_failed" and done.final
     assert "compensation of step 'erp' failed" in done.error
     assert [name for name, _ in alerts.alerts] == ["transaction_compensation_failed"]
-    assert alerts.alerts[0][1]["transaction_id"] == record.id
+    assert alerts.alerts[0][1].startswith(f"transaction {record.id} of tenant 'default': ")
     assert "compensation of step 'erp' failed" in caplog.text
     # Never reported compensated, never resumed forward, never retried by recovery.
     assert record.id not in [item.id for item in manager.recover_pending()]
     assert manager.execute_transaction(record.id).status == "compensation_failed"
     assert ledger.operations(record.id, "compensate") == ["billing"]  # crm still done
     assert ledger.operations(record.id, "execute") == ["crm", "erp"]
+
+
+def test_compensation_failed_alerts_the_monitor_of_a_gateway_in_the_process(
+    database_url, ledger, sqlite_url, serve_gateway
+):
+    # The manager is given no monitor: its alerts go to every ProductionMonitor of the
+    # process, here the one of a served gateway.
+    monitor = ProductionMonitor(alert_rules=[], memory_limit_bytes=1 << 50)
+    server = serve_gateway(create_gateway(monitoring=monitor, database_url=sqlite_url))
+    retry = RetryPolicy(initial_delay=0.001, max_delay=0.002, compensation_attempts=2)
+    manager = TransactionManager(database_url, retry=retry)
+    behaviours = {
+        "crm": Behaviour(fail_compensate="permanent"),
+        "erp": Behaviour(),
+        "billing": Behaviour(fail_execute="permanent"),
+    }
+    record = manager.execute_transaction(_saga(manager, ledger, behaviours).id)
+    assert record.status == "compensation_failed"
+
+    health = server.client.get("/health").json()
+    assert [event["name"] for event in health["events"]] == ["transaction_compensation_failed"]
+    assert health["status"] == "ok"  # an event alert does not fire or clear
+    assert "detail" not in health["events"][0]  # /health is public: names and times only
+    (alert,) = monitor.recent_alerts()
+    assert alert.detail.startswith(f"transaction {record.id} of tenant 'default': ")
+    assert "compensation of step 'crm' failed" in alert.detail
+    exposition = server.client.get("/metrics").text
+    assert 'kailash_nb_event_alerts_total{alert="transaction_compensation_failed"} 1.0' in (
+        exposition
+    )
 
 
 def test_dtm_14_compensation_before_the_forward_step_then_the_late_forward_is_refused(

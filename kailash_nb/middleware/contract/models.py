@@ -171,11 +171,13 @@ class RunTimeoutProblem(Problem):
 
 class Health(BaseModel):
     """Liveness. With a monitor's health checks, ``status`` is ``degraded`` while an
-    alert fires (still 200) and ``alerts`` holds each rule's state."""
+    alert fires (still 200), ``alerts`` holds each rule's state and ``events`` the most
+    recent event alerts (``name`` and ``at``), oldest first."""
 
     status: str = Field(examples=["ok", "degraded"])
     alerts: list[dict[str, Any]] = _optional()
     evaluated_at: float | None = _optional()
+    events: list[dict[str, Any]] = _optional()
     worker_pid: int = _optional(description="the answering worker (worker_processes > 1)")
 
 
