@@ -312,3 +312,35 @@ def test_dtm_09_an_unreachable_log_is_a_503_at_the_gateway(
     assert response.status_code == 503, response.text
     assert response.json()["code"] == "dependency_unavailable"
     assert response.headers["Retry-After"]
+
+
+def test_idempotency_keys_need_the_node_s_tenant(config):
+    """A key is scoped to the node's configured tenant and principal; a node without a
+    tenant refuses keys rather than letting every caller share one key space."""
+    refused = run_node(
+        "DistributedTransactionManagerNode",
+        config,
+        operation="create_transaction",
+        idempotency_key="order-7",
+    )
+    assert refused["failed"] is True and "tenant_id config" in refused["error"]
+    scoped = {**config, "tenant_id": "acme", "principal": "shop"}
+    first = run_node(
+        "DistributedTransactionManagerNode",
+        scoped,
+        operation="create_transaction",
+        idempotency_key="order-7",
+    )
+    again = run_node(
+        "DistributedTransactionManagerNode",
+        scoped,
+        operation="create_transaction",
+        idempotency_key="order-7",
+    )
+    other = run_node(
+        "DistributedTransactionManagerNode",
+        {**scoped, "tenant_id": "globex"},
+        operation="create_transaction",
+        idempotency_key="order-7",
+    )
+    assert first["transaction_id"] == again["transaction_id"] != other["transaction_id"]

@@ -26,7 +26,8 @@ operation that did what it says (a transaction ``committed`` or ``completed`` by
 operation that could not be done raises.
 
 The tenant and principal that scope idempotency keys are configuration (set by the
-workflow's author, never inputs a caller could forge).
+workflow's author, never inputs a caller could forge); an ``idempotency_key`` is refused
+by a node without a ``tenant_id`` config, so callers never share a key space by default.
 """
 
 from __future__ import annotations
@@ -241,6 +242,13 @@ class _TransactionNode(Node):
                 )
             requirements["pattern"] = _ENGINE_PATTERNS[pattern]
         participants = [participant_spec(item) for item in kwargs.get("participants") or ()]
+        key = kwargs.get("idempotency_key")
+        if key is not None and "tenant_id" not in self.config:
+            raise NodeValidationError(
+                f"node {self.id!r}: idempotency_key needs the node's tenant_id config (the "
+                "tenant the key belongs to, set by the workflow's author): without it every "
+                "caller of this workflow would share one key space"
+            )
         record = self.manager.create_transaction(
             str(kwargs.get("transaction_name") or "transaction"),
             requirements=requirements,
@@ -248,7 +256,7 @@ class _TransactionNode(Node):
             participants=participants,
             tenant_id=self._tenant_id,
             principal=self._principal,
-            idempotency_key=kwargs.get("idempotency_key"),
+            idempotency_key=key,
         )
         return self._answer("success", record)
 
