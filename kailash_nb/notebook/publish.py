@@ -9,7 +9,9 @@ call it::
     preview = kn.publish("pricing", preview=True)      # or %kailash publish pricing --preview
     # next cell
     async with httpx.AsyncClient() as client:
-        response = await client.post(preview.url, json={"parameters": {"qty": 3}})
+        response = await client.post(
+            preview.url, json={"parameters": {"qty": 3}}, headers=preview.headers
+        )
 
 Semantics:
 
@@ -20,8 +22,11 @@ Semantics:
 - The preview serves the workflows as they are at publish time; publish again (with
   ``preview=True``) after changing nodes. Each preview replaces the previous one (the
   old server stops, then the new one starts on the same loop). It binds ``host``
-  (loopback only: there is no authentication) on ``port`` (``0``: a free port chosen
-  at once, so ``url`` is known before the server starts).
+  (loopback only) on ``port`` (``0``: a free port chosen at once, so ``url`` is known
+  before the server starts).
+- A preview requires a token signed with a random key of its own, kept only in the
+  kernel: ``preview.headers`` carries a fresh one. Other users of the same machine (a
+  shared lab server) get 401, whatever port they find.
 - Inside ``kailash-nb serve`` (``serving()``), ``preview`` is ignored: only the mark counts.
 """
 
@@ -31,6 +36,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import secrets
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -41,6 +47,7 @@ from kailash_nb.notebook import session as _session
 from kailash_nb.notebook.display import is_deterministic
 from kailash_nb.notebook.errors import NotebookError
 from kailash_nb.sdk_exceptions import close_matches
+from kailash_nb.security.config import SecurityConfig
 
 __all__ = [
     "Publication",
@@ -53,6 +60,11 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+#: Who a preview's tokens are issued to.
+_PREVIEW_SUBJECT = "notebook"
+_PREVIEW_TENANT = "default"
+_MEMORY_STORE = "sqlite://"
 
 _ROUTE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 #: workflow name -> route, in publish order.
@@ -80,6 +92,9 @@ class Publication:
         url: the preview's execute URL (``http://127.0.0.1:PORT/workflows/ROUTE/execute``),
             or ``None`` without a preview.
         base_url: the preview gateway's root URL, or ``None``.
+
+    A preview answers only requests carrying a token of its own (``headers``): another
+    user of the same machine reaching its port gets 401.
     """
 
     workflow: str
@@ -106,6 +121,18 @@ class Publication:
         if _preview and _preview[0].gateway is self._gateway:
             _preview.clear()
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """``{"Authorization": "Bearer ..."}`` for a request to the preview: a fresh access
+        token of the preview's own signing key (a random one per preview), so it is
+        valid whenever it is read. Empty without a preview."""
+        if self._gateway is None or self._gateway.auth is None:
+            return {}
+        pair = self._gateway.auth.issue_tokens(
+            _PREVIEW_SUBJECT, tenant_id=_PREVIEW_TENANT, roles=()
+        )
+        return {"Authorization": f"Bearer {pair.access_token}"}
+
     def __repr__(self) -> str:
         text = f"Published workflow {self.workflow!r} as POST /workflows/{self.route}/execute"
         if self.url is None:
@@ -113,7 +140,10 @@ class Publication:
         url = self.url
         if is_deterministic():
             url = re.sub(r"^(http://[^/]+):\d+", r"\1:<port>", url)
-        return f"{text}\npreview (no authentication, this machine only): POST {url}"
+        return (
+            f"{text}\npreview (this machine only; send headers=preview.headers, its own "
+            f"token): POST {url}"
+        )
 
 
 @contextlib.contextmanager
@@ -216,6 +246,7 @@ def _find(name: str | None) -> _session.WorkflowSession:
 
 
 def _start_preview(name: str, served: str, host: str, port: int) -> Publication:
+    from kailash_nb.middleware.auth import KailashJWTAuth
     from kailash_nb.middleware.gateway import create_gateway
 
     try:
@@ -225,10 +256,15 @@ def _start_preview(name: str, served: str, host: str, port: int) -> Publication:
             "preview=True needs a running event loop (a Jupyter kernel, or a coroutine); "
             "without one, publish without a preview and run `kailash-nb serve NOTEBOOK.ipynb`"
         ) from None
-    gateway = create_gateway(title=f"kailash_nb preview: {served}")
+    # A signing key of its own, never stored: only this kernel can mint its tokens, so
+    # other users of the machine (a shared lab server) cannot call its workflows.
+    security = SecurityConfig(jwt_secret=secrets.token_urlsafe(48), enable_rate_limiting=False)
+    gateway = create_gateway(title=f"kailash_nb preview: {served}", security_config=security)
+    # Its token sessions live as long as the preview, in memory, not in the user's store.
+    gateway.auth = KailashJWTAuth(config=security, store_url=_MEMORY_STORE)
     for workflow_name, route in _published.items():
-        # A preview answers only its own kernel's user (loopback, no tokens): show them
-        # what their failing nodes raised.
+        # A preview answers only its own kernel's user (loopback, its own token): show
+        # them what their failing nodes raised.
         gateway.register_workflow(
             route,
             _find(workflow_name).build(),
@@ -237,7 +273,7 @@ def _start_preview(name: str, served: str, host: str, port: int) -> Publication:
         )
     if not is_loopback(host):
         raise NotebookError(
-            f"a preview serves without authentication, so only on loopback, not {host!r}; "
+            f"a preview serves this kernel's user only, so only on loopback, not {host!r}; "
             "to serve others run `kailash-nb serve` with KAILASH_NB_JWT_SECRET set"
         )
     if port == 0:

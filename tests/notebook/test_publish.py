@@ -103,7 +103,9 @@ def test_preview_serves_the_same_results_as_run_inside_the_running_loop():
         first = kn.publish(route="/pricing", preview=True)  # sync call inside a running loop
         assert first.url is not None and first.url.endswith("/workflows/pricing/execute")
         async with httpx.AsyncClient() as client:
-            response = await client.post(first.url, json={"parameters": {"discount": 0.1}})
+            response = await client.post(
+                first.url, json={"parameters": {"discount": 0.1}}, headers=first.headers
+            )
             assert response.status_code == 200
             assert response.json()["results"] == expected
             second = kn.publish("pricing", preview=True)  # replaces the first server
@@ -130,9 +132,38 @@ def test_preview_repr_hides_the_port_in_deterministic_mode():
 
     assert asyncio.run(scenario()) == (
         "Published workflow 'pricing' as POST /workflows/pricing/execute\n"
-        "preview (no authentication, this machine only): "
+        "preview (this machine only; send headers=preview.headers, its own token): "
         "POST http://127.0.0.1:<port>/workflows/pricing/execute"
     )
+
+
+def test_a_preview_answers_only_its_own_token():
+    """Another user of the machine who finds the port gets 401, with no token or with a
+    token of any other key; the preview's own ``headers`` are accepted."""
+    from kailash_nb.middleware.auth import KailashJWTAuth
+    from kailash_nb.security import SecurityConfig
+
+    define_pricing()
+    stranger = (
+        KailashJWTAuth(config=SecurityConfig(jwt_secret="s" * 48), store_url="sqlite://")
+        .issue_tokens("notebook", tenant_id="default", roles=())
+        .access_token
+    )
+
+    async def scenario() -> list[int]:
+        preview = kn.publish(preview=True)
+        await preview.ready()
+        statuses = []
+        async with httpx.AsyncClient() as client:
+            for headers in ({}, {"Authorization": f"Bearer {stranger}"}, preview.headers):
+                response = await client.post(preview.url, json={"parameters": {}}, headers=headers)
+                statuses.append(response.status_code)
+            docs = await client.get(f"{preview.base_url}/workflows")
+            statuses.append(docs.status_code)
+        await preview.stop()
+        return statuses
+
+    assert asyncio.run(scenario()) == [401, 401, 200, 401]
 
 
 # -- the magic ----------------------------------------------------------------------------
@@ -157,7 +188,9 @@ def test_magic_publishes_and_previews(shell):
     async def scenario() -> None:
         preview = shell.run_line_magic("kailash", "publish pricing --route /p --preview")
         async with httpx.AsyncClient() as client:
-            response = await client.post(preview.url, json={"parameters": {"discount": 0.5}})
+            response = await client.post(
+                preview.url, json={"parameters": {"discount": 0.5}}, headers=preview.headers
+            )
         await preview.stop()
         assert response.json()["results"] == expected
 
