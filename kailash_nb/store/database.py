@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import threading
+import time
 import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -82,6 +84,11 @@ def default_url() -> str:
     path = default_database_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path}"
+
+
+#: Seconds between tries to switch a locked new database to WAL mode (doubling).
+_WAL_RETRY_FIRST_DELAY = 0.005
+_WAL_RETRY_MAX_DELAY = 0.1
 
 
 def _is_memory(url: URL) -> bool:
@@ -163,9 +170,27 @@ def _tune_sqlite(engine: Any, url: URL) -> None:
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys = ON")
         if not memory:
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _enable_wal(cursor)
             cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.close()
+
+
+def _enable_wal(cursor: Any) -> None:
+    """Switch the database to WAL mode. While another connection holds a lock on a
+    database not yet in WAL mode (a new file being created by another process), SQLite
+    answers "database is locked" at once, without its busy handler: retry with backoff
+    until the busy timeout has passed."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    delay = _WAL_RETRY_FIRST_DELAY
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, _WAL_RETRY_MAX_DELAY)
 
 
 def create_engine(url: str | URL | None = None, **options: Any) -> Engine:

@@ -500,3 +500,35 @@ def test_a_relative_sqlite_url_follows_the_current_directory(tmp_path, monkeypat
     assert engine.url.database == str(second / "relative.db")
     RunStore("sqlite:///relative.db")
     assert (first / "relative.db").exists() and (second / "relative.db").exists()
+
+
+def test_a_new_sqlite_file_locked_by_another_connection_is_opened_once_it_is_free(tmp_path):
+    """Switching a new database to WAL mode while another connection holds a lock on it
+    fails at once in SQLite (no busy handler): opening it waits for the lock instead."""
+    import sqlite3
+    import threading
+
+    from kailash_nb.store.database import get_engine
+
+    path = tmp_path / "busy.db"
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_lock() -> None:
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("CREATE TABLE created_elsewhere (x)")
+        holder.execute("BEGIN IMMEDIATE")
+        holder.execute("INSERT INTO created_elsewhere VALUES (1)")
+        locked.set()
+        release.wait(10)
+        holder.execute("COMMIT")
+        holder.close()
+
+    thread = threading.Thread(target=hold_lock)
+    thread.start()
+    assert locked.wait(10)
+    threading.Timer(0.3, release.set).start()
+    engine = get_engine(f"sqlite:///{path}")
+    with engine.connect() as connection:
+        mode = connection.exec_driver_sql("PRAGMA journal_mode").scalar()
+    thread.join()
+    assert mode == "wal"
