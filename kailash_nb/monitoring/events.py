@@ -90,6 +90,13 @@ def check_alert_name(name: object) -> str:
     return name
 
 
+def _check_alert(name: object, detail: object) -> None:
+    """Raise ``ValueError`` for a bad name, ``TypeError`` for a detail not a string."""
+    check_alert_name(name)
+    if not isinstance(detail, str):
+        raise TypeError(f"detail must be a string, got {type(detail).__name__}")
+
+
 class EventAlerts:
     """The event alerts of one monitor: a count per name and the ``keep`` most recent.
 
@@ -109,9 +116,7 @@ class EventAlerts:
             ValueError: a name :func:`check_alert_name` refuses.
             TypeError: ``detail`` is not a string.
         """
-        check_alert_name(name)
-        if not isinstance(detail, str):
-            raise TypeError(f"detail must be a string, got {type(detail).__name__}")
+        _check_alert(name, detail)
         alert = EventAlert(name, detail[:MAX_DETAIL_CHARS], time.time())
         with self._lock:
             label = name
@@ -159,9 +164,7 @@ def record_alert(name: str, detail: str) -> int:
         ValueError: a name :func:`check_alert_name` refuses.
         TypeError: ``detail`` is not a string.
     """
-    check_alert_name(name)
-    if not isinstance(detail, str):
-        raise TypeError(f"detail must be a string, got {type(detail).__name__}")
+    _check_alert(name, detail)
     with _monitors_lock:
         monitors = list(_monitors)
     for monitor in monitors:

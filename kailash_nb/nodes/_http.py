@@ -30,6 +30,8 @@ _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 _RESPONSE_FORMATS = ("auto", "json", "text", "bytes")
 # 501 and 505 say the server will never handle this request; another attempt cannot help.
 _PERMANENT_5XX = frozenset({501, 505})
+#: Destination refusals that allow_private_network does not lift.
+NEVER_PRIVATE_REASONS = ("a link-local", "a multicast", "an unspecified", "a reserved")
 _RETRY_AFTER_STATUSES = frozenset({429, 503})
 # No connection, a timeout, or a connection dropped mid-exchange: worth another attempt.
 _TRANSIENT_ERRORS = (
@@ -274,9 +276,7 @@ class HTTPRequestCore:
     def _refused(
         self, options: dict[str, Any], url: str, refusal: DestinationNotAllowedError
     ) -> DestinationNotAllowedError:
-        if self._policy.allow_private_network or refusal.reason.startswith(
-            ("a link-local", "a multicast", "an unspecified", "a reserved")
-        ):
+        if self._policy.allow_private_network or refusal.reason.startswith(NEVER_PRIVATE_REASONS):
             advice = f"if the deployment must reach it, list its network in {ALLOW_NETWORKS_ENV}"
         else:
             advice = (
@@ -292,12 +292,16 @@ class HTTPRequestCore:
             reason=refusal.reason,
         )
 
+    def _subject(self) -> str:
+        """Who a failure message names (the node; a subclass may name another sender)."""
+        return f"node {self.id!r} ({self.type_name()})"
+
     def _failure(
         self, options: dict[str, Any], url: str, what: str, advice: str
     ) -> NodeExecutionError:
         secrets = _secrets(options["url"], options["params"])
         return NodeExecutionError(
-            f"node {self.id!r} ({self.type_name()}): {options['method']} {_shown_url(url)} "
+            f"{self._subject()}: {options['method']} {_shown_url(url)} "
             f"{_scrub(what, secrets)}; {advice}"
         )
 

@@ -209,6 +209,16 @@ class RunAccess:
             f"{node_id!r} of workflow {self.workflow_id!r}: {_rules(decision)}",
         )
 
+    def write_records(self) -> None:
+        """Write the decisions noted so far to the audit sink and forget them.
+
+        Raises:
+            AuditUnavailableError: they could not be stored or queued (fail closed).
+        """
+        if self.records:
+            self.notes.write(self.records)
+            self.records.clear()
+
     def shown(self, results: dict[str, Any]) -> dict[str, Any]:
         """``results`` as the caller may read them: a node whose output the caller may
         not read is ``ACCESS_DENIED``, masked fields are ``REDACTED``."""

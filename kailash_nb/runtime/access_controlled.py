@@ -40,6 +40,7 @@ the start nothing runs; at the end the results are withheld.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import uuid
@@ -224,11 +225,11 @@ class AccessControlledRuntime(LocalRuntime):
         self.audit_enabled = bool(audit_enabled)
         self.require_authorization = bool(require_authorization)
         self.log_all_access = bool(log_all_access)
-        super().__init__(**options)
         if audit_write not in AUDIT_WRITE_MODES:
             raise AccessControlConfigurationError(
                 f"audit_write is 'sync' or 'batched', not {audit_write!r}"
             )
+        super().__init__(**options)
         self.audit_write = audit_write
         if audit_enabled and audit_trail is None:
             audit_trail = AuditTrail(options.get("database_url"))
@@ -400,7 +401,7 @@ class AccessControlledRuntime(LocalRuntime):
         with self._audited_end(access, run):
             results = self._drive(run)
         shown = access.shown(self._routed(results, run))
-        self._finish(access, run)
+        self._audit_run(access, run.status)
         return shown, run.run_id
 
     def execute_outcome(
@@ -458,7 +459,7 @@ class AccessControlledRuntime(LocalRuntime):
         with self._audited_end(access, run):
             results = await self._drive_async(run)
         shown = access.shown(self._routed(results, run))
-        self._finish(access, run)
+        self._audit_run(access, run.status)
         return shown, run.run_id
 
     def _start(
@@ -490,9 +491,7 @@ class AccessControlledRuntime(LocalRuntime):
                 for node_id, outputs in cached_outputs.items()
                 if access.decide(Action.EXECUTE, node_id).allowed
             }
-            if access.records:
-                self._notes.write(access.records)  # fail closed before anything runs
-                access.records.clear()
+            access.write_records()  # fail closed before anything runs
         run = self._new_run(
             workflow,
             parameters,
@@ -536,9 +535,7 @@ class AccessControlledRuntime(LocalRuntime):
                 f"{user.user_id!r} (tenant {user.tenant_id!r}) may not execute workflow "
                 f"{access.workflow_id!r}: {decision.reason}",
             )
-        if access.records:
-            self._notes.write(access.records)  # fail closed before anything runs
-            access.records.clear()
+        access.write_records()  # fail closed before anything runs
         return access
 
     def close_run(self, access: RunAccess, outcome: RunOutcome) -> RunOutcome:
@@ -551,14 +548,7 @@ class AccessControlledRuntime(LocalRuntime):
         """
         shown = access.shown(outcome.results)
         self._audit_run(access, outcome.status)
-        return RunOutcome(
-            run_id=outcome.run_id,
-            status=outcome.status,
-            results=shown,
-            error=outcome.error,
-            failed_nodes=outcome.failed_nodes,
-            stopped_at=outcome.stopped_at,
-        )
+        return dataclasses.replace(outcome, results=shown)
 
     def abandon_run(self, access: RunAccess, status: str = "failed") -> None:
         """Audit a run that ended by an exception instead of an outcome (its decisions
@@ -604,9 +594,6 @@ class AccessControlledRuntime(LocalRuntime):
         except BaseException:
             self._abandoned(access, run)
             raise
-
-    def _finish(self, access: RunAccess, run: Any) -> None:
-        self._audit_run(access, run.status)
 
     def _abandoned(self, access: RunAccess, run: Any) -> None:
         """Audit a run left by an exception other than a failed node (it re-raises)."""

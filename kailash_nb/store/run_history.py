@@ -242,7 +242,7 @@ class RunStore:
                     runs.c.status == "running", runs.c.owner_host == host
                 )
             ).all()
-            dead = [run_id for run_id, owner in candidates if not _process_alive(owner)]
+            dead = [run_id for run_id, owner in candidates if not process_alive(owner)]
             if dead:
                 connection.execute(
                     runs.update()
@@ -312,7 +312,9 @@ def _start_ticks(pid: int) -> str:
         return "?"
 
 
-def _process_alive(token: str | None) -> bool:
+def process_alive(token: str | None) -> bool:
+    """Whether the process of ``token`` (from :func:`process_token`) still runs on this
+    host: the same pid started at the same time (a reused pid is another process)."""
     if not token:
         return False
     pid_text, _, ticks = token.partition(":")

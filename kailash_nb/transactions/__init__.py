@@ -14,7 +14,6 @@ or a saga (``saga``) chosen by :func:`select_pattern`::
 from __future__ import annotations
 
 from kailash_nb.transactions.crash import CRASH_POINT_ENV, CRASH_POINTS, crash_point
-from kailash_nb.transactions.driver import AlertSink
 from kailash_nb.transactions.log import CorruptTransactionError, LeaseLostError, TransactionLog
 from kailash_nb.transactions.manager import RESERVED_CONTEXT_KEYS, TransactionManager
 from kailash_nb.transactions.model import (
@@ -33,6 +32,7 @@ from kailash_nb.transactions.model import (
     TransactionStoreUnavailableError,
 )
 from kailash_nb.transactions.participants import (
+    OPERATIONS,
     CallableParticipant,
     Participant,
     ParticipantError,
@@ -52,9 +52,9 @@ __all__ = [
     "CRASH_POINT_ENV",
     "FINAL_STATUSES",
     "IN_DOUBT_STATUSES",
+    "OPERATIONS",
     "RESERVED_CONTEXT_KEYS",
     "STATUSES",
-    "AlertSink",
     "CallableParticipant",
     "CorruptTransactionError",
     "IdempotencyConflictError",

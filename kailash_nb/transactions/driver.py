@@ -13,9 +13,10 @@ import json
 import logging
 import threading
 import time
-from typing import Any, Protocol
+from typing import Any
 
 from kailash_nb.monitoring import record_alert as alert_monitors
+from kailash_nb.monitoring.events import AlertRecorder
 from kailash_nb.transactions.crash import crash_point
 from kailash_nb.transactions.log import TransactionLog
 from kailash_nb.transactions.model import RetryPolicy, StepRecord, TransactionRecord
@@ -27,17 +28,9 @@ from kailash_nb.transactions.participants import (
     resolve,
 )
 
-__all__ = ["AlertSink", "Driver", "raise_alert", "step_id"]
+__all__ = ["Driver", "raise_alert", "step_id"]
 
 logger = logging.getLogger("kailash_nb.transactions")
-
-
-class AlertSink(Protocol):
-    """Something that records an operator alert, like
-    ``kailash_nb.monitoring.ProductionMonitor``."""
-
-    def record_alert(self, name: str, detail: str) -> None:
-        """Record the alert ``name`` with its ``detail``."""
 
 
 def step_id(tx_id: str, spec: ParticipantSpec) -> str:
@@ -55,7 +48,7 @@ class Driver:
         token: the lease owner.
         lease_seconds: how long each write renews the lease for.
         retry: backoff and budgets of participant calls.
-        monitor: an :class:`AlertSink` that records alerts, or ``None`` for every
+        monitor: an :class:`AlertRecorder` that records alerts, or ``None`` for every
             ``ProductionMonitor`` of the process (alerts are logged either way).
         recovering: whether this driver finishes a transaction another driver left.
     """
@@ -67,7 +60,7 @@ class Driver:
         token: str,
         lease_seconds: float,
         retry: RetryPolicy,
-        monitor: AlertSink | None = None,
+        monitor: AlertRecorder | None = None,
         *,
         recovering: bool = False,
     ) -> None:
@@ -198,7 +191,7 @@ class Driver:
 
 
 def raise_alert(
-    monitor: AlertSink | None, name: str, tx_id: str, tenant_id: str | None, message: str
+    monitor: AlertRecorder | None, name: str, tx_id: str, tenant_id: str | None, message: str
 ) -> None:
     """Raise the operator alert ``name``: logged at ERROR on ``kailash_nb.transactions``,
     and recorded by ``monitor``, or when it is ``None`` by every

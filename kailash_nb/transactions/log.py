@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import re
 import socket
 import threading
@@ -38,7 +37,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from kailash_nb.store.database import SQLITE_BUSY_TIMEOUT_MS, get_engine
-from kailash_nb.store.run_history import process_token
+from kailash_nb.store.run_history import process_alive, process_token
 from kailash_nb.store.schema import TRANSACTIONS_TABLE, migrate, transaction_tables
 from kailash_nb.store.urls import StoreConfigurationError, redact_url
 from kailash_nb.transactions.model import (
@@ -128,18 +127,11 @@ def _lease_free(owner: str | None, until: float | None, now: float) -> bool:
     if process == process_token():
         with _active_lock:
             return owner not in _active_tokens
-    pid_text = process.partition(":")[0]
-    try:
-        pid = int(pid_text)
-        os.kill(pid, 0)
-    except (ValueError, ProcessLookupError):
-        return True
-    except PermissionError:
-        return False
-    return process_token(pid) != process
+    return not process_alive(process)
 
 
-def _json(value: Any) -> str:
+def canonical_json(value: Any) -> str:
+    """``value`` as compact JSON with sorted keys (what the log stores and digests)."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
@@ -325,7 +317,7 @@ class TransactionLog:
                 "participant_id": step.participant_id,
                 "state": step.state,
                 "attempts": step.attempts,
-                "result": None if step.result is None else _json(step.result),
+                "result": None if step.result is None else canonical_json(step.result),
                 "error": step.error,
                 "updated_at": now,
             }

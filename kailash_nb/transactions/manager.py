@@ -27,9 +27,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from kailash_nb.monitoring.events import AlertRecorder
 from kailash_nb.transactions import recovery
-from kailash_nb.transactions.driver import AlertSink
-from kailash_nb.transactions.log import CorruptTransactionError, TransactionLog
+from kailash_nb.transactions.log import CorruptTransactionError, TransactionLog, canonical_json
 from kailash_nb.transactions.model import (
     IN_DOUBT_STATUSES,
     STATUSES,
@@ -72,7 +72,7 @@ class TransactionManager:
         retry: backoff and budgets of participant calls.
         monitor: where alerts (compensation failed, commit in doubt, row
             quarantined) are recorded: an object with ``record_alert(name, detail)``
-            (an ``AlertSink``, e.g. a ``kailash_nb.monitoring.ProductionMonitor``), or
+            (an ``AlertRecorder``, e.g. a ``kailash_nb.monitoring.ProductionMonitor``), or
             ``None`` for every ``ProductionMonitor`` of the process, such as the one of
             a gateway created with ``monitoring=`` (``kailash_nb.monitoring
             .record_alert``). Alerts are always logged at ERROR on
@@ -95,12 +95,12 @@ class TransactionManager:
         owner: str | None = None,
         lease_seconds: float = 30.0,
         retry: RetryPolicy | None = None,
-        monitor: AlertSink | None = None,
+        monitor: AlertRecorder | None = None,
         store_timeout: float = 10.0,
     ) -> None:
         if monitor is not None and not callable(getattr(monitor, "record_alert", None)):
             raise TypeError(
-                f"monitor must have a record_alert(name, detail) method (an AlertSink, e.g. a "
+                f"monitor must have a record_alert(name, detail) method (an AlertRecorder, e.g. a "
                 f"kailash_nb.monitoring.ProductionMonitor) or be None, got {type(monitor).__name__}"
             )
         if (
@@ -183,9 +183,9 @@ class TransactionManager:
                     "pattern": pattern,
                     "status": "created",
                     "decision": None,
-                    "requirements": _dumps(requirements),
-                    "context": _dumps(context),
-                    "participants": _dumps([spec.to_dict() for spec in specs]),
+                    "requirements": canonical_json(requirements),
+                    "context": canonical_json(context),
+                    "participants": canonical_json([spec.to_dict() for spec in specs]),
                     "idempotency_key": idempotency_key,
                     "body_digest": digest,
                     "deadline": None if deadline is None else now + deadline,
@@ -234,7 +234,7 @@ class TransactionManager:
             if self.log.compare_and_set(
                 tx_id,
                 record.version,
-                participants=_dumps([item.to_dict() for item in specs]),
+                participants=canonical_json([item.to_dict() for item in specs]),
                 pattern=pattern,
             ):
                 return self.log.load(tx_id)
@@ -362,17 +362,13 @@ def _text(value: Any, what: str) -> str:
     return value
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
-
-
 def _json_object(value: Mapping[str, Any] | None, what: str) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
         raise InvalidTransactionError(f"{what} must be a mapping, got {type(value).__name__}")
     try:
-        return json.loads(_dumps(dict(value)))
+        return json.loads(canonical_json(dict(value)))
     except (TypeError, ValueError) as exc:
         raise InvalidTransactionError(f"{what} must be JSON data: {exc}") from exc
 
@@ -401,7 +397,7 @@ def _specs(participants: Iterable[ParticipantSpec | Mapping[str, Any]]) -> list[
     for item in participants:
         try:
             spec = item if isinstance(item, ParticipantSpec) else ParticipantSpec.from_dict(item)
-            json.loads(_dumps(spec.to_dict()))
+            json.loads(canonical_json(spec.to_dict()))
         except (TypeError, ValueError, AttributeError) as exc:
             raise InvalidTransactionError(f"invalid participant {item!r:.200}: {exc}") from exc
         if spec.id in seen:
@@ -444,7 +440,7 @@ def _digest(
         "context": context,
         "participants": [spec.to_dict() for spec in specs],
     }
-    return hashlib.sha256(_dumps(body).encode("utf-8")).hexdigest()
+    return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
 
 
 def _same_body(existing: TransactionRecord, digest: str) -> TransactionRecord:

@@ -31,6 +31,7 @@ from types import MappingProxyType
 from typing import Any
 
 __all__ = [
+    "OPERATIONS",
     "CallableParticipant",
     "Participant",
     "ParticipantError",
@@ -195,7 +196,8 @@ class Participant(ABC):
 
 
 _Function = Callable[[StepCall], Any]
-_CALLABLE_NAMES = ("prepare", "commit", "abort", "execute", "compensate")
+#: The operations of the participant interface, in protocol order.
+OPERATIONS = ("prepare", "commit", "abort", "execute", "compensate")
 
 
 class CallableParticipant(Participant):
@@ -264,10 +266,10 @@ def register_callables(name: str, **functions: _Function) -> None:
         TypeError: an unknown operation name, or a value that is not callable.
     """
     for operation, function in functions.items():
-        if operation not in _CALLABLE_NAMES:
+        if operation not in OPERATIONS:
             raise TypeError(
                 f"unknown participant operation {operation!r}; the operations are "
-                + ", ".join(_CALLABLE_NAMES)
+                + ", ".join(OPERATIONS)
             )
         if not callable(function):
             raise TypeError(f"{operation} must be callable, got {type(function).__name__}")

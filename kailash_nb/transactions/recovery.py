@@ -21,9 +21,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 
+from kailash_nb.monitoring.events import AlertRecorder
 from kailash_nb.transactions import saga, two_phase
 from kailash_nb.transactions.crash import crash_point
-from kailash_nb.transactions.driver import AlertSink, Driver, raise_alert
+from kailash_nb.transactions.driver import Driver, raise_alert
 from kailash_nb.transactions.log import (
     CorruptTransactionError,
     TransactionLog,
@@ -49,7 +50,7 @@ class EngineSettings:
 
     lease_seconds: float = 30.0
     retry: RetryPolicy = dataclasses.field(default_factory=RetryPolicy)
-    monitor: AlertSink | None = None
+    monitor: AlertRecorder | None = None
     owner: str = ""
 
 

@@ -49,11 +49,10 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
-from kailash_nb.transactions.participants import ParticipantSpec
+from kailash_nb.transactions.participants import OPERATIONS, ParticipantSpec
 
-__all__ = ["OPERATIONS", "FailureInjection", "ParticipantService"]
+__all__ = ["FailureInjection", "ParticipantService"]
 
-OPERATIONS = ("prepare", "commit", "abort", "execute", "compensate")
 _MAX_BODY_BYTES = 1 << 20
 _MAX_ID_CHARACTERS = 256
 _SCHEMA = """

@@ -38,7 +38,7 @@ import logging
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from kailash_nb.nodes._http import _scrub, _secrets, _shown_url
+from kailash_nb.nodes._http import _PERMANENT_5XX, NEVER_PRIVATE_REASONS, _shown_url
 from kailash_nb.nodes._ssrf import ALLOW_NETWORKS_ENV, DestinationNotAllowedError
 from kailash_nb.nodes.api import HTTPRequestNode
 from kailash_nb.nodes.transaction.errors import ParticipantConfigurationError
@@ -66,11 +66,7 @@ OPTION_DEFAULTS: dict[str, Any] = {
 _OPTIONS = ("endpoint", *OPTION_DEFAULTS)
 # Answers another attempt may change: the server is overloaded, busy or timed out.
 _TRANSIENT_STATUSES = frozenset({408, 429})
-# The server says it will never handle the request (as the HTTP nodes read them).
-_PERMANENT_5XX = frozenset({501, 505})
 _SHOWN_ERROR_CHARACTERS = 200
-# Refusals allow_private_network does not lift (as the HTTP nodes word them).
-_NEVER_PRIVATE_NETWORK = ("a link-local", "a multicast", "an unspecified", "a reserved")
 
 
 class _ParticipantRequest(HTTPRequestNode):
@@ -79,14 +75,8 @@ class _ParticipantRequest(HTTPRequestNode):
 
     _type_name: ClassVar[str | None] = "HttpParticipant"
 
-    def _failure(
-        self, options: dict[str, Any], url: str, what: str, advice: str
-    ) -> NodeExecutionError:
-        secrets = _secrets(options["url"], options["params"])
-        return NodeExecutionError(
-            f"participant {self.id!r} (http): {options['method']} {_shown_url(url)} "
-            f"{_scrub(what, secrets)}; {advice}"
-        )
+    def _subject(self) -> str:
+        return f"participant {self.id!r} (http)"
 
 
 class HttpParticipant(Participant):
@@ -182,7 +172,7 @@ class HttpParticipant(Participant):
 
     def _refusal_advice(self, refusal: DestinationNotAllowedError) -> str:
         advice = f"list its network in {ALLOW_NETWORKS_ENV} if the deployment must reach it"
-        if self._allow_private_network or refusal.reason.startswith(_NEVER_PRIVATE_NETWORK):
+        if self._allow_private_network or refusal.reason.startswith(NEVER_PRIVATE_REASONS):
             return advice
         return (
             "set allow_private_network=True in the participant's options to reach internal "

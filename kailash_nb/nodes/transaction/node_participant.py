@@ -52,6 +52,7 @@ from kailash_nb.sdk_exceptions import (
     close_matches,
 )
 from kailash_nb.transactions.participants import (
+    OPERATIONS,
     Participant,
     ParticipantError,
     ParticipantSpec,
@@ -62,7 +63,6 @@ from kailash_nb.transactions.participants import (
 
 __all__ = ["NodeParticipant"]
 
-OPERATIONS = ("prepare", "commit", "abort", "execute", "compensate")
 _PERMANENT_NODE_ERRORS = (
     NodeConfigurationError,
     NodeValidationError,
