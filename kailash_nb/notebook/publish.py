@@ -47,7 +47,6 @@ from kailash_nb.notebook import session as _session
 from kailash_nb.notebook.display import is_deterministic
 from kailash_nb.notebook.errors import NotebookError
 from kailash_nb.sdk_exceptions import close_matches
-from kailash_nb.security.config import SecurityConfig
 
 __all__ = [
     "Publication",
@@ -248,6 +247,7 @@ def _find(name: str | None) -> _session.WorkflowSession:
 def _start_preview(name: str, served: str, host: str, port: int) -> Publication:
     from kailash_nb.middleware.auth import KailashJWTAuth
     from kailash_nb.middleware.gateway import create_gateway
+    from kailash_nb.security.config import SecurityConfig
 
     try:
         loop = asyncio.get_running_loop()

@@ -21,9 +21,8 @@ import inspect
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kailash_nb.access_control import UserContext
 from kailash_nb.notebook.cache import OutputCache
 from kailash_nb.notebook.composition import Composition, compose
 from kailash_nb.notebook.definitions import NodeDefinition
@@ -37,7 +36,6 @@ from kailash_nb.notebook.run_plan import RunPlan, plan_run
 from kailash_nb.notebook.states import NodeRecord, NodeStates
 from kailash_nb.notebook.view import NodeInfo
 from kailash_nb.redaction import looks_secret
-from kailash_nb.runtime.access_controlled import AccessControlledRuntime, NodeAccessDeniedError
 from kailash_nb.runtime.events import EventBus
 from kailash_nb.runtime.local import LocalRuntime
 from kailash_nb.sdk_exceptions import (
@@ -49,13 +47,13 @@ from kailash_nb.sdk_exceptions import (
 from kailash_nb.workflow.builder import WorkflowBuilder
 from kailash_nb.workflow.graph import Workflow
 
+if TYPE_CHECKING:
+    from kailash_nb.access_control import UserContext
+    from kailash_nb.runtime.access_controlled import AccessControlledRuntime
+
 __all__ = ["DEFAULT_WORKFLOW", "WorkflowSession", "current", "reset", "select"]
 
 logger = logging.getLogger(__name__)
-
-#: How a run ends that the engine stopped with partial results: a node failed, the
-#: deadline passed, or (under ``run_as``) the policy refused a node.
-_RUN_FAILURES = (WorkflowExecutionError, NodeAccessDeniedError)
 
 
 class WorkflowSession:
@@ -84,6 +82,9 @@ class WorkflowSession:
         self._runtime: LocalRuntime = LocalRuntime(event_bus=self._bus)
         #: Options every run passes to the runtime (the policy's name for the workflow).
         self._run_options: dict[str, Any] = {}
+        #: What a run the engine stopped with partial results raises: a node failed or
+        #: the deadline passed, or (under ``run_as``) the policy refused a node.
+        self._run_failures: tuple[type[Exception], ...] = (WorkflowExecutionError,)
         self._wiring = WiringState()
 
     # -- WorkflowView -------------------------------------------------------------------------
@@ -329,7 +330,7 @@ class WorkflowSession:
             results, run_id = self._runtime.execute(
                 plan.workflow, plan.parameters, **watch.engine_options(plan), **self._run_options
             )
-        except _RUN_FAILURES as exc:
+        except self._run_failures as exc:
             return self._finish(plan, exc.results, exc.run_id or "", exc, watch)
         except BaseException:  # interrupted, or refused before it started
             self._abandon(plan)
@@ -352,7 +353,7 @@ class WorkflowSession:
             results, run_id = await self._runtime.execute_async(
                 plan.workflow, plan.parameters, **watch.engine_options(plan), **self._run_options
             )
-        except _RUN_FAILURES as exc:
+        except self._run_failures as exc:
             return self._finish(plan, exc.results, exc.run_id or "", exc, watch)
         except BaseException:  # cancelled, interrupted, refused before it started
             self._abandon(plan)
@@ -381,14 +382,24 @@ class WorkflowSession:
         if user_context is None:
             if options:
                 raise TypeError("run_as(None) turns access control off; it takes no options")
-            runtime: LocalRuntime = LocalRuntime(event_bus=self._bus)
-            run_options: dict[str, Any] = {}
-        else:
-            runtime = AccessControlledRuntime(user_context, event_bus=self._bus, **options)
-            run_options = {"resource_id": self.name}
+            with self._lock:
+                self._runtime = LocalRuntime(event_bus=self._bus)
+                self._run_options = {}
+                self._run_failures = (WorkflowExecutionError,)
+            return None
+        # Imported here: the access control stack (the store, SQLAlchemy) costs a plain
+        # notebook nothing until it asks for it.
+        from kailash_nb.runtime.access_controlled import (
+            AccessControlledRuntime,
+            NodeAccessDeniedError,
+        )
+
+        runtime = AccessControlledRuntime(user_context, event_bus=self._bus, **options)
         with self._lock:
-            self._runtime, self._run_options = runtime, run_options
-        return runtime if isinstance(runtime, AccessControlledRuntime) else None
+            self._runtime = runtime
+            self._run_options = {"resource_id": self.name}
+            self._run_failures = (WorkflowExecutionError, NodeAccessDeniedError)
+        return runtime
 
     def _plan(self, target: str | None, params: dict[str, Any], no_cache: bool) -> RunPlan:
         if not self._definitions:
@@ -424,7 +435,7 @@ class WorkflowSession:
         plan: RunPlan,
         results: dict[str, dict[str, Any]],
         run_id: str,
-        error: WorkflowExecutionError | NodeAccessDeniedError | None,
+        error: Exception | None,
         watch: _RunWatch,
     ) -> RunResult:
         stopped_at = None

@@ -174,6 +174,12 @@ class Driver:
             # is a failure of that call (recorded with the step), not of the coordinator.
             raise ParticipantError(f"{type(exc).__name__}: {exc}") from exc
 
+    def close(self) -> None:
+        """Close the participants this driver built (their connections)."""
+        participants, self._participants = self._participants, {}
+        for participant in participants.values():
+            participant.close()
+
     def _participant(self, index: int) -> Participant:
         participant = self._participants.get(index)
         if participant is None:

@@ -194,6 +194,10 @@ class Participant(ABC):
         """Saga: undo the step; a no-op (recorded, so a late ``execute`` is refused)
         when the step never ran (idempotent)."""
 
+    def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
+        """Release what the participant holds (connections); the coordinator calls it
+        when it is done with the transaction."""
+
 
 _Function = Callable[[StepCall], Any]
 #: The operations of the participant interface, in protocol order.

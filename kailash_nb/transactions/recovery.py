@@ -93,7 +93,10 @@ def run(
                 settings.monitor,
                 recovering=recovering,
             )
-            _drive(driver, cancel)
+            try:
+                _drive(driver, cancel)
+            finally:
+                driver.close()
         failed = False
     finally:
         _release(log, tx_id, token, failed)
@@ -103,10 +106,9 @@ def run(
 def _drive(driver: Driver, cancel: str | None) -> None:
     status = driver.status
     if cancel is not None and status in ("created", "preparing", "executing"):
-        if driver.record.pattern == "two_phase" or status == "created":
-            if status == "created":
-                driver.set(status="aborted", decision="abort", error=cancel)
-                return
+        if status == "created":
+            driver.set(status="aborted", decision="abort", error=cancel)
+        elif driver.record.pattern == "two_phase":
             two_phase.presume_abort(driver, cancel)
         else:
             saga.cancel(driver, cancel)

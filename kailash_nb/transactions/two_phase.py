@@ -66,7 +66,7 @@ def _prepare_all(driver: Driver) -> None:
         driver.crash("2pc.after_prepare_sent")
         try:
             vote = driver.call(index, "prepare", 1)
-            prepared = vote is Vote.PREPARED or (type(vote) is str and vote == "prepared")
+            prepared = vote == Vote.PREPARED  # a str enum: a plain "prepared" answers too
             error = None if prepared else f"voted {vote!r:.100}"
         except ParticipantError as exc:
             error = f"{type(exc).__name__}: {exc}"
