@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -42,10 +42,15 @@ class ServedGateway:
         *,
         tenant: str = "acme",
         roles: Sequence[str] = ("analyst",),
+        claims: Mapping[str, Any] | None = None,
     ) -> str:
-        """An access token the gateway's auth issues for ``subject`` (a fresh user when None)."""
+        """An access token the gateway's auth issues for ``subject`` (a fresh user when None),
+        carrying ``claims`` as its other claims."""
         pair = self.gateway.auth.issue_tokens(
-            subject or f"user-{uuid.uuid4().hex[:8]}", tenant_id=tenant, roles=list(roles)
+            subject or f"user-{uuid.uuid4().hex[:8]}",
+            tenant_id=tenant,
+            roles=list(roles),
+            extra=claims,
         )
         return pair.access_token
 
@@ -55,10 +60,12 @@ class ServedGateway:
         *,
         tenant: str = "acme",
         roles: Sequence[str] = ("analyst",),
+        claims: Mapping[str, Any] | None = None,
         **extra: str,
     ) -> dict[str, str]:
-        """``Authorization: Bearer`` headers of a new access token, plus ``extra`` headers."""
-        token = self.access_token(subject, tenant=tenant, roles=roles)
+        """``Authorization: Bearer`` headers of a new access token (with ``claims``), plus
+        ``extra`` headers."""
+        token = self.access_token(subject, tenant=tenant, roles=roles, claims=claims)
         return {"Authorization": f"Bearer {token}", **extra}
 
     @property

@@ -84,10 +84,8 @@ def served(module_sqlite_url, policy_file, secured_gateway, serve_module_gateway
 
 
 def headers(served, subject, roles=("analyst",), tenant="acme", **claims):
-    token = served.gateway.auth.issue_tokens(
-        subject, tenant_id=tenant, roles=list(roles), extra=claims or None
-    ).access_token
-    return {"Authorization": f"Bearer {token}"}
+    """Bearer headers for ``subject`` with ``claims`` (the policy's user attributes)."""
+    return served.bearer_headers(subject, tenant=tenant, roles=roles, claims=claims or None)
 
 
 def audit(served, **filters):

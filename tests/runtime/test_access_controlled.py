@@ -38,18 +38,13 @@ def policy_file(tmp_path):
     return path
 
 
-@pytest.fixture
-def db_url(tmp_path):
-    return f"sqlite:///{tmp_path / 'store.db'}"
-
-
-def runtime_for(policy_file, db_url, **options):
+def runtime_for(policy_file, sqlite_url, **options):
     options.setdefault("access_control_strategy", "hybrid")
-    return AccessControlledRuntime(policies_file=policy_file, database_url=db_url, **options)
+    return AccessControlledRuntime(policies_file=policy_file, database_url=sqlite_url, **options)
 
 
-def records(db_url, **filters):
-    return [entry.record for entry in AuditTrail(db_url).records(**filters)][::-1]
+def records(sqlite_url, **filters):
+    return [entry.record for entry in AuditTrail(sqlite_url).records(**filters)][::-1]
 
 
 # -- the seed's two blocks -------------------------------------------------------------
@@ -192,16 +187,16 @@ def _touch(path, offset: float = 5.0):
 # -- allowed and denied runs -----------------------------------------------------------
 
 
-def test_an_allowed_run_has_localruntimes_results(policy_file, db_url):
-    runtime = runtime_for(policy_file, db_url)
+def test_an_allowed_run_has_localruntimes_results(policy_file, sqlite_url):
+    runtime = runtime_for(policy_file, sqlite_url)
     results, run_id = runtime.execute(payroll(), user_context=ALICE)
     expected, _ = LocalRuntime().execute(payroll())
     assert results == expected
     assert isinstance(run_id, str)
 
 
-def test_a_denied_workflow_runs_nothing(policy_file, db_url):
-    runtime = runtime_for(policy_file, db_url, history=True)
+def test_a_denied_workflow_runs_nothing(policy_file, sqlite_url):
+    runtime = runtime_for(policy_file, sqlite_url, history=True)
     seen = []
     runtime.events.subscribe(seen.append)
     with pytest.raises(
@@ -213,7 +208,7 @@ def test_a_denied_workflow_runs_nothing(policy_file, db_url):
     assert runtime.history() == []
 
 
-def test_user_context_from_the_constructor_as_kailash(policy_file, db_url):
+def test_user_context_from_the_constructor_as_kailash(policy_file, sqlite_url):
     runtime = AccessControlledRuntime(ALICE, policies_file=policy_file)
     results, _ = runtime.execute(payroll())
     assert results["report"] == {"result": {"total": 100}}
@@ -268,8 +263,8 @@ def test_bad_options_refuse_to_start(options, error, message):
 # -- node-level enforcement (AUTHZ-16) -------------------------------------------------
 
 
-def test_authz_16_a_denied_node_fails_the_run_with_a_typed_error(policy_file, db_url):
-    runtime = runtime_for(policy_file, db_url)
+def test_authz_16_a_denied_node_fails_the_run_with_a_typed_error(policy_file, sqlite_url):
+    runtime = runtime_for(policy_file, sqlite_url)
     with pytest.raises(NodeAccessDeniedError) as caught:
         runtime.execute(payroll(), user_context=IVY)
     error = caught.value
@@ -292,8 +287,8 @@ def test_authz_16_a_denied_leaf_node_still_fails_the_run(tmp_path):
         runtime.execute(payroll(), user_context=IVY)
 
 
-def test_authz_16_the_run_is_reported_failed_everywhere(policy_file, db_url):
-    runtime = runtime_for(policy_file, db_url, history=True)
+def test_authz_16_the_run_is_reported_failed_everywhere(policy_file, sqlite_url):
+    runtime = runtime_for(policy_file, sqlite_url, history=True)
     node_events, run_events = [], []
     runtime.events.subscribe(node_events.append, runs=False)
     runtime.events.subscribe(run_events.append, nodes=False)
@@ -322,8 +317,8 @@ def test_authz_16_concurrent_scheduling_stops_at_the_denied_node(policy_file):
 # -- masking and read_output denials ---------------------------------------------------
 
 
-def test_masked_fields_are_redacted_in_results_events_and_history(policy_file, db_url):
-    runtime = runtime_for(policy_file, db_url, history=True)
+def test_masked_fields_are_redacted_in_results_events_and_history(policy_file, sqlite_url):
+    runtime = runtime_for(policy_file, sqlite_url, history=True)
     seen = []
     runtime.events.subscribe(seen.append, timeline=True)
     results, _ = runtime.execute(payroll(), user_context=BOB)
@@ -442,15 +437,15 @@ def test_authz_02_a_missing_or_invalid_policies_file_refuses_to_start(tmp_path):
 # -- audit (AUTHZ-17, STOR-08) ---------------------------------------------------------
 
 
-def test_authz_17_every_decision_and_every_run_writes_one_record(policy_file, db_url):
-    runtime = runtime_for(policy_file, db_url, audit_enabled=True)
+def test_authz_17_every_decision_and_every_run_writes_one_record(policy_file, sqlite_url):
+    runtime = runtime_for(policy_file, sqlite_url, audit_enabled=True)
     _, first = runtime.execute(payroll(), user_context=ALICE)
     _, second = runtime.execute(payroll(), user_context=ALICE)  # cache hits
     with pytest.raises(NodeAccessDeniedError):
         runtime.execute(payroll(), user_context=IVY)
     with pytest.raises(AccessDeniedError):
         runtime.execute(payroll(), user_context=EVE)
-    stored = records(db_url, tenant_id="acme")
+    stored = records(sqlite_url, tenant_id="acme")
     for run_id in (first, second):
         mine = [(r.action, r.resource, r.decision) for r in stored if r.run_id == run_id]
         assert mine == [
@@ -475,22 +470,22 @@ def test_authz_17_every_decision_and_every_run_writes_one_record(policy_file, db
     assert ivy[-1].action == "run" and ivy[-1].detail == {"status": "failed"}
     eve = [(r.action, r.decision, r.detail.get("status")) for r in stored if r.subject == "eve"]
     assert eve == [("execute", "deny", None), ("run", "deny", "refused")]
-    assert AuditTrail(db_url).verify().ok
+    assert AuditTrail(sqlite_url).verify().ok
 
 
-def test_audit_record_of_a_masked_read_names_the_masked_fields(policy_file, db_url):
+def test_audit_record_of_a_masked_read_names_the_masked_fields(policy_file, sqlite_url):
     # An allowed read_output that hid fields says so in its record: an auditor reads
     # from the trail alone that bob saw load's output without its ssn.
-    runtime = runtime_for(policy_file, db_url, audit_enabled=True)
+    runtime = runtime_for(policy_file, sqlite_url, audit_enabled=True)
     runtime.execute(payroll(), user_context=BOB)
     runtime.execute(payroll(), user_context=ALICE)
     reads = {
         (r.subject, r.resource): r.detail
-        for r in records(db_url, tenant_id="acme", action="read_output")
+        for r in records(sqlite_url, tenant_id="acme", action="read_output")
     }
     assert reads[("bob", "node:payroll/load")] == {"masked_fields": ["ssn"]}
     assert reads[("alice", "node:payroll/load")] == {}
-    assert AuditTrail(db_url).verify().ok
+    assert AuditTrail(sqlite_url).verify().ok
 
 
 class _FailingTrail:
@@ -519,22 +514,28 @@ def test_stor_08_an_unwritable_audit_trail_runs_nothing(policy_file):
 
 
 def test_stor_08_a_trail_failing_at_the_end_withholds_the_results(policy_file):
-    trail = _FailingTrail(fail_after=1)
-    runtime = AccessControlledRuntime(
-        policies_file=policy_file, audit_enabled=True, audit_trail=trail
-    )
-    with pytest.raises(AuditUnavailableError):
-        runtime.execute(payroll(), user_context=ALICE)
-    with pytest.raises(AuditUnavailableError):
-        runtime.execute_outcome(payroll(), user_context=ALICE)
+    # Each front end gets a trail that stores the workflow decision, then fails: the
+    # run executes, and its end cannot be audited.
+    for execute in ("execute", "execute_outcome"):
+        trail = _FailingTrail(fail_after=1)
+        runtime = AccessControlledRuntime(
+            policies_file=policy_file, audit_enabled=True, audit_trail=trail
+        )
+        ran = []
+        runtime.events.subscribe(ran.append, runs=False)
+        with pytest.raises(AuditUnavailableError):
+            getattr(runtime, execute)(payroll(), user_context=ALICE)
+        assert trail.calls == 2 and ("report", "completed") in {
+            (event.node_id, event.state) for event in ran
+        }, execute
 
 
 def test_stor_08_batched_audit_refuses_runs_while_the_trail_fails_and_drops_nothing(
-    policy_file, db_url
+    policy_file, sqlite_url
 ):
     class Flaky:
         def __init__(self):
-            self.trail = AuditTrail(db_url)
+            self.trail = AuditTrail(sqlite_url)
             self.down = False
 
         def append_many(self, records):
@@ -548,7 +549,7 @@ def test_stor_08_batched_audit_refuses_runs_while_the_trail_fails_and_drops_noth
     )
     runtime.execute(payroll(), user_context=ALICE)
     runtime.flush_audit()
-    assert len(records(db_url)) == 8
+    assert len(records(sqlite_url)) == 8
     flaky.down = True
     runtime.execute(payroll(), user_context=ALICE)  # queued before the failure is seen
     with pytest.raises(AuditUnavailableError, match="store down"):
@@ -557,21 +558,21 @@ def test_stor_08_batched_audit_refuses_runs_while_the_trail_fails_and_drops_noth
         runtime.execute(payroll(), user_context=ALICE)
     flaky.down = False
     runtime.flush_audit(timeout=5)  # the queued records are written, none lost
-    assert len(records(db_url)) == 16
+    assert len(records(sqlite_url)) == 16
     runtime.execute(payroll(), user_context=ALICE)
     runtime.close()
-    assert len(records(db_url)) == 24
-    assert AuditTrail(db_url).verify().ok
+    assert len(records(sqlite_url)) == 24
+    assert AuditTrail(sqlite_url).verify().ok
 
 
-def test_authz_17_a_run_cancelled_by_a_timeout_is_audited_too(policy_file, db_url):
+def test_authz_17_a_run_cancelled_by_a_timeout_is_audited_too(policy_file, sqlite_url):
     builder = WorkflowBuilder()
     builder.add_node("AsyncPythonCodeNode", "slow", {"code": "await asyncio.sleep(5)\nresult = 1"})
     workflow = builder.build(workflow_id="payroll")
-    runtime = runtime_for(policy_file, db_url, audit_enabled=True, workflow_timeout=0.2)
+    runtime = runtime_for(policy_file, sqlite_url, audit_enabled=True, workflow_timeout=0.2)
     with pytest.raises(WorkflowExecutionError) as caught:
         runtime.execute(workflow, user_context=ALICE)
-    (run,) = [r for r in records(db_url) if r.action == "run"]
+    (run,) = [r for r in records(sqlite_url) if r.action == "run"]
     assert run.run_id == caught.value.run_id and run.detail == {"status": "timeout"}
 
 
@@ -708,9 +709,9 @@ def test_masking_sees_through_models_and_dataclasses_and_hides_what_it_cannot_re
     assert masked_outputs(outputs, ["person.ssn"])["person"] == {"name": "bob", "ssn": REDACTED}
 
 
-def test_a_closed_runtime_refuses_runs_before_deciding(policy_file, db_url):
-    runtime = runtime_for(policy_file, db_url, audit_enabled=True)
+def test_a_closed_runtime_refuses_runs_before_deciding(policy_file, sqlite_url):
+    runtime = runtime_for(policy_file, sqlite_url, audit_enabled=True)
     runtime.close()
     with pytest.raises(RuntimeExecutionError, match="closed"):
         runtime.execute(payroll(), user_context=ALICE)
-    assert records(db_url) == []
+    assert records(sqlite_url) == []
