@@ -337,17 +337,35 @@ class AccessControlledRuntime(LocalRuntime):
         Raises:
             AuditUnavailableError: the decision could not be audited.
         """
+        return self.check_workflows([workflow_id], action, user_context)[0]
+
+    def check_workflows(
+        self,
+        workflow_ids: Iterable[str],
+        action: Action | str = Action.EXECUTE,
+        user_context: UserContext | None = None,
+    ) -> list[AccessDecision]:
+        """The caller's decisions for ``action`` on each of ``workflow_ids`` (a gateway's
+        list of workflows), logged and audited together: one policy refresh and one
+        audit write for them all, before they are returned.
+
+        Raises:
+            AuditUnavailableError: the decisions could not be audited.
+        """
         self._refresh()
         user = self.caller(user_context)
         if self._sink is not None:
             self._sink.check()
-        resource = self._notes.resource(workflow_id)
-        decision = self.manager.check_access(user, action, resource)
         records: list[AuditRecord] | None = [] if self.audit_trail is not None else None
-        self._notes.note(decision, None, records, resource)
+        decisions = []
+        for workflow_id in workflow_ids:
+            resource = self._notes.resource(workflow_id)
+            decision = self.manager.check_access(user, action, resource)
+            self._notes.note(decision, None, records, resource)
+            decisions.append(decision)
         if records:
             self._notes.write(records)
-        return decision
+        return decisions
 
     # -- running -----------------------------------------------------------------
 

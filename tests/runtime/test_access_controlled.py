@@ -715,3 +715,13 @@ def test_a_closed_runtime_refuses_runs_before_deciding(policy_file, sqlite_url):
     with pytest.raises(RuntimeExecutionError, match="closed"):
         runtime.execute(payroll(), user_context=ALICE)
     assert records(sqlite_url) == []
+
+
+def test_a_list_of_workflows_is_decided_and_audited_in_one_write(policy_file):
+    trail = _FailingTrail(fail_after=100)
+    runtime = AccessControlledRuntime(
+        policies_file=policy_file, audit_enabled=True, audit_trail=trail
+    )
+    decisions = runtime.check_workflows(["payroll", "ledger", "payroll"], user_context=ALICE)
+    assert [decision.allowed for decision in decisions] == [True, False, True]
+    assert trail.calls == 1 and len(trail.stored) == 3

@@ -129,10 +129,10 @@ class PolicyGate(RunGate):
         self.runtime.abandon_run(_access(guard), status)
 
     def executable(self, caller: Identity, names: Iterable[str]) -> list[str]:
-        """The names the caller may execute; each decision audited."""
-        user = self.user(caller)
-        check = self.runtime.check_workflow
-        return [name for name in names if check(name, user_context=user).allowed]
+        """The names the caller may execute; the decisions audited in one write."""
+        names = list(names)
+        decisions = self.runtime.check_workflows(names, user_context=self.user(caller))
+        return [name for name, decision in zip(names, decisions, strict=True) if decision.allowed]
 
     def refused_node(self, guard: NodeGuard | None) -> str | None:
         """The node the policy refused in the run, if any."""
