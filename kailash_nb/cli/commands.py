@@ -122,11 +122,10 @@ def show_run(store: Any, run_id: str) -> int:
 def list_nodes(args: argparse.Namespace) -> int:
     """Print every registered node type with its parameters."""
     from kailash_nb.nodes.registry import NodeRegistry
-    from kailash_nb.nodes.types import type_name
 
     catalog = {}
     for name, node_class in NodeRegistry.list().items():
-        catalog[name] = _parameter_schema(node_class, type_name)
+        catalog[name] = _parameter_schema(node_class)
     if args.json:
         print(json.dumps(catalog, indent=2, default=str))
         return 0
@@ -170,9 +169,9 @@ _CODE_CONFIG = {
 }
 
 
-def _parameter_schema(node_class: Any, type_name: Any) -> dict[str, Any]:
+def _parameter_schema(node_class: Any) -> dict[str, Any]:
     try:
-        declared = node_class().parameters
+        node = node_class()
     except NodeConfigurationError:
         # Code nodes need their code: their inputs are read off it.
         return {
@@ -180,12 +179,4 @@ def _parameter_schema(node_class: Any, type_name: Any) -> dict[str, Any]:
             for key, value in _CODE_CONFIG.items()
             if key in getattr(node_class, "config_only_keys", ())
         }
-    return {
-        key: {
-            "type": type_name(parameter.type) if parameter.type is not None else "Any",
-            "required": parameter.required,
-            "default": parameter.default,
-            "description": parameter.description,
-        }
-        for key, parameter in declared.items()
-    }
+    return node.to_dict()["parameters"]
