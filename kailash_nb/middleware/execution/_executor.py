@@ -254,15 +254,15 @@ class RunExecutor:
         try:
             if caller is None:
                 caller = Identity(entry.subject, entry.tenant_id, ())
-            guard = gate.admit(caller, entry.workflow, entry.run_id)
+            guard = await gate.admit(caller, entry.workflow, entry.run_id)
             request = RunRequest(workflow, parameters, entry.run_id, live, guard)
-            outcome = gate.release(guard, await backend.execute(request))
+            outcome = await gate.release(guard, await backend.execute(request))
         except Exception as exc:
             if self._starting.pop(entry.run_id, None) is not None:
                 raise  # refused before it started: the caller answers, nothing recorded
             entry.status, entry.error = failure_error(exc, entry.run_id)
             if not isinstance(exc, AuditUnavailableError):  # else the gate could not audit
-                gate.abandon(guard, entry.status)
+                await gate.abandon(guard, entry.status)
         else:
             entry.status, entry.results = outcome.status, outcome.results
             if not outcome.succeeded:

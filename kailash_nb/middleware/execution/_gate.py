@@ -15,16 +15,20 @@ gate, so access control is one object, not a branch in each backend:
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
-from kailash_nb.access_control import UserContext
+from kailash_nb.access_control import Action, UserContext
 from kailash_nb.middleware.identity import Identity
 from kailash_nb.runtime.access_controlled import AccessControlledRuntime, RunAccess
 from kailash_nb.runtime.guard import NodeGuard
 from kailash_nb.runtime.outcome import RunOutcome
 
 __all__ = ["OPEN", "OpenGate", "PolicyGate", "RunGate"]
+
+_T = TypeVar("_T")
 
 
 class RunGate(ABC):
@@ -38,7 +42,7 @@ class RunGate(ABC):
     redacts_outputs = False
 
     @abstractmethod
-    def admit(self, caller: Identity, name: str, run_id: str) -> NodeGuard | None:
+    async def admit(self, caller: Identity, name: str, run_id: str) -> NodeGuard | None:
         """The guard of run ``run_id`` of the workflow registered as ``name`` by
         ``caller`` (``None``: no node checks).
 
@@ -48,7 +52,7 @@ class RunGate(ABC):
         """
 
     @abstractmethod
-    def release(self, guard: NodeGuard | None, outcome: RunOutcome) -> RunOutcome:
+    async def release(self, guard: NodeGuard | None, outcome: RunOutcome) -> RunOutcome:
         """``outcome`` as the caller of the run ``guard`` guarded may see it.
 
         Raises:
@@ -56,11 +60,11 @@ class RunGate(ABC):
         """
 
     @abstractmethod
-    def abandon(self, guard: NodeGuard | None, status: str) -> None:
+    async def abandon(self, guard: NodeGuard | None, status: str) -> None:
         """The run ``guard`` guarded ended with an exception, as ``status``."""
 
     @abstractmethod
-    def executable(self, caller: Identity, names: Iterable[str]) -> list[str]:
+    async def executable(self, caller: Identity, names: Iterable[str]) -> list[str]:
         """The workflows of ``names`` the caller may execute, in their order."""
 
     def refused_node(self, guard: NodeGuard | None) -> str | None:
@@ -71,18 +75,18 @@ class RunGate(ABC):
 class OpenGate(RunGate):
     """No access control: every run is admitted and shown whole."""
 
-    def admit(self, caller: Identity, name: str, run_id: str) -> NodeGuard | None:
+    async def admit(self, caller: Identity, name: str, run_id: str) -> NodeGuard | None:
         """No guard: every node runs."""
         return None
 
-    def release(self, guard: NodeGuard | None, outcome: RunOutcome) -> RunOutcome:
+    async def release(self, guard: NodeGuard | None, outcome: RunOutcome) -> RunOutcome:
         """``outcome`` unchanged."""
         return outcome
 
-    def abandon(self, guard: NodeGuard | None, status: str) -> None:
+    async def abandon(self, guard: NodeGuard | None, status: str) -> None:
         """Nothing to note."""
 
-    def executable(self, caller: Identity, names: Iterable[str]) -> list[str]:
+    async def executable(self, caller: Identity, names: Iterable[str]) -> list[str]:
         """Every name."""
         return list(names)
 
@@ -103,6 +107,9 @@ class PolicyGate(RunGate):
 
     def __init__(self, runtime: AccessControlledRuntime) -> None:
         self.runtime = runtime
+        # A runtime that stores each decision before answering blocks on its database:
+        # its calls go to a thread, so the gateway's event loop serves on meanwhile.
+        self._blocking = runtime.audit_trail is not None and runtime.audit_write == "sync"
 
     @staticmethod
     def user(caller: Identity) -> UserContext:
@@ -115,28 +122,34 @@ class PolicyGate(RunGate):
             ip_address=caller.address,
         )
 
-    def admit(self, caller: Identity, name: str, run_id: str) -> NodeGuard | None:
+    async def admit(self, caller: Identity, name: str, run_id: str) -> NodeGuard | None:
         """The run's access checks, once the caller may execute ``name`` (see
         ``AccessControlledRuntime.open_run`` for what it raises)."""
-        return self.runtime.open_run(self.user(caller), name, run_id)
+        return await self._call(self.runtime.open_run, self.user(caller), name, run_id)
 
-    def release(self, guard: NodeGuard | None, outcome: RunOutcome) -> RunOutcome:
+    async def release(self, guard: NodeGuard | None, outcome: RunOutcome) -> RunOutcome:
         """The outputs the caller may read, masked fields redacted; audited."""
-        return self.runtime.close_run(_access(guard), outcome)
+        return await self._call(self.runtime.close_run, _access(guard), outcome)
 
-    def abandon(self, guard: NodeGuard | None, status: str) -> None:
+    async def abandon(self, guard: NodeGuard | None, status: str) -> None:
         """Audit the run's decisions and its end."""
-        self.runtime.abandon_run(_access(guard), status)
+        await self._call(self.runtime.abandon_run, _access(guard), status)
 
-    def executable(self, caller: Identity, names: Iterable[str]) -> list[str]:
+    async def executable(self, caller: Identity, names: Iterable[str]) -> list[str]:
         """The names the caller may execute; the decisions audited in one write."""
         names = list(names)
-        decisions = self.runtime.check_workflows(names, user_context=self.user(caller))
+        check = self.runtime.check_workflows
+        decisions = await self._call(check, names, Action.EXECUTE, self.user(caller))
         return [name for name, decision in zip(names, decisions, strict=True) if decision.allowed]
 
     def refused_node(self, guard: NodeGuard | None) -> str | None:
         """The node the policy refused in the run, if any."""
         return _access(guard).refused_node
+
+    async def _call(self, function: Callable[..., _T], *args: Any) -> _T:
+        if self._blocking:
+            return await asyncio.to_thread(function, *args)
+        return function(*args)
 
 
 def _access(guard: NodeGuard | None) -> RunAccess:

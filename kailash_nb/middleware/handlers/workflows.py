@@ -58,10 +58,10 @@ class WorkflowListHandler(GatewayHandler):
     route = "/workflows"
     contract = operations.serving(GET=operations.LIST_WORKFLOWS)
 
-    def get(self) -> None:
+    async def get(self) -> None:
         """List names, descriptions and URLs."""
         served = self.gateway.workflows
-        shown = self.gateway.runs.gate.executable(self.identity, sorted(served))
+        shown = await self.gateway.runs.gate.executable(self.identity, sorted(served))
         self.write_json(
             {
                 "workflows": [
@@ -79,10 +79,10 @@ class WorkflowHandler(_WorkflowRoute):
     route = "/workflows/{name}"
     contract = operations.serving(GET=operations.DESCRIBE_WORKFLOW)
 
-    def get(self, name: str) -> None:
+    async def get(self, name: str) -> None:
         """Describe the workflow."""
         workflow, description = self._workflow(name)
-        if not self.gateway.runs.gate.executable(self.identity, (name,)):
+        if not await self.gateway.runs.gate.executable(self.identity, (name,)):
             raise ProblemError(404, "workflow_not_found", _NOT_SERVED)
         info: dict[str, Any] = {
             "name": name,
