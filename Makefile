@@ -18,6 +18,9 @@ NBVAL = --nbval --nbval-kernel-name python3 --nbval-sanitize-with notebooks/sani
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
 
+# Installing (editable) also builds the JupyterLab extension in labextension/ when it is
+# missing or its sources changed, which needs Node.js ^20.19 or >=22.12 with npm
+# (docs/development.md).
 install: $(if $(filter $(VENV)/bin/python,$(PYTHON)),$(VENV)/bin/python)
 	$(PYTHON) -m pip install --quiet --upgrade pip
 	$(PYTHON) -m pip install --upgrade --upgrade-strategy eager -e ".[dev]"
