@@ -5,8 +5,8 @@
  */
 import { Widget } from '@lumino/widgets';
 
-import { KernelLink } from './link';
-import { IViewModel } from './reducer';
+import { KernelLink } from './link.js';
+import { IViewModel } from './reducer.js';
 
 /** Least milliseconds between two redraws while a run streams events. */
 const REDRAW_INTERVAL = 250;

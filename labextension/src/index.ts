@@ -16,10 +16,10 @@ import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { LabIcon } from '@jupyterlab/ui-components';
 
-import { GraphPanel } from './graph';
-import { KernelLink } from './link';
-import { cellNumber, currentWorkflow, DEFAULT_MAX_RUNS, IViewModel } from './reducer';
-import { KailashSidebar } from './sidebar';
+import { GraphPanel } from './graph.js';
+import { KernelLink } from './link.js';
+import { cellNumber, currentWorkflow, DEFAULT_MAX_RUNS, IViewModel } from './reducer.js';
+import { KailashSidebar } from './sidebar.js';
 
 const PLUGIN_ID = 'kailash-nb:plugin';
 const SIDEBAR_ID = 'kailash-nb-sidebar';

@@ -11,8 +11,8 @@ import { PromiseDelegate, UUID } from '@lumino/coreutils';
 import { IDisposable } from '@lumino/disposable';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { COMM_TARGET, KERNEL_MODULE, KernelMessage, IReplyMessage, Request } from './protocol';
-import { Connection, initialModel, IViewModel, reduce } from './reducer';
+import { COMM_TARGET, KERNEL_MODULE, KernelMessage, IReplyMessage, Request } from './protocol.js';
+import { Connection, initialModel, IViewModel, reduce } from './reducer.js';
 
 const PROBE = `__import__('sys').modules.get('${KERNEL_MODULE}') is not None`;
 

@@ -10,7 +10,7 @@ import {
   IWorkflowState,
   KernelMessage,
   PROTOCOL_VERSION
-} from './protocol';
+} from './protocol.js';
 
 /** How the extension stands with the kernel of the active notebook. */
 export type Connection =

@@ -6,8 +6,8 @@
  */
 import { Widget } from '@lumino/widgets';
 
-import { IPublished, IRunEntry, IWorkflowState } from './protocol';
-import { Connection, formatDuration, IViewModel } from './reducer';
+import { IPublished, IRunEntry, IWorkflowState } from './protocol.js';
+import { Connection, formatDuration, IViewModel } from './reducer.js';
 
 /** What the sidebar's clicks ask of the extension. */
 export interface ISidebarActions {

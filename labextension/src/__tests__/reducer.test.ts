@@ -12,7 +12,7 @@ import {
   IRunMessage,
   ISnapshotMessage,
   PROTOCOL_VERSION
-} from '../protocol';
+} from '../protocol.js';
 import {
   cellNumber,
   currentWorkflow,
@@ -20,7 +20,7 @@ import {
   initialModel,
   IViewModel,
   reduce
-} from '../reducer';
+} from '../reducer.js';
 
 function state(overrides: Partial<IKernelState> = {}): IKernelState {
   return {
