@@ -1,0 +1,230 @@
+/**
+ * `KernelLink`: the sidebar's line to one notebook's kernel. It probes the kernel for
+ * kailash_nb (a silent `user_expressions` check, no cell count used), opens the
+ * `kailash_nb.lab` comm when it is there, folds every message into its view model and
+ * sends the extension's requests. Nothing is stored anywhere but in the kernel: a
+ * reload, a restart or another kernel simply starts from a fresh snapshot.
+ */
+import { ISessionContext } from '@jupyterlab/apputils';
+import { Kernel, KernelMessage as Messages } from '@jupyterlab/services';
+import { PromiseDelegate, UUID } from '@lumino/coreutils';
+import { IDisposable } from '@lumino/disposable';
+import { ISignal, Signal } from '@lumino/signaling';
+
+import { COMM_TARGET, KERNEL_MODULE, KernelMessage, IReplyMessage, Request } from './protocol.js';
+import { Connection, initialModel, IViewModel, reduce } from './reducer.js';
+
+const PROBE = `__import__('sys').modules.get('${KERNEL_MODULE}') is not None`;
+
+/** A request the kernel refused, with the kernel's reason. */
+export class KernelRequestError extends Error {}
+
+/** The link between the sidebar and the kernel of one notebook. */
+export class KernelLink implements IDisposable {
+  /**
+   * @param sessionContext the notebook's session; the link follows its kernel changes.
+   * @param maxRuns how many runs the model keeps.
+   */
+  constructor(sessionContext: ISessionContext, maxRuns: number) {
+    this._sessionContext = sessionContext;
+    this._model = initialModel(maxRuns);
+    sessionContext.kernelChanged.connect(this._onKernelChanged, this);
+    sessionContext.statusChanged.connect(this._onStatusChanged, this);
+    sessionContext.iopubMessage.connect(this._onIopub, this);
+    void sessionContext.ready.then(() => this.probe());
+  }
+
+  /** The current view model. */
+  get model(): IViewModel {
+    return this._model;
+  }
+
+  /** Emitted after every change of the model. */
+  get changed(): ISignal<this, IViewModel> {
+    return this._changed;
+  }
+
+  get isDisposed(): boolean {
+    return this._isDisposed;
+  }
+
+  /** Sets how many runs the model keeps. */
+  setMaxRuns(maxRuns: number): void {
+    this._dispatch({ type: 'max-runs', maxRuns });
+  }
+
+  /**
+   * Opens the comm if the kernel has kailash_nb loaded; a no-op while linked or while a
+   * probe is in flight.
+   */
+  async probe(): Promise<void> {
+    const kernel = this._sessionContext.session?.kernel;
+    if (!kernel || this._comm || this._probing || this._isDisposed) {
+      if (!kernel) {
+        this._setConnection('no-kernel');
+      }
+      return;
+    }
+    this._probing = true;
+    try {
+      const future = kernel.requestExecute(
+        {
+          code: '',
+          silent: true,
+          store_history: false,
+          user_expressions: { kailash_nb: PROBE },
+          allow_stdin: false,
+          stop_on_error: false
+        },
+        true
+      );
+      const reply = (await future.done) as Messages.IExecuteReplyMsg;
+      const content = reply.content as Messages.IExecuteReplyMsg['content'] & {
+        user_expressions?: Record<string, { status: string; data?: { 'text/plain'?: string } }>;
+      };
+      const answer = content.user_expressions?.kailash_nb;
+      const loaded = answer?.status === 'ok' && answer.data?.['text/plain'] === 'True';
+      if (kernel !== this._sessionContext.session?.kernel || this._isDisposed) {
+        return;
+      }
+      if (loaded) {
+        this._open(kernel);
+      } else {
+        this._setConnection('not-loaded');
+      }
+    } catch (error) {
+      // A kernel that dies or restarts mid-probe: the status change probes again.
+      console.warn('kailash-nb: could not probe the kernel', error);
+    } finally {
+      this._probing = false;
+    }
+  }
+
+  /**
+   * Sends `request` and resolves with the kernel's reply.
+   *
+   * @throws KernelRequestError when the kernel refuses it or the link is down.
+   */
+  request(request: Request): Promise<IReplyMessage> {
+    if (!this._comm || this._comm.isDisposed) {
+      return Promise.reject(
+        new KernelRequestError('kailash_nb is not loaded in this notebook’s kernel')
+      );
+    }
+    const requestId = UUID.uuid4();
+    const pending = new PromiseDelegate<IReplyMessage>();
+    this._pending.set(requestId, pending);
+    this._comm.send({ ...request, request_id: requestId });
+    return pending.promise;
+  }
+
+  dispose(): void {
+    if (this._isDisposed) {
+      return;
+    }
+    this._isDisposed = true;
+    this._close();
+    Signal.clearData(this);
+  }
+
+  private _open(kernel: Kernel.IKernelConnection): void {
+    const comm = kernel.createComm(COMM_TARGET);
+    comm.onMsg = message => this._onMessage(message.content.data as unknown as KernelMessage);
+    comm.onClose = () => {
+      if (this._comm === comm) {
+        this._comm = null;
+        this._failPending('the kernel closed the kailash_nb link');
+        this._setConnection(this._sessionContext.session?.kernel ? 'not-loaded' : 'no-kernel');
+      }
+    };
+    this._comm = comm;
+    this._setConnection('connected');
+    comm.open({ request: 'snapshot' });
+  }
+
+  private _close(): void {
+    const comm = this._comm;
+    this._comm = null;
+    this._failPending('the kernel link was closed');
+    if (comm && !comm.isDisposed) {
+      try {
+        comm.close();
+      } catch (error) {
+        // The kernel is gone already; nothing is left to close.
+        console.debug('kailash-nb: closing the comm failed', error);
+      }
+    }
+  }
+
+  private _onMessage(message: KernelMessage): void {
+    if (message.type === 'reply') {
+      const pending = message.request_id ? this._pending.get(message.request_id) : undefined;
+      if (pending) {
+        this._pending.delete(message.request_id as string);
+        if (message.ok) {
+          pending.resolve(message);
+        } else {
+          pending.reject(new KernelRequestError(message.error ?? 'the kernel refused the request'));
+        }
+      } else if (!message.ok) {
+        console.warn('kailash-nb: the kernel refused a request:', message.error);
+      }
+      return;
+    }
+    this._dispatch(message);
+  }
+
+  private _onKernelChanged(): void {
+    this._close();
+    this._setConnection(this._sessionContext.session?.kernel ? 'not-loaded' : 'no-kernel');
+    void this.probe();
+  }
+
+  private _onStatusChanged(_: ISessionContext, status: Kernel.Status): void {
+    if (status === 'restarting' || status === 'autorestarting' || status === 'dead') {
+      this._close();
+      this._setConnection(status === 'dead' ? 'no-kernel' : 'not-loaded');
+    } else if (status === 'idle' && this._cellRan) {
+      // Probe after a cell the user ran, never after our own silent probe (it would
+      // make the kernel busy and idle again, for ever).
+      this._cellRan = false;
+      void this.probe();
+    }
+  }
+
+  private _onIopub(_: ISessionContext, message: Messages.IMessage): void {
+    if (message.header.msg_type === 'execute_input') {
+      this._cellRan = true;
+    }
+  }
+
+  private _setConnection(connection: Connection): void {
+    if (this._model.connection !== connection) {
+      this._dispatch({ type: 'connection', connection });
+    }
+  }
+
+  private _dispatch(action: Parameters<typeof reduce>[1]): void {
+    const next = reduce(this._model, action);
+    if (next !== this._model) {
+      this._model = next;
+      this._changed.emit(next);
+    }
+  }
+
+  private _failPending(reason: string): void {
+    for (const pending of this._pending.values()) {
+      pending.reject(new KernelRequestError(reason));
+    }
+    this._pending.clear();
+  }
+
+  private _sessionContext: ISessionContext;
+  private _model: IViewModel;
+  private _changed = new Signal<this, IViewModel>(this);
+  private _comm: Kernel.IComm | null = null;
+  private _probing = false;
+  private _cellRan = false;
+  private _pending = new Map<string, PromiseDelegate<IReplyMessage>>();
+  private _isDisposed = false;
+}
