@@ -1,0 +1,437 @@
+"""``kailash_nb.labserver`` in a real Jupyter server: a preview published by another
+process (a kernel stand-in sharing the runtime directory) opens through the server with
+Jupyter's token only, and nothing else does.
+
+One Jupyter server and one preview process serve the whole module; the last test stops
+the preview.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import secrets
+import socket
+import stat
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from kailash_nb.middleware.auth import KailashJWTAuth
+from kailash_nb.notebook import lab_previews
+from kailash_nb.security.config import SecurityConfig
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+PREVIEW_SCRIPT = Path(__file__).with_name("_preview_process.py")
+# traitlets reads a Dict option from the command line as key=value.
+EXTENSIONS = "kailash_nb.labserver=True"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class _CookielessClient:
+    """Requests to one server, each on its own: no cookie Jupyter sets after a token
+    login is ever sent back, so every request shows only its own credentials."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+
+    def request(self, method: str, path: str, **options: Any) -> httpx.Response:
+        return httpx.request(method, self.base_url + path, timeout=30, **options)
+
+    def get(self, path: str, **options: Any) -> httpx.Response:
+        return self.request("GET", path, **options)
+
+    def head(self, path: str, **options: Any) -> httpx.Response:
+        return self.request("HEAD", path, **options)
+
+    def post(self, path: str, **options: Any) -> httpx.Response:
+        return self.request("POST", path, **options)
+
+
+class JupyterServer:
+    """A ``jupyter_server`` process with the extension, on a free loopback port."""
+
+    def __init__(self, env: dict[str, str], root: Path) -> None:
+        self.token = secrets.token_hex(24)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "jupyter_server",
+                f"--ServerApp.token={self.token}",
+                "--ServerApp.ip=127.0.0.1",
+                f"--ServerApp.port={self.port}",
+                "--ServerApp.port_retries=0",
+                "--ServerApp.open_browser=False",
+                "--ServerApp.allow_root=True",
+                f"--ServerApp.root_dir={root}",
+                f"--ServerApp.jpserver_extensions={EXTENSIONS}",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.client = _CookielessClient(self.url)
+
+    @property
+    def auth(self) -> dict[str, str]:
+        """Jupyter's token header."""
+        return {"Authorization": f"token {self.token}"}
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"jupyter server exited: {self.process.stderr.read()}")
+            try:
+                if self.client.get("/api/status", headers=self.auth).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError("jupyter server did not answer /api/status")
+
+    def close(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+
+
+class PreviewProcess:
+    """``_preview_process.py``: publishes ``pricing`` as ``quote`` with a preview."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, str(PREVIEW_SCRIPT)],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError("the preview process exited before publishing")
+        self.port = int(json.loads(line)["port"])
+
+    def stop_preview(self) -> None:
+        self.process.stdin.write("stop\n")
+        self.process.stdin.flush()
+        assert self.process.stdout.readline().strip() == "stopped"
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+
+
+@pytest.fixture(scope="module")
+def runtime_dir(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("labserver-runtime")
+    path.chmod(0o700)
+    return path
+
+
+@pytest.fixture(scope="module")
+def env(runtime_dir, tmp_path_factory) -> dict[str, str]:
+    home = tmp_path_factory.mktemp("labserver-home")
+    return {
+        **os.environ,
+        "JUPYTER_RUNTIME_DIR": str(runtime_dir),
+        "JUPYTER_CONFIG_DIR": str(home / "config"),
+        "KAILASH_NB_DATABASE_URL": f"sqlite:///{home / 'runs.db'}",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
+    }
+
+
+@pytest.fixture(scope="module")
+def preview(env) -> Iterator[PreviewProcess]:
+    process = PreviewProcess(env)
+    yield process
+    process.close()
+
+
+@pytest.fixture(scope="module")
+def jupyter(env, tmp_path_factory, preview) -> Iterator[JupyterServer]:
+    server = JupyterServer(env, tmp_path_factory.mktemp("labserver-root"))
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def runtime_previews(runtime_dir, monkeypatch) -> Path:
+    """The previews directory of the module's server, for previews this test registers."""
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(runtime_dir))
+    return runtime_dir / lab_previews.PREVIEWS_DIRECTORY
+
+
+def proxied(preview_port: int, path: str) -> str:
+    return f"/kailash-nb/previews/{preview_port}/{path}"
+
+
+# -- the preview's own port ------------------------------------------------------------
+
+
+def test_a_preview_refuses_a_call_without_its_token(preview):
+    response = httpx.post(
+        f"http://127.0.0.1:{preview.port}/workflows/quote/execute",
+        json={"parameters": {}},
+        timeout=10,
+    )
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+# -- the list --------------------------------------------------------------------------
+
+
+def test_the_list_names_the_preview_and_no_credential(jupyter, preview, runtime_dir):
+    response = jupyter.client.get("/kailash-nb/previews", headers=jupyter.auth)
+    assert response.status_code == 200
+    (entry,) = [item for item in response.json() if item["port"] == preview.port]
+    assert entry["workflows"] == [
+        {
+            "workflow": "pricing",
+            "route": "quote",
+            "execute_path": proxied(preview.port, "workflows/quote/execute"),
+        }
+    ]
+    assert entry["docs_path"] == proxied(preview.port, "docs")
+    assert entry["openapi_path"] == proxied(preview.port, "openapi.json")
+    assert entry["base_path"] == proxied(preview.port, "")
+    record = json.loads(
+        (runtime_dir / lab_previews.PREVIEWS_DIRECTORY / f"{preview.port}.json").read_text()
+    )
+    assert record["credential"]["secret"] not in response.text
+    assert "credential" not in response.text and "secret" not in response.text
+
+
+def test_the_list_needs_jupyters_token(jupyter, preview):
+    assert jupyter.client.get("/kailash-nb/previews").status_code == 403
+    wrong = {"Authorization": "token not-the-token"}
+    assert jupyter.client.get("/kailash-nb/previews", headers=wrong).status_code == 403
+
+
+def test_the_registry_file_is_private(jupyter, preview, runtime_dir):
+    directory = runtime_dir / lab_previews.PREVIEWS_DIRECTORY
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    assert stat.S_IMODE((directory / f"{preview.port}.json").stat().st_mode) == 0o600
+
+
+# -- the proxy -------------------------------------------------------------------------
+
+
+def test_a_workflow_runs_through_the_proxy_with_only_the_jupyter_token(jupyter, preview):
+    response = jupyter.client.post(
+        proxied(preview.port, "workflows/quote/execute"),
+        json={"parameters": {"discount": 0.5}},
+        headers={**jupyter.auth, "X-Request-ID": "lab-proxy-1"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["results"]["invoice"] == {"result": {"total": 9.75}}
+    assert response.headers["X-Request-ID"] == "lab-proxy-1"
+    assert response.headers["Content-Type"].startswith("application/json")
+
+
+def test_the_proxy_refuses_requests_without_the_jupyter_token(jupyter, preview, runtime_dir):
+    """Neither no credential nor the preview's own token (a Bearer token Jupyter does
+    not know) gets through Jupyter's authentication."""
+    path = proxied(preview.port, "workflows/quote/execute")
+    assert jupyter.client.post(path, json={"parameters": {}}).status_code == 403
+    assert jupyter.client.get(proxied(preview.port, "docs")).status_code == 403
+    record = lab_previews.read_preview(runtime_dir / lab_previews.PREVIEWS_DIRECTORY, preview.port)
+    preview_token = {"Authorization": record.credential.authorization()}
+    response = jupyter.client.post(path, json={"parameters": {}}, headers=preview_token)
+    assert response.status_code == 403
+
+
+def test_the_docs_page_and_document_open_through_the_proxy(jupyter, preview):
+    page = jupyter.client.get(proxied(preview.port, "docs"), headers=jupyter.auth)
+    assert page.status_code == 200
+    assert page.headers["Content-Type"].startswith("text/html")
+    # The page's own policy (its script allowed by hash), not Jupyter's API default.
+    assert "script-src 'sha256-" in page.headers["Content-Security-Policy"]
+    assert 'here("openapi.json")' in page.text
+    document = jupyter.client.get(proxied(preview.port, "openapi.json"), headers=jupyter.auth)
+    assert document.status_code == 200
+    assert "/workflows/quote/execute" in document.json()["paths"]
+    head = jupyter.client.head(proxied(preview.port, "health"), headers=jupyter.auth)
+    assert head.status_code == 200
+
+
+def test_an_unregistered_port_is_404(jupyter, preview):
+    for port in (jupyter.port, free_port(), 0, 99999):
+        response = jupyter.client.get(proxied(port, "docs"), headers=jupyter.auth)
+        assert response.status_code == 404, port
+    response = jupyter.client.post(
+        proxied(jupyter.port, "api/kernels"), json={}, headers=jupyter.auth
+    )
+    assert response.status_code == 404
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+
+
+class _EchoHandler(http.server.BaseHTTPRequestHandler):
+    """Answers with what it received, plus headers the proxy must not pass back."""
+
+    def _echo(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = json.dumps(
+            {
+                "method": self.command,
+                "path": self.path,
+                "headers": {name.lower(): value for name, value in self.headers.items()},
+                "body": self.rfile.read(length).decode() if length else "",
+            }
+        ).encode()
+        self.send_response(201)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Set-Cookie", "stolen=1; Path=/")
+        self.send_header("Access-Control-Allow-Origin", "*")
+        self.send_header("X-Preview", "kept")
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _echo
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def echo_preview(runtime_previews) -> Iterator[tuple[int, SecurityConfig]]:
+    """A registered "preview" that echoes requests (registered by this process)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _EchoHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    security = SecurityConfig(jwt_secret=secrets.token_urlsafe(48))
+    port = server.server_address[1]
+    registration = lab_previews.register(
+        port=port,
+        host="127.0.0.1",
+        workflows=[("echo", "echo")],
+        security=security,
+        subject="notebook",
+        tenant_id="default",
+    )
+    yield port, security
+    registration.remove()
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_browsers_credentials_stay_behind(jupyter, echo_preview):
+    port, security = echo_preview
+    response = jupyter.client.post(
+        proxied(port, "workflows/a%2Fb/execute") + "?token=" + jupyter.token + "&x=1",
+        content=b'{"parameters": {}}',
+        headers={
+            **jupyter.auth,
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "Cookie": "username-127-0-0-1=secret-cookie; _xsrf=abc",
+            "X-XSRFToken": "abc",
+            "X-Request-ID": "req-7",
+            "X-Other": "not forwarded",
+        },
+    )
+    assert response.status_code == 201, response.text
+    echoed = response.json()
+    assert echoed["method"] == "POST" and echoed["body"] == '{"parameters": {}}'
+    assert echoed["path"] == "/workflows/a%2Fb/execute?x=1"  # raw path; Jupyter's token gone
+    headers = echoed["headers"]
+    assert "cookie" not in headers and "x-xsrftoken" not in headers and "x-other" not in headers
+    assert jupyter.token not in json.dumps(echoed)
+    assert headers["content-type"] == "application/json" and headers["x-request-id"] == "req-7"
+    scheme, token = headers["authorization"].split(" ")
+    claims = KailashJWTAuth(config=security, store_url="sqlite://").verify_token(token)
+    assert scheme == "Bearer" and claims.sub == "notebook"
+    # Jupyter may set its own login cookie (the ?token= above); the preview's is dropped.
+    assert not any("stolen" in value for value in response.headers.get_list("set-cookie"))
+    # The preview's CORS answer is dropped; Jupyter's own settings apply to its origin.
+    assert response.headers.get_list("access-control-allow-origin") in ([], [""])
+    assert response.headers["X-Preview"] == "kept"
+
+
+def test_a_registered_preview_that_does_not_answer_is_502(jupyter, runtime_previews):
+    port = free_port()
+    registration = lab_previews.register(
+        port=port,
+        host="127.0.0.1",
+        workflows=[("gone", "gone")],
+        security=SecurityConfig(jwt_secret=secrets.token_urlsafe(48)),
+        subject="notebook",
+        tenant_id="default",
+    )
+    try:
+        response = jupyter.client.get(proxied(port, "docs"), headers=jupyter.auth)
+    finally:
+        registration.remove()
+    assert response.status_code == 502
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    problem = response.json()
+    assert problem["status"] == 502 and problem["port"] == port
+    assert str(port) in problem["detail"]
+
+
+def test_a_stale_registration_is_not_listed_and_is_removed(jupyter, runtime_previews):
+    """A file whose process is gone (the same pid started at another time counts as
+    gone) is ignored and deleted."""
+    port = free_port()
+    registration = lab_previews.register(
+        port=port,
+        host="127.0.0.1",
+        workflows=[("old", "old")],
+        security=SecurityConfig(jwt_secret=secrets.token_urlsafe(48)),
+        subject="notebook",
+        tenant_id="default",
+    )
+    data = json.loads(registration.path.read_text())
+    data["process"] = f"{os.getpid()}:1"
+    registration.path.write_text(json.dumps(data))
+    listed = jupyter.client.get("/kailash-nb/previews", headers=jupyter.auth).json()
+    assert port not in [item["port"] for item in listed]
+    assert not registration.path.exists()
+    assert jupyter.client.get(proxied(port, "docs"), headers=jupyter.auth).status_code == 404
+
+
+# -- last: the preview stops -------------------------------------------------------------
+
+
+def test_after_the_preview_stops_it_is_unregistered_and_not_proxied(jupyter, preview, runtime_dir):
+    preview.stop_preview()
+    assert not (runtime_dir / lab_previews.PREVIEWS_DIRECTORY / f"{preview.port}.json").exists()
+    listed = jupyter.client.get("/kailash-nb/previews", headers=jupyter.auth).json()
+    assert preview.port not in [item["port"] for item in listed]
+    response = jupyter.client.post(
+        proxied(preview.port, "workflows/quote/execute"),
+        json={"parameters": {}},
+        headers=jupyter.auth,
+    )
+    assert response.status_code == 404
