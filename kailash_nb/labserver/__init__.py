@@ -22,7 +22,10 @@ Jupyter server has.
 
 from __future__ import annotations
 
-from typing import Any
+import typing
+
+if typing.TYPE_CHECKING:
+    from jupyter_server.serverapp import ServerApp
 
 __all__: list[str] = []
 
@@ -32,7 +35,7 @@ def _jupyter_server_extension_points() -> list[dict[str, str]]:
     return [{"module": "kailash_nb.labserver"}]
 
 
-def _load_jupyter_server_extension(serverapp: Any) -> None:
+def _load_jupyter_server_extension(serverapp: ServerApp) -> None:
     """Add the preview list and proxy handlers under ``serverapp``'s base URL."""
     from kailash_nb.labserver.handlers import preview_handlers
 

@@ -156,7 +156,9 @@ class PreviewProxyHandler(_PreviewHandler):
     @web.authenticated
     @authorized
     async def get(self, port: str, path: str) -> None:
-        """Forward a GET."""
+        """Forward a GET. Like Jupyter's own pages, it sets Jupyter's ``_xsrf`` cookie,
+        which a proxied page (the docs page) sends back as ``X-XSRFToken`` on its POSTs."""
+        self.xsrf_token  # noqa: B018 - reading it sets the cookie when missing
         await self.forward(port, path)
 
     @web.authenticated

@@ -12,140 +12,21 @@ import http.server
 import json
 import os
 import secrets
-import socket
 import stat
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from _labserver import JupyterServer, PreviewProcess, free_port, server_env
 
 from kailash_nb.middleware.auth import KailashJWTAuth
 from kailash_nb.notebook import lab_previews
 from kailash_nb.security.config import SecurityConfig
 
 pytestmark = pytest.mark.slow
-
-ROOT = Path(__file__).resolve().parents[2]
-PREVIEW_SCRIPT = Path(__file__).with_name("_preview_process.py")
-# traitlets reads a Dict option from the command line as key=value.
-EXTENSIONS = "kailash_nb.labserver=True"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class _CookielessClient:
-    """Requests to one server, each on its own: no cookie Jupyter sets after a token
-    login is ever sent back, so every request shows only its own credentials."""
-
-    def __init__(self, base_url: str) -> None:
-        self.base_url = base_url
-
-    def request(self, method: str, path: str, **options: Any) -> httpx.Response:
-        return httpx.request(method, self.base_url + path, timeout=30, **options)
-
-    def get(self, path: str, **options: Any) -> httpx.Response:
-        return self.request("GET", path, **options)
-
-    def head(self, path: str, **options: Any) -> httpx.Response:
-        return self.request("HEAD", path, **options)
-
-    def post(self, path: str, **options: Any) -> httpx.Response:
-        return self.request("POST", path, **options)
-
-
-class JupyterServer:
-    """A ``jupyter_server`` process with the extension, on a free loopback port."""
-
-    def __init__(self, env: dict[str, str], root: Path) -> None:
-        self.token = secrets.token_hex(24)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "jupyter_server",
-                f"--ServerApp.token={self.token}",
-                "--ServerApp.ip=127.0.0.1",
-                f"--ServerApp.port={self.port}",
-                "--ServerApp.port_retries=0",
-                "--ServerApp.open_browser=False",
-                "--ServerApp.allow_root=True",
-                f"--ServerApp.root_dir={root}",
-                f"--ServerApp.jpserver_extensions={EXTENSIONS}",
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.client = _CookielessClient(self.url)
-
-    @property
-    def auth(self) -> dict[str, str]:
-        """Jupyter's token header."""
-        return {"Authorization": f"token {self.token}"}
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"jupyter server exited: {self.process.stderr.read()}")
-            try:
-                if self.client.get("/api/status", headers=self.auth).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise TimeoutError("jupyter server did not answer /api/status")
-
-    def close(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
-
-
-class PreviewProcess:
-    """``_preview_process.py``: publishes ``pricing`` as ``quote`` with a preview."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, str(PREVIEW_SCRIPT)],
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        line = self.process.stdout.readline()
-        if not line:
-            raise RuntimeError("the preview process exited before publishing")
-        self.port = int(json.loads(line)["port"])
-
-    def stop_preview(self) -> None:
-        self.process.stdin.write("stop\n")
-        self.process.stdin.flush()
-        assert self.process.stdout.readline().strip() == "stopped"
-
-    def close(self) -> None:
-        self.process.stdin.close()
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
 
 
 @pytest.fixture(scope="module")
@@ -157,14 +38,7 @@ def runtime_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def env(runtime_dir, tmp_path_factory) -> dict[str, str]:
-    home = tmp_path_factory.mktemp("labserver-home")
-    return {
-        **os.environ,
-        "JUPYTER_RUNTIME_DIR": str(runtime_dir),
-        "JUPYTER_CONFIG_DIR": str(home / "config"),
-        "KAILASH_NB_DATABASE_URL": f"sqlite:///{home / 'runs.db'}",
-        "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
-    }
+    return server_env(runtime_dir, tmp_path_factory.mktemp("labserver-home"))
 
 
 @pytest.fixture(scope="module")
@@ -269,6 +143,22 @@ def test_the_proxy_refuses_requests_without_the_jupyter_token(jupyter, preview, 
     preview_token = {"Authorization": record.credential.authorization()}
     response = jupyter.client.post(path, json={"parameters": {}}, headers=preview_token)
     assert response.status_code == 403
+
+
+def test_a_cookie_login_posts_only_with_jupyters_xsrf_token(jupyter, preview):
+    """As in a browser: ``?token=`` logs in (a cookie), the proxied GET sets ``_xsrf``,
+    and a cookie-authenticated POST passes only with the matching ``X-XSRFToken``."""
+    path = proxied(preview.port, "workflows/quote/execute")
+    with httpx.Client(base_url=jupyter.url, timeout=30) as browser:
+        assert browser.get(
+            proxied(preview.port, "docs"), params={"token": jupyter.token}
+        ).is_success
+        xsrf = browser.cookies["_xsrf"]
+        assert browser.post(path, json={"parameters": {}}).status_code == 403
+        wrong = browser.post(path, json={"parameters": {}}, headers={"X-XSRFToken": "2|0|0|0"})
+        assert wrong.status_code == 403
+        response = browser.post(path, json={"parameters": {}}, headers={"X-XSRFToken": xsrf})
+        assert response.status_code == 200, response.text
 
 
 def test_the_docs_page_and_document_open_through_the_proxy(jupyter, preview):
