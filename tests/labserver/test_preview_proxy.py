@@ -8,12 +8,14 @@ the preview.
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import json
 import os
 import secrets
 import stat
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,8 @@ from typing import Any
 import httpx
 import pytest
 from _labserver import JupyterServer, PreviewProcess, free_port, server_env
+from tornado.httpclient import HTTPRequest
+from tornado.websocket import websocket_connect
 
 from kailash_nb.middleware.auth import KailashJWTAuth
 from kailash_nb.notebook import lab_previews
@@ -131,6 +135,21 @@ def test_a_workflow_runs_through_the_proxy_with_only_the_jupyter_token(jupyter, 
     assert response.json()["results"]["invoice"] == {"result": {"total": 9.75}}
     assert response.headers["X-Request-ID"] == "lab-proxy-1"
     assert response.headers["Content-Type"].startswith("application/json")
+
+
+def test_a_runs_event_stream_passes_through_the_proxy(jupyter, preview):
+    run = jupyter.client.post(
+        proxied(preview.port, "workflows/quote/execute"),
+        json={"parameters": {}},
+        headers=jupyter.auth,
+    ).json()
+    events = jupyter.client.get(
+        proxied(preview.port, f"runs/{run['run_id']}/events"),
+        headers={**jupyter.auth, "Accept": "text/event-stream"},
+    )
+    assert events.status_code == 200, events.text
+    assert events.headers["Content-Type"].startswith("text/event-stream")
+    assert "event: run" in events.text and '"completed"' in events.text
 
 
 def test_the_proxy_refuses_requests_without_the_jupyter_token(jupyter, preview, runtime_dir):
@@ -308,6 +327,84 @@ def test_a_stale_registration_is_not_listed_and_is_removed(jupyter, runtime_prev
     listed = jupyter.client.get("/kailash-nb/previews", headers=jupyter.auth).json()
     assert port not in [item["port"] for item in listed]
     assert not registration.path.exists()
+    assert jupyter.client.get(proxied(port, "docs"), headers=jupyter.auth).status_code == 404
+
+
+KERNEL_CELLS = [
+    """
+import kailash_nb as kn
+kn.workflow("kernel_pricing")
+
+@kn.node
+def total(qty=1):
+    return {"total": qty * 4}
+
+preview = kn.publish("kernel_pricing", route="/kq", preview=True)
+""",
+    "await preview.ready(); print(preview.base_url)",
+]
+
+
+async def run_in_kernel(server: JupyterServer, kernel_id: str, code: str) -> str:
+    """Execute ``code`` in a kernel over the server's websocket; its stdout (raises on an
+    error reply)."""
+    ws_url = server.url.replace("http", "ws", 1) + f"/api/kernels/{kernel_id}/channels"
+    connection = await websocket_connect(HTTPRequest(ws_url, headers=server.auth))
+    msg_id = uuid.uuid4().hex
+    header = {
+        "msg_id": msg_id,
+        "username": "test",
+        "session": uuid.uuid4().hex,
+        "msg_type": "execute_request",
+        "version": "5.3",
+    }
+    content = {"code": code, "silent": False, "store_history": False, "allow_stdin": False}
+    message = {"header": header, "parent_header": {}, "metadata": {}, "content": content}
+    await connection.write_message(json.dumps({**message, "channel": "shell"}))
+    output = []
+    try:
+        while True:
+            raw = await asyncio.wait_for(connection.read_message(), 60)
+            assert raw is not None, "the kernel's websocket closed"
+            reply = json.loads(raw)
+            if reply.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            if reply["msg_type"] == "stream":
+                output.append(reply["content"]["text"])
+            if reply["msg_type"] == "execute_reply":
+                assert reply["content"]["status"] == "ok", reply["content"]
+                return "".join(output)
+    finally:
+        connection.close()
+
+
+def test_a_preview_published_in_a_real_kernel_opens_through_the_server(jupyter):
+    """A kernel started by the server publishes a preview: it is listed with the kernel's
+    id, runs through the proxy, and is gone once the kernel is shut down."""
+    kernel = jupyter.client.post("/api/kernels", json={"name": "python3"}, headers=jupyter.auth)
+    assert kernel.status_code == 201, kernel.text
+    kernel_id = kernel.json()["id"]
+    try:
+        for cell in KERNEL_CELLS:
+            output = asyncio.run(run_in_kernel(jupyter, kernel_id, cell))
+        port = int(output.strip().rsplit(":", 1)[1])
+        listed = jupyter.client.get("/kailash-nb/previews", headers=jupyter.auth).json()
+        (entry,) = [item for item in listed if item["port"] == port]
+        assert entry["kernel_id"] == kernel_id
+        response = jupyter.client.post(
+            entry["workflows"][0]["execute_path"],
+            json={"parameters": {"qty": 3}},
+            headers=jupyter.auth,
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["results"]["total"] == {"result": {"total": 12}}
+    finally:
+        deleted = jupyter.client.request(
+            "DELETE", f"/api/kernels/{kernel_id}", headers=jupyter.auth
+        )
+        assert deleted.status_code == 204
+    listed = jupyter.client.get("/kailash-nb/previews", headers=jupyter.auth).json()
+    assert port not in [item["port"] for item in listed]
     assert jupyter.client.get(proxied(port, "docs"), headers=jupyter.auth).status_code == 404
 
 

@@ -141,6 +141,7 @@ def define_pricing() -> None:
         return qty * 2
 
 
+@pytest.mark.slow
 def test_a_preview_is_registered_while_it_runs(runtime):
     """Registered once it listens; a replacing preview takes over; stop, replace and
     reset remove the file."""
