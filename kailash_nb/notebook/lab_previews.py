@@ -375,7 +375,7 @@ def _kernel_id() -> str | None:
         from ipykernel.connect import get_connection_file
 
         name = Path(get_connection_file()).name
-    except Exception:  # not inside a running kernel
+    except RuntimeError:  # ipykernel is imported, but this is no running kernel
         return None
     match = re.fullmatch(r"kernel-(.+)\.json", name)
     return match.group(1) if match else None
