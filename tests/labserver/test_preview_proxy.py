@@ -108,6 +108,7 @@ def test_the_list_names_the_preview_and_no_credential(jupyter, preview, runtime_
     )
     assert record["credential"]["secret"] not in response.text
     assert "credential" not in response.text and "secret" not in response.text
+    assert "eyJ" not in response.text  # no token either
 
 
 def test_the_list_needs_jupyters_token(jupyter, preview):
@@ -227,7 +228,7 @@ class _EchoHandler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _echo
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _echo
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -286,6 +287,19 @@ def test_the_browsers_credentials_stay_behind(jupyter, echo_preview):
     # The preview's CORS answer is dropped; Jupyter's own settings apply to its origin.
     assert response.headers.get_list("access-control-allow-origin") in ([], [""])
     assert response.headers["X-Preview"] == "kept"
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "PATCH", "DELETE", "OPTIONS"])
+def test_every_method_is_forwarded_as_it_came(jupyter, echo_preview, method):
+    port, _ = echo_preview
+    body = b'{"a": 1}' if method in ("PUT", "PATCH") else None
+    response = jupyter.client.request(
+        method, proxied(port, "sessions/s1"), content=body, headers=jupyter.auth
+    )
+    assert response.status_code == 201, response.text
+    echoed = response.json()
+    assert echoed["method"] == method and echoed["path"] == "/sessions/s1"
+    assert echoed["body"] == (body or b"").decode()
 
 
 def test_a_registered_preview_that_does_not_answer_is_502(jupyter, runtime_previews):
