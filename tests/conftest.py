@@ -23,6 +23,21 @@ from _tokens import TEST_JWT_SECRET
 PG_ENV = "KAILASH_NB_TEST_PG_URL"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def jupyter_runtime_dir(tmp_path_factory):
+    """A private Jupyter runtime directory for the session: previews started by tests
+    (and the kernels they start) register there, never in the user's own."""
+    path = tmp_path_factory.mktemp("jupyter-runtime")
+    path.chmod(0o700)
+    previous = os.environ.get("JUPYTER_RUNTIME_DIR")
+    os.environ["JUPYTER_RUNTIME_DIR"] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop("JUPYTER_RUNTIME_DIR", None)
+    else:
+        os.environ["JUPYTER_RUNTIME_DIR"] = previous
+
+
 @pytest.fixture(scope="session")
 def pg_url():
     """URL of a fresh PostgreSQL database for this session (skips without a server)."""

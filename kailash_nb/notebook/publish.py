@@ -27,6 +27,10 @@ Semantics:
 - A preview requires a token signed with a random key of its own, kept only in the
   kernel: ``preview.headers`` carries a fresh one. Other users of the same machine (a
   shared lab server) get 401, whatever port they find.
+- Inside Jupyter, a running preview is registered for the user's Jupyter server
+  (``kailash_nb.notebook.lab_previews``): with the ``kailash_nb.labserver`` extension,
+  ``{base_url}kailash-nb/previews/PORT/docs`` and the preview's routes open through the
+  server, behind Jupyter's own login. The registration ends when the preview stops.
 - Inside ``kailash-nb serve`` (``serving()``), ``preview`` is ignored: only the mark counts.
 """
 
@@ -40,13 +44,16 @@ import secrets
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kailash_nb.hosts import is_loopback
 from kailash_nb.notebook import session as _session
 from kailash_nb.notebook.display import is_deterministic
 from kailash_nb.notebook.errors import NotebookError
 from kailash_nb.sdk_exceptions import close_matches
+
+if TYPE_CHECKING:
+    from kailash_nb.notebook.lab_previews import Registration
 
 __all__ = [
     "Publication",
@@ -75,7 +82,14 @@ _serving: list[bool] = []
 class _Preview:
     gateway: Any
     loop: asyncio.AbstractEventLoop
-    task: asyncio.Task[Any]
+    task: asyncio.Task[Any] | None = None
+    #: Its registry file for the Jupyter server, once it listens (None outside Jupyter).
+    registration: Registration | None = None
+
+    def unregister(self) -> None:
+        if self.registration is not None:
+            self.registration.remove()
+            self.registration = None
 
 
 _preview: list[_Preview] = []
@@ -116,9 +130,9 @@ class Publication:
         if self._task is not None:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._task)
-        await self._gateway.stop()
         if _preview and _preview[0].gateway is self._gateway:
-            _preview.clear()
+            _preview.pop().unregister()
+        await self._gateway.stop()
 
     @property
     def headers(self) -> dict[str, str]:
@@ -165,6 +179,7 @@ def reset() -> None:
     _published.clear()
     if _preview:
         old = _preview.pop()
+        old.unregister()
         if old.loop.is_running():
             old.loop.call_soon_threadsafe(lambda: old.loop.create_task(old.gateway.stop()))
 
@@ -278,18 +293,23 @@ def _start_preview(name: str, served: str, host: str, port: int) -> Publication:
         )
     if port == 0:
         port = _free_port(host)
-    old = _preview.pop().gateway if _preview else None
-    task = loop.create_task(_replace(old, gateway, host, port))
+    old = _preview.pop() if _preview else None
+    routes = [(workflow_name, route) for workflow_name, route in _published.items()]
+    new = _Preview(gateway, loop)
+    new.task = task = loop.create_task(_replace(old, new, host, port, routes))
     task.add_done_callback(_report_failure)
-    _preview.append(_Preview(gateway, loop, task))
+    _preview.append(new)
     base = f"http://{host}:{port}"
     return Publication(name, served, f"{base}/workflows/{served}/execute", base, task, gateway)
 
 
-async def _replace(old: Any, new: Any, host: str, port: int) -> int:
+async def _replace(
+    old: _Preview | None, new: _Preview, host: str, port: int, routes: list[tuple[str, str]]
+) -> int:
     if old is not None:
+        old.unregister()
         try:
-            await old.stop()
+            await old.gateway.stop()
         except Exception:  # the old loop may be gone; its server must not block the new one
             logger.warning("could not stop the previous preview cleanly", exc_info=True)
     # The gateway warns that it serves without authentication: the preview's repr says
@@ -298,9 +318,35 @@ async def _replace(old: Any, new: Any, host: str, port: int) -> int:
     level = gateway_logger.level
     gateway_logger.setLevel(logging.ERROR)
     try:
-        return int(await new.start(host, port))
+        bound = int(await new.gateway.start(host, port))
     finally:
         gateway_logger.setLevel(level)
+    if _preview and _preview[-1] is new:  # not stopped or replaced meanwhile
+        new.registration = _register(new.gateway, host, bound, routes)
+    return bound
+
+
+def _register(gateway: Any, host: str, port: int, routes: list[tuple[str, str]]) -> Any:
+    from kailash_nb.notebook import lab_previews
+
+    try:
+        return lab_previews.register(
+            port=port,
+            host=host,
+            workflows=routes,
+            security=gateway.auth.config,
+            subject=_PREVIEW_SUBJECT,
+            tenant_id=_PREVIEW_TENANT,
+        )
+    except OSError as error:
+        # The preview itself serves; only opening it through the Jupyter server fails.
+        logger.warning(
+            "the preview on port %d serves, but could not be registered for the Jupyter "
+            "server (%s): open it directly with preview.headers",
+            port,
+            error,
+        )
+        return None
 
 
 def _report_failure(task: asyncio.Task[Any]) -> None:

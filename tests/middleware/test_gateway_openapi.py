@@ -321,7 +321,7 @@ def test_output_is_deterministic():
 
 def test_docs_page_is_self_contained():
     page = docs_page().decode("utf-8")
-    assert "/openapi.json" in page and "Authorization" in page
+    assert 'here("openapi.json")' in page and "Authorization" in page
     assert not re.search(r"(?i)(https?:)?//[a-z0-9]", page.replace("://", ""))
     assert not re.search(r"(?i)<(script|link|img|iframe)[^>]+(src|href)=", page)
     assert "innerHTML" not in page
@@ -440,6 +440,18 @@ def test_every_route_of_the_gateway_is_documented(served_docs):
         missing = _handler_methods(handler) - documented
         assert not missing, f"{pattern}: methods {sorted(missing)} are not documented"
     assert not undocumented, f"routes without a path in the OpenAPI document: {undocumented}"
+
+
+def test_the_docs_page_is_served_with_its_policy_and_reads_beside_itself(served_docs):
+    """The page carries its Content-Security-Policy (so a proxy in front passes it on)
+    and resolves the document and the API relative to its own URL, so it also works
+    under a prefix such as the Jupyter server's ``/kailash-nb/previews/PORT/docs``."""
+    response = served_docs.client.get("/docs")
+    assert response.status_code == 200
+    assert response.headers["Content-Security-Policy"] == docs_content_security_policy()
+    page = response.text
+    assert 'fetch(here("openapi.json")' in page and "fetch(here(url)" in page
+    assert 'fetch("/' not in page and "fetch('/" not in page
 
 
 def test_served_sessions_match_their_schemas(served_docs):
