@@ -32,6 +32,10 @@ Semantics:
   ``{base_url}kailash-nb/previews/PORT/docs`` and the preview's routes open through the
   server, behind Jupyter's own login. The registration ends when the preview stops.
 - Inside ``kailash-nb serve`` (``serving()``), ``preview`` is ignored: only the mark counts.
+
+``published()`` and ``preview_address()`` say what is published and where the preview
+listens; ``add_publication_listener`` tells followers (the lab sidebar) when either
+changes.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ import logging
 import re
 import secrets
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -50,14 +54,16 @@ from kailash_nb.hosts import is_loopback
 from kailash_nb.notebook import session as _session
 from kailash_nb.notebook.display import is_deterministic
 from kailash_nb.notebook.errors import NotebookError
-from kailash_nb.sdk_exceptions import close_matches
 
 if TYPE_CHECKING:
     from kailash_nb.notebook.lab_previews import Registration
 
 __all__ = [
+    "PreviewAddress",
     "Publication",
+    "add_publication_listener",
     "build_published",
+    "preview_address",
     "publish",
     "published",
     "reset",
@@ -78,10 +84,32 @@ _published: dict[str, str] = {}
 _serving: list[bool] = []
 
 
+@dataclass(frozen=True)
+class PreviewAddress:
+    """Where the running preview listens and which routes it serves.
+
+    Attributes:
+        host: the loopback address it binds.
+        port: its port.
+        served: ``{workflow name: route}`` of the workflows it serves (those published
+            when it started).
+    """
+
+    host: str
+    port: int
+    served: Mapping[str, str]
+
+    @property
+    def base_url(self) -> str:
+        """``http://HOST:PORT``."""
+        return f"http://{self.host}:{self.port}"
+
+
 @dataclass
 class _Preview:
     gateway: Any
     loop: asyncio.AbstractEventLoop
+    address: PreviewAddress
     task: asyncio.Task[Any] | None = None
     #: Its registry file for the Jupyter server, once it listens (None outside Jupyter).
     registration: Registration | None = None
@@ -93,6 +121,9 @@ class _Preview:
 
 
 _preview: list[_Preview] = []
+#: Called with no arguments after a publish mark or the preview changes (see
+#: ``add_publication_listener``).
+_publication_listeners: list[Callable[[], Any]] = []
 
 
 @dataclass(eq=False)
@@ -132,6 +163,7 @@ class Publication:
                 await asyncio.shield(self._task)
         if _preview and _preview[0].gateway is self._gateway:
             _preview.pop().unregister()
+            _notify_publications()
         await self._gateway.stop()
 
     @property
@@ -174,6 +206,32 @@ def published() -> dict[str, str]:
     return dict(_published)
 
 
+def preview_address() -> PreviewAddress | None:
+    """Where the preview listens, or ``None`` without one (or when it failed to start)."""
+    if not _preview:
+        return None
+    task = _preview[0].task
+    if task is not None and task.done() and (task.cancelled() or task.exception() is not None):
+        return None
+    return _preview[0].address
+
+
+def add_publication_listener(callback: Callable[[], Any]) -> Callable[[], None]:
+    """Call ``callback()`` after a workflow is published, a preview starts, stops or
+    fails to start, and after ``reset``; returns a function that removes it.
+
+    Callbacks run in the thread that made the change (the kernel's, for a preview
+    stopping or failing); a failing callback is logged and does not stop the others.
+    """
+    _publication_listeners.append(callback)
+
+    def remove() -> None:
+        if callback in _publication_listeners:
+            _publication_listeners.remove(callback)
+
+    return remove
+
+
 def reset() -> None:
     """Forget every mark and stop the preview server (scheduled on its loop if running)."""
     _published.clear()
@@ -182,6 +240,7 @@ def reset() -> None:
         old.unregister()
         if old.loop.is_running():
             old.loop.call_soon_threadsafe(lambda: old.loop.create_task(old.gateway.stop()))
+    _notify_publications()
 
 
 def route_name(route: str) -> str:
@@ -230,8 +289,11 @@ def publish(
     _published.pop(session.name, None)
     _published[session.name] = served
     if not preview or _serving:
-        return Publication(session.name, served)
-    return _start_preview(session.name, served, host, port)
+        publication = Publication(session.name, served)
+    else:
+        publication = _start_preview(session.name, served, host, port)
+    _notify_publications()
+    return publication
 
 
 def build_published() -> dict[str, Any]:
@@ -248,15 +310,7 @@ def build_published() -> dict[str, Any]:
 
 
 def _find(name: str | None) -> _session.WorkflowSession:
-    if name is None:
-        return _session.current()
-    known = _session._sessions
-    if name not in known:
-        raise NotebookError(
-            f"no notebook workflow named {name!r}{close_matches(str(name), known)}; "
-            f"workflows: {list(known) or 'none yet'}"
-        )
-    return known[name]
+    return _session.current() if name is None else _session.find(name)
 
 
 def _start_preview(name: str, served: str, host: str, port: int) -> Publication:
@@ -295,7 +349,7 @@ def _start_preview(name: str, served: str, host: str, port: int) -> Publication:
         port = _free_port(host)
     old = _preview.pop() if _preview else None
     routes = [(workflow_name, route) for workflow_name, route in _published.items()]
-    new = _Preview(gateway, loop)
+    new = _Preview(gateway, loop, PreviewAddress(host, port, dict(_published)))
     new.task = task = loop.create_task(_replace(old, new, host, port, routes))
     task.add_done_callback(_report_failure)
     _preview.append(new)
@@ -352,6 +406,16 @@ def _register(gateway: Any, host: str, port: int, routes: list[tuple[str, str]])
 def _report_failure(task: asyncio.Task[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
         logger.error("the publish preview did not start: %s", task.exception())
+        if _preview and _preview[0].task is task:
+            _notify_publications()
+
+
+def _notify_publications() -> None:
+    for callback in list(_publication_listeners):
+        try:
+            callback()
+        except Exception:
+            logger.exception("publication listener %r failed", callback)
 
 
 def _free_port(host: str) -> int:

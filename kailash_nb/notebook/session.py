@@ -12,7 +12,8 @@ implements ``WorkflowView`` for the graph widget::
     session.run(path="orders.csv")
 
 The module also holds the notebook's workflows by name: ``select``, ``current``
-and ``reset``.
+and ``reset``; ``add_workflows_listener`` tells followers (the lab sidebar) when a
+workflow is created or selected and when the notebook is reset.
 """
 
 from __future__ import annotations
@@ -51,7 +52,17 @@ if TYPE_CHECKING:
     from kailash_nb.access_control import UserContext
     from kailash_nb.runtime.access_controlled import AccessControlledRuntime
 
-__all__ = ["DEFAULT_WORKFLOW", "WorkflowSession", "current", "reset", "select"]
+__all__ = [
+    "DEFAULT_WORKFLOW",
+    "WorkflowSession",
+    "add_workflows_listener",
+    "current",
+    "find",
+    "reset",
+    "select",
+    "selected",
+    "workflows",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -604,6 +615,25 @@ class _RunWatch:
 DEFAULT_WORKFLOW = "default"
 _sessions: dict[str, WorkflowSession] = {}
 _current: list[WorkflowSession] = []
+#: Called with no arguments after ``select`` creates a workflow or changes the current one,
+#: and after ``reset``: followers learn of new workflows without polling ``_sessions``.
+_workflows_listeners: list[Callable[[], Any]] = []
+
+
+def add_workflows_listener(callback: Callable[[], Any]) -> Callable[[], None]:
+    """Call ``callback()`` after a workflow is created or made current, and after
+    ``reset``, in the thread that did it; returns a function that removes it.
+
+    Changes inside one workflow (nodes, runs) go to ``WorkflowSession.add_listener``.
+    A failing callback is logged and does not stop the others.
+    """
+    _workflows_listeners.append(callback)
+
+    def remove() -> None:
+        if callback in _workflows_listeners:
+            _workflows_listeners.remove(callback)
+
+    return remove
 
 
 def select(name: str) -> WorkflowSession:
@@ -617,7 +647,10 @@ def select(name: str) -> WorkflowSession:
     session = _sessions.get(name)
     if session is None:
         session = _sessions[name] = WorkflowSession(name)
+    elif _current and _current[0] is session:
+        return session
     _current[:] = [session]
+    _notify_workflows()
     return session
 
 
@@ -628,7 +661,41 @@ def current() -> WorkflowSession:
     return _current[0]
 
 
+def selected() -> WorkflowSession | None:
+    """The current workflow, or ``None`` before one is selected (creates nothing)."""
+    return _current[0] if _current else None
+
+
+def workflows() -> dict[str, WorkflowSession]:
+    """The notebook's workflows by name, in creation order (a copy)."""
+    return dict(_sessions)
+
+
+def find(name: str) -> WorkflowSession:
+    """The workflow ``name``, which must exist.
+
+    Raises:
+        NotebookError: no workflow of that name (with close matches).
+    """
+    session = _sessions.get(name)
+    if session is None:
+        raise NotebookError(
+            f"no notebook workflow named {name!r}{close_matches(str(name), _sessions)}; "
+            f"workflows: {list(_sessions) or 'none yet'}"
+        )
+    return session
+
+
 def reset() -> None:
     """Forget every workflow, its nodes and its cache."""
     _sessions.clear()
     _current.clear()
+    _notify_workflows()
+
+
+def _notify_workflows() -> None:
+    for callback in list(_workflows_listeners):
+        try:
+            callback()
+        except Exception:
+            logger.exception("workflows listener %r failed", callback)

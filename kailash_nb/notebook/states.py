@@ -17,19 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kailash_nb.notebook.display import NodeOutcome, preview_outputs
+from kailash_nb.notebook.view import ENGINE_STATES
 from kailash_nb.runtime.events import NodeEvent
 
-__all__ = ["NodeRecord", "NodeStates"]
+__all__ = ["NodeRecord", "NodeStates", "short_error"]
 
-_EVENT_STATES = {
-    "queued": "queued",
-    "started": "running",
-    "retrying": "running",
-    "completed": "completed",
-    "cached": "cached",
-    "failed": "failed",
-    "skipped": "skipped",
-}
 OUTCOMES = frozenset({"completed", "cached", "failed", "skipped"})
 _ERROR_PREFIX = re.compile(r"^(?:NodeExecutionError: )?node '[^']*' \([^)]*\) failed: ")
 
@@ -117,7 +109,7 @@ class NodeStates:
         """Event-bus subscriber: follow a run's node events."""
         if not isinstance(event, NodeEvent):
             return
-        state = _EVENT_STATES.get(event.state)
+        state = ENGINE_STATES.get(event.state)
         with self._lock:
             record = self._records.get(event.node_id)
             if record is None or state is None:
@@ -169,7 +161,7 @@ class NodeStates:
                     record.state = record.outcome = state
                     record.ran_shape = shapes[node_id]
                     record.forced_stale = False
-                    record.error = _short_error(error) if state == "failed" else None
+                    record.error = short_error(error) if state == "failed" else None
                     record.traceback = tracebacks.get(node_id) if state == "failed" else None
                     record.output_preview = output_text
                     if state in ("completed", "failed"):
@@ -191,8 +183,10 @@ class NodeStates:
             return outcomes
 
 
-def _short_error(text: str | None) -> str | None:
-    """``"ZeroDivisionError: division by zero"`` out of the engine's longer message."""
+def short_error(text: str | None) -> str | None:
+    """``"ZeroDivisionError: division by zero"`` out of the engine's longer message (a
+    ``NodeEvent``'s or ``NodeTiming``'s ``error``, already scrubbed of secrets): the
+    text ``NodeRecord.error`` and ``NodeInfo`` carry."""
     if text is None:
         return None
     return _ERROR_PREFIX.sub("", text, count=1)

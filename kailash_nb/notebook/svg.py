@@ -23,10 +23,10 @@ adds rows under the canvas, so the picture is taller than the canvas.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from typing import TypedDict
+from collections.abc import Iterable, Mapping, Sequence
+from typing import NamedTuple, TypedDict
 
-from kailash_nb.notebook.layout import NODE_HEIGHT, NODE_WIDTH
+from kailash_nb.notebook.layout import NODE_HEIGHT, NODE_WIDTH, layered_layout
 
 __all__ = [
     "BACKGROUND_COLOR",
@@ -35,7 +35,9 @@ __all__ = [
     "TEXT_COLOR",
     "GraphEdge",
     "GraphNode",
+    "GraphPicture",
     "edge_path",
+    "lay_out",
     "render_svg",
     "shorten",
 ]
@@ -95,6 +97,57 @@ class GraphEdge(TypedDict):
     target: str
     label: str
     back: bool
+
+
+class GraphPicture(NamedTuple):
+    """A workflow graph laid out for drawing (``render_svg``'s arguments after the name).
+
+    Attributes:
+        nodes: the nodes with their positions, in insertion order.
+        edges: one edge per connected pair of nodes.
+        width: canvas width in pixels.
+        height: canvas height in pixels.
+        connections: how many connections the edges stand for.
+    """
+
+    nodes: list[GraphNode]
+    edges: list[GraphEdge]
+    width: int
+    height: int
+    connections: int
+
+
+def lay_out(
+    node_ids: Sequence[str],
+    types: Mapping[str, str],
+    states: Mapping[str, str],
+    connections: Iterable[tuple[str, str, str]],
+) -> GraphPicture:
+    """Place ``node_ids`` with ``layered_layout`` and merge ``(source, target, label)``
+    connections into one edge per pair; connections naming unknown nodes are left out.
+    The widget and the lab sidebar's static graph draw this same picture."""
+    known = set(node_ids)
+    kept = [(s, t, label) for s, t, label in connections if s in known and t in known]
+    layout = layered_layout(node_ids, [(s, t) for s, t, _ in kept])
+    nodes: list[GraphNode] = []
+    for node_id in node_ids:
+        x, y = layout.positions[node_id]
+        nodes.append(
+            {"id": node_id, "type": str(types[node_id]), "state": states[node_id], "x": x, "y": y}
+        )
+    labels: dict[tuple[str, str], list[str]] = {}
+    for source, target, label in kept:
+        labels.setdefault((source, target), []).append(str(label))
+    edges: list[GraphEdge] = [
+        {
+            "source": source,
+            "target": target,
+            "label": ", ".join(text for text in texts if text),
+            "back": (source, target) in layout.back_edges,
+        }
+        for (source, target), texts in labels.items()
+    ]
+    return GraphPicture(nodes, edges, layout.width, layout.height, len(kept))
 
 
 def render_svg(

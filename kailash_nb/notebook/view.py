@@ -11,7 +11,7 @@ from typing import Any, Literal, Protocol, TypedDict
 
 from kailash_nb.runtime.events import EventBus
 
-__all__ = ["NODE_STATES", "NodeInfo", "NodeState", "WorkflowView"]
+__all__ = ["ENGINE_STATES", "NODE_STATES", "NodeInfo", "NodeState", "WorkflowView"]
 
 NodeState = Literal[
     "idle", "stale", "queued", "running", "completed", "cached", "failed", "skipped"
@@ -26,6 +26,17 @@ NODE_STATES: tuple[str, ...] = (
     "failed",
     "skipped",
 )
+
+#: Engine node states (``NodeEvent.state``) -> the state a view shows (one of ``NODE_STATES``).
+ENGINE_STATES: dict[str, str] = {
+    "queued": "queued",
+    "started": "running",
+    "retrying": "running",
+    "completed": "completed",
+    "failed": "failed",
+    "skipped": "skipped",
+    "cached": "cached",
+}
 
 
 class NodeInfo(TypedDict):

@@ -25,9 +25,8 @@ from typing import Any, NamedTuple, cast
 import anywidget
 import traitlets
 
-from kailash_nb.notebook.layout import layered_layout
-from kailash_nb.notebook.svg import GraphEdge, GraphNode, render_svg, shorten
-from kailash_nb.notebook.view import NODE_STATES, NodeInfo, WorkflowView
+from kailash_nb.notebook.svg import GraphEdge, GraphNode, lay_out, render_svg, shorten
+from kailash_nb.notebook.view import ENGINE_STATES, NODE_STATES, NodeInfo, WorkflowView
 from kailash_nb.runtime.events import NodeEvent, RunEvent
 from kailash_nb.sdk_exceptions import close_matches
 
@@ -37,16 +36,6 @@ logger = logging.getLogger(__name__)
 
 #: Seconds between two coalesced updates sent while a run goes on.
 DEFAULT_UPDATE_INTERVAL = 0.1
-#: Engine node states (``NodeEvent.state``) -> the state the widget shows.
-ENGINE_STATES: dict[str, str] = {
-    "queued": "queued",
-    "started": "running",
-    "retrying": "running",
-    "completed": "completed",
-    "failed": "failed",
-    "skipped": "skipped",
-    "cached": "cached",
-}
 # Longest text of one detail (a parameter preview, an error, an output preview) sent
 # to the browser; the view already truncates, this bounds a careless one.
 _MAX_DETAIL = 2000
@@ -326,34 +315,14 @@ class GraphWidget(anywidget.AnyWidget):
     # -- outputs ------------------------------------------------------------------------
     def _structure(self, snapshot: _Snapshot, states: dict[str, str]) -> dict[str, Any]:
         """The traits describing ``snapshot``: name, laid-out nodes, edges, size."""
-        known = set(snapshot.node_ids)
-        connections = [(s, t, label) for s, t, label in snapshot.edges if s in known and t in known]
-        layout = layered_layout(snapshot.node_ids, [(s, t) for s, t, _ in connections])
-        nodes: list[GraphNode] = []
-        for node_id in snapshot.node_ids:
-            x, y = layout.positions[node_id]
-            node_type = str(snapshot.infos[node_id]["type"])
-            nodes.append(
-                {"id": node_id, "type": node_type, "state": states[node_id], "x": x, "y": y}
-            )
-        labels: dict[tuple[str, str], list[str]] = {}
-        for source, target, label in connections:
-            labels.setdefault((source, target), []).append(str(label))
-        edges: list[GraphEdge] = [
-            {
-                "source": source,
-                "target": target,
-                "label": ", ".join(text for text in texts if text),
-                "back": (source, target) in layout.back_edges,
-            }
-            for (source, target), texts in labels.items()
-        ]
-        self._connection_count = len(connections)
+        types = {node_id: str(info["type"]) for node_id, info in snapshot.infos.items()}
+        picture = lay_out(snapshot.node_ids, types, states, snapshot.edges)
+        self._connection_count = picture.connections
         return {
             "workflow_name": snapshot.name,
-            "nodes": nodes,
-            "edges": edges,
-            "size": {"width": layout.width, "height": layout.height},
+            "nodes": picture.nodes,
+            "edges": picture.edges,
+            "size": {"width": picture.width, "height": picture.height},
         }
 
 
