@@ -51,6 +51,7 @@ import typing
 from kailash_nb.notebook import definitions as _definitions
 from kailash_nb.notebook import display as _display
 from kailash_nb.notebook import export as _export
+from kailash_nb.notebook import lab_comm as _lab_comm
 from kailash_nb.notebook import publish as _publish
 from kailash_nb.notebook import session as _session
 from kailash_nb.notebook.display import RunResult, WorkflowStatus
@@ -91,6 +92,10 @@ __all__ = [
 ]
 
 _Function = typing.TypeVar("_Function", bound=collections.abc.Callable[..., typing.Any])
+
+# Inside a Jupyter kernel, the Kailash JupyterLab sidebar can now connect (comm target
+# ``kailash_nb.lab``); elsewhere this does nothing.
+_lab_comm.register()
 
 
 def workflow(name: str) -> WorkflowSession:

@@ -304,6 +304,44 @@ def test_listeners_hear_changes_outside_runs():
     assert calls == [1, 1, 0]
 
 
+def test_workflows_listeners_hear_creation_selection_and_reset(caplog):
+    from kailash_nb.notebook import session as session_module
+
+    seen = []
+
+    def failing():
+        raise RuntimeError("listener bug")
+
+    remove = session_module.add_workflows_listener(
+        lambda: seen.append((list(session_module.workflows()), session_module.selected()))
+    )
+    remove_failing = session_module.add_workflows_listener(failing)
+    try:
+        one = kn.workflow("one")
+        kn.workflow("one")  # already current: nothing changed
+        kn.node("a")(lambda: 1)  # a change inside the workflow: its own listeners hear it
+        two = kn.workflow("two")
+        kn.workflow("one")
+        kn.reset()
+        default = kn.current()  # creates "default"
+    finally:
+        remove()
+        remove_failing()
+    kn.workflow("unheard")
+    assert seen == [
+        (["one"], one),
+        (["one", "two"], two),
+        (["one", "two"], one),
+        ([], None),
+        (["default"], default),
+    ]
+    failures = [r for r in caplog.records if "workflows listener" in r.getMessage()]
+    assert len(failures) == 5 and all(r.exc_info is not None for r in failures)
+    assert session_module.find("unheard") is kn.current()
+    with pytest.raises(NotebookError, match=r"no notebook workflow named 'unhaerd' \(did you mean"):
+        session_module.find("unhaerd")
+
+
 def test_running_states_are_visible_to_the_node_itself():
     session = kn.current()
 

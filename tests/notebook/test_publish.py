@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import os
 import socket
 import subprocess
@@ -90,6 +91,41 @@ def test_preview_needs_a_running_loop():
     define_pricing()
     with pytest.raises(NotebookError, match="running event loop"):
         kn.publish(preview=True)
+
+
+def test_publication_listeners_hear_marks_previews_and_reset():
+    # The module: the package's ``publish`` attribute is the function.
+    publish_module = importlib.import_module("kailash_nb.notebook.publish")
+    seen: list[tuple[dict[str, str], object]] = []
+    remove = publish_module.add_publication_listener(
+        lambda: seen.append((published(), publish_module.preview_address()))
+    )
+    try:
+        define_pricing()
+        kn.publish(route="/prices")
+
+        async def scenario() -> Publication:
+            preview = kn.publish(preview=True)
+            await preview.ready()
+            address = publish_module.preview_address()
+            assert address is not None and address.served == {"pricing": "pricing"}
+            assert preview.base_url == address.base_url == f"http://127.0.0.1:{address.port}"
+            await preview.stop()
+            return preview
+
+        asyncio.run(scenario())
+        kn.reset()
+    finally:
+        remove()
+    define_pricing()
+    kn.publish()  # after remove(): not heard
+    assert [marks for marks, _ in seen] == [
+        {"pricing": "prices"},
+        {"pricing": "pricing"},  # the preview started
+        {"pricing": "pricing"},  # and stopped
+        {},
+    ]
+    assert [address is None for _, address in seen] == [True, False, True, True]
 
 
 # -- preview ------------------------------------------------------------------------------
