@@ -22,9 +22,11 @@ Messages sent (each carries ``"v": 1``):
   RunEntry}`` when a run starts and when it ends (see ``lab_runs``);
 - ``{"type": "reply", "request_id", "ok", ...}`` to a request (see ``lab_requests``).
 
-Snapshots are coalesced: a change marks the state dirty and at most one snapshot per
-``update_interval`` seconds follows, so a change made outside a run is always followed
-by one; the end of a run sends one at once, after the workflow settled its states.
+Snapshots follow changes of structure (a workflow created, selected or reset; a node
+defined, removed or turned stale; a publication or preview; a run starting), coalesced:
+a change marks the state dirty and at most one snapshot per ``update_interval`` seconds
+follows, so the last change is never lost. The end of a run sends one at once, after the
+workflow settled its states. Node events travel as node messages only.
 
 Events arrive on engine threads. What they share is guarded by one lock; messages are
 queued under it, in the order they are made, and sent without it (``lab_outbox``). A
@@ -272,13 +274,11 @@ class LabState:
             if message is None:
                 return
             node = followed.nodes.get(event.node_id)
-            if node is not None:
+            if node is not None:  # for a snapshot asked for during the run
                 node["state"] = message["state"]
+            # The node message carries the change: no snapshot for it.
             self._outbox.post(message)
-            now = self._schedule_locked()
         self._outbox.drain()
-        if now:
-            self.flush()
 
     def _on_run_event(self, session: _session.WorkflowSession, event: RunEvent) -> None:
         with self._lock:
