@@ -226,8 +226,7 @@ def total(numbers):
 """
 
 
-@pytest.mark.slow
-def test_the_sidebar_protocol_with_a_real_kernel() -> None:
+def test_the_sidebar_protocol_with_a_real_kernel() -> None:  # ~1 s: not marked slow
     kernel = Kernel()
     try:
         counted = kernel.execute("1 + 1")["execution_count"]

@@ -18,6 +18,7 @@ import kailash_nb as kn
 from kailash_nb.notebook import lab_runs
 from kailash_nb.notebook.lab_state import LabConnection, LabState
 from kailash_nb.notebook.view import ENGINE_STATES, NODE_STATES
+from kailash_nb.sdk_exceptions import RunParameterError
 
 SECRET = "s3cret-value"
 _THIS_FILE = __file__.rsplit("/", 1)[-1]
@@ -472,7 +473,7 @@ def test_a_requested_run_that_cannot_start_is_logged_and_reported(lab, caplog) -
         connection.request({"request": "run", "request_id": "r3", "workflow": "needs"})
         await until(lambda: bool(sink.of_type("run")))
 
-    with caplog.at_level(logging.ERROR, logger="kailash_nb.notebook.lab_state"):
+    with caplog.at_level(logging.ERROR):
         run_in_loop(scenario)
     (message,) = sink.of_type("run")
     entry = message["run"]
@@ -481,7 +482,8 @@ def test_a_requested_run_that_cannot_start_is_logged_and_reported(lab, caplog) -
         "RunParameterError: required inputs are missing: node 'load' input 'path'"
     )
     (record,) = caplog.records
-    assert record.exc_info is not None and "'needs'" in record.getMessage()
+    assert record.name == "kailash_nb.notebook.lab_requests"
+    assert isinstance(record.exc_info[1], RunParameterError) and "'needs'" in record.getMessage()
     assert "tok-default-secret" not in json.dumps(sink.messages)
 
 
@@ -619,3 +621,28 @@ def test_a_closed_connection_receives_nothing_and_close_lets_the_notebook_go(lab
     assert not session.events.wants_run_events and not session.events.wants_timeline
     assert len(session.events._entries) == 1
     assert session._listeners == []
+
+
+def test_the_run_log_follows_a_run_joined_midway_and_checks_its_limit() -> None:
+    from kailash_nb.runtime.events import NodeEvent, RunEvent
+
+    log = lab_runs.RunLog(limit=2)
+    log.node("w", NodeEvent("r1", "a", "started", 10.0))
+    log.node("w", NodeEvent("r1", "a", "completed", 11.0, duration=1.0))
+    log.node("w", NodeEvent("r1", "b", "queued", 11.0))
+    (entry,) = log.entries()
+    assert (entry["run_id"], entry["status"], entry["started_at"]) == ("r1", "running", 10.0)
+    assert entry["nodes"][0] == {
+        "node": "a", "state": "completed", "duration": 1.0, "error": None, "started_at": 10.0
+    }  # fmt: skip
+    # Without a timeline, a finished run keeps the nodes whose events said how they ended.
+    log.finished("w", RunEvent("r1", "w", "failed", 12.0, duration=2.0, error="X: y"))
+    (entry,) = log.entries()
+    assert [n["node"] for n in entry["nodes"]] == ["a"]
+    assert (entry["status"], entry["duration"], entry["error"]) == ("failed", 2.0, "X: y")
+    assert log.starts("w") == 0  # its start was never seen
+    for run_id in ("r2", "r3"):
+        log.started("w", RunEvent(run_id, "w", "started", 13.0))
+    assert [e["run_id"] for e in log.entries()] == ["r3", "r2"] and log.starts("w") == 2
+    with pytest.raises(ValueError, match="limit must be a positive integer, got 0"):
+        lab_runs.RunLog(limit=0)
