@@ -272,6 +272,17 @@ def test_the_sidebar_protocol_with_a_real_kernel() -> None:  # ~1 s: not marked 
         assert final["state"]["runs"][0] == entry
         assert final["state"]["workflows"][0]["run_status"] == "completed"
 
+        # A run from a cell (the engine on its own thread) reaches the comm too.
+        kernel.execute("kn.run(no_cache=True)")
+        from_cell = kernel.comm_messages(
+            comm_id, lambda data: data["type"] == "snapshot" and data["state"]["runs"][1] == entry
+        )
+        assert [m["run"]["status"] for m in from_cell if m["type"] == "run"] == [
+            "running",
+            "completed",
+        ]
+        assert [m["state"] for m in from_cell if m["type"] == "node"][-1] == "completed"
+
         kernel.send("comm_close", {"comm_id": comm_id, "data": {}})
         connections = (
             "len(__import__('kailash_nb.notebook.lab_comm').notebook.lab_comm"
