@@ -7,9 +7,10 @@ nothing and imports neither IPython, ipykernel nor ``comm``. The sidebar looks f
 module in ``sys.modules`` (a silent probe) before it opens a comm, so its name is part
 of the protocol.
 
-Each comm the sidebar opens (a reloaded page opens a new one) gets its own connection to
-the kernel's one ``LabState``, started by the first comm so that the run history
-outlives page reloads. A comm's messages are requests (see ``lab_requests``); the data
+The kernel's one ``LabState`` starts with the registration, so the sidebar also lists
+the runs made before it connected ("Run All Cells" queues its probe behind the cells)
+and after a page reload. Each comm the sidebar opens (a reloaded page opens a new one)
+gets its own connection to it. A comm's messages are requests (see ``lab_requests``); the data
 of its opening message may be one too (``{"request": "snapshot"}``). A closed comm is
 disconnected; a send that fails (the comm closed under it) is logged and disconnects it.
 """
@@ -37,8 +38,9 @@ _state_lock = threading.Lock()
 def register() -> bool:
     """Register the comm target when running inside an IPython kernel.
 
-    Returns whether the target is registered. A kernel whose comm manager refuses
-    is logged (the sidebar is then unavailable) and does not stop the import.
+    Returns whether the target is registered; the kernel's ``LabState`` then follows the
+    notebook from now on. A kernel whose comm manager refuses is logged (the sidebar is
+    then unavailable) and does not stop the import.
     """
     ipython = sys.modules.get("IPython")  # a kernel has imported it; nothing else must
     shell = ipython.get_ipython() if ipython is not None else None
@@ -51,6 +53,7 @@ def register() -> bool:
     except Exception:
         logger.warning("the Kailash lab sidebar is unavailable in this kernel", exc_info=True)
         return False
+    _lab_state()
     return True
 
 

@@ -92,16 +92,29 @@ def test_an_ipython_shell_without_a_kernel_registers_nothing(monkeypatch) -> Non
     assert manager.targets == {}
 
 
-def test_inside_a_kernel_the_target_is_registered(monkeypatch) -> None:
+def test_inside_a_kernel_the_target_is_registered_and_runs_are_kept_from_then_on(
+    monkeypatch, kernel_state
+) -> None:
     manager = FakeManager()
     shell = type("Shell", (), {"kernel": object()})()
     monkeypatch.setattr("comm.get_comm_manager", lambda: manager)
     monkeypatch.setattr(IPython, "get_ipython", lambda: shell)
     assert lab_comm.register() is True
     assert manager.targets == {"kailash_nb.lab": lab_comm._open}
+    # A run before any sidebar connects ("Run All Cells" queues the probe behind the cells)
+    kn.workflow("early")
+    kn.node("one")(lambda: 1)
+    result = kn.run()
+    late = FakeComm()
+    lab_comm._open(late, {"content": {"comm_id": late.comm_id, "data": {"request": "snapshot"}}})
+    (snapshot,) = late.sent
+    assert [run["run_id"] for run in snapshot["state"]["runs"]] == [result.run_id]
+    assert snapshot["state"]["runs"][0]["nodes"][0]["state"] == "completed"
 
 
-def test_a_comm_manager_that_refuses_is_logged_not_raised(monkeypatch, caplog) -> None:
+def test_a_comm_manager_that_refuses_is_logged_not_raised(
+    monkeypatch, caplog, kernel_state
+) -> None:
     def refuse() -> Any:
         raise RuntimeError("no comm manager here")
 
@@ -235,6 +248,8 @@ def test_the_sidebar_protocol_with_a_real_kernel() -> None:  # ~1 s: not marked 
         kernel.execute(DEFINE)
         assert kernel.probe() == ("True", counted + 1)
         assert kernel.execute("2 + 2")["execution_count"] == counted + 2
+        # A run before the sidebar connects is in its first snapshot.
+        kernel.execute("early = kn.run()")
 
         comm_id = uuid.uuid4().hex
         kernel.send(
@@ -245,9 +260,11 @@ def test_the_sidebar_protocol_with_a_real_kernel() -> None:  # ~1 s: not marked 
         state = snapshot["state"]
         assert state["current"] == "w"
         assert [(n["id"], n["state"]) for n in state["workflows"][0]["nodes"]] == [
-            ("numbers", "idle"),
-            ("total", "idle"),
+            ("numbers", "completed"),
+            ("total", "completed"),
         ]
+        (early,) = state["runs"]
+        assert (early["workflow"], early["status"], len(early["nodes"])) == ("w", "completed", 2)
 
         kernel.send(
             "comm_msg",
@@ -260,13 +277,19 @@ def test_the_sidebar_protocol_with_a_real_kernel() -> None:  # ~1 s: not marked 
             comm_id, lambda data: data["type"] == "run" and data["run"]["status"] != "running"
         )
         assert received[0] == {"v": 1, "type": "reply", "request_id": "r1", "ok": True}
+        # Nothing changed since the early run: both nodes come from the cache.
         nodes = [(m["node"], m["state"]) for m in received if m["type"] == "node"]
-        assert ("numbers", "completed") in nodes and nodes[-1] == ("total", "completed")
+        assert nodes == [
+            ("numbers", "queued"),
+            ("numbers", "cached"),
+            ("total", "queued"),
+            ("total", "cached"),
+        ]
         entry = received[-1]["run"]
         assert (entry["workflow"], entry["status"]) == ("w", "completed")
         assert [(n["node"], n["state"]) for n in entry["nodes"]] == [
-            ("numbers", "completed"),
-            ("total", "completed"),
+            ("numbers", "cached"),
+            ("total", "cached"),
         ]
         final = kernel.comm_messages(comm_id, lambda data: data["type"] == "snapshot")[-1]
         assert final["state"]["runs"][0] == entry
