@@ -11,6 +11,7 @@ requests (``RunRequests``)::
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 import logging
 import threading
@@ -169,8 +170,14 @@ def _need_string(kind: str, data: dict[str, Any], name: str, meaning: str) -> No
 
 
 class RunRequests:
-    """The runs the sidebar requested: scheduled on the kernel's running event loop, one
-    at a time per workflow, and what becomes of their failures.
+    """The runs the sidebar requested: scheduled on the kernel's event loop, one at a
+    time per workflow, and what becomes of their failures.
+
+    The loop is the one the notebook's cells run on (``loop``, read where the kernel
+    imported kailash_nb): a front end may send comm messages on a kernel subshell
+    (JupyterLab does, JEP 91), whose thread has a loop of its own, and a run there would
+    race the cells over the same workflow. Without ``loop``, the loop running the
+    request is used.
 
     A run that fails at a node is reported by its own run entry (status ``failed``, the
     node's masked error). Any other failure is logged; when the engine never started the
@@ -180,17 +187,20 @@ class RunRequests:
         starts: how many runs of a workflow (by name) have started so far.
         not_started: called with the session, the failure's scrubbed text and the time
             of the request, for a run the engine never started.
+        loop: the event loop runs go to.
     """
 
     def __init__(
         self,
         starts: Callable[[str], int],
         not_started: Callable[[WorkflowSession, str, float], None],
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         self._starts = starts
         self._not_started = not_started
+        self._loop = loop
         self._lock = threading.Lock()
-        self._pending: dict[str, asyncio.Task[None]] = {}
+        self._pending: dict[str, asyncio.Future[None] | concurrent.futures.Future[None]] = {}
 
     def schedule(self, name: str, node: str | None) -> None:
         """Start running workflow ``name`` (or only ``node`` and what it needs) on the
@@ -203,11 +213,14 @@ class RunRequests:
         session = find(name)
         check_runnable(session, node)
         try:
-            loop = asyncio.get_running_loop()
+            here = asyncio.get_running_loop()
         except RuntimeError:
+            here = None
+        loop = self._loop if self._loop is not None and not self._loop.is_closed() else here
+        if loop is None:
             raise NotebookError(
                 "a run request needs the kernel's running event loop; there is none here"
-            ) from None
+            )
         with self._lock:
             pending = self._pending.get(session.name)
             if pending is not None and not pending.done():
@@ -215,9 +228,13 @@ class RunRequests:
                     f"workflow {session.name!r} is still running the run requested before; "
                     "wait for it to end"
                 )
-            task = loop.create_task(self._run(session, node))
-            self._pending[session.name] = task
-        task.add_done_callback(functools.partial(self._done, session.name))
+            run: asyncio.Future[None] | concurrent.futures.Future[None]
+            if loop is here:
+                run = loop.create_task(self._run(session, node))
+            else:
+                run = asyncio.run_coroutine_threadsafe(self._run(session, node), loop)
+            self._pending[session.name] = run
+        run.add_done_callback(functools.partial(self._done, session.name))
 
     async def _run(self, session: WorkflowSession, node: str | None) -> None:
         before = self._starts(session.name)
@@ -234,7 +251,9 @@ class RunRequests:
             if not started:
                 self._not_started(session, failure_text(session, exc), requested_at)
 
-    def _done(self, name: str, task: asyncio.Task[None]) -> None:
+    def _done(
+        self, name: str, task: asyncio.Future[None] | concurrent.futures.Future[None]
+    ) -> None:
         with self._lock:
             if self._pending.get(name) is task:
                 del self._pending[name]

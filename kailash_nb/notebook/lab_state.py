@@ -36,6 +36,7 @@ connection whose send raises is logged and closed. Node states and errors come f
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import threading
@@ -108,7 +109,9 @@ class LabState:
         self._current: str | None = None
         self._published: list[dict[str, Any]] = []
         self._ending: set[str] = set()
-        self._run_requests = requests.RunRequests(self._starts, self._not_started)
+        self._run_requests = requests.RunRequests(
+            self._starts, self._not_started, loop=_running_loop()
+        )
         self._outbox = Outbox()
         self._dirty = False
         self._last_snapshot = float("-inf")
@@ -372,3 +375,11 @@ class LabState:
     def _disconnect(self, connection: LabConnection) -> None:
         connection.closed = True
         self._outbox.remove(connection)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop running in this thread (the kernel's, during a cell), or ``None``."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None

@@ -59,26 +59,37 @@ export class KernelLink implements IDisposable {
    */
   async probe(): Promise<void> {
     const kernel = this._sessionContext.session?.kernel;
-    if (!kernel || this._comm || this._probing || this._isDisposed) {
+    if (!kernel || this._comm || this._isDisposed) {
       if (!kernel) {
         this._setConnection('no-kernel');
       }
       return;
     }
+    if (this._probing) {
+      // The probe in flight may be of a kernel that was just replaced: ask again after it.
+      this._probeAgain = true;
+      return;
+    }
     this._probing = true;
     try {
-      const future = kernel.requestExecute(
-        {
+      const subshellId = await this._probeSubshell(kernel);
+      const message = Messages.createMessage({
+        msgType: 'execute_request',
+        channel: 'shell',
+        session: kernel.clientId,
+        username: kernel.username,
+        subshellId,
+        content: {
           code: '',
           silent: true,
           store_history: false,
           user_expressions: { kailash_nb: PROBE },
           allow_stdin: false,
           stop_on_error: false
-        },
-        true
-      );
-      const reply = (await future.done) as Messages.IExecuteReplyMsg;
+        }
+      });
+      const reply = (await kernel.sendShellMessage(message, true, true)
+        .done) as Messages.IExecuteReplyMsg;
       const content = reply.content as Messages.IExecuteReplyMsg['content'] & {
         user_expressions?: Record<string, { status: string; data?: { 'text/plain'?: string } }>;
       };
@@ -97,6 +108,10 @@ export class KernelLink implements IDisposable {
       console.warn('kailash-nb: could not probe the kernel', error);
     } finally {
       this._probing = false;
+      if (this._probeAgain) {
+        this._probeAgain = false;
+        void this.probe();
+      }
     }
   }
 
@@ -124,7 +139,36 @@ export class KernelLink implements IDisposable {
     }
     this._isDisposed = true;
     this._close();
+    const subshell = this._subshell;
+    this._subshell = null;
+    if (subshell && !subshell.kernel.isDisposed) {
+      subshell.kernel
+        .requestDeleteSubshell({ subshell_id: subshell.id }, true)
+        .done.catch(error => console.debug('kailash-nb: deleting the subshell failed', error));
+    }
     Signal.clearData(this);
+  }
+
+  /**
+   * A kernel subshell (JEP 91) of this link's own, when the kernel has them: a probe
+   * sent there is answered while the main shell runs cells ("Run All"), so the sidebar
+   * follows the runs of the very cells that import kailash_nb. Null: the main shell.
+   */
+  private async _probeSubshell(kernel: Kernel.IKernelConnection): Promise<string | null> {
+    // Known once the kernel's info reply is in (never awaited: a kernel replaced before
+    // it answers never resolves it); until then the main shell serves, which is idle then.
+    if (!kernel.supportsSubshells) {
+      return null;
+    }
+    if (this._subshell?.kernel !== kernel) {
+      const reply = await kernel.requestCreateSubshell({}, true).done;
+      const content = reply.content as { status: string; subshell_id?: string };
+      if (content.status !== 'ok' || !content.subshell_id) {
+        return null;
+      }
+      this._subshell = { kernel, id: content.subshell_id };
+    }
+    return this._subshell.id;
   }
 
   private _open(kernel: Kernel.IKernelConnection): void {
@@ -139,7 +183,17 @@ export class KernelLink implements IDisposable {
     };
     this._comm = comm;
     this._setConnection('connected');
-    comm.open({ request: 'snapshot' });
+    // Opened on the probe's subshell when there is one: `comm.open()` would go to the
+    // main shell, where it waits until every queued cell has run.
+    const open = Messages.createMessage({
+      msgType: 'comm_open',
+      channel: 'shell',
+      session: kernel.clientId,
+      username: kernel.username,
+      subshellId: this._subshell?.kernel === kernel ? this._subshell.id : null,
+      content: { comm_id: comm.commId, target_name: COMM_TARGET, data: { request: 'snapshot' } }
+    });
+    kernel.sendShellMessage(open, false, true);
   }
 
   private _close(): void {
@@ -176,6 +230,7 @@ export class KernelLink implements IDisposable {
 
   private _onKernelChanged(): void {
     this._close();
+    this._subshell = null;
     this._setConnection(this._sessionContext.session?.kernel ? 'not-loaded' : 'no-kernel');
     void this.probe();
   }
@@ -183,6 +238,7 @@ export class KernelLink implements IDisposable {
   private _onStatusChanged(_: ISessionContext, status: Kernel.Status): void {
     if (status === 'restarting' || status === 'autorestarting' || status === 'dead') {
       this._close();
+      this._subshell = null;
       this._setConnection(status === 'dead' ? 'no-kernel' : 'not-loaded');
     } else if (status === 'idle' && this._cellRan) {
       // Probe after a cell the user ran, never after our own silent probe (it would
@@ -195,6 +251,10 @@ export class KernelLink implements IDisposable {
   private _onIopub(_: ISessionContext, message: Messages.IMessage): void {
     if (message.header.msg_type === 'execute_input') {
       this._cellRan = true;
+      if (this._subshell) {
+        // Answered beside the cells: no need to wait until they have all run.
+        void this.probe();
+      }
     }
   }
 
@@ -223,7 +283,9 @@ export class KernelLink implements IDisposable {
   private _model: IViewModel;
   private _changed = new Signal<this, IViewModel>(this);
   private _comm: Kernel.IComm | null = null;
+  private _subshell: { kernel: Kernel.IKernelConnection; id: string } | null = null;
   private _probing = false;
+  private _probeAgain = false;
   private _cellRan = false;
   private _pending = new Map<string, PromiseDelegate<IReplyMessage>>();
   private _isDisposed = false;

@@ -4,6 +4,7 @@
  * workflows with their previews. It renders the view model of a `KernelLink` and turns
  * clicks into the extension's commands; it keeps no state of the kernel's itself.
  */
+import { LabIcon, runIcon, treeViewIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
 import { IPublished, IRunEntry, IWorkflowState } from './protocol.js';
@@ -98,10 +99,10 @@ export class KailashSidebar extends Widget {
     }
     head.append(name, statusBadge(workflow.run_status));
     head.append(
-      button('kn-lab-run-workflow', '▶', `Run ${workflow.name}`, () =>
+      button('kn-lab-run-workflow', runIcon, `Run ${workflow.name}`, () =>
         this._actions.runWorkflow(workflow.name)
       ),
-      button('kn-lab-show-graph', '⧉', `Show the graph of ${workflow.name}`, () =>
+      button('kn-lab-show-graph', treeViewIcon, `Show the graph of ${workflow.name}`, () =>
         this._actions.showGraph(workflow.name)
       )
     );
@@ -123,7 +124,7 @@ export class KailashSidebar extends Widget {
         element('span', 'kn-lab-node-id', node.id),
         element('span', 'kn-lab-node-cell', node.cell ?? ''),
         element('span', 'kn-lab-duration', formatDuration(node.duration)),
-        button('kn-lab-run-node', '▶', `Run ${node.id} and what it needs`, () =>
+        button('kn-lab-run-node', runIcon, `Run ${node.id} and what it needs`, () =>
           this._actions.runNode(workflow.name, node.id)
         )
       );
@@ -247,8 +248,9 @@ function statusBadge(status: string): HTMLElement {
   return badge;
 }
 
-function button(className: string, label: string, title: string, onClick: () => void): HTMLElement {
-  const node = element('button', `kn-lab-button ${className}`, label);
+function button(className: string, icon: LabIcon, title: string, onClick: () => void): HTMLElement {
+  const node = element('button', `kn-lab-button ${className}`);
+  icon.element({ container: node, tag: null, elementSize: 'normal' });
   node.title = title;
   node.setAttribute('aria-label', title);
   node.addEventListener('click', event => {

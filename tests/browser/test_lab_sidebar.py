@@ -1,11 +1,14 @@
 """The Kailash sidebar of the JupyterLab extension, in a real Lab in headless Chromium.
 
-Opens ``notebooks/01-quickstart.ipynb`` (outputs cleared) with the sidebar open, runs
-every cell, and checks through the DOM what a user sees: the sidebar lists the
-workflow and its four nodes, every node passes through a running state and ends done
-(``completed``, or ``cached`` where the last re-run reused it), both runs are listed as
-completed and open their node timeline, and a click on a node selects the cell that
-defined it. Saves a screenshot to ``docs/lab-sidebar.png`` for the README.
+Opens ``notebooks/01-quickstart.ipynb`` (outputs cleared) with the sidebar open, runs its
+first cell (the import: the sidebar links to the kernel), then every cell, and checks
+through the DOM what a user sees: the sidebar lists the workflow and its four nodes,
+every node passes through a running state and ends done (``completed``, or ``cached``
+where the last re-run reused it), both runs are listed as completed and open their node
+timeline, a click on a node selects the cell that defined it, the run button runs the
+workflow again, the graph opens in the main area, and after a reload the sidebar is back
+in its place with the kernel's state. Saves a screenshot to ``docs/lab-sidebar.png`` for
+the README.
 
 The extension must be installed in this Python's environment (``pip install -e .``
 builds and installs it); the test fails, naming the command, when it is missing.
@@ -81,8 +84,12 @@ def test_the_sidebar_follows_the_quickstart_and_jumps_to_defining_cells(
     page.locator('.jp-SideBar [data-id="kailash-nb-sidebar"]').click()
     page.locator(SIDEBAR).wait_for()
     select_python3_kernel(page)
-    # Before kailash_nb is imported, the sidebar says how to start.
+    # Before kailash_nb is imported, the sidebar says how to start; once the cell that
+    # imports it has run, the sidebar is linked to the kernel.
     page.locator(f'{SIDEBAR} .kn-lab-connection[data-connection="not-loaded"]').wait_for()
+    page.locator(".jp-Notebook .jp-CodeCell").first.click()
+    page.keyboard.press("Shift+Enter")
+    page.locator(f'{SIDEBAR} .kn-lab-connection[data-connection="connected"]').wait_for()
     page.evaluate(_WATCH_STATES_JS, WORKFLOW)
 
     run_all_cells(page, code_cells, page_errors)
@@ -145,6 +152,34 @@ def test_the_sidebar_follows_the_quickstart_and_jumps_to_defining_cells(
         prompt = active.locator(".jp-InputArea-prompt").text_content().strip()
         assert prompt == label.text_content().replace("In ", "") + ":", (prompt, node)
 
-    assert not page_errors, page_errors
     SCREENSHOT.parent.mkdir(exist_ok=True)
     page.screenshot(path=SCREENSHOT, clip={"x": 0, "y": 0, "width": 1100, "height": 700})
+
+    # The sidebar's run button runs the workflow in the kernel: nothing changed, so every
+    # node comes from the cache, and the run is listed first.
+    page.locator(f"{WORKFLOW} .kn-lab-run-workflow").click()
+    page.wait_for_function(
+        "() => document.querySelectorAll('#kailash-nb-sidebar .kn-lab-run').length === 3"
+    )
+    newest = page.locator(f"{SIDEBAR} .kn-lab-run").first
+    page.wait_for_function(
+        "() => document.querySelector('#kailash-nb-sidebar .kn-lab-run')"
+        ".dataset.status === 'completed'"
+    )
+    assert page.evaluate(_SIDEBAR_STATES_JS, WORKFLOW) == dict.fromkeys(NODES, "cached")
+    assert newest.get_attribute("data-status") == "completed"
+
+    # The graph opens in the main area, drawn by the kernel.
+    page.locator(f"{WORKFLOW} .kn-lab-show-graph").click()
+    graph = page.locator('.kn-lab-graph[data-workflow="quickstart"] img')
+    page.wait_for_function("() => document.querySelector('.kn-lab-graph img')?.naturalWidth > 0")
+    assert graph.get_attribute("src").startswith("blob:")
+
+    # After a reload the sidebar is where it was, and the kernel gives it its state again.
+    page.reload()
+    page.locator(SIDEBAR).wait_for()
+    assert page.locator(SIDEBAR).is_visible()
+    page.wait_for_function(
+        "() => document.querySelectorAll('#kailash-nb-sidebar .kn-lab-run').length === 3"
+    )
+    assert not page_errors, page_errors

@@ -17,6 +17,7 @@ import pytest
 import kailash_nb as kn
 from kailash_nb.notebook import lab_runs
 from kailash_nb.notebook.lab_state import LabConnection, LabState
+from kailash_nb.notebook.session import WorkflowSession
 from kailash_nb.notebook.view import ENGINE_STATES, NODE_STATES
 from kailash_nb.sdk_exceptions import RunParameterError
 
@@ -561,6 +562,45 @@ def test_bad_requests_get_an_error_naming_the_problem(
         "error": f"NotebookError: {error}",
     }
     assert not sink.of_type("run")
+
+
+def test_a_run_requested_on_another_thread_runs_on_the_loop_the_state_started_in(
+    monkeypatch,
+) -> None:
+    """JupyterLab sends comm messages on a kernel subshell, a thread with a loop of its
+    own: the run still goes to the loop of the cells (where the state was started)."""
+    quickstart()
+    loops: list[asyncio.AbstractEventLoop] = []
+    run_async = WorkflowSession.run_async
+
+    async def recording_run_async(self, *args: Any, **kwargs: Any) -> Any:
+        loops.append(asyncio.get_running_loop())
+        return await run_async(self, *args, **kwargs)
+
+    monkeypatch.setattr(WorkflowSession, "run_async", recording_run_async)
+    sink = Sink()
+
+    async def cells() -> asyncio.AbstractEventLoop:
+        state = LabState()
+        state.start()
+        connection = state.connect(sink)
+
+        async def on_subshell() -> None:
+            connection.request({"request": "run", "request_id": "s1", "workflow": "quickstart"})
+
+        subshell = threading.Thread(target=lambda: asyncio.run(on_subshell()))
+        subshell.start()
+        await until(
+            lambda: any(m["type"] == "run" and m["run"]["status"] == "completed"
+                        for m in sink.messages)
+        )  # fmt: skip
+        subshell.join()
+        state.close()
+        return asyncio.get_running_loop()
+
+    cells_loop = run_in_loop(cells)
+    assert loops == [cells_loop]
+    assert {"v": 1, "type": "reply", "request_id": "s1", "ok": True} in sink.messages
 
 
 def test_a_run_request_needs_a_running_event_loop(lab) -> None:
