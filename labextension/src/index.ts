@@ -118,35 +118,28 @@ function activate(
   };
   const connected = () => active()?.link.model.connection === 'connected';
 
+  /** Asks the kernel to run a workflow, or a node and what it needs. */
+  const requestRun = (args: ICommandArgs, withNode: boolean) => {
+    const current = active();
+    const { workflow, node } = target(args);
+    if (!current || !workflow || (withNode && !node)) {
+      return;
+    }
+    return current.link
+      .request({ request: 'run', workflow, node: withNode ? (node ?? null) : null })
+      .catch(report(`Could not run ${withNode ? node : workflow}`));
+  };
   app.commands.addCommand(CommandIDs.runWorkflow, {
     label: args => `Run Workflow${args.workflow ? ` ${args.workflow}` : ''}`,
     caption: 'Run a workflow of the notebook’s kernel (only what changed executes)',
     isEnabled: connected,
-    execute: args => {
-      const current = active();
-      const { workflow } = target(args as ICommandArgs);
-      if (!current || !workflow) {
-        return;
-      }
-      return current.link
-        .request({ request: 'run', workflow, node: null })
-        .catch(report(`Could not run ${workflow}`));
-    }
+    execute: args => requestRun(args as ICommandArgs, false)
   });
   app.commands.addCommand(CommandIDs.runNode, {
     label: args => `Run Node${args.node ? ` ${args.node}` : ''}`,
     caption: 'Run the selected node and the nodes it needs',
     isEnabled: () => connected() && target({}).node !== undefined,
-    execute: args => {
-      const current = active();
-      const { workflow, node } = target(args as ICommandArgs);
-      if (!current || !workflow || !node) {
-        return;
-      }
-      return current.link
-        .request({ request: 'run', workflow, node })
-        .catch(report(`Could not run ${node}`));
-    }
+    execute: args => requestRun(args as ICommandArgs, true)
   });
   app.commands.addCommand(CommandIDs.showGraph, {
     label: args => `Show Graph${args.workflow ? ` of ${args.workflow}` : ''}`,
