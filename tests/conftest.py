@@ -24,6 +24,22 @@ PG_ENV = "KAILASH_NB_TEST_PG_URL"
 
 
 @pytest.fixture(scope="session", autouse=True)
+def user_data_dir(tmp_path_factory):
+    """A private user data directory for the session (``XDG_DATA_HOME``): code that opens
+    the default store (``kailash_nb.db`` in the user's data directory), and the notebooks'
+    kernels, use a fresh one, never the user's own, which another kailash_nb may have
+    migrated to a schema this one does not know."""
+    path = tmp_path_factory.mktemp("user-data")
+    previous = os.environ.get("XDG_DATA_HOME")
+    os.environ["XDG_DATA_HOME"] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop("XDG_DATA_HOME", None)
+    else:
+        os.environ["XDG_DATA_HOME"] = previous
+
+
+@pytest.fixture(scope="session", autouse=True)
 def jupyter_runtime_dir(tmp_path_factory):
     """A private Jupyter runtime directory for the session: previews started by tests
     (and the kernels they start) register there, never in the user's own."""
