@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import sys
+import threading
 import traceback
 from collections.abc import Iterable, Mapping
 from typing import IO, Any
@@ -34,6 +35,7 @@ from kailash_nb.logging._context import context_fields
 from kailash_nb.logging._metrics import process_metrics
 from kailash_nb.logging.compliance import ComplianceChain
 from kailash_nb.pii import PIIRedactor
+from kailash_nb.redaction import redact_value
 
 __all__ = ["EnterpriseLogger"]
 
@@ -60,9 +62,11 @@ class _PayloadBuilder(logging.Filter):
         self.chain = chain
         self.chain_in_output = chain_in_output
         self.counts: dict[str, int] = {}
+        self._counts_lock = threading.Lock()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        self.counts[record.levelname] = self.counts.get(record.levelname, 0) + 1
+        with self._counts_lock:
+            self.counts[record.levelname] = self.counts.get(record.levelname, 0) + 1
         payload = self._payload(record)
         if self.chain is not None:
             chained = self.chain.chain(payload)
@@ -95,8 +99,9 @@ class _PayloadBuilder(logging.Filter):
         }
         if fields:
             safe = _jsonable(fields, self._text)
-            if self.redactor is not None:
-                safe = self.redactor.redact(safe)
+            # Secrets under secret-looking keys (password=, api_key=) are masked even
+            # without PII redaction.
+            safe = redact_value(None, safe) if self.redactor is None else self.redactor.redact(safe)
             payload.update((key, value) for key, value in safe.items() if key not in payload)
         if record.exc_info and record.exc_info[0] is not None:
             kind, error, trace = record.exc_info
@@ -108,7 +113,9 @@ class _PayloadBuilder(logging.Filter):
         if record.stack_info:
             payload["stack"] = self._text(record.stack_info)
         if self.include_metrics:
-            payload["metrics"] = process_metrics(self.counts)
+            with self._counts_lock:
+                counts = dict(self.counts)
+            payload["metrics"] = process_metrics(counts)
         return payload
 
 

@@ -8,7 +8,7 @@ secret key instead. The key is managed, never built in: pass it, or set
 raises :class:`PIIKeyError`::
 
     pseudonyms = Pseudonymizer.from_env()
-    pseudonyms.pseudonym("+44 20 7946 0958", "phone")   # 'phone_3f9c0a51d2e47b18'
+    pseudonyms.pseudonym("+44 20 7946 0958", "phone")   # 'phone_' and 16 hex digits
 """
 
 from __future__ import annotations

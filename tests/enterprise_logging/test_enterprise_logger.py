@@ -167,3 +167,10 @@ def test_the_package_does_not_shadow_stdlib_logging():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "ok"
+
+
+def test_secret_fields_are_masked_even_without_pii_redaction():
+    stream = io.StringIO()
+    EnterpriseLogger(stream=stream).info("login", password="hunter2", user="alice")
+    (record,) = lines(stream)
+    assert record["password"] == "<redacted>" and record["user"] == "alice"
