@@ -28,7 +28,7 @@ import os
 import sys
 import threading
 import traceback
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import IO, Any
 
 from kailash_nb.logging._context import context_fields
@@ -55,8 +55,10 @@ class _PayloadBuilder(logging.Filter):
         include_metrics: bool,
         chain: ComplianceChain | None,
         chain_in_output: bool,
+        run_metrics: Callable[[], Mapping[str, Any]] | None = None,
     ) -> None:
         super().__init__()
+        self.run_metrics = run_metrics
         self.redactor = redactor
         self.include_metrics = include_metrics
         self.chain = chain
@@ -116,6 +118,8 @@ class _PayloadBuilder(logging.Filter):
             with self._counts_lock:
                 counts = dict(self.counts)
             payload["metrics"] = process_metrics(counts)
+            if self.run_metrics is not None:
+                payload["metrics"]["runs"] = _jsonable(dict(self.run_metrics()), str)
         return payload
 
 
@@ -179,6 +183,8 @@ class EnterpriseLogger(logging.LoggerAdapter):
         stream: where the log lines go (default ``sys.stderr``).
         handlers: more handlers that receive the same formatted records.
         compliance_sink: a path (appended to; its chain is continued) or a text stream.
+        run_metrics: with ``include_metrics``, a callable whose mapping is added as
+            ``metrics.runs`` (a runtime's run counters, e.g. ``runtime.get_metrics``).
 
     Raises:
         ValueError: an unknown ``format`` or level name.
@@ -196,6 +202,7 @@ class EnterpriseLogger(logging.LoggerAdapter):
         stream: IO[str] | None = None,
         handlers: Iterable[logging.Handler] = (),
         compliance_sink: str | os.PathLike[str] | IO[str] | None = None,
+        run_metrics: Callable[[], Mapping[str, Any]] | None = None,
     ) -> None:
         if format not in _FORMATS:
             raise ValueError(f"format must be one of {_FORMATS}, got {format!r}")
@@ -208,7 +215,11 @@ class EnterpriseLogger(logging.LoggerAdapter):
         self.redactor = PIIRedactor() if pii_redaction else None
         base.addFilter(
             _PayloadBuilder(
-                self.redactor, include_metrics, self.chain, chain_in_output=compliance_sink is None
+                self.redactor,
+                include_metrics,
+                self.chain,
+                chain_in_output=compliance_sink is None,
+                run_metrics=run_metrics,
             )
         )
         formatter = _JSONFormatter() if format == "json" else _TextFormatter()

@@ -174,3 +174,11 @@ def test_secret_fields_are_masked_even_without_pii_redaction():
     EnterpriseLogger(stream=stream).info("login", password="hunter2", user="alice")
     (record,) = lines(stream)
     assert record["password"] == "<redacted>" and record["user"] == "alice"
+
+
+def test_run_counters_join_the_metrics():
+    stream = io.StringIO()
+    counters = {"workflows_started": 3, "workflows_completed": 2}
+    logger = EnterpriseLogger(stream=stream, include_metrics=True, run_metrics=lambda: counters)
+    logger.info("tick")
+    assert lines(stream)[0]["metrics"]["runs"] == counters

@@ -270,3 +270,19 @@ def test_redaction_never_raises(value):
     logger, stream = json_line()
     logger.info("value", value=value)
     json.loads(stream.getvalue())
+
+
+_lookalikes = st.one_of(
+    st.uuids().map(str),
+    st.binary(min_size=1, max_size=32).map(lambda data: hashlib.sha256(data).hexdigest()),
+    st.integers(1_000_000_000, 2_000_000_000).map(str),
+    st.datetimes().map(lambda moment: moment.isoformat() + "Z"),
+    st.integers(2000, 2030).map(lambda year: f"ORD-{year}-000123"),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(_lookalikes, min_size=1, max_size=4))
+def test_generated_lookalikes_survive(values):
+    text = "ids: " + ", ".join(values)
+    assert PIIRedactor().redact_text(text) == text
