@@ -122,6 +122,11 @@ def _check(function: Callable[[str], bool]) -> Callable[[str], float | None]:
 _B = r"(?<![\w@.+-])"
 _E = r"(?![\w@-]|\.\w)"
 _NAME_WORD = r"[A-Z][a-z]+(?:[-'][A-Z][a-z]+)?"
+# Words after "Dear" that are not a name.
+_NOT_NAMES = (
+    r"(?:Mrs?|Ms|Miss|Dr|Prof|Sir|Madam|Customer|Client|Colleague|Colleagues|Team|All"
+    r"|Friend|Friends|User|Member|Valued|Hiring|Support|Partner|Applicant)"
+)
 
 DEFAULT_RECOGNIZERS: tuple[Recognizer, ...] = (
     Recognizer(
@@ -203,17 +208,19 @@ DEFAULT_RECOGNIZERS: tuple[Recognizer, ...] = (
     Recognizer(
         "phone",
         re.compile(
-            r"(?<![\w.+/:-])(?<!\d[ -])"
-            r"(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,5}(?:[ .-]\d{2,8}){1,4}"
-            r"|\+\d{8,14}|\(\d{3}\) ?\d{3}[ .-]\d{4}|\d{3}([.-])\d{3}\1\d{4}"
-            r"|0\d{2,4} \d{3,4} \d{3,4})(?![\w:-]|\.\d)"
+            # With a country code: "phone:+49 ..." may follow a colon.
+            r"(?<![\w+])(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,5}(?:[ .-]\d{2,8}){1,4}"
+            r"|\+\d{8,14})(?![\w:-]|\.\d)"
+            # National formats: not after a digit group (a longer digit run).
+            r"|(?<![\w.+/:-])(?<!\d[ -])(?:\(\d{3}\) ?\d{3}[ .-]\d{4}|\d{3}([.-])\d{3}\1\d{4}"
+            r"|0\d{2,4} \d{3,4} \d{3,4}|07\d{3} \d{6})(?![\w:-]|\.\d)"
         ),
         0.8,
         _phone,
     ),
     Recognizer(
         "ip_address",
-        re.compile(r"(?<![\w.:-])(?:\d{1,3}\.){3}\d{1,3}(?![\w-]|\.\d)"),
+        re.compile(r"(?<![\w.:-])(?<![Vv]ersion )(?:\d{1,3}\.){3}\d{1,3}(?![\w-]|\.\d)"),
         0.9,
         _ipv4,
     ),
@@ -228,7 +235,7 @@ DEFAULT_RECOGNIZERS: tuple[Recognizer, ...] = (
         re.compile(
             r"\b(?:(?i:name|full name|customer|patient|contact|employee)\s*[:=]\s*"
             r"|(?:Dear|Mr\.?|Mrs\.?|Ms\.?|Miss|Dr\.?|Prof\.?) (?:(?:Mrs?|Ms|Miss|Dr|Prof)\.? )?)"
-            rf"(?!(?:Mrs?|Ms|Miss|Dr|Prof)\b)(?P<value>{_NAME_WORD}(?: {_NAME_WORD}){{0,2}})"
+            rf"(?!{_NOT_NAMES}\b)(?P<value>{_NAME_WORD}(?: {_NAME_WORD}){{0,2}})"
         ),
         0.6,
     ),

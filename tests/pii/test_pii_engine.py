@@ -170,6 +170,13 @@ def test_pseudonymising_redactor_keeps_values_joinable():
         ("AKIAIOSFODNN7EXAMPLE", "api_key"),
         ("Dear Ms. Jane Doe,", "person_name"),
         ("Name: Jan Jansen", "person_name"),
+        ("tel 07700 900123", "phone"),
+        ("phone:+49 (0)30 1234567", "phone"),
+        ("peer 10.0.0.1:8080 closed", "ip_address"),
+        ("GET /pay?card=5555555555554444&x=1", "credit_card"),
+        ("amex 3782 822463 10005", "credit_card"),
+        ("IBAN: DE89370400440532013000.", "iban"),
+        ("fe80::1%eth0", "ip_address"),
     ],
 )
 def test_recognizer_finds(text, category):
@@ -186,6 +193,11 @@ def test_recognizer_finds(text, category):
         "mac 00:1a:2b:3c:4d:5e at 10:30:00",
         "Dear customer, thanks",
         "version 1.2.3 build 20261206",
+        "Dear Sir or Madam, Dear Valued Customer",
+        "version 1.2.3.4",
+        "at 2026-01-01 10:30:00+01:00 took 12:30:45.123",
+        "uuid 550E8400-E29B-41D4-A716-446655440000",
+        "sha1 da39a3ee5e6b4b0d3255bfef95601890afd80709 pid 1234567 port 8080",
     ],
 )
 def test_recognizer_leaves(text):
