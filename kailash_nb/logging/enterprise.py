@@ -188,6 +188,12 @@ class EnterpriseLogger(logging.LoggerAdapter):
 
     Raises:
         ValueError: an unknown ``format`` or level name.
+        ComplianceChainError: ``compliance_sink`` is a file whose last line is not a
+            chained record.
+
+    A compliance sink that cannot be written makes the logging call raise (the
+    ``OSError``): a record is never left out of the compliance stream silently. Any
+    other value logged -- unprintable objects, deep or huge structures -- is logged.
     """
 
     def __init__(
