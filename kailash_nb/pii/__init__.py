@@ -29,8 +29,8 @@ timestamps and order ids, US SSNs in bare nine-digit numbers; Mastercard 2-serie
 missed, and phone numbers in unassigned ranges (the corpus draws digits at random, and
 ``phonenumbers`` is strict about ranges) not reported. These recognizers scored 1.000
 and 1.000 on the same records -- a corpus written with them in mind, so read it as "no
-regression" rather than as field accuracy. They are stdlib-only, a few hundred lines, and the test suite holds them to
-recall >= 0.99 and precision >= 0.95 on that corpus.
+regression" rather than as field accuracy. They are stdlib-only, a few hundred lines,
+and the test suite holds them to recall >= 0.99 and precision >= 0.95 on that corpus.
 """
 
 from __future__ import annotations
