@@ -76,6 +76,8 @@ def test_import_is_lazy():
         ("kailash_nb.access_control", "WorkflowPermission"),
         ("kailash_nb.access_control", "PermissionEffect"),
         ("kailash_nb.access_control", "AccessDecision"),
+        ("kailash_nb.logging", "EnterpriseLogger"),
+        ("kailash_nb.nodes.security", "GDPRComplianceNode"),
     ],
 )
 def test_kailash_module_paths_exist(module, name):
