@@ -81,7 +81,7 @@ def recorded(served, run_url, auth):
     deadline = time.monotonic() + 30
     while True:
         run = served.client.get(run_url, headers=auth).json()
-        if "nodes" in run or time.monotonic() > deadline:
+        if run.get("nodes") or time.monotonic() > deadline:
             return run
         time.sleep(0.02)
 
