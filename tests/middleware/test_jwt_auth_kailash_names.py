@@ -164,3 +164,55 @@ def test_purge_expired_drops_ended_sessions(database_url, user):
     clock.advance(8 * 3600 + 1)
     assert tokens.purge_expired() >= 1
     assert tokens.revoke_subject(user) == []
+
+
+SEED_BLOCK = """
+from kailash_nb.middleware.auth import KailashJWTAuth
+from kailash_nb.nodes.security import MultiFactorAuthNode
+
+# JWT with enterprise features
+jwt_auth = KailashJWTAuth(
+    secret_key="enterprise-jwt-secret-of-at-least-32-bytes",
+    token_expiry_hours=8,          # Work day sessions
+    refresh_token_enabled=True,
+    session_management=True,
+    audit_logging=True
+)
+
+# Multi-factor authentication
+workflow.add_node("MultiFactorAuthNode", "mfa", {})
+"""
+
+
+def test_seed_enterprise_authentication(monkeypatch, tmp_path):
+    """The seed's "Enterprise Authentication" block with ``kailash.`` -> ``kailash_nb.``
+    and its 21-byte secret lengthened to 32+ bytes (the seed's is refused, AUTH-24:
+    ``test_seed_example_with_its_weak_secret_refuses_to_start``); its ``workflow`` comes
+    from the seed's setup block. The JWT facade issues work-day access tokens and the
+    workflow's MFA node enrols and verifies a user."""
+    import pyotp
+
+    from kailash_nb import LocalRuntime, WorkflowBuilder
+
+    monkeypatch.setenv("KAILASH_NB_DATABASE_URL", f"sqlite:///{tmp_path / 'app.db'}")
+    namespace = {"workflow": WorkflowBuilder()}
+    exec(SEED_BLOCK, namespace)
+    jwt_auth = namespace["jwt_auth"]
+    assert (jwt_auth.refresh_token_enabled, jwt_auth.session_management) == (True, True)
+    pair = jwt_auth.create_token_pair("user-42", tenant_id="acme", roles=["analyst"])
+    assert pair.expires_in == 8 * 3600
+    assert jwt_auth.verify_token(pair.access_token).sub == "user-42"
+    assert jwt_auth.refresh_access_token(pair.refresh_token).session_id == pair.session_id
+    assert [event.event for event in jwt_auth.audit_events(session_id=pair.session_id)] == [
+        "tokens_refreshed",
+        "tokens_issued",
+    ]
+
+    workflow = namespace["workflow"].build()
+    runtime = LocalRuntime(history=False)
+    setup = runtime.execute(workflow, parameters={"mfa": {"action": "setup", "user_id": "user-42"}})
+    secret = setup[0]["mfa"]["secret"]
+    code = pyotp.TOTP(secret).now()
+    verify = {"mfa": {"action": "verify", "user_id": "user-42", "code": code}}
+    assert runtime.execute(workflow, parameters=verify)[0]["mfa"]["verified"] is True
+    assert runtime.execute(workflow, parameters=verify)[0]["mfa"]["verified"] is False
