@@ -40,6 +40,7 @@ _BUILTIN_MODULES: dict[str, str] = {
     "SagaCoordinatorNode": "kailash_nb.nodes.transaction.coordinators",
     "TwoPhaseCommitCoordinatorNode": "kailash_nb.nodes.transaction.coordinators",
     "MultiFactorAuthNode": "kailash_nb.nodes.security.mfa",
+    "ComplianceMonitorNode": "kailash_nb.nodes.security.compliance",
 }
 
 

@@ -4,6 +4,8 @@ authentication events and the hash-chained audit trail).
 
 - :class:`MultiFactorAuthNode` (``mfa``): TOTP setup, single-use verification, disable,
   status.
+- :class:`ComplianceMonitorNode` (``compliance``): SOC 2-style control checks (admins
+  without MFA, audit-trail integrity, access outside policy, stale keys).
 
 Importing this package registers the nodes; ``workflow.add_node("MultiFactorAuthNode",
 "mfa", {})`` imports it on first use.
@@ -11,6 +13,7 @@ Importing this package registers the nodes; ``workflow.add_node("MultiFactorAuth
 
 from __future__ import annotations
 
+from kailash_nb.nodes.security.compliance import ComplianceMonitorNode
 from kailash_nb.nodes.security.mfa import MultiFactorAuthNode
 
-__all__ = ["MultiFactorAuthNode"]
+__all__ = ["ComplianceMonitorNode", "MultiFactorAuthNode"]
