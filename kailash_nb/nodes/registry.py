@@ -41,6 +41,7 @@ _BUILTIN_MODULES: dict[str, str] = {
     "TwoPhaseCommitCoordinatorNode": "kailash_nb.nodes.transaction.coordinators",
     "MultiFactorAuthNode": "kailash_nb.nodes.security.mfa",
     "ComplianceMonitorNode": "kailash_nb.nodes.security.compliance",
+    "ThreatDetectionNode": "kailash_nb.nodes.security.threats",
 }
 
 

@@ -6,6 +6,9 @@ authentication events and the hash-chained audit trail).
   status.
 - :class:`ComplianceMonitorNode` (``compliance``): SOC 2-style control checks (admins
   without MFA, audit-trail integrity, access outside policy, stale keys).
+- :class:`ThreatDetectionNode` (``threats``): brute force, credential stuffing, a new
+  address at an unusual hour and token replay over a window of auth events; optionally
+  blocks through the gateway's sign-in lockout.
 
 Importing this package registers the nodes; ``workflow.add_node("MultiFactorAuthNode",
 "mfa", {})`` imports it on first use.
@@ -15,5 +18,6 @@ from __future__ import annotations
 
 from kailash_nb.nodes.security.compliance import ComplianceMonitorNode
 from kailash_nb.nodes.security.mfa import MultiFactorAuthNode
+from kailash_nb.nodes.security.threats import ThreatDetectionNode
 
-__all__ = ["ComplianceMonitorNode", "MultiFactorAuthNode"]
+__all__ = ["ComplianceMonitorNode", "MultiFactorAuthNode", "ThreatDetectionNode"]

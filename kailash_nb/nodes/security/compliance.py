@@ -32,19 +32,23 @@ The node records nothing (opening the store creates its tables when missing).
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
 
 from kailash_nb.nodes.node import Node, NodeParameter
 from kailash_nb.nodes.registry import register_node
-from kailash_nb.nodes.security._store import auth_state, optional_text, positive_number
+from kailash_nb.nodes.security._shared import (
+    auth_state,
+    listed,
+    optional_text,
+    positive_number,
+    timestamp,
+)
 from kailash_nb.sdk_exceptions import NodeConfigurationError, NodeValidationError
 from kailash_nb.store import AuditTrail, Checkpoint
 from kailash_nb.store.audit_records import AUDIT_KEY_ENV
@@ -109,7 +113,7 @@ class ComplianceMonitorNode(Node):
         self._database_url = optional_text(node, "database_url", self.config.get("database_url"))
         roles = self.config.get("admin_roles", _DEFAULT_ADMIN_ROLES)
         if isinstance(roles, str) or not all(
-            isinstance(role, str) and role for role in _iterable(node, "admin_roles", roles)
+            isinstance(role, str) and role for role in listed(node, "admin_roles", roles)
         ):
             raise NodeConfigurationError(
                 f"node {node!r}: admin_roles must be a list of role names, got {roles!r:.80}"
@@ -191,7 +195,7 @@ class ComplianceMonitorNode(Node):
     def _controls(self, requested: object) -> list[str]:
         if requested is None:
             return list(COMPLIANCE_CONTROLS)
-        names = list(_iterable(self.id, "controls", requested))
+        names = list(listed(self.id, "controls", requested))
         unknown = [name for name in names if name not in COMPLIANCE_CONTROLS]
         if unknown or not names:
             raise NodeValidationError(
@@ -228,7 +232,7 @@ class ComplianceMonitorNode(Node):
     def _audit_integrity(self, tenant_id: str | None, kept: object) -> list[dict[str, Any]]:
         trail = self._trail()
         checkpoints = [
-            self._checkpoint(item) for item in _iterable(self.id, "checkpoints", kept or [])
+            self._checkpoint(item) for item in listed(self.id, "checkpoints", kept or [])
         ]
         tenants = [tenant_id] if tenant_id is not None else trail.tenants()
         tenants = sorted(
@@ -295,13 +299,13 @@ class ComplianceMonitorNode(Node):
 
     def _stale_keys(self, keys: object, now: float) -> list[dict[str, Any]]:
         found = []
-        for index, key in enumerate(_iterable(self.id, "keys", keys or [])):
+        for index, key in enumerate(listed(self.id, "keys", keys or [])):
             if not isinstance(key, Mapping) or (not key.get("kid") and not key.get("id")):
                 raise NodeValidationError(
                     f"node {self.id!r}: keys[{index}] must be a dict with 'kid' and 'created_at'"
                 )
             kid = str(key.get("kid") or key.get("id"))
-            created = _timestamp(self.id, f"keys[{index}].created_at", key.get("created_at"))
+            created = timestamp(self.id, f"keys[{index}].created_at", key.get("created_at"))
             age = now - created
             if age > self._max_key_age:
                 found.append(
@@ -339,27 +343,3 @@ class ComplianceMonitorNode(Node):
         raise NodeValidationError(
             f"node {self.id!r}: checkpoints are Checkpoint objects or their JSON lines"
         )
-
-
-def _iterable(node_id: str, name: str, value: object) -> Iterable[Any]:
-    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
-        raise NodeValidationError(f"node {node_id!r}: {name} must be a list")
-    return list(value)
-
-
-def _timestamp(node_id: str, name: str, value: object) -> float:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    if isinstance(value, datetime) and value.tzinfo is not None:
-        return value.timestamp()
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            parsed = None
-        if parsed is not None and parsed.tzinfo is not None:
-            return parsed.timestamp()
-    raise NodeValidationError(
-        f"node {node_id!r}: {name} must be seconds since the epoch or a timezone-aware ISO "
-        f"8601 time, got {value!r:.60}"
-    )

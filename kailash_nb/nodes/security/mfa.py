@@ -50,7 +50,7 @@ import sqlalchemy as sa
 
 from kailash_nb.nodes.node import Node, NodeParameter
 from kailash_nb.nodes.registry import register_node
-from kailash_nb.nodes.security._store import auth_state, optional_text, positive_number
+from kailash_nb.nodes.security._shared import auth_state, optional_text, positive_number
 from kailash_nb.sdk_exceptions import (
     NodeConfigurationError,
     NodeValidationError,
