@@ -83,7 +83,9 @@ class ComplianceMonitorNode(Node):
     """SOC 2-style control checks (admins without MFA, audit-trail integrity, access
     outside policy, stale keys); see the module docstring.
 
-    Configuration (all optional):
+    Every configuration key is optional.
+
+    Args:
         database_url: the store (default: ``KAILASH_NB_DATABASE_URL`` or the default
             SQLite file, the gateway's).
         admin_roles: roles that make a user an administrator (default ``admin``,

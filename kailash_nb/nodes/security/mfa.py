@@ -93,7 +93,9 @@ class MultiFactorAuthNode(Node):
     """TOTP second factors (setup, verify once, disable, status) over the store shared
     with the gateway; see the module docstring.
 
-    Configuration (all optional):
+    Every configuration key is optional.
+
+    Args:
         database_url: the store (default: ``KAILASH_NB_DATABASE_URL`` or the default
             SQLite file, the gateway's).
         issuer: the name authenticator apps show (default ``kailash_nb``).

@@ -104,7 +104,9 @@ class ThreatDetectionNode(Node):
     """Brute force, credential stuffing, new address at an unusual hour and token replay
     over a window of authentication events; see the module docstring.
 
-    Configuration (all optional):
+    Every configuration key is optional.
+
+    Args:
         database_url: the store (default: ``KAILASH_NB_DATABASE_URL`` or the default
             SQLite file, the gateway's).
         detection_rules: the rules to apply (default all of ``THREAT_RULES``).
