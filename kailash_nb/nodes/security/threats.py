@@ -178,7 +178,12 @@ class ThreatDetectionNode(Node):
                 "auth events to judge instead of the store's: {'event', 'at' (epoch seconds "
                 "or ISO 8601), 'subject', 'username', 'client_ip', 'tenant_id', 'session_id'}",
             ),
-            "tenant_id": _parameter("tenant_id", str, "judge only this tenant's events"),
+            "tenant_id": _parameter(
+                "tenant_id",
+                str,
+                "judge only this tenant's events (failed sign-ins of unknown usernames name "
+                "no tenant, so they are left out too)",
+            ),
         }
 
     def run(self, **kwargs: Any) -> dict[str, Any]:
