@@ -5,7 +5,7 @@ Every keyword does something; an unknown keyword is a ``TypeError``::
 
     auth = KailashJWTAuth(
         secret_key=os.environ["KAILASH_NB_JWT_SECRET"],   # >= 32 bytes
-        token_expiry_hours=8,          # a session lasts a work day
+        token_expiry_hours=8,          # access tokens last a work day
         refresh_token_enabled=True,
         session_management=True,
         audit_logging=True,
@@ -14,6 +14,9 @@ Every keyword does something; an unknown keyword is a ``TypeError``::
     auth.add_user("alice", password, tenant_id="acme", roles=["analyst"])
     pair = auth.login("alice", password)
     claims = auth.verify_token(pair.access_token)
+
+Kailash's method names work too: ``create_token_pair``, ``verify_token``,
+``refresh_access_token``, ``revoke_token`` and ``revoke_all_user_tokens``.
 """
 
 from __future__ import annotations
@@ -22,9 +25,9 @@ from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from kailash_nb.security.claims import Claims, TokenPair
+from kailash_nb.security.claims import Claims, TokenPair, check_roles
 from kailash_nb.security.config import SecurityConfig
-from kailash_nb.security.errors import AuthenticationError
+from kailash_nb.security.errors import AuthenticationError, ClaimsError
 from kailash_nb.security.lockout import LoginThrottle, ThrottleKey, login_policies
 from kailash_nb.security.passwords import User, UserStore, throttle_key
 from kailash_nb.security.tokens import TokenService
@@ -38,6 +41,10 @@ if TYPE_CHECKING:
 __all__ = ["KailashJWTAuth"]
 
 _MAX_LOGGED_USERNAME = 128
+_MAX_ACCESS_HOURS = 24
+#: A session's length when ``token_expiry_hours`` sets the access tokens' lifetime and no
+#: ``refresh_token_ttl`` is given: Kailash's ``refresh_token_expire_days`` default.
+_SESSION_WITH_LONG_ACCESS = timedelta(days=7)
 
 
 class KailashJWTAuth:
@@ -58,10 +65,13 @@ class KailashJWTAuth:
         secret_key: the HS256 secret (``SecurityConfig.jwt_secret``), at least 32 bytes.
             ``None`` is refused unless ``development_mode=True`` or an RS256/ES256 key is
             given among the security options.
-        token_expiry_hours: how long a session lasts (``refresh_token_ttl``): access
-            tokens stay short (``access_token_ttl``, 15 min) and are renewed with the
-            refresh token until the session ends. ``None``: the config's default (8 h).
-            Requires ``refresh_token_enabled``.
+        token_expiry_hours: the access tokens' lifetime (``access_token_ttl``, more than
+            0 and at most 24 hours), as in Kailash. A session then lasts 7 days
+            (``refresh_token_ttl``, Kailash's refresh-token default) unless
+            ``refresh_token_ttl`` is given. ``None``: the config's defaults (15 min access
+            tokens, 8 h sessions). A logout or ``revoke_all_user_tokens`` still ends an
+            access token at once with ``session_management``; without it, only at its
+            expiry, so long access tokens want ``session_management=True``.
         refresh_token_enabled: issue single-use rotating refresh tokens; when ``False``
             a session is one access token and ``refresh_tokens`` is refused.
         session_management: check every access token against revoked sessions, so
@@ -79,7 +89,7 @@ class KailashJWTAuth:
     Raises:
         TypeError: an unknown keyword, a non-bool flag, or an option given twice.
         ValueError: an invalid configuration (``pydantic.ValidationError``), or
-            ``token_expiry_hours`` without refresh tokens.
+            ``token_expiry_hours`` outside (0, 24].
     """
 
     def __init__(
@@ -106,9 +116,7 @@ class KailashJWTAuth:
         self.refresh_token_enabled = refresh_token_enabled
         self.session_management = session_management
         self.audit_logging = audit_logging
-        self.config = _build_config(
-            config, secret_key, token_expiry_hours, refresh_token_enabled, security_options
-        )
+        self.config = _build_config(config, secret_key, token_expiry_hours, security_options)
         self.tokens = TokenService(
             self.config,
             store_url,
@@ -162,14 +170,15 @@ class KailashJWTAuth:
             user = self.users.authenticate(username, password)
         except AuthenticationError:
             shown = username[:_MAX_LOGGED_USERNAME] if isinstance(username, str) else None
-            self.tokens.record_event("login_failed", detail={"username": shown})
+            detail = _with_address({"username": shown}, client_ip)
+            self.tokens.record_event("login_failed", detail=detail)
             if throttle.record_failure([(key, policies[key.scope]) for key in [account, *address]]):
-                self.tokens.record_event("login_locked", detail={"username": shown})
+                self.tokens.record_event("login_locked", detail=detail)
             raise
         methods = ["pwd"]
         second = ThrottleKey("totp", user.user_id)
         if self.users.totp_enrolled(user):
-            self._check_second_factor(user, totp, backup_code, throttle, second, address)
+            self._check_second_factor(user, totp, backup_code, throttle, second, address, client_ip)
             methods.append("otp")
         throttle.reset([account, second])
         pair = self.tokens.issue(
@@ -183,6 +192,7 @@ class KailashJWTAuth:
             subject=user.user_id,
             tenant_id=user.tenant_id,
             session_id=pair.session_id,
+            detail=_with_address({"username": user.username, "amr": methods}, client_ip),
         )
         return pair
 
@@ -194,6 +204,7 @@ class KailashJWTAuth:
         throttle: LoginThrottle,
         second: ThrottleKey,
         address: list[ThrottleKey],
+        client_ip: str | None,
     ) -> None:
         # Checked after the password, so a lock here says nothing to whoever lacks it.
         throttle.check([second])
@@ -210,12 +221,15 @@ class KailashJWTAuth:
             accepted = factors.use_backup_code(user.user_id, backup_code)
         if accepted:
             return
+        detail = _with_address({"username": user.username}, client_ip)
         self.tokens.record_event(
-            "second_factor_failed", subject=user.user_id, tenant_id=user.tenant_id
+            "second_factor_failed", subject=user.user_id, tenant_id=user.tenant_id, detail=detail
         )
         policies = login_policies(self.config)
         if throttle.record_failure([(key, policies[key.scope]) for key in [second, *address]]):
-            self.tokens.record_event("login_locked", subject=user.user_id, tenant_id=user.tenant_id)
+            self.tokens.record_event(
+                "login_locked", subject=user.user_id, tenant_id=user.tenant_id, detail=detail
+            )
         raise SecondFactorError(
             "invalid_second_factor",
             "the code is wrong, expired or already used; wait for the next code",
@@ -274,6 +288,78 @@ class KailashJWTAuth:
             )
         return self.tokens.refresh(refresh_token, roles=user.roles)
 
+    # -- Kailash's names ---------------------------------------------------------------
+
+    def create_token_pair(
+        self,
+        user_id: str,
+        tenant_id: str | None = None,
+        *,
+        roles: Iterable[str] = (),
+        permissions: Iterable[str] | None = None,
+        **claims: Any,
+    ) -> TokenPair:
+        """Start a session for ``user_id`` (authenticated elsewhere) and return its
+        access and refresh tokens; Kailash's name for ``issue_tokens``.
+
+        Args:
+            user_id: the subject (``sub``).
+            tenant_id: the tenant the subject acts in; required (every kailash_nb token
+                names its tenant, the only source of tenant for a request).
+            roles: role names.
+            permissions: carried as the ``permissions`` claim, as Kailash does.
+            **claims: further claims (JSON values, no reserved claim names).
+
+        Raises:
+            TypeError: ``session_id`` (a new pair always starts a new session, whose
+                id is ``TokenPair.session_id``).
+            ClaimsError: no ``tenant_id``, bad roles, a reserved or non-JSON claim.
+        """
+        if "session_id" in claims:
+            raise TypeError(
+                "create_token_pair starts a new session, so it takes no session_id: read "
+                "the new session's id from the returned TokenPair.session_id"
+            )
+        if tenant_id is None:
+            raise ClaimsError(
+                "create_token_pair needs tenant_id: every kailash_nb token names the tenant "
+                "its subject acts in"
+            )
+        if permissions is not None:
+            claims["permissions"] = check_roles(permissions)
+        return self.issue_tokens(user_id, tenant_id=tenant_id, roles=roles, extra=claims)
+
+    def refresh_access_token(self, refresh_token: object) -> TokenPair:
+        """Kailash's name for ``refresh_tokens``: rotate a refresh token into a new pair
+        (a reused refresh token revokes its whole session).
+
+        Raises:
+            AuthenticationError: as ``refresh_tokens``.
+        """
+        return self.refresh_tokens(refresh_token)
+
+    def revoke_token(self, token: object) -> bool:
+        """Kailash's name for ``logout``: revoke the session of an access or refresh
+        token; ``False`` if it already was.
+
+        Raises:
+            AuthenticationError: the token itself is not valid.
+        """
+        return self.logout(token)
+
+    def revoke_all_user_tokens(self, user_id: str, *, tenant_id: str | None = None) -> int:
+        """Revoke every session of ``user_id`` (in ``tenant_id`` only, when given), in
+        every process: refresh tokens at once, access tokens at once with
+        ``session_management`` (within the 1 s revocation bound), else at their expiry.
+
+        Returns:
+            How many sessions were revoked now.
+
+        Raises:
+            ClaimsError: ``user_id`` is not a non-empty string.
+        """
+        return len(self.tokens.revoke_subject(user_id, tenant_id=tenant_id, reason="user_revoked"))
+
     def logout(self, token: object) -> bool:
         """Revoke the session of an access or refresh token; ``False`` if it already was.
 
@@ -304,7 +390,6 @@ def _build_config(
     config: SecurityConfig | None,
     secret_key: str | None,
     token_expiry_hours: float | None,
-    refresh_token_enabled: bool,
     options: dict[str, Any],
 ) -> SecurityConfig:
     unknown = sorted(set(options) - set(SecurityConfig.model_fields))
@@ -326,14 +411,24 @@ def _build_config(
     if secret_key is not None:
         options["jwt_secret"] = secret_key
     if token_expiry_hours is not None:
-        if "refresh_token_ttl" in options:
-            raise TypeError("give the session length once: token_expiry_hours or refresh_token_ttl")
-        if not refresh_token_enabled:
-            raise ValueError(
-                "token_expiry_hours sets how long a refresh session lasts, which needs "
-                "refresh_token_enabled=True; without refresh tokens set access_token_ttl"
+        if "access_token_ttl" in options:
+            raise TypeError(
+                "give the access tokens' lifetime once: token_expiry_hours or access_token_ttl"
             )
         if isinstance(token_expiry_hours, bool) or not isinstance(token_expiry_hours, (int, float)):
             raise TypeError(f"token_expiry_hours must be a number, got {token_expiry_hours!r}")
-        options["refresh_token_ttl"] = timedelta(hours=token_expiry_hours)
+        if not 0 < token_expiry_hours <= _MAX_ACCESS_HOURS:
+            raise ValueError(
+                f"token_expiry_hours is the access tokens' lifetime: more than 0 and at most "
+                f"{_MAX_ACCESS_HOURS} hours, got {token_expiry_hours!r}"
+            )
+        options["access_token_ttl"] = timedelta(hours=token_expiry_hours)
+        options.setdefault("refresh_token_ttl", _SESSION_WITH_LONG_ACCESS)
     return SecurityConfig(**options)
+
+
+def _with_address(detail: dict[str, Any], client_ip: str | None) -> dict[str, Any]:
+    """``detail`` with the client's address, which threat detection reads."""
+    if isinstance(client_ip, str) and client_ip:
+        detail["client_ip"] = client_ip[:64]
+    return detail

@@ -39,6 +39,9 @@ _BUILTIN_MODULES: dict[str, str] = {
     "DistributedTransactionManagerNode": "kailash_nb.nodes.transaction.coordinators",
     "SagaCoordinatorNode": "kailash_nb.nodes.transaction.coordinators",
     "TwoPhaseCommitCoordinatorNode": "kailash_nb.nodes.transaction.coordinators",
+    "MultiFactorAuthNode": "kailash_nb.nodes.security.mfa",
+    "ComplianceMonitorNode": "kailash_nb.nodes.security.compliance",
+    "ThreatDetectionNode": "kailash_nb.nodes.security.threats",
     "GDPRComplianceNode": "kailash_nb.nodes.security.gdpr",
 }
 

@@ -1,5 +1,6 @@
-"""The security layer's persistent state: used refresh tokens, revoked sessions and the
-authentication audit trail, in the store (SQLite by default, PostgreSQL by URL).
+"""The security layer's persistent state: used refresh tokens, revoked sessions, the
+sessions of each subject and the authentication audit trail, in the store (SQLite by
+default, PostgreSQL by URL).
 
 Because the state lives in the database, a refresh token used in one process is used
 for all of them, and a session revoked anywhere is revoked everywhere.
@@ -20,6 +21,7 @@ from kailash_nb.store.database import get_engine
 from kailash_nb.store.schema import (
     auth_events,
     auth_revoked_sessions,
+    auth_token_sessions,
     auth_used_refresh_tokens,
     migrate,
 )
@@ -141,6 +143,45 @@ class AuthState:
             self._forget(family)
         return True
 
+    def record_session(
+        self, family: str, *, subject: str, tenant_id: str, expires_at: float
+    ) -> None:
+        """Remember that ``subject`` holds session ``family`` until ``expires_at``, so
+        ``revoke_subject`` finds it."""
+        with self.engine.begin() as connection:
+            connection.execute(
+                auth_token_sessions.insert().values(
+                    family=family,
+                    subject=subject,
+                    tenant_id=tenant_id,
+                    issued_at=self._clock(),
+                    expires_at=expires_at,
+                )
+            )
+
+    def revoke_subject(
+        self, subject: str, *, tenant_id: str | None = None, reason: str
+    ) -> list[str]:
+        """Revoke every unexpired session of ``subject`` (of ``tenant_id`` only, when
+        given) that is not revoked yet; the ids of those revoked now.
+
+        Sessions started after the sessions are read (a login racing this call) are
+        not revoked.
+        """
+        table = auth_token_sessions
+        query = sa.select(table.c.family, table.c.expires_at).where(
+            table.c.subject == subject, table.c.expires_at > self._clock()
+        )
+        if tenant_id is not None:
+            query = query.where(table.c.tenant_id == tenant_id)
+        with self.engine.connect() as connection:
+            sessions = connection.execute(query).all()
+        return [
+            family
+            for family, expires_at in sessions
+            if self.revoke_session(family, reason=reason, expires_at=expires_at)
+        ]
+
     def is_revoked(self, family: str, *, cached: bool = False) -> bool:
         """Whether session ``family`` has been revoked.
 
@@ -253,4 +294,7 @@ class AuthState:
             revoked = connection.execute(
                 auth_revoked_sessions.delete().where(auth_revoked_sessions.c.expires_at < now)
             ).rowcount
-        return used + revoked
+            ended = connection.execute(
+                auth_token_sessions.delete().where(auth_token_sessions.c.expires_at < now)
+            ).rowcount
+        return used + revoked + ended

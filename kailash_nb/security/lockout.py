@@ -162,6 +162,25 @@ class LoginThrottle:
             self.prune(_DEAD_AFTER)
         return longest
 
+    def lock(self, key: ThrottleKey, seconds: float) -> float:
+        """Lock ``key`` for at least ``seconds`` from now (a longer lock in force stays),
+        as if it had reached its limit: threat detection blocks an address or account.
+
+        Returns:
+            When the lock ends (seconds since the epoch).
+
+        Raises:
+            ValueError: ``seconds`` not above 0.
+        """
+        if not (isinstance(seconds, (int, float)) and math.isfinite(seconds) and seconds > 0):
+            raise ValueError(f"a lock lasts more than 0 seconds, got {seconds!r}")
+        for _ in range(_ATTEMPTS - 1):
+            try:
+                return self._lock_once(key, seconds)
+            except sa.exc.IntegrityError:
+                continue  # another worker inserted the row first; it is there now
+        return self._lock_once(key, seconds)
+
     def reset(self, keys: Iterable[ThrottleKey]) -> None:
         """Forget the failures and locks of ``keys`` (after a successful sign-in)."""
         table = auth_login_throttle
@@ -181,6 +200,19 @@ class LoginThrottle:
                     table.c.updated_at < now - older_than, table.c.locked_until <= now
                 )
             ).rowcount
+
+    def _lock_once(self, key: ThrottleKey, seconds: float) -> float:
+        now = self.clock()
+        table = auth_login_throttle
+        where = (table.c.scope == key.scope) & (table.c.key == key.digest)
+        with self.engine.begin() as connection:
+            touched = connection.execute(table.update().where(where).values(updated_at=now))
+            if touched.rowcount == 0:
+                _insert_fresh(connection, key, now)
+            current = connection.execute(sa.select(table.c.locked_until).where(where)).scalar_one()
+            until = max(current, now + seconds)
+            connection.execute(table.update().where(where).values(locked_until=until))
+        return until
 
     def _fail_once(self, key: ThrottleKey, policy: ThrottlePolicy) -> float:
         now = self.clock()

@@ -138,7 +138,9 @@ class TokenService:
         claims = _extra_claims(extra)
         now = int(self._clock())
         family = uuid.uuid4().hex
-        pair = self._mint(sub, tenant, role_list, claims, family, now, now + self._ttl("refresh"))
+        session_end = now + self._ttl("refresh")
+        pair = self._mint(sub, tenant, role_list, claims, family, now, session_end)
+        self._state.record_session(family, subject=sub, tenant_id=tenant, expires_at=session_end)
         self._record("tokens_issued", sub, tenant, family)
         return pair
 
@@ -341,6 +343,28 @@ class TokenService:
             self._record("session_revoked", None, None, family, {"reason": reason[:64]})
         return revoked
 
+    def revoke_subject(
+        self, subject: str, *, tenant_id: str | None = None, reason: str = "subject_revoked"
+    ) -> list[str]:
+        """Revoke every session ``subject`` holds (in ``tenant_id`` only, when given):
+        each of its refresh tokens at once, its access tokens as ``revoke_session`` says.
+
+        Sessions started while this runs may escape; call it after the cause is removed
+        (password changed, user disabled).
+
+        Returns:
+            The ids of the sessions revoked now (already revoked ones are left out).
+
+        Raises:
+            ClaimsError: ``subject`` or ``tenant_id`` is not a non-empty string.
+        """
+        sub = check_identifier(subject, "subject")
+        tenant = None if tenant_id is None else check_identifier(tenant_id, "tenant_id")
+        revoked = self._state.revoke_subject(sub, tenant_id=tenant, reason=reason[:64])
+        for family in revoked:
+            self._record("session_revoked", sub, tenant, family, {"reason": reason[:64]})
+        return revoked
+
     def revoke(self, token: object) -> bool:
         """Log out: revoke the session of a valid access or refresh token.
 
@@ -378,7 +402,8 @@ class TokenService:
         return self._state.events(event=event, session_id=session_id, limit=limit)
 
     def purge_expired(self) -> int:
-        """Drop revocation rows whose tokens have all expired; return how many went."""
+        """Drop revocation and session rows whose tokens have all expired; return how
+        many went."""
         return self._state.purge_expired()
 
     # -- helpers -------------------------------------------------------------------

@@ -158,6 +158,13 @@ class SecondFactors:
             ).first()
         return found is not None
 
+    def enrolled_at(self, user_id: str) -> float | None:
+        """When ``user_id`` was enrolled (seconds since the epoch), or ``None``."""
+        with self.engine.connect() as connection:
+            return connection.execute(
+                sa.select(auth_totp.c.enrolled_at).where(auth_totp.c.user_id == user_id)
+            ).scalar()
+
     def remove(self, user_id: str) -> bool:
         """Drop ``user_id``'s enrollment and backup codes; ``False`` if there was none."""
         with self.engine.begin() as connection:

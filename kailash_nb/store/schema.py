@@ -360,6 +360,26 @@ def _create_v7(connection: Connection) -> None:
     metadata.create_all(connection, tables=[transactions, transaction_steps])
 
 
+# Version 8: the sessions each subject holds (kailash_nb.security), so every session of a
+# user can be revoked at once (``TokenService.revoke_subject``). One row per session
+# (refresh-token family), written when the session starts; ``expires_at`` is its end.
+auth_token_sessions = sa.Table(
+    "kailash_nb_auth_token_sessions",
+    metadata,
+    sa.Column("family", sa.String(128), primary_key=True),
+    sa.Column("subject", sa.String(256), nullable=False),
+    sa.Column("tenant_id", sa.String(256), nullable=False),
+    sa.Column("issued_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Index("ix_kailash_nb_auth_token_sessions_subject", "subject", "expires_at"),
+    sa.Index("ix_kailash_nb_auth_token_sessions_expires", "expires_at"),
+)
+
+
+def _create_v8(connection: Connection) -> None:
+    metadata.create_all(connection, tables=[auth_token_sessions])
+
+
 #: Ordered migrations: each brings the schema from ``version - 1`` to ``version``.
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _create_v1),
@@ -369,6 +389,7 @@ MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (5, _create_v5),
     (6, _create_v6),
     (7, _create_v7),
+    (8, _create_v8),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

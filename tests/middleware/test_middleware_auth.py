@@ -53,11 +53,13 @@ def test_seed_example_with_a_strong_secret(make_auth, username):
         session_management=True,
         audit_logging=True,
     )
-    assert auth.config.refresh_token_ttl == timedelta(hours=8)
-    assert auth.config.access_token_ttl == timedelta(minutes=15)  # access stays short
+    # token_expiry_hours is the access tokens' lifetime (as in Kailash); the session
+    # then lasts Kailash's default refresh lifetime, 7 days.
+    assert auth.config.access_token_ttl == timedelta(hours=8)
+    assert auth.config.refresh_token_ttl == timedelta(days=7)
     auth.add_user(username, PASSWORD, tenant_id="acme", roles=["analyst"])
     pair = auth.login(username, PASSWORD)
-    assert pair.refresh_expires_in == 8 * 3600 and pair.expires_in == 900
+    assert pair.expires_in == 8 * 3600 and pair.refresh_expires_in == 7 * 24 * 3600
     claims = auth.verify_token(pair.access_token)
     assert claims.tenant_id == "acme" and claims.roles == ["analyst"]
     assert claims.extra == {"amr": ["pwd"], "preferred_username": username}
@@ -69,15 +71,16 @@ def test_unknown_and_conflicting_keywords_are_type_errors(make_auth, database_ur
     with pytest.raises(TypeError, match="once"):
         make_auth(jwt_secret=SECRET)
     with pytest.raises(TypeError, match="once"):
-        make_auth(token_expiry_hours=8, refresh_token_ttl=timedelta(hours=1))
+        make_auth(token_expiry_hours=8, access_token_ttl=timedelta(hours=1))
     with pytest.raises(TypeError, match="True or False"):
         make_auth(session_management="no")
     with pytest.raises(TypeError, match="a number"):
         make_auth(token_expiry_hours="8")
     with pytest.raises(TypeError, match="not both"):
         KailashJWTAuth(secret_key=SECRET, config=SecurityConfig(jwt_secret=SECRET))
-    with pytest.raises(ValueError, match="refresh_token_enabled"):
-        make_auth(token_expiry_hours=8, refresh_token_enabled=False)
+    for hours in (0, -1, 25, float("nan")):
+        with pytest.raises(ValueError, match="token_expiry_hours"):
+            make_auth(token_expiry_hours=hours)
 
 
 def test_security_options_reach_the_config(make_auth, database_url):
