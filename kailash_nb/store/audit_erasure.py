@@ -116,7 +116,8 @@ def erase_identifiers(
 
     Raises:
         AuditErasureError: a matching record was written before schema version 9 (its
-            hash covers the raw fields); the caller's transaction must roll back.
+            hash covers the raw fields), or its chain end is signed with a key ``trail``
+            does not have; the caller's transaction must roll back.
     """
     identifiers = [identifier for identifier in identifiers if identifier]
     if not identifiers:
@@ -156,6 +157,15 @@ def erase_identifiers(
             "their hash covers the raw identifier, so rewriting them would break the chain; "
             "nothing was erased"
         )
+    for tenant_id in sorted(rewritten):
+        # A tombstone appended without the key that signed the chain end would leave an
+        # unsigned (or wrongly signed) end: verification with the key would then fail.
+        if trail.head_signed_by_key(connection, tenant_id) is False:
+            raise AuditErasureError(
+                f"the audit chain of tenant {tenant_id!r} is signed and this erasure "
+                f"{'has no checkpoint key' if not trail.signed else 'has another key'} "
+                "(set KAILASH_NB_AUDIT_KEY to the trail's key); nothing was erased"
+            )
     update = (
         audit_records.update()
         .where(

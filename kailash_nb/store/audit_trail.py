@@ -287,6 +287,21 @@ class AuditTrail:
         rows = [stored_form(record, now) for record in records]
         return self._write(connection, rows) if rows else []
 
+    def head_signed_by_key(self, connection: Connection, tenant_id: str) -> bool | None:
+        """Whether ``tenant_id``'s chain end, read in ``connection``, carries this trail's
+        signature: ``None`` when it is unsigned (or the tenant has no chain), ``False``
+        when it is signed and this trail has no key or another one."""
+        head = connection.execute(
+            sa.select(audit_heads.c.seq, audit_heads.c.hash, audit_heads.c.mac).where(
+                audit_heads.c.tenant_id == tenant_id
+            )
+        ).first()
+        if head is None or head.mac is None:
+            return None
+        if self._key is None:
+            return False
+        return _same(head.mac, self._mac("head", tenant_id, int(head.seq), head.hash))
+
     def _append_once(self, rows: Sequence[StoredRecord], wait: float) -> list[int]:
         started = time.monotonic()
         lock = _local_writer_lock(self.engine)

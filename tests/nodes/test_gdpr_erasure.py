@@ -20,7 +20,7 @@ from kailash_nb.sdk_exceptions import NodeExecutionError, NodeValidationError
 from kailash_nb.security import AuthState, UserStore
 from kailash_nb.store import AuditErasureError, AuditTrail
 from kailash_nb.store.audit_erasure import replace_identifiers
-from kailash_nb.store.audit_records import GENESIS_HASH, AuditRecord, record_hash
+from kailash_nb.store.audit_records import AUDIT_KEY_ENV, GENESIS_HASH, AuditRecord, record_hash
 from kailash_nb.store.audit_trail import ERASURE_ACTION
 from kailash_nb.store.database import get_engine
 from kailash_nb.store.schema import (
@@ -40,7 +40,7 @@ KEY = "p" * 32
 class Scenario:
     """Jane (the data subject) and Bob (someone else) with data in every table."""
 
-    def __init__(self, url: str, hasher) -> None:
+    def __init__(self, url: str, hasher, audit_key: bytes | None = None) -> None:
         tag = uuid.uuid4().hex[:8]
         self.url = url
         self.tenant = f"acme-{tag}"
@@ -109,7 +109,7 @@ class Scenario:
                         created_at=now, finished_at=now + 1,
                     )
                 )  # fmt: skip
-        self.trail = AuditTrail(url)
+        self.trail = AuditTrail(url, checkpoint_key=audit_key)
         self.trail.append_many(
             [
                 AuditRecord(self.tenant, self.subject, "run", "workflow:payroll", "allow",
@@ -306,6 +306,28 @@ def test_pii_04_dropping_a_records_salt_without_a_tombstone_is_caught(scenario):
         )
     result = scenario.trail.verify(scenario.tenant)
     assert (result.ok, result.first_bad_seq) == (False, 1)
+
+
+def test_pii_04_erasure_keeps_a_signed_chain_signed(database_url, password_hasher, monkeypatch):
+    audit_key = "a" * 32
+    monkeypatch.setenv(AUDIT_KEY_ENV, audit_key)
+    scenario = Scenario(database_url, password_hasher, audit_key=audit_key.encode())
+    signed = AuditTrail(database_url, checkpoint_key=audit_key.encode())
+    assert signed.verify(scenario.tenant).ok
+    # Without the key (or with another one) the erasure is refused and changes nothing.
+    before = _dump(database_url)
+    for wrong in (None, "b" * 32):
+        if wrong is None:
+            monkeypatch.delenv(AUDIT_KEY_ENV)
+        else:
+            monkeypatch.setenv(AUDIT_KEY_ENV, wrong)
+        with pytest.raises(AuditErasureError, match="is signed"):
+            _run("erase_user_data", scenario, pii_key=KEY)
+        assert _dump(database_url) == before
+    monkeypatch.setenv(AUDIT_KEY_ENV, audit_key)
+    assert _run("erase_user_data", scenario, pii_key=KEY)["erased"]["audit_records"] == 3
+    verified = signed.verify(scenario.tenant, checkpoints=[signed.checkpoint(scenario.tenant)])
+    assert verified.ok and verified.signed, verified.message
 
 
 def test_pii_04_erasure_needs_a_subject_and_a_managed_key(scenario, monkeypatch):

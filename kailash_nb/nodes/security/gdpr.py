@@ -54,8 +54,8 @@ tells nothing about the old values) and appends a tombstone record (action
 its new content; verification accepts an erased record only as a later tombstone names
 it. Audit records written before schema version 9 hash the raw identifier: an erasure
 that would have to rewrite one is refused with ``AuditErasureError`` and changes nothing.
-Set ``KAILASH_NB_AUDIT_KEY`` when the trail is signed, so the tombstones advance its
-signed chain end.
+A signed trail needs its key in ``KAILASH_NB_AUDIT_KEY``, so the tombstones advance
+its signed chain end; without it (or with another key) the erasure is refused.
 """
 
 from __future__ import annotations
