@@ -458,7 +458,7 @@ def content_commitment(salt: str, subject: str, resource: str, detail_json: str)
         f"[{encode_basestring(subject)},{encode_basestring(resource)},"
         f"{encode_basestring(detail_json)}]"
     )
-    return hmac.new(bytes.fromhex(salt), content.encode("utf-8"), hashlib.sha256).hexdigest()
+    return hmac.digest(bytes.fromhex(salt), content.encode("utf-8"), "sha256").hex()
 
 
 def erased_digest(subject: str, resource: str, detail_json: str) -> str:
