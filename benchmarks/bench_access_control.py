@@ -34,6 +34,7 @@ the targets are checked against; the median is printed beside it. Run:
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import tempfile
@@ -243,7 +244,7 @@ def breakdown_main() -> None:
     from kailash_nb.runtime._access import DecisionNotes
     from kailash_nb.runtime.access_controlled import AccessControlledRuntime
     from kailash_nb.runtime.local import LocalRuntime
-    from kailash_nb.store.audit_records import chain_hash, stored_form
+    from kailash_nb.store.audit_records import content_commitment, record_hash_v2, stored_form
     from kailash_nb.store.audit_trail import AuditRecord, AuditTrail
 
     runs = 500
@@ -283,9 +284,16 @@ def breakdown_main() -> None:
                 manager.check_access(caller, action, place)
 
     def hashes() -> None:
+        # What an append does per record: a salt, the content commitment, hash version 2.
         digest = "0" * 64
+        salts = os.urandom(16 * len(rows)).hex()
         for seq, row in enumerate(rows, 1):
-            digest = chain_hash(row, seq, digest)
+            salt = salts[(seq - 1) * 32 : seq * 32]
+            commit = content_commitment(salt, row.subject, row.resource, row.detail)
+            digest = record_hash_v2(
+                row.tenant_id, seq, row.at_us, commit, row.action, row.decision, row.rule_ids,
+                row.run_id, row.cached, digest,
+            )  # fmt: skip
 
     def engine(runtime, **options):
         return lambda: [runtime.execute(workflow, parameters=parameters, **options)

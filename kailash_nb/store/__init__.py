@@ -5,6 +5,7 @@
 hash-chained audit records of access decisions and runs.
 """
 
+from kailash_nb.store.audit_erasure import AuditErasureError
 from kailash_nb.store.audit_trail import (
     AuditEntry,
     AuditRecord,
@@ -22,6 +23,7 @@ from kailash_nb.store.urls import DATABASE_URL_ENV, StoreConfigurationError
 __all__ = [
     "DATABASE_URL_ENV",
     "AuditEntry",
+    "AuditErasureError",
     "AuditRecord",
     "AuditRecordError",
     "AuditTrail",

@@ -11,6 +11,7 @@ with its place in the chain; :class:`VerifyResult` what a verification found.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import math
 import re
@@ -35,7 +36,10 @@ __all__ = [
     "VerifyResult",
     "chain_hash",
     "checkpoint_key_bytes",
+    "content_commitment",
+    "erased_digest",
     "record_hash",
+    "record_hash_v2",
     "stored_form",
 ]
 
@@ -446,8 +450,93 @@ def _plain_form(record: AuditRecord, now: float) -> StoredRecord | None:
     )
 
 
+def content_commitment(salt: str, subject: str, resource: str, detail_json: str) -> str:
+    """The HMAC-SHA256 (hex) of a record's subject, resource and detail keyed by its own
+    random ``salt`` (hex): what hash version 2 covers in their place. Without the salt
+    it says nothing about them, even of a low-entropy subject."""
+    content = (
+        f"[{encode_basestring(subject)},{encode_basestring(resource)},"
+        f"{encode_basestring(detail_json)}]"
+    )
+    return hmac.digest(bytes.fromhex(salt), content.encode("utf-8"), "sha256").hex()
+
+
+def erased_digest(subject: str, resource: str, detail_json: str) -> str:
+    """The SHA-256 (hex) of an erased record's subject, resource and detail: what its
+    tombstone names, so the erased content cannot be edited afterwards unnoticed."""
+    content = _HASHED.encode([subject, resource, detail_json])
+    return hashlib.sha256(content.encode("utf-8")).hexdigest()
+
+
+def record_hash_v2(
+    tenant_id: str,
+    seq: int,
+    at_us: int,
+    content_commit: str,
+    action: str,
+    decision: str,
+    rule_ids_json: str,
+    run_id: str | None,
+    cached: bool,
+    prev_hash: str,
+) -> str:
+    """The SHA-256 (hex) of a version 2 record: :func:`record_hash`'s fields with the
+    subject, resource and detail replaced by their :func:`content_commitment`."""
+    if (
+        seq.__class__ is int
+        and at_us.__class__ is int
+        and (run_id is None or run_id.__class__ is str)
+        and tenant_id.__class__ is str
+        and content_commit.__class__ is str
+        and action.__class__ is str
+        and decision.__class__ is str
+        and rule_ids_json.__class__ is str
+        and prev_hash.__class__ is str
+    ):
+        # The JSON array below, written out as record_hash does (the append's hot path).
+        content = (
+            f"[2,{encode_basestring(tenant_id)},{seq},{at_us},"
+            f"{encode_basestring(content_commit)},{encode_basestring(action)},"
+            f"{encode_basestring(decision)},{encode_basestring(rule_ids_json)},"
+            f"{'null' if run_id is None else encode_basestring(run_id)},"
+            f"{'true' if cached else 'false'},{encode_basestring(prev_hash)}]"
+        )
+        return hashlib.sha256(content.encode("utf-8")).hexdigest()
+    content = _HASHED.encode(
+        [
+            2,
+            tenant_id,
+            seq,
+            at_us,
+            content_commit,
+            action,
+            decision,
+            rule_ids_json,
+            run_id,
+            bool(cached),
+            prev_hash,
+        ]
+    )
+    return hashlib.sha256(content.encode("utf-8")).hexdigest()
+
+
 def chain_hash(row: Any, seq: int, prev_hash: str) -> str:
-    """:func:`record_hash` of a :class:`StoredRecord` or a stored row at ``seq``."""
+    """The hash of a :class:`StoredRecord` or a stored row at ``seq``: hash version 2
+    (:func:`record_hash_v2`) when it has a ``content_commit``, else :func:`record_hash`."""
+    commit = getattr(row, "content_commit", None)
+    if commit is not None:
+        return record_hash_v2(
+            row.tenant_id,
+            seq,
+            row.at_us,
+            commit,
+            row.action,
+            row.decision,
+            row.rule_ids,
+            row.run_id,
+            bool(row.cached),
+            prev_hash,
+        )
     return record_hash(
         row.tenant_id,
         seq,

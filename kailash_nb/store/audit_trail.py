@@ -22,14 +22,16 @@ written raises :class:`AuditUnavailableError`; a record is never silently droppe
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
 import math
+import os
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -51,7 +53,10 @@ from kailash_nb.store.audit_records import (
     VerifyResult,
     chain_hash,
     checkpoint_key_bytes,
+    content_commitment,
+    erased_digest,
     record_hash,
+    record_hash_v2,
     stored_form,
 )
 from kailash_nb.store.database import SQLITE_BUSY_TIMEOUT_MS, get_engine
@@ -61,6 +66,7 @@ from kailash_nb.store.urls import redact_url
 __all__ = [
     "AUDIT_DECISIONS",
     "AUDIT_KEY_ENV",
+    "ERASURE_ACTION",
     "GENESIS_HASH",
     "MIN_AUDIT_KEY_BYTES",
     "AuditEntry",
@@ -75,6 +81,10 @@ __all__ = [
 ]
 
 _MAX_ATTEMPTS = 50
+#: Bytes of each record's random ``content_salt``.
+_SALT_BYTES = 16
+#: The action of the record an erasure appends to each tenant's chain (its tombstone).
+ERASURE_ACTION = "gdpr_erasure"
 
 
 # Built once: statement construction is most of an append's Python cost.
@@ -230,6 +240,68 @@ class AuditTrail:
             f"write still blocked by other writers after {self.timeout:g} s", last_error
         ) from last_error
 
+    @contextlib.contextmanager
+    def write_transaction(self) -> Iterator[Connection]:
+        """A write transaction on the trail's database, for work that must commit or roll
+        back together with records appended by :meth:`append_in` (an erasure).
+
+        It holds what an append holds (SQLite's write lock, this process's writer lock),
+        commits when the block ends and rolls back when it raises.
+
+        Raises:
+            AuditUnavailableError: the store cannot be opened or locked in ``timeout``.
+        """
+        self._ensure_schema()
+        lock = _local_writer_lock(self.engine)
+        if lock is not None and not lock.acquire(timeout=self.timeout):
+            raise self._unavailable(f"write still blocked after {self.timeout:g} s", None)
+        try:
+            with self.engine.connect() as connection:
+                wait_ms = max(int(self.timeout * 1000), 1)
+                shortened = _shortens_busy_timeout(connection, wait_ms)
+                try:
+                    try:
+                        _begin_write(connection, wait_ms, shortened)
+                    except sa.exc.DBAPIError as exc:
+                        raise self._unavailable("write", exc) from exc
+                    yield connection
+                    connection.commit()
+                except BaseException:
+                    connection.rollback()
+                    raise
+                finally:
+                    if shortened:
+                        _end_write(connection)
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def append_in(self, connection: Connection, records: Iterable[AuditRecord]) -> list[int]:
+        """Append ``records`` in the caller's :meth:`write_transaction` ``connection``;
+        return their sequence numbers. They are stored when that transaction commits.
+
+        Raises:
+            AuditRecordError: a record is invalid.
+        """
+        now = time.time()
+        rows = [stored_form(record, now) for record in records]
+        return self._write(connection, rows) if rows else []
+
+    def head_signed_by_key(self, connection: Connection, tenant_id: str) -> bool | None:
+        """Whether ``tenant_id``'s chain end, read in ``connection``, carries this trail's
+        signature: ``None`` when it is unsigned (or the tenant has no chain), ``False``
+        when it is signed and this trail has no key or another one."""
+        head = connection.execute(
+            sa.select(audit_heads.c.seq, audit_heads.c.hash, audit_heads.c.mac).where(
+                audit_heads.c.tenant_id == tenant_id
+            )
+        ).first()
+        if head is None or head.mac is None:
+            return None
+        if self._key is None:
+            return False
+        return _same(head.mac, self._mac("head", tenant_id, int(head.seq), head.hash))
+
     def _append_once(self, rows: Sequence[StoredRecord], wait: float) -> list[int]:
         started = time.monotonic()
         lock = _local_writer_lock(self.engine)
@@ -266,14 +338,17 @@ class AuditTrail:
         checkpoints: list[dict[str, Any]] = []
         now = time.time()
         every = self.checkpoint_every if self._key is not None else 0
-        for row in rows:
+        salts = os.urandom(_SALT_BYTES * len(rows)).hex()
+        for index, row in enumerate(rows):
             (tenant_id, at_us, subject, action, resource, decision, rule_ids, run_id, cached,
              detail) = row  # fmt: skip
             seq, prev_hash = heads[tenant_id]
             seq += 1
-            digest = record_hash(
-                tenant_id, seq, at_us, subject, action, resource, decision, rule_ids, run_id,
-                cached, detail, prev_hash,
+            salt = salts[index * 2 * _SALT_BYTES : (index + 1) * 2 * _SALT_BYTES]
+            commit = content_commitment(salt, subject, resource, detail)
+            digest = record_hash_v2(
+                tenant_id, seq, at_us, commit, action, decision, rule_ids, run_id, cached,
+                prev_hash,
             )  # fmt: skip
             heads[tenant_id] = (seq, digest)
             numbers.append(seq)
@@ -292,6 +367,8 @@ class AuditTrail:
                     "detail": detail,
                     "prev_hash": prev_hash,
                     "hash": digest,
+                    "content_salt": salt,
+                    "content_commit": commit,
                 }
             )
             if every and seq % every == 0:
@@ -527,6 +604,9 @@ class AuditTrail:
             .execution_options(yield_per=2000)
         )
         expected_seq, prev_hash, count = 1, GENESIS_HASH, 0
+        # Erased records (version 2, salt dropped) -> the digest of their content now,
+        # until a later tombstone of the chain names that digest.
+        erased: dict[int, str] = {}
         for row in connection.execute(query):
             seq = int(row.seq)
             if seq != expected_seq:
@@ -544,6 +624,16 @@ class AuditTrail:
                 )
             if chain_hash(row, seq, prev_hash) != row.hash:
                 return bad(seq, "its content does not match its hash (edited)", count)
+            if row.content_commit is not None:
+                if row.content_salt is None:
+                    erased[seq] = erased_digest(row.subject, row.resource, row.detail)
+                elif (
+                    content_commitment(row.content_salt, row.subject, row.resource, row.detail)
+                    != row.content_commit
+                ):
+                    return bad(seq, "its content does not match its hash (edited)", count)
+                elif row.action == ERASURE_ACTION and erased:
+                    _settle_erased(erased, row.detail)
             point = checkpoints.get(seq)
             if point is not None and point.hash != row.hash:
                 return bad(seq, f"its hash differs from checkpoint {seq}'s (rewritten)", count)
@@ -553,6 +643,14 @@ class AuditTrail:
                     seq, f"its hash differs from the kept checkpoint at {seq} (rewritten)", count
                 )
             prev_hash, expected_seq, count = row.hash, seq + 1, count + 1
+        if erased:
+            first = min(erased)
+            return bad(
+                first,
+                "its content was erased but no later erasure record (tombstone) names it "
+                "as it is now (edited after erasure)",
+                count,
+            )
         last = expected_seq - 1
         head_signed = (
             head is not None
@@ -629,6 +727,19 @@ class AuditTrail:
         return AuditUnavailableError(
             f"audit store {redact_url(self.engine.url)} unavailable ({what}){cause}"
         )
+
+
+def _settle_erased(erased: dict[int, str], tombstone_detail: str) -> None:
+    """Drop from ``erased`` the records a tombstone names with their content's digest (a
+    record erased again later is settled by the later tombstone)."""
+    try:
+        named = json.loads(tombstone_detail).get("erased", {})
+        pairs = [(int(seq), digest) for seq, digest in named.items()]
+    except (ValueError, TypeError, AttributeError):
+        return
+    for seq, digest in pairs:
+        if erased.get(seq) == digest:
+            del erased[seq]
 
 
 def _shortens_busy_timeout(connection: Connection, wait_ms: int) -> bool:

@@ -246,6 +246,9 @@ audit_records = sa.Table(
     sa.Column("detail", sa.Text, nullable=False),
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
+    # Added by version 9 (see there): NULL in records written before it.
+    sa.Column("content_salt", sa.String(32)),
+    sa.Column("content_commit", sa.String(64)),
     sa.Index("ix_kailash_nb_audit_records_at", "at_us"),
     sa.Index("ix_kailash_nb_audit_records_tenant_at", "tenant_id", "at_us"),
 )
@@ -380,6 +383,26 @@ def _create_v8(connection: Connection) -> None:
     metadata.create_all(connection, tables=[auth_token_sessions])
 
 
+# Version 9: audit records whose personal data can be erased (GDPR article 17) while
+# their chain still verifies. A record's hash (hash version 2) covers ``content_commit``,
+# an HMAC of its subject, resource and detail keyed by the record's own random
+# ``content_salt``, instead of those fields. Erasure replaces the identifiers in them with
+# a keyed pseudonym, drops the salt (the commitment then tells nothing about the old
+# content) and appends an erasure record (a tombstone) to the tenant's chain naming each
+# rewritten record and the digest of its new content. Records written before version 9
+# keep hash version 1 (NULL salt and commitment). The columns are part of
+# ``audit_records`` above, so a store created at version 6 or later already has them
+# when it is new; an older store gets them here.
+_V9_AUDIT_COLUMNS = (("content_salt", "VARCHAR(32)"), ("content_commit", "VARCHAR(64)"))
+
+
+def _create_v9(connection: Connection) -> None:
+    present = {column["name"] for column in sa.inspect(connection).get_columns(audit_records.name)}
+    for name, kind in _V9_AUDIT_COLUMNS:
+        if name not in present:
+            connection.exec_driver_sql(f"ALTER TABLE {audit_records.name} ADD COLUMN {name} {kind}")
+
+
 #: Ordered migrations: each brings the schema from ``version - 1`` to ``version``.
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _create_v1),
@@ -390,6 +413,7 @@ MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (6, _create_v6),
     (7, _create_v7),
     (8, _create_v8),
+    (9, _create_v9),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -12,7 +12,9 @@ from kailash_nb.store.audit_records import (
     AuditRecord,
     AuditRecordError,
     chain_hash,
+    content_commitment,
     record_hash,
+    record_hash_v2,
     stored_form,
 )
 
@@ -49,6 +51,39 @@ def test_record_hash_is_the_json_array_hash_for_any_text(text, run_id, cached):
     assert record_hash(*fields) == reference_hash(*fields)
     as_subclass = tuple(Text(field) if isinstance(field, str) else field for field in fields)
     assert record_hash(*as_subclass) == reference_hash(*fields)
+
+
+@pytest.mark.parametrize("text", AWKWARD)
+@pytest.mark.parametrize("run_id", [None, "run-1"])
+@pytest.mark.parametrize("cached", [True, False, 0, 1])
+def test_record_hash_v2_is_the_json_array_hash_for_any_text(text, run_id, cached):
+    commit = content_commitment("ab" * 16, text or "alice", f"node:wf/{text}", "{}")
+    fields = (
+        f"acme{text}", 7, 1_733_480_000_123_456, commit, "execute", "allow",
+        json.dumps([text]), run_id, cached, "a" * 64,
+    )  # fmt: skip
+    reference = hashlib.sha256(
+        json.dumps(
+            [2, *fields[:8], bool(cached), fields[9]], separators=(",", ":"), ensure_ascii=False
+        ).encode("utf-8")
+    ).hexdigest()
+    assert record_hash_v2(*fields) == reference
+    as_subclass = tuple(Text(field) if isinstance(field, str) else field for field in fields)
+    assert record_hash_v2(*as_subclass) == reference
+
+
+def test_the_content_commitment_depends_on_salt_subject_resource_and_detail():
+    base = content_commitment("00" * 16, "alice", "workflow:w", "{}")
+    assert len(base) == 64
+    assert base == content_commitment("00" * 16, "alice", "workflow:w", "{}")
+    assert base != content_commitment("01" * 16, "alice", "workflow:w", "{}")
+    assert base != content_commitment("00" * 16, "alicf", "workflow:w", "{}")
+    assert base != content_commitment("00" * 16, "alice", "workflow:x", "{}")
+    assert base != content_commitment("00" * 16, "alice", "workflow:w", '{"a":1}')
+    # Fields are delimited: moving text between them changes the commitment.
+    assert content_commitment("00" * 16, "a", "bc", "{}") != content_commitment(
+        "00" * 16, "ab", "c", "{}"
+    )
 
 
 def test_the_stored_form_is_the_same_whichever_path_computes_it():

@@ -206,15 +206,21 @@ def test_stor_09_an_edit_with_a_recomputed_hash_is_named_at_the_broken_link(data
                 (audit_records.c.tenant_id == tenant) & (audit_records.c.seq == 12)
             )
         ).one()
-    from kailash_nb.store.audit_trail import record_hash
+    from kailash_nb.store.audit_records import content_commitment, record_hash_v2
 
-    forged = record_hash(
-        tenant, 12, row.at_us, "mallory", row.action, row.resource, row.decision,
-        row.rule_ids, row.run_id, row.cached, row.detail, row.prev_hash,
+    # A forger who knows the format rewrites the subject with a commitment and hash of
+    # their own: the record is self-consistent, its successor's link is not.
+    commit = content_commitment(row.content_salt, "mallory", row.resource, row.detail)
+    forged = record_hash_v2(
+        tenant, 12, row.at_us, commit, row.action, row.decision, row.rule_ids, row.run_id,
+        row.cached, row.prev_hash,
     )  # fmt: skip
     where = (audit_records.c.tenant_id == tenant) & (audit_records.c.seq == 12)
     _execute(
-        database_url, audit_records.update().where(where).values(subject="mallory", hash=forged)
+        database_url,
+        audit_records.update()
+        .where(where)
+        .values(subject="mallory", content_commit=commit, hash=forged),
     )
     result = trail.verify(tenant)
     assert (result.ok, result.first_bad_seq) == (False, 13)

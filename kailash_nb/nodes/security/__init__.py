@@ -9,7 +9,8 @@ throttle, authentication events and the hash-chained audit trail).
 - :class:`ThreatDetectionNode` (``threats``): brute force, credential stuffing, a new
   address at an unusual hour and token replay over a window of auth events; optionally
   blocks through the gateway's sign-in lockout.
-- :class:`GDPRComplianceNode` (``gdpr``): detect, anonymise and check personal data.
+- :class:`GDPRComplianceNode` (``gdpr``): detect, anonymise and check personal data;
+  export and erase one data subject's data in the store.
 
 Importing this package registers the nodes; ``workflow.add_node("MultiFactorAuthNode",
 "mfa", {})`` imports it on first use.
@@ -18,7 +19,7 @@ Importing this package registers the nodes; ``workflow.add_node("MultiFactorAuth
 from __future__ import annotations
 
 from kailash_nb.nodes.security.compliance import ComplianceMonitorNode
-from kailash_nb.nodes.security.gdpr import GDPRComplianceNode
+from kailash_nb.nodes.security.gdpr import GDPRComplianceNode, SubjectErasureError
 from kailash_nb.nodes.security.mfa import MultiFactorAuthNode
 from kailash_nb.nodes.security.threats import ThreatDetectionNode
 
@@ -26,5 +27,6 @@ __all__ = [
     "ComplianceMonitorNode",
     "GDPRComplianceNode",
     "MultiFactorAuthNode",
+    "SubjectErasureError",
     "ThreatDetectionNode",
 ]

@@ -23,13 +23,45 @@ a record (a dict, nested at will) or a list of records; ``action`` says what to 
   article 6's bases; consent needs ``consent_field``) and retention
   (``timestamp_field`` older than ``retention_days``): ``compliant`` and the violations.
 
-Exporting and erasing one data subject's data (``export_user_data``,
-``erase_user_data``) are not implemented yet.
+- ``export_user_data``: everything the store (``database_url``; default
+  ``KAILASH_NB_DATABASE_URL``, as the gateway's) holds about the data subject
+  ``subject`` (a user id, as the gateway's tokens carry it), as JSON-safe data: the
+  account without its secrets (no password hash, TOTP secret or backup-code hash), the
+  token sessions and agent-UI sessions, the authentication events, the gateway runs
+  the subject started (parameters, results, errors) and the audit records about
+  them (also other subjects' events and records that name this one, without the other
+  subject's id: ``by_subject: false``); ``counts`` per section. Read in one
+  transaction (one snapshot).
+
+- ``erase_user_data``: removes or pseudonymises ``subject``'s data in every table of
+  the store, in one transaction: the account, second factor, sessions and runs are
+  deleted (open token sessions revoked first); authentication events and audit records
+  are kept with the subject replaced by a keyed pseudonym (``subject_`` and 16 hex
+  digits of an HMAC-SHA256 under ``pii_key`` or ``KAILASH_NB_PII_KEY``), and each
+  tenant's audit chain gets a tombstone, so it still verifies. Answers
+  ``{"success": True, "subject_pseudonym", "erased": {section: count}, "tombstones",
+  "nothing_to_erase"}``; a second erasure erases nothing and says so. A failure rolls
+  everything back and raises (the node fails; it never reports a partial erasure).
+  See :mod:`kailash_nb.nodes.security._subject_erasure` for each table.
+
+Erasure and audit chains. The audit trail is hash-chained and its hash covered the raw
+subject, so a record could not be pseudonymised without breaking the chain. Since schema
+version 9 a record's hash covers a commitment to its subject, resource and detail: an
+HMAC keyed by a random salt of the record's own (:mod:`kailash_nb.store.audit_erasure`).
+Erasure rewrites those fields with the pseudonym, drops the salt (the commitment alone
+tells nothing about the old values) and appends a tombstone record (action
+``gdpr_erasure``, subject the pseudonym) listing each rewritten record with the digest of
+its new content; verification accepts an erased record only as a later tombstone names
+it. Audit records written before schema version 9 hash the raw identifier: an erasure
+that would have to rewrite one is refused with ``AuditErasureError`` and changes nothing.
+A signed trail needs its key in ``KAILASH_NB_AUDIT_KEY``, so the tombstones advance
+its signed chain end; without it (or with another key) the erasure is refused.
 """
 
 from __future__ import annotations
 
 import datetime
+import os
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
@@ -37,13 +69,25 @@ from typing import Any
 from kailash_nb.nodes.node import Node, NodeParameter
 from kailash_nb.nodes.registry import register_node
 from kailash_nb.nodes.security._gdpr_rules import check_record, field_category, generalize
+from kailash_nb.nodes.security._shared import auth_state, optional_text
+from kailash_nb.nodes.security._subject_data import export_subject
+from kailash_nb.nodes.security._subject_erasure import SubjectErasureError, erase_subject
 from kailash_nb.pii import PIIDetector, PIIMatch, PIIRedactor, Pseudonymizer, marker
-from kailash_nb.sdk_exceptions import NodeValidationError, close_matches
+from kailash_nb.sdk_exceptions import NodeConfigurationError, NodeValidationError, close_matches
+from kailash_nb.store.audit_records import AUDIT_KEY_ENV, checkpoint_key_bytes
 
-__all__ = ["ANONYMIZATION_METHODS", "GDPR_ACTIONS", "GDPRComplianceNode"]
+__all__ = ["ANONYMIZATION_METHODS", "GDPR_ACTIONS", "GDPRComplianceNode", "SubjectErasureError"]
 
 #: What the node does.
-GDPR_ACTIONS = ("detect_pii", "anonymize_data", "check_compliance")
+GDPR_ACTIONS = (
+    "detect_pii",
+    "anonymize_data",
+    "check_compliance",
+    "export_user_data",
+    "erase_user_data",
+)
+#: The actions over one data subject in the store (``subject``, not ``data``).
+_SUBJECT_ACTIONS = ("export_user_data", "erase_user_data")
 #: How ``anonymize_data`` replaces a value.
 ANONYMIZATION_METHODS = ("mask", "hash", "generalize", "keep")
 _FIELD_HINT_CONFIDENCE = 0.7
@@ -63,12 +107,19 @@ def _join(path: str, key: Any) -> str:
 @register_node()
 class GDPRComplianceNode(Node):
     """Personal data in a workflow: ``detect_pii``, ``anonymize_data`` and
-    ``check_compliance`` over a string, a record or a list of records. See the module
-    docstring for the outputs.
+    ``check_compliance`` over a string, a record or a list of records;
+    ``export_user_data`` and ``erase_user_data`` over one data subject in the store. See
+    the module docstring for the outputs.
 
     Raises:
-        NodeValidationError: an unknown action or method, or data of the wrong shape.
-        PIIKeyError: ``hash`` asked for without ``pii_key`` or ``KAILASH_NB_PII_KEY``.
+        NodeValidationError: an unknown action or method, data of the wrong shape, or no
+            ``subject`` for a subject action.
+        NodeConfigurationError: an empty ``database_url`` or a bad ``KAILASH_NB_AUDIT_KEY``.
+        StoreConfigurationError: a bad database URL or a store of a newer schema.
+        PIIKeyError: ``hash`` or ``erase_user_data`` asked for without ``pii_key`` or
+            ``KAILASH_NB_PII_KEY``.
+        SubjectErasureError, AuditErasureError, AuditUnavailableError: the erasure could
+            not be done; nothing was changed.
     """
 
     def get_parameters(self) -> dict[str, NodeParameter]:
@@ -80,7 +131,9 @@ class GDPRComplianceNode(Node):
             "min_confidence": _parameter("min_confidence", float, "drop findings below", 0.5),
             "method": _parameter("method", str, "anonymize_data's default method", "mask"),
             "methods": _parameter("methods", dict, "method per field name or category", {}),
-            "pii_key": _parameter("pii_key", str, "key of the hash method (>= 32 bytes)"),
+            "pii_key": _parameter(
+                "pii_key", str, "key of the hash method and erasure's pseudonyms (>= 32 bytes)"
+            ),
             "retention_days": _parameter("retention_days", int, "longest a record is kept", 365),
             "timestamp_field": _parameter(
                 "timestamp_field", str, "when a record was collected", "created_at"
@@ -92,6 +145,10 @@ class GDPRComplianceNode(Node):
                 "consent_field", str, "when consent was given", "consent_given_at"
             ),
             "as_of": _parameter("as_of", str, "check retention as of (ISO 8601; default now)"),
+            "subject": _parameter("subject", str, "the data subject to export or erase (user id)"),
+            "database_url": _parameter(
+                "database_url", str, "the store to export from or erase in (default: gateway's)"
+            ),
         }
 
     def run(self, **kwargs: Any) -> dict[str, Any]:
@@ -102,6 +159,8 @@ class GDPRComplianceNode(Node):
                 f"node {self.id!r}: unknown action {action!r}; use one of "
                 f"{', '.join(GDPR_ACTIONS)}{close_matches(action, GDPR_ACTIONS)}"
             )
+        if action in _SUBJECT_ACTIONS:
+            return self._subject_action(kwargs)
         if kwargs["data"] is None:
             raise NodeValidationError(f"node {self.id!r}: {action} needs 'data'")
         detector = PIIDetector(
@@ -225,6 +284,34 @@ class GDPRComplianceNode(Node):
             "replaced": sum(replaced.values()),
             "categories": dict(replaced),
         }
+
+    # -- export_user_data, erase_user_data ------------------------------------------
+
+    def _subject_action(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        subject = kwargs["subject"]
+        if not isinstance(subject, str) or not subject:
+            raise NodeValidationError(
+                f"node {self.id!r}: {kwargs['action']} needs 'subject', the data subject's "
+                f"user id (a non-empty string), got {subject!r:.60}"
+            )
+        database_url = optional_text(self.id, "database_url", kwargs["database_url"])
+        if kwargs["action"] == "export_user_data":
+            return export_subject(auth_state(database_url).engine, subject)
+        # Keys first: a missing key fails before anything is read or locked.
+        key = kwargs["pii_key"]
+        pseudonyms = Pseudonymizer(key) if key else Pseudonymizer.from_env()
+        audit_key = os.environ.get(AUDIT_KEY_ENV)
+        try:
+            checkpoint_key_bytes(audit_key)
+        except ValueError as error:
+            raise NodeConfigurationError(f"node {self.id!r}: {AUDIT_KEY_ENV}: {error}") from None
+        result = erase_subject(
+            auth_state(database_url).engine,
+            subject,
+            pseudonyms,
+            audit_key=audit_key.encode() if audit_key else None,
+        )
+        return {"success": True, **result}
 
     # -- check_compliance ------------------------------------------------------------
 
