@@ -26,6 +26,9 @@ Data flow contract (identical for every runtime):
   event says so, and ``outcome()`` lists the failed nodes.
 - A node the run's guard refuses (``kailash_nb.runtime.guard``, access control) fails
   and stops the run whether or not anything depends on it; nothing downstream runs.
+- A run past one of the runtime's limits (``kailash_nb.runtime.limits``, e.g. the
+  memory limit) stops with the limit's error: the nodes concerned fail with it, the
+  outputs of those running are discarded, and nothing else starts.
 
 Scheduling: a workflow that is a single file of synchronous nodes runs inline in the
 caller's thread with no event loop. Anything else runs on an anyio event loop:
@@ -51,6 +54,7 @@ from kailash_nb.runtime._cycles import CycleExecution
 from kailash_nb.runtime._run_events import RunEvents, make_timing
 from kailash_nb.runtime.events import EventBus, NodeTiming
 from kailash_nb.runtime.guard import NodeGuard
+from kailash_nb.runtime.limits import RunLimit
 from kailash_nb.runtime.node_errors import describe_node_error, raised_by_node
 from kailash_nb.runtime.outcome import NodeFailure, RunOutcome
 from kailash_nb.sdk_exceptions import NodeExecutionError, ServiceUnavailableError
@@ -75,6 +79,9 @@ class EngineSettings:
         node_retries: default retries for nodes without their own.
         max_worker_threads: threads one run uses for synchronous nodes running
             concurrently with other nodes.
+        limits: limits every run is checked against (``kailash_nb.runtime.limits``);
+            with any, runs go through the event loop and synchronous nodes run in
+            worker threads, so a limit can stop a run while a node runs.
     """
 
     max_concurrent_nodes: int | None = None
@@ -82,8 +89,13 @@ class EngineSettings:
     node_timeout: float | None = None
     node_retries: int = 0
     max_worker_threads: int = 16
+    limits: tuple[RunLimit, ...] = ()
 
     def __post_init__(self) -> None:
+        if not isinstance(self.limits, tuple) or not all(
+            callable(getattr(limit, "exceeded", None)) for limit in self.limits
+        ):
+            raise ValueError(f"limits must be a tuple of RunLimit objects, got {self.limits!r}")
         for name in ("max_concurrent_nodes",):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
@@ -102,7 +114,13 @@ class EngineSettings:
     @property
     def needs_loop_always(self) -> bool:
         """True when these settings alone require the event-loop scheduler."""
-        return bool(self.workflow_timeout or self.node_timeout or self.node_retries)
+        return bool(self.workflow_timeout or self.node_timeout or self.node_retries or self.limits)
+
+    @property
+    def interruptible(self) -> bool:
+        """True when something may end a run while a node runs (a workflow timeout or a
+        limit): synchronous nodes then always run in worker threads."""
+        return self.workflow_timeout is not None or bool(self.limits)
 
 
 class WorkflowRun(CycleExecution, RunEvents):
@@ -165,6 +183,12 @@ class WorkflowRun(CycleExecution, RunEvents):
         #: they ran in (the cycle restores them if the loop ends there).
         self.earlier_cycle_outputs: dict[str, dict[str, Any]] = {}
         self.failure: tuple[str, BaseException] | None = None
+        #: The error of the limit that stopped the run (``kailash_nb.runtime.limits``).
+        self.limit_error: errors.WorkflowExecutionError | None = None
+        self.limits = settings.limits
+        self._offload_always = settings.interruptible
+        #: Nodes executing now, with their start time and cycle iteration (async path).
+        self._running: dict[str, tuple[float, int | None]] = {}
         #: Every node that failed, in order (those that stopped the run included).
         self.failed_nodes: list[NodeFailure] = []
         #: ``running`` until the run ends, then its final status.
@@ -222,10 +246,14 @@ class WorkflowRun(CycleExecution, RunEvents):
         timeout = self.settings.workflow_timeout
         try:
             with anyio.fail_after(timeout):
-                async with anyio.create_task_group() as task_group:
-                    self._task_group = task_group
-                    for index in self.plan.roots:
-                        self._start_unit(index)
+                if self.limits:
+                    async with anyio.create_task_group() as watchers:
+                        for limit in self.limits:
+                            watchers.start_soon(self._watch_limit, limit)
+                        await self._run_units()
+                        watchers.cancel_scope.cancel()
+                else:
+                    await self._run_units()
         except TimeoutError:
             error = errors.WorkflowTimeoutError(
                 f"workflow {self.workflow.name!r} exceeded workflow_timeout={timeout}s and was "
@@ -235,6 +263,50 @@ class WorkflowRun(CycleExecution, RunEvents):
             )
             self._end("timeout", started, error)
             raise error from None
+
+    async def _run_units(self) -> None:
+        async with anyio.create_task_group() as task_group:
+            self._task_group = task_group
+            for index in self.plan.roots:
+                self._start_unit(index)
+
+    async def _watch_limit(self, limit: RunLimit) -> None:
+        """Check ``limit`` every ``check_interval`` seconds while nodes run."""
+        while True:
+            await anyio.sleep(limit.check_interval)
+            if not self._running:
+                continue  # the next node to start checks for itself
+            error = limit.exceeded()
+            if error is not None:
+                self._limit_stop(error, list(self._running.items()))
+                return
+
+    def _over_limit(self) -> errors.WorkflowExecutionError | None:
+        for limit in self.limits:
+            error = limit.exceeded()
+            if error is not None:
+                return error
+        return None
+
+    def _limit_stop(
+        self,
+        error: errors.WorkflowExecutionError,
+        nodes: list[tuple[str, tuple[float | None, int | None]]],
+    ) -> None:
+        """Stop the run with a limit's ``error``: ``nodes`` (id, (start, iteration))
+        fail with it, and the running ones are cancelled (their outputs discarded)."""
+        if self.failure is None:
+            self.limit_error = error
+        now = time.perf_counter()
+        for node_id, (started, iteration) in nodes:
+            duration = None if started is None else now - started
+            if self.emitting:
+                self._emit_node(node_id, "failed", duration, error=error, iteration=iteration)
+            if self.timeline is not None:
+                self._record(node_id, "failed", duration or 0.0, error, iteration)
+            self._stop(node_id, error)
+        if self._task_group is not None:
+            self._task_group.cancel_scope.cancel()
 
     def outcome(self) -> RunOutcome:
         """How the run ended (call it once the run is over)."""
@@ -320,6 +392,11 @@ class WorkflowRun(CycleExecution, RunEvents):
             if refusal is not None:
                 self._refused(node_id, refusal, iteration)
                 return None
+        if self.limits:
+            exceeded = self._over_limit()
+            if exceeded is not None:
+                self._limit_stop(exceeded, [(node_id, (None, iteration))])
+                return None
         return kwargs
 
     def _refused(self, node_id: str, exc: BaseException, iteration: int | None) -> None:
@@ -383,6 +460,7 @@ class WorkflowRun(CycleExecution, RunEvents):
             if self.emitting:
                 self._emit_node(node_id, "started", iteration=iteration)
             started = time.perf_counter()
+            self._running[node_id] = (started, iteration)
             try:
                 outputs = await self._attempt(node, kwargs, timeout)
             except Exception as exc:
@@ -394,6 +472,13 @@ class WorkflowRun(CycleExecution, RunEvents):
                     continue
                 self._node_failed(node_id, exc, started, iteration)
                 return
+            finally:
+                self._running.pop(node_id, None)
+            if self.limits:
+                exceeded = self._over_limit()
+                if exceeded is not None:
+                    self._limit_stop(exceeded, [(node_id, (started, iteration))])
+                    return
             self.results[node_id] = outputs
             if self.on_output is not None and iteration is None:
                 self.on_output(node_id, outputs)
@@ -409,9 +494,7 @@ class WorkflowRun(CycleExecution, RunEvents):
                     return await node.run_with_async(node.merge_inputs(kwargs))
             except TimeoutError:
                 raise _timed_out(node, timeout) from None
-        offload = (
-            timeout is not None or self.settings.workflow_timeout is not None or self._in_flight > 1
-        )
+        offload = timeout is not None or self._offload_always or self._in_flight > 1
         if not offload:
             return node.run_with(node.merge_inputs(kwargs))
         call = functools.partial(_run_sync_node, node, kwargs)
