@@ -1,10 +1,11 @@
 """``RunMetrics``: one runtime's runs counted, for ``runtime.get_metrics()`` and Prometheus.
 
 The runtime feeds it from its event bus (``enable_metrics=True``); it keeps plain
-counters under a lock (events arrive from any thread) and publishes the same numbers
-as Prometheus collectors in a ``CollectorRegistry``: the runtime's own by default, so
-two runtimes in one process never share (or clash over) metric names, or one the caller
-passes to serve several things on one ``/metrics``:
+counters under a lock (events arrive from any thread), a few microseconds a run, and
+one Prometheus collector registered in a ``CollectorRegistry`` reads them when scraped:
+the runtime's own registry by default, so two runtimes in one process never share (or
+clash over) metric names, or one the caller passes to serve several things on one
+``/metrics``:
 
 * ``kailash_nb_runtime_workflows_started_total``: runs started.
 * ``kailash_nb_runtime_workflows_total{status}``: runs ended, by final status
@@ -16,6 +17,7 @@ passes to serve several things on one ``/metrics``:
 * ``kailash_nb_runtime_memory_limit_stops_total``: runs stopped by ``memory_limit_mb``.
 * ``kailash_nb_process_resident_memory_bytes``: the process's memory, read when scraped
   (``kailash_nb.monitoring.rss_method``).
+* ``kailash_nb_runtime_memory_limit_bytes``: ``memory_limit_mb`` in bytes, when set.
 
 Usage::
 
@@ -27,11 +29,20 @@ Usage::
 
 from __future__ import annotations
 
+import bisect
+import resource
+import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 
 from kailash_nb.monitoring.memory import process_rss_bytes, rss_method
 from kailash_nb.run_status import ENGINE_FINAL_STATES
@@ -40,24 +51,24 @@ __all__ = ["DURATION_BUCKETS", "NODE_END_STATES", "RunMetrics"]
 
 #: How a node ends in a run's timeline.
 NODE_END_STATES = ("completed", "failed", "skipped", "cached")
-#: Upper bounds (seconds) of the run-duration histogram.
-DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 60.0, 300.0, float("inf"))
+#: Upper bounds (seconds) of the run-duration histogram (the last, +Inf, is implied).
+DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 60.0, 300.0)
 
-
-_SHOWN_ORDER = ("completed", "failed", "timeout", "cancelled")
+_FINAL_ORDER = ("completed", "failed", "timeout", "cancelled")
+assert frozenset(_FINAL_ORDER) == ENGINE_FINAL_STATES
 
 
 class RunMetrics:
     """Counters of runs by final status, nodes by end state, and run durations.
 
     Args:
-        registry: where the Prometheus collectors are registered (default: a new
+        registry: where the Prometheus collector is registered (default: a new
             registry of this object's own, ``metrics.registry``).
-        memory_limit_bytes: the runtime's memory limit, reported by :meth:`snapshot`.
+        memory_limit_bytes: the runtime's memory limit, reported with the memory.
 
     Raises:
-        ValueError: ``registry`` already holds collectors of these names (another
-            runtime's metrics): pass each runtime its own registry.
+        ValueError: ``registry`` already holds metrics of these names (another
+            runtime's): pass each runtime its own registry.
     """
 
     def __init__(
@@ -70,62 +81,18 @@ class RunMetrics:
         self.memory_limit_bytes = memory_limit_bytes
         self._lock = threading.Lock()
         self._started = 0
-        self._ended = dict.fromkeys(ENGINE_FINAL_STATES, 0)
+        self._ended = dict.fromkeys(_FINAL_ORDER, 0)
         self._nodes = dict.fromkeys(NODE_END_STATES, 0)
         self._memory_stops = 0
-        self._duration_count = 0
+        self._duration_buckets = [0] * (len(DURATION_BUCKETS) + 1)
         self._duration_sum = 0.0
         self._duration_max = 0.0
-        self._peak_rss = 0
-        registry = self.registry
-        self._started_total = Counter(
-            "kailash_nb_runtime_workflows_started",
-            "Workflow runs started by this runtime.",
-            registry=registry,
-        )
-        ended = Counter(
-            "kailash_nb_runtime_workflows",
-            "Workflow runs ended, by final status (completed, failed, timeout, cancelled).",
-            ("status",),
-            registry=registry,
-        )
-        self._ended_children = {status: ended.labels(status) for status in ENGINE_FINAL_STATES}
-        self._in_flight = Gauge(
-            "kailash_nb_runtime_workflows_in_flight",
-            "Workflow runs started by this runtime and not ended.",
-            registry=registry,
-        )
-        self._duration = Histogram(
-            "kailash_nb_runtime_workflow_duration_seconds",
-            "Time from a run's start to its end, whatever the end.",
-            registry=registry,
-            buckets=DURATION_BUCKETS,
-        )
-        nodes = Counter(
-            "kailash_nb_runtime_nodes",
-            "Nodes by how they ended in a run (completed, failed, skipped, cached).",
-            ("state",),
-            registry=registry,
-        )
-        self._node_children = {state: nodes.labels(state) for state in NODE_END_STATES}
-        self._memory_stops_total = Counter(
-            "kailash_nb_runtime_memory_limit_stops",
-            "Runs stopped because the process went past memory_limit_mb.",
-            registry=registry,
-        )
-        rss = Gauge(
-            "kailash_nb_process_resident_memory_bytes",
-            f"Memory of this process, read when scraped ({rss_method()}).",
-            registry=registry,
-        )
-        rss.set_function(process_rss_bytes)
+        self.registry.register(_Collector(self))
 
     def run_started(self) -> None:
         """Count a run that started."""
         with self._lock:
             self._started += 1
-        self._started_total.inc()
-        self._in_flight.inc()
 
     def run_ended(
         self,
@@ -141,30 +108,22 @@ class RunMetrics:
         Raises:
             ValueError: ``status`` is not a final status the engine reports.
         """
-        child = self._ended_children.get(status)
-        if child is None:
-            raise ValueError(
-                f"run status {status!r} is not one of {', '.join(ENGINE_FINAL_STATES)}"
-            )
-        states = [state for state in node_states if state in self._nodes]
+        if status not in self._ended:
+            raise ValueError(f"run status {status!r} is not one of {', '.join(_FINAL_ORDER)}")
         seconds = duration or 0.0
-        rss = process_rss_bytes()
+        bucket = bisect.bisect_left(DURATION_BUCKETS, seconds)
+        nodes = self._nodes
         with self._lock:
             self._ended[status] += 1
-            for state in states:
-                self._nodes[state] += 1
-            self._duration_count += 1
+            for state in node_states:
+                if state in nodes:
+                    nodes[state] += 1
+            self._duration_buckets[bucket] += 1
             self._duration_sum += seconds
-            self._duration_max = max(self._duration_max, seconds)
-            self._memory_stops += memory_limit
-            self._peak_rss = max(self._peak_rss, rss)
-        child.inc()
-        self._in_flight.dec()
-        self._duration.observe(seconds)
-        for state in states:
-            self._node_children[state].inc()
-        if memory_limit:
-            self._memory_stops_total.inc()
+            if seconds > self._duration_max:
+                self._duration_max = seconds
+            if memory_limit:
+                self._memory_stops += 1
 
     def snapshot(self) -> dict[str, Any]:
         """The numbers now, JSON-ready::
@@ -177,30 +136,110 @@ class RunMetrics:
 
         ``started == completed + failed + timeout + cancelled + in_flight`` always holds
         (a run stopped by the memory limit counts as ``failed``); ``peak_rss_bytes`` is
-        the highest reading taken when a run ended.
+        the process's peak from ``resource.getrusage``.
         """
-        rss = process_rss_bytes()
         with self._lock:
             ended = sum(self._ended.values())
-            count = self._duration_count
-            return {
-                "workflows": {
-                    "started": self._started,
-                    **{status: self._ended[status] for status in _SHOWN_ORDER},
-                    "in_flight": self._started - ended,
-                    "memory_limit_stops": self._memory_stops,
-                },
-                "nodes": dict(self._nodes),
-                "duration_seconds": {
-                    "count": count,
-                    "sum": self._duration_sum,
-                    "max": self._duration_max,
-                    "mean": self._duration_sum / count if count else None,
-                },
-                "memory": {
-                    "rss_bytes": rss,
-                    "peak_rss_bytes": max(self._peak_rss, rss),
-                    "limit_bytes": self.memory_limit_bytes,
-                    "method": rss_method(),
-                },
+            count = sum(self._duration_buckets)
+            workflows = {
+                "started": self._started,
+                **self._ended,
+                "in_flight": self._started - ended,
+                "memory_limit_stops": self._memory_stops,
             }
+            nodes = dict(self._nodes)
+            total, longest = self._duration_sum, self._duration_max
+        rss = process_rss_bytes()
+        return {
+            "workflows": workflows,
+            "nodes": nodes,
+            "duration_seconds": {
+                "count": count,
+                "sum": total,
+                "max": longest,
+                "mean": total / count if count else None,
+            },
+            "memory": {
+                "rss_bytes": rss,
+                "peak_rss_bytes": max(rss, _peak_rss_bytes()),
+                "limit_bytes": self.memory_limit_bytes,
+                "method": rss_method(),
+            },
+        }
+
+    def _families(self, with_samples: bool) -> Iterator[Metric]:
+        with self._lock:
+            started = self._started
+            ended = dict(self._ended)
+            nodes = dict(self._nodes)
+            stops = self._memory_stops
+            buckets = list(self._duration_buckets)
+            total = self._duration_sum
+        runs = CounterMetricFamily(
+            "kailash_nb_runtime_workflows_started", "Workflow runs started by this runtime."
+        )
+        by_status = CounterMetricFamily(
+            "kailash_nb_runtime_workflows",
+            "Workflow runs ended, by final status (completed, failed, timeout, cancelled).",
+            labels=("status",),
+        )
+        in_flight = GaugeMetricFamily(
+            "kailash_nb_runtime_workflows_in_flight",
+            "Workflow runs started by this runtime and not ended.",
+        )
+        by_state = CounterMetricFamily(
+            "kailash_nb_runtime_nodes",
+            "Node executions by how they ended (completed, failed, skipped, cached).",
+            labels=("state",),
+        )
+        memory_stops = CounterMetricFamily(
+            "kailash_nb_runtime_memory_limit_stops",
+            "Runs stopped because the process went past memory_limit_mb.",
+        )
+        rss = GaugeMetricFamily(
+            "kailash_nb_process_resident_memory_bytes",
+            f"Memory of this process, read when scraped ({rss_method()}).",
+        )
+        limit = GaugeMetricFamily(
+            "kailash_nb_runtime_memory_limit_bytes", "The runtime's memory_limit_mb, in bytes."
+        )
+        if with_samples:
+            runs.add_metric((), started)
+            for status, value in ended.items():
+                by_status.add_metric((status,), value)
+            in_flight.add_metric((), started - sum(ended.values()))
+            for state, value in nodes.items():
+                by_state.add_metric((state,), value)
+            memory_stops.add_metric((), stops)
+            rss.add_metric((), process_rss_bytes())
+            if self.memory_limit_bytes is not None:
+                limit.add_metric((), self.memory_limit_bytes)
+        cumulative, running = [], 0
+        for bound, value in zip((*DURATION_BUCKETS, float("inf")), buckets, strict=True):
+            running += value
+            cumulative.append(("+Inf" if bound == float("inf") else str(bound), running))
+        durations = HistogramMetricFamily(
+            "kailash_nb_runtime_workflow_duration_seconds",
+            "Time from a run's start to its end, whatever the end.",
+            buckets=cumulative if with_samples else None,
+            sum_value=total if with_samples else None,
+        )
+        yield from (runs, by_status, in_flight, durations, by_state, memory_stops, rss, limit)
+
+
+class _Collector:
+    """The Prometheus view of a :class:`RunMetrics`, read at scrape time."""
+
+    def __init__(self, metrics: RunMetrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        return self._metrics._families(with_samples=True)
+
+    def describe(self) -> Iterator[Metric]:
+        return self._metrics._families(with_samples=False)
+
+
+def _peak_rss_bytes() -> int:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024

@@ -39,15 +39,19 @@ something is (or when a timeout must be able to interrupt them).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.to_thread
+
+if TYPE_CHECKING:
+    import asyncio
 
 from kailash_nb import sdk_exceptions as errors
 from kailash_nb.runtime._cycles import CycleExecution
@@ -79,9 +83,7 @@ class EngineSettings:
         node_retries: default retries for nodes without their own.
         max_worker_threads: threads one run uses for synchronous nodes running
             concurrently with other nodes.
-        limits: limits every run is checked against (``kailash_nb.runtime.limits``);
-            with any, runs go through the event loop and synchronous nodes run in
-            worker threads, so a limit can stop a run while a node runs.
+        limits: limits every run is checked against (``kailash_nb.runtime.limits``).
     """
 
     max_concurrent_nodes: int | None = None
@@ -93,7 +95,8 @@ class EngineSettings:
 
     def __post_init__(self) -> None:
         if not isinstance(self.limits, tuple) or not all(
-            callable(getattr(limit, "exceeded", None)) for limit in self.limits
+            callable(getattr(limit, "exceeded", None)) and callable(getattr(limit, "watch", None))
+            for limit in self.limits
         ):
             raise ValueError(f"limits must be a tuple of RunLimit objects, got {self.limits!r}")
         for name in ("max_concurrent_nodes",):
@@ -114,13 +117,7 @@ class EngineSettings:
     @property
     def needs_loop_always(self) -> bool:
         """True when these settings alone require the event-loop scheduler."""
-        return bool(self.workflow_timeout or self.node_timeout or self.node_retries or self.limits)
-
-    @property
-    def interruptible(self) -> bool:
-        """True when something may end a run while a node runs (a workflow timeout or a
-        limit): synchronous nodes then always run in worker threads."""
-        return self.workflow_timeout is not None or bool(self.limits)
+        return bool(self.workflow_timeout or self.node_timeout or self.node_retries)
 
 
 class WorkflowRun(CycleExecution, RunEvents):
@@ -185,10 +182,12 @@ class WorkflowRun(CycleExecution, RunEvents):
         self.failure: tuple[str, BaseException] | None = None
         #: The error of the limit that stopped the run (``kailash_nb.runtime.limits``).
         self.limit_error: errors.WorkflowExecutionError | None = None
+        #: Set (from any thread) by a limit's watcher through ``interrupt``.
+        self.interrupted: errors.WorkflowExecutionError | None = None
         self.limits = settings.limits
-        self._offload_always = settings.interruptible
         #: Nodes executing now, with their start time and cycle iteration (async path).
         self._running: dict[str, tuple[float, int | None]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
         #: Every node that failed, in order (those that stopped the run included).
         self.failed_nodes: list[NodeFailure] = []
         #: ``running`` until the run ends, then its final status.
@@ -220,16 +219,21 @@ class WorkflowRun(CycleExecution, RunEvents):
                 "internal: run_inline() called for a workflow that needs the event loop"
             )
         started = self._run_started()
+        unwatch = self._watch_limits()
         try:
             self._run_sequentially()
         except BaseException as exc:
             self._run_abandoned(started, exc)
             raise
+        finally:
+            for stop_watching in unwatch:
+                stop_watching()
         return self._run_finished(started)
 
     async def run_async(self) -> dict[str, dict[str, Any]]:
         """Run the workflow on the current event loop, concurrently where possible."""
         started = self._run_started()
+        unwatch = self._watch_limits()
         try:
             if self.inline:
                 self._run_sequentially()
@@ -238,6 +242,9 @@ class WorkflowRun(CycleExecution, RunEvents):
         except BaseException as exc:
             self._run_abandoned(started, exc)
             raise
+        finally:
+            for stop_watching in unwatch:
+                stop_watching()
         return self._run_finished(started)
 
     async def _run_concurrently(self, started: float) -> None:
@@ -246,14 +253,12 @@ class WorkflowRun(CycleExecution, RunEvents):
         timeout = self.settings.workflow_timeout
         try:
             with anyio.fail_after(timeout):
-                if self.limits:
-                    async with anyio.create_task_group() as watchers:
-                        for limit in self.limits:
-                            watchers.start_soon(self._watch_limit, limit)
-                        await self._run_units()
-                        watchers.cancel_scope.cancel()
-                else:
-                    await self._run_units()
+                async with anyio.create_task_group() as task_group:
+                    self._task_group = task_group
+                    if self.limits:
+                        self._loop = _asyncio_loop()
+                    for index in self.plan.roots:
+                        self._start_unit(index)
         except TimeoutError:
             error = errors.WorkflowTimeoutError(
                 f"workflow {self.workflow.name!r} exceeded workflow_timeout={timeout}s and was "
@@ -264,24 +269,32 @@ class WorkflowRun(CycleExecution, RunEvents):
             self._end("timeout", started, error)
             raise error from None
 
-    async def _run_units(self) -> None:
-        async with anyio.create_task_group() as task_group:
-            self._task_group = task_group
-            for index in self.plan.roots:
-                self._start_unit(index)
+    # -- limits (kailash_nb.runtime.limits) ------------------------------------------------
+    def _watch_limits(self) -> list[Callable[[], object]]:
+        return [limit.watch(self) for limit in self.limits] if self.limits else []
 
-    async def _watch_limit(self, limit: RunLimit) -> None:
-        """Check ``limit`` every ``check_interval`` seconds while nodes run."""
-        while True:
-            await anyio.sleep(limit.check_interval)
-            if not self._running:
-                continue  # the next node to start checks for itself
-            error = limit.exceeded()
-            if error is not None:
-                self._limit_stop(error, list(self._running.items()))
-                return
+    def interrupt(self, error: errors.WorkflowExecutionError) -> None:
+        """Stop the run with a limit's ``error``; callable from any thread (a limit's
+        watcher). The run stops at its next check, when the node running returns, or at
+        once when it runs on an asyncio loop and its nodes are awaiting or in worker
+        threads (they are cancelled, their outputs discarded)."""
+        if self.interrupted is not None:
+            return
+        self.interrupted = error
+        loop = self._loop
+        if loop is not None:
+            # A closed loop (RuntimeError) means the run is over.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._stop_interrupted)
+
+    def _stop_interrupted(self) -> None:
+        """On the run's loop: stop the run for ``interrupted`` if nodes still run."""
+        if self.status == "running" and self._running and self.interrupted is not None:
+            self._limit_stop(self.interrupted)
 
     def _over_limit(self) -> errors.WorkflowExecutionError | None:
+        if self.interrupted is not None:
+            return self.interrupted
         for limit in self.limits:
             error = limit.exceeded()
             if error is not None:
@@ -291,13 +304,17 @@ class WorkflowRun(CycleExecution, RunEvents):
     def _limit_stop(
         self,
         error: errors.WorkflowExecutionError,
-        nodes: list[tuple[str, tuple[float | None, int | None]]],
+        node: tuple[str, tuple[float | None, int | None]] | None = None,
     ) -> None:
-        """Stop the run with a limit's ``error``: ``nodes`` (id, (start, iteration))
-        fail with it, and the running ones are cancelled (their outputs discarded)."""
+        """Stop the run with a limit's ``error``: ``node`` (id, (start, iteration); the
+        one about to start or just finished) and every node still running fail with it;
+        the running ones are cancelled and their outputs discarded."""
         if self.failure is None:
             self.limit_error = error
         now = time.perf_counter()
+        nodes = [] if node is None else [node]
+        nodes += self._running.items()
+        self._running = {}
         for node_id, (started, iteration) in nodes:
             duration = None if started is None else now - started
             if self.emitting:
@@ -392,11 +409,9 @@ class WorkflowRun(CycleExecution, RunEvents):
             if refusal is not None:
                 self._refused(node_id, refusal, iteration)
                 return None
-        if self.limits:
-            exceeded = self._over_limit()
-            if exceeded is not None:
-                self._limit_stop(exceeded, [(node_id, (None, iteration))])
-                return None
+        if self.interrupted is not None:
+            self._limit_stop(self.interrupted, (node_id, (None, iteration)))
+            return None
         return kwargs
 
     def _refused(self, node_id: str, exc: BaseException, iteration: int | None) -> None:
@@ -424,6 +439,11 @@ class WorkflowRun(CycleExecution, RunEvents):
         except Exception as exc:
             self._node_failed(node_id, exc, started, iteration)
             return
+        if self.limits:
+            exceeded = self._over_limit()
+            if exceeded is not None:
+                self._limit_stop(exceeded, (node_id, (started or None, iteration)))
+                return
         self.results[node_id] = outputs
         if self.on_output is not None and iteration is None:
             self.on_output(node_id, outputs)
@@ -464,6 +484,8 @@ class WorkflowRun(CycleExecution, RunEvents):
             try:
                 outputs = await self._attempt(node, kwargs, timeout)
             except Exception as exc:
+                if self._running.pop(node_id, None) is None:
+                    return  # a limit stopped the run meanwhile and failed the node
                 if attempt < retries:
                     attempt += 1
                     if self.emitting:
@@ -472,12 +494,15 @@ class WorkflowRun(CycleExecution, RunEvents):
                     continue
                 self._node_failed(node_id, exc, started, iteration)
                 return
-            finally:
+            except BaseException:
                 self._running.pop(node_id, None)
+                raise
+            if self._running.pop(node_id, None) is None:
+                return  # a limit stopped the run meanwhile: the outputs are discarded
             if self.limits:
                 exceeded = self._over_limit()
                 if exceeded is not None:
-                    self._limit_stop(exceeded, [(node_id, (started, iteration))])
+                    self._limit_stop(exceeded, (node_id, (started, iteration)))
                     return
             self.results[node_id] = outputs
             if self.on_output is not None and iteration is None:
@@ -494,7 +519,9 @@ class WorkflowRun(CycleExecution, RunEvents):
                     return await node.run_with_async(node.merge_inputs(kwargs))
             except TimeoutError:
                 raise _timed_out(node, timeout) from None
-        offload = timeout is not None or self._offload_always or self._in_flight > 1
+        offload = (
+            timeout is not None or self.settings.workflow_timeout is not None or self._in_flight > 1
+        )
         if not offload:
             return node.run_with(node.merge_inputs(kwargs))
         call = functools.partial(_run_sync_node, node, kwargs)
@@ -695,6 +722,16 @@ class WorkflowRun(CycleExecution, RunEvents):
             self._stop(node_id, exc, recorded=True)
             return
         self.results[node_id] = {"error": str(exc), "error_type": error_type, "failed": True}
+
+
+def _asyncio_loop() -> asyncio.AbstractEventLoop | None:
+    """The running asyncio loop (``None`` under another anyio backend)."""
+    import asyncio
+
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _run_sync_node(node: Any, kwargs: dict[str, Any]) -> dict[str, Any]:

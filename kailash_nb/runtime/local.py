@@ -97,17 +97,17 @@ class LocalRuntime:
             the engine's event loop. Kailash's ``False`` raises ``TypeError``.
         memory_limit_mb: a ceiling (MiB) on this process's memory, measured as its
             resident set size (``/proc/self/statm``; elsewhere the peak from
-            ``resource.getrusage``). It is read before each node executes, when each
-            node finishes and every ``memory_check_interval`` seconds while nodes run;
-            past it the run is stopped with ``MemoryLimitExceededError`` (the nodes
-            running fail with it and their outputs are discarded, nothing else
-            starts, the run ends ``failed``). A stopped synchronous node's thread
-            cannot be killed: it runs on until its node returns. A new run waits while
-            the process is above the limit, at most ``workflow_timeout`` seconds (not
-            at all without one), then starts and fails at its first node if the
-            process is still above it. With a limit, every run goes through the event
-            loop and synchronous nodes run in worker threads. ``None``: no limit.
-            See ``kailash_nb.runtime.memory_limit``.
+            ``resource.getrusage``). It is read when each node finishes and, by a
+            watcher thread, every ``memory_check_interval`` seconds while nodes run.
+            Past it the run is stopped with ``MemoryLimitExceededError``: the nodes
+            running fail with it and their outputs are discarded, nothing else starts,
+            the run ends ``failed``. Nodes awaiting or in worker threads are cancelled
+            at once; a synchronous node running in the caller's thread is stopped when
+            it returns, and a thread cannot be killed, so a cancelled node's thread
+            runs on until its node returns. A new run waits while the process is above
+            the limit, at most ``workflow_timeout`` seconds (not at all without one),
+            then fails at its first node if the process is still above it. ``None``:
+            no limit. See ``kailash_nb.runtime.memory_limit``.
         memory_check_interval: seconds between memory readings while nodes run.
         enable_metrics: count runs, nodes and durations for :meth:`get_metrics` and
             as Prometheus collectors in ``metrics_registry`` (off: no cost).
@@ -367,12 +367,20 @@ class LocalRuntime:
         if self._slots is not None:
             self._slots.acquire()
         try:
-            if self._memory_limit is not None:
-                self._memory_limit.wait_until_below(self.settings.workflow_timeout)
+            memory = self._memory_limit
+            if memory is not None and not memory.wait_until_below(self.settings.workflow_timeout):
+                self._interrupt_above_limit(run, memory)
             return run.run_inline() if run.inline else run_blocking(run.run_async())
         finally:
             if self._slots is not None:
                 self._slots.release()
+
+    @staticmethod
+    def _interrupt_above_limit(run: WorkflowRun, memory: MemoryLimit) -> None:
+        """The process stayed above the memory limit: ``run`` fails at its first node."""
+        error = memory.exceeded()
+        if error is not None:  # else the memory just went down: let the run go
+            run.interrupt(error)
 
     def execute_outcome(
         self,
@@ -434,8 +442,11 @@ class LocalRuntime:
         if self._slots is not None:
             await self._slots.acquire_async()
         try:
-            if self._memory_limit is not None:
-                await self._memory_limit.wait_until_below_async(self.settings.workflow_timeout)
+            memory = self._memory_limit
+            if memory is not None and not await memory.wait_until_below_async(
+                self.settings.workflow_timeout
+            ):
+                self._interrupt_above_limit(run, memory)
             return await run.run_async()
         finally:
             if self._slots is not None:

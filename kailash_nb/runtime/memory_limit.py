@@ -7,11 +7,14 @@ exist the peak resident set size from ``resource.getrusage`` stands in, which ne
 down, so there a process that once went past the limit fails every later run.
 (``kailash_nb.monitoring.rss_method()`` says which applies.)
 
-The engine reads it before each node executes, when each node finishes, and every
-``check_interval`` seconds while nodes run (``kailash_nb.runtime.limits``). Past the
-limit, every run of the runtime that checks fails with ``MemoryLimitExceededError``;
-the process stays usable once the memory held by the stopped nodes is freed (a
-stopped node's thread runs until its node returns; what it returns is discarded).
+The engine reads it when each node finishes; while runs are in progress, a watcher
+thread (one per limit, started with the first run and ended after a second without
+any) reads it every ``check_interval`` seconds and interrupts every run in progress
+when it is past the limit (``kailash_nb.runtime.limits`` says when an interrupted run
+stops). Past the limit, the runs of the runtime fail with ``MemoryLimitExceededError``;
+the process stays usable once the memory held by the stopped nodes is freed (a stopped
+node's thread runs until its node returns; what it returns is discarded). A peak
+shorter than ``check_interval`` that ends before its node does can pass unseen.
 
 Before a run starts, the runtime waits (:meth:`MemoryLimit.wait_until_below`) while the
 process is above the limit, at most ``workflow_timeout`` seconds and not at all without
@@ -23,14 +26,17 @@ one; a run that starts above the limit fails at its first node::
 
 from __future__ import annotations
 
+import functools
 import gc
 import math
+import threading
 import time
 from collections.abc import Callable
 
 import anyio
 
 from kailash_nb.monitoring.memory import process_rss_bytes, rss_method
+from kailash_nb.runtime.limits import Interruptible
 from kailash_nb.sdk_exceptions import MemoryLimitExceededError
 
 __all__ = ["DEFAULT_CHECK_INTERVAL", "MemoryLimit"]
@@ -39,6 +45,8 @@ __all__ = ["DEFAULT_CHECK_INTERVAL", "MemoryLimit"]
 DEFAULT_CHECK_INTERVAL = 0.05
 
 _MIB = 1024 * 1024
+#: Seconds the watcher thread waits without a run before it ends.
+_IDLE_SECONDS = 1.0
 
 
 def _positive_number(name: str, value: object) -> float:
@@ -74,6 +82,10 @@ class MemoryLimit:
         self.limit_bytes = int(self.limit_mb * _MIB)
         self.method = rss_method() if measure is process_rss_bytes else "the given measure"
         self._measure = measure
+        self._runs: set[Interruptible] = set()
+        self._lock = threading.Lock()
+        self._run_started = threading.Condition(self._lock)
+        self._watcher: threading.Thread | None = None
 
     def measured_bytes(self) -> int:
         """The process's memory now, in bytes."""
@@ -85,6 +97,9 @@ class MemoryLimit:
         measured = self._measure()
         if measured <= self.limit_bytes:
             return None
+        return self._error(measured)
+
+    def _error(self, measured: int) -> MemoryLimitExceededError:
         return MemoryLimitExceededError(
             f"the process's memory went past memory_limit_mb={self.limit_mb:g}: "
             f"{measured / _MIB:.1f} MiB measured ({self.method}) against a limit of "
@@ -94,6 +109,43 @@ class MemoryLimit:
             measured_bytes=measured,
             method=self.method,
         )
+
+    def watch(self, run: Interruptible) -> Callable[[], object]:
+        """Interrupt ``run`` if the process goes past the limit before the returned
+        function is called (the engine calls it when the run ends)."""
+        with self._lock:
+            self._runs.add(run)
+            if self._watcher is None:
+                self._watcher = threading.Thread(
+                    target=self._watch_runs, name="kailash-nb-memory-limit", daemon=True
+                )
+                self._watcher.start()
+            else:
+                self._run_started.notify()
+        return functools.partial(self._unwatch, run)
+
+    def _unwatch(self, run: Interruptible) -> None:
+        with self._lock:
+            self._runs.discard(run)
+
+    def _watch_runs(self) -> None:
+        """The watcher thread: every ``check_interval`` seconds while runs are in
+        progress, interrupt them all if the process is past the limit."""
+        while True:
+            with self._lock:
+                if not self._runs:
+                    self._run_started.wait(_IDLE_SECONDS)
+                    if not self._runs:
+                        self._watcher = None
+                        return
+            time.sleep(self.check_interval)
+            measured = self._measure()
+            if measured <= self.limit_bytes:
+                continue
+            with self._lock:
+                runs = list(self._runs)
+            for run in runs:
+                run.interrupt(self._error(measured))
 
     def wait_until_below(self, timeout: float | None) -> bool:
         """Block while the process is above the limit, at most ``timeout`` seconds

@@ -40,6 +40,16 @@ block = b"x" * (n << 20)
 time.sleep(hold)
 result = len(block)
 """
+# Allocates n MiB in one go, works on for `hold` seconds, frees it and works on again:
+# a passing peak. (A peak shorter than the check interval can pass unseen.)
+ALLOCATE_AND_FREE = """
+import time
+block = b"x" * (n << 20)
+time.sleep(hold)
+del block
+time.sleep(hold)
+result = 1
+"""
 # Allocates n MiB in one go and returns it (the outputs hold the memory).
 ALLOCATE_AND_RETURN = """
 result = b"x" * (n << 20)
@@ -177,19 +187,61 @@ def test_run_growing_past_the_limit_is_stopped_and_the_process_stays_usable(mode
     assert runtime.get_metrics()["workflows"]["completed"] == 1
 
 
-def test_node_allocating_in_one_go_is_caught_while_it_still_runs():
+@pytest.mark.parametrize("mode", ["local", "async"])
+def test_node_in_a_worker_thread_is_stopped_while_it_still_runs(mode):
+    """With a workflow timeout the synchronous node runs in a worker thread: the run ends
+    as soon as the watcher finds the limit exceeded, without waiting for the node."""
     limit_mb = _limit_above_now(50)
-    runtime = LocalRuntime(memory_limit_mb=limit_mb, memory_check_interval=0.01)
+    runtime = _runtime(
+        mode, memory_limit_mb=limit_mb, memory_check_interval=0.01, workflow_timeout=30
+    )
+    workflow = _workflow(ALLOCATE_AND_HOLD, independent_node=False)
     started = time.perf_counter()
     with pytest.raises(MemoryLimitExceededError) as caught:
-        runtime.execute(
-            _workflow(ALLOCATE_AND_HOLD, independent_node=False),
-            {"grow": {"n": 150, "hold": 1.0}},
-        )
+        _run(mode, runtime, workflow, {"grow": {"n": 150, "hold": 1.0}})
     # The run ended long before the node's 1 s sleep would have.
     assert time.perf_counter() - started < 0.8
     assert caught.value.node_id == "grow"
+    assert caught.value.results == {}
     _wait_rss_below(limit_mb - 5)
+
+
+def test_async_node_is_cancelled_when_the_limit_is_exceeded():
+    from kailash_nb.nodes.code import AsyncPythonCodeNode
+
+    async def hold(n: int) -> int:
+        block = b"x" * (n << 20)
+        await asyncio.sleep(1.0)
+        return len(block)
+
+    limit_mb = _limit_above_now(50)
+    builder = WorkflowBuilder()
+    builder.add_node(AsyncPythonCodeNode.from_function(hold), "grow")
+    runtime = AsyncLocalRuntime(memory_limit_mb=limit_mb, memory_check_interval=0.01)
+    started = time.perf_counter()
+    with pytest.raises(MemoryLimitExceededError):
+        asyncio.run(runtime.execute_workflow_async(builder.build(), {"grow": {"n": 150}}))
+    assert time.perf_counter() - started < 0.8
+    gc.collect()
+    _wait_rss_below(limit_mb - 5)
+
+
+def test_passing_peak_inside_an_inline_node_fails_the_run_when_it_returns():
+    """A sequential run executes in the caller's thread: the watcher thread sees the peak
+    while the node runs, and the run fails as the node returns (its result discarded)."""
+    limit_mb = _limit_above_now(50)
+    runtime = LocalRuntime(memory_limit_mb=limit_mb, memory_check_interval=0.01)
+    workflow = _workflow(ALLOCATE_AND_FREE, independent_node=False)
+    assert workflow.plan.sequential
+    with pytest.raises(MemoryLimitExceededError) as caught:
+        runtime.execute(workflow, {"grow": {"n": 150, "hold": 0.3}})
+    assert caught.value.node_id == "grow"
+    assert caught.value.results == {}
+    assert caught.value.measured_bytes > caught.value.limit_bytes
+    # Memory is back under the limit: the next run completes.
+    _wait_rss_below(limit_mb - 5)
+    results, _ = runtime.execute(workflow, {"grow": {"n": 1, "hold": 0}})
+    assert results == {"grow": {"result": 1}, "after": {"result": 1}}
 
 
 def test_node_returning_a_large_output_is_caught_when_it_finishes():
@@ -250,9 +302,7 @@ def test_new_run_fails_at_its_first_node_when_memory_stays_above(mode):
 
 
 class _TripAfter:
-    """A RunLimit that is exceeded from its ``n``-th check on."""
-
-    check_interval = 0.01
+    """A RunLimit that is exceeded from its ``n``-th check on (no watcher)."""
 
     def __init__(self, n: int) -> None:
         self.n = n
@@ -264,6 +314,10 @@ class _TripAfter:
             return None
         return WorkflowExecutionError("budget spent")
 
+    def watch(self, run: Any) -> Any:
+        self.watched = run
+        return lambda: setattr(self, "watched", None)
+
 
 def test_engine_run_limit_hook_stops_a_run_between_nodes():
     from kailash_nb.runtime.engine import EngineSettings, WorkflowRun
@@ -273,7 +327,7 @@ def test_engine_run_limit_hook_stops_a_run_between_nodes():
         builder.add_node("PythonCodeNode", f"n{index}", {"code": "result = (x or 0) + 1"})
         if index:
             builder.add_connection(f"n{index - 1}", "result", f"n{index}", "x")
-    limit = _TripAfter(3)  # n0 start, n0 end are fine; n1's start trips it
+    limit = _TripAfter(2)  # checked as n0 ends (fine), then as n1 ends: n1's output is dropped
     run = WorkflowRun(
         builder.build(),
         {"n0": {"x": 0}},
@@ -281,13 +335,14 @@ def test_engine_run_limit_hook_stops_a_run_between_nodes():
         bus=EventBus(),
         settings=EngineSettings(limits=(limit,)),
     )
-    assert not run.inline
+    assert run.inline
     with pytest.raises(WorkflowExecutionError, match="budget spent") as caught:
         asyncio.run(run.run_async())
     assert caught.value.results == {"n0": {"result": 1}}
     assert caught.value.node_id == "n1"
     assert run.status == "failed"
     assert run.outcome().stopped_at == "n1"
+    assert limit.watched is None  # watched while the run ran, not after
 
 
 def test_engine_settings_refuse_a_limit_without_exceeded():
