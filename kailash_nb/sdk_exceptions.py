@@ -174,10 +174,10 @@ class WorkflowTimeoutError(WorkflowExecutionError, builtins.TimeoutError):
 
 class MemoryLimitExceededError(WorkflowExecutionError):
     """A run was stopped because the process's memory went past the runtime's
-    ``memory_limit_mb``.
+    ``memory_limit_mb``. ``results``, ``run_id`` and ``node_id`` (the first node the
+    stop failed) are those of ``WorkflowExecutionError``.
 
-    Attributes (besides ``results``, ``run_id`` and ``node_id``, the first node the
-    stop failed):
+    Attributes:
         limit_bytes: the limit.
         measured_bytes: the memory measured when the limit was found exceeded.
         method: how it was measured (e.g. ``"resident set size from /proc/self/statm"``).
