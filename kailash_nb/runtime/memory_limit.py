@@ -29,6 +29,7 @@ from __future__ import annotations
 import functools
 import gc
 import math
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -86,6 +87,7 @@ class MemoryLimit:
         self._lock = threading.Lock()
         self._run_started = threading.Condition(self._lock)
         self._watcher: threading.Thread | None = None
+        self._watcher_pid = 0
 
     def measured_bytes(self) -> int:
         """The process's memory now, in bytes."""
@@ -115,10 +117,12 @@ class MemoryLimit:
         function is called (the engine calls it when the run ends)."""
         with self._lock:
             self._runs.add(run)
-            if self._watcher is None:
+            # A forked child has the attribute but not the thread: start its own.
+            if self._watcher is None or self._watcher_pid != os.getpid():
                 self._watcher = threading.Thread(
                     target=self._watch_runs, name="kailash-nb-memory-limit", daemon=True
                 )
+                self._watcher_pid = os.getpid()
                 self._watcher.start()
             else:
                 self._run_started.notify()

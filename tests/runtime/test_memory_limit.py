@@ -360,3 +360,36 @@ def test_memory_limit_reports_a_given_measure():
     assert isinstance(error, MemoryLimitExceededError)
     assert (error.limit_bytes, error.measured_bytes) == (20 * MIB, 30 * MIB)
     assert "30.0 MiB measured (the given measure) against a limit of 20.0 MiB" in str(error)
+
+
+def test_watcher_interrupts_the_watched_runs_and_ends_when_idle(monkeypatch):
+    from kailash_nb.runtime import memory_limit
+
+    monkeypatch.setattr(memory_limit, "_IDLE_SECONDS", 0.05)
+    reading = [10 * MIB]
+    limit = MemoryLimit(20, check_interval=0.01, measure=lambda: reading[0])
+
+    class Run:
+        def __init__(self) -> None:
+            self.errors: list[BaseException] = []
+
+        def interrupt(self, error: BaseException) -> None:
+            self.errors.append(error)
+
+    run = Run()
+    unwatch = limit.watch(run)
+    watcher = limit._watcher
+    assert watcher is not None and watcher.is_alive()
+    time.sleep(0.05)
+    assert run.errors == []  # under the limit: left alone
+    reading[0] = 30 * MIB
+    deadline = time.monotonic() + 5
+    while not run.errors:
+        assert time.monotonic() < deadline, "the watcher never interrupted the run"
+        time.sleep(0.01)
+    assert isinstance(run.errors[0], MemoryLimitExceededError)
+    assert run.errors[0].measured_bytes == 30 * MIB
+    unwatch()
+    watcher.join(5)
+    assert not watcher.is_alive()
+    assert limit._watcher is None
