@@ -15,7 +15,8 @@ catches Kailash errors ports by renaming the import::
     │   │   ├── ExportException
     │   │   └── RunParameterError
     │   ├── WorkflowExecutionError
-    │   │   └── WorkflowTimeoutError
+    │   │   ├── WorkflowTimeoutError
+    │   │   └── MemoryLimitExceededError
     │   └── ConnectionError
     │       └── UnknownNodeError (also a WorkflowValidationError)
     └── RuntimeException
@@ -34,6 +35,7 @@ __all__ = [
     "CycleConfigurationError",
     "ExportException",
     "KailashException",
+    "MemoryLimitExceededError",
     "NodeConfigurationError",
     "NodeException",
     "NodeExecutionError",
@@ -168,6 +170,34 @@ class WorkflowExecutionError(WorkflowException):
 
 class WorkflowTimeoutError(WorkflowExecutionError, builtins.TimeoutError):
     """A workflow run exceeded the runtime's ``workflow_timeout``."""
+
+
+class MemoryLimitExceededError(WorkflowExecutionError):
+    """A run was stopped because the process's memory went past the runtime's
+    ``memory_limit_mb``. ``results``, ``run_id`` and ``node_id`` (the first node the
+    stop failed) are those of ``WorkflowExecutionError``.
+
+    Attributes:
+        limit_bytes: the limit.
+        measured_bytes: the memory measured when the limit was found exceeded.
+        method: how it was measured (e.g. ``"resident set size from /proc/self/statm"``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        limit_bytes: int,
+        measured_bytes: int,
+        method: str,
+        results: dict[str, Any] | None = None,
+        run_id: str | None = None,
+        node_id: str | None = None,
+    ) -> None:
+        super().__init__(message, results=results, run_id=run_id, node_id=node_id)
+        self.limit_bytes = limit_bytes
+        self.measured_bytes = measured_bytes
+        self.method = method
 
 
 class ServiceUnavailableError(KailashException):

@@ -10,6 +10,7 @@ from kailash_nb.sdk_exceptions import (
     CycleConfigurationError,
     ExportException,
     KailashException,
+    MemoryLimitExceededError,
     NodeConfigurationError,
     NodeException,
     NodeExecutionError,
@@ -41,6 +42,7 @@ from kailash_nb.sdk_exceptions import (
         (RunParameterError, WorkflowValidationError),
         (WorkflowExecutionError, WorkflowException),
         (WorkflowTimeoutError, WorkflowExecutionError),
+        (MemoryLimitExceededError, WorkflowExecutionError),
         (KailashConnectionError, WorkflowException),
         (UnknownNodeError, KailashConnectionError),
         (RuntimeException, KailashException),
@@ -55,7 +57,7 @@ def test_error_has_documented_parent(error, parent):
 def test_every_error_is_a_kailash_exception():
     errors = [getattr(sdk_exceptions, name) for name in sdk_exceptions.__all__]
     errors = [error for error in errors if isinstance(error, type)]
-    assert len(errors) == 17
+    assert len(errors) == 18
     assert all(issubclass(error, KailashException) for error in errors)
 
 

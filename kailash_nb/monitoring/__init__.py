@@ -14,7 +14,12 @@ named in ``GET /health``.
 """
 
 from kailash_nb.monitoring.events import EventAlert, record_alert
-from kailash_nb.monitoring.memory import memory_limit_bytes, memory_usage, process_rss_bytes
+from kailash_nb.monitoring.memory import (
+    memory_limit_bytes,
+    memory_usage,
+    process_rss_bytes,
+    rss_method,
+)
 from kailash_nb.monitoring.monitor import UNTRACKED_ROUTES, AlertStatus, ProductionMonitor
 from kailash_nb.monitoring.rules import DEFAULT_ALERT_RULES, METRICS, AlertRule, parse_rules
 
@@ -31,4 +36,5 @@ __all__ = [
     "parse_rules",
     "process_rss_bytes",
     "record_alert",
+    "rss_method",
 ]

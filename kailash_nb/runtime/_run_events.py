@@ -53,7 +53,14 @@ class RunEvents:
         """End the run: ``completed``, or ``failed`` when a node failed. A run stopped by
         a node with dependents raises ``WorkflowExecutionError``; a run whose failed
         nodes had no dependents returns its results (Kailash's contract) but still ends
-        ``failed``."""
+        ``failed``. A run a limit stopped raises the limit's error."""
+        if self.limit_error is not None:
+            error = self.limit_error
+            error.results = dict(self.results)
+            error.run_id = self.run_id
+            error.node_id = self.failure[0] if self.failure else None
+            self._end("failed", started, error)
+            raise error
         if self.failure is None:
             if not self.failed_nodes:
                 self._end("completed", started)

@@ -26,6 +26,9 @@ Data flow contract (identical for every runtime):
   event says so, and ``outcome()`` lists the failed nodes.
 - A node the run's guard refuses (``kailash_nb.runtime.guard``, access control) fails
   and stops the run whether or not anything depends on it; nothing downstream runs.
+- A run past one of the runtime's limits (``kailash_nb.runtime.limits``, e.g. the
+  memory limit) stops with the limit's error: the nodes concerned fail with it, the
+  outputs of those running are discarded, and nothing else starts.
 
 Scheduling: a workflow that is a single file of synchronous nodes runs inline in the
 caller's thread with no event loop. Anything else runs on an anyio event loop:
@@ -36,21 +39,26 @@ something is (or when a timeout must be able to interrupt them).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.to_thread
+
+if TYPE_CHECKING:
+    import asyncio
 
 from kailash_nb import sdk_exceptions as errors
 from kailash_nb.runtime._cycles import CycleExecution
 from kailash_nb.runtime._run_events import RunEvents, make_timing
 from kailash_nb.runtime.events import EventBus, NodeTiming
 from kailash_nb.runtime.guard import NodeGuard
+from kailash_nb.runtime.limits import RunLimit
 from kailash_nb.runtime.node_errors import describe_node_error, raised_by_node
 from kailash_nb.runtime.outcome import NodeFailure, RunOutcome
 from kailash_nb.sdk_exceptions import NodeExecutionError, ServiceUnavailableError
@@ -75,6 +83,7 @@ class EngineSettings:
         node_retries: default retries for nodes without their own.
         max_worker_threads: threads one run uses for synchronous nodes running
             concurrently with other nodes.
+        limits: limits every run is checked against (``kailash_nb.runtime.limits``).
     """
 
     max_concurrent_nodes: int | None = None
@@ -82,8 +91,14 @@ class EngineSettings:
     node_timeout: float | None = None
     node_retries: int = 0
     max_worker_threads: int = 16
+    limits: tuple[RunLimit, ...] = ()
 
     def __post_init__(self) -> None:
+        if not isinstance(self.limits, tuple) or not all(
+            callable(getattr(limit, "exceeded", None)) and callable(getattr(limit, "watch", None))
+            for limit in self.limits
+        ):
+            raise ValueError(f"limits must be a tuple of RunLimit objects, got {self.limits!r}")
         for name in ("max_concurrent_nodes",):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
@@ -165,6 +180,14 @@ class WorkflowRun(CycleExecution, RunEvents):
         #: they ran in (the cycle restores them if the loop ends there).
         self.earlier_cycle_outputs: dict[str, dict[str, Any]] = {}
         self.failure: tuple[str, BaseException] | None = None
+        #: The error of the limit that stopped the run (``kailash_nb.runtime.limits``).
+        self.limit_error: errors.WorkflowExecutionError | None = None
+        #: Set (from any thread) by a limit's watcher through ``interrupt``.
+        self.interrupted: errors.WorkflowExecutionError | None = None
+        self.limits = settings.limits
+        #: Nodes executing now, with their start time and cycle iteration (async path).
+        self._running: dict[str, tuple[float, int | None]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
         #: Every node that failed, in order (those that stopped the run included).
         self.failed_nodes: list[NodeFailure] = []
         #: ``running`` until the run ends, then its final status.
@@ -196,16 +219,21 @@ class WorkflowRun(CycleExecution, RunEvents):
                 "internal: run_inline() called for a workflow that needs the event loop"
             )
         started = self._run_started()
+        unwatch = self._watch_limits()
         try:
             self._run_sequentially()
         except BaseException as exc:
             self._run_abandoned(started, exc)
             raise
+        finally:
+            for stop_watching in unwatch:
+                stop_watching()
         return self._run_finished(started)
 
     async def run_async(self) -> dict[str, dict[str, Any]]:
         """Run the workflow on the current event loop, concurrently where possible."""
         started = self._run_started()
+        unwatch = self._watch_limits()
         try:
             if self.inline:
                 self._run_sequentially()
@@ -214,6 +242,9 @@ class WorkflowRun(CycleExecution, RunEvents):
         except BaseException as exc:
             self._run_abandoned(started, exc)
             raise
+        finally:
+            for stop_watching in unwatch:
+                stop_watching()
         return self._run_finished(started)
 
     async def _run_concurrently(self, started: float) -> None:
@@ -224,6 +255,8 @@ class WorkflowRun(CycleExecution, RunEvents):
             with anyio.fail_after(timeout):
                 async with anyio.create_task_group() as task_group:
                     self._task_group = task_group
+                    if self.limits:
+                        self._loop = _asyncio_loop()
                     for index in self.plan.roots:
                         self._start_unit(index)
         except TimeoutError:
@@ -235,6 +268,62 @@ class WorkflowRun(CycleExecution, RunEvents):
             )
             self._end("timeout", started, error)
             raise error from None
+
+    # -- limits (kailash_nb.runtime.limits) ------------------------------------------------
+    def _watch_limits(self) -> list[Callable[[], object]]:
+        return [limit.watch(self) for limit in self.limits] if self.limits else []
+
+    def interrupt(self, error: errors.WorkflowExecutionError) -> None:
+        """Stop the run with a limit's ``error``; callable from any thread (a limit's
+        watcher). The run stops at its next check, when the node running returns, or at
+        once when it runs on an asyncio loop and its nodes are awaiting or in worker
+        threads (they are cancelled, their outputs discarded)."""
+        if self.interrupted is not None:
+            return
+        self.interrupted = error
+        loop = self._loop
+        if loop is not None:
+            # A closed loop (RuntimeError) means the run is over.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._stop_interrupted)
+
+    def _stop_interrupted(self) -> None:
+        """On the run's loop: stop the run for ``interrupted`` if nodes still run."""
+        if self.status == "running" and self._running and self.interrupted is not None:
+            self._limit_stop(self.interrupted)
+
+    def _over_limit(self) -> errors.WorkflowExecutionError | None:
+        if self.interrupted is not None:
+            return self.interrupted
+        for limit in self.limits:
+            error = limit.exceeded()
+            if error is not None:
+                return error
+        return None
+
+    def _limit_stop(
+        self,
+        error: errors.WorkflowExecutionError,
+        node: tuple[str, tuple[float | None, int | None]] | None = None,
+    ) -> None:
+        """Stop the run with a limit's ``error``: ``node`` (id, (start, iteration); the
+        one about to start or just finished) and every node still running fail with it;
+        the running ones are cancelled and their outputs discarded."""
+        if self.failure is None:
+            self.limit_error = error
+        now = time.perf_counter()
+        nodes = [] if node is None else [node]
+        nodes += self._running.items()
+        self._running = {}
+        for node_id, (started, iteration) in nodes:
+            duration = None if started is None else now - started
+            if self.emitting:
+                self._emit_node(node_id, "failed", duration, error=error, iteration=iteration)
+            if self.timeline is not None:
+                self._record(node_id, "failed", duration or 0.0, error, iteration)
+            self._stop(node_id, error)
+        if self._task_group is not None:
+            self._task_group.cancel_scope.cancel()
 
     def outcome(self) -> RunOutcome:
         """How the run ended (call it once the run is over)."""
@@ -320,6 +409,9 @@ class WorkflowRun(CycleExecution, RunEvents):
             if refusal is not None:
                 self._refused(node_id, refusal, iteration)
                 return None
+        if self.interrupted is not None:
+            self._limit_stop(self.interrupted, (node_id, (None, iteration)))
+            return None
         return kwargs
 
     def _refused(self, node_id: str, exc: BaseException, iteration: int | None) -> None:
@@ -347,6 +439,11 @@ class WorkflowRun(CycleExecution, RunEvents):
         except Exception as exc:
             self._node_failed(node_id, exc, started, iteration)
             return
+        if self.limits:
+            exceeded = self._over_limit()
+            if exceeded is not None:
+                self._limit_stop(exceeded, (node_id, (started or None, iteration)))
+                return
         self.results[node_id] = outputs
         if self.on_output is not None and iteration is None:
             self.on_output(node_id, outputs)
@@ -383,9 +480,12 @@ class WorkflowRun(CycleExecution, RunEvents):
             if self.emitting:
                 self._emit_node(node_id, "started", iteration=iteration)
             started = time.perf_counter()
+            self._running[node_id] = (started, iteration)
             try:
                 outputs = await self._attempt(node, kwargs, timeout)
             except Exception as exc:
+                if self._running.pop(node_id, None) is None:
+                    return  # a limit stopped the run meanwhile and failed the node
                 if attempt < retries:
                     attempt += 1
                     if self.emitting:
@@ -394,6 +494,16 @@ class WorkflowRun(CycleExecution, RunEvents):
                     continue
                 self._node_failed(node_id, exc, started, iteration)
                 return
+            except BaseException:
+                self._running.pop(node_id, None)
+                raise
+            if self._running.pop(node_id, None) is None:
+                return  # a limit stopped the run meanwhile: the outputs are discarded
+            if self.limits:
+                exceeded = self._over_limit()
+                if exceeded is not None:
+                    self._limit_stop(exceeded, (node_id, (started, iteration)))
+                    return
             self.results[node_id] = outputs
             if self.on_output is not None and iteration is None:
                 self.on_output(node_id, outputs)
@@ -612,6 +722,16 @@ class WorkflowRun(CycleExecution, RunEvents):
             self._stop(node_id, exc, recorded=True)
             return
         self.results[node_id] = {"error": str(exc), "error_type": error_type, "failed": True}
+
+
+def _asyncio_loop() -> asyncio.AbstractEventLoop | None:
+    """The running asyncio loop (``None`` under another anyio backend)."""
+    import asyncio
+
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _run_sync_node(node: Any, kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -12,16 +12,22 @@ import logging
 import os
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kailash_nb._loop_thread import run_blocking
 from kailash_nb.runtime._admission import RunSlots
 from kailash_nb.runtime.engine import EngineSettings, WorkflowRun
 from kailash_nb.runtime.events import EventBus
 from kailash_nb.runtime.guard import NodeGuard
+from kailash_nb.runtime.memory_limit import DEFAULT_CHECK_INTERVAL, MemoryLimit
 from kailash_nb.runtime.outcome import RunOutcome
 from kailash_nb.sdk_exceptions import RuntimeExecutionError, WorkflowExecutionError
 from kailash_nb.workflow.graph import Workflow
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from kailash_nb.runtime._metrics_sink import MetricsSink
 
 __all__ = ["CONDITIONAL_EXECUTION_MODES", "HISTORY_ENV", "LocalRuntime"]
 
@@ -36,8 +42,8 @@ HISTORY_ENV = "KAILASH_NB_HISTORY"
 _REFUSED_OPTIONS = {
     "enable_monitoring": (
         "kailash_nb always publishes node and run events (with timings) on "
-        "runtime.events; pass history=True to record runs in the run store, and see "
-        "kailash_nb.monitoring for metrics"
+        "runtime.events; pass history=True to record runs in the run store, and "
+        "enable_metrics=True to count them (runtime.get_metrics())"
     ),
 }
 
@@ -89,6 +95,24 @@ class LocalRuntime:
             ``max_iterations(1)`` instead.
         enable_async: only ``True``, what kailash_nb always does: async nodes run on
             the engine's event loop. Kailash's ``False`` raises ``TypeError``.
+        memory_limit_mb: a ceiling (MiB) on this process's memory, measured as its
+            resident set size (``/proc/self/statm``; elsewhere the peak from
+            ``resource.getrusage``). It is read when each node finishes and, by a
+            watcher thread, every ``memory_check_interval`` seconds while nodes run.
+            Past it the run is stopped with ``MemoryLimitExceededError``: the nodes
+            running fail with it and their outputs are discarded, nothing else starts,
+            the run ends ``failed``. Nodes awaiting or in worker threads are cancelled
+            at once; a synchronous node running in the caller's thread is stopped when
+            it returns, and a thread cannot be killed, so a cancelled node's thread
+            runs on until its node returns. A new run waits while the process is above
+            the limit, at most ``workflow_timeout`` seconds (not at all without one),
+            then fails at its first node if the process is still above it. ``None``:
+            no limit. See ``kailash_nb.runtime.memory_limit``.
+        memory_check_interval: seconds between memory readings while nodes run.
+        enable_metrics: count runs, nodes and durations for :meth:`get_metrics` and
+            as Prometheus collectors in ``metrics_registry`` (off: no cost).
+        metrics_registry: the ``prometheus_client.CollectorRegistry`` to register the
+            collectors in (default: one of this runtime's own, ``metrics_registry``).
 
     Kailash options with no counterpart raise ``TypeError`` saying what to use instead
     (``enable_monitoring``: node events are always published on ``events``, and
@@ -118,6 +142,10 @@ class LocalRuntime:
         connection_validation: str = "strict",
         enable_cycles: bool = True,
         enable_async: bool = True,
+        memory_limit_mb: float | None = None,
+        memory_check_interval: float = DEFAULT_CHECK_INTERVAL,
+        enable_metrics: bool = False,
+        metrics_registry: CollectorRegistry | None = None,
         **unsupported: Any,
     ) -> None:
         _refuse_options(type(self).__name__, unsupported)
@@ -146,13 +174,29 @@ class LocalRuntime:
                 f"{conditional_execution!r:.80}"
             )
         self.conditional_execution = conditional_execution
+        if not isinstance(enable_metrics, bool):
+            raise RuntimeExecutionError(
+                f"invalid runtime option: enable_metrics must be True or False, got "
+                f"{enable_metrics!r:.80}"
+            )
+        if metrics_registry is not None and not enable_metrics:
+            raise RuntimeExecutionError(
+                "invalid runtime option: metrics_registry is given but enable_metrics is "
+                "False; pass enable_metrics=True to register the runtime's metrics"
+            )
         try:
+            self._memory_limit = (
+                None
+                if memory_limit_mb is None
+                else MemoryLimit(memory_limit_mb, check_interval=memory_check_interval)
+            )
             self.settings = EngineSettings(
                 max_concurrent_nodes=max_concurrent_nodes,
                 workflow_timeout=workflow_timeout,
                 node_timeout=node_timeout,
                 node_retries=node_retries,
                 max_worker_threads=max_worker_threads,
+                limits=() if self._memory_limit is None else (self._memory_limit,),
             )
             self._slots = (
                 None if max_concurrent_workflows is None else RunSlots(max_concurrent_workflows)
@@ -172,6 +216,62 @@ class LocalRuntime:
             from kailash_nb.store.run_history import RunStore
 
             self._recorder = RunRecorder(RunStore(database_url), self.events)
+        self._metrics: MetricsSink | None = None
+        if enable_metrics:
+            from kailash_nb.runtime._metrics_sink import MetricsSink
+
+            try:
+                self._metrics = MetricsSink(
+                    self.events,
+                    metrics_registry,
+                    memory_limit_bytes=self.memory_limit_bytes,
+                )
+            except ValueError as exc:  # prometheus_client: the names are taken
+                raise RuntimeExecutionError(
+                    f"invalid runtime option: metrics_registry already holds this runtime's "
+                    f"metric names ({exc}); give each runtime its own registry (the default)"
+                ) from None
+
+    @property
+    def memory_limit_bytes(self) -> int | None:
+        """The ``memory_limit_mb`` ceiling in bytes, or ``None``."""
+        return None if self._memory_limit is None else self._memory_limit.limit_bytes
+
+    @property
+    def metrics_enabled(self) -> bool:
+        """True when this runtime counts its runs (``enable_metrics=True``)."""
+        return self._metrics is not None
+
+    @property
+    def metrics_registry(self) -> CollectorRegistry | None:
+        """The Prometheus registry holding this runtime's collectors (``None`` when
+        metrics are off); serve it with ``prometheus_client.generate_latest``."""
+        return None if self._metrics is None else self._metrics.metrics.registry
+
+    def get_metrics(self) -> dict[str, Any]:
+        """Runs, nodes, durations and memory counted since this runtime was created::
+
+            {"workflows": {"started", "completed", "failed", "timeout", "cancelled",
+                           "in_flight", "memory_limit_stops"},
+             "nodes": {"completed", "failed", "skipped", "cached"},
+             "duration_seconds": {"count", "sum", "max", "mean"},
+             "memory": {"rss_bytes", "peak_rss_bytes", "limit_bytes", "method"}}
+
+        A run that ends with any failed node, or is stopped by the memory limit, counts
+        as ``failed``, never ``completed``; ``started`` equals the four final counts
+        plus ``in_flight``. ``nodes`` counts node executions by how they ended (each
+        cycle iteration counts). Runs of every runtime sharing this one's event bus are
+        counted.
+
+        Raises:
+            RuntimeExecutionError: metrics are off (create the runtime with
+                ``enable_metrics=True``).
+        """
+        if self._metrics is None:
+            raise RuntimeExecutionError(
+                "metrics are off for this runtime; create it with enable_metrics=True"
+            )
+        return self._metrics.metrics.snapshot()
 
     @property
     def history_enabled(self) -> bool:
@@ -267,10 +367,20 @@ class LocalRuntime:
         if self._slots is not None:
             self._slots.acquire()
         try:
+            memory = self._memory_limit
+            if memory is not None and not memory.wait_until_below(self.settings.workflow_timeout):
+                self._interrupt_above_limit(run, memory)
             return run.run_inline() if run.inline else run_blocking(run.run_async())
         finally:
             if self._slots is not None:
                 self._slots.release()
+
+    @staticmethod
+    def _interrupt_above_limit(run: WorkflowRun, memory: MemoryLimit) -> None:
+        """The process stayed above the memory limit: ``run`` fails at its first node."""
+        error = memory.exceeded()
+        if error is not None:  # else the memory just went down: let the run go
+            run.interrupt(error)
 
     def execute_outcome(
         self,
@@ -332,6 +442,11 @@ class LocalRuntime:
         if self._slots is not None:
             await self._slots.acquire_async()
         try:
+            memory = self._memory_limit
+            if memory is not None and not await memory.wait_until_below_async(
+                self.settings.workflow_timeout
+            ):
+                self._interrupt_above_limit(run, memory)
             return await run.run_async()
         finally:
             if self._slots is not None:
