@@ -23,10 +23,11 @@ Messages sent (each carries ``"v": 1``):
 - ``{"type": "reply", "request_id", "ok", ...}`` to a request (see ``lab_requests``).
 
 Snapshots follow changes of structure (a workflow created, selected or reset; a node
-defined, removed or turned stale; a publication or preview; a run starting), coalesced:
-a change marks the state dirty and at most one snapshot per ``update_interval`` seconds
-follows, so the last change is never lost. The end of a run sends one at once, after the
-workflow settled its states. Node events travel as node messages only.
+defined, removed or turned stale; a publication or preview), coalesced: a change marks
+the state dirty and at most one snapshot per ``update_interval`` seconds follows, so the
+last change is never lost. The start of a run sends one at once, before the run's first
+message (its node messages must find the nodes defined just before it), and so does its
+end, after the workflow settled its states. Node events travel as node messages only.
 
 Events arrive on engine threads. What they share is guarded by one lock; messages are
 queued under it, in the order they are made, and sent without it (``lab_outbox``). A
@@ -291,7 +292,15 @@ class LabState:
             if event.state == "started":
                 entry = self._runs.started(session.name, event)
                 followed.running.add(event.run_id)
-                now = self._schedule_locked()
+                # The structure goes first, at once: a coalesced snapshot still waiting
+                # may hold nodes defined just before the run, which its node messages
+                # name (a frontend ignores messages about nodes it does not know).
+                if self._outbox.connected and not self._closed:
+                    self._dirty = False
+                    self._cancel_timer_locked()
+                    self._last_snapshot = time.monotonic()
+                    self._outbox.post(self._snapshot_locked())
+                now = False
             else:
                 entry = self._runs.finished(session.name, event)
                 followed.running.discard(event.run_id)

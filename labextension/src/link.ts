@@ -16,6 +16,33 @@ import { Connection, initialModel, IViewModel, reduce } from './reducer.js';
 
 const PROBE = `__import__('sys').modules.get('${KERNEL_MODULE}') is not None`;
 
+/**
+ * Milliseconds a probe waits for the kernel. A reply that never comes (a kernel that
+ * restarted, a message lost on the way) must not keep the link from probing again.
+ */
+const PROBE_TIMEOUT = 10_000;
+/** Probes in a row that may fail (no answer, an error) before waiting for the next cell. */
+const MAX_RETRIES = 3;
+
+/** The reply of `future`, or a rejection after `timeout` ms (the future is disposed). */
+async function answerWithin<T extends Messages.IShellControlMessage>(
+  future: Kernel.IFuture<Messages.IShellControlMessage, T>,
+  timeout: number
+): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      future.dispose();
+      reject(new Error(`the kernel did not answer within ${timeout / 1000} s`));
+    }, timeout);
+  });
+  try {
+    return (await Promise.race([future.done, expired])) as T;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** A request the kernel refused, with the kernel's reason. */
 export class KernelRequestError extends Error {}
 
@@ -88,8 +115,10 @@ export class KernelLink implements IDisposable {
           stop_on_error: false
         }
       });
-      const reply = (await kernel.sendShellMessage(message, true, true)
-        .done) as Messages.IExecuteReplyMsg;
+      const reply = (await answerWithin(
+        kernel.sendShellMessage(message, true, true),
+        PROBE_TIMEOUT
+      )) as Messages.IExecuteReplyMsg;
       const content = reply.content as Messages.IExecuteReplyMsg['content'] & {
         user_expressions?: Record<string, { status: string; data?: { 'text/plain'?: string } }>;
       };
@@ -98,14 +127,20 @@ export class KernelLink implements IDisposable {
       if (kernel !== this._sessionContext.session?.kernel || this._isDisposed) {
         return;
       }
+      this._retries = 0;
       if (loaded) {
         this._open(kernel);
       } else {
         this._setConnection('not-loaded');
       }
     } catch (error) {
-      // A kernel that dies or restarts mid-probe: the status change probes again.
+      // A kernel that dies or restarts mid-probe: the status change probes again. One
+      // that stays silent is asked again a few times.
       console.warn('kailash-nb: could not probe the kernel', error);
+      if (kernel === this._sessionContext.session?.kernel && this._retries < MAX_RETRIES) {
+        this._retries++;
+        this._probeAgain = true;
+      }
     } finally {
       this._probing = false;
       if (this._probeAgain) {
@@ -161,7 +196,7 @@ export class KernelLink implements IDisposable {
       return null;
     }
     if (this._subshell?.kernel !== kernel) {
-      const reply = await kernel.requestCreateSubshell({}, true).done;
+      const reply = await answerWithin(kernel.requestCreateSubshell({}, true), PROBE_TIMEOUT);
       const content = reply.content as { status: string; subshell_id?: string };
       if (content.status !== 'ok' || !content.subshell_id) {
         return null;
@@ -286,6 +321,7 @@ export class KernelLink implements IDisposable {
   private _subshell: { kernel: Kernel.IKernelConnection; id: string } | null = null;
   private _probing = false;
   private _probeAgain = false;
+  private _retries = 0;
   private _cellRan = false;
   private _pending = new Map<string, PromiseDelegate<IReplyMessage>>();
   private _isDisposed = false;

@@ -87,9 +87,22 @@ def test_the_sidebar_follows_the_quickstart_and_jumps_to_defining_cells(
     # Before kailash_nb is imported, the sidebar says how to start; once the cell that
     # imports it has run, the sidebar is linked to the kernel.
     page.locator(f'{SIDEBAR} .kn-lab-connection[data-connection="not-loaded"]').wait_for()
-    page.locator(".jp-Notebook .jp-CodeCell").first.click()
+    console: list[str] = []
+    page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
+    first = page.locator(".jp-Notebook .jp-CodeCell").first
+    first.click()
     page.keyboard.press("Shift+Enter")
-    page.locator(f'{SIDEBAR} .kn-lab-connection[data-connection="connected"]').wait_for()
+    page.wait_for_function(
+        "(cell) => /^\\[\\d+\\]:$/.test(cell.querySelector('.jp-InputArea-prompt')"
+        ".textContent.trim())",
+        arg=first.element_handle(),
+    )
+    connected = page.locator(f'{SIDEBAR} .kn-lab-connection[data-connection="connected"]')
+    try:
+        connected.wait_for()
+    except Exception:
+        state = page.locator(f"{SIDEBAR} .kn-lab-connection").get_attribute("data-connection")
+        pytest.fail(f"the sidebar did not link up (it says {state!r}); console: {console}")
     page.evaluate(_WATCH_STATES_JS, WORKFLOW)
 
     run_all_cells(page, code_cells, page_errors)

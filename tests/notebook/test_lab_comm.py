@@ -298,7 +298,12 @@ def test_the_sidebar_protocol_with_a_real_kernel() -> None:  # ~1 s: not marked 
         # A run from a cell (the engine on its own thread) reaches the comm too.
         kernel.execute("kn.run(no_cache=True)")
         from_cell = kernel.comm_messages(
-            comm_id, lambda data: data["type"] == "snapshot" and data["state"]["runs"][1] == entry
+            comm_id,
+            lambda data: (
+                data["type"] == "snapshot"
+                and data["state"]["runs"][1] == entry
+                and data["state"]["runs"][0]["status"] != "running"
+            ),
         )
         assert [m["run"]["status"] for m in from_cell if m["type"] == "run"] == [
             "running",

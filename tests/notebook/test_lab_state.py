@@ -225,6 +225,30 @@ def test_snapshots_are_coalesced_and_the_last_change_is_never_lost() -> None:
         state.close()
 
 
+def test_nodes_defined_just_before_a_run_reach_the_frontend_before_its_node_messages() -> None:
+    """Within the update interval a snapshot waits; the run's start sends it at once, so
+    no node message names a node the frontend has not been told about."""
+    state = LabState(update_interval=5.0)
+    state.start()
+    sink = Sink()
+    state.connect(sink)
+    try:
+        kn.workflow("late")
+        state.flush()
+        kn.node("first")(lambda: 1)
+        kn.node("second", inputs={"x": "first"})(lambda x: x + 1)
+        kn.run()
+        sink.wait_for(lambda m: m["type"] == "run" and m["run"]["status"] == "completed")
+        known: set[str] = set()
+        for message in sink.messages:
+            if message["type"] == "snapshot":
+                known = {n["id"] for w in message["state"]["workflows"] for n in w["nodes"]}
+            elif message["type"] == "node":
+                assert message["node"] in known, (message, known)
+    finally:
+        state.close()
+
+
 def test_a_run_sends_node_messages_and_one_snapshot_when_it_starts_and_ends() -> None:
     state = LabState(update_interval=0.1)
     state.start()
@@ -253,7 +277,8 @@ def test_a_run_sends_node_messages_and_one_snapshot_when_it_starts_and_ends() ->
         received = sink.messages[start:]
         kinds = [message["type"] for message in received]
         assert kinds.count("node") == 8 * 3  # queued, running, completed
-        assert kinds == ["run", "snapshot", *["node"] * 24, "run", "snapshot"]
+        # The structure goes before the run's first message, the settled one after it.
+        assert kinds == ["snapshot", "run", *["node"] * 24, "run", "snapshot"]
         running, end = (m["state"]["workflows"][0] for m in received if m["type"] == "snapshot")
         assert running["run_status"] == "running"
         assert end["run_status"] == "completed"
