@@ -266,6 +266,7 @@ export class KernelLink implements IDisposable {
   private _onKernelChanged(): void {
     this._close();
     this._subshell = null;
+    this._cells.clear();
     this._setConnection(this._sessionContext.session?.kernel ? 'not-loaded' : 'no-kernel');
     void this.probe();
   }
@@ -274,22 +275,33 @@ export class KernelLink implements IDisposable {
     if (status === 'restarting' || status === 'autorestarting' || status === 'dead') {
       this._close();
       this._subshell = null;
+      this._cells.clear();
       this._setConnection(status === 'dead' ? 'no-kernel' : 'not-loaded');
-    } else if (status === 'idle' && this._cellRan) {
-      // Probe after a cell the user ran, never after our own silent probe (it would
-      // make the kernel busy and idle again, for ever).
-      this._cellRan = false;
-      void this.probe();
     }
   }
 
+  /**
+   * Probes when a cell the user ran starts (on a subshell, answered beside the cells)
+   * and when it ends. A cell is known by its execute_input: silent executes, ours
+   * included, have none, so a probe never triggers another. The end is that cell's own
+   * idle status, not the kernel's status, which a subshell's idle may have set already.
+   */
   private _onIopub(_: ISessionContext, message: Messages.IMessage): void {
+    const parent = (message.parent_header as Partial<Messages.IHeader>)?.msg_id;
+    if (!parent) {
+      return;
+    }
     if (message.header.msg_type === 'execute_input') {
-      this._cellRan = true;
+      this._cells.add(parent);
       if (this._subshell) {
-        // Answered beside the cells: no need to wait until they have all run.
         void this.probe();
       }
+    } else if (
+      message.header.msg_type === 'status' &&
+      (message.content as { execution_state?: string }).execution_state === 'idle' &&
+      this._cells.delete(parent)
+    ) {
+      void this.probe();
     }
   }
 
@@ -322,7 +334,8 @@ export class KernelLink implements IDisposable {
   private _probing = false;
   private _probeAgain = false;
   private _retries = 0;
-  private _cellRan = false;
+  /** The msg_ids of the user's cells that started and have not ended yet. */
+  private _cells = new Set<string>();
   private _pending = new Map<string, PromiseDelegate<IReplyMessage>>();
   private _isDisposed = false;
 }
