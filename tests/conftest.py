@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
 from contextlib import ExitStack
 
 import pytest
@@ -23,6 +24,18 @@ from _tokens import TEST_JWT_SECRET
 PG_ENV = "KAILASH_NB_TEST_PG_URL"
 
 
+def _set_for_session(name: str, value: str) -> Iterator[None]:
+    """Set the environment variable ``name`` until the generator is closed, then restore
+    it (child processes and kernels started meanwhile inherit it)."""
+    previous = os.environ.get(name)
+    os.environ[name] = value
+    yield
+    if previous is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = previous
+
+
 @pytest.fixture(scope="session", autouse=True)
 def user_data_dir(tmp_path_factory):
     """A private user data directory for the session (``XDG_DATA_HOME``): code that opens
@@ -30,13 +43,7 @@ def user_data_dir(tmp_path_factory):
     kernels, use a fresh one, never the user's own, which another kailash_nb may have
     migrated to a schema this one does not know."""
     path = tmp_path_factory.mktemp("user-data")
-    previous = os.environ.get("XDG_DATA_HOME")
-    os.environ["XDG_DATA_HOME"] = str(path)
-    yield path
-    if previous is None:
-        os.environ.pop("XDG_DATA_HOME", None)
-    else:
-        os.environ["XDG_DATA_HOME"] = previous
+    yield from _set_for_session("XDG_DATA_HOME", str(path))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -45,13 +52,7 @@ def jupyter_runtime_dir(tmp_path_factory):
     (and the kernels they start) register there, never in the user's own."""
     path = tmp_path_factory.mktemp("jupyter-runtime")
     path.chmod(0o700)
-    previous = os.environ.get("JUPYTER_RUNTIME_DIR")
-    os.environ["JUPYTER_RUNTIME_DIR"] = str(path)
-    yield path
-    if previous is None:
-        os.environ.pop("JUPYTER_RUNTIME_DIR", None)
-    else:
-        os.environ["JUPYTER_RUNTIME_DIR"] = previous
+    yield from _set_for_session("JUPYTER_RUNTIME_DIR", str(path))
 
 
 @pytest.fixture(scope="session")
