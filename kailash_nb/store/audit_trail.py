@@ -252,29 +252,17 @@ class AuditTrail:
             AuditUnavailableError: the store cannot be opened or locked in ``timeout``.
         """
         self._ensure_schema()
-        lock = _local_writer_lock(self.engine)
-        if lock is not None and not lock.acquire(timeout=self.timeout):
-            raise self._unavailable(f"write still blocked after {self.timeout:g} s", None)
-        try:
-            with self.engine.connect() as connection:
-                wait_ms = max(int(self.timeout * 1000), 1)
-                shortened = _shortens_busy_timeout(connection, wait_ms)
-                try:
-                    try:
-                        _begin_write(connection, wait_ms, shortened)
-                    except sa.exc.DBAPIError as exc:
-                        raise self._unavailable("write", exc) from exc
-                    yield connection
-                    connection.commit()
-                except BaseException:
-                    connection.rollback()
-                    raise
-                finally:
-                    if shortened:
-                        _end_write(connection)
-        finally:
-            if lock is not None:
-                lock.release()
+        with contextlib.ExitStack() as stack:
+            # Only taking the locks is "unavailable"; errors of the caller's block pass.
+            try:
+                connection = stack.enter_context(self._writing(self.timeout))
+            except _Contended:
+                raise self._unavailable(
+                    f"write still blocked after {self.timeout:g} s", None
+                ) from None
+            except sa.exc.DBAPIError as exc:
+                raise self._unavailable("write", exc) from exc
+            yield connection
 
     def append_in(self, connection: Connection, records: Iterable[AuditRecord]) -> list[int]:
         """Append ``records`` in the caller's :meth:`write_transaction` ``connection``;
@@ -303,6 +291,19 @@ class AuditTrail:
         return _same(head.mac, self._mac("head", tenant_id, int(head.seq), head.hash))
 
     def _append_once(self, rows: Sequence[StoredRecord], wait: float) -> list[int]:
+        with self._writing(wait) as connection:
+            return self._write(connection, rows)
+
+    @contextlib.contextmanager
+    def _writing(self, wait: float) -> Iterator[Connection]:
+        """A connection in a write transaction, holding this process's writer lock and the
+        database's write lock, both taken within ``wait`` seconds; committed when the
+        block ends, rolled back when it raises.
+
+        Raises:
+            _Contended: this process's writer lock stayed taken.
+            sqlalchemy.exc.DBAPIError: the database's write lock could not be taken.
+        """
         started = time.monotonic()
         lock = _local_writer_lock(self.engine)
         if lock is not None and not lock.acquire(timeout=wait):
@@ -313,7 +314,7 @@ class AuditTrail:
                 shortened = _shortens_busy_timeout(connection, wait_ms)
                 try:
                     _begin_write(connection, wait_ms, shortened)
-                    numbers = self._write(connection, rows)
+                    yield connection
                     connection.commit()
                 except BaseException:
                     connection.rollback()
@@ -324,7 +325,6 @@ class AuditTrail:
         finally:
             if lock is not None:
                 lock.release()
-        return numbers
 
     def _write(self, connection: Connection, rows: Sequence[StoredRecord]) -> list[int]:
         # Heads are locked in tenant order, so two batches never wait on each other.
