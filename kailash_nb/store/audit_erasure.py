@@ -37,6 +37,7 @@ __all__ = [
     "AuditErasureError",
     "erase_identifiers",
     "identifier_filter",
+    "records_naming",
     "replace_identifiers",
 ]
 
@@ -73,6 +74,22 @@ def identifier_filter(column: Any, identifiers: Sequence[str]) -> Any:
         needles.add(encode_basestring(identifier)[1:-1])
         needles.add(json.dumps(identifier)[1:-1])
     return sa.or_(*(column.contains(needle, autoescape=True) for needle in sorted(needles)))
+
+
+def records_naming(identifiers: Sequence[str]) -> Any:
+    """The audit records whose subject is one of ``identifiers`` or whose resource or
+    detail names one (as a whole word), in chain order: what an erasure rewrites."""
+    return (
+        sa.select(audit_records)
+        .where(
+            sa.or_(
+                audit_records.c.subject.in_(identifiers),
+                identifier_filter(audit_records.c.resource, identifiers),
+                identifier_filter(audit_records.c.detail, identifiers),
+            )
+        )
+        .order_by(audit_records.c.tenant_id, audit_records.c.seq)
+    )
 
 
 def replace_identifiers(value: Any, identifiers: Sequence[str], pseudonym: str) -> Any:
@@ -122,17 +139,7 @@ def erase_identifiers(
     identifiers = [identifier for identifier in identifiers if identifier]
     if not identifiers:
         return AuditErasure({}, {})
-    query = (
-        sa.select(audit_records)
-        .where(
-            sa.or_(
-                audit_records.c.subject.in_(identifiers),
-                identifier_filter(audit_records.c.resource, identifiers),
-                identifier_filter(audit_records.c.detail, identifiers),
-            )
-        )
-        .order_by(audit_records.c.tenant_id, audit_records.c.seq)
-    )
+    query = records_naming(identifiers)
     rewritten: dict[str, dict[int, dict[str, str]]] = {}
     legacy: list[tuple[str, int]] = []
     for row in connection.execute(query):

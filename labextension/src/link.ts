@@ -81,8 +81,8 @@ export class KernelLink implements IDisposable {
   }
 
   /**
-   * Opens the comm if the kernel has kailash_nb loaded; a no-op while linked or while a
-   * probe is in flight.
+   * Opens the comm if the kernel has kailash_nb loaded; a no-op while linked. Asked
+   * while a probe is in flight, it probes once more after that one.
    */
   async probe(): Promise<void> {
     const kernel = this._sessionContext.session?.kernel;

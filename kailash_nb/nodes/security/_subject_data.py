@@ -16,9 +16,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from kailash_nb.store.audit_erasure import identifier_filter, replace_identifiers
+from kailash_nb.store.audit_erasure import (
+    identifier_filter,
+    records_naming,
+    replace_identifiers,
+)
 from kailash_nb.store.schema import (
-    audit_records,
     auth_backup_codes,
     auth_events,
     auth_revoked_sessions,
@@ -225,17 +228,7 @@ def _runs(connection: Connection, subject: str) -> list[dict[str, Any]]:
 def _audit_records(connection: Connection, identifiers: list[str]) -> list[dict[str, Any]]:
     """The records whose subject is the subject's, or whose resource or detail names
     them (as erasure finds them)."""
-    query = (
-        sa.select(audit_records)
-        .where(
-            sa.or_(
-                audit_records.c.subject.in_(identifiers),
-                identifier_filter(audit_records.c.resource, identifiers),
-                identifier_filter(audit_records.c.detail, identifiers),
-            )
-        )
-        .order_by(audit_records.c.tenant_id, audit_records.c.seq)
-    )
+    query = records_naming(identifiers)
     rows = [
         row
         for row in connection.execute(query)
