@@ -197,6 +197,8 @@ class WorkflowRun(CycleExecution, RunEvents):
         self.bus = bus
         self.parameters = parameters
         self.emitting = node_events and bus.wants_node_events
+        #: Listen for the steps nodes report (``kailash_nb.nodes.steps``) only when wanted.
+        self.stepping = node_events and bus.wants_step_events
         self.run_events = bus.wants_run_events
         self.timeline: list[NodeTiming] | None = [] if bus.wants_timeline else None
         # Converts perf_counter readings to wall-clock time without a clock call per node.
@@ -435,7 +437,11 @@ class WorkflowRun(CycleExecution, RunEvents):
         timing = emitting or self.timeline is not None
         started = time.perf_counter() if timing else 0.0
         try:
-            outputs = node.run_with(node.merge_inputs(kwargs))
+            if self.stepping:
+                with self._reporting_steps(node_id, iteration):
+                    outputs = node.run_with(node.merge_inputs(kwargs))
+            else:
+                outputs = node.run_with(node.merge_inputs(kwargs))
         except Exception as exc:
             self._node_failed(node_id, exc, started, iteration)
             return
@@ -482,7 +488,11 @@ class WorkflowRun(CycleExecution, RunEvents):
             started = time.perf_counter()
             self._running[node_id] = (started, iteration)
             try:
-                outputs = await self._attempt(node, kwargs, timeout)
+                if self.stepping:
+                    with self._reporting_steps(node_id, iteration):
+                        outputs = await self._attempt(node, kwargs, timeout)
+                else:
+                    outputs = await self._attempt(node, kwargs, timeout)
             except Exception as exc:
                 if self._running.pop(node_id, None) is None:
                     return  # a limit stopped the run meanwhile and failed the node

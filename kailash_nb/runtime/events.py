@@ -2,8 +2,11 @@
 
 The engine emits a ``NodeEvent`` each time a node is queued, started, completed,
 failed, skipped, retried or served from cache, and a ``RunEvent`` when a run
-starts and ends. The notebook widget, the gateway's event streams, metrics and the
-run store subscribe here instead of being called from inside the engine::
+starts and ends. A subscriber that asks for them (``subscribe(..., steps=True)``) also
+receives a ``NodeStepEvent`` for each step a running node reports
+(``kailash_nb.nodes.steps.report_step``: an agent's prompt, tool call, tool result,
+answer). The notebook widget, the gateway's event streams, metrics and the run store
+subscribe here instead of being called from inside the engine::
 
     bus = EventBus()
     with bus.subscribe(print):
@@ -22,12 +25,13 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, NamedTuple, Union
+from typing import Any, Literal, NamedTuple, Union
 
 __all__ = [
     "EventBus",
     "NodeEvent",
     "NodeState",
+    "NodeStepEvent",
     "NodeTiming",
     "RunEvent",
     "RunState",
@@ -61,6 +65,30 @@ class NodeEvent(NamedTuple):
     timestamp: float
     duration: float | None = None
     error: str | None = None
+    iteration: int | None = None
+
+
+class NodeStepEvent(NamedTuple):
+    """A running node reported a step (``kailash_nb.nodes.steps.report_step``).
+
+    Delivered only to subscribers that asked for steps (``subscribe(..., steps=True)``),
+    and only while the node runs: steps reported after it finished are dropped.
+
+    Attributes:
+        run_id: the run the node belongs to.
+        node_id: the node.
+        step: what the node reached (an agent's are ``kailash_nb.nodes.steps.AGENT_STEPS``).
+        timestamp: wall-clock time of the report (seconds since the epoch).
+        detail: JSON-safe details, size-capped and scrubbed of the secrets of the node's
+            config and the run's parameters; ``"_truncated": True`` when anything was cut.
+        iteration: the cycle iteration (1-based) for nodes inside a cycle; else ``None``.
+    """
+
+    run_id: str
+    node_id: str
+    step: str
+    timestamp: float
+    detail: dict[str, Any]
     iteration: int | None = None
 
 
@@ -114,7 +142,7 @@ class RunEvent(NamedTuple):
     timeline: tuple[NodeTiming, ...] | None = None
 
 
-Event = Union[NodeEvent, RunEvent]  # noqa: UP007 - a runtime alias on Python 3.10
+Event = Union[NodeEvent, RunEvent, NodeStepEvent]  # noqa: UP007 - a runtime alias on Python 3.10
 Subscriber = Callable[[Event], object]
 
 
@@ -142,6 +170,7 @@ class _Entry:
     nodes: bool
     runs: bool
     timeline: bool
+    steps: bool
 
 
 class EventBus:
@@ -150,13 +179,16 @@ class EventBus:
     A subscriber chooses what it receives: node events, run events, or both; a run
     subscriber may also ask for the per-node ``timeline`` on finished runs, which
     is much cheaper than receiving every node event (the run store records runs
-    this way). The engine builds only the events someone asked for.
+    this way). Step events (``NodeStepEvent``) are opt-in, so subscribers written for
+    node and run events never see them. The engine builds only the events someone
+    asked for, and listens for steps only while someone wants them.
     """
 
     def __init__(self) -> None:
         self._entries: tuple[_Entry, ...] = ()
         self._node_subscribers: tuple[Subscriber, ...] = ()
         self._run_subscribers: tuple[Subscriber, ...] = ()
+        self._step_subscribers: tuple[Subscriber, ...] = ()
         self.wants_timeline = False
         self._lock = threading.Lock()
 
@@ -175,6 +207,11 @@ class EventBus:
         """True when someone subscribed to run events."""
         return bool(self._run_subscribers)
 
+    @property
+    def wants_step_events(self) -> bool:
+        """True when someone subscribed to step events (``subscribe(..., steps=True)``)."""
+        return bool(self._step_subscribers)
+
     def subscribe(
         self,
         subscriber: Subscriber,
@@ -182,6 +219,7 @@ class EventBus:
         nodes: bool = True,
         runs: bool = True,
         timeline: bool = False,
+        steps: bool = False,
     ) -> Subscription:
         """Call ``subscriber(event)`` for every event of the chosen kinds from now on.
 
@@ -189,21 +227,25 @@ class EventBus:
             nodes: deliver ``NodeEvent`` objects.
             runs: deliver ``RunEvent`` objects.
             timeline: fill ``RunEvent.timeline`` on finished runs (needs ``runs``).
+            steps: deliver ``NodeStepEvent`` objects (the steps running nodes report).
         """
         if not callable(subscriber):
             raise TypeError(f"subscriber must be callable, got {type(subscriber).__name__}")
         if timeline and not runs:
             raise ValueError("timeline=True needs runs=True: timelines travel on run events")
-        entry = _Entry(subscriber, nodes, runs, timeline)
+        entry = _Entry(subscriber, nodes, runs, timeline, steps)
         with self._lock:
             self._set((*self._entries, entry))
         return Subscription(self, entry)
 
     def emit(self, event: Event) -> None:
         """Deliver ``event`` to the subscribers of its kind; a failing one is logged."""
-        subscribers = (
-            self._node_subscribers if isinstance(event, NodeEvent) else self._run_subscribers
-        )
+        if isinstance(event, NodeEvent):
+            subscribers = self._node_subscribers
+        elif isinstance(event, RunEvent):
+            subscribers = self._run_subscribers
+        else:
+            subscribers = self._step_subscribers
         for subscriber in subscribers:
             try:
                 subscriber(event)
@@ -218,4 +260,5 @@ class EventBus:
         self._entries = entries
         self._node_subscribers = tuple(e.subscriber for e in entries if e.nodes)
         self._run_subscribers = tuple(e.subscriber for e in entries if e.runs)
+        self._step_subscribers = tuple(e.subscriber for e in entries if e.steps)
         self.wants_timeline = any(e.timeline for e in entries)
