@@ -6,6 +6,9 @@ executor when the middleware belongs to a gateway, else one of its own), under t
 name ``agent_ui:<workflow_id>`` so it can never take the backend of a gateway workflow.
 The executor's bus delivers node and run events from the run's thread; they hop to
 the execution's event loop, where its status dict is updated and events are emitted.
+The steps a running node reports (an agent's prompt, tool call, tool result, answer:
+``NodeStepEvent``) become Kailash's ``node.progress`` events, whose data is
+``{"step", "detail"}`` (plus ``"iteration"`` inside a cycle).
 
 Cancelling reports the execution ``cancelled`` at once and discards what its run
 returns. The engine cannot interrupt a run handed to a worker thread, so the run
@@ -26,7 +29,7 @@ from typing import Any
 from kailash_nb.middleware.agent_events import AgentEvent, EventHub, EventType
 from kailash_nb.middleware.execution import RunExecutor, RunIndex
 from kailash_nb.run_status import FINAL_STATUSES
-from kailash_nb.runtime.events import EventBus, NodeEvent, RunEvent
+from kailash_nb.runtime.events import EventBus, NodeEvent, NodeStepEvent, RunEvent
 from kailash_nb.store.run_history import GatewayRunNote
 from kailash_nb.workflow.graph import Workflow
 
@@ -112,7 +115,9 @@ class SessionRuns:
             if self._executor is None:
                 self._executor = RunExecutor(EventBus(), RunIndex(_keep_nothing))
             if not self._subscribed:
-                self._executor.events.subscribe(self._on_engine_event, nodes=True, runs=True)
+                self._executor.events.subscribe(
+                    self._on_engine_event, nodes=True, runs=True, steps=True
+                )
                 self._subscribed = True
             return self._executor
 
@@ -208,7 +213,7 @@ class SessionRuns:
 
     # -- engine events -------------------------------------------------------------
 
-    def _on_engine_event(self, event: NodeEvent | RunEvent) -> None:
+    def _on_engine_event(self, event: NodeEvent | RunEvent | NodeStepEvent) -> None:
         # Called on the run's thread, for every run of the executor.
         with self._lock:
             execution = self._by_run.get(event.run_id)
@@ -219,12 +224,22 @@ class SessionRuns:
         except RuntimeError:  # the loop that started it is closed: nobody is listening
             return
 
-    def _apply(self, execution: Execution, event: NodeEvent | RunEvent) -> None:
+    def _apply(self, execution: Execution, event: NodeEvent | RunEvent | NodeStepEvent) -> None:
         if execution.final:
             return
         if isinstance(event, RunEvent):
             if event.state == "started":
                 execution.update(status="running")
+            return
+        if isinstance(event, NodeStepEvent):
+            step: dict[str, Any] = {
+                "node_id": event.node_id,
+                "step": event.step,
+                "detail": event.detail,
+            }
+            if event.iteration is not None:
+                step["iteration"] = event.iteration
+            self.hub.emit(execution.event(EventType.NODE_PROGRESS, **step))
             return
         event_type = _NODE_EVENT_TYPES.get(event.state)
         if event_type is None:

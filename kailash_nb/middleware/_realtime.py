@@ -2,9 +2,11 @@
 
 The :class:`RunEventHub` subscribes to the gateway's ``EventBus`` when the routes are
 built (``GatewayState.live_events``; every run started afterwards emits node events
-too). It keeps the last events of recent runs in memory, so a client that connects
-after a run started gets the events it missed, and forwards new events to the clients
-watching that run.
+too, and the steps its nodes report: ``NodeStepEvent``). It keeps the last events of
+recent runs in memory, so a client that connects after a run started gets the events
+it missed, and forwards new events to the clients watching that run. Steps are kept
+apart (``MAX_STEPS_PER_RUN``), so a chatty agent cannot push a run's node events out
+of its replay.
 
 Events arrive from worker threads; each client's :class:`Outbox` hands them to the
 client's event loop with ``call_soon_threadsafe`` and holds at most ``capacity`` of
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import threading
 from collections import OrderedDict, deque
@@ -29,7 +32,14 @@ from kailash_nb.middleware._run_errors import ErrorView
 from kailash_nb.middleware.execution import RunEntry, RunIndex, may_read
 from kailash_nb.middleware.identity import Identity
 from kailash_nb.run_status import FINAL_STATUSES
-from kailash_nb.runtime.events import Event, EventBus, NodeEvent, RunEvent, Subscription
+from kailash_nb.runtime.events import (
+    Event,
+    EventBus,
+    NodeEvent,
+    NodeStepEvent,
+    RunEvent,
+    Subscription,
+)
 from kailash_nb.security import REVOCATION_CACHE_SECONDS
 
 __all__ = [
@@ -51,6 +61,9 @@ MAX_RUNS = 256
 MAX_EVENTS_PER_RUN = 512
 """Events kept per run (a run with more replays only its latest ones); with
 ``MAX_RUNS`` this bounds the replay memory to about 130 000 small events."""
+MAX_STEPS_PER_RUN = 128
+"""Step events kept per run for replay, besides its node and run events (the latest
+ones; each one's detail is capped by the engine)."""
 OUTBOX_CAPACITY = 2_048
 """Items waiting for one client before it is dropped as a slow reader (a healthy
 client drains its outbox on every loop turn; a replay is queued as one item)."""
@@ -98,11 +111,25 @@ def is_final(event: Event) -> bool:
 
 
 def event_frame(event: Event, view: ErrorView) -> tuple[str, dict[str, Any]]:
-    """``("node" | "run", data)``: the event's kind and its JSON-ready fields, errors as
-    the run's workflow lets callers see them (``view``).
+    """``("node" | "run" | "node.step", data)``: the event's kind and its JSON-ready
+    fields, errors as the run's workflow lets callers see them (``view``).
 
-    Parameters and timelines are never included (they may carry caller data).
+    A step's data is ``{"run_id", "node_id", "step", "detail", "timestamp"}`` (plus
+    ``"iteration"`` inside a cycle): what the node chose to report to its watchers,
+    already JSON-safe, capped and scrubbed of secrets by the engine. Parameters and
+    timelines are never included (they may carry caller data).
     """
+    if isinstance(event, NodeStepEvent):
+        step: dict[str, Any] = {
+            "run_id": event.run_id,
+            "node_id": event.node_id,
+            "step": event.step,
+            "detail": event.detail,
+            "timestamp": event.timestamp,
+        }
+        if event.iteration is not None:
+            step["iteration"] = event.iteration
+        return "node.step", step
     if isinstance(event, NodeEvent):
         data: dict[str, Any] = {
             "run_id": event.run_id,
@@ -154,20 +181,24 @@ def final_event_of(entry: RunEntry) -> RunEvent | None:
 
 
 class _RunBuffer:
-    __slots__ = ("events", "finished", "has_nodes", "timeline")
+    __slots__ = ("events", "finished", "has_nodes", "steps", "timeline")
 
     def __init__(self, capacity: int) -> None:
         self.events: deque[Event] = deque(maxlen=capacity)
+        self.steps: deque[NodeStepEvent] | None = None
         self.finished = False
         self.has_nodes = False
         self.timeline: Any = None
 
     def replay(self, run_id: str) -> list[Event]:
         """The buffered events, node events rebuilt from the timeline when the run
-        published none (they go before the run's final event)."""
+        published none (they go before the run's final event), steps merged in by time."""
         events = list(self.events)
         if self.timeline and events:
             events[-1:-1] = timeline_events(run_id, self.timeline)
+        if self.steps:
+            # Stable: a step and a node event of the same instant keep the node's first.
+            events = list(heapq.merge(events, self.steps, key=lambda event: event.timestamp))
         return events
 
 
@@ -188,9 +219,9 @@ class RunEventHub:
         self._subscription: Subscription | None = None
 
     def attach(self, bus: EventBus) -> None:
-        """Receive node and run events from ``bus`` (idempotent)."""
+        """Receive node, run and step events from ``bus`` (idempotent)."""
         if self._subscription is None:
-            self._subscription = bus.subscribe(self.on_event, nodes=True, runs=True)
+            self._subscription = bus.subscribe(self.on_event, nodes=True, runs=True, steps=True)
 
     def on_event(self, event: Event) -> None:
         """Buffer ``event`` and pass it to the run's watchers (called from any thread)."""
@@ -217,7 +248,12 @@ class RunEventHub:
                 buffer.finished = True
 
     def _append(self, buffer: _RunBuffer, run_id: str, event: Event) -> None:
-        buffer.events.append(event)
+        if type(event) is NodeStepEvent:
+            if buffer.steps is None:
+                buffer.steps = deque(maxlen=MAX_STEPS_PER_RUN)
+            buffer.steps.append(event)
+        else:
+            buffer.events.append(event)
         if type(event) is NodeEvent:
             buffer.has_nodes = True
         watchers = self._watchers.get(run_id)

@@ -192,10 +192,14 @@ _TEXT = {"type": "string"}
 _SSE_EVENT = {
     "type": "object",
     "description": "each event: `event: node` or `event: run`, whose `data` is JSON "
-    '`{"run_id", "node_id", "state", "timestamp", "duration", "error"}`; the stream ends '
-    "after the run's final event (comment lines keep it alive)",
+    '`{"run_id", "node_id", "state", "timestamp", "duration", "error"}`, or '
+    "`event: node.step` (a step a running node reported, such as an agent's prompt_sent, "
+    'tool_call, tool_result, answer), whose `data` is `{"run_id", "node_id", "step", '
+    '"detail", "timestamp"}` (`detail`: a JSON object, size-capped, secrets scrubbed); '
+    "nodes inside a cycle add `iteration`. The stream ends after the run's final event "
+    "(comment lines keep it alive)",
     "properties": {
-        "event": {"enum": ["node", "run"]},
+        "event": {"enum": ["node", "run", "node.step"]},
         "data": {"type": "string", "contentMediaType": "application/json"},
     },
     "required": ["event", "data"],
@@ -379,7 +383,8 @@ REALTIME = Operation(
         '(answered `{"subscribed": "<run_id>"}`, then the run\'s events, those already '
         'emitted first) and `{"unsubscribe": "<run_id>"}` (answered '
         '`{"unsubscribed": "<run_id>"}`). Events are pushed as '
-        '`{"event": "node" | "run", "data": {...}}` with the fields of the SSE stream of '
+        '`{"event": "node" | "run" | "node.step", "data": {...}}` with the fields of the '
+        'SSE stream of '
         '`GET /runs/{run_id}/events`. A run that is not the caller\'s gets '
         '`{"error": "not_found", "run_id": ...}`. Frames above 64 KiB close the socket '
         "with 1009, too many messages per second with 1008, and it closes with 1008 when "

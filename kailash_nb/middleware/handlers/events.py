@@ -1,7 +1,10 @@
 """``GET /runs/{run_id}/events``: a run's node and run events as Server-Sent Events.
 
 Each event is one SSE message, ``event: node`` or ``event: run``, whose ``data:`` is
-JSON ``{"run_id", "node_id", "state", "timestamp", "duration", "error"}``. The events
+JSON ``{"run_id", "node_id", "state", "timestamp", "duration", "error"}``, or ``event:
+node.step`` for a step a running node reported (an agent's prompt, tool call, tool
+result, answer), whose ``data:`` is ``{"run_id", "node_id", "step", "detail",
+"timestamp"}`` (``event_frame``). The events
 already seen for the run are replayed first; the stream ends after the run's final
 event. Only runs the caller may read (``execution.may_read``: same tenant and subject, or a
 tenant admin) are served, anything else is the same 404 as ``GET /runs/{id}``. A client

@@ -14,8 +14,9 @@ Client messages (JSON text frames)::
     {"subscribe": "<run_id>"}      -> {"subscribed": "<run_id>"}, then the run's events
     {"unsubscribe": "<run_id>"}    -> {"unsubscribed": "<run_id>"}
 
-Events are pushed as ``{"event": "node" | "run", "data": {...}}`` (the fields of the SSE
-stream), replaying what the run already emitted. Only runs the caller may read are
+Events are pushed as ``{"event": "node" | "run" | "node.step", "data": {...}}`` (the
+fields of the SSE stream; ``node.step`` is a step a running node reported), replaying
+what the run already emitted. Only runs the caller may read are
 served (its own, or any of its tenant's for a tenant admin: the rule of
 ``GET /runs/{id}``); any other id gets ``{"error": "not_found", "run_id": ...}``
 (AUTHZ-15). Limits: frames above 64 KiB close with 1009 (GW-24); more than

@@ -225,7 +225,8 @@ class ProcessRunPool:
                 "no worker process became available (the gateway is stopping, every worker "
                 "is busy, or workers fail to start: see the gateway log); retry shortly",
             )
-        wants = (self.events.wants_node_events, self.events.wants_timeline)
+        events = self.events
+        wants = (events.wants_node_events, events.wants_timeline, events.wants_step_events)
         try:
             worker.conn.send((run_id, parameters, *wants, guard is not None))
             message = self._await_outcome(worker, workflow, run_id, started, guard)

@@ -5,8 +5,10 @@ caller's) and its limits. The worker caps its address space (``RLIMIT_AS``, soft
 hard, so node code cannot raise it), rebuilds the workflow once, says ``ready`` and
 then serves one run at a time over its pipe:
 
-- job: ``(run_id, parameters, wants_node_events, wants_timeline, guarded)``;
-- while running: ``("event", NodeEvent)`` for each node event, when wanted; for a
+- job: ``(run_id, parameters, wants_node_events, wants_timeline, wants_step_events,
+  guarded)``;
+- while running: ``("event", NodeEvent)`` for each node event and ``("event",
+  NodeStepEvent)`` for each step a node reports, when wanted; for a
   guarded run, ``("check", node_id)`` before each node executes, answered by the
   parent's guard with ``("allow",)`` or ``("refuse", message, reason, rule_ids)``
   (:func:`guard_answer`); a refused node fails with ``NodeAccessDeniedError``;
@@ -122,7 +124,7 @@ class _ParentGuard:
 def _run(
     workflow: Any, job: tuple[Any, ...], conn: Any, send: Any, limits: dict[str, Any]
 ) -> tuple:
-    run_id, parameters, wants_nodes, wants_timeline, guarded = job
+    run_id, parameters, wants_nodes, wants_timeline, wants_steps, guarded = job
     finished: list[RunEvent] = []
 
     def forward(event: Any) -> None:
@@ -133,7 +135,7 @@ def _run(
         send(("event", event))
 
     bus = EventBus()
-    bus.subscribe(forward, nodes=wants_nodes, runs=True, timeline=wants_timeline)
+    bus.subscribe(forward, nodes=wants_nodes, runs=True, timeline=wants_timeline, steps=wants_steps)
     try:
         outcome = LocalRuntime(event_bus=bus, history=False).execute_outcome(
             workflow,
