@@ -13,8 +13,12 @@
  * emphasised. A legend (`<ul class="kn-legend">`, one `<li data-state="<state>">` per
  * state, in `STATE_COLORS` order) explains the colours. The last run's status (trait
  * `run_status`: running, completed, failed, timeout, cancelled) is in the title and in
- * the root's `data-run-status`. Node data only ever reaches the page as text
- * (`textContent`, attributes), never as markup. Plain ESM, no imports.
+ * the root's `data-run-status`. The steps a running node reports (trait `steps`:
+ * `{[id]: {latest, log}}`) show live: the latest one under the node
+ * (`<text class="kn-node-step">`, e.g. "tool_call: search") and the node's step log in
+ * its details panel (`<ol class="kn-details-steps">`); a new run empties them. Node
+ * data only ever reaches the page as text (`textContent`, attributes), never as
+ * markup. Plain ESM, no imports.
  */
 
 /** @typedef {{id: string, type: string, state: string, x: number, y: number}} GraphNode */
@@ -31,6 +35,7 @@
  * @property {string | null} [output_preview]
  * @property {string | null} [cell]
  */
+/** @typedef {{latest: string, log: string[]}} NodeSteps  A node's steps in this run. */
 /**
  * @typedef {object} Model  The part of anywidget's model this view uses.
  * @property {(name: string) => any} get
@@ -45,6 +50,8 @@
  * @property {SVGTitleElement} title
  * @property {SVGTextElement} idText
  * @property {SVGTextElement} typeText
+ * @property {SVGTextElement} stepText
+ * @property {SVGTitleElement} stepTitle
  * @property {GraphNode} node
  */
 
@@ -55,6 +62,8 @@ const NODE_HEIGHT = 48;
 const LOOP_DEPTH = 56;
 const MAX_LABEL = 22;
 const MAX_EDGE_LABEL = 18;
+// The latest step under a node: as wide as the node's box.
+const MAX_STEP_LABEL = 28;
 
 /** Fill and stroke per state: the same table as svg.py's STATE_COLORS. */
 const STATE_COLORS = {
@@ -121,6 +130,9 @@ const CSS = `
 .kn-tb-frame { color: #15803d; }
 .kn-tb-line { font-weight: 700; }
 .kn-tb-exception { color: var(--jp-error-color1, #b91c1c); font-weight: 700; }
+.kn-details ol.kn-details-steps { margin: 0; padding-left: 20px; font-size: 12px;
+  max-height: 200px; overflow: auto; }
+.kn-details-steps li { overflow-wrap: anywhere; }
 `;
 
 let viewCount = 0;
@@ -338,7 +350,19 @@ function render({ model, el }) {
       fill: TEXT_COLOR,
       "fill-opacity": 0.7,
     });
-    g.append(nodeTitle, rect, idText, typeText);
+    // Under the box, in the room between two rows (layout.py's ROW_SPACING).
+    const stepText = svgElement("text", {
+      class: "kn-node-step",
+      x: center,
+      y: NODE_HEIGHT + 13,
+      "text-anchor": "middle",
+      "font-size": 10,
+      "font-style": "italic",
+      fill: EDGE_COLOR,
+    });
+    const stepTitle = svgElement("title");
+    stepText.append(stepTitle);
+    g.append(nodeTitle, rect, idText, typeText, stepText);
     g.addEventListener("click", () => select(node.id));
     g.addEventListener("keydown", (event) => {
       if (event.key === "Enter" || event.key === " ") {
@@ -348,7 +372,7 @@ function render({ model, el }) {
     });
     nodeLayer.append(g);
     /** @type {DrawnNode} */
-    const entry = { g, rect, title: nodeTitle, idText, typeText, node };
+    const entry = { g, rect, title: nodeTitle, idText, typeText, stepText, stepTitle, node };
     drawn.set(node.id, entry);
     return entry;
   }
@@ -410,7 +434,27 @@ function render({ model, el }) {
     canvas.hidden = nodes.length === 0;
     stateLegend.hidden = nodes.length === 0;
     drawEdges(nodes);
+    drawSteps();
     markSelected();
+  }
+
+  /** @returns {Record<string, NodeSteps>} */
+  function nodeSteps() {
+    return model.get("steps") ?? {};
+  }
+
+  /** The latest step of each node under it (nothing for a node without steps). */
+  function drawSteps() {
+    const steps = nodeSteps();
+    for (const [nodeId, entry] of drawn) {
+      const latest = steps[nodeId]?.latest ?? "";
+      const label = shorten(latest, MAX_STEP_LABEL);
+      if (entry.stepText.getAttribute("data-step") === latest) continue;
+      entry.stepText.setAttribute("data-step", latest);
+      entry.stepTitle.textContent = latest;
+      entry.stepText.replaceChildren(entry.stepTitle, document.createTextNode(label));
+      entry.stepText.setAttribute("visibility", latest ? "visible" : "hidden");
+    }
   }
 
   /** @param {GraphNode[]} nodes */
@@ -577,6 +621,19 @@ function render({ model, el }) {
     if (details.output_preview) {
       section("Output preview", htmlElement("pre", "kn-details-output", details.output_preview));
     }
+    const log = nodeSteps()[details.id]?.log ?? [];
+    if (log.length > 0) {
+      const list = htmlElement("ol", "kn-details-steps");
+      for (const step of log) list.append(htmlElement("li", undefined, step));
+      section("Steps", list);
+    }
+  }
+
+  function stepsChanged() {
+    drawSteps();
+    /** @type {Details} */
+    const details = model.get("details") ?? {};
+    if (details.id) drawDetails();
   }
 
   function drawAll() {
@@ -595,6 +652,7 @@ function render({ model, el }) {
     ["change:edges", () => drawEdges(model.get("nodes") ?? [])],
     ["change:edge_labels", () => drawEdges(model.get("nodes") ?? [])],
     ["change:details", drawDetails],
+    ["change:steps", stepsChanged],
   ];
   for (const [event, handler] of handlers) model.on(event, handler);
   drawAll();

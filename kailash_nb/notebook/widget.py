@@ -1,8 +1,10 @@
 """``GraphWidget``: the live graph of a notebook workflow.
 
 The widget reads a ``WorkflowView`` (node ids, edges, masked node details) and
-follows its event bus: node colours change while a run goes on, and a click on a
-node shows its details. Updates are coalesced: events only mark nodes dirty, and at
+follows its event bus: node colours change while a run goes on, the steps a node
+reports (``kailash_nb.nodes.steps.report_step``: an agent's prompt, tool call, tool
+result, answer) show under it as they happen, and a click on a node shows its
+details, its step log among them. Updates are coalesced: events only mark nodes dirty, and at
 most one update per ``update_interval`` seconds reaches the browser, plus one at
 the end of every run so the last state is never lost::
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any, NamedTuple, cast
 
@@ -27,10 +30,10 @@ import traitlets
 
 from kailash_nb.notebook.svg import GraphEdge, GraphNode, lay_out, render_svg, shorten
 from kailash_nb.notebook.view import ENGINE_STATES, NODE_STATES, NodeInfo, WorkflowView
-from kailash_nb.runtime.events import NodeEvent, RunEvent
+from kailash_nb.runtime.events import NodeEvent, NodeStepEvent, RunEvent
 from kailash_nb.sdk_exceptions import close_matches
 
-__all__ = ["DEFAULT_UPDATE_INTERVAL", "ENGINE_STATES", "GraphWidget"]
+__all__ = ["DEFAULT_UPDATE_INTERVAL", "ENGINE_STATES", "STEP_LOG_LENGTH", "GraphWidget"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +44,12 @@ DEFAULT_UPDATE_INTERVAL = 0.1
 _MAX_DETAIL = 2000
 # Longest traceback sent to the browser; a longer one keeps its end, where the error is.
 _MAX_TRACEBACK = 8000
+#: Steps kept per node in the widget's step log (the latest ones) during one run.
+STEP_LOG_LENGTH = 20
+# Longest text of one step ("tool_call: search"); the engine caps the detail already.
+_MAX_STEP_TEXT = 120
+# Detail keys that say what a step is about, in the order they are looked for.
+_STEP_SUBJECTS = ("tool", "name", "content", "prompt", "result", "query", "message")
 
 
 class _Snapshot(NamedTuple):
@@ -73,7 +82,10 @@ class GraphWidget(anywidget.AnyWidget):
         output_preview, cell, traceback}``, or ``{}``; ``traceback`` is the last
         failure's text, trimmed to the user's frames); ``edge_labels`` (bool); ``run_status``
         (``""`` before any run, ``running``, then the run's final status from
-        ``kailash_nb.run_status``: a run in which any node failed is ``failed``).
+        ``kailash_nb.run_status``: a run in which any node failed is ``failed``);
+        ``steps`` (``{node_id: {latest, log}}``: the text of the node's latest step,
+        e.g. ``"tool_call: search"``, and its last ``STEP_LOG_LENGTH`` steps, oldest
+        first; emptied when a run starts).
     """
 
     _esm = Path(__file__).with_name("widget.js")
@@ -85,6 +97,7 @@ class GraphWidget(anywidget.AnyWidget):
     details = traitlets.Dict().tag(sync=True)
     edge_labels = traitlets.Bool(True).tag(sync=True)
     run_status = traitlets.Unicode("").tag(sync=True)
+    steps = traitlets.Dict().tag(sync=True)
 
     def __init__(
         self,
@@ -107,6 +120,8 @@ class GraphWidget(anywidget.AnyWidget):
         self._states: dict[str, str] = {}
         self._infos: dict[str, NodeInfo] = {}
         self._dirty: set[str] = set()
+        self._step_logs: dict[str, deque[str]] = {}
+        self._steps_dirty = False
         self._pending: _Snapshot | None = None
         self._selected: str | None = None
         self._timer: threading.Timer | None = None
@@ -127,6 +142,7 @@ class GraphWidget(anywidget.AnyWidget):
         self._subscriptions = [
             view.events.subscribe(self._on_node_event, runs=False),
             view.events.subscribe(self._on_run_event, nodes=False),
+            view.events.subscribe(self._on_step_event, nodes=False, runs=False, steps=True),
         ]
         self._remove_listener = view.add_listener(self._on_view_changed)
 
@@ -139,9 +155,17 @@ class GraphWidget(anywidget.AnyWidget):
                     return
                 pending, self._pending = self._pending, None
                 dirty, self._dirty = self._dirty, set()
-                if pending is None and not dirty:
+                steps_dirty, self._steps_dirty = self._steps_dirty, False
+                if pending is None and not dirty and not steps_dirty:
                     return
                 states = dict(self._states)
+                steps = None
+                if steps_dirty or pending is not None:
+                    steps = {
+                        node_id: {"latest": log[-1], "log": list(log)}
+                        for node_id, log in self._step_logs.items()
+                        if log and node_id in states
+                    }
                 selected = self._selected
                 if selected is not None and selected not in states:
                     selected = self._selected = None
@@ -152,8 +176,10 @@ class GraphWidget(anywidget.AnyWidget):
                 if pending is not None:
                     for name, value in self._structure(pending, states).items():
                         setattr(self, name, value)
-                else:
+                elif dirty:
                     self.nodes = [{**node, "state": states[node["id"]]} for node in self.nodes]
+                if steps is not None and steps != self.steps:
+                    self.steps = steps
                 if selected is None or info is None:
                     self.details = {}
                 elif pending is not None or selected in dirty:
@@ -244,11 +270,30 @@ class GraphWidget(anywidget.AnyWidget):
             self._dirty.add(event.node_id)
             self._schedule_locked()
 
+    def _on_step_event(self, event: NodeStepEvent) -> None:
+        text = _step_text(event)
+        with self._state_lock:
+            if event.node_id not in self._states or self._closed:
+                return
+            log = self._step_logs.get(event.node_id)
+            if log is None:
+                log = self._step_logs[event.node_id] = deque(maxlen=STEP_LOG_LENGTH)
+            log.append(text)
+            self._steps_dirty = True
+            self._schedule_locked()
+
     def _on_run_event(self, event: RunEvent) -> None:
         status = "running" if event.state == "started" else event.state
+        if event.state == "started":
+            with self._state_lock:
+                self._step_logs = {}
+                self._steps_dirty = False
         with self._send_lock:
             if not self._closed:
-                self.run_status = status
+                with self.hold_sync():
+                    self.run_status = status
+                    if event.state == "started" and self.steps:
+                        self.steps = {}
         if event.state != "started":
             self.flush()
 
@@ -324,6 +369,21 @@ class GraphWidget(anywidget.AnyWidget):
             "edges": picture.edges,
             "size": {"width": picture.width, "height": picture.height},
         }
+
+
+def _step_text(event: NodeStepEvent) -> str:
+    """``"step: subject"`` (``"tool_call: search"``): the step and the first detail that
+    says what it is about, prefixed with ``[iteration]`` inside a cycle."""
+    text = event.step
+    detail = event.detail if isinstance(event.detail, dict) else {}
+    for key in _STEP_SUBJECTS:
+        value = detail.get(key)
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool) and value != "":
+            text = f"{text}: {' '.join(str(value).split())}"
+            break
+    if event.iteration is not None:
+        text = f"[{event.iteration}] {text}"
+    return shorten(text, _MAX_STEP_TEXT)
 
 
 def _known_state(state: str) -> str:

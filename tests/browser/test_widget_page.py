@@ -304,3 +304,46 @@ def test_an_ipython_style_traceback_keeps_its_marks(lab_page, page_errors):
         "----> 3     return {'mean': total / len(rows)}\n"
     ]
     assert page_errors == []
+
+
+def test_steps_show_under_their_node_and_in_its_details_as_text(lab_page, page_errors):
+    """The latest step a node reported is drawn under it, its step log is listed in its
+    details panel, both as text only; a new run (``steps`` emptied) removes both."""
+    from kailash_nb.runtime.events import NodeStepEvent
+
+    page = lab_page
+    attack = '<img src="x" onerror="window.injected = 1">'
+    view = FailedRunView(_real_traceback())
+    widget = GraphWidget(view, update_interval=3600)
+    try:
+        widget.select("summarize")
+        for step, detail in (
+            ("prompt_sent", {"prompt": "sum the amounts"}),
+            ("tool_call", {"tool": "calculator"}),
+            ("answer", {"content": attack}),
+        ):
+            view.events.emit(NodeStepEvent("r", "summarize", step, 0.0, detail))
+        widget.flush()
+        state = widget.get_state()
+    finally:
+        widget.close()
+    names = ("workflow_name", "nodes", "edges", "size", "details", "edge_labels", "run_status")
+    _open(page, {**{name: state[name] for name in names}, "steps": state["steps"]}, 1200)
+    label = page.locator('.kn-node[data-node="summarize"] .kn-node-step')
+    assert label.get_attribute("data-step") == f"answer: {attack}"
+    assert label.get_attribute("visibility") == "visible"
+    assert (
+        page.locator('.kn-node[data-node="orders"] .kn-node-step').get_attribute("visibility")
+        == "hidden"
+    )
+    assert page.locator(".kn-details-steps li").all_text_contents() == [
+        "prompt_sent: sum the amounts",
+        "tool_call: calculator",
+        f"answer: {attack}",
+    ]
+    assert page.locator("img").count() == 0
+    page.evaluate("() => window.model.set('steps', {})")
+    assert label.get_attribute("visibility") == "hidden"
+    assert page.locator(".kn-details-steps").count() == 0
+    assert page.evaluate("() => window.injected") is None
+    assert page_errors == []

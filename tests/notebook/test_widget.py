@@ -798,3 +798,72 @@ def test_the_run_status_is_the_runs_final_status(make_widget: Callable[..., Grap
     clean_widget = make_widget(clean)
     clean.run()
     assert clean_widget.run_status == "completed"
+
+
+# -- steps a node reports ---------------------------------------------------------------
+
+AGENT_CODE = """
+from kailash_nb.nodes.steps import report_step
+report_step("prompt_sent", prompt="hi  there")
+report_step("tool_call", tool="search", arguments={"q": "x"})
+report_step("tool_result", tool="search", result="2 hits")
+report_step("answer", content="done")
+result = 1
+"""
+
+
+def test_a_nodes_steps_show_live_and_the_next_run_clears_them(
+    make_widget: Callable[..., GraphWidget],
+) -> None:
+    view = NotebookView("agentic").add("agent", AGENT_CODE).add("plain")
+    widget = make_widget(view, update_interval=3600)
+    assert widget.steps == {}
+    node_changes = _count_changes(widget, "nodes")
+    view.run()  # no flush(): the run's end sends the steps with the final states
+    assert widget.steps == {
+        "agent": {
+            "latest": "answer: done",
+            "log": [
+                "prompt_sent: hi there",
+                "tool_call: search",
+                "tool_result: search",
+                "answer: done",
+            ],
+        }
+    }
+    assert len(node_changes) == 1
+    step_changes = _count_changes(widget, "steps")
+    view.builder = WorkflowBuilder()
+    view.builder.add_node("PythonCodeNode", "agent", {"code": "result = 2"})
+    view.builder.add_node("PythonCodeNode", "plain", {"code": "result = 1"})
+    view.run()
+    assert widget.steps == {}
+    assert [change["new"] for change in step_changes] == [{}]
+
+
+def test_the_step_log_is_bounded_and_names_cycle_iterations(
+    make_widget: Callable[..., GraphWidget],
+) -> None:
+    from kailash_nb.notebook.widget import STEP_LOG_LENGTH
+    from kailash_nb.runtime.events import NodeStepEvent
+
+    view = NotebookView("loop").add("agent")
+    widget = make_widget(view, update_interval=3600)
+    node_changes = _count_changes(widget, "nodes")
+    for index in range(STEP_LOG_LENGTH + 5):
+        view.events.emit(NodeStepEvent("r", "agent", "tool_call", 0.0, {"tool": f"t{index}"}, 2))
+    view.events.emit(NodeStepEvent("r", "ghost", "answer", 0.0, {}))  # not in this graph
+    view.events.emit(NodeStepEvent("r", "agent", "answer", 0.0, {"content": "y" * 500}))
+    assert widget.steps == {}  # coalesced: nothing sent before the interval is up
+    widget.flush()
+    log = widget.steps["agent"]["log"]
+    assert len(log) == STEP_LOG_LENGTH and set(widget.steps) == {"agent"}
+    assert log[0] == f"[2] tool_call: t{6}"
+    assert log[-1] == widget.steps["agent"]["latest"]
+    assert log[-1].startswith("answer: yyy") and log[-1].endswith("…") and len(log[-1]) == 120
+    assert node_changes == []  # steps alone do not resend the nodes
+
+
+def test_widget_js_draws_steps_under_nodes_and_in_the_details() -> None:
+    js = WIDGET_JS.read_text(encoding="utf-8")
+    assert '"change:steps"' in js and "kn-node-step" in js and "kn-details-steps" in js
