@@ -18,9 +18,8 @@ worker threads and tasks it starts.
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["AGENT_STEPS", "StepReceiver", "report_step", "step_receiver"]
@@ -49,11 +48,22 @@ def report_step(step: str, **detail: Any) -> None:
         receiver(step, detail)
 
 
-@contextlib.contextmanager
-def step_receiver(receiver: StepReceiver | None) -> Iterator[None]:
-    """Within the block, :func:`report_step` calls ``receiver`` (``None``: nothing)."""
-    token = _RECEIVER.set(receiver)
-    try:
-        yield
-    finally:
-        _RECEIVER.reset(token)
+class step_receiver:
+    """Within the block, :func:`report_step` calls ``receiver`` (``None``: nothing).
+
+    A small class rather than a generator: the runtime enters one per node it runs.
+    """
+
+    __slots__ = ("_receiver", "_token")
+
+    def __init__(self, receiver: StepReceiver | None) -> None:
+        self._receiver = receiver
+        self._token: contextvars.Token[StepReceiver | None] | None = None
+
+    def __enter__(self) -> None:
+        self._token = _RECEIVER.set(self._receiver)
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._token is not None:
+            _RECEIVER.reset(self._token)
+            self._token = None

@@ -7,14 +7,11 @@ node and per run.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import time
-from collections.abc import Iterator
 from typing import Any
 
 from kailash_nb import sdk_exceptions as errors
-from kailash_nb.nodes.steps import step_receiver
 from kailash_nb.redaction import redacted_parameters, scrub_secrets
 from kailash_nb.runtime._steps import StepReporter
 from kailash_nb.runtime.events import NodeEvent, NodeTiming, RunEvent
@@ -172,23 +169,11 @@ class RunEvents:
             )
         )
 
-    @contextlib.contextmanager
-    def _reporting_steps(self, node_id: str, iteration: int | None) -> Iterator[None]:
-        """Within the block, steps the node reports (``report_step``) become
-        ``NodeStepEvent``s; afterwards they are dropped (a thread the node left
+    def _reporting_steps(self, node_id: str, iteration: int | None) -> StepReporter:
+        """A context manager: within it, steps the node reports (``report_step``)
+        become ``NodeStepEvent``s; afterwards they are dropped (a thread the node left
         running). The receiver follows the node into worker threads and tasks."""
-        reporter = StepReporter(
-            self.bus,
-            self.run_id,
-            node_id,
-            iteration,
-            functools.partial(self._secret_sources, node_id),
-        )
-        try:
-            with step_receiver(reporter):
-                yield
-        finally:
-            reporter.close()
+        return StepReporter(self.bus, self.run_id, node_id, iteration, self._secret_sources)
 
     def _secret_sources(self, node_id: str) -> tuple[Any, ...]:
         """What the secrets of ``node_id``'s messages are scrubbed against (WF-13)."""

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from kailash_nb.nodes.steps import step_receiver
 from kailash_nb.redaction import REDACTED, redact_value, secret_values
 from kailash_nb.runtime.events import EventBus, NodeStepEvent
 
@@ -143,14 +144,31 @@ def _scrub(value: Any, secrets: tuple[str, ...]) -> Any:
 class StepReporter:
     """The step receiver of one node execution: reports become ``NodeStepEvent``s.
 
+    Used as a context manager around the execution: within it, ``report_step`` (in the
+    node, its worker thread, the tasks and context-copying threads it starts) reaches
+    this reporter; after it, the reporter drops what it receives::
+
+        with StepReporter(bus, run_id, node_id, None, secret_sources):
+            outputs = node.run_with(inputs)
+
     Args:
         bus: where the events go.
         run_id, node_id, iteration: what the events name.
-        secret_sources: called once, at the first report, for the values whose secrets
-            are scrubbed from details (the node's config and the run's parameters).
+        secret_sources: ``secret_sources(node_id)`` is called once, at the first report,
+            for the values whose secrets are scrubbed from details (the node's config
+            and the run's parameters).
     """
 
-    __slots__ = ("_secret_sources", "_secrets", "bus", "iteration", "node_id", "open", "run_id")
+    __slots__ = (
+        "_installed",
+        "_secret_sources",
+        "_secrets",
+        "bus",
+        "iteration",
+        "node_id",
+        "open",
+        "run_id",
+    )
 
     def __init__(
         self,
@@ -158,7 +176,7 @@ class StepReporter:
         run_id: str,
         node_id: str,
         iteration: int | None,
-        secret_sources: Callable[[], tuple[Any, ...]],
+        secret_sources: Callable[[str], tuple[Any, ...]],
     ) -> None:
         self.bus = bus
         self.run_id = run_id
@@ -166,8 +184,17 @@ class StepReporter:
         self.iteration = iteration
         self._secret_sources = secret_sources
         self._secrets: tuple[str, ...] | None = None
+        self._installed = step_receiver(self)
         #: False once the node's execution is over: later reports are dropped.
         self.open = True
+
+    def __enter__(self) -> StepReporter:
+        self._installed.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.open = False
+        self._installed.__exit__()
 
     def close(self) -> None:
         """The node's execution is over: drop whatever it reports from now on."""
@@ -188,7 +215,8 @@ class StepReporter:
     def _event(self, step: Any, detail: Mapping[str, Any]) -> NodeStepEvent:
         secrets = self._secrets
         if secrets is None:
-            found = set().union(*(secret_values(source) for source in self._secret_sources()))
+            sources = self._secret_sources(self.node_id)
+            found = set().union(*(secret_values(source) for source in sources))
             secrets = tuple(
                 sorted((s for s in found if len(s) >= _MIN_SCRUBBED), key=len, reverse=True)
             )

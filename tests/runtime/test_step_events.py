@@ -371,3 +371,23 @@ def test_a_step_name_that_is_not_text_is_reported_as_text() -> None:
     bus.subscribe(seen, nodes=False, runs=False, steps=True)
     LocalRuntime(event_bus=bus).execute(_one(Reporter(step=42), "r"))
     assert [e.step for e in seen.events] == ["42"]
+
+
+# -- the channel itself (kailash_nb.nodes.steps) -------------------------------------------
+
+
+def test_step_receivers_nest_and_none_silences_report_step() -> None:
+    outer: list[tuple[str, dict]] = []
+    inner: list[tuple[str, dict]] = []
+    report_step("nowhere")  # outside a run: nothing to call, nothing raised
+    with steps_module.step_receiver(lambda step, detail: outer.append((step, detail))):
+        report_step("a", n=1)
+        with steps_module.step_receiver(lambda step, detail: inner.append((step, detail))):
+            report_step("b")
+        with steps_module.step_receiver(None):
+            report_step("silenced")
+        report_step("c")
+    report_step("after")
+    assert outer == [("a", {"n": 1}), ("c", {})]
+    assert inner == [("b", {})]
+    assert steps_module._RECEIVER.get() is None
