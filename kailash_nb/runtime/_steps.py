@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -61,7 +62,9 @@ def json_safe_detail(detail: Mapping[str, Any]) -> dict[str, Any]:
     Strings past ``MAX_DETAIL_STRING`` end with ``"… (N more characters)"``; lists and
     dicts past ``MAX_DETAIL_ITEMS`` end with a ``"… (N more items)"`` entry (a dict:
     under the key ``"…"``); what is nested deeper than ``MAX_DETAIL_DEPTH`` becomes
-    ``"… (nested too deep)"``; other objects become their (capped) ``repr``. When
+    ``"… (nested too deep)"``; numbers that are not ``int``/``float`` (NumPy's) become
+    ``int``/``float``, infinities and NaN their ``repr``; other objects become their
+    (capped) ``repr``. When
     anything was cut, the result has ``"_truncated": True``.
     """
     budget = _Budget()
@@ -75,10 +78,13 @@ def _value(value: Any, depth: int, budget: _Budget) -> Any:
     budget.values -= 1
     if value is None or isinstance(value, (bool, int)):
         return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else repr(value)
     if isinstance(value, str):
         return _string(value, budget)
+    if isinstance(value, numbers.Integral):  # NumPy's integers too
+        return int(value)
+    if isinstance(value, numbers.Real):
+        number = float(value)
+        return number if math.isfinite(number) else repr(number)
     if isinstance(value, (Mapping, list, tuple, set, frozenset)):
         if depth >= MAX_DETAIL_DEPTH:
             budget.cut = True

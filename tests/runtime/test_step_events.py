@@ -338,6 +338,17 @@ def test_a_small_detail_is_not_marked_truncated() -> None:
     assert _steps.json_safe_detail({"tool": "search", "n": 2}) == {"tool": "search", "n": 2}
 
 
+def test_numbers_of_other_types_become_json_numbers() -> None:
+    from decimal import Decimal
+    from fractions import Fraction
+
+    numpy = pytest.importorskip("numpy")
+    detail = {"i": numpy.int64(3), "f": numpy.float32(0.5), "q": Fraction(1, 4), "d": Decimal(2)}
+    safe = _steps.json_safe_detail(detail)
+    assert safe == {"i": 3, "f": 0.5, "q": 0.25, "d": "Decimal('2')"}
+    assert type(safe["i"]) is int and type(safe["f"]) is float
+
+
 def test_a_failing_step_subscriber_does_not_fail_the_node(caplog) -> None:
     def broken(event: Any) -> None:
         raise RuntimeError("subscriber bug")
