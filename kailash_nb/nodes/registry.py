@@ -43,6 +43,8 @@ _BUILTIN_MODULES: dict[str, str] = {
     "ComplianceMonitorNode": "kailash_nb.nodes.security.compliance",
     "ThreatDetectionNode": "kailash_nb.nodes.security.threats",
     "GDPRComplianceNode": "kailash_nb.nodes.security.gdpr",
+    "AgentPoolManagerNode": "kailash_nb.nodes.ai.self_organizing",
+    "A2ACoordinatorNode": "kailash_nb.nodes.ai.a2a",
 }
 
 
