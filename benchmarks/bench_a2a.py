@@ -110,7 +110,9 @@ async def main(runs: int, share_tasks: int) -> None:
         expected = weight / total_weight
         deviation = abs(share - expected) / expected
         worst = max(worst, deviation)
-        print(f"  agent-{index:02d} weight {weight:.0f}  share {share:.4f}  expected {expected:.4f}")
+        print(
+            f"  agent-{index:02d} weight {weight:.0f}  share {share:.4f}  expected {expected:.4f}"
+        )
     print(f"  max deviation {worst * 100:.2f} % (target <= 5 %)")
 
 

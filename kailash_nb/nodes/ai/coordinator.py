@@ -67,8 +67,8 @@ class A2ACoordinator:
             ``weighted_round_robin``, ``broadcast``, ``auction``).
         max_concurrent_tasks: tasks running at once.
         task_queue_limit: tasks admitted and waiting for a slot.
-        performance_monitoring: weigh ``weighted_round_robin`` (and auction latency)
-            by observed success rate and latency instead of static weights alone.
+        performance_monitoring: weigh ``weighted_round_robin`` by observed success
+            rate and latency (``performance_weight``) instead of static weights alone.
         agent_timeout: seconds an attempt may take on an agent without its own
             ``timeout`` (``None``: no limit).
         max_retries: further agents tried after a failure or a timeout.

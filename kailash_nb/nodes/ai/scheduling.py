@@ -173,12 +173,15 @@ class BestMatch(Strategy):
 
 
 class RoundRobin(Strategy):
-    """Agents covering every requirement, each in turn."""
+    """Agents covering every requirement, each in turn: the next one after the agent
+    picked last, in the order agents were first seen (so leaving an agent out for a
+    retry or while it is unhealthy does not skip the others)."""
 
     name = "round_robin"
 
     def __init__(self) -> None:
-        self._cursor = 0
+        self._order: dict[str, int] = {}
+        self._last = -1
 
     def select(
         self, task: dict[str, Any], requirements: frozenset[str], candidates: Sequence[Candidate]
@@ -187,8 +190,12 @@ class RoundRobin(Strategy):
         eligible = covering(requirements, candidates)
         if not eligible:
             return []
-        chosen = eligible[self._cursor % len(eligible)]
-        self._cursor += 1
+        order = self._order
+        for candidate in eligible:
+            order.setdefault(candidate.agent_id, len(order))
+        following = [c for c in eligible if order[c.agent_id] > self._last]
+        chosen = min(following or eligible, key=lambda c: order[c.agent_id])
+        self._last = order[chosen.agent_id]
         return [chosen]
 
 
