@@ -3,7 +3,8 @@
 Twenty in-process agents, each ``await anyio.sleep(0.01)`` per task and running one
 task at a time (``concurrency=1``), take 200 tasks submitted at once (``submit_many``;
 ``max_concurrent_tasks=200``, ``task_queue_limit=10000``) under ``weighted_round_robin``
-with equal static weights.
+with equal static weights, then the same with ``performance_monitoring=True`` (the
+seed's configuration: weights from observed success rate and latency).
 
 The model: an agent runs one task at a time, so with the tasks spread evenly the
 ideal wall time is ``200 / 20 x 10 ms = 100 ms``. The script prints the median wall
@@ -45,12 +46,14 @@ def make_agent(index: int, weight: float = 1.0) -> Agent:
     return Agent(f"agent-{index:02d}", work, ["work"], weight=weight, concurrency=1)
 
 
-def coordinator(weights: list[float]) -> A2ACoordinator:
-    """A coordinator over one agent per weight, configured as the seed's block."""
+def coordinator(weights: list[float], *, monitored: bool = False) -> A2ACoordinator:
+    """A coordinator over one agent per weight, configured as the seed's block
+    (``performance_monitoring`` as ``monitored``)."""
     result = A2ACoordinator(
         strategy="weighted_round_robin",
         max_concurrent_tasks=200,
         task_queue_limit=10_000,
+        performance_monitoring=monitored,
     )
     for index, weight in enumerate(weights):
         result.register(make_agent(index, weight))
@@ -97,6 +100,13 @@ async def main(runs: int, share_tasks: int) -> None:
     print(f"  ideal (200/20 x 10 ms)  {ideal * 1000:7.1f} ms   ratio {wall / ideal:.3f}")
     print(f"  sleeps, no coordinator  {baseline * 1000:7.1f} ms   ratio {wall / baseline:.3f}")
     print(f"  coordinator overhead    {(wall - baseline) / TASKS * 1e6:7.1f} us per task")
+    monitored = coordinator([1.0] * AGENTS, monitored=True)
+    await batch(monitored, TASKS)
+    seed = statistics.median([await batch(monitored, TASKS) for _ in range(runs)])
+    print(
+        f"  with performance_monitoring=True (the seed's config): {seed * 1000:.1f} ms, "
+        f"ratio {seed / ideal:.3f}"
+    )
 
     weights = [float(1 + index % 4) for index in range(AGENTS)]
     shared = coordinator(weights)

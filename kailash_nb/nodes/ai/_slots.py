@@ -100,11 +100,13 @@ class TaskSlots:
         with self._lock:
             while self._waiters:
                 loop, future = self._waiters.popleft()
+                if _running_loop() is loop:
+                    if future.done():
+                        continue  # cancelled while waiting; its canceller did not release
+                    future.set_result(None)
+                    return
                 if not loop.is_closed():
-                    if _running_loop() is loop:
-                        loop.call_soon(self._hand_over, future)
-                    else:
-                        loop.call_soon_threadsafe(self._hand_over, future)
+                    loop.call_soon_threadsafe(self._hand_over, future)
                     return
             self._active -= 1
 

@@ -37,7 +37,6 @@ from kailash_nb.nodes.ai.agents import Agent
 from kailash_nb.nodes.ai.errors import TaskQueueFullError
 from kailash_nb.nodes.ai.pool import AgentPool, Outcome
 from kailash_nb.nodes.ai.scheduling import (
-    STRATEGIES,
     Candidate,
     Strategy,
     WeightedRoundRobin,
@@ -247,59 +246,38 @@ class A2ACoordinator:
         with self._lock:
             strategy = self._strategies.get(name)
             if strategy is None:
-                if name not in STRATEGIES:
-                    make_strategy(name)  # raises, naming the known strategies
                 strategy = self._strategies[name] = make_strategy(name)
             return strategy
 
     def _candidates(self, exclude: frozenset[str], *, healthy: bool = True) -> list[Candidate]:
-        pool = self.pool
-        with pool.lock:
-            now = pool.clock()
-            entries = []
-            for agent in pool.agents():
-                if agent.agent_id in exclude:
-                    continue
-                stats = pool.stats(agent.agent_id)
-                if healthy and stats.unhealthy_until is not None and now < stats.unhealthy_until:
-                    continue
-                entries.append((agent, stats.load, stats.success_rate, stats.mean_latency))
+        entries = self.pool.available(exclude, healthy_only=healthy)
         latencies = [latency for *_, latency in entries if latency]
         reference = statistics.median(latencies) if latencies else None
-        candidates = []
-        for agent, load, success_rate, latency in entries:
-            weight = agent.weight
-            if self.performance_monitoring:
-                weight = performance_weight(weight, success_rate, latency, reference)
-            candidates.append(
-                Candidate(
-                    agent.agent_id,
-                    agent.capabilities,
-                    load=load,
-                    weight=weight,
-                    success_rate=success_rate,
-                    mean_latency=latency,
-                    reference_latency=reference,
-                    bid=agent.bid,
-                )
+        monitored = self.performance_monitoring
+        return [
+            Candidate(
+                agent.agent_id,
+                agent.capabilities,
+                load,
+                performance_weight(agent.weight, success_rate, latency, reference)
+                if monitored
+                else agent.weight,
+                success_rate,
+                latency,
+                reference,
+                agent.bid,
             )
-        return candidates
+            for agent, load, success_rate, latency in entries
+        ]
 
     def _choose(
         self, task: dict[str, Any], strategy: Strategy, exclude: frozenset[str]
     ) -> list[Agent]:
         """The strategy's pick among healthy agents not in ``exclude``, counted as started."""
         with self._lock:
-            candidates = self._candidates(exclude)
-            chosen = strategy.select(task, task["__requirements"], candidates)
-            agents = []
-            for candidate in chosen:
-                try:
-                    self.pool.started(candidate.agent_id)
-                    agents.append(self.pool.get(candidate.agent_id))
-                except NodeValidationError:
-                    continue  # unregistered since the candidates were read
-            return agents
+            chosen = strategy.select(task, task["__requirements"], self._candidates(exclude))
+            agents = [self.pool.assign(candidate.agent_id) for candidate in chosen]
+        return [agent for agent in agents if agent is not None]
 
     async def _run_admitted(self, task: dict[str, Any], strategy: Strategy) -> dict[str, Any]:
         await self.slots.acquire()

@@ -179,6 +179,44 @@ class AgentPool:
         with self.lock:
             return self._slots[self._known(agent_id)]
 
+    def available(
+        self, exclude: frozenset[str] = frozenset(), *, healthy_only: bool = True
+    ) -> list[tuple[Agent, int, float | None, float | None]]:
+        """``(agent, load, success_rate, mean_latency)`` of each agent not in ``exclude``
+        (healthy ones only, unless ``healthy_only`` is false), in registration order:
+        one consistent read for a scheduling decision."""
+        with self.lock:
+            now = self.clock()
+            found = []
+            for agent_id, agent in self._agents.items():
+                if agent_id in exclude:
+                    continue
+                stats = self._stats[agent_id]
+                until = stats.unhealthy_until
+                if healthy_only and until is not None and now < until:
+                    continue
+                finished = stats.successes + stats.failures + stats.timeouts
+                found.append(
+                    (
+                        agent,
+                        stats.load,
+                        stats.successes / finished if finished else None,
+                        stats.latency_sum / stats.latency_count if stats.latency_count else None,
+                    )
+                )
+            return found
+
+    def assign(self, agent_id: str) -> Agent | None:
+        """Count a task assigned to ``agent_id`` and return the agent (``None``: it was
+        unregistered meanwhile)."""
+        with self.lock:
+            agent = self._agents.get(agent_id)
+            if agent is not None:
+                stats = self._stats[agent_id]
+                stats.tasks += 1
+                stats.load += 1
+            return agent
+
     def started(self, agent_id: str) -> None:
         """Count a task assigned to ``agent_id`` (its load goes up by one)."""
         with self.lock:

@@ -47,7 +47,7 @@ __all__ = [
 REQUIREMENT_KEYS = ("required_capabilities", "required_skills", "requirements")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Candidate:
     """What a strategy knows of an agent: its id, capabilities, load (tasks in flight),
     weight (static or from performance), observed success rate and mean latency
