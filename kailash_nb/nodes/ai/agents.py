@@ -50,7 +50,9 @@ class WorkflowAgent:
 
     ``runtime`` is duck-typed: anything with ``execute_async(workflow, parameters=...)``
     (awaited) or ``execute(workflow, parameters=...)`` (run in a worker thread), each
-    returning ``(results, run_id)`` as kailash_nb's and Kailash's runtimes do.
+    returning ``(results, run_id)`` as kailash_nb's and Kailash's runtimes do. A run in
+    which a node failed (an output marked ``"failed": True``, the runtimes' way for a
+    node without dependents; a failed node with dependents raises) is a failure.
 
     Raises:
         NodeConfigurationError: ``runtime`` has neither method.
@@ -74,9 +76,19 @@ class WorkflowAgent:
         else:
             run = functools.partial(self.runtime.execute, self.workflow, parameters=parameters)
             outcome = await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
-        if isinstance(outcome, tuple) and len(outcome) == 2:
-            return {"results": outcome[0], "run_id": outcome[1]}
-        return outcome
+        if not (isinstance(outcome, tuple) and len(outcome) == 2):
+            return outcome
+        results, run_id = outcome
+        if isinstance(results, Mapping):
+            failed = {
+                node_id: output.get("error")
+                for node_id, output in results.items()
+                if isinstance(output, Mapping) and output.get("failed") is True
+            }
+            if failed:
+                details = "; ".join(f"{node_id}: {error}" for node_id, error in failed.items())
+                raise AgentFailure(f"workflow run {run_id} had failed nodes: {details}")
+        return {"results": results, "run_id": run_id}
 
 
 class Agent:

@@ -43,6 +43,8 @@ __all__ = [
     "requirements_of",
 ]
 
+#: Relative latency difference below which ``performance_weight`` treats agents as equally fast.
+LATENCY_TOLERANCE = 0.25
 #: The task keys naming required capabilities (Kailash uses all three).
 REQUIREMENT_KEYS = ("required_capabilities", "required_skills", "requirements")
 
@@ -97,14 +99,20 @@ def performance_weight(
 ) -> float:
     """An agent's weight from what was observed: ``static_weight`` times its success
     rate times how much faster than the reference latency (the median of the agents'
-    mean latencies) it is; the static weight alone where there is no data yet. Never
-    below 1 % of the static weight, so a bad agent still gets the odd task and can show
-    it recovered."""
+    mean latencies) it is; the static weight alone where there is no data yet.
+
+    Latencies within ``LATENCY_TOLERANCE`` of the reference count as equal, so agents
+    that are equally fast keep equal shares instead of chasing measurement noise (with
+    agents that run one task at a time, a few percent more tasks for one agent is a few
+    percent more wall time for all). Never below 1 % of the static weight, so a bad
+    agent still gets the odd task and can show it recovered."""
     weight = static_weight
     if success_rate is not None:
         weight *= success_rate
     if mean_latency and reference_latency:
-        weight *= reference_latency / mean_latency
+        speed = reference_latency / mean_latency
+        if abs(speed - 1) > LATENCY_TOLERANCE:
+            weight *= speed
     return max(weight, static_weight * 0.01)
 
 

@@ -431,3 +431,22 @@ def test_unknown_actions_are_refused():
     with pytest.raises(Exception, match="unknown action 'consensus'"):
         A2ACoordinatorNode().execute(action="consensus")
     assert AgentPoolManagerNode  # the pool node is importable beside it
+
+
+def test_a_failing_workflow_agent_is_retried_on_a_working_one():
+    from kailash_nb import AsyncLocalRuntime
+    from kailash_nb.nodes.ai.agents import WorkflowAgent
+
+    def workflow(code):
+        builder = WorkflowBuilder()
+        builder.add_node("PythonCodeNode", "step", {"code": code})
+        return builder.build()
+
+    coordinator = A2ACoordinator(strategy="round_robin")
+    runtime = AsyncLocalRuntime()
+    coordinator.register(Agent("broken", WorkflowAgent(workflow("raise KeyError('x')"), runtime)))
+    coordinator.register(Agent("working", WorkflowAgent(workflow("result = 7"), runtime)))
+    outcome = anyio.run(coordinator.submit, {})
+    assert [a["status"] for a in outcome["attempts"]] == ["failed", "completed"]
+    assert "KeyError" in outcome["attempts"][0]["error"]
+    assert outcome["result"]["results"]["step"]["result"] == 7

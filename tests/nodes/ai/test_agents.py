@@ -109,3 +109,11 @@ def test_specs_take_kailash_keys():
 def test_bad_specs_say_what_is_wrong(spec, message):
     with pytest.raises(NodeConfigurationError, match=message):
         as_agent(spec)
+
+
+def test_a_workflow_run_with_a_failed_node_is_a_failure():
+    builder = WorkflowBuilder()
+    builder.add_node("PythonCodeNode", "load", {"code": "raise ValueError('bad row')"})
+    agent = Agent("etl", WorkflowAgent(builder.build(), runtime=LocalRuntime()))
+    with pytest.raises(AgentFailure, match=r"load: .*bad row"):
+        run(agent, {})

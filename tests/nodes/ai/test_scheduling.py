@@ -143,6 +143,7 @@ def test_performance_weight_favours_reliable_fast_agents_and_never_reaches_zero(
     assert performance_weight(1.0, 1.0, 0.5, 1.0) == 2.0
     assert performance_weight(1.0, 0.5, 1.0, 1.0) == 0.5
     assert performance_weight(1.0, 0.0, 1.0, 1.0) == 0.01
+    assert performance_weight(1.0, 1.0, 1.1, 1.0) == 1.0  # within the noise tolerance
 
 
 def test_strategies_are_made_by_name():
