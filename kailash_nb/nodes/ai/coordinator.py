@@ -37,6 +37,7 @@ from kailash_nb.nodes.ai.agents import Agent
 from kailash_nb.nodes.ai.errors import TaskQueueFullError
 from kailash_nb.nodes.ai.pool import AgentPool, Outcome
 from kailash_nb.nodes.ai.scheduling import (
+    Auction,
     Candidate,
     Strategy,
     WeightedRoundRobin,
@@ -108,6 +109,9 @@ class A2ACoordinator:
         self.max_retries = max_retries
         self.slots = TaskSlots(max_concurrent_tasks, task_queue_limit)
         self._strategies: dict[str, Strategy] = {}
+        # The median latency costs a sort per decision; only weights from performance
+        # and auctions read it.
+        self._wants_reference = self.performance_monitoring
         self._lock = threading.Lock()
         self._counts = {"submitted": 0, "completed": 0, "failed": 0, "refused": 0}
 
@@ -247,12 +251,16 @@ class A2ACoordinator:
             strategy = self._strategies.get(name)
             if strategy is None:
                 strategy = self._strategies[name] = make_strategy(name)
+                if isinstance(strategy, Auction):
+                    self._wants_reference = True
             return strategy
 
     def _candidates(self, exclude: frozenset[str], *, healthy: bool = True) -> list[Candidate]:
         entries = self.pool.available(exclude, healthy_only=healthy)
-        latencies = [latency for *_, latency in entries if latency]
-        reference = statistics.median(latencies) if latencies else None
+        reference = None
+        if self._wants_reference:
+            latencies = [latency for *_, latency in entries if latency]
+            reference = statistics.median(latencies) if latencies else None
         monitored = self.performance_monitoring
         return [
             Candidate(
@@ -386,12 +394,16 @@ class A2ACoordinator:
                 raise
             began = time.perf_counter()
             try:
-                with anyio.move_on_after(timeout) as scope:
+                if timeout is None:
                     result = await agent.run(visible)
                     outcome = "success"
-                if scope.cancelled_caught:
-                    outcome = "timeout"
-                    error = f"agent {agent.agent_id!r} timed out after {timeout} s"
+                else:
+                    with anyio.move_on_after(timeout) as scope:
+                        result = await agent.run(visible)
+                        outcome = "success"
+                    if scope.cancelled_caught:
+                        outcome = "timeout"
+                        error = f"agent {agent.agent_id!r} timed out after {timeout} s"
             except anyio.get_cancelled_exc_class():
                 outcome = "cancelled"
                 raise
