@@ -4,9 +4,11 @@ A task is a dict: ``task_id`` (made up when missing), the capabilities it needs
 (``required_capabilities``, or Kailash's ``required_skills`` / ``requirements``),
 ``inputs`` for node and workflow agents, and anything else its agents read.
 
-- At most ``max_concurrent_tasks`` tasks run at once; at most ``task_queue_limit`` more
-  wait for a slot, in arrival order. One more is refused with ``TaskQueueFullError``
-  before anything is started for it; a batch is admitted whole or refused whole.
+- At most ``max_concurrent_tasks`` tasks run at once (a running task may still wait
+  for its agent when the agent's ``concurrency`` is reached); at most
+  ``task_queue_limit`` more wait for a slot, in arrival order. One more is refused
+  with ``TaskQueueFullError`` before anything is started for it; a batch is admitted
+  whole or refused whole.
 - A task runs on the agent its strategy picks (healthy agents only); a failure or a
   timeout (the agent's ``timeout``, else ``agent_timeout``) is recorded against that
   agent and the task is retried on another one, at most ``max_retries`` times.

@@ -450,3 +450,42 @@ def test_a_failing_workflow_agent_is_retried_on_a_working_one():
     assert [a["status"] for a in outcome["attempts"]] == ["failed", "completed"]
     assert "KeyError" in outcome["attempts"][0]["error"]
     assert outcome["result"]["results"]["step"]["result"] == 7
+
+
+def test_one_coordinator_bounds_tasks_submitted_from_two_threads_and_loops():
+    import threading
+
+    release, first_running = threading.Event(), threading.Event()
+
+    def blocking(task):
+        if task["task_id"] == "first":
+            first_running.set()
+            release.wait(5)
+        return task["task_id"]
+
+    coordinator = A2ACoordinator(max_concurrent_tasks=1, task_queue_limit=1)
+    coordinator.register(Agent("worker", blocking))
+    outcomes = {}
+
+    def other_thread():
+        outcomes["first"] = anyio.run(coordinator.submit, {"task_id": "first"})
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    assert first_running.wait(5)
+
+    async def second():
+        async with anyio.create_task_group() as group:
+
+            async def submit():
+                outcomes["second"] = await coordinator.submit({"task_id": "second"})
+
+            group.start_soon(submit)
+            await until(lambda: coordinator.slots.queued == 1, "the second task queued")
+            with pytest.raises(TaskQueueFullError):
+                await coordinator.submit({"task_id": "third"})
+            release.set()  # the other loop's task ends and hands its slot over to this loop
+
+    anyio.run(second)
+    thread.join(5)
+    assert outcomes["first"]["result"] == "first" and outcomes["second"]["result"] == "second"
