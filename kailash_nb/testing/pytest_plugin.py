@@ -91,19 +91,23 @@ class PerfReport:
         self._stop: Any = None
 
     def pytest_sessionstart(self) -> None:
+        """Listen for results from every ``WorkflowTester`` in this process."""
         from kailash_nb.testing._reports import listen
 
         self._stop = listen(self.record)
 
     def pytest_sessionfinish(self) -> None:
+        """Stop listening."""
         if self._stop is not None:
             self._stop()
             self._stop = None
 
     def pytest_runtest_logstart(self, nodeid: str) -> None:
+        """Label the rows of results from now on with the test ``nodeid``."""
         self._test = nodeid
 
     def pytest_runtest_logfinish(self) -> None:
+        """The test ended: rows from now on come from outside a test."""
         self._test = "(outside a test)"
 
     def record(self, result: Any) -> None:
@@ -124,6 +128,7 @@ class PerfReport:
             )
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        """Print the table (or say that no workflow was tested)."""
         terminalreporter.write_sep("=", "kailash_nb workflow performance")
         if not self.rows:
             terminalreporter.write_line("no workflow was tested with WorkflowTester")
