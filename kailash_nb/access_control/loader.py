@@ -30,8 +30,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-import yaml
-
+from kailash_nb._located import DocumentError, LocatedDict, load_yaml_located
 from kailash_nb.access_control.errors import PolicyError
 from kailash_nb.access_control.model import Action, PermissionRule, action_of
 from kailash_nb.access_control.policy import Policy
@@ -60,53 +59,6 @@ _RULE_KEYS = (
 )
 _RESOURCE_KEYS = ("workflow", "node", "field")
 _SUBJECT_KEYS = ("role", "user")
-
-
-class _Mapping(dict):
-    line: int | None = None
-    key_lines: dict[Any, int]
-
-
-class _Sequence(list):
-    line: int | None = None
-
-
-class _Loader(yaml.SafeLoader):
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            mark = self.peek_event().start_mark
-            raise PolicyError(
-                "anchors and aliases (*name) are not read in a policies file; write it out",
-                line=mark.line + 1,
-            )
-        return super().compose_node(parent, index)
-
-
-def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> _Mapping:
-    loader.flatten_mapping(node)
-    mapping = _Mapping()
-    mapping.line = node.start_mark.line + 1
-    mapping.key_lines = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        line = key_node.start_mark.line + 1
-        if not isinstance(key, (str, int, float, bool)) and key is not None:
-            raise PolicyError(f"a key is a plain value, not {key!r}", line=line)
-        if key in mapping:
-            raise PolicyError(f"duplicate key {key!r}", line=line)
-        mapping[key] = loader.construct_object(value_node, deep=True)
-        mapping.key_lines[key] = line
-    return mapping
-
-
-def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> _Sequence:
-    sequence = _Sequence(loader.construct_object(item, deep=True) for item in node.value)
-    sequence.line = node.start_mark.line + 1
-    return sequence
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
 
 def load_policy_file(path: str | os.PathLike[str], *, strategy: str = "hybrid") -> Policy:
@@ -140,23 +92,16 @@ def load_policy(text: str, *, source: str = "<policy>", strategy: str = "hybrid"
         PolicyError: naming ``source``, the line and the problem.
     """
     try:
-        document = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+        document = load_yaml_located(text, refuse_aliases_in="a policies file")
         return _policy(document, source, strategy)
     except PolicyError as error:
         raise error.located(source, None) from None
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark
-        raise PolicyError(
-            f"not valid YAML: {error.problem}",
-            source=source,
-            line=mark.line + 1 if mark else None,
-        ) from None
-    except yaml.YAMLError as error:
-        raise PolicyError(f"not valid YAML: {error}", source=source) from None
+    except DocumentError as error:
+        raise PolicyError(error.problem, source=source, line=error.line) from None
 
 
 def _line(mapping: Any, key: Any = None) -> int | None:
-    if key is not None and isinstance(mapping, _Mapping) and key in mapping.key_lines:
+    if key is not None and isinstance(mapping, LocatedDict) and key in mapping.key_lines:
         return mapping.key_lines[key]
     return getattr(mapping, "line", None)
 
