@@ -7,6 +7,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import threading
 
 import pytest
 from pydantic import BaseModel
@@ -444,3 +445,29 @@ def test_a_reply_with_a_length_finish_reason_is_returned_as_is(llm_server):
     llm_server.add(Reply(content="truncat", finish_reason="length"))
     out = agent(llm_server).execute(messages=ask("x"))
     assert out["response"]["finish_reason"] == "length"
+
+
+def test_async_run_leaves_the_loop_free_while_a_sync_tool_runs(llm_server):
+    """A sync tool runs in a worker thread: it waits for a signal that only another
+    coroutine on the event loop can give, after the tool started."""
+    started, released = threading.Event(), threading.Event()
+
+    def wait_for_release(label: str) -> str:
+        """Wait until released."""
+        started.set()
+        return "released" if released.wait(timeout=2) else "the loop was blocked"
+
+    llm_server.add(tool_call("wait_for_release", {"label": "x"}))
+
+    async def release_once_started():
+        while not started.is_set():
+            await asyncio.sleep(0.005)
+        released.set()
+
+    async def main():
+        node = agent(llm_server, tools=[wait_for_release])
+        out, _ = await asyncio.gather(node.execute_async(messages=ask("x")), release_once_started())
+        return out
+
+    out = asyncio.run(main())
+    assert out["tool_results"][0]["result"] == "released"
