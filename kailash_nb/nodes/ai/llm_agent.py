@@ -168,11 +168,18 @@ class LLMAgentNode(AsyncNode):
         return Node.execute(self, **inputs)
 
     def close(self) -> None:
-        """Close the providers' pooled connections (sync clients)."""
+        """Close the providers' pooled connections of sync runs; a later run opens new ones."""
         with self._lock:
-            providers, self._providers = list(self._providers.values()), {}
+            providers = list(self._providers.values())
         for provider in providers:
             provider.close()
+
+    async def aclose(self) -> None:
+        """Close the providers' pooled connections of the running event loop."""
+        with self._lock:
+            providers = list(self._providers.values())
+        for provider in providers:
+            await provider.aclose()
 
     # -- the conversation -----------------------------------------------------------
     def _conversation(

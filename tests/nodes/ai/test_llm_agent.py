@@ -471,3 +471,21 @@ def test_async_run_leaves_the_loop_free_while_a_sync_tool_runs(llm_server):
 
     out = asyncio.run(main())
     assert out["tool_results"][0]["result"] == "released"
+
+
+def test_close_and_aclose_then_run_again(llm_server):
+    node = agent(llm_server)
+    node.execute(messages=ask("one"))
+    node.close()
+    assert node.execute(messages=ask("two"))["response"]["content"] == "You said: two"
+
+    async def twice():
+        first = await node.execute_async(messages=ask("three"))
+        await node.aclose()
+        second = await node.execute_async(messages=ask("four"))
+        await node.aclose()
+        return first, second
+
+    first, second = asyncio.run(twice())
+    assert first["response"]["content"] == "You said: three"
+    assert second["response"]["content"] == "You said: four"

@@ -218,6 +218,13 @@ class ChatProvider:
         if client is not None:
             client.close()
 
+    async def aclose(self) -> None:
+        """Close the pooled connections of async requests made on the running loop."""
+        with self._lock:
+            client = self._async_clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
+
     # -- internals -----------------------------------------------------------------
     def _sync_client(self) -> httpx.Client:
         with self._lock:
@@ -225,6 +232,8 @@ class ChatProvider:
                 self._client = httpx.Client(
                     transport=guarded_transport(self._policy), timeout=self.timeout
                 )
+                # A provider dropped without close() releases its sockets when collected.
+                weakref.finalize(self, self._client.close)
             return self._client
 
     def _async_client(self) -> httpx.AsyncClient:
