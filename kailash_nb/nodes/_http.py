@@ -3,17 +3,15 @@ keeping credentials out of messages."""
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Generator, Mapping
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 import httpx
 
+from kailash_nb.nodes._retry import TRANSIENT_ERRORS, backoff, retry_delay
 from kailash_nb.nodes._ssrf import ALLOW_NETWORKS_ENV, DestinationNotAllowedError, DestinationPolicy
 from kailash_nb.nodes.node import NodeParameter
 from kailash_nb.sdk_exceptions import (
@@ -28,18 +26,8 @@ __all__ = ["HTTPRequestCore"]
 
 _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 _RESPONSE_FORMATS = ("auto", "json", "text", "bytes")
-# 501 and 505 say the server will never handle this request; another attempt cannot help.
-_PERMANENT_5XX = frozenset({501, 505})
 #: Destination refusals that allow_private_network does not lift.
 NEVER_PRIVATE_REASONS = ("a link-local", "a multicast", "an unspecified", "a reserved")
-_RETRY_AFTER_STATUSES = frozenset({429, 503})
-# No connection, a timeout, or a connection dropped mid-exchange: worth another attempt.
-_TRANSIENT_ERRORS = (
-    httpx.TimeoutException,
-    httpx.NetworkError,
-    httpx.RemoteProtocolError,
-    httpx.ProxyError,
-)
 # Query parameters whose values never appear in messages; over-matching only hides more.
 _SECRET_QUERY_WORDS = (
     "token",
@@ -229,13 +217,13 @@ class HTTPRequestCore:
                     "raise max_redirects, or set follow_redirects=False to get the redirect "
                     "response itself",
                 ) from exc
-            except _TRANSIENT_ERRORS as exc:
+            except TRANSIENT_ERRORS as exc:
                 if attempt > options["retries"]:
                     what, advice = _explain(exc, options["timeout"])
                     raise self._failure(
                         options, shown, f"failed after {attempt} attempt(s): {what}", advice
                     ) from exc
-                delay = options["backoff_factor"] * 2 ** (attempt - 1)
+                delay = backoff(attempt, options["backoff_factor"])
             except httpx.HTTPError as exc:
                 raise self._failure(
                     options, shown, f"failed: {_reason(exc)}", "check the URL and the request"
@@ -308,32 +296,14 @@ class HTTPRequestCore:
 
 def _retry_delay(response: httpx.Response, attempt: int, options: dict[str, Any]) -> float | None:
     """Seconds to wait before retrying after ``response``, or ``None`` to keep it."""
-    status = response.status_code
-    transient = status == 429 or (status >= 500 and status not in _PERMANENT_5XX)
-    if not transient or attempt > options["retries"]:
-        return None
-    if status in _RETRY_AFTER_STATUSES:
-        wait = _retry_after_seconds(response.headers.get("retry-after"))
-        if wait is not None:
-            return min(wait, options["max_retry_wait"])
-    return options["backoff_factor"] * 2 ** (attempt - 1)
-
-
-def _retry_after_seconds(value: str | None) -> float | None:
-    """A ``Retry-After`` header (seconds or an HTTP date) as seconds from now."""
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        seconds = (when - datetime.now(timezone.utc)).total_seconds()
-    return max(seconds, 0.0) if math.isfinite(seconds) else None
+    return retry_delay(
+        response.status_code,
+        response.headers,
+        attempt=attempt,
+        retries=options["retries"],
+        backoff_factor=options["backoff_factor"],
+        max_retry_wait=options["max_retry_wait"],
+    )
 
 
 def _decode(response: httpx.Response, response_format: str) -> Any:

@@ -10,12 +10,14 @@ redirect hop that opens a new connection is checked again::
     client = httpx.Client(transport=guarded_transport(DestinationPolicy()))
     client.get("http://169.254.169.254/latest/meta-data/")  # DestinationNotAllowedError
 
-Internal destinations are allowed on purpose in two ways, both default off:
+Internal destinations are allowed on purpose in three ways, all default off:
 
 - ``DestinationPolicy(allow_private_network=True)`` (an HTTP node's
   ``allow_private_network`` config, set by the workflow author; never an input) allows
   loopback, private (RFC 1918), shared (CGNAT 100.64.0.0/10) and unique-local
   (fc00::/7) addresses;
+- ``DestinationPolicy(allow_loopback=True)`` allows loopback only: clients of a
+  service that runs on this machine by design (the Ollama LLM provider);
 - the ``KAILASH_NB_HTTP_ALLOW_NETWORKS`` environment variable, a comma-separated list
   of networks (``10.2.0.0/16, 169.254.169.254/32``), allows any address in them, for
   the whole deployment.
@@ -155,9 +157,12 @@ class DestinationPolicy:
     Args:
         allow_private_network: also allow loopback, RFC 1918, CGNAT and unique-local
             addresses (not link-local, multicast or unspecified ones).
+        allow_loopback: also allow loopback addresses only (this machine), for clients
+            of services that run locally by design (an Ollama server).
     """
 
     allow_private_network: bool = False
+    allow_loopback: bool = False
 
     def check(self, host: str, addresses: Iterable[str]) -> None:
         """Raise ``DestinationNotAllowedError`` unless every address of ``host`` is allowed.
@@ -174,9 +179,10 @@ class DestinationPolicy:
                 address.version == network.version and address in network for network in allowed
             ):
                 continue
-            if self.allow_private_network and reason.partition(" (as ")[0] in (
-                _PRIVATE_NETWORK_REASONS
-            ):
+            kind = reason.partition(" (as ")[0]
+            if self.allow_private_network and kind in _PRIVATE_NETWORK_REASONS:
+                continue
+            if self.allow_loopback and kind == "a loopback address":
                 continue
             said = f"is {text}" if _same_address(host, text) else f"resolves to {text}"
             raise DestinationNotAllowedError(

@@ -43,6 +43,7 @@ _BUILTIN_MODULES: dict[str, str] = {
     "ComplianceMonitorNode": "kailash_nb.nodes.security.compliance",
     "ThreatDetectionNode": "kailash_nb.nodes.security.threats",
     "GDPRComplianceNode": "kailash_nb.nodes.security.gdpr",
+    "LLMAgentNode": "kailash_nb.nodes.ai.llm_agent",
     "AgentPoolManagerNode": "kailash_nb.nodes.ai.self_organizing",
     "A2ACoordinatorNode": "kailash_nb.nodes.ai.a2a",
 }

@@ -1,4 +1,5 @@
-"""Testing workflows: ``WorkflowTester`` and the pytest plugin.
+"""Testing workflows: ``WorkflowTester``, the pytest plugin, and local stand-ins for
+the services nodes talk to.
 
 ``WorkflowTester`` loads a workflow from a YAML or JSON config file, runs it on test
 data, and checks its outputs and its time and memory budgets::
@@ -15,8 +16,9 @@ data, and checks its outputs and its time and memory budgets::
 
 The pytest plugin (``kailash_nb.testing.pytest_plugin``, loaded wherever kailash_nb is
 installed) adds the ``workflow_tester`` and ``kailash_runtime`` fixtures and the
-``--kailash-perf-report`` option. Names load on first use: importing this package
-imports no runtime.
+``--kailash-perf-report`` option. :class:`LLMServer` (``llm_server``) is a local server
+speaking the OpenAI and Ollama chat protocols, answering from a script. Names load on
+first use: importing this package imports no runtime and no Tornado.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 __all__ = [
     "CaseResult",
     "Failure",
+    "LLMServer",
     "PerformanceReport",
     "WorkflowConfigError",
     "WorkflowOutputs",
@@ -38,6 +41,7 @@ __all__ = [
 _MODULES = {
     "CaseResult": "kailash_nb.testing.results",
     "Failure": "kailash_nb.testing.results",
+    "LLMServer": "kailash_nb.testing.llm_server",
     "PerformanceReport": "kailash_nb.testing.results",
     "WorkflowConfigError": "kailash_nb.testing.errors",
     "WorkflowOutputs": "kailash_nb.testing.results",

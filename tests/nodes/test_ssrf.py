@@ -364,3 +364,19 @@ def test_wf09_public_addresses_pass_the_policy():
         with pytest.raises(DestinationNotAllowedError):
             policy.check("x", [internal])
     assert ipaddress.ip_address("64:ff9b::a9fe:a9fe")  # NAT64 of 169.254.169.254
+
+
+def test_allow_loopback_opens_loopback_only():
+    """The Ollama provider's policy: this machine, and nothing else internal."""
+    policy = DestinationPolicy(allow_loopback=True)
+    policy.check("localhost", ["127.0.0.1", "::1"])
+    policy.check("mapped", ["::ffff:127.0.0.1"])
+    for address, reason in (
+        ("10.1.2.3", "private"),
+        ("169.254.169.254", "link-local"),
+        ("fd00::1", "unique-local"),
+    ):
+        with pytest.raises(DestinationNotAllowedError, match=reason):
+            policy.check("internal", [address])
+    with pytest.raises(DestinationNotAllowedError, match="loopback"):
+        DestinationPolicy().check("localhost", ["127.0.0.1"])

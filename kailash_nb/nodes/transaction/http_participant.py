@@ -38,7 +38,8 @@ import logging
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from kailash_nb.nodes._http import _PERMANENT_5XX, NEVER_PRIVATE_REASONS, _shown_url
+from kailash_nb.nodes._http import NEVER_PRIVATE_REASONS, _shown_url
+from kailash_nb.nodes._retry import PERMANENT_5XX
 from kailash_nb.nodes._ssrf import ALLOW_NETWORKS_ENV, DestinationNotAllowedError
 from kailash_nb.nodes.api import HTTPRequestNode
 from kailash_nb.nodes.transaction.errors import ParticipantConfigurationError
@@ -212,7 +213,7 @@ class HttpParticipant(Participant):
         detail = _excerpt(text)
         if detail:
             said += f" ({detail})"
-        if status in _TRANSIENT_STATUSES or (status >= 500 and status not in _PERMANENT_5XX):
+        if status in _TRANSIENT_STATUSES or (status >= 500 and status not in PERMANENT_5XX):
             raise ParticipantError(
                 f"participant {self.id!r} (http): {said} after {outputs['attempts']} attempt(s)"
             )
