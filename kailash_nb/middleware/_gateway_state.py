@@ -259,6 +259,10 @@ class GatewayState:
                 f"register_workflow({name!r}): run_inline=True runs on the event loop, where "
                 "neither a timeout nor process isolation can apply; drop one of them"
             )
+        # Nodes with metrics of their own (a coordinator's per-agent figures) show them
+        # on /metrics; they describe runs in this process, not in worker processes.
+        for node in workflow.nodes.values():
+            node.register_metrics(self.metrics.registry, workflow=name)
         if policy is not None:
             self.run_policies[name] = policy
         elif run_inline or _provably_quick(workflow):

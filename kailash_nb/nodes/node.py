@@ -284,6 +284,12 @@ class Node:
             raise self.execution_error(exc) from exc
         return self.check_outputs(outputs)
 
+    def register_metrics(self, registry: Any, *, workflow: str = "") -> None:
+        """Put this node's own metrics on ``registry`` (a ``prometheus_client``
+        ``CollectorRegistry``), labelled with ``workflow``'s name. A gateway calls it
+        for every node of a workflow it serves, so its ``/metrics`` shows them. Most
+        nodes have none; ``A2ACoordinatorNode`` shows its per-agent metrics."""
+
     def get_workflow_context(self, key: str, default: Any = None) -> Any:
         """The value stored under ``key`` in the workflow context, else ``default``.
 

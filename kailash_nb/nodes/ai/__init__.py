@@ -35,4 +35,5 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    # The public names only: what __getattr__ serves (typing's Any is not one of them).
+    return sorted(__all__)

@@ -24,8 +24,8 @@ Actions (Kailash's names where Kailash has one):
 ``delegate``, ``coordinate`` and ``broadcast`` add ``metrics`` (per agent and the
 coordinator's task counts). ``success`` is ``True`` only when every task completed.
 A full coordinator raises ``TaskQueueFullError``; nothing is dropped.
-``node.register_metrics(registry)`` puts the per-agent metrics on a Prometheus registry
-(a gateway's ``/metrics``).
+``node.register_metrics(registry, workflow=name)`` puts the per-agent metrics on a
+Prometheus registry; a gateway does it for the workflows it serves (``/metrics``).
 """
 
 from __future__ import annotations
@@ -133,13 +133,14 @@ class A2ACoordinatorNode(AsyncNode):
         """The coordinator's agent pool."""
         return self.coordinator.pool
 
-    def register_metrics(self, registry: CollectorRegistry) -> AgentMetricsCollector:
-        """Expose this coordinator's per-agent metrics in ``registry`` (e.g. a gateway's).
+    def register_metrics(self, registry: CollectorRegistry, *, workflow: str = "") -> None:
+        """Show this coordinator's per-agent metrics in ``registry`` (a gateway's), with
+        the labels ``workflow`` and ``node`` (this node's id).
 
         Raises:
-            ValueError: ``registry`` already holds agent metrics.
+            ValueError: ``registry`` already shows this workflow's node.
         """
-        return AgentMetricsCollector(self.coordinator).register(registry)
+        AgentMetricsCollector.attach(registry, self.coordinator, workflow=workflow, node=self.id)
 
     def get_parameters(self) -> dict[str, NodeParameter]:
         """The action and what it needs."""

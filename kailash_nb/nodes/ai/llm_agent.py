@@ -333,7 +333,12 @@ class LLMAgentNode(AsyncNode):
 
     def _provider(self, name: str, kwargs: dict[str, Any]) -> ChatProvider:
         """The node's provider for ``name`` at this run's timeout and retries, made on
-        first use (making one contacts nothing)."""
+        first use (making one contacts nothing).
+
+        A provider whose server is local by design (Ollama) reaches loopback only when
+        the workflow's author chose it in the node's config: a caller who switches
+        the ``provider`` input gets no access to this machine's services.
+        """
         timeout = float(kwargs.get("timeout") or 120.0)
         retries = int(kwargs.get("max_retries") if kwargs.get("max_retries") is not None else 3)
         key = (name, timeout, retries)
@@ -346,6 +351,7 @@ class LLMAgentNode(AsyncNode):
                     api_key=self.config.get("api_key"),
                     api_key_env=settings.get("api_key_env"),
                     allow_private_network=self.config.get("allow_private_network", False),
+                    allow_loopback=None if self.config.get("provider") == name else False,
                     timeout=timeout,
                     max_retries=retries,
                     backoff_factor=settings.get("backoff_factor", 0.5),

@@ -3,6 +3,8 @@ strategies end to end, metrics on /metrics, and A2ACoordinatorNode in a workflow
 
 from __future__ import annotations
 
+import math
+
 import anyio
 import pytest
 from hypothesis import given, settings
@@ -308,17 +310,35 @@ def test_performance_monitoring_weighs_down_an_agent_that_fails():
 def test_per_agent_metrics_are_rendered_on_a_prometheus_registry():
     node = A2ACoordinatorNode(agents=[Agent("a", returns(1)), Agent("b", fails())])
     registry = CollectorRegistry()
-    node.register_metrics(registry)
+    node.register_metrics(registry, workflow="triage")
     node.execute(action="delegate", task={})
-    text = generate_latest(registry).decode()
-    assert 'kailash_nb_agent_tasks_total{agent="a"} 1.0' in text
-    assert 'kailash_nb_agent_outcomes_total{agent="a",outcome="success"} 1.0' in text
-    assert 'kailash_nb_agent_load{agent="a"} 0.0' in text
-    assert 'kailash_nb_agent_healthy{agent="b"} 1.0' in text
-    assert 'kailash_nb_agent_latency_mean_seconds{agent="b"} NaN' in text
-    assert 'kailash_nb_agent_coordinator_tasks_total{state="completed"} 1.0' in text
-    with pytest.raises(ValueError, match="Duplicated"):
-        node.register_metrics(registry)
+    where = {"workflow": "triage", "node": node.id}
+
+    def sample(name: str, **labels: str) -> float | None:
+        return registry.get_sample_value(name, {**where, **labels})
+
+    assert sample("kailash_nb_agent_tasks_total", agent="a") == 1
+    assert sample("kailash_nb_agent_outcomes_total", agent="a", outcome="success") == 1
+    assert sample("kailash_nb_agent_load", agent="a") == 0
+    assert sample("kailash_nb_agent_healthy", agent="b") == 1
+    assert math.isnan(sample("kailash_nb_agent_latency_mean_seconds", agent="b"))
+    assert sample("kailash_nb_agent_coordinator_tasks_total", state="completed") == 1
+    assert "kailash_nb_agent_share" in generate_latest(registry).decode()
+    with pytest.raises(ValueError, match="already in this registry"):
+        node.register_metrics(registry, workflow="triage")
+
+
+def test_two_coordinators_share_one_registry_under_their_own_labels():
+    first = A2ACoordinatorNode(agents=[Agent("a", returns(1))])
+    second = A2ACoordinatorNode(agents=[Agent("a", returns(2))])
+    registry = CollectorRegistry()
+    first.register_metrics(registry, workflow="one")
+    second.register_metrics(registry, workflow="two")
+    first.execute(action="delegate", task={})
+    tasks = "kailash_nb_agent_tasks_total"
+    labels = {"agent": "a", "node": first.id}
+    assert registry.get_sample_value(tasks, {**labels, "workflow": "one"}) == 1
+    assert registry.get_sample_value(tasks, {**labels, "workflow": "two"}) == 0
 
 
 # -- the node ---------------------------------------------------------------------------

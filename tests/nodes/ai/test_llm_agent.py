@@ -401,6 +401,18 @@ def test_openai_loopback_refused_without_allow_private_network(llm_server):
     assert llm_server.requests == []
 
 
+def test_ollama_loopback_only_when_the_author_chose_ollama(llm_server):
+    """A caller switching the ``provider`` input to Ollama does not get Ollama's
+    loopback allowance: only the workflow's author can point a node at this machine."""
+    chosen = LLMAgentNode(provider="ollama", model="m", base_url=llm_server.ollama_base_url)
+    assert chosen.execute(messages=ask("hi"))["success"]
+    switched = LLMAgentNode(provider="openai", model="m", base_url=llm_server.ollama_base_url)
+    before = len(llm_server.requests)
+    with pytest.raises(ProviderError, match="loopback"):
+        switched.execute(messages=ask("hi"), provider="ollama")
+    assert len(llm_server.requests) == before
+
+
 def test_the_key_never_leaks(llm_server):
     key = llm_server.api_key
     steps = []

@@ -66,6 +66,8 @@ class ChatProvider:
             ``default_api_key_env``), read at each request.
         allow_private_network: also reach loopback and private addresses (a
             self-hosted, OpenAI-compatible server); set by the workflow author only.
+        allow_loopback: reach loopback without ``allow_private_network``; ``None``
+            (default): the provider's own default (``allows_loopback``).
         timeout: seconds per connect, read or write.
         max_retries: extra attempts after a transient failure.
         backoff_factor: retry n (from 0) waits ``backoff_factor * 2**n`` seconds.
@@ -95,6 +97,7 @@ class ChatProvider:
         api_key: str | None = None,
         api_key_env: str | None = None,
         allow_private_network: bool = False,
+        allow_loopback: bool | None = None,
         timeout: float = 120.0,
         max_retries: int = 3,
         backoff_factor: float = 0.5,
@@ -123,7 +126,8 @@ class ChatProvider:
         self.backoff_factor = float(backoff_factor)
         self.max_retry_wait = float(max_retry_wait)
         self._policy = DestinationPolicy(
-            allow_private_network=allow_private_network, allow_loopback=self.allows_loopback
+            allow_private_network=allow_private_network,
+            allow_loopback=self.allows_loopback if allow_loopback is None else allow_loopback,
         )
         self._lock = threading.Lock()
         self._client: httpx.Client | None = None
