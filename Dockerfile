@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # The kailash-nb serving image: `kailash-nb serve` on a notebook's published workflows,
 # configured by environment variables (docs/deployment.md). Two stages: the builder builds
 # the wheel (its JupyterLab extension needs Node.js) and installs it into a virtualenv; the
