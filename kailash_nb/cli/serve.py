@@ -9,6 +9,11 @@ served until SIGTERM/SIGINT. Each request runs on a fresh runtime. ``--workers N
 serves from N forked worker processes sharing the port (``create_gateway``'s
 ``worker_processes``).
 
+Each option also has an environment variable, for container images
+(``kailash_nb.cli.serve_env``): ``KAILASH_NB_NOTEBOOK``, ``KAILASH_NB_HOST``,
+``KAILASH_NB_PORT``, ``KAILASH_NB_WORKERS``; ``--database-url`` defaults to
+``KAILASH_NB_DATABASE_URL``. An option on the command line wins over its variable.
+
 Authentication: with ``KAILASH_NB_JWT_SECRET`` set (at least 32 random bytes), the
 gateway gets ``SecurityConfig(jwt_secret=...)`` and every workflow call needs a bearer
 token; without it the gateway serves without authentication and only on a loopback
@@ -29,6 +34,14 @@ import os
 import sys
 from pathlib import Path
 
+from kailash_nb.cli.arguments import add_database_option
+from kailash_nb.cli.serve_env import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    DEFAULT_WORKERS,
+    SERVE_ENV,
+    resolve_serve_options,
+)
 from kailash_nb.hosts import is_loopback
 
 __all__ = ["JWT_SECRET_ENV", "add_parser", "port_number", "serve"]
@@ -49,18 +62,26 @@ def add_parser(commands_parser: argparse._SubParsersAction) -> None:  # type: ig
         f"Set {JWT_SECRET_ENV} to require tokens; without it the gateway serves "
         "without authentication on loopback only.",
     )
-    serve_parser.add_argument("notebook", metavar="NOTEBOOK", help="path of the .ipynb file")
-    serve_parser.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
     serve_parser.add_argument(
-        "--port", type=port_number, default=8000, help="1-65535, default 8000"
+        "notebook",
+        metavar="NOTEBOOK",
+        nargs="?",
+        help=f"path of the .ipynb file (default: ${SERVE_ENV['notebook']})",
+    )
+    serve_parser.add_argument("--host", help=f"default ${SERVE_ENV['host']}, else {DEFAULT_HOST}")
+    serve_parser.add_argument(
+        "--port",
+        type=port_number,
+        help=f"1-65535, default ${SERVE_ENV['port']}, else {DEFAULT_PORT}",
     )
     serve_parser.add_argument(
         "--workers",
         type=int,
-        default=1,
-        help="worker processes sharing the port (default 1); with several, set "
+        help=f"worker processes sharing the port (default ${SERVE_ENV['workers']}, else "
+        f"{DEFAULT_WORKERS}); with several, set "
         "KAILASH_NB_REDIS_URL for one global rate limit (else it is split over the workers)",
     )
+    add_database_option(serve_parser, "the store of users, sessions and run history")
     serve_parser.set_defaults(handler=serve)
 
 
@@ -81,6 +102,7 @@ def serve(args: argparse.Namespace) -> int:
     from kailash_nb.notebook.serving import NotebookServeError, load_notebook
     from kailash_nb.security.config import SecurityConfig
 
+    args = resolve_serve_options(args)
     path = Path(args.notebook).resolve()
     if not path.is_file():
         raise NotebookServeError(f"no notebook file {args.notebook!r}")
@@ -97,6 +119,7 @@ def serve(args: argparse.Namespace) -> int:
         title=f"{path.stem} (kailash-nb serve)",
         security_config=security,
         worker_processes=args.workers,
+        database_url=args.database_url,
     )
     _check_port_free(args.host, args.port)  # before the cells run, which may take long
     os.chdir(path.parent)
