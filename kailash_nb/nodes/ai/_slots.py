@@ -2,17 +2,16 @@
 
 Tasks are *admitted* first (``admit``: refused with ``TaskQueueFullError`` when the
 running and waiting tasks would exceed ``capacity + queue_limit``), then wait for a run
-slot in arrival order (``acquire``). Waiters await a future on their own event loop and
-the counters sit behind a thread lock, so one coordinator may be used from several
-threads and loops (a notebook's sync calls run on a background loop, a runtime on its own).
+slot in arrival order (``acquire``). The slots are a ``FifoSlots``, so one coordinator may be
+used from several threads and loops (a notebook's sync calls run on a background loop, a
+runtime on its own).
 """
 
 from __future__ import annotations
 
-import asyncio
 import threading
-from collections import deque
 
+from kailash_nb._fifo_slots import FifoSlots
 from kailash_nb.nodes.ai.errors import TaskQueueFullError
 
 __all__ = ["TaskSlots"]
@@ -26,18 +25,17 @@ class TaskSlots:
         self.queue_limit = queue_limit
         self._lock = threading.Lock()
         self._admitted = 0
-        self._active = 0
-        self._waiters: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = deque()
+        self._slots = FifoSlots(capacity)
 
     @property
     def running(self) -> int:
         """Tasks holding a run slot."""
-        return self._active
+        return self._slots.active
 
     @property
     def queued(self) -> int:
         """Tasks admitted and not yet holding a run slot."""
-        return self._admitted - self._active
+        return self._admitted - self._slots.active
 
     def admit(self, count: int = 1) -> None:
         """Admit ``count`` tasks, all or none.
@@ -49,7 +47,7 @@ class TaskSlots:
             if self.capacity is not None and self.queue_limit is not None:
                 free = self.capacity + self.queue_limit - self._admitted
                 if count > free:
-                    running = self._active
+                    running = self._slots.active
                     raise TaskQueueFullError(
                         f"task queue full: {running} tasks running (max_concurrent_tasks="
                         f"{self.capacity}) and {self._admitted - running} waiting "
@@ -75,51 +73,8 @@ class TaskSlots:
 
     async def acquire(self) -> None:
         """Take a run slot, waiting in arrival order without blocking the loop."""
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            if self.capacity is None or (self._active < self.capacity and not self._waiters):
-                self._active += 1
-                return
-            future: asyncio.Future[None] = loop.create_future()
-            entry = (loop, future)
-            self._waiters.append(entry)
-        try:
-            await future
-        except asyncio.CancelledError:
-            with self._lock:
-                if entry in self._waiters:
-                    self._waiters.remove(entry)
-                    raise
-            if future.done() and not future.cancelled():
-                # Handed a slot just before the cancellation: pass it on.
-                self.release()
-            raise
+        await self._slots.acquire_async()
 
     def release(self) -> None:
         """Give a run slot back, handing it to the oldest waiter if there is one."""
-        with self._lock:
-            while self._waiters:
-                loop, future = self._waiters.popleft()
-                if _running_loop() is loop:
-                    if future.done():
-                        continue  # cancelled while waiting; its canceller did not release
-                    future.set_result(None)
-                    return
-                if not loop.is_closed():
-                    loop.call_soon_threadsafe(self._hand_over, future)
-                    return
-            self._active -= 1
-
-    def _hand_over(self, future: asyncio.Future[None]) -> None:
-        if future.done():
-            # Cancelled before the hand-over landed; the canceller did not release.
-            self.release()
-        else:
-            future.set_result(None)
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
+        self._slots.release()
