@@ -20,16 +20,15 @@ the async node with ``httpx.AsyncClient`` and ``anyio.sleep``.
 from __future__ import annotations
 
 import asyncio
-import time
+import functools
 import weakref
 from typing import Any, ClassVar
 
-import anyio
 import httpx
 
+from kailash_nb.nodes._exchange import adrive, drive
 from kailash_nb.nodes._http import HTTPRequestCore
 from kailash_nb.nodes._ssrf import (
-    DestinationNotAllowedError,
     async_guarded_transport,
     guarded_transport,
 )
@@ -97,23 +96,11 @@ class HTTPRequestNode(HTTPRequestCore, Node):
         """Send the request; see the class docstring for outputs and errors."""
         options = self._checked(kwargs)
         client = self._client(options["max_redirects"])
-        exchange = self._exchange(client, options)
         follow = options["follow_redirects"]
-        try:
-            step = next(exchange)
-            while True:
-                if isinstance(step, httpx.Request):
-                    try:
-                        reply = client.send(step, follow_redirects=follow)
-                    except (httpx.HTTPError, DestinationNotAllowedError) as exc:
-                        step = exchange.throw(exc)
-                        continue
-                else:
-                    time.sleep(step)
-                    reply = None
-                step = exchange.send(reply)
-        except StopIteration as finished:
-            return finished.value
+        return drive(
+            self._exchange(client, options),
+            functools.partial(client.send, follow_redirects=follow),
+        )
 
     def close(self) -> None:
         """Close the node's pooled connections; a later run opens new ones."""
@@ -162,23 +149,11 @@ class AsyncHTTPRequestNode(HTTPRequestCore, AsyncNode):
         """Send the request; see ``HTTPRequestNode`` for outputs and errors."""
         options = self._checked(kwargs)
         client = self._client(options["max_redirects"])
-        exchange = self._exchange(client, options)
         follow = options["follow_redirects"]
-        try:
-            step = next(exchange)
-            while True:
-                if isinstance(step, httpx.Request):
-                    try:
-                        reply = await client.send(step, follow_redirects=follow)
-                    except (httpx.HTTPError, DestinationNotAllowedError) as exc:
-                        step = exchange.throw(exc)
-                        continue
-                else:
-                    await anyio.sleep(step)
-                    reply = None
-                step = exchange.send(reply)
-        except StopIteration as finished:
-            return finished.value
+        return await adrive(
+            self._exchange(client, options),
+            functools.partial(client.send, follow_redirects=follow),
+        )
 
     async def aclose(self) -> None:
         """Close the pooled connections of the running event loop."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kailash_nb.nodes.ai.providers import base as provider_base
+from kailash_nb.nodes import _exchange
 from kailash_nb.testing.llm_server import LLMServer
 
 _API_KEY = "sk-test-0123456789abcdef"
@@ -17,9 +17,17 @@ def llm_server():
         yield server
 
 
+class _RecordingClock:
+    """Stands in for the ``time`` module in the exchange driver: records sleeps."""
+
+    def __init__(self, recorded: list[float]) -> None:
+        self.sleep = recorded.append
+
+
 @pytest.fixture
 def waits(monkeypatch):
-    """The waits a sync provider makes between attempts, recorded instead of slept."""
+    """The waits a sync provider makes between attempts, recorded instead of slept
+    (``time.sleep`` as the exchange driver sees it)."""
     recorded: list[float] = []
-    monkeypatch.setattr(provider_base.time, "sleep", recorded.append)
+    monkeypatch.setattr(_exchange, "time", _RecordingClock(recorded))
     return recorded

@@ -20,16 +20,16 @@ An implementer sets ``name``, ``default_base_url``, ``path`` and writes ``body``
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import threading
-import time
 import weakref
 from collections.abc import Generator, Mapping
 from typing import Any, ClassVar, Protocol
 
-import anyio
 import httpx
 
+from kailash_nb.nodes._exchange import adrive, drive
 from kailash_nb.nodes._retry import TRANSIENT_ERRORS, backoff, retry_delay
 from kailash_nb.nodes._ssrf import (
     DestinationNotAllowedError,
@@ -179,41 +179,13 @@ class ChatProvider:
                 connection failed or timed out after the retries, the destination is
                 not allowed, or the answer could not be read.
         """
-        exchange = self._exchange(request)
-        step = next(exchange)
-        try:
-            while True:
-                if isinstance(step, httpx.Request):
-                    try:
-                        reply: _Reply | None = self._send(step, request)
-                    except (httpx.HTTPError, DestinationNotAllowedError) as exc:
-                        step = exchange.throw(exc)
-                        continue
-                else:
-                    time.sleep(step)
-                    reply = None
-                step = exchange.send(reply)
-        except StopIteration as finished:
-            return finished.value
+        return drive(self._exchange(request), functools.partial(self._send, request=request))
 
     async def achat(self, request: ChatRequest) -> ChatResult:
         """The async twin of :meth:`chat`; waiting holds no thread."""
-        exchange = self._exchange(request)
-        step = next(exchange)
-        try:
-            while True:
-                if isinstance(step, httpx.Request):
-                    try:
-                        reply: _Reply | None = await self._asend(step, request)
-                    except (httpx.HTTPError, DestinationNotAllowedError) as exc:
-                        step = exchange.throw(exc)
-                        continue
-                else:
-                    await anyio.sleep(step)
-                    reply = None
-                step = exchange.send(reply)
-        except StopIteration as finished:
-            return finished.value
+        return await adrive(
+            self._exchange(request), functools.partial(self._asend, request=request)
+        )
 
     def close(self) -> None:
         """Close the pooled connections of sync requests."""
