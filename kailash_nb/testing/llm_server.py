@@ -30,10 +30,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import tornado.httpserver
-import tornado.netutil
 import tornado.web
 
+from kailash_nb._loopback_server import LoopbackServer
 from kailash_nb.testing._llm_replies import (
     Reply,
     default_reply,
@@ -93,10 +92,16 @@ class LLMServer:
         self._lock = threading.Lock()
         self.api_key = api_key
         self.requests: list[RecordedRequest] = []
-        self.port: int | None = None
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._server: tornado.httpserver.HTTPServer | None = None
+        self._server = LoopbackServer(
+            tornado.web.Application(
+                [
+                    (r"/v1/chat/completions", _OpenAIHandler, {"server": self}),
+                    (r"/api/chat", _OllamaHandler, {"server": self}),
+                ],
+                log_function=lambda handler: None,
+            ),
+            thread_name="kailash-nb-llm-server",
+        )
 
     # -- the script ------------------------------------------------------------------
     def add(self, *replies: Reply) -> None:
@@ -120,6 +125,11 @@ class LLMServer:
             return len(self._script)
 
     # -- addresses -------------------------------------------------------------------
+    @property
+    def port(self) -> int | None:
+        """The port listened on, while running."""
+        return self._server.port
+
     @property
     def base_url(self) -> str:
         """``http://127.0.0.1:<port>``."""
@@ -145,53 +155,14 @@ class LLMServer:
         Raises:
             RuntimeError: it is already running.
         """
-        if self._thread is not None:
+        if self._server.running:
             raise RuntimeError("the LLM server is already running")
-        sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
-        self.port = sockets[0].getsockname()[1]
-        application = tornado.web.Application(
-            [
-                (r"/v1/chat/completions", _OpenAIHandler, {"server": self}),
-                (r"/api/chat", _OllamaHandler, {"server": self}),
-            ],
-            log_function=lambda handler: None,
-        )
-        ready = threading.Event()
-
-        def serve() -> None:
-            loop = asyncio.new_event_loop()
-            asyncio.set_event_loop(loop)
-            try:
-                server = tornado.httpserver.HTTPServer(application)
-                server.add_sockets(sockets)
-                self._loop, self._server = loop, server
-                ready.set()
-                loop.run_forever()
-            finally:
-                ready.set()
-                loop.close()
-
-        self._thread = threading.Thread(target=serve, name="kailash-nb-llm-server", daemon=True)
-        self._thread.start()
-        ready.wait()
+        self._server.start()
         return self
 
     def stop(self) -> None:
         """Stop serving and end the thread; stopping a stopped server does nothing."""
-        thread, loop = self._thread, self._loop
-        if thread is None or loop is None:
-            return
-
-        async def shutdown() -> None:
-            assert self._server is not None
-            self._server.stop()
-            await self._server.close_all_connections()
-
-        asyncio.run_coroutine_threadsafe(shutdown(), loop).result()
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join()
-        self._thread = self._loop = self._server = None
-        self.port = None
+        self._server.stop()
 
     def __enter__(self) -> LLMServer:
         return self.start()

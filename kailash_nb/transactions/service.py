@@ -45,10 +45,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import tornado.httpserver
-import tornado.netutil
 import tornado.web
 
+from kailash_nb._loopback_server import LoopbackServer
 from kailash_nb.transactions.participants import OPERATIONS, ParticipantSpec
 
 __all__ = ["FailureInjection", "ParticipantService"]
@@ -403,13 +402,30 @@ class ParticipantService:
         self.faults = FailureInjection(
             fail_prepare=fail_prepare, fail_execute=fail_execute, vote_abort=vote_abort
         )
-        self.port: int | None = None
         self._calls: list[dict[str, Any]] = []
         self._calls_lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._server: tornado.httpserver.HTTPServer | None = None
         self._stopping: asyncio.Event | None = None
+        self._server = LoopbackServer(
+            tornado.web.Application(
+                [
+                    (
+                        r"/(prepare|commit|abort|execute|compensate)",
+                        _OperationHandler,
+                        {"service": self},
+                    )
+                ],
+                log_function=lambda handler: None,
+            ),
+            thread_name=f"participant-service-{name}",
+            max_body_size=_MAX_BODY_BYTES,
+            on_start=self._make_stopping,
+            on_stop=self._set_stopping,
+        )
+
+    @property
+    def port(self) -> int | None:
+        """The port listened on, while running."""
+        return self._server.port
 
     @property
     def ledger_path(self) -> Path:
@@ -467,56 +483,23 @@ class ParticipantService:
         Raises:
             RuntimeError: it is already running.
         """
-        if self._thread is not None:
+        if self._server.running:
             raise RuntimeError(f"participant service {self.name!r} is already running")
-        sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
-        self.port = sockets[0].getsockname()[1]
-        application = tornado.web.Application(
-            [(r"/(prepare|commit|abort|execute|compensate)", _OperationHandler, {"service": self})],
-            log_function=lambda handler: None,
-        )
-        ready = threading.Event()
-
-        def serve() -> None:
-            loop = asyncio.new_event_loop()
-            asyncio.set_event_loop(loop)
-            try:
-                server = tornado.httpserver.HTTPServer(application, max_body_size=_MAX_BODY_BYTES)
-                server.add_sockets(sockets)
-                self._loop, self._server, self._stopping = loop, server, asyncio.Event()
-                ready.set()
-                loop.run_forever()
-            finally:
-                ready.set()
-                loop.close()
-
-        self._thread = threading.Thread(
-            target=serve, name=f"participant-service-{self.name}", daemon=True
-        )
-        self._thread.start()
-        ready.wait()
-        if self._server is None:
-            self._thread = None
-            raise RuntimeError(f"participant service {self.name!r} failed to start")
+        self._server.start()
         return self
 
     def stop(self) -> None:
         """Stop serving: stalled calls are answered 503, connections closed, the
         thread ended. The ledger stays readable. Stopping a stopped service does nothing."""
-        thread, loop = self._thread, self._loop
-        if thread is None or loop is None:
-            return
-        asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result()
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join()
-        self._thread = self._loop = self._server = self._stopping = None
-        self.port = None
-
-    async def _shutdown(self) -> None:
-        assert self._server is not None and self._stopping is not None
         self._server.stop()
+        self._stopping = None
+
+    def _make_stopping(self) -> None:
+        self._stopping = asyncio.Event()
+
+    def _set_stopping(self) -> None:
+        assert self._stopping is not None
         self._stopping.set()
-        await self._server.close_all_connections()
 
     async def _stopping_within(self, seconds: float) -> bool:
         """Wait ``seconds``; True if the service began stopping meanwhile."""
@@ -546,5 +529,5 @@ class ParticipantService:
         self.stop()
 
     def __repr__(self) -> str:
-        where = self.endpoint if self._thread is not None else "stopped"
+        where = self.endpoint if self._server.running else "stopped"
         return f"ParticipantService({self.name!r}, {where})"
