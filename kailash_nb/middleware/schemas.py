@@ -80,7 +80,7 @@ def settable_inputs(workflow: Workflow) -> dict[str, frozenset[str]]:
     """The inputs a caller may set per node, ``{node_id: names}`` (every node listed).
 
     A node's declared inputs minus ``CALLER_FORBIDDEN_KEYS``, the node class's
-    ``config_only_keys`` and dunder names; a node whose id is a dunder name takes none.
+    ``config_only_keys`` and ``trusted_input_keys``, and dunder names; a node whose id is a dunder name takes none.
     Inputs a code node accepts without declaring them are never settable.
     """
     settable = {}
@@ -88,7 +88,7 @@ def settable_inputs(workflow: Workflow) -> dict[str, frozenset[str]]:
         if node_id.startswith("__"):
             settable[node_id] = frozenset()
             continue
-        forbidden = CALLER_FORBIDDEN_KEYS | node.config_only_keys
+        forbidden = CALLER_FORBIDDEN_KEYS | node.config_only_keys | node.trusted_input_keys
         settable[node_id] = frozenset(
             name for name in node.parameters if name not in forbidden and not name.startswith("__")
         )

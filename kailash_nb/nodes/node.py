@@ -122,6 +122,10 @@ class Node:
     is_branching: ClassVar[bool] = False
     #: Config keys a node accepts that are not inputs (e.g. a code node's ``code``).
     config_only_keys: ClassVar[frozenset[str]] = frozenset()
+    #: Inputs only the workflow's own code may set (a Python caller, a connection),
+    #: never a gateway's caller: they change state every caller shares (the members of
+    #: an agent pool). The gateway leaves them out of a served workflow's inputs.
+    trusted_input_keys: ClassVar[frozenset[str]] = frozenset()
     #: The node's id; a subclass whose ``__init__`` skips ``Node.__init__`` still has
     #: one (its type name, or its id in the workflow that holds it).
     id: str = _TypeNameId()  # type: ignore[assignment]

@@ -60,3 +60,33 @@ def test_tasks_run_through_the_gateway_show_per_agent_metrics(served):
     assert counted[(("agent", "right"), *where)] == 1
     completed = samples(served, "kailash_nb_agent_coordinator_tasks_total")
     assert completed[(*where[:1], ("state", "completed"), *where[1:])] == 3
+
+
+@pytest.mark.parametrize(
+    "parameters",
+    [
+        {"action": "unregister", "agent_id": "left"},
+        {"action": "register", "agent_info": {"id": "mine", "skills": ["text"]}},
+        {"action": "register", "agent": {"id": "mine"}},
+    ],
+)
+def test_a_caller_cannot_change_the_served_agents(served, parameters):
+    """The agents are shared by every caller: a caller may run tasks, never register or
+    unregister agents (the inputs that would are not part of the served workflow)."""
+    response = served.client.post(
+        "/workflows/shouting/execute",
+        json={"parameters": {"coordinator": parameters}},
+        headers=served.bearer_headers(),
+    )
+    assert response.status_code == 400, response.text
+    assert "agent" in response.text
+    listed = served.client.post(
+        "/workflows/shouting/execute",
+        json={"parameters": {"coordinator": {"action": "list_agents"}}},
+        headers=served.bearer_headers(),
+    )
+    assert listed.status_code == 200, listed.text
+    assert {agent["agent_id"] for agent in listed.json()["results"]["coordinator"]["agents"]} == {
+        "left",
+        "right",
+    }

@@ -103,6 +103,9 @@ class A2ACoordinatorNode(AsyncNode):
         }
     )
 
+    #: A gateway's callers run tasks and read metrics; they never change the agents.
+    trusted_input_keys: ClassVar[frozenset[str]] = frozenset({"agent", "agent_info", "agent_id"})
+
     def __init__(self, **config: Any) -> None:
         super().__init__(**config)
         get = self.config.get

@@ -56,6 +56,10 @@ class AgentPoolManagerNode(Node):
     """
 
     config_only_keys: ClassVar[frozenset[str]] = frozenset({"pool", "unhealthy_after", "cooldown"})
+    #: A gateway's callers find and list agents; they never change the pool.
+    trusted_input_keys: ClassVar[frozenset[str]] = frozenset(
+        {"agent", "agent_id", "handler", "status"}
+    )
 
     def __init__(self, **config: Any) -> None:
         super().__init__(**config)
