@@ -80,8 +80,9 @@ def settable_inputs(workflow: Workflow) -> dict[str, frozenset[str]]:
     """The inputs a caller may set per node, ``{node_id: names}`` (every node listed).
 
     A node's declared inputs minus ``CALLER_FORBIDDEN_KEYS``, the node class's
-    ``config_only_keys`` and ``trusted_input_keys``, and dunder names; a node whose id is a dunder name takes none.
-    Inputs a code node accepts without declaring them are never settable.
+    ``config_only_keys`` and ``trusted_input_keys``, and dunder names; a node whose
+    id is a dunder name takes none. Inputs a code node accepts without declaring them
+    are never settable.
     """
     settable = {}
     for node_id, node in workflow.nodes.items():
