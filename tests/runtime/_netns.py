@@ -14,20 +14,26 @@ teardown leaves namespaces whose pid is gone, removed by the next session's setu
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import os
 import re
+import select
 import shutil
 import signal
+import string
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-# Interface names are at most 15 characters: prefix (4) + pid (<= 7) + suffix (<= 3).
+# Interface names are at most 15 characters: prefix (4) + pid (<= 7) + the cluster's
+# letter within the session (1) + suffix (<= 3).
 PREFIX = "knbt"
+_cluster_letters = itertools.cycle(string.ascii_lowercase)
 SCHEDULER_PORT = 8786
 # Private /24s tried in turn; the first not on this machine's addresses or routes is used.
 SUBNETS = [ipaddress.ip_network(f"10.213.{third}.0/24") for third in range(1, 255)]
@@ -74,13 +80,15 @@ def netns_cluster(workers: int = 2, timeout: float = 60) -> Iterator[NetnsCluste
     """Start a scheduler and ``workers`` single-threaded workers, each on its own test
     host, and yield once every worker has registered with the scheduler.
 
-    Raises RuntimeError (with the processes' logs) when the cluster does not come up
-    within ``timeout`` seconds.
+    Raises ValueError for ``workers`` outside 1..8 (interface names have 15 characters),
+    RuntimeError (with the processes' logs) when the cluster does not come up within
+    ``timeout`` seconds.
     """
-    from distributed import Client
-
+    if not 1 <= workers <= 8:
+        raise ValueError(f"workers must be 1 to 8, not {workers}")
     _remove_stale()
-    tag = f"{PREFIX}{os.getpid()}"
+    letter = next(_cluster_letters)
+    tag = f"{PREFIX}{os.getpid()}{letter}"
     subnet = _free_subnet()
     addresses = [str(ip) for ip in subnet.hosts()]
     with tempfile.TemporaryDirectory(prefix=f"{tag}-") as logs, ExitStack() as undo:
@@ -92,7 +100,7 @@ def netns_cluster(workers: int = 2, timeout: float = 60) -> Iterator[NetnsCluste
 
         hosts = []
         for index in range(workers + 1):
-            host = NetnsHost(f"{PREFIX}-{os.getpid()}-{index}", addresses[index + 1])
+            host = NetnsHost(f"{PREFIX}-{os.getpid()}{letter}-{index}", addresses[index + 1])
             _add_host(host, f"{tag}h{index}", bridge, subnet.prefixlen, undo)
             hosts.append(host)
         scheduler_host, *worker_hosts = hosts
@@ -109,8 +117,7 @@ def netns_cluster(workers: int = 2, timeout: float = 60) -> Iterator[NetnsCluste
             processes.append((name, _start(host, worker, logs, name)))
 
         try:
-            with Client(scheduler_address, timeout=timeout) as client:
-                client.wait_for_workers(workers, timeout=timeout)
+            _wait_until_up(scheduler_address, workers, processes, timeout)
         except Exception as error:
             raise RuntimeError(
                 f"the test cluster did not come up: {error}\n{_report(processes, logs)}"
@@ -118,9 +125,69 @@ def netns_cluster(workers: int = 2, timeout: float = 60) -> Iterator[NetnsCluste
         yield NetnsCluster(scheduler_host, scheduler_address, tuple(worker_hosts), addresses[0])
 
 
+def namespaces() -> list[str]:
+    """The names of all network namespaces on this machine."""
+    return [line.split()[0] for line in _ip("netns", "list").stdout.splitlines() if line]
+
+
+def links() -> list[str]:
+    """The names of the network interfaces of the root namespace."""
+    return re.findall(r"^\d+: ([^:@]+)", _ip("-o", "link", "show").stdout, re.MULTILINE)
+
+
+def pids(host: NetnsHost) -> list[int]:
+    """The processes running in ``host``'s namespace."""
+    return [int(pid) for pid in _ip("netns", "pids", host.namespace).stdout.split()]
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and has not exited (a zombie has)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def routable(host: NetnsHost, address: str) -> bool:
+    """Whether ``host`` has a route to ``address`` (the kernel's answer, nothing sent)."""
+    return _ip("-n", host.namespace, "route", "get", address, check=False).returncode == 0
+
+
 def routes(host: NetnsHost) -> list[str]:
     """The IPv4 routing table of ``host``, one route a line."""
     return _ip("-4", "-n", host.namespace, "route", "show").stdout.splitlines()
+
+
+def _wait_until_up(
+    address: str, workers: int, processes: list[tuple[str, subprocess.Popen[bytes]]], timeout: float
+) -> None:
+    """Return once ``workers`` workers have registered with the scheduler at ``address``;
+    raise as soon as one of ``processes`` exits, or after ``timeout`` seconds."""
+    from distributed import Client
+
+    deadline = time.monotonic() + timeout
+    client = None
+    try:
+        while True:
+            exited = [name for name, process in processes if process.poll() is not None]
+            if exited:
+                raise RuntimeError(f"{', '.join(exited)} exited while starting")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"not {workers} workers registered within {timeout} s")
+            # Waits of at most a second each, to notice a process that exits meanwhile.
+            step = min(1.0, remaining)
+            try:
+                if client is None:
+                    client = Client(address, timeout=step)
+                client.wait_for_workers(workers, timeout=step)
+                return
+            except (OSError, TimeoutError):
+                continue
+    finally:
+        if client is not None:
+            client.close()
 
 
 def _add_host(host: NetnsHost, link: str, bridge: str, prefixlen: int, undo: ExitStack) -> None:
@@ -195,34 +262,36 @@ def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
 
 def _delete_namespace(namespace: str) -> None:
     """Kill whatever still runs in ``namespace`` (a namespace outlives its deletion while
-    a process is inside it), then delete it."""
-    pids = _ip("netns", "pids", namespace, check=False).stdout.split()
-    for pid in pids:
-        with suppress(ProcessLookupError):
-            os.kill(int(pid), signal.SIGKILL)
+    a process is inside it) and wait for it to end, then delete the namespace."""
+    for pid in _ip("netns", "pids", namespace, check=False).stdout.split():
+        _kill_and_wait(int(pid))
     _ip("netns", "del", namespace, check=False)
+
+
+def _kill_and_wait(pid: int, timeout: float = 10) -> None:
+    """SIGKILL ``pid`` and wait until it has ended: not a child of ours, so through a
+    pidfd, which becomes readable when the process exits."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        select.select([pidfd], [], [], timeout)
+    finally:
+        os.close(pidfd)
 
 
 def _remove_stale() -> None:
     """Delete namespaces and bridges left by sessions whose process is gone."""
     for line in _ip("netns", "list").stdout.splitlines():
-        found = re.match(rf"({PREFIX}-(\d+)-\S+)", line)
-        if found and not _alive(int(found[2])):
+        found = re.match(rf"({PREFIX}-(\d+)[a-z]?-\S+)", line)
+        if found and not alive(int(found[2])):
             _delete_namespace(found[1])
     for line in _ip("-o", "link", "show", "type", "bridge").stdout.splitlines():
-        found = re.match(rf"\d+: ({PREFIX}(\d+)br)\b", line)
-        if found and not _alive(int(found[2])):
+        found = re.match(rf"\d+: ({PREFIX}(\d+)[a-z]br)\b", line)
+        if found and not alive(int(found[2])):
             _ip("link", "del", found[1], check=False)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _free_subnet() -> ipaddress.IPv4Network:

@@ -9,6 +9,7 @@ only against what dask says. Skipped without root or ``ip netns``.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import time
 from collections.abc import Iterator
@@ -16,7 +17,17 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from _netns import NetnsCluster, netns_cluster, routes, unavailable_reason
+from _netns import (
+    NetnsCluster,
+    alive,
+    links,
+    namespaces,
+    netns_cluster,
+    pids,
+    routable,
+    routes,
+    unavailable_reason,
+)
 
 from kailash_nb import WorkflowBuilder
 
@@ -37,12 +48,17 @@ result = {{
 """
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[NetnsCluster]:
-    """The scheduler and two workers on three test hosts, for this module's tests."""
+def skip_unless_available() -> None:
+    """Skip the test where test hosts cannot be made (not root, no ``ip netns``)."""
     reason = unavailable_reason()
     if reason is not None:
         pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[NetnsCluster]:
+    """The scheduler and two workers on three test hosts, for this module's tests."""
+    skip_unless_available()
     with netns_cluster(workers=2) as running:
         yield running
 
@@ -66,15 +82,19 @@ def assert_ran_on_both_workers(cluster: NetnsCluster, reports: list[dict[str, An
     namespaces, neither this process's) appear."""
     hosts = {host_of(report["worker"]) for report in reports}
     assert hosts == {host.address for host in cluster.worker_hosts}
-    namespaces = {report["netns"] for report in reports}
-    assert len(namespaces) == 2
-    assert os.readlink("/proc/self/ns/net") not in namespaces
+    kernel_namespaces = {report["netns"] for report in reports}
+    assert len(kernel_namespaces) == 2
+    assert os.readlink("/proc/self/ns/net") not in kernel_namespaces
 
 
 def test_hosts_reach_only_their_subnet(cluster: NetnsCluster) -> None:
+    subnet = ipaddress.ip_interface(f"{cluster.client_address}/24").network
     for host in (cluster.scheduler_host, *cluster.worker_hosts):
         (route,) = routes(host)
-        assert route.startswith(f"{cluster.client_address.rsplit('.', 1)[0]}.0/24 dev eth0")
+        assert route.startswith(f"{subnet} dev eth0")
+        assert routable(host, cluster.client_address)
+        assert routable(host, cluster.scheduler_host.address)
+        assert not routable(host, "192.0.2.1")  # a documentation address, outside
 
 
 def test_client_tasks_run_on_both_worker_hosts(cluster: NetnsCluster) -> None:
@@ -105,3 +125,18 @@ def test_workflow_nodes_run_on_both_worker_hosts(cluster: NetnsCluster) -> None:
     reports = [results[f"probe_{index}"]["result"] for index in range(PROBES)]
     assert_ran_on_both_workers(cluster, reports)
     assert results["collect"]["result"] == sorted({report["worker"] for report in reports})
+
+
+def test_a_failing_test_leaves_no_hosts_links_or_processes() -> None:
+    skip_unless_available()
+    links_before = set(links())
+    failure = "the failure under test"
+    with pytest.raises(RuntimeError, match=failure), netns_cluster(workers=1) as small:
+        hosts = (small.scheduler_host, *small.worker_hosts)
+        started = [pid for host in hosts for pid in pids(host)]
+        bridge_links = [name for name in links() if name not in links_before]
+        assert len(started) >= 2 and bridge_links
+        raise RuntimeError(failure)
+    assert not {host.namespace for host in hosts} & set(namespaces())
+    assert not set(bridge_links) & set(links())
+    assert not [pid for pid in started if alive(pid)]
