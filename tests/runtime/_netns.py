@@ -80,7 +80,7 @@ def netns_cluster(workers: int = 2, timeout: float = 60) -> Iterator[NetnsCluste
     """Start a scheduler and ``workers`` single-threaded workers, each on its own test
     host, and yield once every worker has registered with the scheduler.
 
-    Raises ValueError for ``workers`` outside 1..8 (interface names have 15 characters),
+    Raises ValueError for ``workers`` outside 1..8 (interface names have at most 15 characters),
     RuntimeError (with the processes' logs) when the cluster does not come up within
     ``timeout`` seconds.
     """
