@@ -3,10 +3,15 @@
 The workflow travels as its definition (``Workflow.to_dict``, secrets kept: the process
 is this one's child), with the modules of its node classes, which the fresh process
 imports so that node types registered by the test's own modules are known there. The
-process is started with ``spawn`` (nothing inherited from this one's heap), runs the
-case exactly as an in-process test does, and sends back the case's result plus its own
-peak resident set size. A process that dies before it reports (killed for memory, a
-crash in C code) fails the case with its exit code.
+process is a new interpreter (``sys.executable``, this one's ``sys.path``; nothing
+inherited from this one's heap). It runs the case exactly as an in-process test does
+and sends back the case's result plus its own peak resident set size through a pipe
+of its own (its stdout and stderr stay the test's). A process that dies before it
+reports (killed for memory, a crash in C code) fails the case with its exit code.
+
+It is started with ``subprocess``, not ``multiprocessing``: spawning there reads this
+process's ``__main__`` module, which an IPython kernel's ``%reset`` leaves without the
+``__spec__`` spawning needs.
 """
 
 from __future__ import annotations
@@ -14,11 +19,11 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import math
-import multiprocessing
-import multiprocessing.connection
 import os
 import pickle
+import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -31,7 +36,7 @@ from kailash_nb.testing.results import CaseResult, Failure, PerformanceReport, W
 from kailash_nb.workflow.graph import Workflow
 from kailash_nb.workflow.serialization import workflow_to_dict
 
-__all__ = ["STARTUP_ALLOWANCE", "run_case_in_process"]
+__all__ = ["STARTUP_ALLOWANCE", "child_main", "run_case_in_process"]
 
 #: Seconds a fresh process may take to start and load the workflow, beyond
 #: ``max_execution_time``, before it is killed.
@@ -54,28 +59,20 @@ def run_case_in_process(workflow: Workflow, case: Case, limits: Mapping[str, flo
             f"and it has none: {error}"
         ) from None
     modules = sorted({type(node).__module__ for node in workflow.nodes.values()})
-    payload = {"definition": definition, "modules": modules, "case": case, "limits": dict(limits)}
-    context = multiprocessing.get_context("spawn")
-    receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(
-        target=_child_main, args=(sender, payload), name="kailash-nb-workflow-test", daemon=True
-    )
-    started = time.perf_counter()
-    process.start()
-    sender.close()
+    payload = {
+        "definition": definition,
+        "modules": modules,
+        "case": case,
+        "limits": dict(limits),
+        "sys_path": list(sys.path),
+    }
     time_limit = limits.get("max_execution_time")
     timeout = None if time_limit is None else time_limit + STARTUP_ALLOWANCE
-    try:
-        reply = _reply(receiver, process, timeout)
-    finally:
-        receiver.close()
-        process.join(5)
-        if process.is_alive():
-            process.kill()
-            process.join()
+    started = time.perf_counter()
+    reply, exit_code = _run_child(payload, timeout)
     if isinstance(reply, CaseResult):
         return reply
-    problem = reply or _death(process.exitcode)
+    problem = reply or _death(exit_code)
     return CaseResult(
         name=case.name,
         parameters=case.parameters,
@@ -91,22 +88,43 @@ def run_case_in_process(workflow: Workflow, case: Case, limits: Mapping[str, flo
     )
 
 
-def _reply(receiver: Any, process: Any, timeout: float | None) -> CaseResult | str | None:
-    """The child's result, its error text, or ``None`` when it died or ran out of time."""
-    ready = multiprocessing.connection.wait([receiver, process.sentinel], timeout)
-    if receiver not in ready:
-        if process.sentinel in ready:
-            return None
-        process.kill()
-        return (
-            f"the test process did not report within {timeout:g} s (max_execution_time + "
-            f"{STARTUP_ALLOWANCE:g} s to start) and was killed"
-        )
+def _run_child(payload: dict[str, Any], timeout: float | None) -> tuple[Any, int | None]:
+    """Start the fresh process, send it ``payload`` and wait for its reply: the
+    ``CaseResult``, its error text, or ``None`` (died), with its exit code."""
+    read_end, write_end = os.pipe()
     try:
-        _kind, value = receiver.recv()
-    except (EOFError, OSError):
-        return None
-    return value
+        process = subprocess.Popen(  # noqa: S603 - this interpreter, a fixed command
+            [sys.executable, "-c", _CHILD_COMMAND, str(write_end)],
+            stdin=subprocess.PIPE,
+            pass_fds=(write_end,),
+        )
+    finally:
+        os.close(write_end)
+    received: list[bytes] = []
+    with os.fdopen(read_end, "rb") as reply_pipe:
+        reader = threading.Thread(target=lambda: received.append(reply_pipe.read()), daemon=True)
+        reader.start()
+        assert process.stdin is not None
+        try:
+            process.stdin.write(pickle.dumps(payload))
+            process.stdin.close()
+        except BrokenPipeError:
+            pass  # it died at once; its exit code says so
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            return (
+                f"the test process did not report within {timeout:g} s (max_execution_time + "
+                f"{STARTUP_ALLOWANCE:g} s to start) and was killed"
+            ), process.returncode
+        reader.join()
+    data = received[0] if received else b""
+    if not data:
+        return None, process.returncode
+    _kind, value = pickle.loads(data)  # noqa: S301 - our own child's reply
+    return value, process.returncode
 
 
 def _death(exit_code: int | None) -> str:
@@ -118,7 +136,20 @@ def _death(exit_code: int | None) -> str:
     return f"the test process exited with code {exit_code} before it reported"
 
 
-def _child_main(sender: Any, payload: dict[str, Any]) -> None:
+_CHILD_COMMAND = (
+    "import sys; from kailash_nb.testing.isolation import child_main; child_main(int(sys.argv[1]))"
+)
+
+
+def child_main(reply_fd: int) -> None:
+    """The fresh process's entry point: read the payload from stdin, run the case, write
+    the reply to ``reply_fd``."""
+    payload = pickle.loads(sys.stdin.buffer.read())  # noqa: S301 - sent by our parent
+    sys.path[:] = payload["sys_path"]
+    _child_main(os.fdopen(reply_fd, "wb"), payload)
+
+
+def _child_main(reply: Any, payload: dict[str, Any]) -> None:
     """The fresh process: import the node modules, rebuild the workflow, run the case,
     send the result (or the error text) back, and exit at once (threads a timed-out
     node left running are not waited for)."""
@@ -134,11 +165,13 @@ def _child_main(sender: Any, payload: dict[str, Any]) -> None:
         result = dataclasses.replace(
             result, performance=performance, outputs=_sendable(result.outputs)
         )
-        sender.send(("result", result))
+        reply.write(pickle.dumps(("result", result)))
     except BaseException as error:  # everything goes back to the test, then we exit
-        sender.send(("error", f"the test process failed: {type(error).__name__}: {error}"))
+        reply.write(
+            pickle.dumps(("error", f"the test process failed: {type(error).__name__}: {error}"))
+        )
     finally:
-        sender.close()
+        reply.close()
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)

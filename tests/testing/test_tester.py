@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 
 import pytest
 
@@ -255,6 +256,16 @@ def test_process_isolation_reports_a_raising_node_and_a_slow_run(tester):
         slow, isolation="process", performance_requirements={"max_execution_time": 0.1}
     )
     assert [f.requirement for f in result.failures] == ["max_execution_time"]
+
+
+def test_process_isolation_works_when_main_has_no_spec(tester, monkeypatch):
+    """An IPython kernel's ``%reset`` leaves ``__main__`` without ``__spec__``, which
+    multiprocessing's spawning reads; the tester's fresh process does not need it."""
+    main = sys.modules["__main__"]
+    monkeypatch.delattr(main, "__spec__", raising=False)
+    result = tester.test_workflow(_workflow(("one", "result = 1")), isolation="process")
+    assert result.success, result.errors
+    assert result.outputs == {"one": {"result": 1}}
 
 
 def test_process_isolation_needs_a_portable_workflow(tester):
