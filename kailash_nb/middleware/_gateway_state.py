@@ -67,6 +67,7 @@ class GatewaySettings:
     cache_ttl: float = 300.0
     worker_processes: int = 1
     metrics_public: bool = False
+    mcp: bool = False
 
 
 class GatewayState:
@@ -147,6 +148,9 @@ class GatewayState:
         #: execution backend at once.
         self.serving = False
         self._recorder: RunRecorder | None = None
+        #: The MCP side (``middleware.mcp.McpService``) when ``settings.mcp``: created
+        #: with the routes, its sessions ended when the gateway stops.
+        self.mcp: Any = None
 
     # -- workflows ---------------------------------------------------------------
 
