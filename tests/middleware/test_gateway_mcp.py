@@ -462,3 +462,28 @@ def test_mcp_is_off_unless_asked_and_checked_when_asked(sqlite_url, serve_gatewa
     gateway = create_gateway(database_url=sqlite_url)
     served = serve_gateway(gateway)
     assert served.client.post("/mcp", json={}).status_code == 404
+
+
+def test_a_callers_sessions_are_capped_least_recently_used_idle_first():
+    from kailash_nb.middleware.identity import Identity
+    from kailash_nb.middleware.mcp import McpSessionLimitError, McpSessions
+    from kailash_nb.middleware.mcp.sessions import ToolCall
+
+    sessions = McpSessions(max_sessions=10, max_per_caller=2)
+    ada = Identity("ada", "acme", ())
+    first, second = sessions.create(ada), sessions.create(ada)
+    assert sessions.get(first.session_id, ada) is first  # now second is the least recent
+    third = sessions.create(ada)
+    assert sessions.get(second.session_id, ada) is None
+    assert sessions.get(first.session_id, Identity("ada", "globex", ())) is None
+    loop = asyncio.new_event_loop()
+    try:
+        for busy in (first, third):
+            busy.calls[1] = ToolCall(loop)
+        with pytest.raises(McpSessionLimitError, match="call in flight"):
+            sessions.create(ada)
+        assert len(sessions.create(Identity("bob", "acme", ())).session_id) == 32
+        sessions.remove(first)
+        assert first.calls == {} and len(sessions) == 2
+    finally:
+        loop.close()

@@ -92,7 +92,9 @@ class McpSessions:
     Args:
         max_sessions: sessions held at once; creating one more evicts the least
             recently used if it has been idle, else refuses.
-        max_per_caller: sessions one tenant and subject may hold.
+        max_per_caller: sessions one tenant and subject may hold; one more ends the
+            caller's least recently used session with no call in flight (a client that
+            never sent ``DELETE``), or is refused if all are busy.
         idle_seconds: a session unused this long is forgotten.
     """
 
@@ -119,9 +121,10 @@ class McpSessions:
         """
         self._forget_idle()
         key = (identity.tenant_id, identity.subject)
-        if self._per_caller.get(key, 0) >= self.max_per_caller:
+        if self._per_caller.get(key, 0) >= self.max_per_caller and not self._evict_idle_of(key):
             raise McpSessionLimitError(
-                f"this caller holds {self.max_per_caller} MCP sessions; end one (DELETE) first"
+                f"this caller holds {self.max_per_caller} MCP sessions, each with a call in "
+                "flight; end one (DELETE) first"
             )
         if len(self._sessions) >= self.max_sessions:
             raise McpSessionLimitError("the gateway holds its maximum of MCP sessions")
@@ -160,6 +163,15 @@ class McpSessions:
         """End and forget every session (the gateway stops)."""
         for session in list(self._sessions.values()):
             self.remove(session)
+
+    def _evict_idle_of(self, key: tuple[str, str]) -> bool:
+        """End the caller's least recently used session without calls; ``False`` if none."""
+        for session in self._sessions.values():
+            identity = session.identity
+            if (identity.tenant_id, identity.subject) == key and not session.calls:
+                self.remove(session)
+                return True
+        return False
 
     def _forget_idle(self) -> None:
         limit = time.monotonic() - self.idle_seconds
