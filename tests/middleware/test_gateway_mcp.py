@@ -487,3 +487,53 @@ def test_a_callers_sessions_are_capped_least_recently_used_idle_first():
         assert first.calls == {} and len(sessions) == 2
     finally:
         loop.close()
+
+
+POLICY = """\
+rules:
+  - id: analysts-run-open
+    effect: allow
+    actions: [execute, read_output]
+    resource: {workflow: open}
+    subject: {role: analyst}
+"""
+
+
+def test_the_access_policy_decides_which_tools_a_caller_sees_and_calls(
+    sqlite_url, tmp_path, secured_gateway, serve_gateway
+):
+    from kailash_nb.runtime.access_controlled import AccessControlledRuntime
+
+    policy = tmp_path / "policies.yaml"
+    policy.write_text(POLICY)
+    runtime = AccessControlledRuntime(policies_file=policy, database_url=sqlite_url)
+    gateway = secured_gateway(sqlite_url, runtime=runtime, mcp=True)
+    gateway.register_workflow("open", _workflow((double, "double")))
+    gateway.register_workflow("secret", _workflow((double, "double")))
+    served = serve_gateway(gateway)
+
+    async def main(transport):
+        async with mcp_session(served.url, transport, served.access_token("ana")) as session:
+            names = [tool.name for tool in (await session.list_tools()).tools]
+            allowed = await session.call_tool("open", {"x": 1})
+            with pytest.raises(McpError) as refused:
+                await session.call_tool("secret", {"x": 1})
+            return names, allowed, refused.value.error
+
+    for transport in TRANSPORTS:
+        names, allowed, refused = run(main(transport))
+        assert names == ["open"]
+        assert allowed.structuredContent == {"double": {"result": 2}}
+        assert refused.code == types.INVALID_PARAMS and "secret" in refused.message
+
+
+def test_websocket_frames_above_the_limit_close_1009(served):
+    async def main():
+        url = f"ws{served.url[4:]}/mcp/ws?token={served.access_token()}"
+        async with websockets.connect(url, subprotocols=["mcp"], max_size=None) as socket:
+            await socket.send('{"jsonrpc": "2.0", "method": "x", "params": "' + "a" * 70_000 + '"}')
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await socket.recv()
+            return closed.value.rcvd.code
+
+    assert run(main()) == 1009

@@ -172,6 +172,9 @@ class McpHttpHandler(GatewayHandler):
         self.finish(_sse(answer))
 
     def _answer(self, status: int, payload: dict[str, Any] | None) -> None:
+        stream = getattr(self.request.connection, "stream", None)
+        if stream is not None and stream.closed():
+            return  # the client left while its call ran (the call was cancelled)
         self.write_json(payload, status=status)
 
     # -- GET, DELETE ----------------------------------------------------------------------
