@@ -368,6 +368,8 @@ def test_session_lifecycle_and_its_header(served):
         served, b'{"jsonrpc":"2.0","method":"notifications/initialized"}', headers, session_id
     )
     assert notified.status_code == 202 and notified.content == b""
+    odd_cancel = b'{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":[1]}}'
+    assert _post(served, odd_cancel, headers, session_id).status_code == 202
     ended = served.client.delete("/mcp", headers={**headers, "Mcp-Session-Id": session_id})
     assert ended.status_code == 204
     assert _call(served, headers, session_id).status_code == 404

@@ -6,17 +6,20 @@ notifications ``notifications/initialized`` and ``notifications/cancelled`` (whi
 the named call and its run). Anything else is a JSON-RPC error, never an exception: a
 message that is not a JSON-RPC object ``INVALID_REQUEST``, an unknown method
 ``METHOD_NOT_FOUND``, bad parameters ``INVALID_PARAMS``, a request other than
-``initialize`` or ``ping`` before ``initialize`` ``INVALID_REQUEST``.
+``initialize`` or ``ping`` before ``initialize`` ``INVALID_REQUEST``, and an unexpected
+failure ``INTERNAL_ERROR`` naming only an error id (the trace goes to the server log).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 import mcp.types as types
 from mcp.shared.version import SUPPORTED_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 
+from kailash_nb.middleware._problems import new_error_id
 from kailash_nb.middleware.mcp.tools import Send, ToolCallError, WorkflowTools
 
 if TYPE_CHECKING:
@@ -39,6 +42,8 @@ _REQUESTS: dict[str, type[Any]] = {
     "tools/call": types.CallToolRequest,
 }
 SERVED_METHODS = tuple(_REQUESTS)
+
+logger = logging.getLogger(__name__)
 _BEFORE_INIT = frozenset({"initialize", "ping"})
 _INSTRUCTIONS = (
     "Each tool runs one workflow served by this kailash_nb gateway; its arguments are the "
@@ -143,6 +148,14 @@ class McpProtocol:
             result = await self._answer(session, request_id, typed, send)
         except ToolCallError as exc:
             return jsonrpc_error(request_id, exc.code, exc.message, exc.data)
+        except Exception:
+            error_id = new_error_id()
+            logger.exception("unhandled error %s answering MCP %s", error_id, method)
+            return jsonrpc_error(
+                request_id,
+                types.INTERNAL_ERROR,
+                f"unexpected error; quote error_id {error_id} to the operator",
+            )
         return {"jsonrpc": "2.0", "id": request_id, "result": result}
 
     async def _answer(
@@ -174,7 +187,10 @@ class McpProtocol:
         if notification.method != "notifications/cancelled":
             return  # initialized, progress, roots changed...: nothing to do
         params = notification.params or {}
-        call = session.calls.get(params.get("requestId"))
+        request_id = params.get("requestId")
+        if not isinstance(request_id, (str, int)):
+            return  # not an id any call can have (and maybe not hashable)
+        call = session.calls.get(request_id)
         if call is not None:
             reason = params.get("reason")
             call.stop(reason[:200] if isinstance(reason, str) else "cancelled by the client")
