@@ -484,9 +484,10 @@ def test_a_callers_sessions_are_capped_least_recently_used_idle_first():
             busy.calls[1] = ToolCall(loop)
         with pytest.raises(McpSessionLimitError, match="call in flight"):
             sessions.create(ada)
-        assert len(sessions.create(Identity("bob", "acme", ())).session_id) == 32
+        assert sessions.create(Identity("bob", "acme", ())).session_id.count(".") == 1
         sessions.remove(first)
         assert first.calls == {} and len(sessions) == 2
+        assert sessions.get(first.session_id, ada) is None  # ended: not adopted again
     finally:
         loop.close()
 
@@ -539,3 +540,22 @@ def test_websocket_frames_above_the_limit_close_1009(served):
             return closed.value.rcvd.code
 
     assert run(main()) == 1009
+
+
+def test_another_worker_adopts_a_session_for_its_caller_only():
+    from kailash_nb.middleware.identity import Identity
+    from kailash_nb.middleware.mcp import McpSessions
+
+    key = b"k" * 32
+    first_worker, second_worker = McpSessions(key=key), McpSessions(key=key)
+    ada = Identity("ada", "acme", ())
+    created = first_worker.create(ada)
+    created.protocol_version = "2025-06-18"
+    assert second_worker.get(created.session_id, Identity("ada", "globex", ())) is None
+    assert second_worker.get(created.session_id, Identity("bob", "acme", ())) is None
+    adopted = second_worker.get(created.session_id, ada, "2025-06-18")
+    assert adopted is not None and adopted.protocol_version == "2025-06-18"
+    assert second_worker.get(created.session_id, ada) is adopted
+    forged = created.session_id[:-2] + ("AA" if created.session_id[-2:] != "AA" else "BB")
+    assert McpSessions(key=key).get(forged, ada) is None
+    assert McpSessions(key=b"o" * 32).get(created.session_id, ada) is None

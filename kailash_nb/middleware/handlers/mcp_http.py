@@ -139,7 +139,8 @@ class McpHttpHandler(GatewayHandler):
             )
             self._answer(400, jsonrpc_error(request_id, types.INVALID_REQUEST, detail))
             return None
-        session = self.mcp.sessions.get(values[0], self.identity)
+        adopted_version = version or types.DEFAULT_NEGOTIATED_VERSION
+        session = self.mcp.sessions.get(values[0], self.identity, adopted_version)
         if session is None:
             detail = "Session not found: it ended, expired or is not yours; initialize a new one"
             self._answer(404, jsonrpc_error(request_id, types.INVALID_REQUEST, detail))

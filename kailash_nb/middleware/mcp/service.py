@@ -24,7 +24,7 @@ class McpService:
 
     def __init__(self, gateway: GatewayState) -> None:
         self.protocol = McpProtocol(gateway)
-        self.sessions = McpSessions()
+        self.sessions = McpSessions(key=gateway.mcp_session_key)
 
     def close(self) -> None:
         """End every session and the calls in flight (the gateway stops)."""

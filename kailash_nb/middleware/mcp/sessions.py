@@ -5,11 +5,23 @@ A session is created by ``initialize`` (streamable HTTP: its id travels in the
 the caller's tenant and subject. Another caller presenting its id, whatever its tenant,
 finds nothing (a 404, no existence oracle). Sessions are capped in number, per caller
 and in all, and forgotten after ``idle_seconds`` without a request.
+
+A streamable HTTP session id is a random nonce and an HMAC of it with its caller's
+tenant and subject, under a key shared by the gateway's worker processes. A worker that
+never saw the session (``worker_processes > 1``: the client's next connection landed
+elsewhere) adopts it for that caller and serves its calls; a call in flight can be
+cancelled, and a session ended, only through the worker that holds it (an ended id is
+refused by that worker from then on).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import os
 import secrets
 import time
 from collections import OrderedDict
@@ -53,7 +65,7 @@ class McpSession:
     """One client's MCP session.
 
     Attributes:
-        session_id: the ``Mcp-Session-Id`` (visible ASCII, 32 characters).
+        session_id: the ``Mcp-Session-Id`` (visible ASCII: URL-safe base64 and a dot).
         identity: the verified caller who created it.
         protocol_version: what ``initialize`` negotiated (``None`` before).
         calls: ``tools/call`` requests in flight, by JSON-RPC request id.
@@ -92,6 +104,8 @@ class McpSessions:
     Args:
         max_sessions: sessions held at once; creating one more evicts the least
             recently used if it has been idle, else refuses.
+        key: the HMAC key of session ids (default: random; the gateway passes one
+            its worker processes share).
         max_per_caller: sessions one tenant and subject may hold; one more ends the
             caller's least recently used session with no call in flight (a client that
             never sent ``DELETE``), or is refused if all are busy.
@@ -103,7 +117,11 @@ class McpSessions:
         max_sessions: int = MAX_SESSIONS,
         max_per_caller: int = MAX_SESSIONS_PER_CALLER,
         idle_seconds: float = IDLE_SECONDS,
+        key: bytes | None = None,
     ) -> None:
+        self._key = key or os.urandom(32)
+        #: Ids of sessions ended here, refused from then on (the oldest forgotten).
+        self._ended: OrderedDict[str, None] = OrderedDict()
         self.max_sessions = max_sessions
         self.max_per_caller = max_per_caller
         self.idle_seconds = idle_seconds
@@ -128,15 +146,37 @@ class McpSessions:
             )
         if len(self._sessions) >= self.max_sessions:
             raise McpSessionLimitError("the gateway holds its maximum of MCP sessions")
-        session = McpSession(identity)
+        nonce = secrets.token_urlsafe(16)
+        return self._add(McpSession(identity, f"{nonce}.{self._sign(nonce, identity)}"))
+
+    def _add(self, session: McpSession) -> McpSession:
         self._sessions[session.session_id] = session
+        key = (session.identity.tenant_id, session.identity.subject)
         self._per_caller[key] = self._per_caller.get(key, 0) + 1
         return session
 
-    def get(self, session_id: str, identity: Identity) -> McpSession | None:
+    def _sign(self, nonce: str, identity: Identity) -> str:
+        message = json.dumps([nonce, identity.tenant_id, identity.subject]).encode()
+        digest = hmac.new(self._key, message, hashlib.sha256).digest()[:18]
+        return base64.urlsafe_b64encode(digest).decode()
+
+    def _issued_to(self, session_id: str, identity: Identity) -> bool:
+        nonce, dot, signature = session_id.partition(".")
+        return (
+            bool(dot)
+            and len(session_id) <= 64
+            and hmac.compare_digest(signature.encode(), self._sign(nonce, identity).encode())
+        )
+
+    def get(
+        self, session_id: str, identity: Identity, protocol_version: str = ""
+    ) -> McpSession | None:
         """The session ``session_id`` if ``identity`` owns it and it is live, else
-        ``None`` (unknown, ended, idle too long, or another caller's)."""
+        ``None`` (unknown, ended, idle too long, or another caller's). A session another
+        worker created for ``identity`` is adopted, with ``protocol_version``."""
         session = self._sessions.get(session_id)
+        if session is None:
+            session = self._adopt(session_id, identity, protocol_version)
         if session is None or not session.owned_by(identity):
             return None
         now = time.monotonic()
@@ -147,10 +187,29 @@ class McpSessions:
         self._sessions.move_to_end(session_id)
         return session
 
+    def _adopt(
+        self, session_id: str, identity: Identity, protocol_version: str
+    ) -> McpSession | None:
+        if session_id in self._ended or not self._issued_to(session_id, identity):
+            return None
+        self._forget_idle()
+        key = (identity.tenant_id, identity.subject)
+        full = len(self._sessions) >= self.max_sessions
+        if full or (
+            self._per_caller.get(key, 0) >= self.max_per_caller and not self._evict_idle_of(key)
+        ):
+            return None
+        session = McpSession(identity, session_id)
+        session.protocol_version = protocol_version or None
+        return self._add(session)
+
     def remove(self, session: McpSession) -> None:
-        """End ``session`` and forget it (idempotent)."""
+        """End ``session`` and forget it (idempotent); its id is refused from then on."""
         if self._sessions.pop(session.session_id, None) is None:
             return
+        self._ended[session.session_id] = None
+        if len(self._ended) > 2 * self.max_sessions:
+            self._ended.popitem(last=False)
         key = (session.identity.tenant_id, session.identity.subject)
         left = self._per_caller.get(key, 1) - 1
         if left > 0:
