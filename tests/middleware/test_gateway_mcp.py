@@ -324,6 +324,9 @@ def _post(served, content, headers, session_id=None):
         (b'{"a": 1, "a": 2}', types.PARSE_ERROR),
         (b"[" * 100_000 + b"]" * 100_000, types.PARSE_ERROR),
         (b"\xff\xfe", types.PARSE_ERROR),
+        (b'{"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"a": NaN}}', types.PARSE_ERROR),
+        (b'{"jsonrpc": "2.0", "id": 1e999999, "method": "ping"}', types.PARSE_ERROR),
+        (b'{"id": ' + b"9" * 100_000 + b"}", types.PARSE_ERROR),
         (b'[{"jsonrpc": "2.0", "id": 1, "method": "ping"}]', types.INVALID_REQUEST),
         (b'{"jsonrpc": "1.0", "id": 1, "method": "ping"}', types.INVALID_REQUEST),
         (b'"ping"', types.INVALID_REQUEST),
@@ -559,3 +562,17 @@ def test_another_worker_adopts_a_session_for_its_caller_only():
     forged = created.session_id[:-2] + ("AA" if created.session_id[-2:] != "AA" else "BB")
     assert McpSessions(key=key).get(forged, ada) is None
     assert McpSessions(key=b"o" * 32).get(created.session_id, ada) is None
+
+
+def test_a_websocket_message_flood_closes_1008(served):
+    async def main():
+        url = f"ws{served.url[4:]}/mcp/ws?token={served.access_token()}"
+        async with websockets.connect(url, subprotocols=["mcp"]) as socket:
+            for _ in range(250):  # above max_messages_per_second (200)
+                await socket.send('{"jsonrpc": "2.0", "method": "notifications/initialized"}')
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                while True:
+                    await socket.recv()
+            return closed.value.rcvd.code
+
+    assert run(main()) == 1008
