@@ -14,6 +14,10 @@ Each option also has an environment variable, for container images
 ``KAILASH_NB_PORT``, ``KAILASH_NB_WORKERS``; ``--database-url`` defaults to
 ``KAILASH_NB_DATABASE_URL``. An option on the command line wins over its variable.
 
+``--mcp`` (or a cell that published with ``%kailash publish NAME --mcp``) also serves
+every published workflow as a Model Context Protocol tool: streamable HTTP at ``/mcp``,
+a WebSocket at ``/mcp/ws`` (``create_gateway(mcp=True)``), with the same tokens.
+
 Authentication: with ``KAILASH_NB_JWT_SECRET`` set (at least 32 random bytes), the
 gateway gets ``SecurityConfig(jwt_secret=...)`` and every workflow call needs a bearer
 token; without it the gateway serves without authentication and only on a loopback
@@ -81,6 +85,12 @@ def add_parser(commands_parser: argparse._SubParsersAction) -> None:  # type: ig
         f"{DEFAULT_WORKERS}); with several, set "
         "KAILASH_NB_REDIS_URL for one global rate limit (else it is split over the workers)",
     )
+    serve_parser.add_argument(
+        "--mcp",
+        action="store_true",
+        help="also serve the workflows as Model Context Protocol tools at /mcp (streamable "
+        "HTTP) and /mcp/ws (WebSocket); on without it when a cell published with --mcp",
+    )
     add_database_option(serve_parser, "the store of users, sessions and run history")
     serve_parser.set_defaults(handler=serve)
 
@@ -120,6 +130,7 @@ def serve(args: argparse.Namespace) -> int:
         security_config=security,
         worker_processes=args.workers,
         database_url=args.database_url,
+        mcp=bool(getattr(args, "mcp", False)),
     )
     _check_port_free(args.host, args.port)  # before the cells run, which may take long
     os.chdir(path.parent)
@@ -132,6 +143,10 @@ def serve(args: argparse.Namespace) -> int:
             route, workflow, description=f"notebook workflow {loaded.sources[route]!r}"
         )
         print(f"serving POST /workflows/{route}/execute", file=sys.stderr)
+    if loaded.mcp and not gateway.settings.mcp:
+        gateway.serve_mcp()  # a cell published with --mcp
+    if gateway.settings.mcp:
+        print("serving MCP tools at /mcp (streamable HTTP) and /mcp/ws", file=sys.stderr)
     print(f"{path.name} on http://{args.host}:{args.port}", file=sys.stderr, flush=True)
     if args.workers > 1:
         _stop_shell_threads()

@@ -8,6 +8,7 @@ the handlers) builds on it; it knows nothing of Tornado.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from dataclasses import dataclass
@@ -67,6 +68,7 @@ class GatewaySettings:
     cache_ttl: float = 300.0
     worker_processes: int = 1
     metrics_public: bool = False
+    mcp: bool = False
 
 
 class GatewayState:
@@ -147,6 +149,12 @@ class GatewayState:
         #: execution backend at once.
         self.serving = False
         self._recorder: RunRecorder | None = None
+        #: The MCP side (``middleware.mcp.McpService``) when ``settings.mcp``: created
+        #: with the routes, its sessions ended when the gateway stops.
+        self.mcp: Any = None
+        #: Signs MCP session ids; made here, before worker processes fork, so every
+        #: worker accepts the sessions of the others (``mcp.sessions``).
+        self.mcp_session_key = os.urandom(32)
 
     # -- workflows ---------------------------------------------------------------
 

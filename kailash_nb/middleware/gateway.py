@@ -13,7 +13,9 @@ Every keyword of the seed is honored; an unknown keyword is a ``TypeError``::
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
+import importlib.util
 import logging
 import signal
 from collections.abc import Iterable
@@ -82,6 +84,19 @@ class Gateway(GatewayState):
         self.runtime = runtime
         self.limits = ServerLimits()
         self._server: tornado.httpserver.HTTPServer | None = None
+
+    def serve_mcp(self) -> None:
+        """Also serve the registered workflows as MCP tools, as
+        ``create_gateway(mcp=True)`` does; call it before ``start()``/``run()``.
+
+        Raises:
+            GatewayConfigurationError: the ``mcp`` package is not installed, or the
+                gateway already serves.
+        """
+        if self._server is not None:
+            raise GatewayConfigurationError("serve_mcp() must be called before start()")
+        _check_mcp(True)
+        self.settings = dataclasses.replace(self.settings, mcp=True)
 
     def make_app(self) -> tornado.web.Application:
         """The Tornado application with every route (assembled in ``handlers.routes``)."""
@@ -153,6 +168,8 @@ class Gateway(GatewayState):
         server, self._server = self._server, None
         server.stop()
         await self.runs.drain(timeout)
+        if self.mcp is not None:
+            self.mcp.close()
         await self.runs.close_backends()
         # Tornado detaches WebSocket streams from the server, so close them here.
         self.session_watch.end_all()
@@ -261,6 +278,16 @@ def _check_count(option: str, value: Any) -> None:
         raise GatewayConfigurationError(f"{option} must be an int >= 1, got {value!r}")
 
 
+def _check_mcp(mcp: Any) -> None:
+    if not isinstance(mcp, bool):
+        raise GatewayConfigurationError(f"mcp must be True or False, got {mcp!r}")
+    if mcp and importlib.util.find_spec("mcp") is None:
+        raise GatewayConfigurationError(
+            "mcp=True serves workflows over the Model Context Protocol with the official "
+            "`mcp` SDK, which is not installed: pip install 'kailash-nb[mcp]'"
+        )
+
+
 def _monitor(monitoring: Any) -> Any:
     if monitoring is None or isinstance(monitoring, ProductionMonitor):
         return monitoring
@@ -313,6 +340,7 @@ def create_gateway(
     database_url: str | None = None,
     metrics_public: bool = False,
     runtime: AccessControlledRuntime | None = None,
+    mcp: bool = False,
 ) -> Gateway:
     """Create a gateway; register workflows on it, then ``run()`` or ``await start()``.
 
@@ -360,6 +388,11 @@ def create_gateway(
             decision and run is audited when the runtime's ``audit_enabled`` is on
             (``audit_write="batched"`` keeps audit writes off the request path). Not
             with ``cache_enabled``: a cached answer would skip the caller's decisions.
+        mcp: also serve every registered workflow as a Model Context Protocol tool,
+            over streamable HTTP at ``/mcp`` and a WebSocket at ``/mcp/ws`` (subprotocol
+            ``mcp``), with the same authentication, tenancy, rate limits, run queue and
+            run history as the REST routes (``kailash_nb.middleware.mcp``). Needs the
+            ``mcp`` extra (``pip install 'kailash-nb[mcp]'``).
 
     Raises:
         TypeError: an unknown keyword, or ``monitoring`` or ``runtime`` of another type.
@@ -367,7 +400,8 @@ def create_gateway(
             ``database_per_tenant`` without ``tenant_isolation``, ``runtime`` without
             ``security_config`` or with ``cache_enabled``, a non-bool
             ``metrics_public``, or a
-            bad ``cache_enabled``/``cache_ttl``, ``max_connections``,
+            bad ``cache_enabled``/``cache_ttl``, ``max_connections``, a non-bool
+            ``mcp`` or ``mcp=True`` without the ``mcp`` package,
             ``connection_pool_size`` or ``worker_processes``
             (or a rate limit too small to split over the workers without Redis).
         ValueError: an invalid CORS origin.
@@ -385,6 +419,7 @@ def create_gateway(
         raise GatewayConfigurationError(
             f"metrics_public must be True or False, got {metrics_public!r}"
         )
+    _check_mcp(mcp)
     monitor = _monitor(monitoring)
     _check_count("worker_processes", worker_processes)
     if not isinstance(cache_enabled, bool):
@@ -427,6 +462,7 @@ def create_gateway(
         cache_ttl=cache_seconds,
         worker_processes=worker_processes,
         metrics_public=metrics_public,
+        mcp=mcp,
     )
     auth = None
     if security_config is not None:

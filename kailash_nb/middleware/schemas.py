@@ -33,6 +33,7 @@ __all__ = [
     "CALLER_FORBIDDEN_KEYS",
     "CODE_CARRYING_KEYS",
     "check_caller_parameters",
+    "code_overrides",
     "settable_inputs",
     "settable_workflow_parameters",
     "unsettable_parameters",
@@ -61,6 +62,22 @@ CALLER_FORBIDDEN_KEYS = frozenset(
 CODE_CARRYING_KEYS = frozenset(
     {"code", "function", "connection_string", "url", "endpoint", "file_path", "query"}
 )
+
+
+def code_overrides(parameters: dict[str, Any]) -> list[str]:
+    """The code-carrying inputs ``parameters`` sets (``CODE_CARRYING_KEYS``), at workflow
+    level (``"query"``) or node level (``"fetch.url"``), sorted; empty if none."""
+    return sorted(
+        {key for key in parameters if key in CODE_CARRYING_KEYS}
+        | {
+            f"{node_id}.{key}"
+            for node_id, inputs in parameters.items()
+            if isinstance(inputs, dict)
+            for key in inputs
+            if key in CODE_CARRYING_KEYS
+        }
+    )
+
 
 _FAILED_LEAF: dict[str, Any] = {
     "type": "object",

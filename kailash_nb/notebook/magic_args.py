@@ -125,11 +125,12 @@ class ExportCommand:
 
 @dataclass(frozen=True)
 class PublishCommand:
-    """``%kailash publish [NAME] [--route /path] [--preview]``."""
+    """``%kailash publish [NAME] [--route /path] [--preview] [--mcp]``."""
 
     name: str | None = None
     route: str | None = None
     preview: bool = False
+    mcp: bool = False
 
 
 Command = (
@@ -158,7 +159,9 @@ COMMANDS = {
     "rm": "remove a node: rm NODE",
     "invalidate": "forget cached outputs: invalidate [NODE]",
     "export": "write the workflow to a file: export FILE (.yaml, .json or .py)",
-    "publish": "serve a workflow with kailash-nb serve: publish [NAME] [--route /path] [--preview]",
+    "publish": (
+        "serve a workflow with kailash-nb serve: publish [NAME] [--route /path] [--preview] [--mcp]"
+    ),
 }
 
 
@@ -292,6 +295,7 @@ def _publish_parser() -> _Parser:
     parser.add_argument("name", nargs="?", metavar="NAME")
     parser.add_argument("--route", metavar="/PATH")
     parser.add_argument("--preview", action="store_true")
+    parser.add_argument("--mcp", action="store_true")
     return parser
 
 
@@ -336,5 +340,7 @@ _BUILDERS = {
     "rm": lambda arguments: RemoveCommand(arguments.node),
     "invalidate": lambda arguments: InvalidateCommand(arguments.node),
     "export": lambda arguments: ExportCommand(arguments.path),
-    "publish": lambda arguments: PublishCommand(arguments.name, arguments.route, arguments.preview),
+    "publish": lambda arguments: PublishCommand(
+        arguments.name, arguments.route, arguments.preview, arguments.mcp
+    ),
 }

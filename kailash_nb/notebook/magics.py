@@ -19,6 +19,7 @@ message, then the node's own frames (``Cell In [3], line 2``) and failing line::
     %kailash run clean --param threshold=10
     %kailash status
     %kailash publish etl --route /nightly --preview
+    %kailash publish etl --mcp --preview      # also as an MCP tool (/mcp, /mcp/ws)
 
 The body of ``%%kailash node`` (without ``--type``) is ordinary Python that runs in
 the notebook's namespace, so the function stays callable and linters see it; the
@@ -100,7 +101,9 @@ class KailashMagics(Magics):
             path = notebook.export(command.path)
             print(f"Exported workflow {notebook.current().name!r} to {path}")
         elif isinstance(command, PublishCommand):
-            return notebook.publish(command.name, route=command.route, preview=command.preview)
+            return notebook.publish(
+                command.name, route=command.route, preview=command.preview, mcp=command.mcp
+            )
         return None
 
     def _define_node(self, command: NodeCommand, body: str) -> None:

@@ -32,6 +32,11 @@ Semantics:
   ``{base_url}kailash-nb/previews/PORT/docs`` and the preview's routes open through the
   server, behind Jupyter's own login. The registration ends when the preview stops.
 - Inside ``kailash-nb serve`` (``serving()``), ``preview`` is ignored: only the mark counts.
+- ``mcp=True`` (``--mcp``) also serves the gateway's workflows as Model Context Protocol
+  tools (``create_gateway(mcp=True)``): the preview at once (``preview.mcp_url``, with
+  ``preview.headers``), ``kailash-nb serve`` when it serves the notebook. MCP is on for
+  the whole gateway, so every published workflow is a tool there; publishing a workflow
+  again without ``mcp`` drops its request.
 
 ``published()`` and ``preview_address()`` say what is published and where the preview
 listens; ``add_publication_listener`` tells followers (the lab sidebar) when either
@@ -68,6 +73,7 @@ __all__ = [
     "published",
     "reset",
     "route_name",
+    "serves_mcp",
     "serving",
 ]
 
@@ -81,6 +87,8 @@ _MEMORY_STORE = "sqlite://"
 _ROUTE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 #: workflow name -> route, in publish order.
 _published: dict[str, str] = {}
+#: Names of the workflows published with ``mcp=True``.
+_mcp: set[str] = set()
 _serving: list[bool] = []
 
 
@@ -136,6 +144,8 @@ class Publication:
         url: the preview's execute URL (``http://127.0.0.1:PORT/workflows/ROUTE/execute``),
             or ``None`` without a preview.
         base_url: the preview gateway's root URL, or ``None``.
+        mcp_url: the preview's MCP streamable HTTP endpoint (``BASE/mcp``; the
+            WebSocket is ``ws://.../mcp/ws``) when it serves MCP, else ``None``.
 
     A preview answers only requests carrying a token of its own (``headers``): another
     user of the same machine reaching its port gets 401.
@@ -145,6 +155,7 @@ class Publication:
     route: str
     url: str | None = None
     base_url: str | None = None
+    mcp_url: str | None = None
     _task: asyncio.Task[Any] | None = field(default=None, repr=False)
     _gateway: Any = field(default=None, repr=False)
 
@@ -188,6 +199,7 @@ class Publication:
         return (
             f"{text}\npreview (this machine only; send headers=preview.headers, its own "
             f"token): POST {url}"
+            + (f"\nMCP tools: {url.split('/workflows/')[0]}/mcp" if self.mcp_url else "")
         )
 
 
@@ -204,6 +216,12 @@ def serving() -> Iterator[None]:
 def published() -> dict[str, str]:
     """The published workflows: ``{workflow name: route}`` in publish order (a copy)."""
     return dict(_published)
+
+
+def serves_mcp() -> bool:
+    """Whether a published workflow asked for MCP (``publish(..., mcp=True)``): the
+    served gateway then serves its workflows as MCP tools."""
+    return bool(_mcp)
 
 
 def preview_address() -> PreviewAddress | None:
@@ -235,6 +253,7 @@ def add_publication_listener(callback: Callable[[], Any]) -> Callable[[], None]:
 def reset() -> None:
     """Forget every mark and stop the preview server (scheduled on its loop if running)."""
     _published.clear()
+    _mcp.clear()
     if _preview:
         old = _preview.pop()
         old.unregister()
@@ -265,9 +284,11 @@ def publish(
     preview: bool = False,
     host: str = "127.0.0.1",
     port: int = 0,
+    mcp: bool = False,
 ) -> Publication:
     """Mark the notebook workflow ``name`` (default: the current one) as served at
-    ``route`` and, with ``preview=True``, serve it now inside the running event loop.
+    ``route`` and, with ``preview=True``, serve it now inside the running event loop;
+    ``mcp=True`` serves the gateway's workflows as MCP tools too.
 
     See the module docstring for the exact semantics.
 
@@ -276,6 +297,8 @@ def publish(
             workflow, or a preview requested without a running event loop.
         KailashException: the workflow does not build (the gateway's errors too).
     """
+    if not isinstance(mcp, bool):
+        raise NotebookError(f"mcp must be True or False, got {mcp!r}")
     session = _find(name)
     served = route_name(route if route is not None else session.name)
     for other, taken in _published.items():
@@ -288,6 +311,10 @@ def publish(
     session.build()
     _published.pop(session.name, None)
     _published[session.name] = served
+    if mcp:
+        _mcp.add(session.name)
+    else:
+        _mcp.discard(session.name)
     if not preview or _serving:
         publication = Publication(session.name, served)
     else:
@@ -328,7 +355,10 @@ def _start_preview(name: str, served: str, host: str, port: int) -> Publication:
     # A signing key of its own, never stored: only this kernel can mint its tokens, so
     # other users of the machine (a shared lab server) cannot call its workflows.
     security = SecurityConfig(jwt_secret=secrets.token_urlsafe(48), enable_rate_limiting=False)
-    gateway = create_gateway(title=f"kailash_nb preview: {served}", security_config=security)
+    mcp = serves_mcp()
+    gateway = create_gateway(
+        title=f"kailash_nb preview: {served}", security_config=security, mcp=mcp
+    )
     # Its token sessions live as long as the preview, in memory, not in the user's store.
     gateway.auth = KailashJWTAuth(config=security, store_url=_MEMORY_STORE)
     for workflow_name, route in _published.items():
@@ -354,7 +384,10 @@ def _start_preview(name: str, served: str, host: str, port: int) -> Publication:
     task.add_done_callback(_report_failure)
     _preview.append(new)
     base = f"http://{host}:{port}"
-    return Publication(name, served, f"{base}/workflows/{served}/execute", base, task, gateway)
+    mcp_url = f"{base}/mcp" if mcp else None
+    return Publication(
+        name, served, f"{base}/workflows/{served}/execute", base, mcp_url, task, gateway
+    )
 
 
 async def _replace(

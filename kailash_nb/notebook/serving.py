@@ -46,11 +46,14 @@ class LoadedNotebook:
         workflows: ``{route: built Workflow}``, in publish order.
         sources: ``{route: notebook workflow name}``.
         skipped: one line per skipped cell or statement (``"cell 4: kn.run()"``).
+        mcp: a cell published with ``--mcp`` (``mcp=True``): serve the workflows as
+            MCP tools too.
     """
 
     workflows: dict[str, Any]
     sources: dict[str, str]
     skipped: list[str] = field(default_factory=list)
+    mcp: bool = False
 
 
 def load_notebook(path: str | Path) -> LoadedNotebook:
@@ -69,7 +72,7 @@ def load_notebook(path: str | Path) -> LoadedNotebook:
             f"{path.name} publishes no workflow: add a cell with %kailash publish NAME "
             "(or kn.publish('NAME')) and save the notebook"
         )
-    return LoadedNotebook(_publish.build_published(), sources, skipped)
+    return LoadedNotebook(_publish.build_published(), sources, skipped, mcp=_publish.serves_mcp())
 
 
 def load_notebook_workflow(path: str | Path, name: str | None = None) -> tuple[str, Any, list[str]]:

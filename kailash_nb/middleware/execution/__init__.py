@@ -22,6 +22,7 @@ from kailash_nb.middleware.execution._backend import (
     backend_names,
     register_backend,
 )
+from kailash_nb.middleware.execution._cancel import RunCancel, RunCancelledError
 from kailash_nb.middleware.execution._errors import RunQueueFullError
 from kailash_nb.middleware.execution._executor import RunExecutor, StartedRun
 from kailash_nb.middleware.execution._gate import OPEN, OpenGate, PolicyGate, RunGate
@@ -39,6 +40,8 @@ __all__ = [
     "ExecutionBackend",
     "OpenGate",
     "PolicyGate",
+    "RunCancel",
+    "RunCancelledError",
     "RunEntry",
     "RunExecutor",
     "RunGate",

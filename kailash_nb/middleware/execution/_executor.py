@@ -31,6 +31,7 @@ from kailash_nb.middleware.execution._backend import (
     RunRequest,
     create_backend,
 )
+from kailash_nb.middleware.execution._cancel import RunCancel
 from kailash_nb.middleware.execution._errors import RunQueueFullError
 from kailash_nb.middleware.execution._gate import OPEN, RunGate
 from kailash_nb.middleware.execution._policy import RunPolicy
@@ -155,11 +156,13 @@ class RunExecutor:
         tenant_id: str,
         subject: str,
         caller: Identity | None = None,
+        cancel: RunCancel | None = None,
     ) -> RunEntry:
         """Run ``workflow`` to its end while the caller waits; return its entry.
 
         ``caller`` is who runs it, for the gate (default: ``subject`` of ``tenant_id``
-        without roles).
+        without roles). ``cancel``: a handle that stops the run before its next node
+        (the run then ends ``cancelled``).
 
         Raises:
             WorkflowValidationError: the run was refused before it started (bad
@@ -174,7 +177,7 @@ class RunExecutor:
         try:
             # Nobody knows the run id before the answer, so nobody can watch its nodes
             # live: the run publishes only its run events (the timeline replays nodes).
-            return await self._execute(entry, workflow, parameters, caller, live=False)
+            return await self._execute(entry, workflow, parameters, caller, cancel, live=False)
         finally:
             self._awaited -= 1
             self._starting.pop(entry.run_id, None)  # a cancelled wait leaves nothing behind
@@ -188,15 +191,18 @@ class RunExecutor:
         tenant_id: str,
         subject: str,
         caller: Identity | None = None,
+        cancel: RunCancel | None = None,
     ) -> StartedRun:
         """Start ``workflow`` as a background task on the running loop (a run that may
-        outlive its request); see ``run`` for ``caller`` and what refuses the run
-        (``wait_started`` raises it)."""
+        outlive its request); see ``run`` for ``caller``, ``cancel`` and what refuses
+        the run (``wait_started`` raises it)."""
         entry = self._admit(name, tenant_id, subject)
         loop = asyncio.get_running_loop()
         started: asyncio.Future[RunEntry] = loop.create_future()
         self._starting[entry.run_id] = (entry, started)
-        task = loop.create_task(self._execute(entry, workflow, parameters, caller, live=True))
+        task = loop.create_task(
+            self._execute(entry, workflow, parameters, caller, cancel, live=True)
+        )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return StartedRun(task, started, entry.run_id)
@@ -245,6 +251,7 @@ class RunExecutor:
         workflow: Workflow,
         parameters: dict[str, Any],
         caller: Identity | None,
+        cancel: RunCancel | None,
         *,
         live: bool,
     ) -> RunEntry:
@@ -255,7 +262,8 @@ class RunExecutor:
             if caller is None:
                 caller = Identity(entry.subject, entry.tenant_id, ())
             guard = await gate.admit(caller, entry.workflow, entry.run_id)
-            request = RunRequest(workflow, parameters, entry.run_id, live, guard)
+            checks = guard if cancel is None else cancel.guard(guard)
+            request = RunRequest(workflow, parameters, entry.run_id, live, checks)
             outcome = await gate.release(guard, await backend.execute(request))
         except Exception as exc:
             if self._starting.pop(entry.run_id, None) is not None:
@@ -268,6 +276,8 @@ class RunExecutor:
             if not outcome.succeeded:
                 entry.error = run_error(outcome)
                 entry.denied_node = gate.refused_node(guard)
+                if cancel is not None and cancel.cancelled:
+                    entry.status = "cancelled"
         entry.finished_at = time.time()
         self.index.run_finished(entry)
         return entry

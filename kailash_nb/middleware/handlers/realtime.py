@@ -101,6 +101,8 @@ class RealtimeHandler(tornado.websocket.WebSocketHandler):
 
     SUPPORTED_METHODS = AnyMethod()  # type: ignore[assignment]
     contract = operations.serving(GET=operations.REALTIME)
+    #: The route, in log records and problem bodies.
+    path = "/ws"
     max_messages_per_second = 20
     max_subscriptions = 32
     ping_every = 20.0
@@ -261,21 +263,23 @@ class RealtimeHandler(tornado.websocket.WebSocketHandler):
         """Refusals before the upgrade are problem+json, as on every other route."""
         error_id = new_error_id()
         status, code, detail, extra = start_problem(self, kwargs, error_id, self.allowed_methods())
-        body = problem_body(status, code, detail, error_id=error_id, instance="/ws", extra=extra)
+        body = problem_body(
+            status, code, detail, error_id=error_id, instance=self.path, extra=extra
+        )
         self.finish(json_text(body))
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         """Refusals are expected; anything else is logged with its trace."""
         if isinstance(value, (ProblemError, tornado.web.HTTPError)):
             return
-        logger.error("unhandled error on /ws", exc_info=(typ, value, tb))
+        logger.error("unhandled error on %s", self.path, exc_info=(typ, value, tb))
 
     def on_finish(self) -> None:
         """One JSON log record for a handshake refused before the upgrade (GW-14)."""
         record = {
             "method": self.request.method,
-            "path": "/ws",
-            "route": "/ws",
+            "path": self.path,
+            "route": self.path,
             "status": self.get_status(),
             "subject": None if self.identity.anonymous else self.identity.subject,
         }
@@ -295,12 +299,7 @@ class RealtimeHandler(tornado.websocket.WebSocketHandler):
 
     def on_message(self, message: str | bytes) -> None:
         """Count the message against the flood limit, then handle one command."""
-        now = time.monotonic()
-        if now - self._window_start >= 1.0:
-            self._window_start, self._window_count = now, 0
-        self._window_count += 1
-        if self._window_count > self.max_messages_per_second:
-            self.close(1008, "too many messages")
+        if self.flooded():
             return
         command = _parse(message)
         if command is None:
@@ -312,6 +311,18 @@ class RealtimeHandler(tornado.websocket.WebSocketHandler):
         else:
             self._unsubscribe(run_id)
             self._send({"unsubscribed": run_id})
+
+    def flooded(self) -> bool:
+        """Count one client message; past ``max_messages_per_second`` in the current
+        one-second window close with 1008 and answer ``True`` (GW-25)."""
+        now = time.monotonic()
+        if now - self._window_start >= 1.0:
+            self._window_start, self._window_count = now, 0
+        self._window_count += 1
+        if self._window_count > self.max_messages_per_second:
+            self.close(1008, "too many messages")
+            return True
+        return False
 
     def on_close(self) -> None:
         """Release subscriptions, the writer, the expiry timer and the revocation watch;
@@ -327,8 +338,8 @@ class RealtimeHandler(tornado.websocket.WebSocketHandler):
         )
         record = {
             "method": "WS",
-            "path": "/ws",
-            "route": "/ws",
+            "path": self.path,
+            "route": self.path,
             "client_close_code": self.close_code,
             "seconds": round(time.monotonic() - self._opened, 3),
             "subject": None if self.identity.anonymous else self.identity.subject,

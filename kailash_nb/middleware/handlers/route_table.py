@@ -46,9 +46,27 @@ def routes(gateway: GatewayState) -> list[tuple[str, type, dict[str, Any]]]:
         (rf"/runs/{_RUN_ID}/events", events.RunEventsHandler, live),
         (r"/ws", realtime.RealtimeHandler, live),
     ]
+    if gateway.settings.mcp:
+        table += _mcp_routes(gateway, live)
     if gateway.settings.enable_docs and docs.docs_available():
         table += [
             (r"/openapi.json", docs.OpenAPIHandler, args),
             (r"/docs", docs.DocsPageHandler, args),
         ]
     return table
+
+
+def _mcp_routes(
+    gateway: GatewayState, live: dict[str, Any]
+) -> list[tuple[str, type, dict[str, Any]]]:
+    """``/mcp`` (streamable HTTP) and ``/mcp/ws`` (WebSocket), sharing one ``McpService``
+    (imported here: the ``mcp`` SDK is an optional extra)."""
+    from kailash_nb.middleware.handlers import mcp_http, mcp_ws
+    from kailash_nb.middleware.mcp import McpService
+
+    if gateway.mcp is None:
+        gateway.mcp = McpService(gateway)
+    return [
+        (r"/mcp", mcp_http.McpHttpHandler, {"gateway": gateway, "mcp": gateway.mcp}),
+        (r"/mcp/ws", mcp_ws.McpWebSocketHandler, {**live, "mcp": gateway.mcp}),
+    ]

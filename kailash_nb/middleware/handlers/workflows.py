@@ -17,7 +17,7 @@ from kailash_nb.middleware.execution import RunEntry, RunQueueFullError
 from kailash_nb.middleware.handlers.base import GatewayHandler
 from kailash_nb.middleware.handlers.sessions import start_in_session
 from kailash_nb.middleware.identity import Identity
-from kailash_nb.middleware.schemas import CODE_CARRYING_KEYS
+from kailash_nb.middleware.schemas import CODE_CARRYING_KEYS, code_overrides
 from kailash_nb.sdk_exceptions import WorkflowValidationError
 from kailash_nb.store.audit_trail import AuditUnavailableError
 from kailash_nb.workflow.graph import Workflow
@@ -222,16 +222,7 @@ def _check_overrides(parameters: dict[str, Any], identity: Identity) -> None:
     """403 when a non-admin overrides a code-carrying input, at workflow or node level."""
     if identity.is_admin:
         return
-    found = sorted(
-        {key for key in parameters if key in CODE_CARRYING_KEYS}
-        | {
-            f"{node_id}.{key}"
-            for node_id, inputs in parameters.items()
-            if isinstance(inputs, dict)
-            for key in inputs
-            if key in CODE_CARRYING_KEYS
-        }
-    )
+    found = code_overrides(parameters)
     if found:
         raise ProblemError(
             403,
