@@ -23,8 +23,9 @@ WORKDIR /src
 COPY . .
 # The wheel build runs tools/build_labextension.py (npm ci, then the production build).
 RUN python -m pip wheel --no-deps --wheel-dir /wheels .
-# The extras the server needs: PostgreSQL and Redis clients, IPython to run the cells.
-ARG KAILASH_NB_EXTRAS=postgres,redis,notebook
+# The extras the server needs: PostgreSQL and Redis clients, IPython to run the cells,
+# the MCP SDK for `serve --mcp`.
+ARG KAILASH_NB_EXTRAS=postgres,redis,notebook,mcp
 RUN python -m venv /opt/kailash-nb \
     && /opt/kailash-nb/bin/python -m pip install "$(ls /wheels/kailash_nb-*.whl)[${KAILASH_NB_EXTRAS}]"
 
