@@ -1,0 +1,354 @@
+"""Pooled MCP client sessions: one live ``ClientSession`` per server per event loop.
+
+An MCP session lives inside the SDK's async context managers, whose task groups must
+be entered and left by one task. Each session therefore gets an owner task that opens
+the transport, initializes the session, and waits until the pool closes it; calls
+from any task on the same loop share it. A call that finds the connection lost (the
+server restarted, the process died) drops the session, waits, and tries again on a
+new one, up to ``retries`` times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import weakref
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio
+
+from kailash_nb.nodes._retry import backoff
+from kailash_nb.nodes._ssrf import DestinationNotAllowedError, DestinationPolicy
+from kailash_nb.nodes.mcp._spec import MCPServerSpec
+from kailash_nb.nodes.mcp._transports import open_transport
+from kailash_nb.nodes.mcp.errors import (
+    MCPConnectionError,
+    MCPError,
+    MCPProtocolError,
+    MCPTimeoutError,
+)
+from kailash_nb.sdk_exceptions import NodeConfigurationError
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from mcp import ClientSession
+
+__all__ = ["MCPSessionPool", "require_mcp"]
+
+T = TypeVar("T")
+# JSON-RPC codes the SDK's session uses for a lost connection and a request timeout;
+# 32600 (sic, positive) is what its streamable HTTP client says for an unknown session.
+_CONNECTION_CLOSED = -32000
+_SESSION_TERMINATED = 32600
+_REQUEST_TIMEOUT = 408
+_INSTALL = "pip install 'kailash-nb[mcp]'"
+
+
+def require_mcp() -> None:
+    """Raise ``NodeConfigurationError`` unless the ``mcp`` SDK is importable (cheaply:
+    nothing is imported)."""
+    import importlib.util
+
+    if importlib.util.find_spec("mcp") is None:
+        raise NodeConfigurationError(
+            f"MCP nodes need the official MCP SDK: install the 'mcp' extra ({_INSTALL})"
+        )
+
+
+class _Connection:
+    """One session and the task that owns it."""
+
+    def __init__(self, spec: MCPServerSpec, policy: DestinationPolicy) -> None:
+        self.spec = spec
+        self.policy = policy
+        self.session: ClientSession | None = None
+        self.failure: BaseException | None = None
+        self._ready = asyncio.Event()
+        self._closing = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def open(self, timeout: float) -> ClientSession:
+        """Start the owner task (first caller) and wait until the session is ready."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._own(timeout))
+        try:
+            with anyio.fail_after(timeout):
+                await self._ready.wait()
+        except TimeoutError:
+            self._task.cancel()
+            raise
+        if self.session is None:
+            raise self.failure or ConnectionError("the session ended before it was ready")
+        return self.session
+
+    @property
+    def alive(self) -> bool:
+        return self._task is None or not self._task.done()
+
+    async def close(self) -> None:
+        """End the session (a stdio server's process is stopped) and wait for it."""
+        self._closing.set()
+        if self._task is not None and not self._task.done():
+            # wait() neither raises the owner's failure nor cancels it on a timeout.
+            await asyncio.wait([self._task], timeout=5)
+
+    async def _own(self, timeout: float) -> None:
+        from mcp import ClientSession
+
+        try:
+            async with (
+                open_transport(self.spec, self.policy, timeout) as (read_stream, write_stream),
+                ClientSession(read_stream, write_stream) as session,
+            ):
+                await session.initialize()
+                self.session = session
+                self._ready.set()
+                await self._closing.wait()
+        except Exception as exc:
+            self.failure = exc
+        finally:
+            self.session = None
+            self._ready.set()
+
+
+class MCPSessionPool:
+    """Live MCP sessions of one owner (a node), per event loop and per server.
+
+    A session is opened on first use and reused by later calls on the same loop
+    (an asyncio loop cannot share another's streams); a loop that ends takes its
+    sessions with it. ``aclose()`` closes the running loop's sessions.
+
+    Args:
+        policy: where HTTP and WebSocket servers may be reached.
+        subject: who failure messages name first (``"node 'call' (MCPToolNode)"``).
+    """
+
+    def __init__(self, policy: DestinationPolicy, subject: str) -> None:
+        self.policy = policy
+        self.subject = subject
+        self._lock = threading.Lock()
+        self._loops: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[tuple[Any, ...], _Connection]
+        ] = weakref.WeakKeyDictionary()
+
+    def sessions(self) -> int:
+        """How many live sessions the running loop holds (for tests and monitoring)."""
+        with self._lock:
+            connections = self._loops.get(asyncio.get_running_loop(), {})
+            return sum(1 for connection in connections.values() if connection.alive)
+
+    async def call_tool(
+        self,
+        spec: MCPServerSpec,
+        tool: str,
+        arguments: dict[str, Any],
+        *,
+        timeout: float,
+        retries: int,
+        backoff_factor: float,
+    ) -> tuple[Any, int]:
+        """Call ``tool`` on ``spec``'s server: the ``CallToolResult`` and the attempts made.
+
+        Raises:
+            MCPConnectionError, MCPTimeoutError, MCPProtocolError,
+            DestinationNotAllowedError: see ``kailash_nb.nodes.mcp.errors``.
+        """
+
+        async def call(session: ClientSession) -> Any:
+            return await session.call_tool(
+                tool, arguments, read_timeout_seconds=timedelta(seconds=timeout)
+            )
+
+        return await self._with_retries(
+            spec, tool, call, timeout=timeout, retries=retries, backoff_factor=backoff_factor
+        )
+
+    async def list_tools(
+        self, spec: MCPServerSpec, *, timeout: float, retries: int, backoff_factor: float
+    ) -> list[Any]:
+        """Every tool ``spec``'s server offers (``mcp.types.Tool``), all pages."""
+
+        async def listing(session: ClientSession) -> list[Any]:
+            tools: list[Any] = []
+            cursor = None
+            while True:
+                with anyio.fail_after(timeout):
+                    page = await session.list_tools(cursor)
+                tools.extend(page.tools)
+                cursor = page.nextCursor
+                if not cursor:
+                    return tools
+
+        tools, _ = await self._with_retries(
+            spec, None, listing, timeout=timeout, retries=retries, backoff_factor=backoff_factor
+        )
+        return tools
+
+    async def aclose(self) -> None:
+        """Close the sessions of the running event loop."""
+        with self._lock:
+            connections = self._loops.pop(asyncio.get_running_loop(), {})
+        for connection in connections.values():
+            await connection.close()
+
+    async def _with_retries(
+        self,
+        spec: MCPServerSpec,
+        tool: str | None,
+        operation: Callable[[ClientSession], Awaitable[T]],
+        *,
+        timeout: float,
+        retries: int,
+        backoff_factor: float,
+    ) -> tuple[T, int]:
+        attempt = 0
+        while True:
+            attempt += 1
+            connection = self._connection(spec)
+            try:
+                session = await connection.open(timeout)
+                return await operation(session), attempt
+            except Exception as exc:
+                failure = _classify(exc)
+                if failure != "protocol" and failure != "timeout":
+                    await self._drop(spec, connection)
+                if failure != "lost" or attempt > retries:
+                    raise self._error(spec, tool, exc, failure, attempt, timeout) from None
+            await anyio.sleep(backoff(attempt, backoff_factor))
+
+    def _connection(self, spec: MCPServerSpec) -> _Connection:
+        with self._lock:
+            connections = self._loops.setdefault(asyncio.get_running_loop(), {})
+            connection = connections.get(spec.key)
+            if connection is None or not connection.alive:
+                connection = connections[spec.key] = _Connection(spec, self.policy)
+            return connection
+
+    async def _drop(self, spec: MCPServerSpec, connection: _Connection) -> None:
+        with self._lock:
+            connections = self._loops.get(asyncio.get_running_loop(), {})
+            if connections.get(spec.key) is connection:
+                del connections[spec.key]
+        await connection.close()
+
+    def _error(
+        self,
+        spec: MCPServerSpec,
+        tool: str | None,
+        exc: Exception,
+        failure: str,
+        attempts: int,
+        timeout: float,
+    ) -> Exception:
+        leaf = _leaf(exc)
+        what = f"calling tool {tool!r}" if tool else "listing tools"
+        head = f"{self.subject}: {what} on {spec.where}"
+        if failure == "refused":
+            assert isinstance(leaf, DestinationNotAllowedError)
+            return DestinationNotAllowedError(
+                f"{head} refused, nothing was sent: {leaf}; MCP nodes reach only public "
+                "addresses unless the workflow author sets allow_private_network=True on the "
+                "node, or the deployment lists the network in KAILASH_NB_HTTP_ALLOW_NETWORKS",
+                host=leaf.host,
+                address=leaf.address,
+                reason=leaf.reason,
+            )
+        if failure == "timeout":
+            return MCPTimeoutError(
+                f"{head} timed out after {timeout} s (not retried: the tool may have run); "
+                "raise 'timeout' if the tool is just slow",
+                server=spec.name,
+                tool=tool,
+                attempts=attempts,
+            )
+        if failure == "protocol":
+            code = getattr(getattr(leaf, "error", None), "code", None)
+            return MCPProtocolError(
+                f"{head} failed: the server answered {_reason(leaf)}",
+                server=spec.name,
+                tool=tool,
+                code=code,
+                attempts=attempts,
+            )
+        return MCPConnectionError(
+            f"{head} failed after {attempts} attempt(s): {_reason(leaf)}; check that the "
+            "server is running and its command or URL is right",
+            server=spec.name,
+            tool=tool,
+            attempts=attempts,
+        )
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    """The first exception inside (nested) exception groups; ``exc`` itself otherwise."""
+    while getattr(exc, "exceptions", None):
+        exc = exc.exceptions[0]  # type: ignore[attr-defined]
+    return exc
+
+
+def _classify(exc: BaseException) -> str:
+    """``"refused"``, ``"timeout"``, ``"protocol"`` (final) or ``"lost"`` (retried)."""
+    import httpx
+    from mcp.shared.exceptions import McpError
+
+    found = exc
+    for candidate in _leaves(exc):
+        if isinstance(candidate, DestinationNotAllowedError):
+            return "refused"
+        if isinstance(candidate, (McpError, httpx.HTTPStatusError)):
+            found = candidate
+            break
+    if isinstance(found, McpError):
+        code = found.error.code
+        if code in (_CONNECTION_CLOSED, _SESSION_TERMINATED):
+            return "lost"
+        return "timeout" if code == _REQUEST_TIMEOUT else "protocol"
+    if isinstance(found, httpx.HTTPStatusError):
+        status = found.response.status_code
+        return "lost" if status >= 500 or status == 429 else "protocol"
+    if isinstance(exc, TimeoutError):  # connecting took longer than the timeout
+        return "lost"
+    if isinstance(exc, MCPError):
+        return "protocol"
+    return "lost" if _is_transport_failure(_leaf(exc)) else "protocol"
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    nested = getattr(exc, "exceptions", None)
+    if not nested:
+        return [exc]
+    return [leaf for inner in nested for leaf in _leaves(inner)]
+
+
+def _is_transport_failure(exc: BaseException) -> bool:
+    import httpcore
+    import httpx
+
+    try:
+        from websockets.exceptions import InvalidStatus, WebSocketException
+    except ImportError:  # pragma: no cover - websockets comes with the extra
+        InvalidStatus = WebSocketException = ()  # type: ignore[assignment,misc]
+    if isinstance(exc, InvalidStatus):
+        return exc.response.status_code >= 500
+    return isinstance(
+        exc,
+        (
+            OSError,
+            EOFError,
+            TimeoutError,
+            ConnectionError,
+            anyio.ClosedResourceError,
+            anyio.BrokenResourceError,
+            anyio.EndOfStream,
+            httpx.TransportError,
+            httpcore.ConnectError,
+            WebSocketException,
+        ),
+    )
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
