@@ -20,7 +20,7 @@ import anyio
 
 from kailash_nb.nodes._retry import backoff
 from kailash_nb.nodes._ssrf import DestinationNotAllowedError, DestinationPolicy
-from kailash_nb.nodes.mcp._spec import MCPServerSpec
+from kailash_nb.nodes.mcp._spec import MCPServerSpec, shown_url
 from kailash_nb.nodes.mcp._transports import open_transport
 from kailash_nb.nodes.mcp.errors import (
     MCPConnectionError,
@@ -220,6 +220,10 @@ class MCPSessionPool:
 
     def _connection(self, spec: MCPServerSpec) -> _Connection:
         with self._lock:
+            # A connection's task refers to its loop, so a finished loop's entry would
+            # never leave the weak dictionary by itself.
+            for finished in [loop for loop in self._loops if loop.is_closed()]:
+                del self._loops[finished]
             connections = self._loops.setdefault(asyncio.get_running_loop(), {})
             connection = connections.get(spec.key)
             if connection is None or not connection.alive:
@@ -243,6 +247,7 @@ class MCPSessionPool:
         timeout: float,
     ) -> Exception:
         leaf = _leaf(exc)
+        reason = _reason(leaf, spec)
         what = f"calling tool {tool!r}" if tool else "listing tools"
         head = f"{self.subject}: {what} on {spec.where}"
         if failure == "refused":
@@ -266,14 +271,16 @@ class MCPSessionPool:
         if failure == "protocol":
             code = getattr(getattr(leaf, "error", None), "code", None)
             return MCPProtocolError(
-                f"{head} failed: the server answered {_reason(leaf)}",
+                f"{head} failed: the server answered {reason}",
                 server=spec.name,
                 tool=tool,
                 code=code,
                 attempts=attempts,
             )
+        if isinstance(leaf, TimeoutError):
+            reason = f"no session within timeout={timeout} s"
         return MCPConnectionError(
-            f"{head} failed after {attempts} attempt(s): {_reason(leaf)}; check that the "
+            f"{head} failed after {attempts} attempt(s): {reason}; check that the "
             "server is running and its command or URL is right",
             server=spec.name,
             tool=tool,
@@ -349,6 +356,10 @@ def _is_transport_failure(exc: BaseException) -> bool:
     )
 
 
-def _reason(exc: BaseException) -> str:
+def _reason(exc: BaseException, spec: MCPServerSpec) -> str:
+    """``exc`` for a message; the server's URL, which httpx quotes, shown without
+    credentials or query (it may carry a token)."""
     text = str(exc)
+    if spec.url:
+        text = text.replace(spec.url, shown_url(spec.url))
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["MCPServerSpec", "server_spec"]
+__all__ = ["MCPServerSpec", "server_spec", "shown_url"]
 
 #: Accepted transport names -> the one used internally.
 _TRANSPORTS = {
@@ -61,7 +61,7 @@ class MCPServerSpec:
     def where(self) -> str:
         """The server for messages: its name and URL or command (no header values)."""
         target = self.url if self.url else " ".join((self.command or "", *self.args)).strip()
-        return f"MCP server {self.name!r} ({self.transport} {_shown(target)})"
+        return f"MCP server {self.name!r} ({self.transport} {shown_url(target)})"
 
 
 def server_spec(value: Any, label: str = "mcp_server") -> MCPServerSpec:
@@ -147,7 +147,7 @@ def _url_spec(value: dict[str, Any], transport: str, name: str | None, label: st
     if parts is None or parts.scheme.lower() not in schemes or not parts.hostname:
         raise ValueError(
             f"{label}: a {transport} server needs an absolute "
-            f"{' or '.join(s + '://' for s in schemes)} 'url', got {_shown(str(url))!r}"
+            f"{' or '.join(s + '://' for s in schemes)} 'url', got {shown_url(str(url))!r}"
         )
     if value.get("command") is not None:
         raise ValueError(f"{label}: a {transport} server takes a 'url', not a 'command'")
@@ -164,7 +164,7 @@ def _url_spec(value: dict[str, Any], transport: str, name: str | None, label: st
     )
 
 
-def _shown(url: str) -> str:
+def shown_url(url: str) -> str:
     """``url`` without user, password, query or fragment, for messages."""
     try:
         parts = urlsplit(url)

@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 import sys
 import time
+import uuid
 
-from mcp.server.fastmcp import FastMCP
+from mcp.server.fastmcp import Context, FastMCP
 
 
 def build(instance: str = "stdio") -> FastMCP:
@@ -43,6 +44,13 @@ def build(instance: str = "stdio") -> FastMCP:
     def whoami() -> str:
         """Which server answered: its process id and instance name."""
         return f"{os.getpid()}-{instance}"
+
+    @server.tool()
+    def session(ctx: Context) -> str:
+        """Which client session called: the same answer means the same session."""
+        if not hasattr(ctx.session, "test_session_id"):
+            ctx.session.test_session_id = uuid.uuid4().hex  # type: ignore[attr-defined]
+        return ctx.session.test_session_id  # type: ignore[attr-defined]
 
     return server
 

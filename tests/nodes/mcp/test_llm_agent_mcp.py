@@ -49,7 +49,7 @@ def test_agent_offers_and_calls_an_mcp_tool(llm_server, http_server):
     offered = {
         tool["function"]["name"]: tool["function"] for tool in llm_server.requests[0].body["tools"]
     }
-    assert set(offered) == {"add", "shout", "fail", "slow", "whoami"}
+    assert set(offered) == {"add", "shout", "fail", "slow", "whoami", "session"}
     assert offered["add"]["description"] == "Add two integers."
     assert offered["add"]["parameters"]["required"] == ["a", "b"]
     assert offered["add"]["parameters"]["properties"]["a"]["type"] == "integer"
@@ -80,7 +80,7 @@ def test_async_agent_reuses_one_session_across_runs(llm_server, ws_server):
         node = agent(llm_server, [ws_server.url])
         try:
             for _ in range(2):
-                llm_server.add(tool_call("whoami", {}))
+                llm_server.add(tool_call("session", {}))
                 await node.execute_async(messages=ask("who are you?"))
             return node._mcp.pool.sessions()
         finally:

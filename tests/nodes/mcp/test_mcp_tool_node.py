@@ -87,23 +87,24 @@ def test_websocket_call(ws_server):
         node.close()
 
 
-def test_async_node_over_http(http_server):
+def test_async_node_over_http_shares_one_session(http_server):
     async def main():
         node = AsyncMCPToolNode(
             mcp_server={"name": "tools", "url": http_server.url},
             allow_private_network=True,
-            tool_name="add",
+            tool_name="session",
         )
         try:
-            first = await node.execute_async(arguments={"a": 1, "b": 1})
-            second = await node.execute_async(arguments={"a": 2, "b": 2})
-            return first, second, node._mcp.pool.sessions()
+            concurrent = await asyncio.gather(*(node.execute_async() for _ in range(3)))
+            later = await node.execute_async()
+            added = await node.execute_async(tool_name="add", arguments={"a": 2, "b": 2})
+            return [*concurrent, later], added, node._mcp.pool.sessions()
         finally:
             await node.aclose()
 
-    first, second, sessions = asyncio.run(main())
-    assert (first["result"], second["result"]) == ({"result": 2}, {"result": 4})
-    assert first["server"] == "tools"
+    runs, added, sessions = asyncio.run(main())
+    assert len({run["result"]["result"] for run in runs}) == 1  # one server-side session
+    assert added["result"] == {"result": 4} and added["server"] == "tools"
     assert sessions == 1
 
 
@@ -210,6 +211,16 @@ def test_one_session_across_runs(stdio_node):
     first = stdio_node.execute(tool_name="whoami")["result"]
     second = stdio_node.execute(tool_name="whoami")["result"]
     assert first == second  # the same server process answered both
+
+
+@pytest.mark.parametrize("fixture", ["http_server", "ws_server"])
+def test_one_session_across_sync_runs_over_the_network(request, fixture):
+    node = _http_node(request.getfixturevalue(fixture), tool_name="session")
+    try:
+        sessions = {node.execute()["result"]["result"] for _ in range(3)}
+    finally:
+        node.close()
+    assert len(sessions) == 1
 
 
 @pytest.mark.slow
