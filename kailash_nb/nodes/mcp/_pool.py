@@ -24,7 +24,6 @@ from kailash_nb.nodes.mcp._spec import MCPServerSpec, shown_url
 from kailash_nb.nodes.mcp._transports import open_transport
 from kailash_nb.nodes.mcp.errors import (
     MCPConnectionError,
-    MCPError,
     MCPProtocolError,
     MCPTimeoutError,
 )
@@ -67,9 +66,11 @@ class _Connection:
         self.failure: BaseException | None = None
         self._ready = asyncio.Event()
         self._closing = asyncio.Event()
+        #: Set when the owner task has ended: the session is gone.
+        self.ended = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    async def open(self, timeout: float) -> ClientSession:
+    async def open(self, timeout: float) -> None:
         """Start the owner task (first caller) and wait until the session is ready."""
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._own(timeout))
@@ -81,7 +82,6 @@ class _Connection:
             raise
         if self.session is None:
             raise self.failure or ConnectionError("the session ended before it was ready")
-        return self.session
 
     @property
     def alive(self) -> bool:
@@ -111,6 +111,31 @@ class _Connection:
         finally:
             self.session = None
             self._ready.set()
+            self.ended.set()
+
+    async def run(self, operation: Callable[[ClientSession], Awaitable[T]]) -> T:
+        """``operation`` on this session, abandoned if the session ends meanwhile.
+
+        A message sent after the server went away (a dead stdio process) fails in the
+        transport's task, not in the call, which would otherwise wait for an answer
+        that cannot come until its timeout.
+        """
+        session = self.session
+        if session is None:
+            raise ConnectionError("the session has ended")
+        outcome: list[T] = []
+        async with anyio.create_task_group() as tasks:
+
+            async def watch() -> None:
+                await self.ended.wait()
+                tasks.cancel_scope.cancel()
+
+            tasks.start_soon(watch)
+            outcome.append(await operation(session))
+            tasks.cancel_scope.cancel()
+        if not outcome:
+            raise ConnectionError(f"the connection was lost ({_describe(self.failure)})")
+        return outcome[0]
 
 
 class MCPSessionPool:
@@ -208,14 +233,14 @@ class MCPSessionPool:
             attempt += 1
             connection = self._connection(spec)
             try:
-                session = await connection.open(timeout)
-                return await operation(session), attempt
+                await connection.open(timeout)
+                return await connection.run(operation), attempt
             except Exception as exc:
-                failure = _classify(exc)
+                failure, cause = _classify(exc)
                 if failure != "protocol" and failure != "timeout":
                     await self._drop(spec, connection)
                 if failure != "lost" or attempt > retries:
-                    raise self._error(spec, tool, exc, failure, attempt, timeout) from None
+                    raise self._error(spec, tool, cause, failure, attempt, timeout) from None
             await anyio.sleep(backoff(attempt, backoff_factor))
 
     def _connection(self, spec: MCPServerSpec) -> _Connection:
@@ -241,12 +266,11 @@ class MCPSessionPool:
         self,
         spec: MCPServerSpec,
         tool: str | None,
-        exc: Exception,
+        leaf: BaseException,
         failure: str,
         attempts: int,
         timeout: float,
     ) -> Exception:
-        leaf = _leaf(exc)
         reason = _reason(leaf, spec)
         what = f"calling tool {tool!r}" if tool else "listing tools"
         head = f"{self.subject}: {what} on {spec.where}"
@@ -288,41 +312,38 @@ class MCPSessionPool:
         )
 
 
-def _leaf(exc: BaseException) -> BaseException:
-    """The first exception inside (nested) exception groups; ``exc`` itself otherwise."""
-    while getattr(exc, "exceptions", None):
-        exc = exc.exceptions[0]  # type: ignore[attr-defined]
-    return exc
-
-
-def _classify(exc: BaseException) -> str:
-    """``"refused"``, ``"timeout"``, ``"protocol"`` (final) or ``"lost"`` (retried)."""
+def _classify(exc: BaseException) -> tuple[str, BaseException]:
+    """What failed: ``"refused"``, ``"timeout"``, ``"protocol"`` (final) or ``"lost"``
+    (retried), and the exception that says so (found inside exception groups)."""
     import httpx
     from mcp.shared.exceptions import McpError
 
-    found = exc
-    for candidate in _leaves(exc):
-        if isinstance(candidate, DestinationNotAllowedError):
-            return "refused"
-        if isinstance(candidate, (McpError, httpx.HTTPStatusError)):
-            found = candidate
-            break
-    if isinstance(found, McpError):
-        code = found.error.code
-        if code in (_CONNECTION_CLOSED, _SESSION_TERMINATED):
-            return "lost"
-        return "timeout" if code == _REQUEST_TIMEOUT else "protocol"
-    if isinstance(found, httpx.HTTPStatusError):
-        status = found.response.status_code
-        return "lost" if status >= 500 or status == 429 else "protocol"
-    if isinstance(exc, TimeoutError):  # connecting took longer than the timeout
-        return "lost"
-    if isinstance(exc, MCPError):
-        return "protocol"
-    return "lost" if _is_transport_failure(_leaf(exc)) else "protocol"
+    leaves = _leaves(exc)
+    for leaf in leaves:
+        if isinstance(leaf, DestinationNotAllowedError):
+            return "refused", leaf
+    for leaf in leaves:
+        if isinstance(leaf, McpError):
+            code = leaf.error.code
+            if code in (_CONNECTION_CLOSED, _SESSION_TERMINATED):
+                return "lost", leaf
+            return ("timeout" if code == _REQUEST_TIMEOUT else "protocol"), leaf
+        if isinstance(leaf, httpx.HTTPStatusError):
+            status = leaf.response.status_code
+            return ("lost" if status >= 500 or status == 429 else "protocol"), leaf
+    leaf = leaves[0]
+    return ("lost" if _is_transport_failure(leaf) else "protocol"), leaf
+
+
+def _describe(exc: BaseException | None) -> str:
+    if exc is None:
+        return "the session closed"
+    leaf = _leaves(exc)[0]
+    return f"{type(leaf).__name__}: {leaf}" if str(leaf) else type(leaf).__name__
 
 
 def _leaves(exc: BaseException) -> list[BaseException]:
+    """The exceptions inside (nested) exception groups; ``[exc]`` for any other."""
     nested = getattr(exc, "exceptions", None)
     if not nested:
         return [exc]

@@ -7,6 +7,7 @@ import asyncio
 import os
 import signal
 import sys
+import time
 
 import pytest
 
@@ -228,8 +229,9 @@ def test_retry_after_stdio_server_dies(own_stdio_node):
     first = own_stdio_node.execute(tool_name="whoami")
     pid = int(first["result"]["result"].split("-")[0])
     os.kill(pid, signal.SIGKILL)
+    _wait_until_dead(pid)  # its pipes are closed before the next call is sent
 
-    second = own_stdio_node.execute(tool_name="whoami")
+    second = own_stdio_node.execute(tool_name="whoami", timeout=5)
 
     assert second["result"] != first["result"]
     assert second["attempts"] == 2
@@ -264,6 +266,19 @@ def test_retry_after_websocket_server_restart(ws_server):
         assert outputs["attempts"] in (1, 2)
     finally:
         node.close()
+
+
+def _wait_until_dead(pid: int) -> None:
+    """Wait until the killed child ``pid`` is dead: a zombie, or already reaped."""
+    for _ in range(500):
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                if stat.read().rpartition(")")[2].split()[0] == "Z":
+                    return
+        except FileNotFoundError:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} did not die")
 
 
 # -- configuration ----------------------------------------------------------------------
