@@ -113,6 +113,8 @@ class LLMAgentNode(AsyncNode):
         ToolRoundsExhaustedError: the model still called tools after ``max_rounds``.
         StructuredOutputError: the answer does not follow ``response_format`` (the
             field is named).
+        MCPError: a server in ``mcp_servers`` could not be asked for its tools (see
+            ``kailash_nb.nodes.mcp.errors``).
     """
 
     config_only_keys: ClassVar[frozenset[str]] = frozenset(

@@ -197,6 +197,15 @@ def test_loopback_refused_without_allow_private_network(request, fixture):
     assert caught.value.address == "127.0.0.1"
 
 
+def test_deployment_allowed_network_reaches_loopback(http_server, monkeypatch):
+    monkeypatch.setenv("KAILASH_NB_HTTP_ALLOW_NETWORKS", "127.0.0.0/8")
+    node = MCPToolNode(mcp_server=http_server.url, tool_name="add")
+    try:
+        assert node.execute(arguments={"a": 1, "b": 1})["result"] == {"result": 2}
+    finally:
+        node.close()
+
+
 def test_allow_private_network_is_config_only(stdio_server):
     node = MCPToolNode(mcp_server=stdio_server, tool_name="add")
     with pytest.raises(NodeValidationError):
