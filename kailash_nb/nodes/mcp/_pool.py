@@ -19,14 +19,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 
 from kailash_nb.nodes._retry import backoff
-from kailash_nb.nodes._ssrf import DestinationNotAllowedError, DestinationPolicy
-from kailash_nb.nodes.mcp._spec import MCPServerSpec, shown_url
+from kailash_nb.nodes._ssrf import DestinationPolicy
+from kailash_nb.nodes.mcp._failures import classify, describe, failure_error
+from kailash_nb.nodes.mcp._spec import MCPServerSpec
 from kailash_nb.nodes.mcp._transports import open_transport
-from kailash_nb.nodes.mcp.errors import (
-    MCPConnectionError,
-    MCPProtocolError,
-    MCPTimeoutError,
-)
 from kailash_nb.sdk_exceptions import NodeConfigurationError
 
 if TYPE_CHECKING:
@@ -37,11 +33,6 @@ if TYPE_CHECKING:
 __all__ = ["MCPSessionPool", "require_mcp"]
 
 T = TypeVar("T")
-# JSON-RPC codes the SDK's session uses for a lost connection and a request timeout;
-# 32600 (sic, positive) is what its streamable HTTP client says for an unknown session.
-_CONNECTION_CLOSED = -32000
-_SESSION_TERMINATED = 32600
-_REQUEST_TIMEOUT = 408
 _INSTALL = "pip install 'kailash-nb[mcp]'"
 
 
@@ -134,7 +125,7 @@ class _Connection:
             outcome.append(await operation(session))
             tasks.cancel_scope.cancel()
         if not outcome:
-            raise ConnectionError(f"the connection was lost ({_describe(self.failure)})")
+            raise ConnectionError(f"the connection was lost ({describe(self.failure)})")
         return outcome[0]
 
 
@@ -236,11 +227,13 @@ class MCPSessionPool:
                 await connection.open(timeout)
                 return await connection.run(operation), attempt
             except Exception as exc:
-                failure, cause = _classify(exc)
+                failure, cause = classify(exc)
                 if failure != "protocol" and failure != "timeout":
                     await self._drop(spec, connection)
                 if failure != "lost" or attempt > retries:
-                    raise self._error(spec, tool, cause, failure, attempt, timeout) from None
+                    raise failure_error(
+                        self.subject, spec, tool, cause, failure, attempt, timeout
+                    ) from None
             await anyio.sleep(backoff(attempt, backoff_factor))
 
     def _connection(self, spec: MCPServerSpec) -> _Connection:
@@ -261,126 +254,3 @@ class MCPSessionPool:
             if connections.get(spec.key) is connection:
                 del connections[spec.key]
         await connection.close()
-
-    def _error(
-        self,
-        spec: MCPServerSpec,
-        tool: str | None,
-        leaf: BaseException,
-        failure: str,
-        attempts: int,
-        timeout: float,
-    ) -> Exception:
-        reason = _reason(leaf, spec)
-        what = f"calling tool {tool!r}" if tool else "listing tools"
-        head = f"{self.subject}: {what} on {spec.where}"
-        if failure == "refused":
-            assert isinstance(leaf, DestinationNotAllowedError)
-            return DestinationNotAllowedError(
-                f"{head} refused, nothing was sent: {leaf}; MCP nodes reach only public "
-                "addresses unless the workflow author sets allow_private_network=True on the "
-                "node, or the deployment lists the network in KAILASH_NB_HTTP_ALLOW_NETWORKS",
-                host=leaf.host,
-                address=leaf.address,
-                reason=leaf.reason,
-            )
-        if failure == "timeout":
-            return MCPTimeoutError(
-                f"{head} timed out after {timeout} s (not retried: the tool may have run); "
-                "raise 'timeout' if the tool is just slow",
-                server=spec.name,
-                tool=tool,
-                attempts=attempts,
-            )
-        if failure == "protocol":
-            code = getattr(getattr(leaf, "error", None), "code", None)
-            return MCPProtocolError(
-                f"{head} failed: the server answered {reason}",
-                server=spec.name,
-                tool=tool,
-                code=code,
-                attempts=attempts,
-            )
-        if isinstance(leaf, TimeoutError):
-            reason = f"no session within timeout={timeout} s"
-        return MCPConnectionError(
-            f"{head} failed after {attempts} attempt(s): {reason}; check that the "
-            "server is running and its command or URL is right",
-            server=spec.name,
-            tool=tool,
-            attempts=attempts,
-        )
-
-
-def _classify(exc: BaseException) -> tuple[str, BaseException]:
-    """What failed: ``"refused"``, ``"timeout"``, ``"protocol"`` (final) or ``"lost"``
-    (retried), and the exception that says so (found inside exception groups)."""
-    import httpx
-    from mcp.shared.exceptions import McpError
-
-    leaves = _leaves(exc)
-    for leaf in leaves:
-        if isinstance(leaf, DestinationNotAllowedError):
-            return "refused", leaf
-    for leaf in leaves:
-        if isinstance(leaf, McpError):
-            code = leaf.error.code
-            if code in (_CONNECTION_CLOSED, _SESSION_TERMINATED):
-                return "lost", leaf
-            return ("timeout" if code == _REQUEST_TIMEOUT else "protocol"), leaf
-        if isinstance(leaf, httpx.HTTPStatusError):
-            status = leaf.response.status_code
-            return ("lost" if status >= 500 or status == 429 else "protocol"), leaf
-    leaf = leaves[0]
-    return ("lost" if _is_transport_failure(leaf) else "protocol"), leaf
-
-
-def _describe(exc: BaseException | None) -> str:
-    if exc is None:
-        return "the session closed"
-    leaf = _leaves(exc)[0]
-    return f"{type(leaf).__name__}: {leaf}" if str(leaf) else type(leaf).__name__
-
-
-def _leaves(exc: BaseException) -> list[BaseException]:
-    """The exceptions inside (nested) exception groups; ``[exc]`` for any other."""
-    nested = getattr(exc, "exceptions", None)
-    if not nested:
-        return [exc]
-    return [leaf for inner in nested for leaf in _leaves(inner)]
-
-
-def _is_transport_failure(exc: BaseException) -> bool:
-    import httpcore
-    import httpx
-
-    try:
-        from websockets.exceptions import InvalidStatus, WebSocketException
-    except ImportError:  # pragma: no cover - websockets comes with the extra
-        InvalidStatus = WebSocketException = ()  # type: ignore[assignment,misc]
-    if isinstance(exc, InvalidStatus):
-        return exc.response.status_code >= 500
-    return isinstance(
-        exc,
-        (
-            OSError,
-            EOFError,
-            TimeoutError,
-            ConnectionError,
-            anyio.ClosedResourceError,
-            anyio.BrokenResourceError,
-            anyio.EndOfStream,
-            httpx.TransportError,
-            httpcore.ConnectError,
-            WebSocketException,
-        ),
-    )
-
-
-def _reason(exc: BaseException, spec: MCPServerSpec) -> str:
-    """``exc`` for a message; the server's URL, which httpx quotes, shown without
-    credentials or query (it may carry a token)."""
-    text = str(exc)
-    if spec.url:
-        text = text.replace(spec.url, shown_url(spec.url))
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
