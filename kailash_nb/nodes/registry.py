@@ -36,6 +36,8 @@ _BUILTIN_MODULES: dict[str, str] = {
     "AsyncSQLDatabaseNode": "kailash_nb.nodes.data._nodes",
     "HTTPRequestNode": "kailash_nb.nodes.api",
     "AsyncHTTPRequestNode": "kailash_nb.nodes.api",
+    "MCPToolNode": "kailash_nb.nodes.mcp.tool_node",
+    "AsyncMCPToolNode": "kailash_nb.nodes.mcp.tool_node",
     "DistributedTransactionManagerNode": "kailash_nb.nodes.transaction.coordinators",
     "SagaCoordinatorNode": "kailash_nb.nodes.transaction.coordinators",
     "TwoPhaseCommitCoordinatorNode": "kailash_nb.nodes.transaction.coordinators",

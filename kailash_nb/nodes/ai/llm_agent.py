@@ -11,11 +11,13 @@ blocks. Each step is reported with ``report_step`` (``prompt_sent``, ``tool_call
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from kailash_nb._loop_thread import run_blocking
 from kailash_nb.nodes.ai._agent_plan import (
     PARAMETERS,
     Plan,
@@ -23,6 +25,7 @@ from kailash_nb.nodes.ai._agent_plan import (
     cost,
     settings_problems,
 )
+from kailash_nb.nodes.ai._mcp_tools import mcp_server_specs, mcp_tools
 from kailash_nb.nodes.ai._structured import SchemaMismatch
 from kailash_nb.nodes.ai._tools import Tool, result_text
 from kailash_nb.nodes.ai.errors import StructuredOutputError, ToolRoundsExhaustedError
@@ -30,6 +33,7 @@ from kailash_nb.nodes.ai.providers.base import ChatProvider
 from kailash_nb.nodes.ai.providers.registry import get_provider
 from kailash_nb.nodes.ai.providers.types import ChatRequest, ChatResult, ToolCall, Usage
 from kailash_nb.nodes.base_async import AsyncNode
+from kailash_nb.nodes.mcp import MCPClient
 from kailash_nb.nodes.node import Node, NodeParameter
 from kailash_nb.nodes.registry import register_node
 from kailash_nb.nodes.steps import report_step
@@ -73,7 +77,15 @@ class LLMAgentNode(AsyncNode):
     ``api_key`` (prefer the environment: ``OPENAI_API_KEY`` for openai, or the
     variable named by ``provider_config["api_key_env"]``), ``allow_private_network``
     (reach a server on this machine or a private network) and ``provider_config``
-    (``api_key_env``, ``backoff_factor``, ``max_retry_wait``).
+    (``api_key_env``, ``backoff_factor``, ``max_retry_wait``), and ``mcp_servers``
+    (MCP servers whose tools the model is offered, as for ``MCPToolNode``'s
+    ``mcp_server``: URLs or dicts; ``allow_private_network`` also applies to them).
+
+    MCP tools: at each run every server in ``mcp_servers`` is asked for its tools
+    (names, descriptions, input schemas), which are offered beside ``tools``; the
+    model's calls go through one session per server kept on the node (per event
+    loop), with the run's ``timeout`` and ``max_retries``. A tool's ``isError``
+    answer goes back to the model as ``"error: ..."``, like a failing function.
 
     The tool loop: while the model asks for tools, each is run and its result (or the
     error it raised, as ``"error: ..."``) is sent back, for at most ``max_rounds``
@@ -101,10 +113,12 @@ class LLMAgentNode(AsyncNode):
         ToolRoundsExhaustedError: the model still called tools after ``max_rounds``.
         StructuredOutputError: the answer does not follow ``response_format`` (the
             field is named).
+        MCPError: a server in ``mcp_servers`` could not be asked for its tools (see
+            ``kailash_nb.nodes.mcp.errors``).
     """
 
     config_only_keys: ClassVar[frozenset[str]] = frozenset(
-        {"base_url", "api_key", "allow_private_network", "provider_config"}
+        {"base_url", "api_key", "allow_private_network", "provider_config", "mcp_servers"}
     )
 
     def __init__(self, **config: Any) -> None:
@@ -115,8 +129,20 @@ class LLMAgentNode(AsyncNode):
         problems = settings_problems(self.config)
         if not problems:
             problems = check_options(self.config, self._provider, at_build=True)[1]
+        try:
+            self._mcp_servers = mcp_server_specs(self.config.get("mcp_servers"))
+        except ValueError as exc:
+            problems.append(str(exc))
         if problems:
             raise NodeConfigurationError(f"{self._label()}: {'; '.join(problems)}")
+        self._mcp = (
+            MCPClient(
+                subject=self._label(),
+                allow_private_network=self.config.get("allow_private_network", False),
+            )
+            if self._mcp_servers
+            else None
+        )
 
     def get_parameters(self) -> dict[str, NodeParameter]:
         """Kailash's agent inputs; ``provider`` and ``model`` are required."""
@@ -126,6 +152,8 @@ class LLMAgentNode(AsyncNode):
     def run(self, **kwargs: Any) -> dict[str, Any]:
         """Run the conversation from synchronous code (also inside a running loop)."""
         checked = self._plan(kwargs)
+        if self._mcp is not None:
+            checked = run_blocking(self._with_mcp_tools(checked, kwargs))
         conversation = self._conversation(checked)
         try:
             step = next(conversation)
@@ -145,6 +173,8 @@ class LLMAgentNode(AsyncNode):
     async def async_run(self, **kwargs: Any) -> dict[str, Any]:
         """Run the conversation without blocking the event loop."""
         checked = self._plan(kwargs)
+        if self._mcp is not None:
+            checked = await self._with_mcp_tools(checked, kwargs)
         conversation = self._conversation(checked)
         try:
             step = next(conversation)
@@ -168,18 +198,24 @@ class LLMAgentNode(AsyncNode):
         return Node.execute(self, **inputs)
 
     def close(self) -> None:
-        """Close the providers' pooled connections of sync runs; a later run opens new ones."""
+        """Close the providers' pooled connections and MCP sessions of sync runs; a
+        later run opens new ones."""
         with self._lock:
             providers = list(self._providers.values())
         for provider in providers:
             provider.close()
+        if self._mcp is not None:
+            self._mcp.close()
 
     async def aclose(self) -> None:
-        """Close the providers' pooled connections of the running event loop."""
+        """Close the providers' pooled connections and MCP sessions of the running
+        event loop."""
         with self._lock:
             providers = list(self._providers.values())
         for provider in providers:
             await provider.aclose()
+        if self._mcp is not None:
+            await self._mcp.aclose()
 
     # -- the conversation -----------------------------------------------------------
     def _conversation(
@@ -330,6 +366,31 @@ class LLMAgentNode(AsyncNode):
         if problems:
             raise NodeValidationError(f"{self._label()}: {'; '.join(problems)}")
         return checked
+
+    async def _with_mcp_tools(self, plan: Plan, kwargs: dict[str, Any]) -> Plan:
+        """``plan`` with the MCP servers' tools added after its own.
+
+        Raises:
+            NodeValidationError: an MCP tool has the name of another tool.
+            MCPError: a server could not be listed.
+        """
+        assert self._mcp is not None
+        retries = kwargs.get("max_retries")
+        listed = await mcp_tools(
+            self._mcp,
+            self._mcp_servers,
+            timeout=float(kwargs.get("timeout") or 120.0),
+            retries=int(retries) if retries is not None else 3,
+        )
+        names = {tool.name for tool in plan.tools}
+        for tool in listed:
+            if tool.name in names:
+                raise NodeValidationError(
+                    f"{self._label()}: two tools are named {tool.name!r} (one from "
+                    "mcp_servers); rename the function or node tool"
+                )
+            names.add(tool.name)
+        return dataclasses.replace(plan, tools=[*plan.tools, *listed])
 
     def _provider(self, name: str, kwargs: dict[str, Any]) -> ChatProvider:
         """The node's provider for ``name`` at this run's timeout and retries, made on
