@@ -1,0 +1,295 @@
+"""``DaskExecutor``: the engine's node attempts as tasks on a dask.distributed cluster.
+
+Each attempt is one ``client.submit`` of :func:`~kailash_nb.runtime._dask_task.run_node`
+with a key of its own. The inputs the engine resolved to plain values (config,
+parameters, cached outputs) travel with the task; a connected input travels as the
+*future* of its source's task, so dask moves the value from the worker that made it to
+the worker that consumes it, never through the client.
+
+What the engine sees of a node's outputs, and when:
+
+- always, the node's *manifest*: for each connection leaving the node, whether it
+  reads ``None``, a value, nothing (a missing key) or a wiring error. It arrives with
+  the task's ``done`` event, so it costs no extra round trip. ``None`` precedence,
+  branch skips after a ``SwitchNode`` and a cycle's own exit need nothing more;
+- a cycle's members' outputs, after each iteration, when the cycle has a
+  ``converge_when`` condition (it is evaluated on their values);
+- a node's outputs when the caller passed ``on_output``;
+- every result, gathered once when the run ends (the caller gets values, as from
+  ``LocalRuntime``), including the partial results of a failed or timed-out run.
+
+Events come back through the scheduler's event topics: the worker logs ``done`` on
+the runtime's topic (``Worker.log_event``) and the client's ``subscribe_topic``
+handler wakes the attempt waiting for it. That channel rides the batched
+worker-scheduler and scheduler-client streams dask already keeps open, needs no extra
+connection or polling, and is ordered before the task's own completion on the same
+stream. The engine itself publishes ``queued``/``started``/``completed``/``failed`` as
+the attempts go (``started`` when the task is submitted). A task dask hands to another
+worker after its worker was lost is reported by a scheduler plugin
+(``RestartReporter``, registered once per cluster) and published as a ``retrying``
+node event followed by ``started``. A failed task wakes its attempt through the
+future's done callback, with the exception the node raised on the worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+import weakref
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.to_thread
+
+from kailash_nb import sdk_exceptions as errors
+from kailash_nb.runtime._dask_task import ABSENT, NONE, RESTART_TOPIC, RestartReporter, run_node
+from kailash_nb.runtime._node_executor import NodeExecutor, timed_out
+from kailash_nb.workflow.connection import MISSING, Connection, read_output
+
+if TYPE_CHECKING:
+    from distributed import Client, Future
+
+    from kailash_nb.runtime.engine import WorkflowRun
+    from kailash_nb.workflow.plan import ExecutionPlan
+
+__all__ = ["DaskExecutor", "RemoteItem", "RemoteOutputs"]
+
+
+class RemoteOutputs:
+    """A node's outputs held on the worker that made them: its task's future, the
+    manifest of its outgoing connections and the outputs' keys (iterating it yields
+    them, as iterating the outputs would)."""
+
+    __slots__ = ("future", "keys", "manifest")
+
+    def __init__(
+        self, future: Future, manifest: dict[Connection, int | str], keys: list[str]
+    ) -> None:
+        self.future = future
+        self.manifest = manifest
+        self.keys = keys
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys)
+
+    def read(self, connection: Connection) -> Any:
+        """``connection``'s value as the engine sees it: ``None``, ``MISSING`` or a
+        :class:`RemoteItem` standing for the value on the worker.
+
+        Raises:
+            ConnectionError: reading the path walks into something not a dict.
+        """
+        entry = self.manifest[connection]
+        if entry == NONE:
+            return None
+        if entry == ABSENT:
+            return MISSING
+        if isinstance(entry, str):
+            raise errors.ConnectionError(entry)
+        return RemoteItem(self.future, connection)
+
+
+class RemoteItem:
+    """One connection's value, still inside its source's outputs on a worker."""
+
+    __slots__ = ("connection", "future")
+
+    def __init__(self, future: Future, connection: Connection) -> None:
+        self.future = future
+        self.connection = connection
+
+
+class _Attempt:
+    """The client's side of one submitted task: what wakes the engine waiting for it."""
+
+    __slots__ = ("done", "loop", "node_id", "run")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, run: WorkflowRun, node_id: str) -> None:
+        self.loop = loop
+        self.run = run
+        self.node_id = node_id
+        self.done: asyncio.Future[tuple[list[int | str], list[str]]] = loop.create_future()
+
+    def settle(self, message: dict[str, Any] | None, error: BaseException | None) -> None:
+        """On the engine's loop: the task ended, with its ``done`` message or its
+        ``error`` (the first word wins)."""
+        if self.done.done():
+            return
+        if message is None:
+            self.done.set_exception(error or RuntimeError("internal: no outcome"))
+        else:
+            self.done.set_result((message["manifest"], message["keys"]))
+
+    def restarted(self, worker: str | None) -> None:
+        """On the engine's loop: dask re-runs the task, its worker having been lost."""
+        run = self.run
+        if run.emitting and not self.done.done():
+            lost = errors.NodeExecutionError(
+                f"the dask worker running node {self.node_id!r} was lost; dask runs it again "
+                f"on {worker}"
+            )
+            run._emit_node(self.node_id, "retrying", error=lost)
+            run._emit_node(self.node_id, "started")
+
+
+class DaskExecutor(NodeExecutor):
+    """Runs node attempts as tasks of ``client``'s cluster (see the module docstring).
+
+    ``close()`` stops listening on the event topic; the client stays the caller's.
+    """
+
+    allows_inline = False
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.topic = f"kailash_nb-{uuid.uuid4().hex}"
+        self._attempts: dict[str, _Attempt] = {}
+        self._outgoing: weakref.WeakKeyDictionary[ExecutionPlan, dict[str, tuple[Connection, ...]]]
+        self._outgoing = weakref.WeakKeyDictionary()
+        client.subscribe_topic(self.topic, self._on_event)
+        client.subscribe_topic(RESTART_TOPIC, self._on_event)
+        if RestartReporter.name not in _registered(client):
+            client.register_plugin(RestartReporter(), name=RestartReporter.name)
+
+    def close(self) -> None:
+        """Stop receiving the workers' events (idempotent)."""
+        import contextlib
+
+        with contextlib.suppress(Exception):  # the client may be closed already
+            self.client.unsubscribe_topic(self.topic)
+        # The restart topic is shared by every runtime of the client; its handler
+        # ignores keys of attempts it does not know, so it can stay.
+
+    # -- events (on the client's loop) --------------------------------------------------
+    def _on_event(self, event: tuple[float, dict[str, Any]]) -> None:
+        message = event[1]
+        attempt = self._attempts.get(message.get("key"))  # type: ignore[arg-type]
+        if attempt is None:
+            return  # an attempt the engine stopped waiting for
+        if message["kind"] == "done":
+            attempt.loop.call_soon_threadsafe(attempt.settle, message, None)
+        elif message["kind"] == "restarted":
+            attempt.loop.call_soon_threadsafe(attempt.restarted, message.get("worker"))
+
+    def _on_finished(self, future: Future) -> None:
+        """A task ended (on dask's callback thread): wake its attempt if it failed."""
+        attempt = self._attempts.get(future.key)
+        if attempt is None or future.status == "finished":
+            return  # success is reported by the task's "done" event, with its manifest
+        try:
+            error = future.exception()
+        except BaseException as exc:  # cancelled, or its data lost with no way to redo it
+            error = exc
+        if error is None:
+            error = errors.NodeExecutionError(
+                f"node {attempt.node_id!r}: its dask task ended {future.status!r}"
+            )
+        attempt.loop.call_soon_threadsafe(attempt.settle, None, error)
+
+    # -- the engine's hooks ---------------------------------------------------------------
+    def read_output(self, outputs: Any, connection: Connection) -> Any:
+        """See :meth:`NodeExecutor.read_output`; remote outputs answer from their
+        manifest."""
+        if type(outputs) is RemoteOutputs:
+            return outputs.read(connection)
+        return read_output(outputs, connection)
+
+    async def attempt(
+        self, run: WorkflowRun, node_id: str, kwargs: dict[str, Any], timeout: float | None
+    ) -> Any:
+        """Submit ``node_id`` as a task and wait for its ``done`` event (or its failure);
+        return a :class:`RemoteOutputs`. See :meth:`NodeExecutor.attempt`."""
+        node = run.plan.nodes[node_id]
+        outgoing = self._outgoing_of(run.plan)[node_id]
+        plain: dict[str, Any] = {}
+        takes: dict[str, tuple[str, Connection]] = {}
+        sources: dict[str, Future] = {}
+        for name, value in kwargs.items():
+            if type(value) is RemoteItem:
+                key = value.future.key
+                takes[name] = (key, value.connection)
+                sources[key] = value.future
+            else:
+                plain[name] = value
+        key = f"{node_id}-{uuid.uuid4().hex}"
+        attempt = _Attempt(asyncio.get_running_loop(), run, node_id)
+        self._attempts[key] = attempt
+        try:
+            future = self.client.submit(
+                run_node,
+                self.topic,
+                key,
+                node,
+                plain,
+                takes,
+                sources,
+                outgoing,
+                key=key,
+                pure=False,
+            )
+            future.add_done_callback(self._on_finished)
+            try:
+                with anyio.fail_after(timeout):
+                    entries, keys = await attempt.done
+            except TimeoutError:
+                if timeout is None:
+                    raise
+                raise timed_out(node, timeout) from None
+        finally:
+            del self._attempts[key]
+        return RemoteOutputs(future, dict(zip(outgoing, entries, strict=True)), keys)
+
+    async def fetch(self, run: WorkflowRun, node_ids: Iterable[str]) -> None:
+        """Gather the outputs of ``node_ids`` into ``run.results`` (a worker thread
+        waits for them; the engine's loop keeps running)."""
+        results = run.results
+        remote = [node_id for node_id in node_ids if type(results.get(node_id)) is RemoteOutputs]
+        if not remote:
+            return
+        futures = [results[node_id].future for node_id in remote]
+        values = await anyio.to_thread.run_sync(self.client.gather, futures)
+        for node_id, value in zip(remote, values, strict=True):
+            results[node_id] = value
+
+    async def collect(self, run: WorkflowRun) -> None:
+        """Gather every remote result of ``run`` (see :meth:`NodeExecutor.collect`)."""
+        await self.fetch(run, list(run.results))
+
+    def value(self, outputs: Any) -> Any:
+        """``outputs`` as a plain dict, gathered from its worker if remote (blocking)."""
+        if type(outputs) is RemoteOutputs:
+            return outputs.future.result()
+        return outputs
+
+    def _outgoing_of(self, plan: ExecutionPlan) -> dict[str, tuple[Connection, ...]]:
+        """The connections leaving each node of ``plan`` (cycle edges included)."""
+        known = self._outgoing.get(plan)
+        if known is not None:
+            return known
+        outgoing: dict[str, list[Connection]] = {node_id: [] for node_id in plan.nodes}
+        seen: set[Connection] = set()
+        groups = [*plan.inputs.values(), *plan.cycle_inputs.values()]
+        for sources in groups:
+            for _, connections in sources:
+                for connection in connections:
+                    if connection not in seen:
+                        seen.add(connection)
+                        outgoing[connection.source_node].append(connection)
+        for edges in plan.cycle_edges.values():
+            for connection in edges:
+                if connection not in seen:
+                    seen.add(connection)
+                    outgoing[connection.source_node].append(connection)
+        frozen = {node_id: tuple(connections) for node_id, connections in outgoing.items()}
+        self._outgoing[plan] = frozen
+        return frozen
+
+
+def _registered(client: Client) -> set[str]:
+    """The names of the scheduler plugins of ``client``'s cluster."""
+    return set(client.run_on_scheduler(_plugin_names))
+
+
+def _plugin_names(dask_scheduler: Any) -> list[str]:
+    return list(dask_scheduler.plugins)
