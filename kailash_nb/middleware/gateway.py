@@ -31,7 +31,7 @@ from kailash_nb.middleware._server import build_server
 from kailash_nb.middleware._worker_limits import gateway_rate_limiter
 from kailash_nb.middleware._workers import serve_workers
 from kailash_nb.middleware.auth import KailashJWTAuth
-from kailash_nb.middleware.execution import OPEN, PolicyGate
+from kailash_nb.middleware.execution import OPEN, PolicyGate, check_backend_name
 from kailash_nb.middleware.gateway_errors import GatewayConfigurationError
 from kailash_nb.middleware.handlers import routes
 from kailash_nb.middleware.handlers.base import NotFoundHandler
@@ -313,6 +313,7 @@ def create_gateway(
     database_url: str | None = None,
     metrics_public: bool = False,
     runtime: AccessControlledRuntime | None = None,
+    execution_backend: str | None = None,
 ) -> Gateway:
     """Create a gateway; register workflows on it, then ``run()`` or ``await start()``.
 
@@ -337,6 +338,11 @@ def create_gateway(
             any other route, as the OpenAPI document says. ``True``: anyone may read it
             (for a scraper on a private network); the document then lists it without
             a security requirement.
+        execution_backend: the execution backend of every workflow registered without
+            ``backend``, ``isolation="process"`` or ``run_inline`` (``"dask"``: run their
+            nodes on a dask.distributed cluster, see ``execution.DaskBackend``);
+            ``None`` (default): the gateway's run threads, or its event loop for
+            provably quick workflows.
         worker_processes: processes serving the gateway from one port (``run()`` forks
             and supervises them; ``start()`` needs 1). Each worker has its own store
             connections and run pool; runs are readable from every worker through the
@@ -368,7 +374,8 @@ def create_gateway(
             ``security_config`` or with ``cache_enabled``, a non-bool
             ``metrics_public``, or a
             bad ``cache_enabled``/``cache_ttl``, ``max_connections``,
-            ``connection_pool_size`` or ``worker_processes``
+            ``connection_pool_size`` or ``worker_processes``, an
+            ``execution_backend`` that is not registered
             (or a rate limit too small to split over the workers without Redis).
         ValueError: an invalid CORS origin.
     """
@@ -385,6 +392,8 @@ def create_gateway(
         raise GatewayConfigurationError(
             f"metrics_public must be True or False, got {metrics_public!r}"
         )
+    if execution_backend is not None:
+        check_backend_name(execution_backend, "create_gateway(execution_backend=...)")
     monitor = _monitor(monitoring)
     _check_count("worker_processes", worker_processes)
     if not isinstance(cache_enabled, bool):
@@ -427,6 +436,7 @@ def create_gateway(
         cache_ttl=cache_seconds,
         worker_processes=worker_processes,
         metrics_public=metrics_public,
+        default_backend=execution_backend,
     )
     auth = None
     if security_config is not None:

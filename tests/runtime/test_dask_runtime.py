@@ -175,9 +175,11 @@ def test_node_timeout_fails_the_node(dask_client) -> None:
     _code(builder, "slow", "import time\ntime.sleep(3)\nresult = 1")
     _code(builder, "after", "result = x")
     builder.add_connection("slow", "result", "after", "x")
-    with DaskRuntime(dask_client, node_timeout=0.2) as runtime:
-        with pytest.raises(WorkflowExecutionError, match="timed out after 0.2s"):
-            runtime.execute(builder.build())
+    with (
+        DaskRuntime(dask_client, node_timeout=0.2) as runtime,
+        pytest.raises(WorkflowExecutionError, match=r"timed out after 0\.2s"),
+    ):
+        runtime.execute(builder.build())
 
 
 def test_workflow_timeout_keeps_partial_results(dask_client) -> None:
@@ -185,9 +187,11 @@ def test_workflow_timeout_keeps_partial_results(dask_client) -> None:
     _code(builder, "quick", "result = 'done'")
     _code(builder, "slow", "import time\ntime.sleep(3)\nresult = x")
     builder.add_connection("quick", "result", "slow", "x")
-    with DaskRuntime(dask_client, workflow_timeout=0.5) as runtime:
-        with pytest.raises(WorkflowTimeoutError) as caught:
-            runtime.execute(builder.build())
+    with (
+        DaskRuntime(dask_client, workflow_timeout=0.5) as runtime,
+        pytest.raises(WorkflowTimeoutError) as caught,
+    ):
+        runtime.execute(builder.build())
     assert caught.value.results == {"quick": {"result": "done"}}
 
 
