@@ -11,8 +11,13 @@
    single-threaded worker processes, against ``LocalRuntime`` in one process (where the
    GIL serializes them). Printed: wall seconds and the ratio (target <= 0.6).
 
-Each figure is the median of ``--runs`` runs after a warm-up (``timing.median_time``).
-Run: ``python benchmarks/bench_dask.py`` (``--quick`` for fewer runs).
+   The same functions submitted directly with ``client.submit`` are timed too: the
+   control for how much parallelism the machine gives two worker processes right now.
+
+The contenders of each figure are timed in turns (one run of each, ``--runs`` times,
+after a warm-up) and each one's median is printed, so a change in the machine's load
+during the benchmark weighs on all of them alike. Run: ``python
+benchmarks/bench_dask.py`` (``--quick`` for fewer runs).
 """
 
 from __future__ import annotations
@@ -24,7 +29,6 @@ from collections.abc import Callable
 from typing import Any
 
 from distributed import Client, LocalCluster
-from timing import median_time
 
 from kailash_nb.nodes.code import PythonCodeNode
 from kailash_nb.runtime.dask import DaskRuntime
@@ -90,6 +94,20 @@ def submit_directly(client: Client, shape) -> None:
     client.gather(list(futures.values()))
 
 
+def in_turns(actions: dict[str, Callable[[], Any]], runs: int) -> dict[str, float]:
+    """Median wall seconds of each action, timed in turns ``runs`` times after one
+    warm-up of each."""
+    for action in actions.values():
+        action()
+    samples: dict[str, list[float]] = {label: [] for label in actions}
+    for _ in range(runs):
+        for label, action in actions.items():
+            started = time.perf_counter()
+            action()
+            samples[label].append(time.perf_counter() - started)
+    return {label: statistics.median(times) for label, times in samples.items()}
+
+
 def calibrate(target_seconds: float = 0.2) -> int:
     """Loop rounds that take about ``target_seconds`` in this process (the median of
     five timings, before any worker process starts)."""
@@ -127,21 +145,36 @@ def main() -> None:
         print(f"per-node overhead, {runs} runs each (ms per node; ratio DaskRuntime / submit)")
         for label, shape in (("20-node chain", chain_shape()), ("20 + join", fan_in_shape())):
             workflow = workflow_of(shape)
-            nodes = len(shape)
-            via_runtime = median_time(lambda w=workflow: runtime.execute(w), runs) / nodes
-            direct = median_time(lambda s=shape: submit_directly(client, s), runs) / nodes
+            times = in_turns(
+                {
+                    "runtime": lambda w=workflow: runtime.execute(w),
+                    "submit": lambda s=shape: submit_directly(client, s),
+                },
+                runs,
+            )
+            per_node = {name: seconds / len(shape) for name, seconds in times.items()}
             print(
-                f"  {label:<14} DaskRuntime {via_runtime * 1e3:6.2f}  submit "
-                f"{direct * 1e3:6.2f}  ratio {via_runtime / direct:5.2f}"
+                f"  {label:<14} DaskRuntime {per_node['runtime'] * 1e3:6.2f}  submit "
+                f"{per_node['submit'] * 1e3:6.2f}  ratio "
+                f"{per_node['runtime'] / per_node['submit']:5.2f}"
             )
         workflow = cpu_workflow(rounds)
         local = LocalRuntime()
-        in_process = median_time(lambda: local.execute(workflow), max(1, runs // 2))
-        on_cluster = median_time(lambda: runtime.execute(workflow), max(1, runs // 2))
+        times = in_turns(
+            {
+                "local": lambda: local.execute(workflow),
+                "runtime": lambda: runtime.execute(workflow),
+                "submit": lambda: client.gather(
+                    [client.submit(burn, rounds, pure=False) for _ in range(CPU_NODES)]
+                ),
+            },
+            max(3, runs // 2),
+        )
         print(
-            f"{CPU_NODES} CPU-bound nodes (~200 ms each), wall s: LocalRuntime {in_process:.2f}  "
-            f"DaskRuntime (2 workers x 1 thread) {on_cluster:.2f}  ratio "
-            f"{on_cluster / in_process:.2f}"
+            f"{CPU_NODES} CPU-bound nodes (~200 ms each), wall s: LocalRuntime "
+            f"{times['local']:.2f}  DaskRuntime (2 workers x 1 thread) {times['runtime']:.2f}  "
+            f"ratio {times['runtime'] / times['local']:.2f}  (control: client.submit "
+            f"{times['submit']:.2f}, ratio {times['submit'] / times['local']:.2f})"
         )
 
 

@@ -43,6 +43,7 @@ import anyio
 import anyio.to_thread
 
 from kailash_nb import sdk_exceptions as errors
+from kailash_nb.runtime._dask_ahead import AheadPlan, RunAhead, Submitted, clean_source
 from kailash_nb.runtime._dask_task import ABSENT, NONE, RESTART_TOPIC, RestartReporter, run_node
 from kailash_nb.runtime._node_executor import NodeExecutor, timed_out
 from kailash_nb.workflow.connection import MISSING, Connection, read_output
@@ -103,13 +104,15 @@ class RemoteItem:
 class _Attempt:
     """The client's side of one submitted task: what wakes the engine waiting for it."""
 
-    __slots__ = ("done", "loop", "node_id", "run")
+    __slots__ = ("adopted", "done", "loop", "node_id", "run")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, run: WorkflowRun, node_id: str) -> None:
         self.loop = loop
         self.run = run
         self.node_id = node_id
         self.done: asyncio.Future[tuple[list[int | str], list[str]]] = loop.create_future()
+        #: The engine waits for this task (not only submitted ahead).
+        self.adopted = True
 
     def settle(self, message: dict[str, Any] | None, error: BaseException | None) -> None:
         """On the engine's loop: the task ended, with its ``done`` message or its
@@ -124,7 +127,7 @@ class _Attempt:
     def restarted(self, worker: str | None) -> None:
         """On the engine's loop: dask re-runs the task, its worker having been lost."""
         run = self.run
-        if run.emitting and not self.done.done():
+        if run.emitting and self.adopted and not self.done.done():
             lost = errors.NodeExecutionError(
                 f"the dask worker running node {self.node_id!r} was lost; dask runs it again "
                 f"on {worker}"
@@ -147,6 +150,10 @@ class DaskExecutor(NodeExecutor):
         self._attempts: dict[str, _Attempt] = {}
         self._outgoing: weakref.WeakKeyDictionary[ExecutionPlan, dict[str, tuple[Connection, ...]]]
         self._outgoing = weakref.WeakKeyDictionary()
+        self._ahead_plans: weakref.WeakKeyDictionary[ExecutionPlan, AheadPlan]
+        self._ahead_plans = weakref.WeakKeyDictionary()
+        #: Each run's tasks in flight (dropped when the run ends or is collected).
+        self._runs: weakref.WeakKeyDictionary[WorkflowRun, RunAhead] = weakref.WeakKeyDictionary()
         client.subscribe_topic(self.topic, self._on_event)
         client.subscribe_topic(RESTART_TOPIC, self._on_event)
         if RestartReporter.name not in _registered(client):
@@ -198,37 +205,25 @@ class DaskExecutor(NodeExecutor):
     async def attempt(
         self, run: WorkflowRun, node_id: str, kwargs: dict[str, Any], timeout: float | None
     ) -> Any:
-        """Submit ``node_id`` as a task and wait for its ``done`` event (or its failure);
-        return a :class:`RemoteOutputs`. See :meth:`NodeExecutor.attempt`."""
+        """Submit ``node_id`` as a task (or adopt the one submitted ahead with the same
+        inputs, see ``_dask_ahead``), submit what may go ahead of it, and wait for its
+        ``done`` event (or its failure); return a :class:`RemoteOutputs`. See
+        :meth:`NodeExecutor.attempt`."""
+        state = self._run_state(run)
+        submitted = state.ahead.pop(node_id, None)
+        if submitted is not None and self._same_inputs(run, kwargs, submitted.kwargs):
+            key, future = submitted.key, submitted.future
+            attempt = self._attempts[key]
+            attempt.adopted = True
+        else:
+            if submitted is not None:
+                self._attempts.pop(submitted.key, None)
+            key, future, attempt = self._submit(run, node_id, kwargs, adopted=True)
+            state.pending[node_id] = future
+        if state.enabled:
+            self._submit_ahead(run, state, node_id)
         node = run.plan.nodes[node_id]
-        outgoing = self._outgoing_of(run.plan)[node_id]
-        plain: dict[str, Any] = {}
-        takes: dict[str, tuple[str, Connection]] = {}
-        sources: dict[str, Future] = {}
-        for name, value in kwargs.items():
-            if type(value) is RemoteItem:
-                key = value.future.key
-                takes[name] = (key, value.connection)
-                sources[key] = value.future
-            else:
-                plain[name] = value
-        key = f"{node_id}-{uuid.uuid4().hex}"
-        attempt = _Attempt(asyncio.get_running_loop(), run, node_id)
-        self._attempts[key] = attempt
         try:
-            future = self.client.submit(
-                run_node,
-                self.topic,
-                key,
-                node,
-                plain,
-                takes,
-                sources,
-                outgoing,
-                key=key,
-                pure=False,
-            )
-            future.add_done_callback(self._on_finished)
             try:
                 with anyio.fail_after(timeout):
                     entries, keys = await attempt.done
@@ -237,8 +232,141 @@ class DaskExecutor(NodeExecutor):
                     raise
                 raise timed_out(node, timeout) from None
         finally:
-            del self._attempts[key]
+            self._attempts.pop(key, None)
+            state.pending.pop(node_id, None)
+        outgoing = self._outgoing_of(run.plan)[node_id]
         return RemoteOutputs(future, dict(zip(outgoing, entries, strict=True)), keys)
+
+    def _submit(
+        self, run: WorkflowRun, node_id: str, kwargs: dict[str, Any], *, adopted: bool
+    ) -> tuple[str, Future, _Attempt]:
+        """Submit one task running ``node_id`` with ``kwargs`` (remote items become
+        dependencies on their sources' tasks)."""
+        plain: dict[str, Any] = {}
+        takes: dict[str, tuple[str, Connection]] = {}
+        sources: dict[str, Future] = {}
+        for name, value in kwargs.items():
+            if type(value) is RemoteItem:
+                source_key = value.future.key
+                takes[name] = (source_key, value.connection)
+                sources[source_key] = value.future
+            else:
+                plain[name] = value
+        key = f"{node_id}-{uuid.uuid4().hex}"
+        attempt = _Attempt(asyncio.get_running_loop(), run, node_id)
+        attempt.adopted = adopted
+        self._attempts[key] = attempt
+        future = self.client.submit(
+            run_node,
+            self.topic,
+            key,
+            run.plan.nodes[node_id],
+            plain,
+            takes,
+            sources,
+            self._outgoing_of(run.plan)[node_id],
+            key=key,
+            pure=False,
+        )
+        future.add_done_callback(self._on_finished)
+        return key, future, attempt
+
+    def _submit_ahead(self, run: WorkflowRun, state: RunAhead, node_id: str) -> None:
+        """Submit the nodes downstream of ``node_id`` that may go ahead (see
+        ``_dask_ahead``), and theirs in turn."""
+        plan = self._ahead_plan(run.plan)
+        results = run.results
+        frontier = [node_id]
+        while frontier:
+            for target in plan.successors[frontier.pop()]:
+                sources = plan.targets.get(target)
+                if (
+                    sources is None
+                    or target in state.ahead
+                    or target in state.pending
+                    or target in results
+                    or (run.cached and target in run.cached)
+                ):
+                    continue
+                kwargs = self._inputs_ahead(run, state, plan, target, sources)
+                if kwargs is None:
+                    continue
+                key, future, _ = self._submit(run, target, kwargs, adopted=False)
+                state.pending[target] = future
+                state.ahead[target] = Submitted(future, kwargs, key)
+                frontier.append(target)
+
+    def _inputs_ahead(
+        self,
+        run: WorkflowRun,
+        state: RunAhead,
+        plan: AheadPlan,
+        node_id: str,
+        sources: tuple[tuple[str, Connection], ...],
+    ) -> dict[str, Any] | None:
+        """``node_id``'s inputs as the engine will resolve them, or ``None`` when that is
+        not known yet (a source not submitted, or one that may be retried)."""
+        flat = run.flat_by_node.get(node_id)
+        kwargs = dict(flat) if flat else {}
+        for name, connection in sources:
+            source = connection.source_node
+            outputs = run.results.get(source)
+            if outputs is not None:
+                try:
+                    item = self.read_output(outputs, connection)
+                except errors.ConnectionError:
+                    return None
+                if item is MISSING:
+                    return None
+            elif source in state.pending and clean_source(run, source, plan):
+                item = RemoteItem(state.pending[source], connection)
+            else:
+                return None
+            kwargs[name] = item
+        own = run.by_node.get(node_id)
+        if own:
+            kwargs.update(own)
+        return kwargs
+
+    @staticmethod
+    def _same_inputs(run: WorkflowRun, engine: dict[str, Any], ahead: dict[str, Any]) -> bool:
+        """True when the inputs the engine resolved are those the task submitted ahead
+        was given: the same objects, the same source task and connection, or ``None``
+        where the source's manifest says the connection reads ``None``."""
+        if engine.keys() != ahead.keys():
+            return False
+        for name, value in engine.items():
+            given = ahead[name]
+            if value is given:
+                continue
+            if type(given) is not RemoteItem:
+                return False
+            if type(value) is RemoteItem:
+                if value.future.key != given.future.key or value.connection != given.connection:
+                    return False
+                continue
+            outputs = run.results.get(given.connection.source_node)
+            if not (
+                value is None
+                and type(outputs) is RemoteOutputs
+                and outputs.manifest.get(given.connection) == NONE
+            ):
+                return False
+        return True
+
+    def _run_state(self, run: WorkflowRun) -> RunAhead:
+        state = self._runs.get(run)
+        if state is None:
+            state = RunAhead()
+            state.enabled = run.guard is None and not run.settings.max_concurrent_nodes
+            self._runs[run] = state
+        return state
+
+    def _ahead_plan(self, plan: ExecutionPlan) -> AheadPlan:
+        known = self._ahead_plans.get(plan)
+        if known is None:
+            known = self._ahead_plans[plan] = AheadPlan(plan, self._outgoing_of(plan))
+        return known
 
     async def fetch(self, run: WorkflowRun, node_ids: Iterable[str]) -> None:
         """Gather the outputs of ``node_ids`` into ``run.results`` (a worker thread
@@ -253,7 +381,12 @@ class DaskExecutor(NodeExecutor):
             results[node_id] = value
 
     async def collect(self, run: WorkflowRun) -> None:
-        """Gather every remote result of ``run`` (see :meth:`NodeExecutor.collect`)."""
+        """Release the tasks submitted ahead that the engine did not adopt, and gather
+        every remote result of ``run`` (see :meth:`NodeExecutor.collect`)."""
+        state = self._runs.pop(run, None)
+        if state is not None:
+            for key in state.release():
+                self._attempts.pop(key, None)
         await self.fetch(run, list(run.results))
 
     def value(self, outputs: Any) -> Any:

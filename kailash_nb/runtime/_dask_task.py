@@ -58,7 +58,13 @@ def run_node(
 
     worker = get_worker()
     for name, (source, connection) in takes.items():
-        kwargs[name] = read_output(sources[source], connection)
+        value = read_output(sources[source], connection)
+        if value is MISSING:  # a task submitted ahead whose source lacks the output
+            raise errors.ConnectionError(
+                f"connection {connection}: node {connection.source_node!r} produced no "
+                f"output {connection.source_output!r}"
+            )
+        kwargs[name] = value
     merged = node.merge_inputs(kwargs)
     outputs = asyncio.run(node.run_with_async(merged)) if node.is_async else node.run_with(merged)
     entries = manifest(outputs, outgoing)

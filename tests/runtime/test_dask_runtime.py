@@ -162,12 +162,42 @@ def test_node_retries_run_on_the_cluster(dask_client, tmp_path: Path) -> None:
         "    raise ConnectionError('first try fails')\n"
         "result = 'second try'\n",
     )
+    _code(builder, "after", "result = x + '!'")
+    builder.add_connection("flaky", "result", "after", "x")
     recorder = Recorder()
     with DaskRuntime(dask_client, node_retries=1) as runtime:
         runtime.events.subscribe(recorder, runs=False)
         results, _ = runtime.execute(builder.build())
-    assert results == {"flaky": {"result": "second try"}}
+    # "after" waits for the retried attempt: nothing was submitted ahead on the first.
+    assert results == {"flaky": {"result": "second try"}, "after": {"result": "second try!"}}
     assert recorder.states("flaky") == ["queued", "started", "retrying", "started", "completed"]
+    assert recorder.states("after") == ["queued", "started", "completed"]
+
+
+def test_dependents_are_submitted_ahead_of_the_clients_round_trip(dask_client) -> None:
+    # While the engine is held inside on_output("first"), "second" runs on the cluster
+    # anyway: it was submitted with "first"'s future as a dependency, so dask started it
+    # when "first" finished, without waiting for the client.
+    name = f"second-ran-{uuid.uuid4().hex}"
+    ran = distributed.Event(name, client=dask_client)
+    seen: dict[str, bool] = {}
+
+    def hold(node_id: str, outputs: dict[str, Any]) -> None:
+        if node_id == "first":
+            seen["second ran meanwhile"] = ran.wait(timeout=30)
+
+    builder = WorkflowBuilder()
+    _code(builder, "first", "result = 1")
+    _code(
+        builder,
+        "second",
+        f"from distributed import Event\nEvent({name!r}).set()\nresult = x + 1",
+    )
+    builder.add_connection("first", "result", "second", "x")
+    with DaskRuntime(dask_client) as runtime:
+        results, _ = runtime.execute(builder.build(), on_output=hold)
+    assert seen == {"second ran meanwhile": True}
+    assert results == {"first": {"result": 1}, "second": {"result": 2}}
 
 
 def test_node_timeout_fails_the_node(dask_client) -> None:
