@@ -4,7 +4,9 @@ Each attempt is one ``client.submit`` of :func:`~kailash_nb.runtime._dask_task.r
 with a key of its own. The inputs the engine resolved to plain values (config,
 parameters, cached outputs) travel with the task; a connected input travels as the
 *future* of its source's task, so dask moves the value from the worker that made it to
-the worker that consumes it, never through the client.
+the worker that consumes it, never through the client. Dependents the engine cannot
+decide differently about are submitted ahead, as soon as their sources are submitted,
+and adopted when the engine reaches them (``_dask_ahead``).
 
 What the engine sees of a node's outputs, and when:
 

@@ -8,7 +8,10 @@ executes changes: every node attempt becomes a dask task, so independent branche
 run on different workers at once, and a node's outputs stay on the worker that made
 them, moving only to the workers of the nodes that consume them. What the engine
 fetches to the client, and why, is listed in ``kailash_nb.runtime._dask_executor``;
-the results the caller gets are gathered once, when the run ends.
+the results the caller gets are gathered once, when the run ends. Dependents whose
+inputs the engine will resolve the same way whatever their sources produce are
+submitted ahead, with their sources' futures, so dask starts them without waiting for
+a round trip through the client (``kailash_nb.runtime._dask_ahead``).
 
 Node and run events are published on the runtime's ``events`` bus while the run
 executes (the notebook widget shows the run live; ``history=True`` records it), from
