@@ -302,3 +302,31 @@ def test_a_lost_worker_reruns_the_node_elsewhere_as_a_retry(dask_client, tmp_pat
     assert recorder.states("fragile") == ["queued", "started", "retrying", "started", "completed"]
     retry = next(e for e in recorder.events if e.state == "retrying")
     assert "was lost" in retry.error
+
+
+def test_cached_outputs_are_reused_and_feed_the_cluster(dask_client) -> None:
+    builder = WorkflowBuilder()
+    _code(builder, "expensive", "raise RuntimeError('must not run: it is cached')")
+    _code(builder, "double", "result = value * 2")
+    builder.add_connection("expensive", "result", "double", "value")
+    recorder = Recorder()
+    with DaskRuntime(dask_client) as runtime:
+        runtime.events.subscribe(recorder, runs=False)
+        results, _ = runtime.execute(builder.build(), cached_outputs={"expensive": {"result": 50}})
+    assert results == {"expensive": {"result": 50}, "double": {"result": 100}}
+    assert recorder.states("expensive") == ["queued", "cached"]
+
+
+def test_route_data_lists_untaken_nodes_as_none(dask_client) -> None:
+    builder = WorkflowBuilder()
+    _code(builder, "src", "result = {'v': 5}")
+    builder.add_node("SwitchNode", "sw", {"condition_field": "v", "operator": ">", "value": 3})
+    _code(builder, "yes", "result = 'big'")
+    _code(builder, "no", "result = 'small'")
+    builder.add_connection("src", "result", "sw", "input_data")
+    builder.add_connection("sw", "true_output", "yes", "data")
+    builder.add_connection("sw", "false_output", "no", "data")
+    with DaskRuntime(dask_client, conditional_execution="route_data") as runtime:
+        results, _ = runtime.execute(builder.build())
+    assert results["yes"] == {"result": "big"}
+    assert results["no"] is None
