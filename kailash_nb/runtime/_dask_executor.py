@@ -25,7 +25,9 @@ the runtime's topic (``Worker.log_event``) and the client's ``subscribe_topic``
 handler wakes the attempt waiting for it. That channel rides the batched
 worker-scheduler and scheduler-client streams dask already keeps open, needs no extra
 connection or polling, and is ordered before the task's own completion on the same
-stream. The engine itself publishes ``queued``/``started``/``completed``/``failed`` as
+stream. Steps a node reports (``report_step``) travel the same way, while someone
+watches steps, and are published through the engine's step reporter of that node
+(which scrubs them). The engine itself publishes ``queued``/``started``/``completed``/``failed`` as
 the attempts go (``started`` when the task is submitted). A task dask hands to another
 worker after its worker was lost is reported by a scheduler plugin
 (``RestartReporter``, registered once per cluster) and published as a ``retrying``
@@ -45,6 +47,7 @@ import anyio
 import anyio.to_thread
 
 from kailash_nb import sdk_exceptions as errors
+from kailash_nb.nodes.steps import StepReceiver, current_step_receiver
 from kailash_nb.runtime._dask_ahead import AheadPlan, RunAhead, Submitted, clean_source
 from kailash_nb.runtime._dask_task import ABSENT, NONE, RESTART_TOPIC, RestartReporter, run_node
 from kailash_nb.runtime._node_executor import NodeExecutor, timed_out
@@ -106,7 +109,7 @@ class RemoteItem:
 class _Attempt:
     """The client's side of one submitted task: what wakes the engine waiting for it."""
 
-    __slots__ = ("adopted", "done", "loop", "node_id", "run")
+    __slots__ = ("adopted", "done", "loop", "node_id", "receiver", "run", "steps")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, run: WorkflowRun, node_id: str) -> None:
         self.loop = loop
@@ -115,6 +118,28 @@ class _Attempt:
         self.done: asyncio.Future[tuple[list[int | str], list[str]]] = loop.create_future()
         #: The engine waits for this task (not only submitted ahead).
         self.adopted = True
+        #: Where the steps the node reports go: the step reporter of the engine's
+        #: execution of the node, which scrubs and publishes them (set on adoption).
+        self.receiver: StepReceiver | None = None
+        #: Steps reported before the engine adopted the task.
+        self.steps: list[tuple[str, dict[str, Any]]] = []
+
+    def adopt(self) -> None:
+        """On the engine's loop, inside the node's execution: the engine waits for this
+        task now; pass on the steps it reported so far."""
+        self.adopted = True
+        self.receiver = current_step_receiver()
+        if self.receiver is not None:
+            for step, detail in self.steps:
+                self.receiver(step, detail)
+        self.steps.clear()
+
+    def step(self, step: str, detail: dict[str, Any]) -> None:
+        """On the engine's loop: the node reported ``step`` on its worker."""
+        if self.receiver is not None:
+            self.receiver(step, detail)
+        elif not self.adopted:
+            self.steps.append((step, detail))
 
     def settle(self, message: dict[str, Any] | None, error: BaseException | None) -> None:
         """On the engine's loop: the task ended, with its ``done`` message or its
@@ -178,6 +203,8 @@ class DaskExecutor(NodeExecutor):
             return  # an attempt the engine stopped waiting for
         if message["kind"] == "done":
             attempt.loop.call_soon_threadsafe(attempt.settle, message, None)
+        elif message["kind"] == "step":
+            attempt.loop.call_soon_threadsafe(attempt.step, message["step"], message["detail"])
         elif message["kind"] == "restarted":
             attempt.loop.call_soon_threadsafe(attempt.restarted, message.get("worker"))
 
@@ -216,12 +243,12 @@ class DaskExecutor(NodeExecutor):
         if submitted is not None and self._same_inputs(run, kwargs, submitted.kwargs):
             key, future = submitted.key, submitted.future
             attempt = self._attempts[key]
-            attempt.adopted = True
         else:
             if submitted is not None:
                 self._attempts.pop(submitted.key, None)
             key, future, attempt = self._submit(run, node_id, kwargs, adopted=True)
             state.pending[node_id] = future
+        attempt.adopt()
         if state.enabled:
             self._submit_ahead(run, state, node_id)
         node = run.plan.nodes[node_id]
@@ -267,6 +294,7 @@ class DaskExecutor(NodeExecutor):
             takes,
             sources,
             self._outgoing_of(run.plan)[node_id],
+            run.stepping,
             key=key,
             pure=False,
         )

@@ -28,6 +28,8 @@ from typing import Any
 from distributed.diagnostics.plugin import SchedulerPlugin
 
 from kailash_nb import sdk_exceptions as errors
+from kailash_nb.nodes.steps import step_receiver
+from kailash_nb.runtime._steps import MAX_STEP_NAME, json_safe_detail
 from kailash_nb.workflow.connection import MISSING, Connection, read_output
 
 __all__ = ["ABSENT", "NONE", "PRESENT", "RESTART_TOPIC", "RestartReporter", "manifest", "run_node"]
@@ -48,11 +50,14 @@ def run_node(
     takes: dict[str, tuple[str, Connection]],
     sources: dict[str, dict[str, Any]],
     outgoing: Sequence[Connection],
+    steps: bool = False,
 ) -> dict[str, Any]:
     """Run ``node`` on this worker and return its outputs.
 
     ``kwargs`` are the inputs the client resolved; ``takes`` maps the other inputs to
     ``(source key, connection)``, read from ``sources`` (the source tasks' outputs).
+    ``steps``: send the steps the node reports (``report_step``) to the client, as
+    ``{"key", "kind": "step", "step", "detail"}`` with the detail made JSON-safe.
     """
     from distributed import get_worker
 
@@ -66,7 +71,11 @@ def run_node(
             )
         kwargs[name] = value
     merged = node.merge_inputs(kwargs)
-    outputs = asyncio.run(node.run_with_async(merged)) if node.is_async else node.run_with(merged)
+    with step_receiver(_StepSender(worker, topic, key) if steps else None):
+        if node.is_async:
+            outputs = asyncio.run(node.run_with_async(merged))
+        else:
+            outputs = node.run_with(merged)
     entries = manifest(outputs, outgoing)
     keys = [str(name) for name in outputs]
     worker.log_event(topic, {"key": key, "kind": "done", "manifest": entries, "keys": keys})
@@ -85,6 +94,23 @@ def manifest(outputs: dict[str, Any], outgoing: Sequence[Connection]) -> list[in
             continue
         entries.append(ABSENT if value is MISSING else NONE if value is None else PRESENT)
     return entries
+
+
+class _StepSender:
+    """A step receiver on the worker: each step goes to the client on ``topic``."""
+
+    __slots__ = ("key", "topic", "worker")
+
+    def __init__(self, worker: Any, topic: str, key: str) -> None:
+        self.worker = worker
+        self.topic = topic
+        self.key = key
+
+    def __call__(self, step: str, detail: dict[str, Any]) -> None:
+        name = (step if isinstance(step, str) else repr(step))[:MAX_STEP_NAME]
+        safe = {str(k): v for k, v in json_safe_detail(detail).items()}
+        message = {"key": self.key, "kind": "step", "step": name, "detail": safe}
+        self.worker.log_event(self.topic, message)
 
 
 class RestartReporter(SchedulerPlugin):

@@ -67,8 +67,8 @@ class DaskRuntime(LocalRuntime):
 
     Workers must be able to import kailash_nb and whatever the nodes' code imports;
     nodes travel to them pickled (``cloudpickle``). Steps that nodes report
-    (``report_step``) are not forwarded from workers. ``max_worker_threads`` has no
-    effect (the workers' threads run the nodes).
+    (``report_step``) come back from the workers while someone watches steps.
+    ``max_worker_threads`` has no effect (the workers' threads run the nodes).
 
     Raises:
         RuntimeExecutionError: both ``client`` and ``address``, or neither and no

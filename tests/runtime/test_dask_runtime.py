@@ -330,3 +330,32 @@ def test_route_data_lists_untaken_nodes_as_none(dask_client) -> None:
         results, _ = runtime.execute(builder.build())
     assert results["yes"] == {"result": "big"}
     assert results["no"] is None
+
+
+def test_steps_reported_on_a_worker_reach_the_bus_scrubbed(dask_client) -> None:
+    builder = WorkflowBuilder()
+    _code(
+        builder,
+        "agent",
+        "from kailash_nb.nodes.steps import report_step\n"
+        "report_step('tool_call', tool='search', n=1, key=api_key)\n"
+        "result = 'ok'\n",
+        api_key="sk-very-secret-value",
+    )
+    _code(
+        builder,
+        "after",
+        "from kailash_nb.nodes.steps import report_step\nreport_step('answer', text=x)\nresult = x",
+    )
+    builder.add_connection("agent", "result", "after", "x")
+    steps: list[Any] = []
+    with DaskRuntime(dask_client) as runtime:
+        runtime.events.subscribe(steps.append, nodes=False, runs=False, steps=True)
+        results, run_id = runtime.execute(builder.build())
+    assert results["after"] == {"result": "ok"}
+    assert [(s.run_id, s.node_id, s.step) for s in steps] == [
+        (run_id, "agent", "tool_call"),
+        (run_id, "after", "answer"),
+    ]
+    assert steps[0].detail["tool"] == "search" and steps[0].detail["n"] == 1
+    assert "sk-very-secret-value" not in repr(steps[0].detail)
