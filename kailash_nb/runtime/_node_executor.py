@@ -18,7 +18,7 @@ import anyio
 import anyio.to_thread
 
 from kailash_nb.sdk_exceptions import NodeExecutionError
-from kailash_nb.workflow.connection import Connection, read_output
+from kailash_nb.workflow.connection import read_output
 
 if TYPE_CHECKING:
     from kailash_nb.workflow.plan import CycleUnit
@@ -38,15 +38,12 @@ class NodeExecutor:
     #: The engine may run a sequential workflow in the caller's thread, no loop.
     allows_inline = True
 
-    def read_output(self, outputs: Any, connection: Connection) -> Any:
-        """The value ``connection`` reads from ``outputs`` (what ``attempt`` returned):
-        ``MISSING`` when absent, ``None`` when the branch carried nothing, else
-        something the engine may pass to another node's ``attempt`` as an input.
-
-        Raises:
-            ConnectionError: the connection's path walks into something not a dict.
-        """
-        return read_output(outputs, connection)
+    #: ``read_output(outputs, connection)``: the value ``connection`` reads from
+    #: ``outputs`` (what ``attempt`` returned): ``MISSING`` when absent, ``None`` when the
+    #: branch carried nothing, else something the engine may pass to another node's
+    #: ``attempt`` as an input; raises ``ConnectionError`` when the connection's path
+    #: walks into something not a dict. The plain function here (called per connection).
+    read_output = staticmethod(read_output)
 
     async def attempt(
         self, run: WorkflowRun, node_id: str, kwargs: dict[str, Any], timeout: float | None

@@ -12,12 +12,14 @@ the run history see a dask run like any other.
 The cluster: the scheduler at ``KAILASH_NB_DASK_ADDRESS``, else the process's default
 ``distributed`` client; :func:`register_dask_backend` names a client or an address
 instead (and may register the backend under another name). The connection is made
-when the gateway starts its backends (or at the first run), and closed with them.
+when the gateway starts its backends, in the background (a run waits for it, or makes
+it), and closed with them.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import threading
 from typing import Any
@@ -32,6 +34,8 @@ from kailash_nb.middleware.gateway_errors import GatewayConfigurationError
 from kailash_nb.runtime.outcome import RunOutcome
 
 __all__ = ["DASK_ADDRESS_ENV", "DaskBackend", "register_dask_backend"]
+
+logger = logging.getLogger(__name__)
 
 #: The scheduler address the ``"dask"`` backend connects to (``tcp://host:8786``).
 DASK_ADDRESS_ENV = "KAILASH_NB_DASK_ADDRESS"
@@ -76,7 +80,19 @@ class DaskBackend(ExecutionBackend):
         self.runtime: Any = None
 
     def start(self) -> None:
-        """Connect to the cluster (idempotent, also after ``close``).
+        """Connect to the cluster in the background (idempotent, also after ``close``):
+        the gateway does not wait for the scheduler; a run waits for the connection,
+        and fails with its error if there is none."""
+        threading.Thread(target=self._connect_quietly, name="kailash-nb-dask", daemon=True).start()
+
+    def _connect_quietly(self) -> None:
+        try:
+            self.connect()
+        except Exception:
+            logger.exception("the dask backend could not connect; runs will try again")
+
+    def connect(self) -> Any:
+        """The runtime on the cluster, connecting first if needed (blocking).
 
         Raises:
             RuntimeExecutionError: no address, no client and no default client.
@@ -85,6 +101,7 @@ class DaskBackend(ExecutionBackend):
         with self._lock:
             if self.runtime is None:
                 self.runtime = self._open()
+            return self.runtime
 
     async def execute(self, run: RunRequest) -> RunOutcome:
         """Run ``run`` to its end from a run thread; see :meth:`ExecutionBackend.execute`.
@@ -95,8 +112,7 @@ class DaskBackend(ExecutionBackend):
         return await self._threads().call(functools.partial(self._execute, run))
 
     def _execute(self, run: RunRequest) -> RunOutcome:
-        self.start()
-        return self.runtime.execute_outcome(
+        return self.connect().execute_outcome(
             run.workflow,
             run.parameters,
             run_id=run.run_id,
