@@ -65,8 +65,10 @@ class DaskRuntime(LocalRuntime):
     With neither, the current default client is used (the last ``Client()`` made in
     this process, as in a notebook cell).
 
-    Workers must be able to import kailash_nb and whatever the nodes' code imports;
-    nodes travel to them pickled (``cloudpickle``). Steps that nodes report
+    The workers must be able to import kailash_nb and whatever the nodes' code
+    imports, and the scheduler kailash_nb (the runtime registers a small scheduler
+    plugin that reports tasks re-run after a lost worker); nodes travel to the workers
+    pickled (``cloudpickle``). Steps that nodes report
     (``report_step``) come back from the workers while someone watches steps.
     ``max_worker_threads`` has no effect (the workers' threads run the nodes).
 
