@@ -38,6 +38,7 @@ future's done callback, with the exception the node raised on the worker.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 import weakref
 from collections.abc import Iterable, Iterator
@@ -174,6 +175,10 @@ class DaskExecutor(NodeExecutor):
     def __init__(self, client: Client) -> None:
         self.client = client
         self.topic = f"kailash_nb-{uuid.uuid4().hex}"
+        # Task keys: the node id, this executor's random prefix and a counter (one
+        # uuid4 per task costs a getrandom call, noticeable per node).
+        self._keys = itertools.count()
+        self._key_prefix = uuid.uuid4().hex[:16]
         self._attempts: dict[str, _Attempt] = {}
         self._outgoing: weakref.WeakKeyDictionary[ExecutionPlan, dict[str, tuple[Connection, ...]]]
         self._outgoing = weakref.WeakKeyDictionary()
@@ -281,7 +286,7 @@ class DaskExecutor(NodeExecutor):
                 sources[source_key] = value.future
             else:
                 plain[name] = value
-        key = f"{node_id}-{uuid.uuid4().hex}"
+        key = f"{node_id}-{self._key_prefix}{next(self._keys):x}"
         attempt = _Attempt(asyncio.get_running_loop(), run, node_id)
         attempt.adopted = adopted
         self._attempts[key] = attempt
