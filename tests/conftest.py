@@ -260,3 +260,36 @@ def serve_module_gateway():
     """``serve_gateway`` for module-scoped fixtures: servers stop when the module's tests end."""
     with ExitStack() as servers:
         yield _server_factory(servers)
+
+
+# -- dask.distributed (DaskRuntime) ---------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def dask_client():
+    """A ``distributed.Client`` of a LocalCluster with two single-threaded worker
+    processes, started once per session (on first use) and shared by every DaskRuntime
+    test; it is not made the default client."""
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        host="127.0.0.1",
+    )
+    client = distributed.Client(cluster, set_as_default=False)
+    yield client
+    client.close()
+    cluster.close()
+
+
+@pytest.fixture(scope="session")
+def dask_runtime(dask_client):
+    """A ``DaskRuntime`` on the session's cluster, shared by the tests that only run
+    workflows on it (tests that change runtime options make their own)."""
+    from kailash_nb.runtime.dask import DaskRuntime
+
+    runtime = DaskRuntime(dask_client)
+    yield runtime
+    runtime.close()

@@ -31,6 +31,7 @@ from kailash_nb.middleware.execution import (
     RunIndex,
     RunPolicy,
     TenantRunRouter,
+    check_backend_name,
     run_policy,
 )
 from kailash_nb.middleware.gateway_errors import GatewayConfigurationError
@@ -69,6 +70,7 @@ class GatewaySettings:
     worker_processes: int = 1
     metrics_public: bool = False
     mcp: bool = False
+    default_backend: str | None = None
 
 
 class GatewayState:
@@ -172,6 +174,7 @@ class GatewayState:
         max_output_bytes: int | None = None,
         process_pool_size: int | None = None,
         expose_errors: bool = False,
+        backend: str | None = None,
     ) -> None:
         """Serve ``workflow`` at ``/workflows/{name}``.
 
@@ -213,6 +216,13 @@ class GatewayState:
             memory_limit_mb, max_output_bytes, process_pool_size: process runs only
                 (see ``isolation``); a run past the memory limit fails with a message
                 naming it and its worker is replaced.
+            backend: the registered execution backend to run the workflow on instead
+                of the run threads: ``"dask"`` executes its nodes on a dask.distributed
+                cluster (``execution.DaskBackend``: ``KAILASH_NB_DASK_ADDRESS`` or
+                ``execution.register_dask_backend``), with ``timeout`` as the runs'
+                deadline; not with ``isolation="process"`` or ``run_inline``. Default:
+                the gateway's ``execution_backend``, if any, for workflows registered
+                without ``isolation="process"`` or ``run_inline``.
             expose_errors: show callers what failed nodes raised (their messages) in the
                 422 answer, ``GET /runs/{id}`` and run events. Off by default: exception
                 text can carry internal details (paths, hosts, data), so callers see only
@@ -224,8 +234,9 @@ class GatewayState:
                 a name already registered, not a built ``Workflow``, a workflow needing
                 an input nothing provides and no caller may set, ``run_inline``
                 for a workflow that is not sequential ``PythonCodeNode`` nodes only or
-                together with ``timeout``/``isolation="process"``, or an invalid
-                isolation option (see ``execution.run_policy``).
+                together with ``timeout``/``isolation="process"``/``backend``, an invalid
+                isolation option (see ``execution.run_policy``), or a ``backend`` that
+                is not registered.
         """
         if not isinstance(name, str) or not _WORKFLOW_NAME.fullmatch(name):
             raise GatewayConfigurationError(
@@ -253,6 +264,10 @@ class GatewayState:
                 "made only of PythonCodeNode nodes"
             )
         inputs = _workflow_inputs(name, workflow)
+        if backend is not None:
+            check_backend_name(backend, f"register_workflow({name!r}, backend=...)")
+        elif isolation == "thread" and not run_inline:
+            backend = self.settings.default_backend
         policy = run_policy(
             name,
             workflow,
@@ -261,6 +276,7 @@ class GatewayState:
             memory_limit_mb=memory_limit_mb,
             max_output_bytes=max_output_bytes,
             pool_size=process_pool_size,
+            backend=backend,
         )
         if policy is not None and run_inline:
             raise GatewayConfigurationError(

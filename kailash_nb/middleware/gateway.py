@@ -33,7 +33,7 @@ from kailash_nb.middleware._server import build_server
 from kailash_nb.middleware._worker_limits import gateway_rate_limiter
 from kailash_nb.middleware._workers import serve_workers
 from kailash_nb.middleware.auth import KailashJWTAuth
-from kailash_nb.middleware.execution import OPEN, PolicyGate
+from kailash_nb.middleware.execution import OPEN, PolicyGate, check_backend_name
 from kailash_nb.middleware.gateway_errors import GatewayConfigurationError
 from kailash_nb.middleware.handlers import routes
 from kailash_nb.middleware.handlers.base import NotFoundHandler
@@ -341,6 +341,7 @@ def create_gateway(
     metrics_public: bool = False,
     runtime: AccessControlledRuntime | None = None,
     mcp: bool = False,
+    execution_backend: str | None = None,
 ) -> Gateway:
     """Create a gateway; register workflows on it, then ``run()`` or ``await start()``.
 
@@ -365,6 +366,11 @@ def create_gateway(
             any other route, as the OpenAPI document says. ``True``: anyone may read it
             (for a scraper on a private network); the document then lists it without
             a security requirement.
+        execution_backend: the execution backend of every workflow registered without
+            ``backend``, ``isolation="process"`` or ``run_inline`` (``"dask"``: run their
+            nodes on a dask.distributed cluster, see ``execution.DaskBackend``);
+            ``None`` (default): the gateway's run threads, or its event loop for
+            provably quick workflows.
         worker_processes: processes serving the gateway from one port (``run()`` forks
             and supervises them; ``start()`` needs 1). Each worker has its own store
             connections and run pool; runs are readable from every worker through the
@@ -402,7 +408,8 @@ def create_gateway(
             ``metrics_public``, or a
             bad ``cache_enabled``/``cache_ttl``, ``max_connections``, a non-bool
             ``mcp`` or ``mcp=True`` without the ``mcp`` package,
-            ``connection_pool_size`` or ``worker_processes``
+            ``connection_pool_size`` or ``worker_processes``, an
+            ``execution_backend`` that is not registered
             (or a rate limit too small to split over the workers without Redis).
         ValueError: an invalid CORS origin.
     """
@@ -420,6 +427,8 @@ def create_gateway(
             f"metrics_public must be True or False, got {metrics_public!r}"
         )
     _check_mcp(mcp)
+    if execution_backend is not None:
+        check_backend_name(execution_backend, "create_gateway(execution_backend=...)")
     monitor = _monitor(monitoring)
     _check_count("worker_processes", worker_processes)
     if not isinstance(cache_enabled, bool):
@@ -463,6 +472,7 @@ def create_gateway(
         worker_processes=worker_processes,
         metrics_public=metrics_public,
         mcp=mcp,
+        default_backend=execution_backend,
     )
     auth = None
     if security_config is not None:

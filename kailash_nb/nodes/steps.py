@@ -22,7 +22,7 @@ import contextvars
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["AGENT_STEPS", "StepReceiver", "report_step", "step_receiver"]
+__all__ = ["AGENT_STEPS", "StepReceiver", "current_step_receiver", "report_step", "step_receiver"]
 
 #: The steps an agent node reports, in the order they happen in one round.
 AGENT_STEPS = ("prompt_sent", "tool_call", "tool_result", "answer")
@@ -46,6 +46,12 @@ def report_step(step: str, **detail: Any) -> None:
     receiver = _RECEIVER.get()
     if receiver is not None:
         receiver(step, detail)
+
+
+def current_step_receiver() -> StepReceiver | None:
+    """The receiver :func:`report_step` calls here and now (``None``: none); a runtime
+    that runs the node elsewhere passes on the steps reported there to it."""
+    return _RECEIVER.get()
 
 
 class step_receiver:

@@ -21,7 +21,7 @@ from typing import Any
 
 from kailash_nb import sdk_exceptions as errors
 from kailash_nb.sdk_exceptions import WorkflowExecutionError
-from kailash_nb.workflow.connection import MISSING, read_output
+from kailash_nb.workflow.connection import MISSING
 from kailash_nb.workflow.expressions import evaluate_condition
 from kailash_nb.workflow.plan import DEFAULT_CYCLE_ITERATION_CAP, CycleUnit
 
@@ -53,6 +53,7 @@ class CycleExecution:
                 await self._run_node(node_id, iteration)
                 if self.failure is not None:
                     return
+            await self.executor.before_cycle_check(self, unit)
             if self._cycle_finished(unit, iteration, started):
                 self._keep_last_outputs(unit)
                 return
@@ -77,6 +78,7 @@ class CycleExecution:
         spec = unit.spec
         carried = False
         branching = self.plan.is_branching
+        read_output = self.executor.read_output
         for connection in self.plan.cycle_edges[spec.cycle_id]:
             source = connection.source_node
             outputs = self.results.get(source)

@@ -48,21 +48,21 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import anyio.to_thread
 
 if TYPE_CHECKING:
     import asyncio
 
 from kailash_nb import sdk_exceptions as errors
 from kailash_nb.runtime._cycles import CycleExecution
+from kailash_nb.runtime._node_executor import IN_PROCESS, NodeExecutor
 from kailash_nb.runtime._run_events import RunEvents, make_timing
 from kailash_nb.runtime.events import EventBus, NodeTiming
 from kailash_nb.runtime.guard import NodeGuard
 from kailash_nb.runtime.limits import RunLimit
 from kailash_nb.runtime.node_errors import describe_node_error, raised_by_node
 from kailash_nb.runtime.outcome import NodeFailure, RunOutcome
-from kailash_nb.sdk_exceptions import NodeExecutionError, ServiceUnavailableError
-from kailash_nb.workflow.connection import MISSING, read_output
+from kailash_nb.sdk_exceptions import ServiceUnavailableError
+from kailash_nb.workflow.connection import MISSING
 from kailash_nb.workflow.graph import Workflow
 from kailash_nb.workflow.plan import CycleUnit, ExecutionPlan
 
@@ -137,6 +137,10 @@ class WorkflowRun(CycleExecution, RunEvents):
     ``guard`` (a :class:`~kailash_nb.runtime.guard.NodeGuard`) is asked before each node
     executes; a node it refuses fails and stops the run, dependents or not.
 
+    ``executor`` (a :class:`~kailash_nb.runtime._node_executor.NodeExecutor`) executes
+    each node attempt: in this process by default; ``kailash_nb.runtime.dask`` passes
+    one that runs them on a dask.distributed cluster. The data flow is the same.
+
     ``on_output(node_id, outputs)`` is called when a node outside a cycle completes,
     before any node that depends on it starts (the notebook digests outputs there);
     ``on_failure(node_id, exception)`` when a node fails, with what the node raised.
@@ -160,6 +164,7 @@ class WorkflowRun(CycleExecution, RunEvents):
         on_output: Callable[[str, dict[str, Any]], object] | None = None,
         on_failure: Callable[[str, BaseException], object] | None = None,
         guard: NodeGuard | None = None,
+        executor: NodeExecutor | None = None,
     ) -> None:
         if not isinstance(workflow, Workflow):
             raise TypeError(
@@ -203,7 +208,10 @@ class WorkflowRun(CycleExecution, RunEvents):
         self.timeline: list[NodeTiming] | None = [] if bus.wants_timeline else None
         # Converts perf_counter readings to wall-clock time without a clock call per node.
         self._wall_offset = time.time() - time.perf_counter()
-        self.inline = plan.sequential and not settings.needs_loop_always
+        self.executor = IN_PROCESS if executor is None else executor
+        self.inline = (
+            plan.sequential and not settings.needs_loop_always and self.executor.allows_inline
+        )
         self._thread_limiter: anyio.CapacityLimiter | None = None
         self.on_output = on_output
         self.on_failure = on_failure
@@ -241,6 +249,7 @@ class WorkflowRun(CycleExecution, RunEvents):
                 self._run_sequentially()
             else:
                 await self._run_concurrently(started)
+                await self.executor.collect(self)
         except BaseException as exc:
             self._run_abandoned(started, exc)
             raise
@@ -262,6 +271,8 @@ class WorkflowRun(CycleExecution, RunEvents):
                     for index in self.plan.roots:
                         self._start_unit(index)
         except TimeoutError:
+            with anyio.CancelScope(shield=True):
+                await self.executor.collect(self)
             error = errors.WorkflowTimeoutError(
                 f"workflow {self.workflow.name!r} exceeded workflow_timeout={timeout}s and was "
                 "cancelled",
@@ -475,7 +486,6 @@ class WorkflowRun(CycleExecution, RunEvents):
         kwargs = self._inputs_to_run(node_id, iteration)
         if kwargs is None:
             return
-        node = self.plan.nodes[node_id]
         options = self.plan.options.get(node_id)
         timeout = options.timeout if options and options.timeout else self.settings.node_timeout
         retries = options.retries if options and options.retries is not None else None
@@ -490,9 +500,9 @@ class WorkflowRun(CycleExecution, RunEvents):
             try:
                 if self.stepping:
                     with self._reporting_steps(node_id, iteration):
-                        outputs = await self._attempt(node, kwargs, timeout)
+                        outputs = await self.executor.attempt(self, node_id, kwargs, timeout)
                 else:
-                    outputs = await self._attempt(node, kwargs, timeout)
+                    outputs = await self.executor.attempt(self, node_id, kwargs, timeout)
             except Exception as exc:
                 if self._running.pop(node_id, None) is None:
                     return  # a limit stopped the run meanwhile and failed the node
@@ -520,34 +530,13 @@ class WorkflowRun(CycleExecution, RunEvents):
             self._node_completed(node_id, time.perf_counter() - started, iteration)
             return
 
-    async def _attempt(self, node: Any, kwargs: dict[str, Any], timeout: float | None) -> dict:
-        if node.is_async:
-            if timeout is None:
-                return await node.run_with_async(node.merge_inputs(kwargs))
-            try:
-                with anyio.fail_after(timeout):
-                    return await node.run_with_async(node.merge_inputs(kwargs))
-            except TimeoutError:
-                raise _timed_out(node, timeout) from None
-        offload = (
-            timeout is not None or self.settings.workflow_timeout is not None or self._in_flight > 1
-        )
-        if not offload:
-            return node.run_with(node.merge_inputs(kwargs))
-        call = functools.partial(_run_sync_node, node, kwargs)
-        try:
-            with anyio.fail_after(timeout):
-                # abandon_on_cancel: a timed-out thread cannot be interrupted; the run
-                # moves on and the thread's eventual result is discarded.
-                return await anyio.to_thread.run_sync(
-                    call, limiter=self._threads(), abandon_on_cancel=True
-                )
-        except TimeoutError:
-            if timeout is None:
-                raise
-            raise _timed_out(node, timeout) from None
+    @property
+    def in_flight(self) -> int:
+        """Units of this run started and not yet finished (async path)."""
+        return self._in_flight
 
-    def _threads(self) -> anyio.CapacityLimiter:
+    def threads(self) -> anyio.CapacityLimiter:
+        """The run's limiter of worker threads for synchronous nodes."""
         if self._thread_limiter is None:
             self._thread_limiter = anyio.CapacityLimiter(self.settings.max_worker_threads)
         return self._thread_limiter
@@ -585,6 +574,7 @@ class WorkflowRun(CycleExecution, RunEvents):
             results = self.results
             skipped = self.skipped
             branching = self.plan.is_branching
+            read_output = self.executor.read_output
             only_branch_nones = True
             for name, connections in sources:
                 value = MISSING
@@ -742,14 +732,3 @@ def _asyncio_loop() -> asyncio.AbstractEventLoop | None:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
-
-
-def _run_sync_node(node: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
-    return node.run_with(node.merge_inputs(kwargs))
-
-
-def _timed_out(node: Any, timeout: float) -> NodeExecutionError:
-    return NodeExecutionError(
-        f"node {node.id!r} ({node.type_name()}) timed out after {timeout}s; raise its timeout "
-        "with set_node_options or the runtime's node_timeout"
-    )

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from kailash_nb._loop_thread import run_blocking
 from kailash_nb.runtime._admission import RunSlots
+from kailash_nb.runtime._node_executor import NodeExecutor
 from kailash_nb.runtime.engine import EngineSettings, WorkflowRun
 from kailash_nb.runtime.events import EventBus
 from kailash_nb.runtime.guard import NodeGuard
@@ -124,6 +125,9 @@ class LocalRuntime:
         with LocalRuntime() as runtime:
             results, run_id = runtime.execute(workflow, parameters={"load": {"path": p}})
     """
+
+    #: Executes the nodes of this runtime's runs (``None``: in this process).
+    _node_executor: NodeExecutor | None = None
 
     def __init__(
         self,
@@ -508,4 +512,5 @@ class LocalRuntime:
             on_output=on_output,
             on_failure=on_failure,
             guard=guard,
+            executor=self._node_executor,
         )

@@ -26,6 +26,7 @@ from typing import Any
 
 from kailash_nb.middleware.execution._policy import RunPolicy
 from kailash_nb.middleware.execution._thread_pool import RunThreads
+from kailash_nb.middleware.gateway_errors import GatewayConfigurationError
 from kailash_nb.runtime.events import EventBus
 from kailash_nb.runtime.guard import NodeGuard
 from kailash_nb.runtime.local import LocalRuntime
@@ -38,6 +39,7 @@ __all__ = [
     "ExecutionBackend",
     "RunRequest",
     "backend_names",
+    "check_backend_name",
     "create_backend",
     "register_backend",
 ]
@@ -123,6 +125,16 @@ def register_backend(name: str, factory: BackendFactory) -> None:
 def backend_names() -> tuple[str, ...]:
     """The names of the registered backends, sorted."""
     return tuple(sorted(_BACKENDS))
+
+
+def check_backend_name(name: Any, where: str) -> None:
+    """Raise ``GatewayConfigurationError`` (naming ``where``) unless ``name`` is a
+    registered backend."""
+    if not isinstance(name, str) or name not in _BACKENDS:
+        raise GatewayConfigurationError(
+            f"{where}: no execution backend is registered as {name!r:.80}; the registered "
+            f"ones are {', '.join(map(repr, backend_names()))}"
+        )
 
 
 def create_backend(setup: BackendSetup) -> ExecutionBackend:

@@ -84,8 +84,13 @@ def run_policy(
     memory_limit_mb: int | None = None,
     max_output_bytes: int | None = None,
     pool_size: int | None = None,
+    backend: str | None = None,
 ) -> RunPolicy | None:
     """Validate ``register_workflow``'s run keywords; ``None`` means the default.
+
+    ``backend`` names a registered execution backend (``"dask"``...) that runs the
+    workflow instead of the gateway's threads; it goes with thread isolation only (the
+    caller checks that the name is registered).
 
     Raises:
         GatewayConfigurationError: an unknown ``isolation``, a non-positive or
@@ -102,6 +107,11 @@ def run_policy(
         )
     if timeout is not None:
         timeout = _seconds(timeout, where)
+    if backend is not None and isolation != "thread":
+        raise GatewayConfigurationError(
+            f"{where}: backend={backend!r:.40} runs the workflow on that backend, "
+            f"isolation={isolation!r:.40} on worker processes of the gateway; give one of them"
+        )
     if isolation == "thread":
         given = {
             "memory_limit_mb": memory_limit_mb,
@@ -114,6 +124,8 @@ def run_policy(
                 f"{where}: {', '.join(extra)} appl{'ies' if len(extra) == 1 else 'y'} to "
                 "isolation='process' only; a thread run shares the gateway's memory"
             )
+        if backend is not None:
+            return RunPolicy(backend, timeout)
         if timeout is None:
             return None
         return RunPolicy("thread", timeout)
