@@ -10,6 +10,7 @@ a short-lived loop on a fresh thread, so it cannot deadlock.
 from __future__ import annotations
 
 import concurrent.futures
+import contextvars
 import threading
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -63,7 +64,8 @@ def run_blocking(coro: Coroutine[Any, Any, T]) -> T:
         with concurrent.futures.ThreadPoolExecutor(
             1, thread_name_prefix="kailash-nb-nested"
         ) as pool:
-            return pool.submit(asyncio.run, coro).result()
+            # The caller's context (its log ids) goes along, as run_coroutine_threadsafe's does.
+            return pool.submit(contextvars.copy_context().run, asyncio.run, coro).result()
     future = asyncio.run_coroutine_threadsafe(coro, _shared_loop())
     try:
         return future.result()

@@ -1,4 +1,10 @@
-"""The ids a log record picks up from where it was logged: run, request, tenant, user."""
+"""The ids a log record picks up from where it was logged: run, request, tenant, user.
+
+They live in a context variable, so they follow the code that set them into the tasks
+it starts, the worker threads ``anyio.to_thread`` and ``asyncio.to_thread`` run it in,
+and nowhere else. The engine sets ``run_id`` for the length of each run, the gateway
+``request_id``, ``tenant_id`` and ``user_id`` for the length of each request.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +14,55 @@ import types
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-__all__ = ["CONTEXT_FIELDS", "context_fields", "log_context"]
+__all__ = [
+    "CONTEXT_FIELDS",
+    "context_fields",
+    "log_context",
+    "reset_log_context",
+    "set_log_context",
+]
 
 #: The ids :func:`log_context` sets and every record of an ``EnterpriseLogger`` carries.
 CONTEXT_FIELDS = ("run_id", "request_id", "tenant_id", "user_id")
+_FIELDS = frozenset(CONTEXT_FIELDS)
 
-# Never mutated: log_context sets a new mapping.
+# Never mutated: set_log_context sets a new mapping.
 _CONTEXT: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
     "kailash_nb_log_context", default=types.MappingProxyType({})
 )
+
+
+def set_log_context(**ids: Any) -> contextvars.Token[Mapping[str, Any]]:
+    """Set ids for the rest of the current context; ``None`` values are left out.
+
+    For code that cannot wrap its work in a ``with`` block (a request handler whose
+    ``prepare`` runs in the request's own task) or that runs on a hot path; anything
+    else uses :func:`log_context`. Undo with :func:`reset_log_context` in the same
+    context::
+
+        token = set_log_context(run_id=run_id)
+        try:
+            ...
+        finally:
+            reset_log_context(token)
+
+    Raises:
+        TypeError: a name other than ``run_id``, ``request_id``, ``tenant_id``, ``user_id``.
+    """
+    if not ids.keys() <= _FIELDS:
+        unknown = sorted(ids.keys() - _FIELDS)
+        raise TypeError(f"log_context() takes {', '.join(CONTEXT_FIELDS)}; got {unknown}")
+    return _CONTEXT.set({**_CONTEXT.get(), **{k: v for k, v in ids.items() if v is not None}})
+
+
+def reset_log_context(token: contextvars.Token[Mapping[str, Any]]) -> None:
+    """Restore the ids in force before the :func:`set_log_context` that returned ``token``.
+
+    Raises:
+        ValueError: ``token`` was made in another context (another task or thread).
+        RuntimeError: ``token`` was used already.
+    """
+    _CONTEXT.reset(token)
 
 
 @contextlib.contextmanager
@@ -29,10 +75,7 @@ def log_context(**ids: Any) -> Iterator[None]:
     Raises:
         TypeError: a name other than ``run_id``, ``request_id``, ``tenant_id``, ``user_id``.
     """
-    unknown = sorted(set(ids) - set(CONTEXT_FIELDS))
-    if unknown:
-        raise TypeError(f"log_context() takes {', '.join(CONTEXT_FIELDS)}; got {unknown}")
-    token = _CONTEXT.set({**_CONTEXT.get(), **{k: v for k, v in ids.items() if v is not None}})
+    token = set_log_context(**ids)
     try:
         yield
     finally:

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     import asyncio
 
 from kailash_nb import sdk_exceptions as errors
+from kailash_nb.logging import reset_log_context, set_log_context
 from kailash_nb.runtime._cycles import CycleExecution
 from kailash_nb.runtime._node_executor import IN_PROCESS, NodeExecutor
 from kailash_nb.runtime._run_events import RunEvents, make_timing
@@ -223,11 +224,30 @@ class WorkflowRun(CycleExecution, RunEvents):
 
     # -- drivers ----------------------------------------------------------------------
     def run_inline(self) -> dict[str, dict[str, Any]]:
-        """Run a sequential workflow in the calling thread; no event loop needed."""
+        """Run a sequential workflow in the calling thread; no event loop needed.
+
+        Like ``run_async``, it runs inside ``log_context(run_id=...)``: every record an
+        ``EnterpriseLogger`` writes during the run carries the run id."""
         if not self.inline:
             raise errors.RuntimeExecutionError(
                 "internal: run_inline() called for a workflow that needs the event loop"
             )
+        logged = set_log_context(run_id=self.run_id)
+        try:
+            return self._execute_inline()
+        finally:
+            reset_log_context(logged)
+
+    async def run_async(self) -> dict[str, dict[str, Any]]:
+        """Run the workflow on the current event loop, concurrently where possible."""
+        logged = set_log_context(run_id=self.run_id)
+        try:
+            # The run's tasks and worker threads (anyio.to_thread) copy the context.
+            return await self._execute_async()
+        finally:
+            reset_log_context(logged)
+
+    def _execute_inline(self) -> dict[str, dict[str, Any]]:
         started = self._run_started()
         unwatch = self._watch_limits()
         try:
@@ -240,8 +260,7 @@ class WorkflowRun(CycleExecution, RunEvents):
                 stop_watching()
         return self._run_finished(started)
 
-    async def run_async(self) -> dict[str, dict[str, Any]]:
-        """Run the workflow on the current event loop, concurrently where possible."""
+    async def _execute_async(self) -> dict[str, dict[str, Any]]:
         started = self._run_started()
         unwatch = self._watch_limits()
         try:
