@@ -52,7 +52,11 @@ def set_log_context(**ids: Any) -> contextvars.Token[Mapping[str, Any]]:
     if not ids.keys() <= _FIELDS:
         unknown = sorted(ids.keys() - _FIELDS)
         raise TypeError(f"log_context() takes {', '.join(CONTEXT_FIELDS)}; got {unknown}")
-    return _CONTEXT.set({**_CONTEXT.get(), **{k: v for k, v in ids.items() if v is not None}})
+    if None in ids.values():
+        ids = {key: value for key, value in ids.items() if value is not None}
+    current = _CONTEXT.get()
+    # ``ids`` is this call's own dict, never mutated afterwards: it can be the mapping.
+    return _CONTEXT.set({**current, **ids} if current else ids)
 
 
 def reset_log_context(token: contextvars.Token[Mapping[str, Any]]) -> None:

@@ -170,3 +170,13 @@ def test_the_logging_package_serves_its_names_lazily():
         assert getattr(package, name) is not None
     with pytest.raises(AttributeError, match="no_such_name"):
         package.no_such_name  # noqa: B018
+
+
+def test_an_email_shaped_user_id_is_redacted_with_pii_redaction():
+    stream = io.StringIO()
+    logger = EnterpriseLogger(stream=stream, pii_redaction=True)
+    with log_context(user_id="jane@example.com", tenant_id="acme"):
+        _, run_id = LocalRuntime().execute(branches(logger, width=1))
+    (record,) = records(stream)
+    assert record["user_id"] == "<redacted:email>"
+    assert (record["tenant_id"], record["run_id"]) == ("acme", run_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 import time
 
@@ -23,6 +24,27 @@ def test_call_runs_off_the_loop_thread_and_returns_the_result():
     threads.shutdown()
     assert name.startswith("kailash-nb-gateway-run-")
     assert value == 1024
+
+
+def test_a_call_runs_in_a_copy_of_the_callers_context():
+    threads = RunThreads(1)
+    request = contextvars.ContextVar("request", default=None)
+
+    def read_then_set() -> str | None:
+        seen = request.get()
+        request.set("changed on the thread")
+        return seen
+
+    async def main() -> tuple[str | None, str | None, str | None]:
+        request.set("req-1")
+        seen = await threads.call(read_then_set)
+        request.set("req-2")
+        again = await threads.call(read_then_set)
+        return seen, again, request.get()
+
+    seen, again, after = asyncio.run(main())
+    threads.shutdown()
+    assert (seen, again, after) == ("req-1", "req-2", "req-2")
 
 
 def test_exception_reaches_the_awaiting_caller():

@@ -14,6 +14,10 @@ gateway's run threads (``"thread"``), not its event loop; a workflow placed with
 ``"process"``...). A request that waits for its run awaits the backend's answer
 directly (``run``); a run that outlives its request (``?wait=false``, sessions) gets a
 task (``start``).
+
+A run executes inside ``log_context(tenant_id=, user_id=)`` of its owner, within the
+request's own ``log_context(request_id=...)`` that a run started as a task inherits;
+each backend carries these ids to the nodes (the engine adds ``run_id``).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import os
 import time
 from typing import Any
 
+from kailash_nb.logging import log_context
 from kailash_nb.middleware._run_errors import failure_error, run_error
 from kailash_nb.middleware.execution._backend import (
     BackendSetup,
@@ -246,6 +251,21 @@ class RunExecutor:
             started.get_loop().call_soon_threadsafe(_resolve, started, entry)
 
     async def _execute(
+        self,
+        entry: RunEntry,
+        workflow: Workflow,
+        parameters: dict[str, Any],
+        caller: Identity | None,
+        cancel: RunCancel | None,
+        *,
+        live: bool,
+    ) -> RunEntry:
+        with log_context(tenant_id=entry.tenant_id, user_id=entry.subject):
+            return await self._execute_logged(
+                entry, workflow, parameters, caller, cancel, live=live
+            )
+
+    async def _execute_logged(
         self,
         entry: RunEntry,
         workflow: Workflow,

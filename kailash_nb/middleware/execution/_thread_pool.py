@@ -7,11 +7,14 @@ other request), so each run crosses to a worker thread and its result crosses ba
 per call; at thousands of runs per second that hand-off costs about as much as the
 run. Here a call is one ``SimpleQueue.put`` (C, lock-free under the GIL) to a fixed
 set of threads, and one ``call_soon_threadsafe`` back to the loop with the outcome.
+Each call runs in a copy of the caller's context, as ``asyncio.to_thread`` does, so the
+request's log ids (``kailash_nb.logging.log_context``) reach the run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import queue
 import threading
@@ -45,8 +48,8 @@ class RunThreads:
         self._closed = False
 
     def call(self, function: Callable[..., T], *args: Any) -> asyncio.Future[T]:
-        """Run ``function(*args)`` on a pool thread; await the returned future for its
-        result or exception.
+        """Run ``function(*args)`` on a pool thread, in a copy of the caller's context;
+        await the returned future for its result or exception.
 
         Raises:
             RuntimeError: the pool is shut down, or no event loop is running.
@@ -57,7 +60,7 @@ class RunThreads:
         if not self._threads:
             self._start_threads()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put((loop, future, function, args))
+        self._queue.put((loop, future, contextvars.copy_context(), function, args))
         return future
 
     def shutdown(self) -> None:
@@ -80,14 +83,14 @@ class RunThreads:
             item = get()
             if item is _STOP:
                 return
-            loop, future, function, args = item
+            loop, future, context, function, args = item
             try:
-                result = function(*args)
+                result = context.run(function, *args)
             except BaseException as exc:  # handed to the awaiting caller
                 _deliver(loop, future, _set_exception, exc)
             else:
                 _deliver(loop, future, _set_result, result)
-            del item, loop, future, function, args
+            del item, loop, future, context, function, args
 
 
 def _deliver(

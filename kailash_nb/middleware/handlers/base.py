@@ -6,6 +6,11 @@ authentication (bearer tokens, 401 with ``WWW-Authenticate: Bearer``), rate limi
 the route's contract (``contract``: query parameters and bodies checked against what the
 OpenAPI document publishes), CORS, problem+json errors with an ``error_id`` and no stack
 trace (GW-30), metrics and one JSON log line per request.
+
+Each request is handled inside ``log_context(request_id=...)`` (its ``X-Request-ID``)
+and, once the caller is authenticated, ``tenant_id=`` and ``user_id=`` (the token's
+subject): records an ``EnterpriseLogger`` writes while the verb runs, and in the runs it
+starts, carry them.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 import tornado.web
 
 from kailash_nb._json_text import json_text
+from kailash_nb.logging import set_log_context
 from kailash_nb.middleware import _request_id
 from kailash_nb.middleware._json_body import parse_json_body
 from kailash_nb.middleware._limits import MAX_BODY_BYTES
@@ -200,6 +206,9 @@ class GatewayHandler(tornado.web.RequestHandler):
         (shared through Redis): then the rest runs in the returned coroutine."""
         method = self.request.method or ""
         self._preparing = True
+        # Tornado runs prepare and the verb in a task of the request's own, whose
+        # context ends with it: nothing to reset.
+        set_log_context(request_id=self.request_id)
         if method == "OPTIONS":
             # Answered by options() without credentials: a CORS preflight carries none.
             self._preparing = False
@@ -209,6 +218,7 @@ class GatewayHandler(tornado.web.RequestHandler):
         self._check_body_size()
         if self.requires_auth:
             self.identity = self._authenticate()
+            set_log_context(tenant_id=self.identity.tenant_id, user_id=self.identity.subject)
         limiter = self.gateway.rate_limiter
         if self.rate_limited and limiter is not None:
             if type(limiter) is not InProcessRateLimiter:

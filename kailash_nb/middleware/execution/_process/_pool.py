@@ -22,6 +22,7 @@ import threading
 import time
 from typing import Any
 
+from kailash_nb.logging import context_fields
 from kailash_nb.middleware.execution._errors import RunQueueFullError
 from kailash_nb.middleware.execution._process import _worker
 from kailash_nb.runtime.events import EventBus, RunEvent
@@ -182,8 +183,9 @@ class ProcessRunPool:
         if threads is None:  # closed between start() and here: the gateway is stopping
             raise RunQueueFullError("the workflow's worker processes are shutting down")
         loop = asyncio.get_running_loop()
+        # run_in_executor does not carry the context: the log ids travel with the job.
         return await loop.run_in_executor(
-            threads, self._supervise, workflow, parameters, run_id, guard
+            threads, self._supervise, workflow, parameters, run_id, guard, context_fields()
         )
 
     def close(self) -> None:
@@ -213,6 +215,7 @@ class ProcessRunPool:
         parameters: dict[str, Any],
         run_id: str,
         guard: NodeGuard | None,
+        log_ids: dict[str, Any],
     ) -> RunOutcome:
         worker = self._take()
         started = time.perf_counter()
@@ -228,7 +231,7 @@ class ProcessRunPool:
         events = self.events
         wants = (events.wants_node_events, events.wants_timeline, events.wants_step_events)
         try:
-            worker.conn.send((run_id, parameters, *wants, guard is not None))
+            worker.conn.send((run_id, parameters, *wants, guard is not None, log_ids))
             message = self._await_outcome(worker, workflow, run_id, started, guard)
         except WorkflowTimeoutError:  # a TimeoutError, so an OSError: not a dead worker
             raise

@@ -6,7 +6,8 @@ hard, so node code cannot raise it), rebuilds the workflow once, says ``ready`` 
 then serves one run at a time over its pipe:
 
 - job: ``(run_id, parameters, wants_node_events, wants_timeline, wants_step_events,
-  guarded)``;
+  guarded, log_ids)``, ``log_ids`` the request's ``log_context`` ids (request, tenant,
+  user), which the run executes inside;
 - while running: ``("event", NodeEvent)`` for each node event and ``("event",
   NodeStepEvent)`` for each step a node reports, when wanted; for a
   guarded run, ``("check", node_id)`` before each node executes, answered by the
@@ -35,6 +36,7 @@ from typing import Any
 
 from kailash_nb._json_text import plain
 from kailash_nb.access_control import AccessDecision, AccessDeniedError
+from kailash_nb.logging import log_context
 from kailash_nb.runtime.access_controlled import NodeAccessDeniedError
 from kailash_nb.runtime.events import EventBus, RunEvent
 from kailash_nb.runtime.local import LocalRuntime
@@ -124,7 +126,7 @@ class _ParentGuard:
 def _run(
     workflow: Any, job: tuple[Any, ...], conn: Any, send: Any, limits: dict[str, Any]
 ) -> tuple:
-    run_id, parameters, wants_nodes, wants_timeline, wants_steps, guarded = job
+    run_id, parameters, wants_nodes, wants_timeline, wants_steps, guarded, log_ids = job
     finished: list[RunEvent] = []
 
     def forward(event: Any) -> None:
@@ -137,12 +139,13 @@ def _run(
     bus = EventBus()
     bus.subscribe(forward, nodes=wants_nodes, runs=True, timeline=wants_timeline, steps=wants_steps)
     try:
-        outcome = LocalRuntime(event_bus=bus, history=False).execute_outcome(
-            workflow,
-            parameters,
-            run_id=run_id,
-            guard=_ParentGuard(conn, send) if guarded else None,
-        )
+        with log_context(**log_ids):
+            outcome = LocalRuntime(event_bus=bus, history=False).execute_outcome(
+                workflow,
+                parameters,
+                run_id=run_id,
+                guard=_ParentGuard(conn, send) if guarded else None,
+            )
         memory_node = next(
             (f.node_id for f in outcome.failed_nodes if f.error_type == "MemoryError"), None
         )
