@@ -180,3 +180,33 @@ def test_an_email_shaped_user_id_is_redacted_with_pii_redaction():
     (record,) = records(stream)
     assert record["user_id"] == "<redacted:email>"
     assert (record["tenant_id"], record["run_id"]) == ("acme", run_id)
+
+
+def test_a_nested_run_from_the_loop_thread_keeps_the_callers_ids():
+    # An async node first puts the outer run on the shared loop thread, where the sync
+    # node then runs inline; its nested run (with a timeout, so on a loop) cannot use
+    # that busy loop and gets a loop on a fresh thread.
+    seen: list[dict] = []
+
+    def inner_node(x: int = 0) -> int:
+        seen.append(context_fields())
+        return x
+
+    inner = WorkflowBuilder()
+    inner.add_node(PythonCodeNode.from_function(inner_node, name="inner"), "inner")
+    inner_workflow = inner.build()
+
+    def nests(result: str = "") -> str:
+        _, nested_run_id = LocalRuntime(workflow_timeout=30).execute(inner_workflow)
+        return nested_run_id
+
+    logger = EnterpriseLogger(stream=io.StringIO())
+    outer = WorkflowBuilder()
+    outer.add_node(type("AsyncLogsHere", (AsyncLogs,), {"logger": logger})(), "first")
+    outer.add_node(PythonCodeNode.from_function(nests, name="nests"), "nests")
+    outer.add_connection("first", "result", "nests", "result")
+    with log_context(request_id="req-nested"):
+        results, outer_run_id = LocalRuntime().execute(outer.build())
+    nested_run_id = results["nests"]["result"]
+    assert seen == [{"request_id": "req-nested", "run_id": nested_run_id}]
+    assert nested_run_id != outer_run_id

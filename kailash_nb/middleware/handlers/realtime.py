@@ -42,6 +42,7 @@ import tornado.web
 import tornado.websocket
 
 from kailash_nb._json_text import json_text
+from kailash_nb.logging import set_log_context
 from kailash_nb.middleware import _request_id
 from kailash_nb.middleware._json_body import parse_json_body
 from kailash_nb.middleware._problems import (
@@ -160,6 +161,8 @@ class RealtimeHandler(tornado.websocket.WebSocketHandler):
         """Refuse a method other than GET/HEAD (405; OPTIONS is answered as is), a bad
         ``Origin`` (403), then a missing or invalid token (401), before the upgrade."""
         method = self.request.method
+        # As on every route (handlers.base): the connection's ids, in its own task.
+        set_log_context(request_id=self._headers.get(_request_id.REQUEST_ID_HEADER))
         if method == "OPTIONS":
             return
         if method not in self.allowed_methods():
@@ -167,6 +170,7 @@ class RealtimeHandler(tornado.websocket.WebSocketHandler):
         if not self._origin_allowed(self.request.headers.get("Origin")):
             raise ProblemError(403, "origin_not_allowed", "this Origin may not open a WebSocket")
         self.identity = self._authenticate()
+        set_log_context(tenant_id=self.identity.tenant_id, user_id=self.identity.subject)
         limiter = self.gateway.rate_limiter
         if limiter is not None:
             decision = await limiter.acquire(
