@@ -48,6 +48,7 @@ import anyio
 import anyio.to_thread
 
 from kailash_nb import sdk_exceptions as errors
+from kailash_nb.logging import context_fields
 from kailash_nb.nodes.steps import StepReceiver, current_step_receiver
 from kailash_nb.runtime._dask_ahead import AheadPlan, RunAhead, Submitted, clean_source
 from kailash_nb.runtime._dask_task import ABSENT, NONE, RESTART_TOPIC, RestartReporter, run_node
@@ -300,6 +301,8 @@ class DaskExecutor(NodeExecutor):
             sources,
             self._outgoing_of(run.plan)[node_id],
             run.stepping,
+            # The context does not reach the worker: the ids go with the task.
+            context_fields(),
             key=key,
             pure=False,
         )

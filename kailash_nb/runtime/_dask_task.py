@@ -22,12 +22,13 @@ dies mid-node cannot report that itself.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from distributed.diagnostics.plugin import SchedulerPlugin
 
 from kailash_nb import sdk_exceptions as errors
+from kailash_nb.logging import log_context
 from kailash_nb.nodes.steps import step_receiver
 from kailash_nb.runtime._steps import MAX_STEP_NAME, json_safe_detail
 from kailash_nb.workflow.connection import MISSING, Connection, read_output
@@ -51,6 +52,7 @@ def run_node(
     sources: dict[str, dict[str, Any]],
     outgoing: Sequence[Connection],
     steps: bool = False,
+    log_ids: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run ``node`` on this worker and return its outputs.
 
@@ -58,6 +60,8 @@ def run_node(
     ``(source key, connection)``, read from ``sources`` (the source tasks' outputs).
     ``steps``: send the steps the node reports (``report_step``) to the client, as
     ``{"key", "kind": "step", "step", "detail"}`` with the detail made JSON-safe.
+    ``log_ids``: the submitting run's ``log_context`` ids (run, request, tenant, user),
+    which the node runs inside.
     """
     from distributed import get_worker
 
@@ -71,7 +75,10 @@ def run_node(
             )
         kwargs[name] = value
     merged = node.merge_inputs(kwargs)
-    with step_receiver(_StepSender(worker, topic, key) if steps else None):
+    with (
+        log_context(**(log_ids or {})),
+        step_receiver(_StepSender(worker, topic, key) if steps else None),
+    ):
         if node.is_async:
             outputs = asyncio.run(node.run_with_async(merged))
         else:

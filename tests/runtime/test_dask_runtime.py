@@ -359,3 +359,19 @@ def test_steps_reported_on_a_worker_reach_the_bus_scrubbed(dask_client) -> None:
     ]
     assert steps[0].detail["tool"] == "search" and steps[0].detail["n"] == 1
     assert "sk-very-secret-value" not in repr(steps[0].detail)
+
+
+def test_a_node_on_a_worker_runs_inside_the_runs_log_ids(dask_runtime) -> None:
+    from kailash_nb.logging import log_context
+
+    builder = WorkflowBuilder()
+    _code(
+        builder, "ids", "from kailash_nb.logging import context_fields\nresult = context_fields()"
+    )
+    with log_context(request_id="req-dask", tenant_id="acme"):
+        results, run_id = dask_runtime.execute(builder.build())
+    assert results["ids"]["result"] == {
+        "request_id": "req-dask",
+        "tenant_id": "acme",
+        "run_id": run_id,
+    }
