@@ -234,3 +234,21 @@ def test_thread_default_adds_no_policy(sqlite_url):
     gateway = create_gateway(database_url=sqlite_url)
     gateway.register_workflow("quick", code_workflow("a", "result = 1"))
     assert "quick" not in gateway.run_policies
+
+
+def test_process_workers_start_when_main_has_lost_its_spec(sqlite_url, serve_gateway, monkeypatch):
+    """An IPython kernel's ``%reset`` clears ``__main__``'s namespace, ``__spec__``
+    included, which starting a process reads: a notebook's served workflows with
+    process isolation still get their workers."""
+    import sys
+
+    monkeypatch.delattr(sys.modules["__main__"], "__spec__", raising=False)
+    gateway = create_gateway(database_url=sqlite_url, enable_docs=False)
+    gateway.register_workflow(
+        "one", code_workflow("one", "result = 1"), isolation="process", process_pool_size=1
+    )
+    server = serve_gateway(gateway)
+    assert gateway.runs.backends["one"].pool.wait_ready(30)
+    response = execute(server, "one")
+    assert response.status_code == 200, response.text
+    assert response.json()["results"] == {"one": {"result": 1}}

@@ -18,6 +18,7 @@ import json
 import logging
 import multiprocessing
 import signal
+import sys
 import threading
 import time
 from typing import Any
@@ -59,6 +60,19 @@ def _process_context() -> Any:
                 context.set_forkserver_preload([_worker.__name__])
             _context = context
         return _context
+
+
+def _restore_main_spec() -> None:
+    """Give ``__main__`` back the ``__spec__`` that starting a process reads.
+
+    multiprocessing reads ``sys.modules["__main__"].__spec__`` for every process it
+    starts (spawn and forkserver). An IPython kernel's ``%reset`` clears ``__main__``'s
+    namespace, ``__spec__`` included, after which no worker could start. ``None`` is
+    what a module without a spec has: the worker then imports no ``__main__``.
+    """
+    main = sys.modules.get("__main__")
+    if main is not None and not hasattr(main, "__spec__"):
+        main.__spec__ = None
 
 
 class _Worker:
@@ -415,6 +429,7 @@ class ProcessRunPool:
 
     def _spawn(self) -> _Worker:
         context = _process_context()
+        _restore_main_spec()
         parent_end, child_end = context.Pipe(duplex=True)
         process = context.Process(
             target=_worker.serve,
