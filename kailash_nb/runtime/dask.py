@@ -29,18 +29,27 @@ Usage::
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from kailash_nb.runtime.local import LocalRuntime
 from kailash_nb.sdk_exceptions import RuntimeExecutionError
 
+# Importing distributed applies dask's logging defaults, which set the ``tornado`` logger
+# to CRITICAL: a gateway in this process would lose the HTTP parser's lines (GW-14's
+# escaped refusal of a malformed request). The process's own levels are kept.
+_TORNADO_LOGGERS = ("tornado", "tornado.application", "tornado.general", "tornado.access")
+_tornado_levels = {name: logging.getLogger(name).level for name in _TORNADO_LOGGERS}
 try:
     import distributed
 except ImportError as exc:  # pragma: no cover - depends on the installation
     raise ImportError('DaskRuntime needs dask.distributed: pip install "kailash-nb[dask]"') from exc
+finally:
+    for _name, _level in _tornado_levels.items():
+        logging.getLogger(_name).setLevel(_level)
 
-from kailash_nb.runtime._dask_executor import DaskExecutor
+from kailash_nb.runtime._dask_executor import DaskExecutor  # noqa: E402 - after the levels
 
 if TYPE_CHECKING:
     from kailash_nb.runtime.engine import WorkflowRun

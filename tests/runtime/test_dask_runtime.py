@@ -9,6 +9,9 @@ events, failures from workers, lost workers, timeouts, retries and the options.
 from __future__ import annotations
 
 import asyncio
+import logging
+import subprocess
+import sys
 import threading
 import uuid
 from pathlib import Path
@@ -375,3 +378,17 @@ def test_a_node_on_a_worker_runs_inside_the_runs_log_ids(dask_runtime) -> None:
         "tenant_id": "acme",
         "run_id": run_id,
     }
+
+
+def test_importing_the_dask_runtime_keeps_tornado_log_levels():
+    """dask's logging defaults set the ``tornado`` logger to CRITICAL on import, which
+    would silence a gateway's HTTP parser in the same process (GW-14's log line)."""
+    code = (
+        "import logging\n"
+        "import kailash_nb.runtime.dask\n"
+        "print(logging.getLogger('tornado.general').getEffectiveLevel())\n"
+    )
+    printed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert printed.strip() == str(logging.WARNING)
