@@ -12,9 +12,7 @@ context variable.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from kailash_nb._lazy_exports import lazy_exports
 from kailash_nb.logging._context import (
     CONTEXT_FIELDS,
     context_fields,
@@ -47,13 +45,4 @@ _MODULES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _MODULES.get(name)
-    if module is None:
-        raise AttributeError(f"module 'kailash_nb.logging' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    # The public names only: what the module holds and what __getattr__ serves.
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _MODULES, __all__)

@@ -15,8 +15,7 @@ imports no client library.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from kailash_nb._lazy_exports import lazy_exports
 
 __all__ = ["A2ACoordinatorNode", "AgentPoolManagerNode", "LLMAgentNode"]
 
@@ -27,13 +26,4 @@ _MODULES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _MODULES.get(name)
-    if module is None:
-        raise AttributeError(f"module 'kailash_nb.nodes.ai' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    # The public names only: what __getattr__ serves (typing's Any is not one of them).
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _MODULES, __all__)
