@@ -22,7 +22,8 @@ makes 12 audit records (the workflow, 5 node executions, 5 outputs read, the run
 With ``--breakdown``: where an audited run's time goes, in microseconds per run (12
 records): the engine and the access checks (the run without audit), the 12 decisions
 alone, building the 12 records, their stored form, their hashes, and storing them (the
-rest of ``AuditTrail.append_many``: row dicts, SQLAlchemy, SQLite and the transaction),
+rest of ``AuditTrail.append_many``: row tuples, the driver's ``executemany``, SQLite and
+the transaction),
 batched (5,000 records a transaction) and sync (a transaction of 1 and one of 11). The
 target allows an audited run twice LocalRuntime's time.
 

@@ -109,6 +109,41 @@ _ADVANCE_HEAD = (
     )
 )
 
+#: The columns of a record row, in the order ``AuditTrail._write`` builds its tuples.
+_RECORD_COLUMNS = (
+    "tenant_id", "seq", "at_us", "subject", "action", "resource", "decision", "rule_ids",
+    "run_id", "cached", "detail", "prev_hash", "hash", "content_salt", "content_commit",
+)  # fmt: skip
+# The driver's own INSERT text per (dialect, driver), or None where it takes named
+# parameters (then rows go through the Core statement).
+_driver_inserts: dict[tuple[str, str], str | None] = {}
+
+
+def _driver_insert(connection: Connection) -> str | None:
+    dialect = connection.dialect
+    key = (dialect.name, dialect.driver)
+    if key not in _driver_inserts:
+        compiled = _INSERT_RECORD.compile(dialect=dialect, column_keys=list(_RECORD_COLUMNS))
+        positional = compiled.positional and tuple(compiled.positiontup or ()) == _RECORD_COLUMNS
+        _driver_inserts[key] = compiled.string if positional else None
+    return _driver_inserts[key]
+
+
+def _insert_rows(connection: Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Insert record rows (tuples in ``_RECORD_COLUMNS`` order).
+
+    Where the driver takes positional parameters (SQLite's), the tuples go to its
+    ``executemany`` as they are: SQLAlchemy's per-row parameter processing would be
+    about 40 % of storing a batch. Other drivers get the Core statement.
+    """
+    statement = _driver_insert(connection)
+    if statement is None:
+        named = [dict(zip(_RECORD_COLUMNS, row, strict=True)) for row in rows]
+        connection.execute(_INSERT_RECORD, named)
+    else:
+        connection.exec_driver_sql(statement, rows)
+
+
 # One lock per SQLite engine: this process's writers queue here instead of polling
 # SQLite's write lock (which other processes still arbitrate with BEGIN IMMEDIATE).
 _writer_locks: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
@@ -334,7 +369,7 @@ class AuditTrail:
         }
         locked = dict(heads)
         numbers: list[int] = []
-        records: list[dict[str, Any]] = []
+        records: list[tuple[Any, ...]] = []
         checkpoints: list[dict[str, Any]] = []
         now = time.time()
         every = self.checkpoint_every if self._key is not None else 0
@@ -353,24 +388,9 @@ class AuditTrail:
             heads[tenant_id] = (seq, digest)
             numbers.append(seq)
             records.append(
-                {
-                    "tenant_id": tenant_id,
-                    "seq": seq,
-                    "at_us": at_us,
-                    "subject": subject,
-                    "action": action,
-                    "resource": resource,
-                    "decision": decision,
-                    "rule_ids": rule_ids,
-                    "run_id": run_id,
-                    "cached": cached,
-                    "detail": detail,
-                    "prev_hash": prev_hash,
-                    "hash": digest,
-                    "content_salt": salt,
-                    "content_commit": commit,
-                }
-            )
+                (tenant_id, seq, at_us, subject, action, resource, decision, rule_ids, run_id,
+                 cached, detail, prev_hash, digest, salt, commit)
+            )  # fmt: skip
             if every and seq % every == 0:
                 checkpoints.append(
                     {
@@ -381,7 +401,7 @@ class AuditTrail:
                         "mac": self._mac("checkpoint", tenant_id, seq, digest),
                     }
                 )
-        connection.execute(_INSERT_RECORD, records)
+        _insert_rows(connection, records)
         if checkpoints:
             connection.execute(_INSERT_CHECKPOINT, checkpoints)
         for tenant_id, (seq, digest) in heads.items():
