@@ -5,6 +5,7 @@ redaction of what the caller sees, and the decisions noted for the log and the a
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any
 
@@ -167,7 +168,17 @@ class RunAccess:
     the checks refused, if any.
     """
 
-    __slots__ = ("manager", "notes", "records", "refused_node", "run_id", "user", "workflow_id")
+    __slots__ = (
+        "_reads",
+        "_reads_lock",
+        "manager",
+        "notes",
+        "records",
+        "refused_node",
+        "run_id",
+        "user",
+        "workflow_id",
+    )
 
     def __init__(
         self,
@@ -184,6 +195,9 @@ class RunAccess:
         self.run_id = run_id
         self.records: list[AuditRecord] | None = [] if notes.sink is not None else None
         self.refused_node: str | None = None
+        # One read_output decision per node and run, shared by its steps and its results.
+        self._reads: dict[str, AccessDecision] = {}
+        self._reads_lock = threading.Lock()
 
     def decide(self, action: Action, node_id: str | None = None) -> AccessDecision:
         """The decision for the caller doing ``action`` on the workflow or one node."""
@@ -209,6 +223,29 @@ class RunAccess:
             f"{node_id!r} of workflow {self.workflow_id!r}: {_rules(decision)}",
         )
 
+    def read_decision(self, node_id: str) -> AccessDecision:
+        """The caller's ``read_output`` decision on ``node_id``, made (and noted) once per
+        run: the node's steps and its results are shown by the same decision."""
+        with self._reads_lock:
+            decision = self._reads.get(node_id)
+            if decision is None:
+                decision = self._reads[node_id] = self.decide(Action.READ_OUTPUT, node_id)
+            return decision
+
+    def step_detail(self, node_id: str, detail: dict[str, Any]) -> dict[str, Any]:
+        """``detail`` of a step of ``node_id`` when the caller may read the node's whole
+        output; else ``ACCESS_DENIED``. A detail is free-form (a prompt, a tool result):
+        a masked field may be anywhere in its text, so a node with masked fields shows
+        its steps without their details."""
+        try:
+            decision = self.read_decision(node_id)
+        except Exception:  # a decision that cannot be made shows nothing
+            logger.exception("the read decision on node %r failed; step detail withheld", node_id)
+            return dict(ACCESS_DENIED)
+        if decision.allowed and not decision.masked_fields:
+            return detail
+        return dict(ACCESS_DENIED)
+
     def write_records(self) -> None:
         """Write the decisions noted so far to the audit sink and forget them.
 
@@ -227,7 +264,7 @@ class RunAccess:
             if outputs is None:
                 shown[node_id] = outputs
                 continue
-            decision = self.decide(Action.READ_OUTPUT, node_id)
+            decision = self.read_decision(node_id)
             if not decision.allowed:
                 shown[node_id] = dict(ACCESS_DENIED)
             elif decision.masked_fields:

@@ -172,8 +172,11 @@ class RunEvents:
     def _reporting_steps(self, node_id: str, iteration: int | None) -> StepReporter:
         """A context manager: within it, steps the node reports (``report_step``)
         become ``NodeStepEvent``s; afterwards they are dropped (a thread the node left
-        running). The receiver follows the node into worker threads and tasks."""
-        return StepReporter(self.bus, self.run_id, node_id, iteration, self._secret_sources)
+        running). The receiver follows the node into worker threads and tasks; the
+        run's guard says what the watchers may see of each detail."""
+        return StepReporter(
+            self.bus, self.run_id, node_id, iteration, self._secret_sources, self.guard
+        )
 
     def _secret_sources(self, node_id: str) -> tuple[Any, ...]:
         """What the secrets of ``node_id``'s messages are scrubbed against (WF-13)."""

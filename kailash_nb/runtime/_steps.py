@@ -4,7 +4,8 @@ The engine installs a :class:`StepReporter` (``kailash_nb.nodes.steps.step_recei
 around each node execution only while someone subscribed to steps. A reporter makes
 the node's details fit for any watcher: JSON-safe, size-capped (a cut says so in the
 detail), scrubbed of the secrets of the node's config and the run's parameters
-(WF-13). It never raises into the node, and drops what a node reports once its
+(WF-13), and shown as the run's guard allows (access control withholds the details of a
+node the caller may not read). It never raises into the node, and drops what a node reports once its
 execution is over (a thread the node left running).
 """
 
@@ -20,6 +21,7 @@ from typing import Any
 from kailash_nb.nodes.steps import step_receiver
 from kailash_nb.redaction import REDACTED, redact_value, secret_values
 from kailash_nb.runtime.events import EventBus, NodeStepEvent
+from kailash_nb.runtime.guard import NodeGuard
 
 __all__ = [
     "MAX_DETAIL_DEPTH",
@@ -163,9 +165,12 @@ class StepReporter:
         secret_sources: ``secret_sources(node_id)`` is called once, at the first report,
             for the values whose secrets are scrubbed from details (the node's config
             and the run's parameters).
+        guard: the run's guard (``NodeGuard.step_detail``), ``None`` to show details
+            whole.
     """
 
     __slots__ = (
+        "_guard",
         "_installed",
         "_secret_sources",
         "_secrets",
@@ -183,12 +188,14 @@ class StepReporter:
         node_id: str,
         iteration: int | None,
         secret_sources: Callable[[str], tuple[Any, ...]],
+        guard: NodeGuard | None = None,
     ) -> None:
         self.bus = bus
         self.run_id = run_id
         self.node_id = node_id
         self.iteration = iteration
         self._secret_sources = secret_sources
+        self._guard = guard
         self._secrets: tuple[str, ...] | None = None
         self._installed = step_receiver(self)
         #: False once the node's execution is over: later reports are dropped.
@@ -233,4 +240,6 @@ class StepReporter:
         if secrets:
             safe = _scrub(safe, secrets)
             name = _scrub(name, secrets)
+        if self._guard is not None:
+            safe = self._guard.step_detail(self.node_id, safe)
         return NodeStepEvent(self.run_id, self.node_id, name, time.time(), safe, self.iteration)

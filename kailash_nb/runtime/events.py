@@ -81,6 +81,8 @@ class NodeStepEvent(NamedTuple):
         timestamp: wall-clock time of the report (seconds since the epoch).
         detail: JSON-safe details, size-capped and scrubbed of the secrets of the node's
             config and the run's parameters; ``"_truncated": True`` when anything was cut.
+            In a run under access control, ``{"_access_denied": True}`` when the caller
+            may not read the node's whole output (see ``NodeGuard.step_detail``).
         iteration: the cycle iteration (1-based) for nodes inside a cycle; else ``None``.
     """
 

@@ -10,6 +10,7 @@ cannot be killed); its outputs feed nothing further. The run is recorded ``cance
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from kailash_nb.runtime.guard import NodeGuard
 from kailash_nb.sdk_exceptions import WorkflowExecutionError
@@ -57,3 +58,6 @@ class _CancellingGuard:
                 f"node {node_id!r} not executed: the run was cancelled ({self._cancel.reason})"
             )
         return None if self._inner is None else self._inner.check_node(node_id)
+
+    def step_detail(self, node_id: str, detail: dict[str, Any]) -> dict[str, Any]:
+        return detail if self._inner is None else self._inner.step_detail(node_id, detail)

@@ -26,7 +26,7 @@ from typing import Any
 from kailash_nb.logging import context_fields
 from kailash_nb.middleware.execution._errors import RunQueueFullError
 from kailash_nb.middleware.execution._process import _worker
-from kailash_nb.runtime.events import EventBus, RunEvent
+from kailash_nb.runtime.events import EventBus, NodeStepEvent, RunEvent
 from kailash_nb.runtime.guard import NodeGuard
 from kailash_nb.runtime.node_errors import describe
 from kailash_nb.runtime.outcome import NodeFailure, RunOutcome
@@ -303,7 +303,7 @@ class ProcessRunPool:
                 raise error
             message = worker.conn.recv()
             if message[0] == "event":
-                self.events.emit(message[1])
+                self.events.emit(_shown(message[1], guard))
                 continue
             if message[0] == "check" and guard is not None:
                 worker.conn.send(_worker.guard_answer(guard.check_node(message[1])))
@@ -453,3 +453,11 @@ class ProcessRunPool:
             worker.kill()
             raise RuntimeError(f"the worker process sent {ready!r:.80} instead of ready")
         return worker
+
+
+def _shown(event: Any, guard: NodeGuard | None) -> Any:
+    """A worker's event as the run's watchers may see it: a step's detail goes through
+    the run's guard here, in the parent, where the run's access checks live."""
+    if guard is None or not isinstance(event, NodeStepEvent):
+        return event
+    return event._replace(detail=guard.step_detail(event.node_id, event.detail))

@@ -122,6 +122,10 @@ class _ParentGuard:
         decision = AccessDecision(allowed=False, reason=reason, applied_rules=tuple(rules))
         return NodeAccessDeniedError(decision, node_id, message)
 
+    def step_detail(self, node_id: str, detail: dict[str, Any]) -> dict[str, Any]:
+        """``detail`` unchanged: steps go only to the parent, whose guard shows them."""
+        return detail
+
 
 def _run(
     workflow: Any, job: tuple[Any, ...], conn: Any, send: Any, limits: dict[str, Any]
