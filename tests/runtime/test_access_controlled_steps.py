@@ -112,7 +112,7 @@ def test_a_node_with_masked_fields_shows_its_steps_without_details(runtime):
     assert results["agent"]["prompt"] != "salary of bob"
 
 
-def test_steps_and_results_share_one_audited_read_decision(runtime, tmp_path):
+def test_authz_17_steps_and_results_share_one_audited_read_decision(runtime, tmp_path):
     # AUTHZ-17: the steps asked for the node's read decision before the results did;
     # it is one decision, so one record.
     for caller in (ANALYST, AUDITOR):
