@@ -4,9 +4,9 @@ The engine installs a :class:`StepReporter` (``kailash_nb.nodes.steps.step_recei
 around each node execution only while someone subscribed to steps. A reporter makes
 the node's details fit for any watcher: JSON-safe, size-capped (a cut says so in the
 detail), scrubbed of the secrets of the node's config and the run's parameters
-(WF-13), and shown as the run's guard allows (access control withholds the details of a
-node the caller may not read). It never raises into the node, and drops what a node reports once its
-execution is over (a thread the node left running).
+(WF-13), and shown as the run's guard allows (access control withholds the details of
+a node the caller may not read). It never raises into the node, and drops what a node
+reports once its execution is over (a thread the node left running).
 """
 
 from __future__ import annotations
