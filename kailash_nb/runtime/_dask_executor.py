@@ -41,7 +41,7 @@ import asyncio
 import itertools
 import uuid
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -426,6 +426,17 @@ class DaskExecutor(NodeExecutor):
             for key in state.release():
                 self._attempts.pop(key, None)
         await self.fetch(run, list(run.results))
+
+    def output_watcher(
+        self, on_output: Callable[[str, dict[str, Any]], object]
+    ) -> Callable[[str, Any], object]:
+        """``on_output`` called with each node's outputs fetched from its worker."""
+        value = self.value
+
+        def watcher(node_id: str, outputs: Any) -> object:
+            return on_output(node_id, value(outputs))
+
+        return watcher
 
     def value(self, outputs: Any) -> Any:
         """``outputs`` as a plain dict, gathered from its worker if remote (blocking)."""

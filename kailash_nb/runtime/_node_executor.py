@@ -12,6 +12,7 @@ hold handles to them until the run ends.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -52,6 +53,14 @@ class NodeExecutor:
         return its outputs; raise what the node raised (a timeout as
         ``NodeExecutionError``)."""
         raise NotImplementedError
+
+    def output_watcher(
+        self, on_output: Callable[[str, dict[str, Any]], object]
+    ) -> Callable[[str, Any], object]:
+        """What the engine calls with each node's outputs (as ``attempt`` returned them)
+        for the caller's ``on_output``, which wants plain dicts: ``on_output`` itself
+        here, where outputs are plain dicts already."""
+        return on_output
 
     async def fetch(self, run: WorkflowRun, node_ids: Any) -> None:
         """Make the results of ``node_ids`` plain dicts in ``run.results`` (the engine

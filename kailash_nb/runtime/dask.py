@@ -30,8 +30,7 @@ Usage::
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kailash_nb.runtime.local import LocalRuntime
 from kailash_nb.sdk_exceptions import RuntimeExecutionError
@@ -50,11 +49,6 @@ finally:
         logging.getLogger(_name).setLevel(_level)
 
 from kailash_nb.runtime._dask_executor import DaskExecutor  # noqa: E402 - after the levels
-
-if TYPE_CHECKING:
-    from kailash_nb.runtime.engine import WorkflowRun
-    from kailash_nb.runtime.guard import NodeGuard
-    from kailash_nb.workflow.graph import Workflow
 
 __all__ = ["DaskRuntime"]
 
@@ -121,38 +115,6 @@ class DaskRuntime(LocalRuntime):
         self.client: distributed.Client = client
         self._executor = DaskExecutor(client)
         self._node_executor = self._executor
-
-    def _new_run(
-        self,
-        workflow: Workflow,
-        parameters: dict[str, Any] | None,
-        cached_outputs: dict[str, dict[str, Any]] | None = None,
-        run_id: str | None = None,
-        node_events: bool = True,
-        *,
-        copy_cached: bool = True,
-        on_output: Callable[[str, dict[str, Any]], object] | None = None,
-        on_failure: Callable[[str, BaseException], object] | None = None,
-        guard: NodeGuard | None = None,
-    ) -> WorkflowRun:
-        if on_output is not None:
-            # The callback wants values: each node's outputs are fetched for it.
-            callback, value = on_output, self._executor.value
-
-            def on_output(node_id: str, outputs: dict[str, Any]) -> object:
-                return callback(node_id, value(outputs))
-
-        return super()._new_run(
-            workflow,
-            parameters,
-            cached_outputs,
-            run_id,
-            node_events,
-            copy_cached=copy_cached,
-            on_output=on_output,
-            on_failure=on_failure,
-            guard=guard,
-        )
 
     def close(self) -> None:
         """Refuse further runs, stop listening to the workers, and close the client if

@@ -214,7 +214,7 @@ class WorkflowRun(CycleExecution, RunEvents):
             plan.sequential and not settings.needs_loop_always and self.executor.allows_inline
         )
         self._thread_limiter: anyio.CapacityLimiter | None = None
-        self.on_output = on_output
+        self.on_output = None if on_output is None else self.executor.output_watcher(on_output)
         self.on_failure = on_failure
         self.guard = guard
         self.cached = self._check_cached(cached_outputs, copy_cached)
