@@ -261,46 +261,32 @@ class RunExecutor:
         live: bool,
     ) -> RunEntry:
         with log_context(tenant_id=entry.tenant_id, user_id=entry.subject):
-            return await self._execute_logged(
-                entry, workflow, parameters, caller, cancel, live=live
-            )
-
-    async def _execute_logged(
-        self,
-        entry: RunEntry,
-        workflow: Workflow,
-        parameters: dict[str, Any],
-        caller: Identity | None,
-        cancel: RunCancel | None,
-        *,
-        live: bool,
-    ) -> RunEntry:
-        backend = self.backends.get(entry.workflow, self.default_backend)
-        gate = self.gate
-        guard = None
-        try:
-            if caller is None:
-                caller = Identity(entry.subject, entry.tenant_id, ())
-            guard = await gate.admit(caller, entry.workflow, entry.run_id)
-            checks = guard if cancel is None else cancel.guard(guard)
-            request = RunRequest(workflow, parameters, entry.run_id, live, checks)
-            outcome = await gate.release(guard, await backend.execute(request))
-        except Exception as exc:
-            if self._starting.pop(entry.run_id, None) is not None:
-                raise  # refused before it started: the caller answers, nothing recorded
-            entry.status, entry.error = failure_error(exc, entry.run_id)
-            if not isinstance(exc, AuditUnavailableError):  # else the gate could not audit
-                await gate.abandon(guard, entry.status)
-        else:
-            entry.status, entry.results = outcome.status, outcome.results
-            if not outcome.succeeded:
-                entry.error = run_error(outcome)
-                entry.denied_node = gate.refused_node(guard)
-                if cancel is not None and cancel.cancelled:
-                    entry.status = "cancelled"
-        entry.finished_at = time.time()
-        self.index.run_finished(entry)
-        return entry
+            backend = self.backends.get(entry.workflow, self.default_backend)
+            gate = self.gate
+            guard = None
+            try:
+                if caller is None:
+                    caller = Identity(entry.subject, entry.tenant_id, ())
+                guard = await gate.admit(caller, entry.workflow, entry.run_id)
+                checks = guard if cancel is None else cancel.guard(guard)
+                request = RunRequest(workflow, parameters, entry.run_id, live, checks)
+                outcome = await gate.release(guard, await backend.execute(request))
+            except Exception as exc:
+                if self._starting.pop(entry.run_id, None) is not None:
+                    raise  # refused before it started: the caller answers, nothing recorded
+                entry.status, entry.error = failure_error(exc, entry.run_id)
+                if not isinstance(exc, AuditUnavailableError):  # else the gate could not audit
+                    await gate.abandon(guard, entry.status)
+            else:
+                entry.status, entry.results = outcome.status, outcome.results
+                if not outcome.succeeded:
+                    entry.error = run_error(outcome)
+                    entry.denied_node = gate.refused_node(guard)
+                    if cancel is not None and cancel.cancelled:
+                        entry.status = "cancelled"
+            entry.finished_at = time.time()
+            self.index.run_finished(entry)
+            return entry
 
     def _setup(self, policy: RunPolicy) -> BackendSetup:
         return BackendSetup(policy, self.events, self.runtime, self._run_threads)
