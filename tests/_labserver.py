@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _serve_cli import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 PREVIEW_SCRIPT = ROOT / "tests" / "labserver" / "_preview_process.py"
@@ -31,12 +31,6 @@ def server_env(runtime_dir: Path, home: Path) -> dict[str, str]:
         "KAILASH_NB_DATABASE_URL": f"sqlite:///{home / 'runs.db'}",
         "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
     }
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class _CookielessClient:

@@ -5,16 +5,12 @@ from __future__ import annotations
 
 import ast
 import json
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
 import nbformat
 import pytest
 from _run_cli import ROOT, cli_env, one_error_line, run_cli
+from _serve_cli import free_port, serve_cli
 from nbformat.v4 import new_code_cell, new_notebook
 
 import kailash_nb as kn
@@ -154,12 +150,6 @@ def test_cell_filter_skips_exports():
     assert plan("get_ipython().run_line_magic('kailash', 'workflow w')") is not None
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_serve_does_not_rewrite_exported_files(tmp_path, store):
     notebook = write(
         tmp_path / "pub.ipynb",
@@ -169,26 +159,8 @@ def test_serve_does_not_rewrite_exported_files(tmp_path, store):
     exported = tmp_path / "greeting.yaml"
     exported.write_text("mine\n")
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "kailash_nb.cli", "serve", str(notebook), "--port", str(port)],
-        env=store,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, process.communicate()[1]
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=0.5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "serve did not answer /health"
-            time.sleep(0.05)  # polling interval, not a wait for readiness
-    finally:
-        process.terminate()
-        stderr = process.communicate(timeout=10)[1]
+    with serve_cli([str(notebook), "--port", str(port)], store, port) as (_, logs):
+        pass
+    stderr = logs[0]
     assert exported.read_text() == "mine\n"
     assert "skipped cell 4: %kailash export greeting.yaml" in stderr

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import socket
-import subprocess
-import sys
-import time
 
 import httpx
 import nbformat
 import pytest
 from _run_cli import cli_env, one_error_line, run_cli
+from _serve_cli import free_port, serve_cli
 from nbformat.v4 import new_code_cell, new_notebook
 
 from kailash_nb.cli.errors import CommandError, UsageError
@@ -107,12 +104,6 @@ def test_the_command_exits_2_without_a_notebook_and_1_on_a_bad_port_variable(tmp
     )
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_serve_runs_from_variables_alone_with_the_database_url_option(tmp_path):
     notebook = tmp_path / "prices.ipynb"
     nbformat.write(new_notebook(cells=[new_code_cell(s) for s in PUBLISHING]), notebook)
@@ -120,37 +111,10 @@ def test_serve_runs_from_variables_alone_with_the_database_url_option(tmp_path):
     port = free_port()
     env = cli_env(KAILASH_NB_NOTEBOOK=str(notebook), KAILASH_NB_PORT=str(port))
     env.pop("KAILASH_NB_DATABASE_URL", None)
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "kailash_nb.cli",
-            "serve",
-            "--database-url",
-            f"sqlite:///{database}",
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, process.communicate()[1]
-            try:
-                if httpx.get(f"{base}/ready", timeout=0.5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "serve did not answer /ready"
-            time.sleep(0.05)  # polling interval, not a wait for readiness
+    args = ["--database-url", f"sqlite:///{database}"]
+    with serve_cli(args, env, port, ready="/ready") as (base, logs):
         response = httpx.post(f"{base}/workflows/prices/execute", json={}, timeout=10)
         assert response.status_code == 200, response.text
         assert response.json()["results"]["price"] == {"result": 2.5}
-    finally:
-        process.terminate()
-        stderr = process.communicate(timeout=10)[1]
-    assert f"prices.ipynb on http://127.0.0.1:{port}" in stderr
+    assert f"prices.ipynb on http://127.0.0.1:{port}" in logs[0]
     assert database.is_file()  # the store the option named, not the default file

@@ -25,7 +25,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,7 @@ from pathlib import Path
 import httpx
 import pytest
 from _dockerfile_rules import env_values, exec_form, healthcheck_command, parse
+from _serve_cli import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 GLOBAL_ARGS, STAGES = parse((ROOT / "Dockerfile").read_text())
@@ -176,12 +176,6 @@ def _check(command: list[str], **options) -> str:
         f"{' '.join(command)}:\n{(result.stdout + result.stderr)[-4000:]}"
     )
     return result.stdout
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @contextlib.contextmanager

@@ -7,16 +7,12 @@ import asyncio
 import contextlib
 import importlib
 import os
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import nbformat
 import pytest
+from _serve_cli import free_port, serve_cli
 from IPython.core.error import UsageError
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
@@ -275,41 +271,11 @@ def write_notebook(path: Path) -> None:
     nbformat.write(new_notebook(cells=cells), path)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@contextlib.contextmanager
-def serving(notebook: Path, env: dict[str, str]) -> Iterator[tuple[str, list[str]]]:
+def serving(notebook: Path, env: dict[str, str]) -> contextlib.AbstractContextManager:
     """``kailash-nb serve notebook`` on a free port, once ``GET /health`` answers;
     yields the base URL and a list that receives the process's stderr when it ends."""
-    logs: list[str] = []
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "kailash_nb.cli", "serve", str(notebook), "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            assert process.poll() is None, process.communicate()[1]
-            try:
-                if httpx.get(f"{base}/health", timeout=0.5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "serve did not answer /health"
-            time.sleep(0.05)  # polling interval, not a wait for readiness
-        yield base, logs
-    finally:
-        process.terminate()
-        logs.append(process.communicate(timeout=10)[1])
+    return serve_cli([str(notebook), "--port", str(port)], env, port, timeout=15)
 
 
 def test_serve_answers_with_the_same_results_as_the_notebook_run(tmp_path, shell):

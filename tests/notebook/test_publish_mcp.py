@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
-import subprocess
-import sys
-import time
 
 import httpx
 import nbformat
 import pytest
 from _mcp_clients import mcp_session
+from _serve_cli import free_port, serve_cli
 from nbformat.v4 import new_code_cell, new_notebook
 
 import kailash_nb as kn
@@ -119,38 +116,16 @@ def test_serve_serves_mcp_when_a_cell_published_with_mcp(tmp_path):
         NODES,
         "%kailash publish pricing --mcp",
     )
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "KAILASH_NB_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}"}
     env.pop("KAILASH_NB_JWT_SECRET", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "kailash_nb.cli", "serve", str(notebook), "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, process.communicate()[1]
-            try:
-                if httpx.get(f"{base}/health", timeout=0.5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "serve did not answer /health"
-            time.sleep(0.05)  # polling interval, not a wait for readiness
+    with serve_cli([str(notebook), "--port", str(port)], env, port) as (base, logs):
 
         async def call():
             async with mcp_session(base, "ws", None) as session:  # loopback, no auth
                 return await session.call_tool("pricing", {"qty": 2})
 
         result = asyncio.run(call())
-    finally:
-        process.terminate()
-        stderr = process.communicate(timeout=10)[1]
+    stderr = logs[0]
     assert result.structuredContent == {"total": {"result": 5.0}}
     assert "serving MCP tools at /mcp" in stderr
