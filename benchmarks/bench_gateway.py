@@ -50,7 +50,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -58,6 +57,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from servers import NO_PIN_ENV, ServerProcess, announce, can_pin, pin, until_terminated
 
 CONNECTIONS = 32
 WARMUP_SECONDS = 1
@@ -73,8 +74,6 @@ SERVER_CPU = 0
 #: Below this the bare figure is likely limited by the client, not by Tornado.
 MIN_BARE_PER_SECOND = 3000
 LOAD_CPU = 1
-#: Set (by ``--no-pin``) to let the OS place the server and load processes.
-NO_PIN_ENV = "KAILASH_NB_BENCH_NO_PIN"
 #: Set (by ``--threaded``) to serve code that runs on the gateway's run threads.
 THREADED_ENV = "KAILASH_NB_BENCH_THREADED"
 THREADED_WORKFLOW_CODE = "result = dict(pong=True)"
@@ -92,36 +91,6 @@ rules:
 
 
 # -- servers (run with --serve KIND in a child process) ---------------------------------
-def _pin(cpu: int) -> None:
-    """Pin this process to ``cpu`` when the machine has a second one."""
-    if _can_pin():
-        os.sched_setaffinity(0, {cpu})
-
-
-def _can_pin() -> bool:
-    """Whether to pin: two CPUs or more, and ``--no-pin`` (``NO_PIN_ENV``) not given."""
-    return (
-        hasattr(os, "sched_setaffinity")
-        and len(os.sched_getaffinity(0)) >= 2
-        and not os.environ.get(NO_PIN_ENV)
-    )
-
-
-def _announce(port: int, token: str = "") -> None:
-    """Tell the parent the server is listening (one JSON line on stdout)."""
-    sys.stdout.write(json.dumps({"port": port, "token": token}) + "\n")
-    sys.stdout.flush()
-
-
-async def _until_terminated() -> None:
-    """Wait for SIGTERM or SIGINT."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
-
-
 async def serve_bare() -> None:
     """A Tornado app with one handler returning a small JSON body, until SIGTERM."""
     import tornado.httpserver
@@ -141,8 +110,8 @@ async def serve_bare() -> None:
     sockets = tornado.netutil.bind_sockets(0, address="127.0.0.1")
     server = tornado.httpserver.HTTPServer(app)
     server.add_sockets(sockets)
-    _announce(sockets[0].getsockname()[1])
-    await _until_terminated()
+    announce(port=sockets[0].getsockname()[1], token="")
+    await until_terminated()
     server.stop()
     await server.close_all_connections()
 
@@ -193,14 +162,14 @@ async def serve_gateway(database_url: str, guarded: bool = False) -> None:
         raise RuntimeError(f"{code!r} did not run where the benchmark expects it")
     port = await gateway.start("127.0.0.1", 0)
     pair = gateway.auth.issue_tokens("bench-client", tenant_id="bench", roles=["analyst"])
-    _announce(port, pair.access_token)
-    await _until_terminated()
+    announce(port=port, token=pair.access_token)
+    await until_terminated()
     await gateway.stop(timeout=10)
 
 
 def serve(kind: str, database_url: str, profile: bool) -> None:
     """Entry point of a server process: pin, optionally profile, serve until SIGTERM."""
-    _pin(SERVER_CPU)
+    pin(SERVER_CPU)
     coroutine = serve_bare() if kind == "bare" else serve_gateway(database_url, kind == "guarded")
     if not profile:
         asyncio.run(coroutine)
@@ -221,41 +190,11 @@ def serve(kind: str, database_url: str, profile: bool) -> None:
         stats.sort_stats("cumulative").print_stats(40)
 
 
-class Server:
-    """A server child process; ``with Server(...) as s`` gives ``s.port`` and ``s.token``."""
-
-    def __init__(self, kind: str, database_url: str, profile: bool = False) -> None:
-        self.kind = kind
-        self.command = [
-            sys.executable,
-            __file__,
-            "--serve",
-            kind,
-            "--database-url",
-            database_url,
-        ] + (["--profile"] if profile else [])
-        self.process: subprocess.Popen[str] | None = None
-        self.port = 0
-        self.token = ""
-
-    def __enter__(self) -> Server:
-        self.process = subprocess.Popen(self.command, stdout=subprocess.PIPE, text=True)
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if not line:
-            raise RuntimeError(f"the {self.kind} server exited before listening")
-        ready = json.loads(line)
-        self.port, self.token = int(ready["port"]), ready["token"]
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+def server_process(kind: str, database_url: str, profile: bool = False) -> ServerProcess:
+    """A server child process of ``kind``; ``with server_process(...) as s`` gives ``s.port`` and
+    ``s.token``."""
+    command = [sys.executable, __file__, "--serve", kind, "--database-url", database_url]
+    return ServerProcess(command + (["--profile"] if profile else []), what=f"the {kind} server")
 
 
 # -- load: wrk ---------------------------------------------------------------------------
@@ -289,7 +228,7 @@ end
 
 def _load_preexec() -> None:
     """Run in the load process before exec: pin it to the load CPU."""
-    _pin(LOAD_CPU)
+    pin(LOAD_CPU)
 
 
 def run_wrk(url: str, token: str, seconds: int, connections: int) -> dict[str, Any]:
@@ -444,7 +383,7 @@ def smoke_check(url: str, token: str) -> dict[str, str]:
 class Target:
     """A started server of one ``kind``, its request URL and bearer token."""
 
-    def __init__(self, kind: str, server: Server) -> None:
+    def __init__(self, kind: str, server: ServerProcess) -> None:
         self.kind = kind
         path = "/" if kind == "bare" else f"/workflows/{WORKFLOW}/execute"
         self.url = f"http://127.0.0.1:{server.port}{path}"
@@ -562,7 +501,7 @@ def main() -> int:
     if args.access_control:
         os.environ[ACCESS_ENV] = args.access_control
         base_kind, measured_kind, target_ratio = "gateway", "guarded", ACCESS_TARGET_RATIO
-    pinned = _can_pin()
+    pinned = can_pin()
     print(
         f"gateway benchmark: {CONNECTIONS} connections, {args.seconds} s per server in "
         f"{args.rounds} alternating rounds after a {WARMUP_SECONDS} s warm-up, client={client}, "
@@ -573,8 +512,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as directory:
         database_url = f"sqlite:///{Path(directory) / 'bench.db'}"
         with (
-            Server(base_kind, database_url) as base_server,
-            Server(measured_kind, database_url, profile=args.profile) as measured_server,
+            server_process(base_kind, database_url) as base_server,
+            server_process(measured_kind, database_url, profile=args.profile) as measured_server,
         ):
             targets = [Target(base_kind, base_server), Target(measured_kind, measured_server)]
             for target in targets:

@@ -63,7 +63,6 @@ import math
 import os
 import secrets
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -74,10 +73,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from servers import NO_PIN_ENV, ServerProcess, announce, can_pin, pin, until_terminated
+
 SERVER_CPU = 0
 LOAD_CPU = 1
-#: Set (by ``--no-pin``) to let the OS place the server and load processes.
-NO_PIN_ENV = "KAILASH_NB_BENCH_NO_PIN"
 #: Far above any load this machine can produce, so no request is ever refused.
 RATE_LIMIT_PER_MINUTE = 60_000_000
 PING_BODY = b'{"parameters": {}}'
@@ -97,21 +96,6 @@ WS_P99_LIMIT = 1.20
 
 
 # -- processes ---------------------------------------------------------------------------
-def can_pin() -> bool:
-    """Whether to pin: two CPUs or more, and ``--no-pin`` (``NO_PIN_ENV``) not given."""
-    return (
-        hasattr(os, "sched_setaffinity")
-        and len(os.sched_getaffinity(0)) >= 2
-        and not os.environ.get(NO_PIN_ENV)
-    )
-
-
-def pin(cpu: int) -> None:
-    """Pin this process to ``cpu`` when pinning applies."""
-    if can_pin():
-        os.sched_setaffinity(0, {cpu})
-
-
 def _pin_load() -> None:
     pin(LOAD_CPU)
 
@@ -187,64 +171,31 @@ async def serve_gateway(options: dict[str, Any]) -> None:
         "max_workers": gateway.runs.max_workers,
         "max_queued": gateway.runs.max_queued,
     }
-    sys.stdout.write(json.dumps(ready) + "\n")
-    sys.stdout.flush()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
+    announce(**ready)
+    await until_terminated()
     await gateway.stop(timeout=10)
 
 
-class Server:
-    """The gateway's child process; ``with Server(options) as s`` gives ``s.port``,
-    ``s.token``, ``s.pid`` and ``s.ready`` (the announced settings)."""
+class Server(ServerProcess):
+    """The gateway's child process with a store of its own; ``with Server(options) as s``
+    gives ``s.port``, ``s.token`` (of the subject ``load-client``), ``s.pid`` and
+    ``s.ready`` (the announced settings)."""
 
     def __init__(self, **options: Any) -> None:
+        super().__init__(what="the gateway process")
         self.options = options
-        self.process: subprocess.Popen[str] | None = None
         self._directory: tempfile.TemporaryDirectory[str] | None = None
-        self.ready: dict[str, Any] = {}
-
-    @property
-    def port(self) -> int:
-        """The server's port."""
-        return int(self.ready["port"])
-
-    @property
-    def token(self) -> str:
-        """A bearer access token of the subject ``load-client``."""
-        return str(self.ready["token"])
-
-    @property
-    def pid(self) -> int:
-        """The server process id."""
-        assert self.process is not None
-        return self.process.pid
 
     def __enter__(self) -> Server:
         self._directory = tempfile.TemporaryDirectory()
         options = {"database_url": f"sqlite:///{Path(self._directory.name) / 'load.db'}"}
         options.update(self.options)
-        command = [sys.executable, __file__, "--child", "serve", json.dumps(options)]
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if not line:
-            self.__exit__()
-            raise RuntimeError("the gateway process exited before listening")
-        self.ready = json.loads(line)
+        self.command = [sys.executable, __file__, "--child", "serve", json.dumps(options)]
+        super().__enter__()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        if self.process is not None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        super().__exit__()
         if self._directory is not None:
             self._directory.cleanup()
 

@@ -39,14 +39,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import secrets
-import signal
 import statistics
 import subprocess
 import sys
 import time
 from typing import Any
+
+from servers import ServerProcess, announce, pin, until_terminated
 
 CONNECTIONS = 32
 WARMUP_SECONDS = 1
@@ -72,17 +72,6 @@ INITIALIZE = {
         "clientInfo": {"name": "bench", "version": "1"},
     },
 }
-
-
-def can_pin() -> bool:
-    """Two CPUs or more: server and load each get one."""
-    return hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) >= 2
-
-
-def pin(cpu: int) -> None:
-    """Pin this process to ``cpu`` when pinning applies."""
-    if can_pin():
-        os.sched_setaffinity(0, {cpu})
 
 
 # -- the server --------------------------------------------------------------------------
@@ -114,45 +103,16 @@ async def serve(database_url: str) -> None:
     port = await gateway.start("127.0.0.1", 0)
     assert gateway.auth is not None
     token = gateway.auth.issue_tokens("bench", tenant_id="bench", roles=["analyst"]).access_token
-    sys.stdout.write(json.dumps({"port": port, "token": token}) + "\n")
-    sys.stdout.flush()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
+    announce(port=port, token=token)
+    await until_terminated()
     await gateway.stop(timeout=10)
 
 
-class Server:
-    """The server child process; ``with Server(url) as s`` gives ``s.port``, ``s.token``."""
-
-    def __init__(self, database_url: str) -> None:
-        self.command = [sys.executable, __file__, "--serve", "--database-url", database_url]
-        self.process: subprocess.Popen[str] | None = None
-        self.port = 0
-        self.token = ""
-
-    def __enter__(self) -> Server:
-        self.process = subprocess.Popen(
-            self.command, stdout=subprocess.PIPE, text=True, preexec_fn=lambda: pin(SERVER_CPU)
-        )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if not line:
-            raise RuntimeError("the server exited before listening")
-        ready = json.loads(line)
-        self.port, self.token = int(ready["port"]), ready["token"]
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+def server_process(database_url: str) -> ServerProcess:
+    """The server child process, pinned; ``with server_process(url) as s`` gives ``s.port``,
+    ``s.token``."""
+    command = [sys.executable, __file__, "--serve", "--database-url", database_url]
+    return ServerProcess(command, preexec_fn=lambda: pin(SERVER_CPU))
 
 
 # -- part 1: the HTTP load ----------------------------------------------------------------
@@ -358,7 +318,9 @@ def load_main(args: argparse.Namespace) -> None:
     print(json.dumps(result))
 
 
-def drive(server: Server, mode: str, args: argparse.Namespace, seconds: float) -> dict[str, Any]:
+def drive(
+    server: ServerProcess, mode: str, args: argparse.Namespace, seconds: float
+) -> dict[str, Any]:
     """Run one load process against ``server``; its results."""
     command = [
         sys.executable,
@@ -384,7 +346,7 @@ def drive(server: Server, mode: str, args: argparse.Namespace, seconds: float) -
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def smoke_check(server: Server) -> None:
+def smoke_check(server: ServerProcess) -> None:
     """One call each way before the load: the same results over REST and MCP."""
     import httpx
 
@@ -426,12 +388,12 @@ def main() -> int:
 
     with (
         tempfile.TemporaryDirectory() as directory,
-        Server(f"sqlite:///{directory}/bench.db") as server,
+        server_process(f"sqlite:///{directory}/bench.db") as server,
     ):
         return run_benchmark(server, args)
 
 
-def run_benchmark(server: Server, args: argparse.Namespace) -> int:
+def run_benchmark(server: ServerProcess, args: argparse.Namespace) -> int:
     """Both parts against ``server``; print them; the exit status."""
     smoke_check(server)
     for mode in ("rest", "mcp"):

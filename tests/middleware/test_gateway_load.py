@@ -23,6 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _load_bench():
+    # As when run as a script: its directory is on sys.path for the modules it shares.
+    sys.path.insert(0, str(ROOT / "benchmarks"))
     spec = importlib.util.spec_from_file_location(
         "bench_load", ROOT / "benchmarks" / "bench_load.py"
     )
