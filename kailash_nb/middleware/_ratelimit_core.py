@@ -46,6 +46,13 @@ class RateDecision:
         # Rounding to microseconds first keeps float noise (2.0000000001) from adding a second.
         return max(1, math.ceil(round(self.retry_after, 6)))
 
+    @property
+    def refusal(self) -> str:
+        """What a refused caller is told: the limit and the wait."""
+        return (
+            f"rate limit of {self.limit} requests reached; retry after {self.retry_after_seconds} s"
+        )
+
     def headers(self) -> dict[str, str]:
         """Response headers: the limit and what remains, plus ``Retry-After`` when refused."""
         headers = {

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ANONYMOUS", "Identity"]
+__all__ = ["ANONYMOUS", "Identity", "rate_key"]
 
 
 @dataclass(frozen=True)
@@ -43,3 +43,11 @@ class Identity:
 
 #: The caller of a gateway served without authentication (loopback only).
 ANONYMOUS = Identity("anonymous", "default", (), anonymous=True)
+
+
+def rate_key(identity: Identity, remote_ip: str | None) -> str:
+    """The rate limiter's key of a caller: its tenant and subject, or its address when
+    anonymous (every route and protocol counts one caller against one bucket)."""
+    if identity.anonymous:
+        return f"ip:{remote_ip}"
+    return f"sub:{identity.tenant_id}:{identity.subject}"

@@ -170,6 +170,61 @@ def test_progress_notifications_carry_the_node_events(served, transport):
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_cancellation_answers_at_once_and_stops_the_run_before_its_next_node(served, transport):
+    error, run_ids, key = _cancel_a_held_call(served, transport)
+    assert error.message == "Request cancelled"
+    GATES[key].set()
+    entry = _finished(served, run_ids[0])
+    assert entry.status == "cancelled"
+    assert key not in AFTER_HOLD
+
+
+def test_a_websocket_with_every_request_place_taken_still_takes_a_cancellation(served, monkeypatch):
+    # The one place is the held call's; notifications/cancelled is what frees it.
+    from kailash_nb.middleware.handlers.mcp_ws import McpWebSocketHandler
+
+    monkeypatch.setattr(McpWebSocketHandler, "max_calls_in_flight", 1)
+    key = uuid.uuid4().hex
+    GATES[key] = threading.Event()
+    json = __import__("json")
+
+    async def main():
+        url = f"ws{served.url[4:]}/mcp/ws?token={served.access_token()}"
+        async with websockets.connect(url, subprotocols=["mcp"]) as socket:
+            hello = {"protocolVersion": types.LATEST_PROTOCOL_VERSION, "capabilities": {}}
+            hello["clientInfo"] = {"name": "test", "version": "1"}
+            await socket.send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                                          "params": hello}))  # fmt: skip
+            assert json.loads(await socket.recv())["id"] == 1
+            await socket.send('{"jsonrpc":"2.0","method":"notifications/initialized"}')
+            arguments = {"hold": {"key": key}}
+            params = {"name": "held", "arguments": arguments, "_meta": {"progressToken": "p"}}
+            await socket.send(json.dumps({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                                          "params": params}))  # fmt: skip
+            while True:  # progress until the hold node started
+                message = json.loads(await socket.recv())
+                assert message.get("id") != 2, message  # the call must not end yet
+                if message.get("method") != "notifications/progress":
+                    continue
+                event = message["params"]["_meta"]["kailash_nb/event"]
+                if event["data"]["node_id"] == "hold" and event["data"]["state"] == "started":
+                    break
+            cancelled = {"requestId": 2, "reason": "test"}
+            await socket.send(json.dumps({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                                          "params": cancelled}))  # fmt: skip
+            while True:
+                message = json.loads(await socket.recv())
+                if message.get("id") == 2:
+                    return message, event["data"]["run_id"]
+
+    answer, run_id = run(main())
+    assert answer["error"]["message"] == "Request cancelled"
+    GATES[key].set()
+    assert _finished(served, run_id).status == "cancelled"
+
+
+def _cancel_a_held_call(served, transport):
+    """Call ``held`` and cancel the call once its ``hold`` node started: the error the
+    call raised, the run ids its progress named and the key of its gate (still shut)."""
     key = uuid.uuid4().hex
     GATES[key] = threading.Event()
     run_ids: list[str] = []
@@ -202,12 +257,7 @@ def test_cancellation_answers_at_once_and_stops_the_run_before_its_next_node(ser
                 await call
             return cancelled.value.error
 
-    error = run(main())
-    assert error.message == "Request cancelled"
-    GATES[key].set()
-    entry = _finished(served, run_ids[0])
-    assert entry.status == "cancelled"
-    assert key not in AFTER_HOLD
+    return run(main()), run_ids, key
 
 
 def _finished(served, run_id):

@@ -38,7 +38,7 @@ from kailash_nb.middleware._problems import (
 )
 from kailash_nb.middleware.contract.bodies import validate_body
 from kailash_nb.middleware.contract.query import parse_query
-from kailash_nb.middleware.identity import ANONYMOUS, Identity
+from kailash_nb.middleware.identity import ANONYMOUS, Identity, rate_key
 from kailash_nb.middleware.ratelimit import InProcessRateLimiter
 from kailash_nb.security.errors import AuthenticationError
 
@@ -456,19 +456,11 @@ class GatewayHandler(tornado.web.RequestHandler):
         return identity
 
     def _rate_key(self) -> str:
-        if self.identity.anonymous:
-            return f"ip:{self.request.remote_ip}"
-        return f"sub:{self.identity.tenant_id}:{self.identity.subject}"
+        return rate_key(self.identity, self.request.remote_ip)
 
     def _apply_rate_decision(self, decision: Any) -> None:
         if not decision.allowed:
-            raise ProblemError(
-                429,
-                "rate_limited",
-                f"rate limit of {decision.limit} requests reached; retry after "
-                f"{decision.retry_after_seconds} s",
-                headers=decision.headers(),
-            )
+            raise ProblemError(429, "rate_limited", decision.refusal, headers=decision.headers())
         # Names and values (decimal numbers) are known good: skip set_header's checks.
         self._headers.update(decision.headers())
 

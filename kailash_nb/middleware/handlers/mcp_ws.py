@@ -23,6 +23,7 @@ from kailash_nb.middleware._json_body import parse_json_body
 from kailash_nb.middleware._problems import ProblemError
 from kailash_nb.middleware._realtime import RunEventHub
 from kailash_nb.middleware.handlers.realtime import RealtimeHandler
+from kailash_nb.middleware.identity import rate_key
 from kailash_nb.middleware.mcp import McpService, McpSession, jsonrpc_error
 
 if TYPE_CHECKING:
@@ -52,7 +53,9 @@ class McpWebSocketHandler(RealtimeHandler):
         super().initialize(gateway, hub)
         self.mcp = mcp
         self.session: McpSession | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        # Requests in flight (capped) and notifications being handled (never refused).
+        self._requests: set[asyncio.Task[None]] = set()
+        self._notices: set[asyncio.Task[None]] = set()
 
     def select_subprotocol(self, subprotocols: list[str]) -> str | None:
         """Speak ``mcp`` when the client offers it."""
@@ -75,15 +78,19 @@ class McpWebSocketHandler(RealtimeHandler):
         except ProblemError as exc:
             self._send(jsonrpc_error(None, types.PARSE_ERROR, f"Parse error: {exc.detail}"))
             return
-        if len(self._tasks) >= self.max_calls_in_flight:
+        # Notifications (no id) are never refused: notifications/cancelled is how a
+        # client frees a place, and it is answered at once.
+        notification = isinstance(body, dict) and "id" not in body
+        if not notification and len(self._requests) >= self.max_calls_in_flight:
             request_id = body.get("id") if isinstance(body, dict) else None
             if request_id is not None:
                 detail = f"at most {self.max_calls_in_flight} requests may run at once"
                 self._send(jsonrpc_error(request_id, types.INVALID_REQUEST, detail))
             return
         task = asyncio.ensure_future(self._handle(self.session, body))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        tasks = self._notices if notification else self._requests
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
 
     async def _handle(self, session: McpSession, body: Any) -> None:
         if isinstance(body, dict) and body.get("method") == "tools/call" and "id" in body:
@@ -102,22 +109,11 @@ class McpWebSocketHandler(RealtimeHandler):
         limiter = self.gateway.rate_limiter
         if limiter is None:
             return None
-        identity = self.identity
-        key = (
-            f"ip:{self.request.remote_ip}"
-            if identity.anonymous
-            else f"sub:{identity.tenant_id}:{identity.subject}"
-        )
-        decision = await limiter.acquire(key)
+        decision = await limiter.acquire(rate_key(self.identity, self.request.remote_ip))
         if decision.allowed:
             return None
-        return jsonrpc_error(
-            request_id,
-            RATE_LIMITED,
-            f"rate limit of {decision.limit} requests reached; retry after "
-            f"{decision.retry_after_seconds} s",
-            {"retry_after": decision.retry_after_seconds},
-        )
+        wait = {"retry_after": decision.retry_after_seconds}
+        return jsonrpc_error(request_id, RATE_LIMITED, decision.refusal, wait)
 
     def on_close(self) -> None:
         """Cancel the session's calls in flight, then release the connection."""

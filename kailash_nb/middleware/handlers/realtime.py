@@ -69,7 +69,7 @@ from kailash_nb.middleware.handlers.base import (
     start_problem,
     unauthorized,
 )
-from kailash_nb.middleware.identity import ANONYMOUS, Identity
+from kailash_nb.middleware.identity import ANONYMOUS, Identity, rate_key
 from kailash_nb.security.errors import AuthenticationError
 
 if TYPE_CHECKING:
@@ -173,11 +173,7 @@ class RealtimeHandler(tornado.websocket.WebSocketHandler):
         set_log_context(tenant_id=self.identity.tenant_id, user_id=self.identity.subject)
         limiter = self.gateway.rate_limiter
         if limiter is not None:
-            decision = await limiter.acquire(
-                f"sub:{self.identity.tenant_id}:{self.identity.subject}"
-                if not self.identity.anonymous
-                else f"ip:{self.request.remote_ip}"
-            )
+            decision = await limiter.acquire(rate_key(self.identity, self.request.remote_ip))
             if not decision.allowed:
                 raise ProblemError(
                     429, "rate_limited", "rate limit reached", headers=decision.headers()
