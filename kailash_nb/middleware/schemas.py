@@ -34,6 +34,7 @@ __all__ = [
     "CODE_CARRYING_KEYS",
     "check_caller_parameters",
     "code_overrides",
+    "overrides_refusal",
     "settable_inputs",
     "settable_workflow_parameters",
     "unsettable_parameters",
@@ -76,6 +77,17 @@ def code_overrides(parameters: dict[str, Any]) -> list[str]:
             for key in inputs
             if key in CODE_CARRYING_KEYS
         }
+    )
+
+
+def overrides_refusal(parameters: dict[str, Any], admin: bool) -> str | None:
+    """Why a caller who is not ``admin`` may not send ``parameters`` (they override
+    code-carrying inputs), or ``None``: what REST answers 403 and MCP an error result."""
+    found = [] if admin else code_overrides(parameters)
+    if not found:
+        return None
+    return "only admin callers may override code, query or address inputs: " + ", ".join(
+        name[:80] for name in found[:10]
     )
 
 

@@ -17,7 +17,7 @@ from kailash_nb.middleware.execution import RunEntry, RunQueueFullError
 from kailash_nb.middleware.handlers.base import GatewayHandler
 from kailash_nb.middleware.handlers.sessions import start_in_session
 from kailash_nb.middleware.identity import Identity
-from kailash_nb.middleware.schemas import CODE_CARRYING_KEYS, code_overrides
+from kailash_nb.middleware.schemas import CODE_CARRYING_KEYS, overrides_refusal
 from kailash_nb.sdk_exceptions import WorkflowValidationError
 from kailash_nb.store.audit_trail import AuditUnavailableError
 from kailash_nb.workflow.graph import Workflow
@@ -220,16 +220,9 @@ def run_problem(entry: RunEntry, run_url: str, view: ErrorView) -> ProblemError:
 
 def _check_overrides(parameters: dict[str, Any], identity: Identity) -> None:
     """403 when a non-admin overrides a code-carrying input, at workflow or node level."""
-    if identity.is_admin:
-        return
-    found = code_overrides(parameters)
-    if found:
-        raise ProblemError(
-            403,
-            "override_forbidden",
-            f"only admin callers may override code, query or address inputs: "
-            f"{', '.join(name[:80] for name in found[:10])}",
-        )
+    refusal = overrides_refusal(parameters, identity.is_admin)
+    if refusal is not None:
+        raise ProblemError(403, "override_forbidden", refusal)
 
 
 _BYPASS = CacheLookup(None, None, answered=False)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +33,7 @@ from kailash_nb.middleware._realtime import Outbox, OutboxClosed, event_frame, i
 from kailash_nb.middleware._run_errors import ENDED
 from kailash_nb.middleware.execution import RunEntry, RunQueueFullError
 from kailash_nb.middleware.mcp.sessions import McpSession, ToolCall
-from kailash_nb.middleware.schemas import code_overrides
+from kailash_nb.middleware.schemas import overrides_refusal
 from kailash_nb.runtime.events import NodeEvent, NodeStepEvent
 from kailash_nb.sdk_exceptions import WorkflowValidationError
 from kailash_nb.store.audit_trail import AuditUnavailableError
@@ -53,6 +54,8 @@ _EVENTS_GRACE = 2.0
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 """Delivers one JSON-RPC message (a notification) to the client of a request."""
+
+logger = logging.getLogger(__name__)
 
 
 class ToolCallError(Exception):
@@ -233,12 +236,9 @@ def _refuse_arguments(
     gateway: GatewayState, name: str, arguments: dict[str, Any], identity: Identity
 ) -> str | None:
     """Why the REST route would refuse these parameters, or ``None``."""
-    if not identity.is_admin:
-        found = code_overrides(arguments)
-        if found:
-            return "only admin callers may override code, query or address inputs: " + ", ".join(
-                item[:80] for item in found[:10]
-            )
+    refusal = overrides_refusal(arguments, identity.is_admin)
+    if refusal is not None:
+        return refusal
     try:
         gateway.workflow_inputs[name].check(arguments, admin=identity.is_admin)
     except ProblemError as exc:
@@ -260,11 +260,18 @@ def _entry_or_error(task: asyncio.Future[RunEntry]) -> RunEntry | dict[str, Any]
         return error_result(f"the gateway is busy: {exc}")
 
 
+#: What refuses a run before it starts: the caller is told (``_entry_or_error``).
+_REFUSALS = (WorkflowValidationError, AccessDeniedError, AuditUnavailableError, RunQueueFullError)
+
+
 def _forget(holder: set[Any]) -> Callable[[Any], None]:
     def done(task: asyncio.Future[Any]) -> None:
         holder.discard(task)
-        if not task.cancelled():
-            task.exception()  # retrieved: a refused detached run is not an error here
+        if task.cancelled():
+            return
+        error = task.exception()  # retrieved: a refused detached run is not an error here
+        if error is not None and not isinstance(error, _REFUSALS):
+            logger.error("a cancelled MCP call's run failed", exc_info=error)
 
     return done
 
