@@ -17,6 +17,7 @@ from kailash_nb.nodes.mcp.errors import (
     MCPProtocolError,
     MCPTimeoutError,
 )
+from kailash_nb.redaction import scrub_secrets
 
 __all__ = ["classify", "describe", "failure_error"]
 
@@ -146,8 +147,11 @@ def _is_transport_failure(exc: BaseException) -> bool:
 
 def _reason(exc: BaseException, spec: MCPServerSpec) -> str:
     """``exc`` for a message; the server's URL, which httpx quotes, shown without
-    credentials or query (it may carry a token)."""
+    credentials or query (it may carry a token). httpx may quote it rewritten (host
+    lowercased, default port dropped), so the URL's and the headers' secrets are also
+    scrubbed wherever they appear."""
     text = str(exc)
     if spec.url:
         text = text.replace(spec.url, shown_url(spec.url))
+        text = scrub_secrets(text, {"url": spec.url, "headers": dict(spec.headers)})
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

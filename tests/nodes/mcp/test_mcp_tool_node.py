@@ -332,3 +332,30 @@ def test_without_the_extra_the_error_names_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "mcp", None)  # as if the SDK were not installed
     with pytest.raises(NodeConfigurationError, match=r"kailash-nb\[mcp\]"):
         MCPToolNode(mcp_server="https://example.com/mcp", tool_name="add")
+
+
+def test_a_failure_message_never_quotes_the_urls_token_even_rewritten():
+    # httpx quotes the URL it sent: host lowercased, default port dropped. The query's
+    # token and the header's credential are scrubbed wherever they appear.
+    import httpx
+
+    from kailash_nb.nodes.mcp._failures import failure_error
+    from kailash_nb.nodes.mcp._spec import server_spec
+
+    spec = server_spec(
+        {
+            "url": "https://Tools.example.com:443/mcp?token=abcdef123",
+            "headers": {"Authorization": "Bearer tok-98765"},
+        }
+    )
+    sent = "https://tools.example.com/mcp?token=abcdef123"
+    request = httpx.Request("POST", sent)
+    leaf = httpx.HTTPStatusError(
+        f"Client error '401 Unauthorized' for url '{sent}' (Bearer tok-98765)",
+        request=request,
+        response=httpx.Response(401, request=request),
+    )
+    message = str(failure_error("node 'n' (MCPToolNode)", spec, "add", leaf, "protocol", 1, 5.0))
+    assert "abcdef123" not in message
+    assert "tok-98765" not in message
+    assert "401 Unauthorized" in message
