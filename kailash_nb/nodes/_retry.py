@@ -17,7 +17,14 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
-__all__ = ["PERMANENT_5XX", "TRANSIENT_ERRORS", "backoff", "retry_after_seconds", "retry_delay"]
+__all__ = [
+    "PERMANENT_5XX",
+    "TRANSIENT_ERRORS",
+    "backoff",
+    "is_transient_status",
+    "retry_after_seconds",
+    "retry_delay",
+]
 
 # 501 and 505 say the server will never handle this request; another attempt cannot help.
 PERMANENT_5XX = frozenset({501, 505})
@@ -29,6 +36,11 @@ TRANSIENT_ERRORS = (
     httpx.RemoteProtocolError,
     httpx.ProxyError,
 )
+
+
+def is_transient_status(status: int) -> bool:
+    """A 429 or a 5xx other than 501/505: the same request may succeed later."""
+    return status == 429 or (status >= 500 and status not in PERMANENT_5XX)
 
 
 def backoff(attempt: int, backoff_factor: float) -> float:
@@ -51,8 +63,7 @@ def retry_delay(
     A 429 or a 5xx other than 501/505 is transient; a 429/503 ``Retry-After`` (capped
     at ``max_retry_wait``) replaces the backoff.
     """
-    transient = status == 429 or (status >= 500 and status not in PERMANENT_5XX)
-    if not transient or attempt > retries:
+    if not is_transient_status(status) or attempt > retries:
         return None
     if status in _RETRY_AFTER_STATUSES:
         wait = retry_after_seconds(headers.get("retry-after"))

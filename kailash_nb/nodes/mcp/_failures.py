@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import anyio
 
+from kailash_nb.nodes._retry import is_transient_status
 from kailash_nb.nodes._ssrf import DestinationNotAllowedError
 from kailash_nb.nodes.mcp._spec import MCPServerSpec, shown_url
 from kailash_nb.nodes.mcp.errors import (
@@ -98,7 +99,7 @@ def classify(exc: BaseException) -> tuple[str, BaseException]:
             return ("timeout" if code == _REQUEST_TIMEOUT else "protocol"), leaf
         if isinstance(leaf, httpx.HTTPStatusError):
             status = leaf.response.status_code
-            return ("lost" if status >= 500 or status == 429 else "protocol"), leaf
+            return ("lost" if is_transient_status(status) else "protocol"), leaf
     leaf = leaves[0]
     return ("lost" if _is_transport_failure(leaf) else "protocol"), leaf
 

@@ -359,3 +359,17 @@ def test_a_failure_message_never_quotes_the_urls_token_even_rewritten():
     assert "abcdef123" not in message
     assert "tok-98765" not in message
     assert "401 Unauthorized" in message
+
+
+@pytest.mark.parametrize(("status", "failure"), [(503, "lost"), (429, "lost"), (501, "protocol")])
+def test_an_http_status_is_retried_exactly_when_the_http_nodes_retry_it(status, failure):
+    # 501 and 505 say the server will never handle the request: no new session helps.
+    import httpx
+
+    from kailash_nb.nodes.mcp._failures import classify
+
+    request = httpx.Request("POST", "https://tools.example.com/mcp")
+    error = httpx.HTTPStatusError(
+        str(status), request=request, response=httpx.Response(status, request=request)
+    )
+    assert classify(error)[0] == failure
