@@ -41,7 +41,7 @@ import asyncio
 import itertools
 import uuid
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -69,7 +69,7 @@ class RemoteOutputs:
     manifest of its outgoing connections and the outputs' keys (iterating it yields
     them, as iterating the outputs would)."""
 
-    __slots__ = ("future", "keys", "manifest")
+    __slots__ = ("future", "keys", "manifest", "value")
 
     def __init__(
         self, future: Future, manifest: dict[Connection, int | str], keys: list[str]
@@ -77,6 +77,8 @@ class RemoteOutputs:
         self.future = future
         self.manifest = manifest
         self.keys = keys
+        #: The outputs once fetched to the client (for ``on_output``), else ``None``.
+        self.value: dict[str, Any] | None = None
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.keys)
@@ -410,13 +412,30 @@ class DaskExecutor(NodeExecutor):
         """Gather the outputs of ``node_ids`` into ``run.results`` (a worker thread
         waits for them; the engine's loop keeps running)."""
         results = run.results
-        remote = [node_id for node_id in node_ids if type(results.get(node_id)) is RemoteOutputs]
+        remote = []
+        for node_id in node_ids:
+            held = results.get(node_id)
+            if type(held) is RemoteOutputs:
+                if held.value is None:
+                    remote.append(node_id)
+                else:
+                    results[node_id] = held.value
         if not remote:
             return
         futures = [results[node_id].future for node_id in remote]
         values = await anyio.to_thread.run_sync(self.client.gather, futures)
         for node_id, value in zip(remote, values, strict=True):
             results[node_id] = value
+
+    async def outputs_of(self, run: WorkflowRun, node_id: str) -> Any:
+        """``node_id``'s outputs fetched from its worker (a worker thread waits), kept
+        for the end of the run; its dependents still read them on the workers."""
+        held = run.results[node_id]
+        if type(held) is not RemoteOutputs:
+            return held
+        if held.value is None:
+            held.value = await anyio.to_thread.run_sync(held.future.result)
+        return held.value
 
     async def collect(self, run: WorkflowRun) -> None:
         """Release the tasks submitted ahead that the engine did not adopt, and gather
@@ -426,23 +445,6 @@ class DaskExecutor(NodeExecutor):
             for key in state.release():
                 self._attempts.pop(key, None)
         await self.fetch(run, list(run.results))
-
-    def output_watcher(
-        self, on_output: Callable[[str, dict[str, Any]], object]
-    ) -> Callable[[str, Any], object]:
-        """``on_output`` called with each node's outputs fetched from its worker."""
-        value = self.value
-
-        def watcher(node_id: str, outputs: Any) -> object:
-            return on_output(node_id, value(outputs))
-
-        return watcher
-
-    def value(self, outputs: Any) -> Any:
-        """``outputs`` as a plain dict, gathered from its worker if remote (blocking)."""
-        if type(outputs) is RemoteOutputs:
-            return outputs.future.result()
-        return outputs
 
     def _outgoing_of(self, plan: ExecutionPlan) -> dict[str, tuple[Connection, ...]]:
         """The connections leaving each node of ``plan`` (cycle edges included)."""

@@ -12,7 +12,6 @@ hold handles to them until the run ends.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -54,13 +53,10 @@ class NodeExecutor:
         ``NodeExecutionError``)."""
         raise NotImplementedError
 
-    def output_watcher(
-        self, on_output: Callable[[str, dict[str, Any]], object]
-    ) -> Callable[[str, Any], object]:
-        """What the engine calls with each node's outputs (as ``attempt`` returned them)
-        for the caller's ``on_output``, which wants plain dicts: ``on_output`` itself
-        here, where outputs are plain dicts already."""
-        return on_output
+    async def outputs_of(self, run: WorkflowRun, node_id: str) -> Any:
+        """``node_id``'s outputs as a plain dict, for the caller's ``on_output``; what
+        ``run.results`` holds is left as it is."""
+        return run.results[node_id]
 
     async def fetch(self, run: WorkflowRun, node_ids: Any) -> None:
         """Make the results of ``node_ids`` plain dicts in ``run.results`` (the engine

@@ -214,7 +214,7 @@ class WorkflowRun(CycleExecution, RunEvents):
             plan.sequential and not settings.needs_loop_always and self.executor.allows_inline
         )
         self._thread_limiter: anyio.CapacityLimiter | None = None
-        self.on_output = None if on_output is None else self.executor.output_watcher(on_output)
+        self.on_output = on_output
         self.on_failure = on_failure
         self.guard = guard
         self.cached = self._check_cached(cached_outputs, copy_cached)
@@ -545,7 +545,7 @@ class WorkflowRun(CycleExecution, RunEvents):
                     return
             self.results[node_id] = outputs
             if self.on_output is not None and iteration is None:
-                self.on_output(node_id, outputs)
+                self.on_output(node_id, await self.executor.outputs_of(self, node_id))
             self._node_completed(node_id, time.perf_counter() - started, iteration)
             return
 
