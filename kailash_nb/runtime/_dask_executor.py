@@ -447,7 +447,8 @@ class DaskExecutor(NodeExecutor):
         await self.fetch(run, list(run.results))
 
     def _outgoing_of(self, plan: ExecutionPlan) -> dict[str, tuple[Connection, ...]]:
-        """The connections leaving each node of ``plan`` (cycle edges included)."""
+        """The connections leaving each node of ``plan`` (cycle edges included: they are
+        the connections of ``plan.cycle_inputs``)."""
         known = self._outgoing.get(plan)
         if known is not None:
             return known
@@ -460,11 +461,6 @@ class DaskExecutor(NodeExecutor):
                     if connection not in seen:
                         seen.add(connection)
                         outgoing[connection.source_node].append(connection)
-        for edges in plan.cycle_edges.values():
-            for connection in edges:
-                if connection not in seen:
-                    seen.add(connection)
-                    outgoing[connection.source_node].append(connection)
         frozen = {node_id: tuple(connections) for node_id, connections in outgoing.items()}
         self._outgoing[plan] = frozen
         return frozen
