@@ -66,6 +66,16 @@ class RunRequest:
     node_events: bool
     guard: NodeGuard | None = None
 
+    def run_on(self, runtime: LocalRuntime) -> RunOutcome:
+        """Execute this run with ``runtime`` in the calling thread; how it ended."""
+        return runtime.execute_outcome(
+            self.workflow,
+            self.parameters,
+            run_id=self.run_id,
+            node_events=self.node_events,
+            guard=self.guard,
+        )
+
 
 @dataclass(frozen=True)
 class BackendSetup:

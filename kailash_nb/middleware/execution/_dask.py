@@ -109,16 +109,7 @@ class DaskBackend(ExecutionBackend):
         Raises:
             RuntimeError: the run threads are shut down (the gateway stopped).
         """
-        return await self._threads().call(functools.partial(self._execute, run))
-
-    def _execute(self, run: RunRequest) -> RunOutcome:
-        return self.connect().execute_outcome(
-            run.workflow,
-            run.parameters,
-            run_id=run.run_id,
-            node_events=run.node_events,
-            guard=run.guard,
-        )
+        return await self._threads().call(lambda: run.run_on(self.connect()))
 
     def close(self) -> None:
         """Close the runtime (and the client it opened for an address)."""

@@ -28,13 +28,7 @@ class InlineBackend(ExecutionBackend):
 
     async def execute(self, run: RunRequest) -> RunOutcome:
         """Run ``run`` to its end on the loop; see :meth:`ExecutionBackend.execute`."""
-        return self.runtime.execute_outcome(
-            run.workflow,
-            run.parameters,
-            run_id=run.run_id,
-            node_events=run.node_events,
-            guard=run.guard,
-        )
+        return run.run_on(self.runtime)
 
 
 register_backend("inline", InlineBackend)

@@ -41,15 +41,7 @@ class ThreadBackend(ExecutionBackend):
         Raises:
             RuntimeError: the run threads are shut down (the gateway stopped).
         """
-        execute = functools.partial(
-            self.runtime.execute_outcome,
-            run.workflow,
-            run.parameters,
-            run_id=run.run_id,
-            node_events=run.node_events,
-            guard=run.guard,
-        )
-        return await self._threads().call(execute)
+        return await self._threads().call(functools.partial(run.run_on, self.runtime))
 
 
 register_backend("thread", ThreadBackend)
