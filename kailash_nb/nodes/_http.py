@@ -26,8 +26,6 @@ __all__ = ["HTTPRequestCore"]
 
 _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 _RESPONSE_FORMATS = ("auto", "json", "text", "bytes")
-#: Destination refusals that allow_private_network does not lift.
-NEVER_PRIVATE_REASONS = ("a link-local", "a multicast", "an unspecified", "a reserved")
 # Query parameters whose values never appear in messages; over-matching only hides more.
 _SECRET_QUERY_WORDS = (
     "token",
@@ -264,7 +262,7 @@ class HTTPRequestCore:
     def _refused(
         self, options: dict[str, Any], url: str, refusal: DestinationNotAllowedError
     ) -> DestinationNotAllowedError:
-        if self._policy.allow_private_network or refusal.reason.startswith(NEVER_PRIVATE_REASONS):
+        if self._policy.allow_private_network or not refusal.private_network:
             advice = f"if the deployment must reach it, list its network in {ALLOW_NETWORKS_ENV}"
         else:
             advice = (

@@ -111,6 +111,12 @@ class DestinationNotAllowedError(NodeExecutionError):
         self.address = address
         self.reason = reason
 
+    @property
+    def private_network(self) -> bool:
+        """The address is on the organisation's own networks (loopback, RFC 1918, CGNAT,
+        unique-local): ``allow_private_network=True`` would let the request through."""
+        return self.reason.partition(" (as ")[0] in _PRIVATE_NETWORK_REASONS
+
 
 def refusal_reason(address: IPAddress) -> str | None:
     """Why ``address`` is not a public destination, or ``None`` when it is."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import anyio
 
 from kailash_nb.nodes._retry import is_transient_status
-from kailash_nb.nodes._ssrf import DestinationNotAllowedError
+from kailash_nb.nodes._ssrf import ALLOW_NETWORKS_ENV, DestinationNotAllowedError
 from kailash_nb.nodes.mcp._spec import MCPServerSpec, shown_url
 from kailash_nb.nodes.mcp.errors import (
     MCPConnectionError,
@@ -37,6 +37,7 @@ def failure_error(
     failure: str,
     attempts: int,
     timeout: float,
+    allow_private_network: bool = False,
 ) -> Exception:
     """The typed error for a call that failed as ``failure`` (from ``classify``), its
     message led by ``subject`` and naming the server and the tool."""
@@ -45,10 +46,16 @@ def failure_error(
     head = f"{subject}: {what} on {spec.where}"
     if failure == "refused":
         assert isinstance(leaf, DestinationNotAllowedError)
+        if allow_private_network or not leaf.private_network:
+            advice = f"if the deployment must reach it, list its network in {ALLOW_NETWORKS_ENV}"
+        else:
+            advice = (
+                "the workflow author may set allow_private_network=True on the node, or the "
+                f"deployment may list the network in {ALLOW_NETWORKS_ENV}"
+            )
         return DestinationNotAllowedError(
             f"{head} refused, nothing was sent: {leaf}; MCP nodes reach only public "
-            "addresses unless the workflow author sets allow_private_network=True on the "
-            "node, or the deployment lists the network in KAILASH_NB_HTTP_ALLOW_NETWORKS",
+            f"addresses; {advice}",
             host=leaf.host,
             address=leaf.address,
             reason=leaf.reason,

@@ -232,7 +232,14 @@ class MCPSessionPool:
                     await self._drop(spec, connection)
                 if failure != "lost" or attempt > retries:
                     raise failure_error(
-                        self.subject, spec, tool, cause, failure, attempt, timeout
+                        self.subject,
+                        spec,
+                        tool,
+                        cause,
+                        failure,
+                        attempt,
+                        timeout,
+                        self.policy.allow_private_network,
                     ) from None
             await anyio.sleep(backoff(attempt, backoff_factor))
 

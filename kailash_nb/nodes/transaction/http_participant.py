@@ -38,7 +38,7 @@ import logging
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from kailash_nb.nodes._http import NEVER_PRIVATE_REASONS, _shown_url
+from kailash_nb.nodes._http import _shown_url
 from kailash_nb.nodes._retry import PERMANENT_5XX
 from kailash_nb.nodes._ssrf import ALLOW_NETWORKS_ENV, DestinationNotAllowedError
 from kailash_nb.nodes.api import HTTPRequestNode
@@ -173,7 +173,7 @@ class HttpParticipant(Participant):
 
     def _refusal_advice(self, refusal: DestinationNotAllowedError) -> str:
         advice = f"list its network in {ALLOW_NETWORKS_ENV} if the deployment must reach it"
-        if self._allow_private_network or refusal.reason.startswith(NEVER_PRIVATE_REASONS):
+        if self._allow_private_network or not refusal.private_network:
             return advice
         return (
             "set allow_private_network=True in the participant's options to reach internal "

@@ -373,3 +373,27 @@ def test_an_http_status_is_retried_exactly_when_the_http_nodes_retry_it(status, 
         str(status), request=request, response=httpx.Response(status, request=request)
     )
     assert classify(error)[0] == failure
+
+
+@pytest.mark.parametrize(
+    ("reason", "allowed", "suggests_the_flag"),
+    [
+        ("a loopback address", False, True),
+        ("a loopback address", True, False),  # set already: only the deployment can
+        ("a link-local address", False, False),  # the flag never reaches link-local
+    ],
+)
+def test_a_refusal_suggests_allow_private_network_only_where_it_would_help(
+    reason, allowed, suggests_the_flag
+):
+    from kailash_nb.nodes.mcp._failures import failure_error
+    from kailash_nb.nodes.mcp._spec import server_spec
+
+    refusal = DestinationNotAllowedError(
+        f"host 'h' is 10.0.0.1, {reason}", host="h", address="10.0.0.1", reason=reason
+    )
+    spec = server_spec("https://h/mcp")
+    error = failure_error("node 'n'", spec, "add", refusal, "refused", 1, 5.0, allowed)
+    assert isinstance(error, DestinationNotAllowedError)
+    assert ("allow_private_network=True" in str(error)) == suggests_the_flag
+    assert "KAILASH_NB_HTTP_ALLOW_NETWORKS" in str(error)
