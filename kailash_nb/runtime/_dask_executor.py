@@ -191,8 +191,7 @@ class DaskExecutor(NodeExecutor):
         self._runs: weakref.WeakKeyDictionary[WorkflowRun, RunAhead] = weakref.WeakKeyDictionary()
         client.subscribe_topic(self.topic, self._on_event)
         client.subscribe_topic(RESTART_TOPIC, self._on_event)
-        if RestartReporter.name not in _registered(client):
-            client.register_plugin(RestartReporter(), name=RestartReporter.name)
+        client.register_plugin(RestartReporter(), name=RestartReporter.name)
 
     def close(self) -> None:
         """Stop receiving the workers' events (idempotent)."""
@@ -464,12 +463,3 @@ class DaskExecutor(NodeExecutor):
         frozen = {node_id: tuple(connections) for node_id, connections in outgoing.items()}
         self._outgoing[plan] = frozen
         return frozen
-
-
-def _registered(client: Client) -> set[str]:
-    """The names of the scheduler plugins of ``client``'s cluster."""
-    return set(client.run_on_scheduler(_plugin_names))
-
-
-def _plugin_names(dask_scheduler: Any) -> list[str]:
-    return list(dask_scheduler.plugins)

@@ -124,6 +124,9 @@ class RestartReporter(SchedulerPlugin):
     """Scheduler plugin: log each task handed to a worker again after a lost worker."""
 
     name = "kailash_nb-restarts"
+    #: Registered once per cluster: the scheduler keeps the first and ignores the others
+    #: (every DaskRuntime registers it).
+    idempotent = True
 
     def start(self, scheduler: Any) -> None:
         """Keep the scheduler (called when the plugin is added)."""
