@@ -111,8 +111,5 @@ def clean_source(run: Any, node_id: str, plan: AheadPlan) -> bool:
     retries, no timeout, outside every cycle."""
     if node_id not in plan.acyclic:
         return False
-    options = run.plan.options.get(node_id)
-    retries = options.retries if options and options.retries is not None else None
-    retries = run.settings.node_retries if retries is None else retries
-    timeout = options.timeout if options and options.timeout else run.settings.node_timeout
+    timeout, retries = run.settings.attempts(run.plan.options.get(node_id))
     return not retries and timeout is None

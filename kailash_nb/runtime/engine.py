@@ -115,6 +115,13 @@ class EngineSettings:
                 f"max_worker_threads must be a positive int, got {self.max_worker_threads!r}"
             )
 
+    def attempts(self, options: Any) -> tuple[float | None, int]:
+        """A node's per-attempt timeout and its retries: from its own ``NodeOptions``
+        (``set_node_options``) where given, else these defaults."""
+        timeout = options.timeout if options and options.timeout else self.node_timeout
+        retries = options.retries if options and options.retries is not None else None
+        return timeout, self.node_retries if retries is None else retries
+
     @property
     def needs_loop_always(self) -> bool:
         """True when these settings alone require the event-loop scheduler."""
@@ -506,9 +513,7 @@ class WorkflowRun(CycleExecution, RunEvents):
         if kwargs is None:
             return
         options = self.plan.options.get(node_id)
-        timeout = options.timeout if options and options.timeout else self.settings.node_timeout
-        retries = options.retries if options and options.retries is not None else None
-        retries = self.settings.node_retries if retries is None else retries
+        timeout, retries = self.settings.attempts(options)
         delay = options.retry_delay if options else 0.1
         attempt = 0
         while True:
