@@ -519,6 +519,35 @@ def test_mcp_is_off_unless_asked_and_checked_when_asked(sqlite_url, serve_gatewa
     assert served.client.post("/mcp", json={}).status_code == 404
 
 
+def fail(x: int) -> int:
+    """Raise for every x."""
+    raise ValueError(f"no good: {x}")
+
+
+def test_a_failed_run_is_an_error_result_saying_what_rest_says(
+    sqlite_url, secured_gateway, serve_gateway
+):
+    gateway = secured_gateway(sqlite_url, mcp=True)
+    gateway.register_workflow("boom", _workflow((fail, "fail")), expose_errors=True)
+    served = serve_gateway(gateway)
+    rest = served.client.post(
+        "/workflows/boom/execute",
+        json={"parameters": {"fail": {"x": 3}}},
+        headers=served.bearer_headers(),
+    )
+    assert rest.status_code == 422
+
+    async def main():
+        async with mcp_session(served.url, "http", served.access_token()) as session:
+            return await session.call_tool("boom", {"fail": {"x": 3}})
+
+    result = run(main())
+    assert result.isError
+    text = result.content[0].text
+    assert text.startswith(f"run failed: {rest.json()['detail']}")
+    assert "failed nodes:" in text and '"fail"' in text
+
+
 def test_a_callers_sessions_are_capped_least_recently_used_idle_first():
     from kailash_nb.middleware.identity import Identity
     from kailash_nb.middleware.mcp import McpSessionLimitError, McpSessions

@@ -10,10 +10,10 @@ import tornado.web
 from kailash_nb.access_control import AccessDeniedError
 from kailash_nb.middleware._problems import ProblemError
 from kailash_nb.middleware._result_cache import CacheLookup
-from kailash_nb.middleware._run_errors import ENDED, ErrorView
+from kailash_nb.middleware._run_problems import run_problem
 from kailash_nb.middleware.contract import operations
 from kailash_nb.middleware.contract.models import ExecuteRequest
-from kailash_nb.middleware.execution import RunEntry, RunQueueFullError
+from kailash_nb.middleware.execution import RunQueueFullError
 from kailash_nb.middleware.handlers.base import GatewayHandler
 from kailash_nb.middleware.handlers.sessions import start_in_session
 from kailash_nb.middleware.identity import Identity
@@ -34,8 +34,6 @@ __all__ = [
 BUSY_RETRY_SECONDS = 1
 #: ``Retry-After`` seconds when the access decision could not be audited.
 AUDIT_RETRY_SECONDS = 5
-#: ``Retry-After`` seconds when a run failed because a store or service was down.
-UNAVAILABLE_RETRY_SECONDS = 5
 
 
 _EXECUTE_CODES = {"parameters": "invalid_parameters", "session_id": "invalid_session_id"}
@@ -183,39 +181,6 @@ class ExecuteHandler(_WorkflowRoute):
             )
             return
         raise run_problem(entry, run_url, self.gateway.error_view(name))
-
-
-def run_problem(entry: RunEntry, run_url: str, view: ErrorView) -> ProblemError:
-    """The answer to a run that did not complete: 403 ``node_access_denied`` when the
-    access policy refused one of its nodes, 503 ``dependency_unavailable`` when a node
-    could not reach a store or service it needs, 504 ``run_timeout`` past its deadline,
-    else 422 ``run_failed`` (a node failed, or the run could not be executed), naming
-    the failed nodes and their error types (their messages only as ``view`` allows)."""
-    extra = {"run_id": entry.run_id, "run_url": run_url}
-    if entry.denied_node is not None:
-        return ProblemError(
-            403,
-            "node_access_denied",
-            f"the access policy denies executing node {entry.denied_node!r} of workflow "
-            f"{entry.workflow!r}; the run failed there",
-            extra=extra,
-        )
-    if entry.error is not None and entry.error.get("unavailable"):
-        return ProblemError(
-            503,
-            "dependency_unavailable",
-            "a store or service the workflow needs could not be reached; the run failed "
-            "and may succeed when retried",
-            headers={"Retry-After": str(UNAVAILABLE_RETRY_SECONDS)},
-            extra=extra,
-        )
-    error = view.error(entry.error) or {}
-    if entry.status == "timeout":
-        return ProblemError(504, "run_timeout", error.get("message", ENDED["timeout"]), extra=extra)
-    extra["node_id"] = error.get("node_id")
-    extra["failed_nodes"] = error.get("failed_nodes", [])
-    detail = error.get("message", ENDED.get(entry.status, ENDED["failed"]))
-    return ProblemError(422, "run_failed", detail, extra=extra)
 
 
 def _check_overrides(parameters: dict[str, Any], identity: Identity) -> None:

@@ -30,7 +30,7 @@ from kailash_nb._json_text import json_text
 from kailash_nb.access_control import AccessDeniedError
 from kailash_nb.middleware._problems import ProblemError
 from kailash_nb.middleware._realtime import Outbox, OutboxClosed, event_frame, is_final
-from kailash_nb.middleware._run_errors import ENDED
+from kailash_nb.middleware._run_problems import run_problem
 from kailash_nb.middleware.execution import RunEntry, RunQueueFullError
 from kailash_nb.middleware.mcp.sessions import McpSession, ToolCall
 from kailash_nb.middleware.schemas import overrides_refusal
@@ -217,18 +217,11 @@ def run_result(gateway: GatewayState, entry: RunEntry) -> dict[str, Any]:
             "isError": False,
             "_meta": {RUN_ID_META: entry.run_id},
         }
-    if entry.denied_node is not None:
-        text = f"the access policy denies executing node {entry.denied_node!r}; the run failed"
-    elif entry.error is not None and entry.error.get("unavailable"):
-        text = "a store or service the workflow needs could not be reached; retry later"
-    else:
-        error = gateway.error_view(entry.workflow).error(entry.error) or {}
-        text = f"run {entry.status}: " + error.get(
-            "message", ENDED.get(entry.status, ENDED["failed"])
-        )
-        failed = error.get("failed_nodes") or []
-        if failed:
-            text += f" (failed nodes: {json.dumps(failed)[:2000]})"
+    problem = run_problem(entry, f"/runs/{entry.run_id}", gateway.error_view(entry.workflow))
+    text = f"run {entry.status}: {problem.detail}"
+    failed = problem.extra.get("failed_nodes")
+    if failed:
+        text += f" (failed nodes: {json.dumps(failed)[:2000]})"
     return error_result(text, entry.run_id)
 
 
